@@ -1,0 +1,26 @@
+package store
+
+import (
+	"encoding/binary"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Seen records key (a Slack envelope id, a click's action id plus message ts) for ttl and
+// reports whether it was new. Checking and recording happen in one transaction, so of two
+// deliveries of the same key exactly one sees first == true. An expired key counts as new.
+func (s *Store) Seen(key string, ttl time.Duration) (first bool, err error) {
+	now := s.now()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDedupe)
+		if v := b.Get([]byte(key)); v != nil && !expired(v, now) {
+			return nil
+		}
+		first = true
+		exp := make([]byte, 8)
+		binary.BigEndian.PutUint64(exp, uint64(now.Add(ttl).UnixNano()))
+		return b.Put([]byte(key), exp)
+	})
+	return first, err
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// BeginEntry is the write-ahead step: it commits e in state EntryExecuting and returns it with
+// its id. IMPORTANT: call it, and check its error, before touching MongoDB; if it fails, do not
+// run the action.
+func (s *Store) BeginEntry(e Entry, by string) (Entry, error) {
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.now()
+	}
+	return insert(s, bucketEntries, &e, Step{State: EntryExecuting, At: e.CreatedAt, By: by},
+		func(e *Entry, id uint64) { e.ID = id })
+}
+
+// Entry returns journal entry id, or ErrNotFound.
+func (s *Store) Entry(id uint64) (Entry, error) {
+	var e Entry
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		e, err = get[Entry](tx, bucketEntries, id)
+		return err
+	})
+	return e, err
+}
+
+// TransitionEntry moves entry id from one of the states in from to next.State, applying mutate
+// in the same transaction (to record After, Undo or Error), or returns a *ConflictError.
+func (s *Store) TransitionEntry(id uint64, from []string, next Step, mutate func(*Entry)) (Entry, error) {
+	return transition(s, bucketEntries, id, from, next, mutate)
+}
+
+// UpdateEntry lets fn change entry id inside one read-write transaction, for changes that are
+// not a state transition (such as recording the pre-image before a destructive step).
+func (s *Store) UpdateEntry(id uint64, fn func(*Entry) error) (Entry, error) {
+	return update(s, bucketEntries, id, fn)
+}
+
+// Executing returns every entry still in EntryExecuting, oldest first: after a crash these
+// are the actions whose outcome start-up must establish.
+func (s *Store) Executing() ([]Entry, error) {
+	var out []Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExecuting).ForEach(func(k, _ []byte) error {
+			e, err := get[Entry](tx, bucketEntries, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// History lists journal entries newest first, limit at a time. Pass the returned next as
+// before for the following page; next is 0 on the last page.
+func (s *Store) History(before uint64, limit int) ([]Entry, uint64, error) {
+	return list[Entry](s, bucketEntries, before, limit, nil)
+}
+
+// Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
+func (s *Store) Export(w io.Writer) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		enc := json.NewEncoder(w)
+		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			if !json.Valid(v) {
+				return fmt.Errorf("store: entry %d does not decode", binary.BigEndian.Uint64(k))
+			}
+			return enc.Encode(json.RawMessage(v))
+		})
+	})
+}
+
+// PurgeStats says what Purge removed.
+type PurgeStats struct {
+	Dedupe, Secrets, Entries int
+}
+
+// Purge deletes expired dedupe keys and secrets and, when a retention is set, finished journal
+// entries created before now minus the retention. Entries still executing are never purged.
+func (s *Store) Purge() (PurgeStats, error) {
+	var st PurgeStats
+	now := s.now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if st.Dedupe, err = deleteWhere(tx.Bucket(bucketDedupe), func(v []byte) bool {
+			return expired(v, now)
+		}); err != nil {
+			return err
+		}
+		if st.Secrets, err = deleteWhere(tx.Bucket(bucketSecrets), func(v []byte) bool {
+			var sec sealed
+			return json.Unmarshal(v, &sec) == nil && !now.Before(sec.ExpiresAt)
+		}); err != nil {
+			return err
+		}
+		if s.retention <= 0 {
+			return nil
+		}
+		cutoff := now.Add(-s.retention)
+		st.Entries, err = deleteWhere(tx.Bucket(bucketEntries), func(v []byte) bool {
+			var e Entry
+			return json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && e.CreatedAt.Before(cutoff)
+		})
+		return err
+	})
+	return st, err
+}
+
+func deleteWhere(b *bolt.Bucket, match func(v []byte) bool) (int, error) {
+	var doomed [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if match(v) {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
+}
+
+func expired(v []byte, now time.Time) bool {
+	if len(v) != 8 {
+		return true
+	}
+	return !now.Before(time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Journal entry states. The write-ahead rule: an entry is EntryExecuting, and committed, before
+// MongoDB is touched; it leaves that state only once the outcome is known.
+const (
+	EntryExecuting  = "executing"
+	EntryDone       = "done"
+	EntryFailed     = "failed"
+	EntryRolledBack = "rolled_back"
+	// EntryUnknown marks an entry whose outcome could not be established by reconciliation;
+	// a person must look.
+	EntryUnknown = "unknown"
+)
+
+// Step is one state a record went through, with when and who.
+type Step struct {
+	State string    `json:"state"`
+	At    time.Time `json:"at"`
+	By    string    `json:"by,omitempty"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// Vote is one approver's decision on a request.
+type Vote struct {
+	User    string    `json:"user"`
+	Approve bool      `json:"approve"`
+	At      time.Time `json:"at"`
+}
+
+// MessageRef locates a Slack message so it can be updated in place.
+type MessageRef struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
+// Request is an approval request. Its states are the approvals package's; the store only
+// compares and sets them.
+type Request struct {
+	ID        uint64            `json:"id"`
+	Action    string            `json:"action"`
+	Connector string            `json:"connector"`
+	Args      map[string]string `json:"args,omitempty"`
+	Requester string            `json:"requester"`
+	Reason    string            `json:"reason,omitempty"`
+	Votes     []Vote            `json:"votes,omitempty"`
+	State     string            `json:"state"`
+	History   []Step            `json:"history"`
+	Card      MessageRef        `json:"card"`
+	CreatedAt time.Time         `json:"created_at"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	// EntryID is the journal entry the execution of this request wrote, once it has run.
+	EntryID uint64 `json:"entry_id,omitempty"`
+}
+
+// Entry is one journaled action (or rollback, or scheduled run). It never holds a secret:
+// Before, After and Undo are the connector's descriptions of user state, which carry roles and
+// restrictions, never passwords.
+type Entry struct {
+	ID         uint64            `json:"id"`
+	RequestID  uint64            `json:"request_id,omitempty"`
+	ScheduleID uint64            `json:"schedule_id,omitempty"`
+	RollbackOf uint64            `json:"rollback_of,omitempty"`
+	Requester  string            `json:"requester"`
+	Approvers  []string          `json:"approvers,omitempty"`
+	Connector  string            `json:"connector"`
+	Action     string            `json:"action"`
+	Args       map[string]string `json:"args,omitempty"`
+	Before     json.RawMessage   `json:"before,omitempty"`
+	After      json.RawMessage   `json:"after,omitempty"`
+	Undo       json.RawMessage   `json:"undo,omitempty"`
+	State      string            `json:"state"`
+	History    []Step            `json:"history"`
+	Error      string            `json:"error,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	// RolledBackBy is the id of the entry that undid this one.
+	RolledBackBy uint64 `json:"rolled_back_by,omitempty"`
+}
+
+// Schedule is a recurring password rotation.
+type Schedule struct {
+	ID         uint64    `json:"id"`
+	Connector  string    `json:"connector"`
+	User       string    `json:"user"`
+	DB         string    `json:"db"`
+	Spec       string    `json:"spec"`
+	Owner      string    `json:"owner"`
+	RequestID  uint64    `json:"request_id,omitempty"`
+	State      string    `json:"state"` // "active" or "removed"
+	History    []Step    `json:"history"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastRun    time.Time `json:"last_run,omitzero"`
+	LastResult string    `json:"last_result,omitempty"`
+	LastEntry  uint64    `json:"last_entry,omitempty"`
+}
+
+// Schedule states.
+const (
+	ScheduleActive  = "active"
+	ScheduleRemoved = "removed"
+)

@@ -1,0 +1,326 @@
+package store
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// KeyFileName is the key file created in the data folder when no key is given.
+const KeyFileName = "secret.key"
+
+// Errors of the one-time secrets.
+var (
+	// ErrExpired is returned by TakeSecret for a secret past its TTL; it is deleted.
+	ErrExpired = errors.New("store: secret expired")
+	// ErrNotOwner is returned by TakeSecret when someone other than the owner asks; the
+	// secret is kept for its owner.
+	ErrNotOwner = errors.New("store: secret belongs to someone else")
+	// ErrBadKey is returned when a key is not 32 bytes, or a secret was sealed with a key the
+	// store does not have.
+	ErrBadKey = errors.New("store: encryption key")
+)
+
+// sealed is a secret as stored: only ciphertext. The id, owner and expiry are bound to it as
+// additional data, so a record cannot be moved or its expiry extended by editing the file.
+type sealed struct {
+	Owner     string    `json:"owner"`
+	ExpiresAt time.Time `json:"expires_at"`
+	KeyID     string    `json:"key_id"`
+	Nonce     []byte    `json:"nonce"`
+	Box       []byte    `json:"box"`
+}
+
+// ParseKey reads a 32-byte key written as 64 hex digits or base64 (standard or URL, padded or
+// not), as BOT_ENCRYPTION_KEY holds it.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: want 32 bytes as 64 hex digits or base64", ErrBadKey)
+}
+
+// NewKey returns a fresh random 32-byte key, hex encoded.
+func NewKey() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+type keyring struct {
+	dir     string
+	pending []byte // key of a Rekey that a crash interrupted; Open finishes it
+	fromEnv bool
+	current cipher.AEAD
+	id      string
+	byID    map[string]cipher.AEAD
+}
+
+func keyID(key []byte) string {
+	sum := sha256.Sum256(append([]byte("mongobot-key-id:"), key...))
+	return hex.EncodeToString(sum[:6])
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("%w: want 32 bytes, got %d", ErrBadKey, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (k *keyring) add(key []byte) (string, cipher.AEAD, error) {
+	a, err := newAEAD(key)
+	if err != nil {
+		return "", nil, err
+	}
+	id := keyID(key)
+	k.byID[id] = a
+	return id, a, nil
+}
+
+// loadKeyring uses key when given; otherwise the key file in dir, created 0600 on first use.
+// A pending key file left by an interrupted Rekey is loaded too, so its secrets stay readable.
+func loadKeyring(dir string, key []byte, old [][]byte) (*keyring, error) {
+	k := &keyring{dir: dir, fromEnv: key != nil, byID: map[string]cipher.AEAD{}}
+	for _, o := range old {
+		if _, _, err := k.add(o); err != nil {
+			return nil, err
+		}
+	}
+	if key == nil {
+		var err error
+		if key, err = readOrCreateKeyFile(filepath.Join(dir, KeyFileName)); err != nil {
+			return nil, err
+		}
+		if pending, err := os.ReadFile(filepath.Join(dir, KeyFileName+".new")); err == nil {
+			if pk, err := ParseKey(string(pending)); err == nil {
+				if _, _, err := k.add(pk); err != nil {
+					return nil, err
+				}
+				k.pending = pk
+			}
+		}
+	}
+	id, a, err := k.add(key)
+	if err != nil {
+		return nil, err
+	}
+	k.id, k.current = id, a
+	return k, nil
+}
+
+func readOrCreateKeyFile(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := writeFileSync(path, []byte(NewKey()+"\n")); err != nil {
+			return nil, fmt.Errorf("store: create key file: %w", err)
+		}
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read key file: %w", err)
+	}
+	key, err := ParseKey(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("store: key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// writeFileSync creates path 0600 with data, exclusively, and syncs it.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func aad(id, owner string, exp time.Time) []byte {
+	return []byte(id + "\x00" + owner + "\x00" + exp.UTC().Format(time.RFC3339Nano))
+}
+
+func (k *keyring) seal(id, owner string, exp time.Time, plain []byte) (sealed, error) {
+	nonce := make([]byte, k.current.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return sealed{}, err
+	}
+	return sealed{Owner: owner, ExpiresAt: exp.UTC(), KeyID: k.id, Nonce: nonce,
+		Box: k.current.Seal(nil, nonce, plain, aad(id, owner, exp))}, nil
+}
+
+func (k *keyring) open(id string, s sealed) ([]byte, error) {
+	a, ok := k.byID[s.KeyID]
+	if !ok {
+		return nil, fmt.Errorf("%w: secret %s was sealed with a key this store was not given", ErrBadKey, id)
+	}
+	plain, err := a.Open(nil, s.Nonce, s.Box, aad(id, s.Owner, s.ExpiresAt))
+	if err != nil {
+		return nil, fmt.Errorf("%w: secret %s does not authenticate", ErrBadKey, id)
+	}
+	return plain, nil
+}
+
+// PutSecret seals plain for owner with a time to live and returns its id, a random string that
+// is safe to put in a button's value.
+func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string, error) {
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(idb)
+	rec, err := s.keys.seal(id, owner, s.now().Add(ttl), plain)
+	if err != nil {
+		return "", err
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
+	}
+	return id, s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSecrets).Put([]byte(id), raw)
+	})
+}
+
+// TakeSecret returns secret id to its owner and deletes it in the same transaction: it can be
+// read once. It returns ErrNotFound (never stored, or already taken), ErrExpired (deleted now),
+// or ErrNotOwner (kept).
+func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
+	var plain []byte
+	now := s.now()
+	var expiredNow bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		raw := b.Get([]byte(id))
+		if raw == nil {
+			return fmt.Errorf("%w: secret", ErrNotFound)
+		}
+		var rec sealed
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("store: decode secret: %w", err)
+		}
+		if rec.Owner != owner {
+			return ErrNotOwner
+		}
+		if !now.Before(rec.ExpiresAt) {
+			expiredNow = true
+			return b.Delete([]byte(id))
+		}
+		p, err := s.keys.open(id, rec)
+		if err != nil {
+			return err
+		}
+		plain = p
+		return b.Delete([]byte(id))
+	})
+	if err == nil && expiredNow {
+		return nil, ErrExpired
+	}
+	return plain, err
+}
+
+// Rekey re-encrypts every stored secret with newKey in one transaction and makes it the
+// current key. When the store's key came from the key file, the file is replaced: the new key
+// is written beside it first, so a crash at any point leaves both keys readable at next Open.
+// When the key came from the environment, the operator sets BOT_ENCRYPTION_KEY to newKey (and
+// may keep the old one as an old key until the secrets' TTL has passed).
+func (s *Store) Rekey(newKey []byte) error {
+	id, a, err := s.keys.add(newKey)
+	if err != nil {
+		return err
+	}
+	keyPath := filepath.Join(s.keys.dir, KeyFileName)
+	if !s.keys.fromEnv {
+		// Replace any pending key atomically: the old pending key may still seal secrets
+		// until the transaction below commits.
+		tmp := keyPath + ".new.tmp"
+		os.Remove(tmp)
+		if err := writeFileSync(tmp, []byte(hex.EncodeToString(newKey)+"\n")); err != nil {
+			return fmt.Errorf("store: write new key file: %w", err)
+		}
+		if err := os.Rename(tmp, keyPath+".new"); err != nil {
+			return fmt.Errorf("store: write new key file: %w", err)
+		}
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		type kv struct {
+			k []byte
+			v sealed
+		}
+		var redo []kv
+		err := b.ForEach(func(k, v []byte) error {
+			var rec sealed
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			plain, err := s.keys.open(string(k), rec)
+			if err != nil {
+				return err
+			}
+			nonce := make([]byte, a.NonceSize())
+			if _, err := rand.Read(nonce); err != nil {
+				return err
+			}
+			rec.KeyID, rec.Nonce = id, nonce
+			rec.Box = a.Seal(nil, nonce, plain, aad(string(k), rec.Owner, rec.ExpiresAt))
+			redo = append(redo, kv{append([]byte(nil), k...), rec})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range redo {
+			raw, err := json.Marshal(r.v)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(r.k, raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: rekey: %w", err)
+	}
+	s.keys.id, s.keys.current = id, a
+	if !s.keys.fromEnv {
+		if err := os.Rename(keyPath+".new", keyPath); err != nil {
+			return fmt.Errorf("store: install new key file: %w", err)
+		}
+	}
+	return nil
+}

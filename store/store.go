@@ -1,0 +1,301 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the name of the bbolt file inside the data folder.
+const FileName = "journal.db"
+
+// SchemaVersion is the layout this code reads and writes. Raise it with a migration.
+const SchemaVersion = 1
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketRequests  = []byte("requests")
+	bucketEntries   = []byte("entries")
+	bucketExecuting = []byte("entries_executing") // index: ids of entries in EntryExecuting
+	bucketSchedules = []byte("schedules")
+	bucketSecrets   = []byte("secrets")
+	bucketDedupe    = []byte("dedupe")
+
+	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
+		bucketSchedules, bucketSecrets, bucketDedupe}
+
+	keySchema = []byte("schema")
+)
+
+// Errors returned by the store. Test with errors.Is.
+var (
+	// ErrLocked is returned by Open when another process holds the file's lock for longer
+	// than Options.LockTimeout, typically a running bot.
+	ErrLocked = errors.New("store: the journal file is locked by another process")
+	// ErrNotFound is returned when a record with the given id or key does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict is returned (wrapped in *ConflictError) when a compare-and-set finds another
+	// state than the one expected: someone else got there first.
+	ErrConflict = errors.New("store: state changed concurrently")
+	// ErrNewerSchema is returned by Open for a file written by a newer version of the bot.
+	ErrNewerSchema = errors.New("store: file written by a newer version")
+)
+
+// ConflictError says which record was not in the expected state, and what it was instead.
+type ConflictError struct {
+	Kind string // "request", "entry", "schedule"
+	ID   uint64
+	Want []string
+	Got  string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: %s %d is %q, expected %q", e.Kind, e.ID, e.Got, e.Want)
+}
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// Now is the clock; default time.Now. Tests inject a fixed one.
+	Now func() time.Time
+	// LockTimeout bounds the wait for the file lock; default 1s. Zero would wait forever,
+	// which is never what an operator wants, so it is replaced by the default.
+	LockTimeout time.Duration
+	// Key is the 32-byte AES-256 key for secrets. When nil, the key is read from (or created
+	// in) KeyFileName in the data folder.
+	Key []byte
+	// OldKeys are earlier keys, still accepted to read secrets sealed before a rotation.
+	OldKeys [][]byte
+	// Retention, when positive, lets Purge delete finished journal entries older than it.
+	// Zero keeps the journal forever (the default: it is the audit trail).
+	Retention time.Duration
+	// NoSync skips fsync on commit. Only for benchmarks that want to measure the code, not
+	// the disk. IMPORTANT: a machine crash can then lose committed writes.
+	NoSync bool
+}
+
+// Store is the bot's state in one bbolt file. It is safe for concurrent use.
+type Store struct {
+	db        *bolt.DB
+	path      string
+	now       func() time.Time
+	retention time.Duration
+	keys      *keyring
+}
+
+// Open opens (creating if needed) the store in dir. The folder is created 0700 and the file
+// 0600. It returns ErrLocked when another process holds the file, and ErrNewerSchema for a
+// file this version cannot read.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data folder: %w", err)
+	}
+	keys, err := loadKeyring(dir, opts.Key, opts.OldKeys)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: another bot process holds %s", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// A file created by hand or by an older build may be wider than owner-only.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if keys.pending != nil {
+		if err := s.Rekey(keys.pending); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: finish interrupted key rotation: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the file and its lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migration upgrades the file from version i+1 to i+2 (migrations[0] turns 1 into 2).
+type migration func(tx *bolt.Tx) error
+
+// migrations is the ordered list; len(migrations)+1 must equal SchemaVersion. A variable so
+// tests can exercise the runner.
+var migrations []migration
+
+func (s *Store) migrate() error {
+	return s.migrateTo(SchemaVersion, migrations)
+}
+
+func (s *Store) migrateTo(target int, steps []migration) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keySchema)
+		if v == nil {
+			return meta.Put(keySchema, u64(uint64(target)))
+		}
+		have := int(binary.BigEndian.Uint64(v))
+		if have > target {
+			return fmt.Errorf("%w: %s has schema %d, this bot reads up to %d; run the newer bot or restore a backup",
+				ErrNewerSchema, s.path, have, target)
+		}
+		for ; have < target; have++ {
+			if err := steps[have-1](tx); err != nil {
+				return fmt.Errorf("store: migrate schema %d to %d: %w", have, have+1, err)
+			}
+		}
+		return meta.Put(keySchema, u64(uint64(target)))
+	})
+}
+
+// Schema returns the file's schema version.
+func (s *Store) Schema() (int, error) {
+	var v int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema)))
+		return nil
+	})
+	return v, err
+}
+
+// Check runs bbolt's consistency check over the whole file and decodes every record.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("store: consistency: %w", err)
+		}
+		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets} {
+			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+				var m map[string]any
+				if err := json.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("store: %s/%x does not decode: %w", b, k, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func u64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+// get decodes the record stored under id in bucket b.
+func get[T any](tx *bolt.Tx, b []byte, id uint64) (T, error) {
+	var v T
+	raw := tx.Bucket(b).Get(u64(id))
+	if raw == nil {
+		return v, fmt.Errorf("%w: %s %d", ErrNotFound, kindOf(b), id)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("store: decode %s %d: %w", kindOf(b), id, err)
+	}
+	return v, nil
+}
+
+func put(tx *bolt.Tx, b []byte, id uint64, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
+	}
+	if e, ok := v.(*Entry); ok {
+		// Keep the write-ahead index in the same transaction as the entry itself.
+		idx := tx.Bucket(bucketExecuting)
+		if e.State == EntryExecuting {
+			err = idx.Put(u64(id), []byte{})
+		} else {
+			err = idx.Delete(u64(id))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(b).Put(u64(id), raw)
+}
+
+func kindOf(b []byte) string {
+	switch string(b) {
+	case string(bucketRequests):
+		return "request"
+	case string(bucketEntries):
+		return "entry"
+	case string(bucketSchedules):
+		return "schedule"
+	}
+	return string(b)
+}
+
+// list returns up to limit records of bucket b, newest (highest id) first, starting below
+// before (0 means from the newest). next is the id to pass as before for the following page,
+// or 0 when there is none.
+func list[T any](s *Store, b []byte, before uint64, limit int, keep func(*T) bool) (out []T, next uint64, err error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(b).Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			// Seek lands on the first id >= before; the page starts just below it.
+			if sk, _ := c.Seek(u64(before)); sk == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if len(out) == limit {
+				next = binary.BigEndian.Uint64(k) + 1
+				return nil
+			}
+			var rec T
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("store: decode %s %d: %w", kindOf(b), binary.BigEndian.Uint64(k), err)
+			}
+			if keep == nil || keep(&rec) {
+				out = append(out, rec)
+			}
+		}
+		return nil
+	})
+	return out, next, err
+}

@@ -1,0 +1,489 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// clock is an injected time source tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+
+func open(t *testing.T, dir string, c *clock) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Check(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			t.Errorf("consistency check on cleanup: %v", err)
+		}
+		s.Close()
+	})
+	return s
+}
+
+func TestOpenCreatesOwnerOnlyFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	open(t, dir, newClock())
+	for path, want := range map[string]os.FileMode{
+		dir:                             0o700,
+		filepath.Join(dir, FileName):    0o600,
+		filepath.Join(dir, KeyFileName): 0o600,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %o, want %o", path, got, want)
+		}
+	}
+}
+
+func TestOpenLockedFileSaysWhoHoldsIt(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, newClock())
+	start := time.Now()
+	_, err := Open(dir, Options{LockTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another bot process holds") || !strings.Contains(err.Error(), FileName) {
+		t.Errorf("message %q does not name the holder and file", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("locked open took %v: it must give up at its timeout", time.Since(start))
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion+1)) })
+	s.Close()
+	_, err = Open(dir, Options{})
+	if !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("open: %v, want ErrNewerSchema", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("schema %d", SchemaVersion+1)) {
+		t.Errorf("message %q does not say which schema", err)
+	}
+}
+
+func TestMigrationsRunInOrderOnce(t *testing.T) {
+	s := open(t, t.TempDir(), newClock())
+	var ran []int
+	step := func(n int) migration {
+		return func(tx *bolt.Tx) error { ran = append(ran, n); return nil }
+	}
+	if err := s.migrateTo(SchemaVersion+2, []migration{step(1), step(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.migrateTo(SchemaVersion+2, []migration{step(1), step(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ran) != "[1 2]" {
+		t.Errorf("migrations ran %v, want [1 2] exactly once", ran)
+	}
+	if v, _ := s.Schema(); v != SchemaVersion+2 {
+		t.Errorf("schema %d after migration", v)
+	}
+	failing := func(tx *bolt.Tx) error {
+		tx.Bucket(bucketMeta).Put([]byte("half"), []byte("x"))
+		return errors.New("boom")
+	}
+	if err := s.migrateTo(SchemaVersion+3, []migration{step(1), step(2), failing}); err == nil {
+		t.Fatal("a failing migration must fail Open")
+	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get([]byte("half")) != nil {
+			t.Error("a failed migration left half its changes")
+		}
+		return nil
+	})
+}
+
+func TestRequestCompareAndSet(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	r, err := s.CreateRequest(Request{Action: "grant-role", Connector: "prod", Requester: "U1",
+		Args: map[string]string{"user": "app", "role": "read@shop"}}, "pending", "U1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != 1 || r.State != "pending" || len(r.History) != 1 {
+		t.Fatalf("created %+v", r)
+	}
+	r2, _ := s.CreateRequest(Request{Action: "drop-user"}, "pending", "U2")
+	if r2.ID != 2 {
+		t.Errorf("second id %d, want 2", r2.ID)
+	}
+	c.Add(time.Minute)
+	got, err := s.TransitionRequest(1, []string{"pending"}, Step{State: "approved", By: "U9"}, func(r *Request) {
+		r.Votes = append(r.Votes, Vote{User: "U9", Approve: true, At: c.Now()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "approved" || len(got.Votes) != 1 || len(got.History) != 2 || !got.History[1].At.Equal(c.Now()) {
+		t.Fatalf("after transition %+v", got)
+	}
+	_, err = s.TransitionRequest(1, []string{"pending"}, Step{State: "denied"}, nil)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrConflict) || ce.Got != "approved" {
+		t.Fatalf("second transition: %v, want a conflict naming approved", err)
+	}
+	stored, _ := s.Request(1)
+	if stored.State != "approved" || len(stored.History) != 2 {
+		t.Errorf("a refused transition changed the record: %+v", stored)
+	}
+	if _, err := s.Request(99); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing request: %v", err)
+	}
+	if _, err := s.TransitionRequest(99, []string{"pending"}, Step{State: "x"}, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("transition of missing request: %v", err)
+	}
+	pending, _, _ := s.Requests(0, 10, "pending")
+	if len(pending) != 1 || pending[0].ID != 2 {
+		t.Errorf("pending requests %+v", pending)
+	}
+}
+
+// Many approvers click at once: exactly one transition wins.
+func TestRaceExactlyOneTransitionWins(t *testing.T) {
+	s := open(t, t.TempDir(), newClock())
+	for round := 0; round < 20; round++ {
+		r, err := s.CreateRequest(Request{Action: "rotate-password"}, "pending", "U0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wins, conflicts atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, err := s.TransitionRequest(r.ID, []string{"pending"}, Step{State: "approved", By: fmt.Sprint("U", i)}, nil)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, ErrConflict):
+					conflicts.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if wins.Load() != 1 || conflicts.Load() != 49 {
+			t.Fatalf("round %d: %d wins, %d conflicts; want 1 and 49", round, wins.Load(), conflicts.Load())
+		}
+		got, _ := s.Request(r.ID)
+		if len(got.History) != 2 {
+			t.Fatalf("round %d: history %+v, want pending then one approval", round, got.History)
+		}
+	}
+}
+
+func TestJournalWriteAheadAndHistory(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	for i := 1; i <= 25; i++ {
+		e, err := s.BeginEntry(Entry{Action: "rotate-password", Connector: "prod", Requester: "U1",
+			Args: map[string]string{"user": fmt.Sprint("u", i)}}, "U1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID != uint64(i) || e.State != EntryExecuting {
+			t.Fatalf("begin %d: %+v", i, e)
+		}
+		if i%5 != 0 { // every fifth is left executing, as after a crash
+			_, err := s.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone}, func(e *Entry) {
+				e.After = json.RawMessage(`{"roles":["read@shop"]}`)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ex, err := s.Executing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, e := range ex {
+		ids = append(ids, e.ID)
+	}
+	if fmt.Sprint(ids) != "[5 10 15 20 25]" {
+		t.Errorf("executing %v, want [5 10 15 20 25]", ids)
+	}
+	s.TransitionEntry(5, []string{EntryExecuting}, Step{State: EntryFailed, Note: "reconciled"}, nil)
+	if ex, _ := s.Executing(); len(ex) != 4 {
+		t.Errorf("after settling one, %d executing, want 4", len(ex))
+	}
+
+	// Newest first, ten at a time, every id once.
+	var seen []uint64
+	var before uint64
+	for page := 0; ; page++ {
+		es, next, err := s.History(before, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			seen = append(seen, e.ID)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+		if page > 5 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(seen) != 25 || seen[0] != 25 || seen[24] != 1 {
+		t.Errorf("history pages gave %v", seen)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] != seen[i-1]-1 {
+			t.Fatalf("history not newest first without gaps: %v", seen)
+		}
+	}
+
+	var buf bytes.Buffer
+	if err := s.Export(&buf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 25 {
+		t.Fatalf("export has %d lines, want 25", len(lines))
+	}
+	var first Entry
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.ID != 1 || first.Args["user"] != "u1" {
+		t.Errorf("first export line %q: %v", lines[0], err)
+	}
+}
+
+func TestPurgeKeepsJournalUnlessRetentionSet(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	s := open(t, dir, c)
+	s.BeginEntry(Entry{Action: "a"}, "U1")
+	e2, _ := s.BeginEntry(Entry{Action: "b"}, "U1")
+	s.TransitionEntry(e2.ID, []string{EntryExecuting}, Step{State: EntryDone}, nil)
+	first, _ := s.Seen("env-1", time.Minute)
+	again, _ := s.Seen("env-1", time.Minute)
+	if !first || again {
+		t.Fatalf("Seen: first %v, again %v", first, again)
+	}
+	s.PutSecret("U1", []byte("x"), time.Minute)
+	c.Add(365 * 24 * time.Hour)
+	st, err := s.Purge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != (PurgeStats{Dedupe: 1, Secrets: 1}) {
+		t.Errorf("purge %+v: journal must be kept without retention", st)
+	}
+	if after, _ := s.Seen("env-1", time.Minute); !after {
+		t.Error("an expired dedupe key must count as new")
+	}
+	s.retention = 24 * time.Hour
+	st, _ = s.Purge()
+	if st.Entries != 1 {
+		t.Errorf("with retention, purged %d entries, want 1 (the executing one is kept)", st.Entries)
+	}
+	if ex, _ := s.Executing(); len(ex) != 1 {
+		t.Error("an executing entry was purged")
+	}
+}
+
+func TestSecretsReadOnceOwnerOnlyAndExpire(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	s := open(t, dir, c)
+	pw := []byte("Zq8-canary-password-" + NewKey()[:16])
+	id, err := s.PutSecret("UOWNER", pw, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeSecret(id, "UOTHER"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("other user: %v, want ErrNotOwner", err)
+	}
+	got, err := s.TakeSecret(id, "UOWNER")
+	if err != nil || !bytes.Equal(got, pw) {
+		t.Fatalf("owner: %v", err)
+	}
+	if _, err := s.TakeSecret(id, "UOWNER"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second reveal: %v, want ErrNotFound", err)
+	}
+	id2, _ := s.PutSecret("UOWNER", pw, time.Minute)
+	c.Add(time.Minute)
+	if _, err := s.TakeSecret(id2, "UOWNER"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired: %v, want ErrExpired", err)
+	}
+	if _, err := s.TakeSecret(id2, "UOWNER"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired secret must be gone: %v", err)
+	}
+	id3, _ := s.PutSecret("UOWNER", pw, time.Hour)
+	s.Close()
+	raw, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if bytes.Contains(raw, pw) {
+		t.Fatal("the file holds a secret in clear")
+	}
+	// A tampered record (owner changed in the file) no longer authenticates.
+	s2 := open(t, dir, c)
+	s2.db.Update(func(tx *bolt.Tx) error {
+		var rec sealed
+		json.Unmarshal(tx.Bucket(bucketSecrets).Get([]byte(id3)), &rec)
+		rec.Owner = "UTHIEF"
+		b, _ := json.Marshal(rec)
+		return tx.Bucket(bucketSecrets).Put([]byte(id3), b)
+	})
+	if _, err := s2.TakeSecret(id3, "UTHIEF"); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("tampered owner: %v, want ErrBadKey", err)
+	}
+}
+
+func TestKeyFromEnvAndRotation(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	k1, _ := ParseKey(NewKey())
+	s, err := Open(dir, Options{Now: c.Now, Key: k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a key file was created although a key was given")
+	}
+	id, _ := s.PutSecret("U1", []byte("pw-one"), time.Hour)
+	k2, _ := ParseKey(NewKey())
+	if err := s.Rekey(k2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// With only the old key the secret cannot be read, and nothing is lost by trying.
+	s, err = Open(dir, Options{Now: c.Now, Key: k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeSecret(id, "U1"); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("old key: %v, want ErrBadKey", err)
+	}
+	s.Close()
+	s, err = Open(dir, Options{Now: c.Now, Key: k2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.TakeSecret(id, "U1"); err != nil || string(got) != "pw-one" {
+		t.Fatalf("new key: %q %v", got, err)
+	}
+}
+
+func TestKeyRotationWithKeyFileAndInterruptedRekey(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1, _ := s.PutSecret("U1", []byte("pw-one"), time.Hour)
+	k2, _ := ParseKey(NewKey())
+	if err := s.Rekey(k2); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	onDisk, _ := os.ReadFile(filepath.Join(dir, KeyFileName))
+	if k, _ := ParseKey(string(onDisk)); !bytes.Equal(k, k2) {
+		t.Fatal("key file does not hold the new key")
+	}
+	s, _ = Open(dir, Options{Now: c.Now})
+	if got, err := s.TakeSecret(id1, "U1"); err != nil || string(got) != "pw-one" {
+		t.Fatalf("after rekey: %q %v", got, err)
+	}
+	// Interrupted: the new key was written beside the old one and the secrets re-sealed,
+	// but the rename never happened. Open must finish the job.
+	id2, _ := s.PutSecret("U1", []byte("pw-two"), time.Hour)
+	k3, _ := ParseKey(NewKey())
+	s.keys.fromEnv = true // skip the file steps, to stop half-way
+	s.Rekey(k3)
+	s.Close()
+	os.WriteFile(filepath.Join(dir, KeyFileName+".new"), []byte(fmt.Sprintf("%x\n", k3)), 0o600)
+	s, err = Open(dir, Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.TakeSecret(id2, "U1"); err != nil || string(got) != "pw-two" {
+		t.Fatalf("after interrupted rekey: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFileName+".new")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("pending key file left behind")
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	hexKey := NewKey()
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{hexKey, true},
+		{"  " + hexKey + "\n", true},
+		{"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", true},
+		{"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", true},
+		{"short", false},
+		{hexKey[:62], false},
+		{"", false},
+	} {
+		_, err := ParseKey(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseKey(%q): %v", tc.in, err)
+		}
+	}
+}
+
+func TestSchedules(t *testing.T) {
+	s := open(t, t.TempDir(), newClock())
+	a, _ := s.CreateSchedule(Schedule{Connector: "prod", User: "app", DB: "admin", Spec: "@daily", Owner: "U1"}, "U1")
+	s.CreateSchedule(Schedule{Connector: "prod", User: "etl", DB: "admin", Spec: "0 3 * * *", Owner: "U1"}, "U1")
+	if _, err := s.TransitionSchedule(a.ID, []string{ScheduleActive}, Step{State: ScheduleRemoved, By: "U1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	active, err := s.Schedules()
+	if err != nil || len(active) != 1 || active[0].User != "etl" {
+		t.Fatalf("active schedules %+v %v", active, err)
+	}
+}
