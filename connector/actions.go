@@ -1,0 +1,521 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"mongobot/secret"
+)
+
+// ErrRecreateFailed marks a --logout-all rotation (or a recovery) that dropped the user and
+// could not create it again. The error's Change.Before is the pre-image to recover from.
+var ErrRecreateFailed = errors.New("user dropped but not re-created")
+
+func rolesDoc(rs []Role) bson.A {
+	a := bson.A{}
+	for _, r := range rs {
+		a = append(a, bson.D{{Key: "role", Value: r.Name}, {Key: "db", Value: r.DB}})
+	}
+	return a
+}
+
+func restrictionsDoc(rs []Restriction) bson.A {
+	a := bson.A{}
+	for _, r := range rs {
+		d := bson.D{}
+		if len(r.ClientSource) > 0 {
+			d = append(d, bson.E{Key: "clientSource", Value: r.ClientSource})
+		}
+		if len(r.ServerAddress) > 0 {
+			d = append(d, bson.E{Key: "serverAddress", Value: r.ServerAddress})
+		}
+		a = append(a, d)
+	}
+	return a
+}
+
+// checkTarget validates u and refuses Atlas, before anything is sent.
+func (m *Mongo) checkTarget(u UserRef, withPassword bool) error {
+	if err := validateRef(u); err != nil {
+		return err
+	}
+	if withPassword && u.DB == ExternalDB {
+		return newErr(ErrInvalid, "", "%s authenticates outside MongoDB ($external: x.509, LDAP or Kerberos) and has no password the bot could set", u)
+	}
+	if m.atlas {
+		return newErr(ErrAtlas, "", "%s", atlasSentence(m.name))
+	}
+	return nil
+}
+
+func (m *Mongo) newChange(action string, u UserRef, pre UserState) Change {
+	return Change{Action: action, Connector: m.name, User: u, Before: pre}
+}
+
+// reread fills ch.After; a failure to read is a warning, since the change itself was applied.
+func (m *Mongo) reread(ctx context.Context, ch *Change) {
+	post, err := m.State(ctx, ch.User)
+	if err != nil {
+		ch.Warnings = append(ch.Warnings, "the change was applied but the user could not be read again: "+err.Error())
+		return
+	}
+	ch.After = post
+}
+
+// RotateOptions are the choices of a password rotation.
+type RotateOptions struct {
+	User UserRef
+	// KillSessions also ends the user's in-flight operations and cursors (killAllSessions).
+	KillSessions bool
+	// LogoutAll drops and re-creates the user with the new password and exactly its previous
+	// roles, custom data and restrictions, so existing connections lose their authentication.
+	LogoutAll bool
+	// BeforeDrop, with LogoutAll, receives the pre-image before the user is dropped: the
+	// caller journals it there. An error from it stops the rotation before anything changes.
+	BeforeDrop func(UserState) error
+}
+
+// RotatePassword sets a newly generated password and, unless turned off, logs in with it.
+// The password is returned to be handed to its owner; it appears nowhere else.
+func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, secret.String, error) {
+	u := o.User
+	ch := m.newChange("rotate-password", u, UserState{})
+	if err := m.checkTarget(u, true); err != nil {
+		return ch, secret.String{}, err
+	}
+	if o.KillSessions {
+		if err := m.canKillSessions(ctx); err != nil {
+			return ch, secret.String{}, err
+		}
+	}
+	pre, err := m.existing(ctx, u)
+	if err != nil {
+		return ch, secret.String{}, err
+	}
+	ch.Before = pre
+	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	pw, err := m.cfg.Passwords.NewPassword()
+	if err != nil {
+		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	}
+	if o.LogoutAll {
+		if o.BeforeDrop != nil {
+			if err := o.BeforeDrop(pre); err != nil {
+				return ch, secret.String{}, err
+			}
+		}
+		if err := m.run(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}, {Key: "writeConcern", Value: writeConcern}}, nil, "user "+u.String()); err != nil {
+			return ch, secret.String{}, err
+		}
+		if err := m.create(ctx, u, pw, pre); err != nil {
+			ch.After = UserState{}
+			return ch, secret.String{}, recreateFailed(u, m.name, err)
+		}
+		ch.Notes = append(ch.Notes, "the user was dropped and re-created with its previous roles, custom data and restrictions: every existing connection loses its authentication at its next command")
+	} else {
+		cmd := bson.D{{Key: "updateUser", Value: u.User}, {Key: "pwd", Value: pw.Reveal()},
+			{Key: "digestPassword", Value: true}, {Key: "writeConcern", Value: writeConcern}}
+		if err := m.mapErrSecret(m.run(ctx, u.DB, cmd, nil, "user "+u.String()), pw); err != nil {
+			return ch, secret.String{}, err
+		}
+		ch.Notes = append(ch.Notes, "connections already logged in as "+u.String()+" stay authenticated: MongoDB does not log them out on a password change (--logout-all does)")
+	}
+	if o.KillSessions {
+		m.killSessions(ctx, &ch)
+	}
+	m.reread(ctx, &ch)
+	m.verifyLogin(ctx, &ch, pw)
+	return ch, pw, nil
+}
+
+func recreateFailed(u UserRef, name string, cause error) error {
+	e := &Error{Kind: ErrRecreateFailed, Op: "createUser " + u.String(),
+		Msg: fmt.Sprintf("%s was dropped on %s but creating it again failed (%v); its roles, custom data and restrictions were saved before the drop and it can be recovered from them", u, name, cause),
+		err: cause}
+	var inner *Error
+	if errors.As(cause, &inner) {
+		e.Code = inner.Code
+	}
+	return e
+}
+
+// create sends createUser for u with pw and the roles, custom data, restrictions and
+// mechanisms of like.
+func (m *Mongo) create(ctx context.Context, u UserRef, pw secret.String, like UserState) error {
+	cmd := bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: pw.Reveal()},
+		{Key: "roles", Value: rolesDoc(like.Roles)}, {Key: "digestPassword", Value: true}}
+	if like.CustomData != "" {
+		var doc bson.Raw
+		if err := bson.UnmarshalExtJSON([]byte(like.CustomData), true, &doc); err != nil {
+			return newErr(ErrInvalid, "", "the saved customData of %s does not decode: %v", u, err)
+		}
+		cmd = append(cmd, bson.E{Key: "customData", Value: doc})
+	}
+	if len(like.Restrictions) > 0 {
+		cmd = append(cmd, bson.E{Key: "authenticationRestrictions", Value: restrictionsDoc(like.Restrictions)})
+	}
+	if len(like.Mechanisms) > 0 {
+		cmd = append(cmd, bson.E{Key: "mechanisms", Value: like.Mechanisms})
+	}
+	cmd = append(cmd, bson.E{Key: "writeConcern", Value: writeConcern})
+	return m.mapErrSecret(m.run(ctx, u.DB, cmd, nil, "user "+u.String()), pw)
+}
+
+// mapErrSecret scrubs a password the error text might quote.
+func (m *Mongo) mapErrSecret(err error, pw secret.String) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Msg = secret.Scrub(e.Msg, pw)
+		if e.err != nil {
+			e.err = scrub(e.err, pw)
+		}
+	}
+	return err
+}
+
+// verifyLogin logs in as the user with its new password on a fresh client, and records the
+// outcome on ch. Off when the config says so.
+func (m *Mongo) verifyLogin(ctx context.Context, ch *Change, pw secret.String) {
+	if m.cfg.SkipVerifyLogin {
+		ch.Notes = append(ch.Notes, "the new password was not verified by logging in (turned off in the config)")
+		return
+	}
+	if err := m.Login(ctx, ch.User, pw); err != nil {
+		ch.Warnings = append(ch.Warnings, "logging in with the new password failed: "+err.Error())
+		return
+	}
+	ch.Notes = append(ch.Notes, "verified: logged in as "+ch.User.String()+" with the new password")
+}
+
+// Login opens a separate connection as u with password pw and pings: it proves the password.
+func (m *Mongo) Login(ctx context.Context, u UserRef, pw secret.String) error {
+	c, err := mongo.Connect(m.clientOptions(&options.Credential{Username: u.User, Password: pw.Reveal(), AuthSource: u.DB}))
+	if err != nil {
+		return m.mapErrSecret(m.mapErr(err, "login as "+u.String(), "user "+u.String()), pw)
+	}
+	defer c.Disconnect(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	err = c.Database(u.DB).RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
+	if err == nil {
+		return nil
+	}
+	e := m.mapErr(err, "login as "+u.String(), "user "+u.String())
+	var me *Error
+	if errors.As(e, &me) && me.Kind == ErrAuthFailed {
+		me.Msg = fmt.Sprintf("%s could not log in to %s: authentication failed", u, m.name)
+	}
+	return m.mapErrSecret(e, pw)
+}
+
+// canKillSessions refuses, before anything is sent, on servers without killAllSessions.
+func (m *Mongo) canKillSessions(ctx context.Context) error {
+	info, err := m.serverInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if info.FerretDB != "" {
+		return newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no killAllSessions: sessions cannot be killed there (rotate without --kill-sessions)", m.name, info.FerretDB)
+	}
+	return nil
+}
+
+// killSessions ends u's sessions, in-flight operations and cursors. Its failure is a warning:
+// it runs after the change it accompanies was applied.
+func (m *Mongo) killSessions(ctx context.Context, ch *Change) {
+	u := ch.User
+	cmd := bson.D{{Key: "killAllSessions", Value: bson.A{bson.D{{Key: "user", Value: u.User}, {Key: "db", Value: u.DB}}}}}
+	if err := m.run(ctx, "admin", cmd, nil, "user "+u.String()); err != nil {
+		ch.Warnings = append(ch.Warnings, "ending the user's sessions failed: "+err.Error())
+		return
+	}
+	ch.Notes = append(ch.Notes, "in-flight operations and cursors of "+u.String()+" were ended (killAllSessions)")
+}
+
+// GrantRole adds role r to u. Undo revokes it, unless u already had it.
+func (m *Mongo) GrantRole(ctx context.Context, u UserRef, r Role) (Change, error) {
+	return m.changeRole(ctx, "grant-role", "grantRolesToUser", u, r)
+}
+
+// RevokeRole removes role r from u. Undo grants it again, unless u did not have it.
+func (m *Mongo) RevokeRole(ctx context.Context, u UserRef, r Role) (Change, error) {
+	return m.changeRole(ctx, "revoke-role", "revokeRolesFromUser", u, r)
+}
+
+func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRef, r Role) (Change, error) {
+	ch := m.newChange(action, u, UserState{})
+	ch.Role = &r
+	if err := m.checkTarget(u, false); err != nil {
+		return ch, err
+	}
+	if err := ValidateRole(r); err != nil {
+		return ch, err
+	}
+	pre, err := m.existing(ctx, u)
+	if err != nil {
+		return ch, err
+	}
+	ch.Before = pre
+	cmd := bson.D{{Key: command, Value: u.User}, {Key: "roles", Value: rolesDoc([]Role{r})}, {Key: "writeConcern", Value: writeConcern}}
+	if err := m.run(ctx, u.DB, cmd, nil, "user "+u.String()); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Kind == ErrRoleNotFound {
+			e.Msg = fmt.Sprintf("role %s does not exist on %s (built-in roles such as readAnyDatabase exist only in admin: write role@db)", r, m.name)
+		}
+		return ch, err
+	}
+	m.reread(ctx, &ch)
+	grant := action == "grant-role"
+	switch {
+	case grant && pre.HasRole(r):
+		ch.NoUndo = fmt.Sprintf("%s already had %s, so rolling back has nothing to revoke", u, r)
+	case !grant && !pre.HasRole(r):
+		ch.NoUndo = fmt.Sprintf("%s did not have %s, so rolling back has nothing to grant", u, r)
+	case grant:
+		ch.Undo = &Undo{Action: UndoRevokeRole, Role: &r, Describe: fmt.Sprintf("revoke %s from %s", r, u)}
+	default:
+		ch.Undo = &Undo{Action: UndoGrantRole, Role: &r, Describe: fmt.Sprintf("grant %s to %s again", r, u)}
+	}
+	if ch.After.Exists && ch.After.HasRole(r) != grant {
+		ch.Warnings = append(ch.Warnings, fmt.Sprintf("the server accepted the change but %s does not show it when read again", u))
+	}
+	return ch, nil
+}
+
+// CreateReadOnlyUser creates u with a generated password and the role read on db. Undo drops
+// it. It is refused on FerretDB, which has no authorization: a user there is never read-only.
+func (m *Mongo) CreateReadOnlyUser(ctx context.Context, u UserRef, db string) (Change, secret.String, error) {
+	if err := ValidateDB(db); err != nil {
+		return m.newChange("create-readonly-user", u, UserState{}), secret.String{}, err
+	}
+	if err := m.checkTarget(u, true); err != nil {
+		return m.newChange("create-readonly-user", u, UserState{}), secret.String{}, err
+	}
+	info, err := m.serverInfo(ctx)
+	if err != nil {
+		return m.newChange("create-readonly-user", u, UserState{}), secret.String{}, err
+	}
+	if info.FerretDB != "" {
+		return m.newChange("create-readonly-user", u, UserState{}), secret.String{},
+			newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no roles and no authorization: any user it has can read and write everything, so the bot will not create one and call it read-only", m.name, info.FerretDB)
+	}
+	return m.CreateUser(ctx, "create-readonly-user", u, []Role{{Name: "read", DB: db}})
+}
+
+// CreateUser creates u with a generated password and exactly roles (which may be empty),
+// then logs in with it. Undo drops the user. action names the change.
+func (m *Mongo) CreateUser(ctx context.Context, action string, u UserRef, roles []Role) (Change, secret.String, error) {
+	ch := m.newChange(action, u, UserState{})
+	if err := m.checkTarget(u, true); err != nil {
+		return ch, secret.String{}, err
+	}
+	for _, r := range roles {
+		if err := ValidateRole(r); err != nil {
+			return ch, secret.String{}, err
+		}
+	}
+	pre, err := m.State(ctx, u)
+	if err != nil {
+		return ch, secret.String{}, err
+	}
+	if pre.Exists {
+		return ch, secret.String{}, newErr(ErrUserExists, "", "user %s already exists on %s", u, m.name)
+	}
+	pw, err := m.cfg.Passwords.NewPassword()
+	if err != nil {
+		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	}
+	if err := m.create(ctx, u, pw, UserState{Roles: roles}); err != nil {
+		return ch, secret.String{}, err
+	}
+	m.reread(ctx, &ch)
+	ch.Undo = &Undo{Action: UndoDropUser, Describe: fmt.Sprintf("drop the created user %s", u)}
+	m.verifyLogin(ctx, &ch, pw)
+	return ch, pw, nil
+}
+
+// DropUser removes u. beforeDrop (may be nil) receives the pre-image first, for the journal;
+// its error stops the drop. There is no undo: the password cannot be brought back.
+func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserState) error) (Change, error) {
+	ch := m.newChange("drop-user", u, UserState{})
+	if err := m.checkTarget(u, false); err != nil {
+		return ch, err
+	}
+	pre, err := m.existing(ctx, u)
+	if err != nil {
+		return ch, err
+	}
+	ch.Before = pre
+	if beforeDrop != nil {
+		if err := beforeDrop(pre); err != nil {
+			return ch, err
+		}
+	}
+	if err := m.run(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}, {Key: "writeConcern", Value: writeConcern}}, nil, "user "+u.String()); err != nil {
+		return ch, err
+	}
+	m.reread(ctx, &ch)
+	ch.NoUndo = "dropping a user cannot be rolled back: MongoDB keeps only password hashes; its roles, custom data and restrictions are kept in the journal"
+	ch.Notes = append(ch.Notes, "connections logged in as "+u.String()+" lose their authentication at their next command")
+	return ch, nil
+}
+
+// Recreate creates u again from a pre-image saved before a drop (a --logout-all rotation
+// interrupted between drop and create), with a new generated password.
+func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState) (Change, secret.String, error) {
+	ch := m.newChange("recreate-user", u, UserState{})
+	if err := m.checkTarget(u, true); err != nil {
+		return ch, secret.String{}, err
+	}
+	now, err := m.State(ctx, u)
+	if err != nil {
+		return ch, secret.String{}, err
+	}
+	ch.Before = now
+	if now.Exists {
+		return ch, secret.String{}, newErr(ErrConflict, "", "user %s exists on %s: nothing to recover", u, m.name)
+	}
+	pw, err := m.cfg.Passwords.NewPassword()
+	if err != nil {
+		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	}
+	if err := m.create(ctx, u, pw, pre); err != nil {
+		return ch, secret.String{}, recreateFailed(u, m.name, err)
+	}
+	m.reread(ctx, &ch)
+	ch.NoUndo = "re-creating a dropped user is a recovery; it has no rollback"
+	m.verifyLogin(ctx, &ch, pw)
+	return ch, pw, nil
+}
+
+// CanLock says, before anything is sent and before anyone is asked to approve, whether this
+// deployment can lock users: it needs authenticationRestrictions (MongoDB 3.6+), which
+// FerretDB accepts but ignores.
+func (m *Mongo) CanLock(ctx context.Context) error {
+	if m.atlas {
+		return newErr(ErrAtlas, "", "%s", atlasSentence(m.name))
+	}
+	info, err := m.serverInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if info.FerretDB != "" {
+		return newErr(ErrUnsupported, "", "%s is FerretDB %s, which ignores authenticationRestrictions: a lock would not stop anyone from logging in, so the bot refuses to pretend", m.name, info.FerretDB)
+	}
+	if !info.atLeast(3, 6) {
+		return newErr(ErrTooOld, "", "%s runs MongoDB %s; locking a user needs authenticationRestrictions, which exist since MongoDB 3.6", m.name, info.Version)
+	}
+	return nil
+}
+
+// LockUser makes u unable to log in (an unmatchable authenticationRestrictions) and ends its
+// sessions. Undo restores exactly the restrictions it had before.
+func (m *Mongo) LockUser(ctx context.Context, u UserRef) (Change, error) {
+	ch := m.newChange("lock-user", u, UserState{})
+	if err := m.checkTarget(u, false); err != nil {
+		return ch, err
+	}
+	if err := m.CanLock(ctx); err != nil {
+		return ch, err
+	}
+	pre, err := m.existing(ctx, u)
+	if err != nil {
+		return ch, err
+	}
+	ch.Before = pre
+	if pre.Locked() {
+		return ch, newErr(ErrConflict, "", "user %s is already locked on %s", u, m.name)
+	}
+	if err := m.setRestrictions(ctx, u, LockRestrictions()); err != nil {
+		return ch, err
+	}
+	ch.Notes = append(ch.Notes, "new logins as "+u.String()+" are refused, and connections already logged in lose their authentication at their next command")
+	m.killSessions(ctx, &ch)
+	m.reread(ctx, &ch)
+	if ch.After.Exists && !ch.After.Locked() {
+		ch.Warnings = append(ch.Warnings, "the server accepted the lock but does not show it when the user is read again")
+	}
+	ch.Undo = &Undo{Action: UndoSetRestrictions, Restrictions: pre.Restrictions,
+		Describe: fmt.Sprintf("unlock %s (restore its previous authentication restrictions: %s)", u, describeRestrictions(pre.Restrictions))}
+	return ch, nil
+}
+
+// UnlockUser removes the bot's lock from u and puts back restore, the restrictions the user
+// had before it was locked (from the lock's journal entry; nil when it had none). Undo locks
+// it again.
+func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction) (Change, error) {
+	ch := m.newChange("unlock-user", u, UserState{})
+	if err := m.checkTarget(u, false); err != nil {
+		return ch, err
+	}
+	if err := m.CanLock(ctx); err != nil {
+		return ch, err
+	}
+	pre, err := m.existing(ctx, u)
+	if err != nil {
+		return ch, err
+	}
+	ch.Before = pre
+	if !pre.Locked() {
+		return ch, newErr(ErrConflict, "", "user %s is not locked by the bot on %s (its authentication restrictions: %s)", u, m.name, describeRestrictions(pre.Restrictions))
+	}
+	if err := m.setRestrictions(ctx, u, restore); err != nil {
+		return ch, err
+	}
+	m.reread(ctx, &ch)
+	ch.Undo = &Undo{Action: UndoSetRestrictions, Restrictions: LockRestrictions(), Describe: fmt.Sprintf("lock %s again", u)}
+	ch.Notes = append(ch.Notes, "connections refused while the user was locked stay logged out: applications must reconnect")
+	return ch, nil
+}
+
+func (m *Mongo) setRestrictions(ctx context.Context, u UserRef, rs []Restriction) error {
+	cmd := bson.D{{Key: "updateUser", Value: u.User}, {Key: "authenticationRestrictions", Value: restrictionsDoc(rs)},
+		{Key: "writeConcern", Value: writeConcern}}
+	return m.run(ctx, u.DB, cmd, nil, "user "+u.String())
+}
+
+// Undo reverses ch: it first checks that the user is still in the state ch left, and refuses
+// with the differences otherwise (ErrDrift). The returned Change describes the reversal,
+// which can itself be undone.
+func (m *Mongo) Undo(ctx context.Context, ch Change) (Change, error) {
+	out := m.newChange("rollback "+ch.Action, ch.User, UserState{})
+	if ch.Undo == nil {
+		reason := ch.NoUndo
+		if reason == "" {
+			reason = "this action has no rollback"
+		}
+		return out, newErr(ErrNoUndo, "", "%s", reason)
+	}
+	if err := m.checkTarget(ch.User, false); err != nil {
+		return out, err
+	}
+	now, err := m.State(ctx, ch.User)
+	if err != nil {
+		return out, err
+	}
+	if d := diff(ch.After, now); len(d) > 0 {
+		out.Before = now
+		e := newErr(ErrDrift, "", "rollback refused: %s changed since the action (%s)", ch.User, strings.Join(d, "; "))
+		return out, e
+	}
+	switch ch.Undo.Action {
+	case UndoRevokeRole:
+		return m.RevokeRole(ctx, ch.User, *ch.Undo.Role)
+	case UndoGrantRole:
+		return m.GrantRole(ctx, ch.User, *ch.Undo.Role)
+	case UndoDropUser:
+		return m.DropUser(ctx, ch.User, nil)
+	case UndoSetRestrictions:
+		if describeRestrictions(ch.Undo.Restrictions) == "locked" {
+			return m.LockUser(ctx, ch.User)
+		}
+		return m.UnlockUser(ctx, ch.User, ch.Undo.Restrictions)
+	}
+	return out, newErr(ErrNoUndo, "", "unknown undo action %q", ch.Undo.Action)
+}

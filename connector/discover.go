@@ -1,0 +1,283 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Topologies as discovery reports them.
+const (
+	TopologyStandalone = "standalone"
+	TopologyPrimary    = "replica set primary"
+	TopologySecondary  = "replica set secondary"
+	TopologyMongos     = "mongos"
+)
+
+// ServerInfo is what discovery learns of a deployment.
+type ServerInfo struct {
+	Version        string `json:"version"`
+	VersionArray   []int  `json:"version_array,omitempty"`
+	FerretDB       string `json:"ferretdb,omitempty"` // FerretDB's own version, when it is FerretDB
+	Topology       string `json:"topology"`
+	SetName        string `json:"set_name,omitempty"`
+	MaxWireVersion int    `json:"max_wire_version"`
+	Atlas          bool   `json:"atlas,omitempty"`
+	Privileges     Privileges
+}
+
+// Privileges is the self-check from connectionStatus {showPrivileges: true}.
+type Privileges struct {
+	// Reported is false when the server reports no privileges at all (FerretDB, which has no
+	// authorization): the checks below then mean "unknown", not "no".
+	Reported bool          `json:"reported"`
+	User     string        `json:"user,omitempty"` // the bot's own account, user@db
+	Roles    []Role        `json:"roles,omitempty"`
+	Actions  []ActionCheck `json:"actions"`
+}
+
+// ActionCheck says whether the bot's account can perform one bot action, and where.
+type ActionCheck struct {
+	Action string `json:"action"`
+	// Allowed: "all databases"; "limited: grantRole only on shop" when some database
+	// privileges are held only on some databases; "privileges not reported"; "" when not.
+	Allowed string `json:"allowed,omitempty"`
+	// Missing lists the privileges lacking, as "action on resource".
+	Missing []string `json:"missing,omitempty"`
+}
+
+// need is one privilege a bot action requires.
+type need struct {
+	action  string
+	cluster bool // on the cluster resource; otherwise on the target database
+}
+
+// Requirements per bot action (reference §3–5). Database privileges are checked for the
+// database the action targets: the user's, and for roles the role's.
+var requirements = []struct {
+	action string
+	needs  []need
+}{
+	{"users", []need{{"viewUser", false}}},
+	{"rotate-password", []need{{"changePassword", false}}},
+	{"rotate-password --kill-sessions", []need{{"changePassword", false}, {"killAnySession", true}}},
+	{"rotate-password --logout-all", []need{{"viewUser", false}, {"dropUser", false}, {"createUser", false}, {"grantRole", false}, {"setAuthenticationRestriction", false}, {"changeCustomData", false}}},
+	{"grant-role", []need{{"viewUser", false}, {"grantRole", false}}},
+	{"revoke-role", []need{{"viewUser", false}, {"revokeRole", false}}},
+	{"create-readonly-user", []need{{"viewUser", false}, {"createUser", false}, {"grantRole", false}}},
+	{"drop-user", []need{{"viewUser", false}, {"dropUser", false}}},
+	{"lock-user", []need{{"viewUser", false}, {"setAuthenticationRestriction", false}, {"killAnySession", true}}},
+	{"unlock-user", []need{{"viewUser", false}, {"setAuthenticationRestriction", false}}},
+}
+
+type privilegeDoc struct {
+	Resource struct {
+		DB          *string `bson:"db"`
+		Collection  *string `bson:"collection"`
+		Cluster     bool    `bson:"cluster"`
+		AnyResource bool    `bson:"anyResource"`
+	} `bson:"resource"`
+	Actions []string `bson:"actions"`
+}
+
+// checkPrivileges evaluates the requirements against the account's privileges.
+func checkPrivileges(privs []privilegeDoc) []ActionCheck {
+	// For each privilege action: the databases it covers ("" = every normal database), and
+	// whether it is held on the cluster.
+	dbs := map[string]map[string]bool{}
+	cluster := map[string]bool{}
+	for _, p := range privs {
+		for _, a := range p.Actions {
+			r := p.Resource
+			switch {
+			case r.AnyResource:
+				cluster[a] = true
+				addDB(dbs, a, "")
+			case r.Cluster:
+				cluster[a] = true
+			case r.DB != nil && (r.Collection == nil || *r.Collection == ""):
+				addDB(dbs, a, *r.DB)
+			}
+		}
+	}
+	var out []ActionCheck
+	for _, req := range requirements {
+		chk := ActionCheck{Action: req.action}
+		var limited []string // database privileges held only on some databases
+		var lists []string   // their database lists, to say it once when they all agree
+		for _, n := range req.needs {
+			if n.cluster {
+				if !cluster[n.action] {
+					chk.Missing = append(chk.Missing, n.action+" on the cluster")
+				}
+				continue
+			}
+			held := dbs[n.action]
+			switch {
+			case held[""]:
+			case len(held) == 0:
+				chk.Missing = append(chk.Missing, n.action+" on any database")
+			default:
+				var list []string
+				for db := range held {
+					list = append(list, db)
+				}
+				sort.Strings(list)
+				limited = append(limited, n.action+" only on "+strings.Join(list, ", "))
+				lists = append(lists, strings.Join(list, ", "))
+			}
+		}
+		switch {
+		case len(chk.Missing) > 0:
+		case len(limited) == 0:
+			chk.Allowed = "all databases"
+		case len(slices.Compact(slices.Clone(lists))) == 1 && len(limited) == countDBNeeds(req.needs):
+			chk.Allowed = "only on " + lists[0]
+		default:
+			chk.Allowed = "limited: " + strings.Join(limited, "; ")
+		}
+		out = append(out, chk)
+	}
+	return out
+}
+
+func countDBNeeds(needs []need) int {
+	n := 0
+	for _, x := range needs {
+		if !x.cluster {
+			n++
+		}
+	}
+	return n
+}
+
+func addDB(m map[string]map[string]bool, action, db string) {
+	if m[action] == nil {
+		m[action] = map[string]bool{}
+	}
+	m[action][db] = true
+}
+
+// Discover asks the deployment for its version, topology and the bot account's privileges.
+// It caches the version and topology for the checks actions make (FerretDB, server age).
+func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
+	info := ServerInfo{Atlas: m.atlas}
+	var hello struct {
+		IsWritablePrimary *bool  `bson:"isWritablePrimary"`
+		IsMaster          *bool  `bson:"ismaster"`
+		Secondary         bool   `bson:"secondary"`
+		SetName           string `bson:"setName"`
+		Msg               string `bson:"msg"`
+		MaxWireVersion    int    `bson:"maxWireVersion"`
+	}
+	if err := m.run(ctx, "admin", bson.D{{Key: "hello", Value: 1}}, &hello, m.name); err != nil {
+		return info, err
+	}
+	info.MaxWireVersion, info.SetName = hello.MaxWireVersion, hello.SetName
+	primary := (hello.IsWritablePrimary != nil && *hello.IsWritablePrimary) || (hello.IsMaster != nil && *hello.IsMaster)
+	switch {
+	case hello.Msg == "isdbgrid":
+		info.Topology = TopologyMongos
+	case hello.SetName != "" && primary:
+		info.Topology = TopologyPrimary
+	case hello.SetName != "":
+		info.Topology = TopologySecondary
+	default:
+		info.Topology = TopologyStandalone
+	}
+	// buildInfo after authentication: by default servers refuse it before (reference §1).
+	var build struct {
+		Version         string  `bson:"version"`
+		VersionArray    []int32 `bson:"versionArray"`
+		FerretDBVersion string  `bson:"ferretdbVersion"`
+	}
+	if err := m.run(ctx, "admin", bson.D{{Key: "buildInfo", Value: 1}}, &build, m.name); err != nil {
+		return info, err
+	}
+	info.Version, info.FerretDB = build.Version, build.FerretDBVersion
+	for _, v := range build.VersionArray {
+		info.VersionArray = append(info.VersionArray, int(v))
+	}
+	if len(info.VersionArray) == 0 {
+		info.VersionArray = parseVersion(build.Version)
+	}
+	var status struct {
+		AuthInfo struct {
+			Users []UserRef      `bson:"authenticatedUsers"`
+			Roles []Role         `bson:"authenticatedUserRoles"`
+			Privs []privilegeDoc `bson:"authenticatedUserPrivileges"`
+		} `bson:"authInfo"`
+	}
+	cmd := bson.D{{Key: "connectionStatus", Value: 1}, {Key: "showPrivileges", Value: true}}
+	if err := m.run(ctx, "admin", cmd, &status, m.name); err != nil {
+		return info, err
+	}
+	if len(status.AuthInfo.Users) > 0 {
+		info.Privileges.User = status.AuthInfo.Users[0].String()
+	}
+	info.Privileges.Roles = status.AuthInfo.Roles
+	// A server that reports no privileges at all for an authenticated account does not do
+	// authorization (FerretDB); "none" would be a false alarm.
+	info.Privileges.Reported = info.FerretDB == "" && len(status.AuthInfo.Privs) > 0
+	if info.Privileges.Reported {
+		info.Privileges.Actions = checkPrivileges(status.AuthInfo.Privs)
+	} else {
+		for _, r := range requirements {
+			info.Privileges.Actions = append(info.Privileges.Actions, ActionCheck{Action: r.action, Allowed: "privileges not reported"})
+		}
+	}
+	m.mu.Lock()
+	m.info = &info
+	m.mu.Unlock()
+	return info, nil
+}
+
+// serverInfo returns the cached discovery, discovering once if needed.
+func (m *Mongo) serverInfo(ctx context.Context) (ServerInfo, error) {
+	m.mu.Lock()
+	info := m.info
+	m.mu.Unlock()
+	if info != nil {
+		return *info, nil
+	}
+	return m.Discover(ctx)
+}
+
+func parseVersion(v string) []int {
+	var out []int
+	for _, p := range strings.SplitN(v, ".", 3) {
+		n, err := strconv.Atoi(strings.TrimFunc(p, func(r rune) bool { return r < '0' || r > '9' }))
+		if err != nil {
+			break
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// atLeast reports whether the version is at least major.minor.
+func (i ServerInfo) atLeast(major, minor int) bool {
+	v := append(slices.Clone(i.VersionArray), 0, 0)
+	return v[0] > major || (v[0] == major && v[1] >= minor)
+}
+
+// String is one line for people: "7.0.14, replica set primary (rs0)".
+func (i ServerInfo) String() string {
+	s := i.Version
+	if i.FerretDB != "" {
+		s = fmt.Sprintf("FerretDB %s (reports MongoDB %s)", i.FerretDB, i.Version)
+	}
+	s += ", " + i.Topology
+	if i.SetName != "" {
+		s += " (" + i.SetName + ")"
+	}
+	if i.Atlas {
+		s += ", MongoDB Atlas"
+	}
+	return s
+}

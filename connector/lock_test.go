@@ -1,0 +1,154 @@
+package connector_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"mongobot/connector"
+	"mongobot/connector/mongotest"
+	"mongobot/secret"
+)
+
+func mongotestOptions() mongotest.Options { return mongotest.Options{} }
+
+// Lock: new logins fail, a connection already logged in loses its authentication at its next
+// command, sessions are killed; undo restores exactly the previous restrictions.
+func TestLockUnlock(t *testing.T) {
+	each(t, func(t *testing.T, s server) {
+		m := connect(t, s)
+		u := uniqueUser(t, m, "admin")
+		raw := rawClient(t, s.uri)
+		// The user starts with a restriction of its own, which unlock must give back exactly.
+		own := bson.A{bson.D{{Key: "clientSource", Value: bson.A{"127.0.0.1", "10.0.0.0/8"}}}}
+		cmd := bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "lock-test-pw-1"}, {Key: "roles", Value: bson.A{}}}
+		if !s.ferret() {
+			cmd = append(cmd, bson.E{Key: "authenticationRestrictions", Value: own})
+		}
+		if _, err := run(t, raw, "admin", cmd); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := m.LockUser(ctx(t), u)
+		if s.ferret() {
+			mustKind(t, err, connector.ErrUnsupported)
+			if !strings.Contains(err.Error(), "ignores authenticationRestrictions") {
+				t.Errorf("sentence: %v", err)
+			}
+			mustKind(t, m.CanLock(ctx(t)), connector.ErrUnsupported)
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := secret.New("lock-test-pw-1")
+		mustKind(t, m.Login(ctx(t), u, pw), connector.ErrAuthFailed)
+		if !ch.After.Locked() || ch.Before.Locked() || ch.Undo == nil || ch.Undo.Action != connector.UndoSetRestrictions {
+			t.Fatalf("lock change %+v", ch)
+		}
+		if s.emu != nil {
+			if k := s.emu.Killed(); len(k) != 1 || k[0][0].User != u.User {
+				t.Errorf("killAllSessions not sent for the user: %+v", k)
+			}
+		}
+		_, err = m.LockUser(ctx(t), u)
+		mustKind(t, err, connector.ErrConflict)
+
+		un, err := m.Undo(ctx(t), ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := m.State(ctx(t), u)
+		want := []connector.Restriction{{ClientSource: []string{"127.0.0.1", "10.0.0.0/8"}}}
+		if !slices.EqualFunc(after.Restrictions, want, func(a, b connector.Restriction) bool { return equalJSON(a, b) }) {
+			t.Fatalf("unlock restored %+v, want exactly %+v", after.Restrictions, want)
+		}
+		if err := m.Login(ctx(t), u, pw); err != nil {
+			t.Fatalf("login after unlock: %v", err)
+		}
+		// Undo of the unlock locks again.
+		if un.Undo == nil {
+			t.Fatal("unlock has no undo")
+		}
+		if _, err := m.Undo(ctx(t), un); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := m.State(ctx(t), u); !st.Locked() {
+			t.Fatal("undo of unlock did not lock")
+		}
+		// The explicit verb, given the saved restrictions.
+		if _, err := m.UnlockUser(ctx(t), u, want); err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.UnlockUser(ctx(t), u, nil)
+		mustKind(t, err, connector.ErrConflict)
+	})
+}
+
+// Case 24 and 26 of the reference, on the emulator (and a real server): a connection logged in
+// before the lock is refused at its next command; after a drop and re-create, too.
+func TestLockCutsLoggedInConnections(t *testing.T) {
+	each(t, func(t *testing.T, s server) {
+		if s.ferret() {
+			t.Log("FerretDB cannot lock (asserted in TestLockUnlock); checking the drop and re-create case only")
+		}
+		m := connect(t, s)
+		u := uniqueUser(t, m, "admin")
+		raw := rawClient(t, s.uri)
+		if _, err := run(t, raw, "admin", bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "cut-test-pw-1"}, {Key: "roles", Value: bson.A{}}}); err != nil {
+			t.Fatal(err)
+		}
+		asUser := rawClient(t, s.userURI(u.User, "cut-test-pw-1", "admin"))
+		self := bson.D{{Key: "usersInfo", Value: u.User}}
+		if _, err := run(t, asUser, "admin", self); err != nil {
+			t.Fatalf("the user cannot read itself before the lock: %v", err)
+		}
+		if !s.ferret() {
+			if _, err := m.LockUser(ctx(t), u); err != nil {
+				t.Fatal(err)
+			}
+			_, err := run(t, asUser, "admin", self)
+			if code := codeOf(err); code != 13 {
+				t.Fatalf("next command of a connection logged in before the lock: %v (code %d), want 13", err, code)
+			}
+			if _, err := m.UnlockUser(ctx(t), u, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// --logout-all: drop and re-create. The old connection must not inherit the new user.
+		asUser2 := rawClient(t, s.userURI(u.User, "cut-test-pw-1", "admin"))
+		if _, err := run(t, asUser2, "admin", self); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: u, LogoutAll: true}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := run(t, asUser2, "admin", self)
+		if s.ferret() {
+			t.Logf("FerretDB, old connection after drop and re-create: %v (code %d)", err, codeOf(err))
+			return
+		}
+		if code := codeOf(err); code != 13 {
+			t.Fatalf("old connection after --logout-all: %v (code %d), want 13", err, code)
+		}
+	})
+}
+
+func TestLockRefusedOnOldServer(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{Version: "3.4.24"})
+	m := connect(t, server{uri: emu.URI()})
+	u := connector.UserRef{User: "app", DB: "admin"}
+	if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustKind(t, m.CanLock(ctx(t)), connector.ErrTooOld)
+	_, err := m.LockUser(ctx(t), u)
+	mustKind(t, err, connector.ErrTooOld)
+	if !strings.Contains(err.Error(), "3.4.24") || !strings.Contains(err.Error(), "3.6") {
+		t.Errorf("sentence does not name the versions: %v", err)
+	}
+	if n := emu.Count("updateUser"); n != 0 {
+		t.Errorf("updateUser sent %d times to a server too old to lock", n)
+	}
+}

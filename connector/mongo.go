@@ -1,0 +1,230 @@
+package connector
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"mongobot/secret"
+)
+
+// Config is a connector's credential fields and tuning. Only Name and URI are required.
+type Config struct {
+	Name string
+	// URI is the connection string, credentials included (mongodb:// or mongodb+srv://).
+	URI secret.String
+	// TLSCAFile or TLSCAPEM (not both) is the PEM CA used as the trust root; either turns TLS on.
+	TLSCAFile string
+	TLSCAPEM  string
+	// Passwords is the policy for generated passwords.
+	Passwords PasswordPolicy
+	// SkipVerifyLogin turns off the login with a new password after a rotation or creation.
+	SkipVerifyLogin bool
+	// ServerSelectionTimeout bounds finding a usable server; default 5s.
+	ServerSelectionTimeout time.Duration
+	// CommandTimeout bounds each command, and each verifying login; default 15s.
+	CommandTimeout time.Duration
+}
+
+// Mongo is one configured MongoDB deployment. Its client is created on first use and shared;
+// it is safe for concurrent use.
+type Mongo struct {
+	cfg      Config
+	name     string
+	tls      *tls.Config
+	atlas    bool
+	password secret.String // the connection string's own password, for scrubbing
+
+	mu     sync.Mutex
+	client *mongo.Client
+	info   *ServerInfo // cached after the first successful discovery
+}
+
+// New checks cfg and returns a connector. It does not touch the network.
+func New(cfg Config) (*Mongo, error) {
+	if strings.TrimSpace(cfg.Name) == "" {
+		return nil, errors.New("connector: name is empty")
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("connector %q: %s", cfg.Name, fmt.Sprintf(format, a...))
+	}
+	if cfg.URI.Empty() {
+		return nil, bad("connection_string is empty")
+	}
+	hosts, password, err := splitURI(cfg.URI.Reveal())
+	if err != nil {
+		return nil, bad("connection_string is invalid: %s", err)
+	}
+	if !strings.HasPrefix(cfg.URI.Reveal(), "mongodb+srv://") {
+		// mongodb+srv strings are checked by the driver at first use: parsing them here
+		// would look up DNS, and New must not touch the network.
+		if _, err := connstring.ParseAndValidate(cfg.URI.Reveal()); err != nil {
+			return nil, bad("connection_string is invalid: %s", scrub(err, cfg.URI, secret.New(password)))
+		}
+	}
+	if err := cfg.Passwords.Validate(); err != nil {
+		return nil, bad("%s", err)
+	}
+	if cfg.ServerSelectionTimeout <= 0 {
+		cfg.ServerSelectionTimeout = 5 * time.Second
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 15 * time.Second
+	}
+	m := &Mongo{cfg: cfg, name: cfg.Name, password: secret.New(password)}
+	for _, h := range hosts {
+		if isAtlasHost(h) {
+			m.atlas = true
+		}
+	}
+	if cfg.TLSCAFile != "" && cfg.TLSCAPEM != "" {
+		return nil, bad("give tls_ca_file or tls_ca_pem, not both")
+	}
+	pem := []byte(cfg.TLSCAPEM)
+	if cfg.TLSCAFile != "" {
+		if pem, err = os.ReadFile(cfg.TLSCAFile); err != nil {
+			return nil, bad("tls_ca_file: %v", err)
+		}
+	}
+	if len(pem) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, bad("the TLS CA holds no PEM certificate")
+		}
+		m.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return m, nil
+}
+
+// Name is the connector's display name.
+func (m *Mongo) Name() string { return m.name }
+
+// Atlas reports whether the connection string points at MongoDB Atlas.
+func (m *Mongo) Atlas() bool { return m.atlas }
+
+func (m *Mongo) isAtlas() bool { return m != nil && m.atlas }
+
+// isAtlasHost recognises Atlas (and Atlas for Government) host names.
+func isAtlasHost(h string) bool {
+	h = strings.ToLower(h)
+	if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	return strings.HasSuffix(h, ".mongodb.net") || strings.HasSuffix(h, ".mongodbgov.net")
+}
+
+// splitURI returns the hosts and the password of a MongoDB connection string without any
+// lookup. Its errors never quote the string.
+func splitURI(uri string) (hosts []string, password string, err error) {
+	rest, ok := strings.CutPrefix(uri, "mongodb://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(uri, "mongodb+srv://"); !ok {
+			return nil, "", errors.New(`it must start with "mongodb://" or "mongodb+srv://"`)
+		}
+	}
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		userinfo := rest[:i]
+		rest = rest[i+1:]
+		if _, pw, ok := strings.Cut(userinfo, ":"); ok {
+			if password, err = url.PathUnescape(pw); err != nil {
+				return nil, "", errors.New("the password in it is not correctly percent-encoded")
+			}
+		}
+	}
+	for _, h := range strings.Split(rest, ",") {
+		if h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, "", errors.New("it names no host")
+	}
+	return hosts, password, nil
+}
+
+func (m *Mongo) secrets() []secret.String { return []secret.String{m.cfg.URI, m.password} }
+
+// clientOptions are the options every client of this connector uses; cred replaces the
+// connection string's credentials when not nil (the verifying login).
+func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
+	o := options.Client().ApplyURI(m.cfg.URI.Reveal()).
+		SetAppName("mongobot").
+		SetServerSelectionTimeout(m.cfg.ServerSelectionTimeout).
+		SetConnectTimeout(m.cfg.ServerSelectionTimeout).
+		SetTimeout(m.cfg.CommandTimeout)
+	if m.tls != nil {
+		o.SetTLSConfig(m.tls)
+	}
+	if cred != nil {
+		o.SetAuth(*cred)
+	}
+	return o
+}
+
+func (m *Mongo) getClient() (*mongo.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.client != nil {
+		return m.client, nil
+	}
+	c, err := mongo.Connect(m.clientOptions(nil))
+	if err != nil {
+		return nil, &Error{Kind: ErrInvalid, Op: "connect", Msg: fmt.Sprintf("cannot set up a client for %s: %s", m.name, scrub(err, m.secrets()...)), err: scrub(err, m.secrets()...)}
+	}
+	m.client = c
+	return c, nil
+}
+
+// Close disconnects the client, if one was made.
+func (m *Mongo) Close(ctx context.Context) error {
+	m.mu.Lock()
+	c := m.client
+	m.client = nil
+	m.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return scrub(c.Disconnect(ctx), m.secrets()...)
+}
+
+// writeConcern goes inside every user-changing command: the change must reach a majority
+// before the bot reports it (reference §6).
+var writeConcern = bson.D{{Key: "w", Value: "majority"}, {Key: "wtimeout", Value: 10000}}
+
+// run sends cmd to db, bounded by the command timeout, and decodes the reply into out (when
+// not nil). Errors come back mapped; what names the target for the sentence.
+func (m *Mongo) run(ctx context.Context, db string, cmd bson.D, out any, what string) error {
+	op := fmt.Sprintf("%s on %s", cmd[0].Key, db)
+	if s, ok := cmd[0].Value.(string); ok {
+		op = fmt.Sprintf("%s %q on %s", cmd[0].Key, s, db)
+	}
+	c, err := m.getClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	res := c.Database(db).RunCommand(ctx, cmd)
+	if out == nil {
+		err = res.Err()
+	} else {
+		err = res.Decode(out)
+	}
+	return m.mapErr(err, op, what)
+}

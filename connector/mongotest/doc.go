@@ -1,0 +1,18 @@
+// Package mongotest runs a MongoDB emulator on a loopback port, for tests, the way
+// net/http/httptest runs an HTTP server.
+//
+// It speaks the real wire protocol (the legacy OP_QUERY handshake and OP_MSG), authenticates
+// with SCRAM-SHA-256 and SCRAM-SHA-1 through github.com/xdg-go/scram (the library the Go driver
+// uses on its side), so the official driver connects to it unchanged. It implements what no
+// server available to our tests implements: user and role administration with MongoDB's
+// semantics and error codes (shared/reference/mongodb-user-admin.md, and its table of
+// behavioural cases), authenticationRestrictions enforced at login and on the next command,
+// re-validation of logged-in connections after a user is dropped or changed, session kills,
+// connectionStatus with privileges computed from the account's roles, buildInfo with a
+// configurable version, topologies (standalone, replica set primary or secondary, mongos), and
+// fault injection (delay, dropped connection, a given error, a write concern error).
+//
+// What it does not emulate: data (no collections or cursors), killOp and $currentOp, and
+// replication. It follows MongoDB's documented behaviour, not the connector's convenience:
+// when the two disagree, the emulator is what must be fixed to match MongoDB.
+package mongotest

@@ -1,0 +1,446 @@
+package mongotest
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Topologies the emulator can present.
+const (
+	Standalone = "standalone"
+	Primary    = "primary"   // a replica set primary (set "rs0")
+	Secondary  = "secondary" // a replica set secondary: user writes get NotWritablePrimary
+	Mongos     = "mongos"
+)
+
+// Options configure a Server. The zero value is a MongoDB 7.0 standalone whose admin account
+// has the root role.
+type Options struct {
+	Version  string // buildInfo's version; default "7.0.14"
+	Topology string // Standalone (default), Primary, Secondary or Mongos
+	// AdminRoles are the roles of the admin account the URI logs in with; default root.
+	AdminRoles []Role
+	// TLS, when set, makes the server accept only TLS connections with this config.
+	TLS *tls.Config
+	// BuildInfoAuthMode is the server parameter buildInfoAuthMode: "requiresAuth" (default),
+	// "versionOnlyIfPreAuth" or "allowedPreAuth".
+	BuildInfoAuthMode string
+}
+
+// Role is a role reference.
+type Role struct {
+	Role string `bson:"role"`
+	DB   string `bson:"db"`
+}
+
+// Fault changes how the server answers matching commands.
+type Fault struct {
+	// Command is the command name to match; "" matches every command, handshakes included.
+	Command string
+	// Delay is waited before answering (or dropping); Close interrupts it.
+	Delay time.Duration
+	// Drop closes the connection instead of answering.
+	Drop bool
+	// Code and Message, when Code is not 0, answer with that error and run nothing.
+	Code    int32
+	Message string
+	// WriteConcernCode, when not 0, runs the command and then reports a writeConcernError.
+	WriteConcernCode int32
+	// Times is how many commands the fault applies to; 0 means until cleared.
+	Times int
+}
+
+// Server is a running emulator.
+type Server struct {
+	opts     Options
+	ln       net.Listener
+	addr     string
+	adminPwd string
+	closed   chan struct{}
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	users    map[userKey]*user
+	roles    map[userKey]*customRole
+	faults   []*Fault
+	conns    map[net.Conn]struct{}
+	killed   [][]UserRef
+	commands map[string]int
+	nextConn int32
+}
+
+// UserRef names a user.
+type UserRef struct {
+	User string `bson:"user"`
+	DB   string `bson:"db"`
+}
+
+type userKey struct{ db, name string }
+
+// NewServer starts an emulator on 127.0.0.1 with an admin account (admin@admin, a random
+// password, roles from Options). Close it when done.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Version == "" {
+		opts.Version = "7.0.14"
+	}
+	if opts.Topology == "" {
+		opts.Topology = Standalone
+	}
+	if opts.AdminRoles == nil {
+		opts.AdminRoles = []Role{{Role: "root", DB: "admin"}}
+	}
+	if opts.BuildInfoAuthMode == "" {
+		opts.BuildInfoAuthMode = "requiresAuth"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
+	}
+	s := &Server{
+		opts: opts, ln: ln, addr: ln.Addr().String(), adminPwd: randomString(12),
+		closed: make(chan struct{}), users: map[userKey]*user{}, roles: map[userKey]*customRole{},
+		conns: map[net.Conn]struct{}{}, commands: map[string]int{},
+	}
+	admin, err := newUser("admin", "admin", s.adminPwd, opts.AdminRoles, nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.users[userKey{"admin", "admin"}] = admin
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URI is a connection string that logs in as the admin account.
+func (s *Server) URI() string { return s.UserURI("admin", s.adminPwd, "admin") }
+
+// AdminPassword is the admin account's password (tests use it to check it never leaks).
+func (s *Server) AdminPassword() string { return s.adminPwd }
+
+// UserURI is a connection string for any user.
+func (s *Server) UserURI(user, password, authDB string) string {
+	u := fmt.Sprintf("mongodb://%s:%s@%s/?authSource=%s&directConnection=true", user, password, s.addr, authDB)
+	if s.opts.TLS != nil {
+		u += "&tls=true"
+	}
+	return u
+}
+
+// Close stops the server and drops every connection.
+func (s *Server) Close() {
+	select {
+	case <-s.closed:
+		return
+	default:
+	}
+	close(s.closed)
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Inject adds a fault; ClearFaults removes them all.
+func (s *Server) Inject(f Fault) {
+	s.mu.Lock()
+	s.faults = append(s.faults, &f)
+	s.mu.Unlock()
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
+// DropConnections closes every open connection, as a network failure would.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+// Killed returns the user lists of every killAllSessions received, in order.
+func (s *Server) Killed() [][]UserRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]UserRef(nil), s.killed...)
+}
+
+// Count is how many times command was received.
+func (s *Server) Count(command string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commands[command]
+}
+
+func (s *Server) fault(cmd string) *Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if f.Command == "" || f.Command == cmd {
+			out := *f
+			if f.Times > 0 {
+				f.Times--
+				if f.Times == 0 {
+					s.faults = append(s.faults[:i], s.faults[i+1:]...)
+				}
+			}
+			return &out
+		}
+	}
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.nextConn++
+		id := s.nextConn
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
+			s.serve(&conn{srv: s, nc: c, id: id})
+		}()
+	}
+}
+
+// conn is one client connection and its authentication state.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	id   int32
+	auth *session // nil when not authenticated
+	sasl *saslState
+}
+
+// session is who a connection is logged in as. userID detects a user dropped and re-created
+// under the same name (reference case 24).
+type session struct {
+	key    userKey
+	userID [16]byte
+	gen    uint64 // the user's generation when last validated
+}
+
+const (
+	opReply = 1
+	opQuery = 2004
+	opMsg   = 2013
+)
+
+func (s *Server) serve(c *conn) {
+	r := bufio.NewReader(c.nc)
+	for {
+		var hdr [16]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		length := int32(binary.LittleEndian.Uint32(hdr[0:]))
+		reqID := int32(binary.LittleEndian.Uint32(hdr[4:]))
+		opcode := int32(binary.LittleEndian.Uint32(hdr[12:]))
+		if length < 16 || length > 48<<20 {
+			return
+		}
+		body := make([]byte, length-16)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return
+		}
+		var (
+			doc        bson.Raw
+			db         string
+			moreToCome bool
+			err        error
+		)
+		switch opcode {
+		case opQuery:
+			doc, db, err = parseQuery(body)
+		case opMsg:
+			doc, moreToCome, err = parseMsg(body)
+			if err == nil {
+				db, _ = doc.Lookup("$db").StringValueOK()
+			}
+		default:
+			return // the driver sends nothing else
+		}
+		if err != nil {
+			return
+		}
+		reply, drop := s.handle(c, doc, db)
+		if drop {
+			return
+		}
+		if moreToCome {
+			continue
+		}
+		var out []byte
+		if opcode == opQuery {
+			out = replyMessage(reqID, reply)
+		} else {
+			out = msgMessage(reqID, reply)
+		}
+		if _, err := c.nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func parseQuery(b []byte) (bson.Raw, string, error) {
+	if len(b) < 4 {
+		return nil, "", errors.New("short OP_QUERY")
+	}
+	b = b[4:] // flags
+	i := strings.IndexByte(string(b), 0)
+	if i < 0 {
+		return nil, "", errors.New("bad collection name")
+	}
+	ns := string(b[:i])
+	b = b[i+1+8:] // numberToSkip, numberToReturn
+	doc, err := readDoc(b)
+	db, _, _ := strings.Cut(ns, ".")
+	return doc, db, err
+}
+
+func readDoc(b []byte) (bson.Raw, error) {
+	if len(b) < 5 {
+		return nil, errors.New("short document")
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n < 5 || n > len(b) {
+		return nil, errors.New("bad document length")
+	}
+	doc := bson.Raw(b[:n])
+	return doc, doc.Validate()
+}
+
+// parseMsg returns the body with any document sequences folded in as arrays.
+func parseMsg(b []byte) (bson.Raw, bool, error) {
+	if len(b) < 5 {
+		return nil, false, errors.New("short OP_MSG")
+	}
+	flags := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if flags&1 != 0 { // checksumPresent
+		b = b[:len(b)-4]
+	}
+	var body bson.Raw
+	var seqs []bson.E
+	for len(b) > 0 {
+		kind := b[0]
+		b = b[1:]
+		switch kind {
+		case 0:
+			d, err := readDoc(b)
+			if err != nil {
+				return nil, false, err
+			}
+			body, b = d, b[len(d):]
+		case 1:
+			size := int(binary.LittleEndian.Uint32(b))
+			sec := b[4:size]
+			i := strings.IndexByte(string(sec), 0)
+			name := string(sec[:i])
+			sec = sec[i+1:]
+			var arr bson.A
+			for len(sec) > 0 {
+				d, err := readDoc(sec)
+				if err != nil {
+					return nil, false, err
+				}
+				arr = append(arr, d)
+				sec = sec[len(d):]
+			}
+			seqs = append(seqs, bson.E{Key: name, Value: arr})
+			b = b[size:]
+		default:
+			return nil, false, fmt.Errorf("unknown section kind %d", kind)
+		}
+	}
+	if body == nil {
+		return nil, false, errors.New("OP_MSG without body")
+	}
+	if len(seqs) > 0 {
+		var d bson.D
+		if err := bson.Unmarshal(body, &d); err != nil {
+			return nil, false, err
+		}
+		d = append(d, seqs...)
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			return nil, false, err
+		}
+		body = raw
+	}
+	return body, flags&2 != 0, nil
+}
+
+func header(length, reqID, respTo, opcode int32) []byte {
+	h := make([]byte, 16, length)
+	binary.LittleEndian.PutUint32(h[0:], uint32(length))
+	binary.LittleEndian.PutUint32(h[4:], uint32(reqID))
+	binary.LittleEndian.PutUint32(h[8:], uint32(respTo))
+	binary.LittleEndian.PutUint32(h[12:], uint32(opcode))
+	return h
+}
+
+var lastReplyID atomic.Int32
+
+func replyMessage(respTo int32, doc bson.Raw) []byte {
+	out := header(int32(16+20+len(doc)), lastReplyID.Add(1), respTo, opReply)
+	out = binary.LittleEndian.AppendUint32(out, 0) // responseFlags
+	out = binary.LittleEndian.AppendUint64(out, 0) // cursorID
+	out = binary.LittleEndian.AppendUint32(out, 0) // startingFrom
+	out = binary.LittleEndian.AppendUint32(out, 1) // numberReturned
+	return append(out, doc...)
+}
+
+func msgMessage(respTo int32, doc bson.Raw) []byte {
+	out := header(int32(16+4+1+len(doc)), lastReplyID.Add(1), respTo, opMsg)
+	out = binary.LittleEndian.AppendUint32(out, 0) // flags
+	out = append(out, 0)                           // section kind 0
+	return append(out, doc...)
+}

@@ -1,0 +1,107 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// userDoc is one entry of a usersInfo reply.
+type userDoc struct {
+	User         string        `bson:"user"`
+	DB           string        `bson:"db"`
+	Roles        []Role        `bson:"roles"`
+	Mechanisms   []string      `bson:"mechanisms"`
+	CustomData   bson.RawValue `bson:"customData"`
+	Restrictions []Restriction `bson:"authenticationRestrictions"`
+}
+
+func (d userDoc) state() (UserState, error) {
+	s := UserState{Exists: true, Roles: sortedRoles(d.Roles), Restrictions: d.Restrictions, Mechanisms: d.Mechanisms}
+	if d.CustomData.Type == bson.TypeEmbeddedDocument {
+		ext, err := bson.MarshalExtJSON(bson.Raw(d.CustomData.Value), true, false)
+		if err != nil {
+			return s, fmt.Errorf("customData of %s@%s: %w", d.User, d.DB, err)
+		}
+		if string(ext) != "{}" {
+			s.CustomData = string(ext)
+		}
+	}
+	return s, nil
+}
+
+func sortedRoles(rs []Role) []Role {
+	out := append([]Role(nil), rs...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DB != out[j].DB {
+			return out[i].DB < out[j].DB
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// User is one user as listing shows it.
+type User struct {
+	UserRef
+	Roles      []Role   `json:"roles"`
+	Mechanisms []string `json:"mechanisms,omitempty"`
+}
+
+// Users lists the users of db with their roles, or of every database when db is "".
+func (m *Mongo) Users(ctx context.Context, db string) ([]User, error) {
+	cmd, runOn := bson.D{{Key: "usersInfo", Value: bson.D{{Key: "forAllDBs", Value: true}}}}, "admin"
+	if db != "" {
+		if err := ValidateDB(db); err != nil {
+			return nil, err
+		}
+		cmd, runOn = bson.D{{Key: "usersInfo", Value: 1}}, db
+	}
+	var reply struct {
+		Users []userDoc `bson:"users"`
+	}
+	if err := m.run(ctx, runOn, cmd, &reply, "the users"); err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(reply.Users))
+	for _, d := range reply.Users {
+		out = append(out, User{UserRef: UserRef{User: d.User, DB: d.DB}, Roles: sortedRoles(d.Roles), Mechanisms: d.Mechanisms})
+	}
+	return out, nil
+}
+
+// State reads one user: roles, custom data, authentication restrictions. A user that does not
+// exist is a state (Exists false), not an error.
+func (m *Mongo) State(ctx context.Context, u UserRef) (UserState, error) {
+	if err := validateRef(u); err != nil {
+		return UserState{}, err
+	}
+	cmd := bson.D{
+		{Key: "usersInfo", Value: bson.D{{Key: "user", Value: u.User}, {Key: "db", Value: u.DB}}},
+		{Key: "showCustomData", Value: true},
+		{Key: "showAuthenticationRestrictions", Value: true},
+	}
+	var reply struct {
+		Users []userDoc `bson:"users"`
+	}
+	if err := m.run(ctx, u.DB, cmd, &reply, "user "+u.String()); err != nil {
+		return UserState{}, err
+	}
+	for _, d := range reply.Users {
+		if d.User == u.User && d.DB == u.DB {
+			return d.state()
+		}
+	}
+	return UserState{}, nil
+}
+
+// existing reads u's state and fails with ErrUserNotFound when it does not exist.
+func (m *Mongo) existing(ctx context.Context, u UserRef) (UserState, error) {
+	st, err := m.State(ctx, u)
+	if err == nil && !st.Exists {
+		err = newErr(ErrUserNotFound, "", "user %s does not exist on %s", u, m.name)
+	}
+	return st, err
+}

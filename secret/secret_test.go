@@ -1,0 +1,36 @@
+package secret
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestStringNeverPrintsItsValue(t *testing.T) {
+	s := New("hunter2-very-secret")
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "pw", s)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "pw", s)
+	js, _ := json.Marshal(struct{ P String }{s})
+	for name, out := range map[string]string{
+		"%v": fmt.Sprintf("%v", s), "%s": fmt.Sprintf("%s", s), "%+v": fmt.Sprintf("%+v", struct{ P String }{s}),
+		"%#v": fmt.Sprintf("%#v", s), "slog": logged.String(), "json": string(js),
+	} {
+		if strings.Contains(out, "hunter2") || !strings.Contains(out, Redacted) {
+			t.Errorf("%s printed %q", name, out)
+		}
+	}
+	if s.Reveal() != "hunter2-very-secret" {
+		t.Error("Reveal lost the value")
+	}
+}
+
+func TestScrub(t *testing.T) {
+	got := Scrub("auth failed for pw=abcd1234 and abcd1234 again; x", New("abcd1234"), New(""), New("x"))
+	if got != "auth failed for pw=REDACTED and REDACTED again; x" {
+		t.Errorf("Scrub: %q", got)
+	}
+}
