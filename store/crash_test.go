@@ -136,9 +136,13 @@ func TestCrashSafety(t *testing.T) {
 			}
 			close(lines)
 		}()
-		// Kill after a random number of committed writes, or a random time, whichever first.
+		// Kill after a random number of committed writes, or a random time after the first
+		// commit, whichever first. The timer starts at the first commit so that a slow start
+		// (the race detector) does not turn most runs into kills before the file exists.
 		killAfter := rng.IntN(60)
-		deadline := time.After(time.Duration(rng.IntN(40)) * time.Millisecond)
+		var deadline <-chan time.Time
+		wait := time.Duration(rng.IntN(40)) * time.Millisecond
+		stuck := time.After(time.Minute)
 		var got []string
 		killed := false
 	read:
@@ -149,6 +153,9 @@ func TestCrashSafety(t *testing.T) {
 					break read
 				}
 				got = append(got, l)
+				if deadline == nil {
+					deadline = time.After(wait)
+				}
 				if !killed && len(got) >= killAfter {
 					cmd.Process.Signal(syscall.SIGKILL)
 					killed = true
@@ -158,6 +165,9 @@ func TestCrashSafety(t *testing.T) {
 					cmd.Process.Signal(syscall.SIGKILL)
 					killed = true
 				}
+			case <-stuck:
+				cmd.Process.Signal(syscall.SIGKILL)
+				t.Fatalf("run %d: the child committed nothing in a minute; stderr: %s", run, stderr.String())
 			}
 		}
 		cmd.Wait()
