@@ -72,7 +72,11 @@ func (u *user) setPassword(pwd string, mechs []string) error {
 		if err != nil {
 			return err
 		}
-		u.creds[m] = client.GetStoredCredentials(kf)
+		creds, err := client.GetStoredCredentialsWithError(kf)
+		if err != nil {
+			return err
+		}
+		u.creds[m] = creds
 	}
 	return nil
 }
