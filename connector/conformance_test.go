@@ -141,7 +141,7 @@ func TestRotateLogoutAll(t *testing.T) {
 			_, err := run(t, raw, "admin", bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "first-password-1"},
 				{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "read"}, {Key: "db", Value: "shop"}}}},
 				{Key: "customData", Value: bson.D{{Key: "team", Value: "payments"}, {Key: "n", Value: int64(3)}}},
-				{Key: "authenticationRestrictions", Value: bson.A{bson.D{{Key: "clientSource", Value: bson.A{"127.0.0.0/8"}}}}}})
+				{Key: "authenticationRestrictions", Value: bson.A{bson.D{{Key: "clientSource", Value: bson.A{"0.0.0.0/0"}}}}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -380,6 +380,13 @@ func TestListUsers(t *testing.T) {
 		for name, list := range map[string][]connector.User{"all": all, "admin": inAdmin} {
 			if !slices.ContainsFunc(list, func(x connector.User) bool { return x.UserRef == u && len(x.Mechanisms) > 0 }) {
 				t.Errorf("%s: %v lacks %v", name, list, u)
+			}
+		}
+		// Listings come sorted by user, then db, whatever order the server answers in.
+		for i := 1; i < len(all); i++ {
+			a, b := all[i-1], all[i]
+			if a.User > b.User || (a.User == b.User && a.DB > b.DB) {
+				t.Errorf("listing not sorted: %v before %v", a.UserRef, b.UserRef)
 			}
 		}
 		empty, err := m.Users(ctx(t), "no_users_here")

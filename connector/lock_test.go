@@ -22,7 +22,8 @@ func TestLockUnlock(t *testing.T) {
 		u := uniqueUser(t, m, "admin")
 		raw := rawClient(t, s.uri)
 		// The user starts with a restriction of its own, which unlock must give back exactly.
-		own := bson.A{bson.D{{Key: "clientSource", Value: bson.A{"127.0.0.1", "10.0.0.0/8"}}}}
+		// It admits every IPv4 client, so the test logs in from wherever it runs.
+		own := bson.A{bson.D{{Key: "clientSource", Value: bson.A{"0.0.0.0/0", "10.0.0.0/8"}}}}
 		cmd := bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "lock-test-pw-1"}, {Key: "roles", Value: bson.A{}}}
 		if !s.ferret() {
 			cmd = append(cmd, bson.E{Key: "authenticationRestrictions", Value: own})
@@ -60,7 +61,7 @@ func TestLockUnlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		after, _ := m.State(ctx(t), u)
-		want := []connector.Restriction{{ClientSource: []string{"127.0.0.1", "10.0.0.0/8"}}}
+		want := []connector.Restriction{{ClientSource: []string{"0.0.0.0/0", "10.0.0.0/8"}}}
 		if !slices.EqualFunc(after.Restrictions, want, func(a, b connector.Restriction) bool { return equalJSON(a, b) }) {
 			t.Fatalf("unlock restored %+v, want exactly %+v", after.Restrictions, want)
 		}

@@ -69,6 +69,13 @@ func (m *Mongo) Users(ctx context.Context, db string) ([]User, error) {
 	for _, d := range reply.Users {
 		out = append(out, User{UserRef: UserRef{User: d.User, DB: d.DB}, Roles: sortedRoles(d.Roles), Mechanisms: d.Mechanisms})
 	}
+	// MongoDB sorts by user, then db; FerretDB does not. Listings are the same everywhere.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].User != out[j].User {
+			return out[i].User < out[j].User
+		}
+		return out[i].DB < out[j].DB
+	})
 	return out, nil
 }
 

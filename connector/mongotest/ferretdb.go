@@ -89,7 +89,7 @@ func StartFerretDB(dir string) (*FerretDB, error) {
 	ln.Close()
 	f := &FerretDB{Addr: addr, password: randomString(12), log: &bytes.Buffer{}, done: make(chan struct{})}
 	f.cmd = exec.Command(bin, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
-		"--listen-addr="+addr, "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
+		"--listen-addr="+addr, "--debug-addr=-", "--state-dir="+dir, "--telemetry=disable", "--log-level=warn",
 		"--test-enable-new-auth", "--setup-username=admin", "--setup-password="+f.password, "--setup-database=admin")
 	f.cmd.Stdout, f.cmd.Stderr = f.log, f.log
 	if err := f.cmd.Start(); err != nil {
