@@ -1,0 +1,322 @@
+package commands
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Command is one parsed command. Only the fields its verb uses are set.
+type Command struct {
+	Verb      string
+	Connector string
+	User      string
+	// AuthDB is the user's authentication database (--db), "admin" unless given.
+	AuthDB string
+	// DB is a database word: the one users lists, or the one create-readonly-user grants read on.
+	DB string
+	// Role and RoleDB are grant-role's and revoke-role's role@db; RoleDB is "admin" unless given.
+	Role, RoleDB string
+	// Action is what schedule schedules (rotate-password).
+	Action       string
+	Spec         string
+	KillSessions bool
+	LogoutAll    bool
+	Reason       string
+	// For, when not zero, makes a grant or a lock temporary.
+	For time.Duration
+	// ID is the request, schedule or journal id of cancel, unschedule and rollback.
+	ID uint64
+	// N is history's count.
+	N int
+	// Topic is the verb help was asked about.
+	Topic string
+	// Public asks a read-only verb to answer in the channel instead of privately.
+	Public bool
+}
+
+// Mutating reports whether c changes something.
+func (c Command) Mutating() bool { return Mutating(c.Verb) }
+
+// Args is the command's arguments as words, for the journal and the approval card.
+func (c Command) Args() map[string]string {
+	m := map[string]string{}
+	set := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	set("user", c.User)
+	set("authdb", c.AuthDB)
+	set("db", c.DB)
+	if c.Role != "" {
+		set("role", c.Role+"@"+c.RoleDB)
+	}
+	set("action", c.Action)
+	set("spec", c.Spec)
+	if c.KillSessions {
+		m["kill_sessions"] = "true"
+	}
+	if c.LogoutAll {
+		m["logout_all"] = "true"
+	}
+	if c.For > 0 {
+		m["for"] = FormatDuration(c.For)
+	}
+	if c.ID > 0 {
+		m["id"] = strconv.FormatUint(c.ID, 10)
+	}
+	return m
+}
+
+// Limits on what a person may type; MongoDB's own name limits are the connector's to check.
+const (
+	MaxText   = 4000 // Slack's slash command text is shorter than this
+	MaxReason = 500
+	// MaxFor is the longest temporary grant or lock.
+	MaxFor = 90 * 24 * time.Hour
+	MinFor = time.Minute
+	// MaxHistory is the most entries history lists at once.
+	MaxHistory = 50
+)
+
+// Error is a malformed command: Msg says what is wrong, Verb which verb's usage to show
+// ("" for the list of verbs).
+type Error struct {
+	Verb string
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Usage is the message to show: what is wrong, then how the verb is used.
+func (e *Error) Usage(slash string) string {
+	if e.Verb == "" {
+		return e.Msg + "\n\n" + HelpText(slash, "")
+	}
+	return e.Msg + "\n\n" + HelpText(slash, e.Verb)
+}
+
+func errorf(verb, format string, a ...any) *Error {
+	return &Error{Verb: verb, Msg: fmt.Sprintf(format, a...)}
+}
+
+// Parse turns the text after the slash command into a Command. Errors are *Error.
+func Parse(text string) (Command, error) {
+	if len(text) > MaxText {
+		return Command{}, errorf("", "That command is too long (%d characters; at most %d).", len(text), MaxText)
+	}
+	if !utf8.ValidString(text) {
+		return Command{}, errorf("", "That command is not valid text.")
+	}
+	words, err := split(text)
+	if err != nil {
+		return Command{}, err
+	}
+	if len(words) == 0 {
+		return Command{Verb: Help}, nil
+	}
+	name := strings.ToLower(words[0])
+	v, ok := lookup(name)
+	if !ok {
+		return Command{}, errorf("", "I don't know the verb %q.", short(words[0]))
+	}
+	c := Command{Verb: v.name, AuthDB: "admin"}
+	flags := append([]string{}, v.flags...)
+	if v.mutating {
+		flags = append(flags, reasonFlag)
+	} else {
+		flags = append(flags, publicFlag)
+	}
+	var pos []string
+	for i := 1; i < len(words); i++ {
+		w := words[i]
+		if !strings.HasPrefix(w, "--") || w == "--" {
+			pos = append(pos, w)
+			continue
+		}
+		name, value, hasValue := strings.Cut(w[2:], "=")
+		name = strings.ToLower(name)
+		if !contains(flags, name) {
+			return Command{}, errorf(v.name, "`%s` does not take `--%s`.", v.name, short(name))
+		}
+		if takesValue(name) && !hasValue {
+			if i+1 >= len(words) {
+				return Command{}, errorf(v.name, "`--%s` needs a value.", name)
+			}
+			i++
+			value = words[i]
+		} else if !takesValue(name) && hasValue {
+			return Command{}, errorf(v.name, "`--%s` takes no value.", name)
+		}
+		if err := c.setFlag(v.name, name, value); err != nil {
+			return Command{}, err
+		}
+	}
+	if len(pos) < len(v.args) {
+		return Command{}, errorf(v.name, "`%s` needs %s.", v.name, missing(v.args[len(pos):]))
+	}
+	if len(pos) > len(v.args)+len(v.optional) {
+		return Command{}, errorf(v.name, "`%s` got more words than it takes (%q is one too many); quote a word that has spaces.",
+			v.name, short(pos[len(v.args)+len(v.optional)]))
+	}
+	if err := c.setWords(v, pos); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+func takesValue(flag string) bool {
+	switch flag {
+	case "db", "for", reasonFlag:
+		return true
+	}
+	return false
+}
+
+func (c *Command) setFlag(verb, name, value string) error {
+	switch name {
+	case "db":
+		if value == "" {
+			return errorf(verb, "`--db` needs a database name.")
+		}
+		c.AuthDB = value
+	case "for":
+		d, err := ParseDuration(value)
+		if err != nil {
+			return errorf(verb, "%v", err)
+		}
+		c.For = d
+	case reasonFlag:
+		if utf8.RuneCountInString(value) > MaxReason {
+			return errorf(verb, "The reason is too long (at most %d characters).", MaxReason)
+		}
+		c.Reason = strings.TrimSpace(value)
+	case "kill-sessions":
+		c.KillSessions = true
+	case "logout-all":
+		c.LogoutAll = true
+	case publicFlag:
+		c.Public = true
+	}
+	return nil
+}
+
+func (c *Command) setWords(v verb, pos []string) error {
+	for _, w := range pos {
+		if strings.TrimSpace(w) == "" {
+			return errorf(v.name, "An empty word is not a name.")
+		}
+	}
+	at := func(i int) string {
+		if i < len(pos) {
+			return pos[i]
+		}
+		return ""
+	}
+	switch v.name {
+	case Help:
+		if t := strings.ToLower(at(0)); t != "" {
+			if _, ok := lookup(t); !ok {
+				return errorf("", "There is no verb %q.", short(t))
+			}
+			c.Topic = t
+		}
+	case Users:
+		c.Connector, c.DB = at(0), at(1)
+	case RotatePassword, DropUser, LockUser, UnlockUser:
+		c.Connector, c.User = at(0), at(1)
+	case GrantRole, RevokeRole:
+		c.Connector, c.User = at(0), at(1)
+		c.Role, c.RoleDB = at(2), "admin"
+		if name, db, ok := strings.Cut(at(2), "@"); ok {
+			if name == "" || db == "" {
+				return errorf(v.name, "%q is not a role: write `role` or `role@db`.", short(at(2)))
+			}
+			c.Role, c.RoleDB = name, db
+		}
+	case CreateReadOnlyUser:
+		c.Connector, c.User, c.DB = at(0), at(1), at(2)
+	case Schedule:
+		if strings.ToLower(at(0)) != RotatePassword {
+			return errorf(v.name, "Only `rotate-password` can be scheduled, not %q.", short(at(0)))
+		}
+		c.Action, c.Connector, c.User, c.Spec = RotatePassword, at(1), at(2), strings.TrimSpace(at(3))
+	case Unschedule, Cancel, Rollback:
+		id, err := strconv.ParseUint(strings.TrimPrefix(at(0), "#"), 10, 64)
+		if err != nil || id == 0 {
+			return errorf(v.name, "%q is not an id: ids are numbers, like `%s 42`.", short(at(0)), v.name)
+		}
+		c.ID = id
+	case History:
+		c.N = 10
+		if at(0) != "" {
+			n, err := strconv.Atoi(at(0))
+			if err != nil || n < 1 || n > MaxHistory {
+				return errorf(v.name, "%q is not a count: give a number from 1 to %d.", short(at(0)), MaxHistory)
+			}
+			c.N = n
+		}
+	}
+	return nil
+}
+
+// ParseDuration reads 30m, 4h, 2d (and Go durations like 1h30m), between MinFor and MaxFor.
+func ParseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		n, err = strconv.Atoi(days)
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || s == "" {
+		return 0, fmt.Errorf("%q is not a duration: write 30m, 4h or 2d", short(s))
+	}
+	if d < MinFor || d > MaxFor {
+		return 0, fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
+	}
+	return d, nil
+}
+
+// FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m.
+func FormatDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 && d > 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func missing(names []string) string {
+	var out []string
+	for _, n := range names {
+		out = append(out, "<"+n+">")
+	}
+	return strings.Join(out, " ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// short keeps a quoted word readable in a message: at most 60 characters.
+func short(s string) string {
+	if utf8.RuneCountInString(s) <= 60 {
+		return s
+	}
+	return string([]rune(s)[:57]) + "..."
+}

@@ -1,0 +1,157 @@
+package commands
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Command
+	}{
+		{"", Command{Verb: Help}},
+		{"help", Command{Verb: Help, AuthDB: "admin"}},
+		{"help grant-role", Command{Verb: Help, AuthDB: "admin", Topic: GrantRole}},
+		{"HELP Drop-User", Command{Verb: Help, AuthDB: "admin", Topic: DropUser}},
+		{"connectors --public", Command{Verb: Connectors, AuthDB: "admin", Public: true}},
+		{"users prod", Command{Verb: Users, AuthDB: "admin", Connector: "prod"}},
+		{"users prod shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", DB: "shop"}},
+		{"rotate-password prod-mongo app_user", Command{Verb: RotatePassword, Connector: "prod-mongo", User: "app_user", AuthDB: "admin"}},
+		{"rotate-password prod app --db shop --kill-sessions --logout-all --reason 'ticket OPS-1'",
+			Command{Verb: RotatePassword, Connector: "prod", User: "app", AuthDB: "shop", KillSessions: true, LogoutAll: true, Reason: "ticket OPS-1"}},
+		{`rotate-password prod app --reason="leaked in a log"`,
+			Command{Verb: RotatePassword, Connector: "prod", User: "app", AuthDB: "admin", Reason: "leaked in a log"}},
+		{"rotate-password prod “user with spaces” --reason “smart quotes”",
+			Command{Verb: RotatePassword, Connector: "prod", User: "user with spaces", AuthDB: "admin", Reason: "smart quotes"}},
+		{"grant-role prod app readWrite", Command{Verb: GrantRole, Connector: "prod", User: "app", Role: "readWrite", RoleDB: "admin", AuthDB: "admin"}},
+		{"grant-role prod app read@shop --for 4h", Command{Verb: GrantRole, Connector: "prod", User: "app", Role: "read", RoleDB: "shop", AuthDB: "admin", For: 4 * time.Hour}},
+		{"grant-role prod app read@shop --for=2d --db=apps", Command{Verb: GrantRole, Connector: "prod", User: "app", Role: "read", RoleDB: "shop", AuthDB: "apps", For: 48 * time.Hour}},
+		{"revoke-role prod app dbAdmin@shop", Command{Verb: RevokeRole, Connector: "prod", User: "app", Role: "dbAdmin", RoleDB: "shop", AuthDB: "admin"}},
+		{"create-readonly-user prod reporter shop", Command{Verb: CreateReadOnlyUser, Connector: "prod", User: "reporter", DB: "shop", AuthDB: "admin"}},
+		{"create-readonly-user prod reporter shop --db shop", Command{Verb: CreateReadOnlyUser, Connector: "prod", User: "reporter", DB: "shop", AuthDB: "shop"}},
+		{"drop-user prod old --reason \"don't need it\"", Command{Verb: DropUser, Connector: "prod", User: "old", AuthDB: "admin", Reason: "don't need it"}},
+		{"lock-user prod app --for 30m", Command{Verb: LockUser, Connector: "prod", User: "app", AuthDB: "admin", For: 30 * time.Minute}},
+		{"unlock-user prod app", Command{Verb: UnlockUser, Connector: "prod", User: "app", AuthDB: "admin"}},
+		{`schedule rotate-password prod app "0 3 * * 1"`, Command{Verb: Schedule, Action: RotatePassword, Connector: "prod", User: "app", Spec: "0 3 * * 1", AuthDB: "admin"}},
+		{`schedule rotate-password prod app "CRON_TZ=Europe/Paris @daily" --db shop`, Command{Verb: Schedule, Action: RotatePassword, Connector: "prod", User: "app", Spec: "CRON_TZ=Europe/Paris @daily", AuthDB: "shop"}},
+		{"schedules", Command{Verb: Schedules, AuthDB: "admin"}},
+		{"unschedule 3", Command{Verb: Unschedule, ID: 3, AuthDB: "admin"}},
+		{"requests", Command{Verb: Requests, AuthDB: "admin"}},
+		{"cancel #17", Command{Verb: Cancel, ID: 17, AuthDB: "admin"}},
+		{"history", Command{Verb: History, N: 10, AuthDB: "admin"}},
+		{"history 25 --public", Command{Verb: History, N: 25, AuthDB: "admin", Public: true}},
+		{"rollback 42 --reason oops", Command{Verb: Rollback, ID: 42, AuthDB: "admin", Reason: "oops"}},
+		{"  rotate-password\tprod   app  ", Command{Verb: RotatePassword, Connector: "prod", User: "app", AuthDB: "admin"}},
+		{"grant-role prod app &lt;odd&gt;@shop", Command{Verb: GrantRole, Connector: "prod", User: "app", Role: "<odd>", RoleDB: "shop", AuthDB: "admin"}},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		in, verb, says string
+	}{
+		{"frobnicate", "", `don't know the verb "frobnicate"`},
+		{"rotate-password", RotatePassword, "needs <connector> <user>"},
+		{"rotate-password prod", RotatePassword, "needs <user>"},
+		{"rotate-password prod app extra", RotatePassword, `"extra" is one too many`},
+		{"rotate-password prod app --for 4h", RotatePassword, "does not take `--for`"},
+		{"rotate-password prod app --db", RotatePassword, "`--db` needs a value"},
+		{"rotate-password prod app --kill-sessions=yes", RotatePassword, "takes no value"},
+		{"rotate-password prod 'app", "", "quote is not closed"},
+		{"grant-role prod app read@", GrantRole, "is not a role"},
+		{"grant-role prod app @shop", GrantRole, "is not a role"},
+		{"grant-role prod app read --for 10s", GrantRole, "between 1m and 90d"},
+		{"grant-role prod app read --for 91d", GrantRole, "between 1m and 90d"},
+		{"grant-role prod app read --for soon", GrantRole, `"soon" is not a duration`},
+		{"lock-user prod app --for -1h", LockUser, "between"},
+		{`schedule drop-user prod app "@daily"`, Schedule, "Only `rotate-password` can be scheduled"},
+		{"cancel abc", Cancel, "is not an id"},
+		{"rollback 0", Rollback, "is not an id"},
+		{"history 0", History, "is not a count"},
+		{"history 500", History, "is not a count"},
+		{"help nothing", "", `no verb "nothing"`},
+		{"users prod --reason x", Users, "does not take `--reason`"},
+		{"drop-user prod app --public", DropUser, "does not take `--public`"},
+		{`drop-user prod ""`, DropUser, "empty word"},
+		{"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), DropUser, "reason is too long"},
+		{strings.Repeat("x", MaxText+1), "", "too long"},
+		{"drop-user prod \xff", "", "not valid text"},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.in)
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("Parse(%.40q) = %v, want a *Error", tt.in, err)
+			continue
+		}
+		if e.Verb != tt.verb || !strings.Contains(e.Msg, tt.says) {
+			t.Errorf("Parse(%.40q) = verb %q %q, want verb %q saying %q", tt.in, e.Verb, e.Msg, tt.verb, tt.says)
+		}
+		if u := e.Usage("/mongo"); !strings.Contains(u, "/mongo") {
+			t.Errorf("usage of %q does not show the command: %q", tt.in, u)
+		}
+	}
+}
+
+func TestUsageShowsTheVerb(t *testing.T) {
+	_, err := Parse("grant-role prod")
+	u := err.(*Error).Usage("/db")
+	if !strings.Contains(u, "Usage: `/db grant-role <connector> <user> <role>[@<db>]") || !strings.Contains(u, "--reason") {
+		t.Fatalf("usage: %s", u)
+	}
+}
+
+func TestHelpListsEveryVerb(t *testing.T) {
+	h := HelpText("/mongo", "")
+	for _, v := range verbs {
+		if !strings.Contains(h, "`"+v.name) {
+			t.Errorf("help does not list %s", v.name)
+		}
+		if d := HelpText("/mongo", v.name); !strings.HasPrefix(d, "Usage: `/mongo "+v.name) {
+			t.Errorf("help %s: %q", v.name, d)
+		}
+	}
+}
+
+func TestArgs(t *testing.T) {
+	c, err := Parse("grant-role prod app read@shop --for 4h --db apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"user": "app", "authdb": "apps", "role": "read@shop", "for": "4h"}
+	if got := c.Args(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Args = %v, want %v", got, want)
+	}
+	if !c.Mutating() {
+		t.Fatal("grant-role is mutating")
+	}
+	if Mutating(Users) || Mutating(History) {
+		t.Fatal("read-only verbs are not mutating")
+	}
+}
+
+func TestDurations(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30m": 30 * time.Minute, "4h": 4 * time.Hour, "2d": 48 * time.Hour, "1h30m": 90 * time.Minute, "90d": MaxFor} {
+		d, err := ParseDuration(in)
+		if err != nil || d != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, d, err)
+		}
+		if f := FormatDuration(d); f != in {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, f, in)
+		}
+	}
+}
