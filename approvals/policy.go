@@ -1,0 +1,202 @@
+package approvals
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Who is a Slack user and the user groups they belong to.
+type Who struct {
+	User   string
+	Groups []string
+}
+
+// Group is a set of people: listed users, and members of listed user groups.
+type Group struct {
+	Users      []string
+	Usergroups []string
+}
+
+// Empty reports whether the group lists nobody.
+func (g Group) Empty() bool { return len(g.Users) == 0 && len(g.Usergroups) == 0 }
+
+// Has reports whether w is in the group.
+func (g Group) Has(w Who) bool {
+	if slices.Contains(g.Users, w.User) {
+		return true
+	}
+	for _, ug := range w.Groups {
+		if slices.Contains(g.Usergroups, ug) {
+			return true
+		}
+	}
+	return false
+}
+
+// Rule overrides the policy for some actions and connectors (both empty: all). Unset fields
+// (nil, zero) keep what the policy or an earlier rule said; rules apply in order.
+type Rule struct {
+	Actions     []string
+	Connectors  []string
+	Approvers   *Group
+	Quorum      int
+	ExpireAfter time.Duration
+	// AllowSelfApproval and Require override when not nil.
+	AllowSelfApproval *bool
+	Require           *bool
+}
+
+func (r Rule) matches(action, connector string) bool {
+	return (len(r.Actions) == 0 || slices.Contains(r.Actions, action)) &&
+		(len(r.Connectors) == 0 || slices.Contains(r.Connectors, connector))
+}
+
+// Policy is the approvals and access part of the config.
+type Policy struct {
+	// Access lists who may request; empty means anyone in the workspace.
+	Access            Group
+	Approvers         Group
+	Quorum            int
+	ExpireAfter       time.Duration
+	AllowSelfApproval bool
+	// Require lists the actions that need approval; nil means DefaultRequire.
+	Require []string
+	Rules   []Rule
+}
+
+// DefaultRequire is every action that changes something. Rollback is not in it: a rollback
+// returns to a state an approved action started from; list "rollback" to make it need
+// approval too.
+var DefaultRequire = []string{"rotate-password", "grant-role", "revoke-role", "create-readonly-user",
+	"drop-user", "lock-user", "unlock-user", "schedule", "unschedule"}
+
+// Defaults of the policy.
+const (
+	DefaultQuorum = 1
+	DefaultExpiry = time.Hour
+)
+
+// Effective is the policy for one action on one connector, rules applied.
+type Effective struct {
+	Required          bool
+	Approvers         Group
+	Quorum            int
+	ExpireAfter       time.Duration
+	AllowSelfApproval bool
+}
+
+// For is the policy for action on connector.
+func (p Policy) For(action, connector string) Effective {
+	req := p.Require
+	if req == nil {
+		req = DefaultRequire
+	}
+	e := Effective{Required: slices.Contains(req, action), Approvers: p.Approvers, Quorum: p.Quorum,
+		ExpireAfter: p.ExpireAfter, AllowSelfApproval: p.AllowSelfApproval}
+	for _, r := range p.Rules {
+		if !r.matches(action, connector) {
+			continue
+		}
+		if r.Approvers != nil {
+			e.Approvers = *r.Approvers
+		}
+		if r.Quorum > 0 {
+			e.Quorum = r.Quorum
+		}
+		if r.ExpireAfter > 0 {
+			e.ExpireAfter = r.ExpireAfter
+		}
+		if r.AllowSelfApproval != nil {
+			e.AllowSelfApproval = *r.AllowSelfApproval
+		}
+		if r.Require != nil {
+			e.Required = *r.Require
+		}
+	}
+	if e.Quorum < 1 {
+		e.Quorum = DefaultQuorum
+	}
+	if e.ExpireAfter <= 0 {
+		e.ExpireAfter = DefaultExpiry
+	}
+	return e
+}
+
+// ErrNotAllowed is returned by MayRequest for someone the access list leaves out.
+var ErrNotAllowed = errors.New("you are not on the list of people who may use this bot; ask its operators")
+
+// MayRequest checks the access list.
+func (p Policy) MayRequest(w Who) error {
+	if p.Access.Empty() || p.Access.Has(w) {
+		return nil
+	}
+	return ErrNotAllowed
+}
+
+// Validate checks a policy for the mistakes that would leave requests stuck (no approvers, a
+// quorum the listed approvers cannot reach) and for names that mean nothing. actions are the
+// valid action names, connectors the configured connector names. Messages name the field.
+func (p Policy) Validate(actions, connectors []string) error {
+	var errs []string
+	add := func(format string, a ...any) {
+		if m := fmt.Sprintf(format, a...); !slices.Contains(errs, m) {
+			errs = append(errs, m)
+		}
+	}
+	if p.Quorum < 0 {
+		add("approvals.quorum must be at least 1")
+	}
+	for _, a := range p.Require {
+		if !slices.Contains(actions, a) {
+			add("approvals.require: %q is not an action (%s)", a, strings.Join(actions, ", "))
+		}
+	}
+	for i, r := range p.Rules {
+		for _, a := range r.Actions {
+			if !slices.Contains(actions, a) {
+				add("approvals.rules[%d].actions: %q is not an action", i, a)
+			}
+		}
+		for _, c := range r.Connectors {
+			if !slices.Contains(connectors, c) {
+				add("approvals.rules[%d].connectors: %q is not a configured connector", i, c)
+			}
+		}
+		if r.Quorum < 0 {
+			add("approvals.rules[%d].quorum must be at least 1", i)
+		}
+	}
+	for _, a := range actions {
+		for _, c := range connectors {
+			e := p.For(a, c)
+			if !e.Required {
+				continue
+			}
+			field := p.source(a, c)
+			switch {
+			case e.Approvers.Empty():
+				add("%s: approvers lists nobody, so %s on %s could never be approved", field, a, c)
+			case len(e.Approvers.Usergroups) == 0 && len(e.Approvers.Users) < e.Quorum:
+				add("%s: quorum is %d but only %d approver(s) are listed", field, e.Quorum, len(e.Approvers.Users))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// source names the config field that decided the approvers or quorum of action on connector.
+func (p Policy) source(action, connector string) string {
+	field := "approvals"
+	for i, r := range p.Rules {
+		if r.matches(action, connector) && (r.Approvers != nil || r.Quorum > 0) {
+			field = fmt.Sprintf("approvals.rules[%d]", i)
+		}
+	}
+	return field
+}
