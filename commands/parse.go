@@ -231,7 +231,8 @@ func (c *Command) setWords(v verb, pos []string) error {
 	case GrantRole, RevokeRole:
 		c.Connector, c.User = at(0), at(1)
 		c.Role, c.RoleDB = at(2), "admin"
-		if name, db, ok := strings.Cut(at(2), "@"); ok {
+		if i := strings.LastIndexByte(at(2), '@'); i >= 0 {
+			name, db := at(2)[:i], at(2)[i+1:]
 			if name == "" || db == "" {
 				return errorf(v.name, "%q is not a role: write `role` or `role@db`.", short(at(2)))
 			}

@@ -79,6 +79,10 @@ type RotateOptions struct {
 	// BeforeDrop, with LogoutAll, receives the pre-image before the user is dropped: the
 	// caller journals it there. An error from it stops the rotation before anything changes.
 	BeforeDrop func(UserState) error
+	// BeforeApply receives the new password after it is made and before the server is asked
+	// to set it: the caller seals it there, so a crash after the change cannot lose it. An
+	// error from it stops the rotation before anything changes.
+	BeforeApply func(secret.String) error
 }
 
 // RotatePassword sets a newly generated password and, unless turned off, logs in with it.
@@ -103,6 +107,11 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 	pw, err := m.cfg.Passwords.NewPassword()
 	if err != nil {
 		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	}
+	if o.BeforeApply != nil {
+		if err := o.BeforeApply(pw); err != nil {
+			return ch, secret.String{}, err
+		}
 	}
 	if o.LogoutAll {
 		if o.BeforeDrop != nil {

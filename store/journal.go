@@ -21,6 +21,54 @@ func (s *Store) BeginEntry(e Entry, by string) (Entry, error) {
 		func(e *Entry, id uint64) { e.ID = id })
 }
 
+// BeginRollback is the write-ahead step of a rollback, and its claim: in one transaction it
+// checks that entry of is EntryDone and not already being rolled back, commits r (its
+// RollbackOf set to of) in EntryExecuting, and marks of as being rolled back by r. Of two
+// rollbacks of one entry, one wins; the other gets a *ConflictError and nothing is written.
+// A rollback that fails must call ReleaseRollback so that another may be tried.
+func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.now()
+	}
+	r.RollbackOf = of
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		orig, err := get[Entry](tx, bucketEntries, of)
+		if err != nil {
+			return err
+		}
+		if orig.State != EntryDone || orig.RolledBackBy != 0 {
+			got := orig.State
+			if orig.RolledBackBy != 0 {
+				got = fmt.Sprintf("being rolled back by #%d", orig.RolledBackBy)
+			}
+			return &ConflictError{Kind: "entry", ID: of, Want: []string{EntryDone}, Got: got}
+		}
+		id, err := tx.Bucket(bucketEntries).NextSequence()
+		if err != nil {
+			return err
+		}
+		r.ID = id
+		r.step(Step{State: EntryExecuting, At: r.CreatedAt, By: by})
+		if err := put(tx, bucketEntries, id, &r); err != nil {
+			return err
+		}
+		orig.RolledBackBy = id
+		return put(tx, bucketEntries, of, &orig)
+	})
+	return r, err
+}
+
+// ReleaseRollback clears the claim rollback r holds on entry of, after r failed.
+func (s *Store) ReleaseRollback(of, r uint64) error {
+	_, err := s.UpdateEntry(of, func(e *Entry) error {
+		if e.RolledBackBy == r {
+			e.RolledBackBy = 0
+		}
+		return nil
+	})
+	return err
+}
+
 // Entry returns journal entry id, or ErrNotFound.
 func (s *Store) Entry(id uint64) (Entry, error) {
 	var e Entry

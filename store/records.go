@@ -55,6 +55,9 @@ type Request struct {
 	ExpiresAt time.Time         `json:"expires_at"`
 	// EntryID is the journal entry the execution of this request wrote, once it has run.
 	EntryID uint64 `json:"entry_id,omitempty"`
+	// Preview is what the card showed when the request was made: the user's state then,
+	// what it will be after, and what Roll back would do. Words, never secrets.
+	Preview map[string]string `json:"preview,omitempty"`
 }
 
 // Entry is one journaled action (or rollback, or scheduled run). It never holds a secret:
@@ -77,8 +80,14 @@ type Entry struct {
 	History    []Step            `json:"history"`
 	Error      string            `json:"error,omitempty"`
 	CreatedAt  time.Time         `json:"created_at"`
-	// RolledBackBy is the id of the entry that undid this one.
+	// RolledBackBy is the id of the entry that undid this one, or is undoing it now.
 	RolledBackBy uint64 `json:"rolled_back_by,omitempty"`
+	// Notes are facts about the outcome ("verified: logged in with the new password").
+	Notes []string `json:"notes,omitempty"`
+	// PendingSecret is the id of the sealed new password while the action runs, so that a
+	// crash between setting it and recording the outcome can still deliver it to its owner.
+	// It is an id in the secrets bucket, never the password.
+	PendingSecret string `json:"pending_secret,omitempty"`
 }
 
 // Schedule is a recurring password rotation.

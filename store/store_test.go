@@ -487,3 +487,48 @@ func TestSchedules(t *testing.T) {
 		t.Fatalf("active schedules %+v %v", active, err)
 	}
 }
+
+func TestBeginRollbackClaimsOnce(t *testing.T) {
+	s := open(t, t.TempDir(), newClock())
+	e, err := s.BeginEntry(Entry{Action: "grant-role", Connector: "prod"}, "U1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeginRollback(e.ID, Entry{Action: "rollback"}, "U1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("rollback of an executing entry: %v", err)
+	}
+	if _, err := s.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wins := make(chan Entry, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := s.BeginRollback(e.ID, Entry{Action: "rollback"}, "U2"); err == nil {
+				wins <- r
+			} else if !errors.Is(err, ErrConflict) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	if len(wins) != 1 {
+		t.Fatalf("%d rollbacks claimed the entry, want 1", len(wins))
+	}
+	r := <-wins
+	if orig, _ := s.Entry(e.ID); orig.RolledBackBy != r.ID || r.RollbackOf != e.ID || r.State != EntryExecuting {
+		t.Fatalf("claim not recorded: orig %+v rollback %+v", orig, r)
+	}
+	if ex, _ := s.Executing(); len(ex) != 1 || ex[0].ID != r.ID {
+		t.Fatalf("the rollback is not in the write-ahead index: %+v", ex)
+	}
+	if err := s.ReleaseRollback(e.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeginRollback(e.ID, Entry{Action: "rollback"}, "U2"); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}

@@ -110,6 +110,9 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	}
 	cmd := &command{name: args[0].Key, db: db, args: args}
 	var wcCode int32
+	s.mu.Lock()
+	s.received[cmd.name]++
+	s.mu.Unlock()
 	if f := s.fault(cmd.name); f != nil {
 		if f.Delay > 0 {
 			select {

@@ -79,6 +79,7 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	killed   [][]UserRef
 	commands map[string]int
+	received map[string]int
 	nextConn int32
 }
 
@@ -115,7 +116,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts: opts, ln: ln, addr: ln.Addr().String(), adminPwd: randomString(12),
 		closed: make(chan struct{}), users: map[userKey]*user{}, roles: map[userKey]*customRole{},
-		conns: map[net.Conn]struct{}{}, commands: map[string]int{},
+		conns: map[net.Conn]struct{}{}, commands: map[string]int{}, received: map[string]int{},
 	}
 	admin, err := newUser("admin", "admin", s.adminPwd, opts.AdminRoles, nil)
 	if err != nil {
@@ -199,11 +200,19 @@ func (s *Server) Killed() [][]UserRef {
 	return append([][]UserRef(nil), s.killed...)
 }
 
-// Count is how many times command was received.
+// Count is how many times command reached its handler, after any fault let it through.
 func (s *Server) Count(command string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commands[command]
+}
+
+// Received is how many times command arrived, counted before any fault delays or drops it:
+// with a delaying fault it tells a test that a command is in flight but not yet applied.
+func (s *Server) Received(command string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received[command]
 }
 
 func (s *Server) fault(cmd string) *Fault {
