@@ -3,13 +3,15 @@ module mongobot
 go 1.26
 
 require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/slack-go/slack v0.35.0
+	github.com/xdg-go/scram v1.4.0
 	go.etcd.io/bbolt v1.5.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
 
 require (
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/xdg-go/scram v1.4.0 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
 	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
 	golang.org/x/crypto v0.54.0 // indirect

@@ -1,0 +1,385 @@
+package bot_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"mongobot/bot"
+	"mongobot/bot/slacktest"
+	"mongobot/connector"
+	"mongobot/store"
+)
+
+// Every test here drives the bot over Socket Mode through the Slack stand-in, against the
+// MongoDB emulator (or FerretDB where said), and checks the user's state on the server.
+
+func TestRotatePasswordEndToEnd(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	old := e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})
+
+	e.command(dev, `rotate-password prod app --reason "leaked in a log"`)
+	e.private(dev, "Request #1", "waiting for approval")
+	card := e.card("Request #1", "rotate-password `app@admin` on prod", "leaked in a log", "roles readWrite@shop", bot.TextApprove)
+
+	e.click(alice, card, bot.TextApprove)
+	e.cardSays(card, "*Done*", "journal #1")
+	res := e.result(card, "*Done*, journal #1", "verified: logged in as app@admin")
+	if _, ok := res.Find(bot.TextRollback); ok {
+		t.Error("a rotation offers Roll back")
+	}
+	if err := e.login("app", old); err == nil {
+		t.Fatal("the old password still works")
+	}
+	e.private(dev, "is approved")
+
+	// Only the requester can reveal, once.
+	offer := e.message("the reveal offer", func(m slacktest.Message) bool { _, ok := m.Find(bot.TextReveal); return ok })
+	e.click(alice, offer, bot.TextReveal)
+	e.private(alice, "not for you")
+	pw := e.reveal(dev, "app")
+	if len(pw) < 24 {
+		t.Fatalf("password of %d characters", len(pw))
+	}
+	if err := e.login("app", pw); err != nil {
+		t.Fatalf("the new password does not log in: %v", err)
+	}
+	e.message("the offer updated", func(m slacktest.Message) bool {
+		return m.TS == offer.TS && strings.Contains(m.All(), "no longer stored")
+	})
+	e.click(dev, offer, bot.TextReveal)
+	e.private(dev, "already revealed")
+
+	ent, err := e.st.Entry(1)
+	if err != nil || ent.State != store.EntryDone || ent.Requester != dev || len(ent.Approvers) != 1 || ent.Approvers[0] != alice {
+		t.Fatalf("journal #1: %+v, %v", ent, err)
+	}
+}
+
+func TestRotateOnFerretDB(t *testing.T) {
+	e := newEnv(t, envOptions{ferret: true})
+	old := e.createUser("svc")
+	e.command(dev, "rotate-password prod svc")
+	card := e.card("Request #1", "rotate-password `svc@admin`")
+	e.click(bob, card, bot.TextApprove)
+	e.result(card, "*Done*", "verified: logged in as svc@admin")
+	if err := e.login("svc", old); err == nil {
+		t.Fatal("FerretDB still accepts the old password")
+	}
+	pw := e.reveal(dev, "svc")
+	if err := e.login("svc", pw); err != nil {
+		t.Fatalf("FerretDB refuses the new password: %v", err)
+	}
+	// FerretDB has no roles: a grant fails with a sentence and a failed journal entry.
+	e.command(dev, "grant-role prod svc read@shop")
+	card = e.card("Request #2")
+	e.click(bob, card, bot.TextApprove)
+	e.result(card, "*Failed*", "journal #2")
+	if ent, _ := e.st.Entry(2); ent.State != store.EntryFailed || ent.Error == "" {
+		t.Fatalf("journal #2: %+v", ent)
+	}
+}
+
+func TestGrantRevokeAndRollback(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})
+	read := connector.Role{Name: "read", DB: "reports"}
+
+	e.command(dev, "grant-role prod app read@reports")
+	card := e.card("Request #1", "grant-role `app@admin` role `read@reports`", "revoke read@reports")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*", "Roll back will revoke read@reports")
+	if !e.state("app").HasRole(read) {
+		t.Fatal("role not granted on the server")
+	}
+	e.click(dev, res, bot.TextRollback)
+	e.result(card, "*Done*, journal #2", "rollback of #1")
+	if e.state("app").HasRole(read) {
+		t.Fatal("rollback did not revoke the role")
+	}
+	e.cardSays(card, "*Rolled back*")
+	if ent, _ := e.st.Entry(1); ent.State != store.EntryRolledBack || ent.RolledBackBy != 2 {
+		t.Fatalf("journal #1 after rollback: %+v", ent)
+	}
+	// The same Roll back pressed again does nothing more.
+	e.click(dev, res, bot.TextRollback)
+	e.private(dev, "already rolled back")
+
+	// Revoke, and roll back by command: the role comes back.
+	rw := connector.Role{Name: "readWrite", DB: "shop"}
+	e.command(dev, "revoke-role prod app readWrite@shop")
+	card = e.card("Request #2", "revoke-role")
+	e.click(bob, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #3")
+	if e.state("app").HasRole(rw) {
+		t.Fatal("role not revoked")
+	}
+	e.command(dev, "rollback 3")
+	e.result(card, "*Done*, journal #4")
+	if !e.state("app").HasRole(rw) {
+		t.Fatal("rollback did not grant the role again")
+	}
+}
+
+func TestCreateReadOnlyUserAndRollback(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.command(dev, "create-readonly-user prod reporter shop")
+	card := e.card("Request #1", "create-readonly-user `reporter@admin` (read on `shop`) on prod", "read@shop")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*", "Roll back will")
+	st := e.state("reporter")
+	if !st.Exists || !st.HasRole(connector.Role{Name: "read", DB: "shop"}) || len(st.Roles) != 1 {
+		t.Fatalf("server state: %+v", st)
+	}
+	pw := e.reveal(dev, "reporter")
+	if err := e.login("reporter", pw); err != nil {
+		t.Fatal(err)
+	}
+	e.click(alice, res, bot.TextRollback)
+	e.result(card, "journal #2", "*Done*")
+	if e.state("reporter").Exists {
+		t.Fatal("rollback did not drop the user")
+	}
+	// Creating a user that exists is refused before anyone is asked.
+	e.createUser("taken")
+	e.command(dev, "create-readonly-user prod taken shop")
+	e.private(dev, "already exists", "Nothing was requested")
+}
+
+func TestDropUserNeedsTwoApprovers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("old", connector.Role{Name: "read", DB: "shop"})
+	e.command(dev, "drop-user prod old --reason cleanup")
+	card := e.card("Request #1", "drop-user", "0 of 2")
+	e.click(alice, card, bot.TextApprove)
+	e.cardSays(card, "1 of 2", "Approved by <@"+alice+">")
+	e.click(alice, card, bot.TextApprove)
+	e.private(alice, "already voted")
+	if !e.state("old").Exists {
+		t.Fatal("dropped after one approval")
+	}
+	e.click(carol, card, bot.TextApprove) // an approver through the S0DBAS user group
+	res := e.result(card, "*Done*", "No rollback")
+	if _, ok := res.Find(bot.TextRollback); ok {
+		t.Fatal("a drop offers Roll back")
+	}
+	if e.state("old").Exists {
+		t.Fatal("not dropped")
+	}
+	ent, _ := e.st.Entry(1)
+	if !strings.Contains(string(ent.Before), "read") || strings.Join(ent.Approvers, ",") != alice+","+carol {
+		t.Fatalf("journal lacks the pre-image or the approvers: %+v", ent)
+	}
+}
+
+func TestLockUnlock(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	pw := e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})
+	e.command(dev, "lock-user prod app")
+	card := e.card("Request #1", "lock-user", "unlock, restoring")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*", "locked")
+	if err := e.login("app", pw); err == nil {
+		t.Fatal("a locked user logs in")
+	}
+	e.command(dev, "lock-user prod app")
+	e.private(dev, "already locked", "Nothing was requested")
+	e.click(dev, res, bot.TextRollback)
+	e.result(card, "journal #2", "*Done*")
+	if err := e.login("app", pw); err != nil {
+		t.Fatalf("unlocked user cannot log in: %v", err)
+	}
+	// unlock-user by command restores what the journal says the lock replaced.
+	e.command(dev, "lock-user prod app")
+	c2 := e.card("Request #2")
+	e.click(alice, c2, bot.TextApprove)
+	e.result(c2, "*Done*")
+	e.command(dev, "unlock-user prod app")
+	c3 := e.card("Request #3")
+	e.click(alice, c3, bot.TextApprove)
+	e.result(c3, "*Done*")
+	if st := e.state("app"); st.Locked() || len(st.Restrictions) != 0 {
+		t.Fatalf("after unlock: %+v", st)
+	}
+}
+
+func TestApprovalRules(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(alice, "rotate-password prod app")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	e.private(alice, "cannot approve your own request")
+	e.click(dev, card, bot.TextApprove)
+	e.private(dev, "not an approver")
+	e.command(eve, "rotate-password prod app")
+	e.private(eve, "not on the list")
+	e.click(bob, card, bot.TextDeny)
+	e.cardSays(card, "*Denied* by <@"+bob+">")
+	e.private(alice, "denied request #1")
+	if len(e.cardNow(card).Buttons()) != 0 {
+		t.Fatal("a decided card still has buttons")
+	}
+	e.click(alice, card, bot.TextApprove) // a stale card in someone's client
+	e.private(alice, "already denied")
+	if n := e.emu.Count("updateUser"); n != 0 {
+		t.Fatalf("a denied request ran (%d updateUser)", n)
+	}
+}
+
+func TestExpiryAndCancel(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "rotate-password prod app")
+	card := e.card("Request #1", "Expires", "2026-11-27 10:00 UTC")
+	e.clock.Add(61 * time.Minute)
+	e.click(alice, card, bot.TextApprove)
+	e.private(alice, "expired")
+	e.cardSays(card, "*Expired*")
+	e.private(dev, "expired before it was approved")
+
+	e.command(dev, "rotate-password prod app")
+	card = e.card("Request #2")
+	e.command(alice, "cancel 2")
+	e.private(alice, "Only <@"+dev+">")
+	e.command(dev, "cancel 2")
+	e.private(dev, "Request #2 is cancelled")
+	e.cardSays(card, "*Cancelled*")
+	e.command(dev, "rotate-password prod app")
+	card = e.card("Request #3")
+	e.clock.Add(2 * time.Hour)
+	e.bot.ExpireDue(context.Background())
+	e.cardSays(card, "*Expired*")
+	if n := e.emu.Count("updateUser"); n != 0 {
+		t.Fatalf("an expired or cancelled request ran (%d updateUser)", n)
+	}
+}
+
+func TestExactlyOnce(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	// A retried envelope: one request.
+	id := e.command(dev, "grant-role prod app read@shop")
+	if err := e.slack.Redeliver(id, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.acked(id)
+	card := e.card("Request #1")
+	// Two approvers at once, and the same click delivered twice: one execution.
+	b, _ := card.Find(bot.TextApprove)
+	var ids []string
+	for _, u := range []string{alice, bob, alice} {
+		id, err := e.slack.Click(u, card, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := e.slack.Redeliver(ids[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	e.result(card, "*Done*, journal #1")
+	for _, id := range ids {
+		e.acked(id)
+	}
+	e.bot.Shutdown(context.Background()) // waits for in-flight work
+	if n := e.emu.Count("grantRolesToUser"); n != 1 {
+		t.Fatalf("grantRolesToUser ran %d times, want 1", n)
+	}
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 1 {
+		t.Fatalf("%d requests from one command delivered twice", len(rs))
+	}
+	if es, _, _ := e.st.History(0, 100); len(es) != 1 {
+		t.Fatalf("%d journal entries, want 1", len(es))
+	}
+}
+
+func TestReconnects(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	if err := e.slack.Disconnect("refresh_requested"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.slack.Wait(wait, "a second connection", func(s *slacktest.Server) bool { return s.Connections() >= 2 && s.Connected() }); err != nil {
+		t.Fatal(err)
+	}
+	e.slack.Drop()
+	if err := e.slack.Wait(wait, "a third connection", func(s *slacktest.Server) bool { return s.Connections() >= 3 && s.Connected() }); err != nil {
+		t.Fatal(err)
+	}
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	if !e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("not granted after reconnects")
+	}
+}
+
+func TestRollbackRefusedOnDrift(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*")
+	// Someone changes the user by hand.
+	if _, err := e.admin.GrantRole(context.Background(), connector.UserRef{User: "app", DB: "admin"}, connector.Role{Name: "dbAdmin", DB: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	e.click(dev, res, bot.TextRollback)
+	e.result(card, "*Failed*", "Rollback refused", "role dbAdmin@shop was added since")
+	if !e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("a refused rollback changed the user")
+	}
+	if ent, _ := e.st.Entry(1); ent.State != store.EntryDone || ent.RolledBackBy != 0 {
+		t.Fatalf("journal #1 after a refused rollback: %+v", ent)
+	}
+	if ent, _ := e.st.Entry(2); ent.State != store.EntryFailed || !strings.Contains(ent.Error, "dbAdmin@shop") {
+		t.Fatalf("journal #2: %+v", ent)
+	}
+}
+
+func TestBadInputSpeaks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	for _, c := range []struct{ text, says string }{
+		{"rotate-pasword prod app", "I don't know the verb"},
+		{"grant-role prod app", "needs <role>"},
+		{"rotate-password staging app", `no connector "staging"`},
+		{"rotate-password prod nobody", "does not exist"},
+		{"revoke-role prod app read@shop", "nothing to revoke"},
+		{"grant-role prod app read@bad.db", "database"},
+		{"lock-user prod app --for 2h", "not available in this version yet"},
+	} {
+		e.command(dev, c.text)
+		e.private(dev, c.says)
+	}
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 0 {
+		t.Fatalf("bad input made %d requests", len(rs))
+	}
+	e.command(dev, "help rotate-password")
+	e.private(dev, "Usage: `/mongo rotate-password")
+	e.command(dev, "users prod")
+	e.private(dev, "Users on prod", "`app@admin`")
+	e.command(dev, "history --public")
+	e.message("history in the channel", func(m slacktest.Message) bool {
+		return m.Channel == channel && !m.Ephemeral && strings.Contains(m.All(), "journal is empty")
+	})
+}
+
+func TestServerDownSpeaks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	e.emu.Inject(mongotestFault("grantRolesToUser", 13))
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Failed*", "lacks the privilege")
+	e.private(dev, "*Failed*")
+	if ent, _ := e.st.Entry(1); ent.State != store.EntryFailed || ent.Error == "" {
+		t.Fatalf("journal: %+v", ent)
+	}
+	e.cardSays(card, "*Failed*")
+}

@@ -1,0 +1,337 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"mongobot/approvals"
+	"mongobot/commands"
+	"mongobot/connector"
+	"mongobot/secret"
+	"mongobot/store"
+)
+
+// outcome is what running one action gave.
+type outcome struct {
+	change   connector.Change
+	err      error
+	secretID string // the sealed new password, for its owner
+}
+
+// execute runs approved request id: it moves it approved → executing (so it runs once however
+// many callers arrive), journals the entry write-ahead, runs the action and reports.
+func (b *Bot) execute(ctx context.Context, id uint64) {
+	r, err := b.store.TransitionRequest(id, []string{approvals.Approved}, store.Step{State: approvals.Executing, By: "bot"}, nil)
+	if err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			b.log.Error("start request", "id", id, "err", err)
+		}
+		return
+	}
+	b.refreshCard(ctx, r)
+	if r.Action == commands.Rollback {
+		b.executeRollback(ctx, r)
+		return
+	}
+	m, err := b.connector(r.Connector)
+	if err != nil {
+		b.failRequest(ctx, r, 0, capital(err.Error()))
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	defer cancel()
+	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
+		Connector: r.Connector, Action: r.Action, Args: r.Args}
+	// The state before, read now, journaled with the write-ahead step: reconciliation after a
+	// crash compares with it.
+	if pre, err := m.State(ctx, target(r.Args)); err == nil {
+		e.Before, _ = json.Marshal(pre)
+	}
+	e, err = b.store.BeginEntry(e, "bot")
+	if err != nil {
+		b.log.Error("journal write-ahead", "request", r.ID, "err", err)
+		b.failRequest(ctx, r, 0, fmt.Sprintf("the journal could not record it (%v), so it was not run", err))
+		return
+	}
+	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
+	out := b.apply(ctx, m, e)
+	b.finish(ctx, r, e, out)
+}
+
+// apply calls the connector for entry e. The new password of a rotation is sealed before the
+// server is asked to set it; that of a new user right after it exists.
+func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
+	u := target(e.Args)
+	var out outcome
+	seal := func(pw secret.String) error {
+		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
+		if err != nil {
+			return fmt.Errorf("the new password could not be sealed in the store (%v), so nothing was changed", err)
+		}
+		out.secretID = id
+		_, err = b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.PendingSecret = id; return nil })
+		return err
+	}
+	journalPre := func(pre connector.UserState) error {
+		raw, _ := json.Marshal(pre)
+		_, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.Before = raw; return nil })
+		if err != nil {
+			return fmt.Errorf("the user's pre-image could not be journaled (%v), so it was not dropped", err)
+		}
+		return nil
+	}
+	switch e.Action {
+	case commands.RotatePassword:
+		var pw secret.String
+		out.change, pw, out.err = m.RotatePassword(ctx, connector.RotateOptions{User: u,
+			KillSessions: e.Args["kill_sessions"] == "true", LogoutAll: e.Args["logout_all"] == "true",
+			BeforeDrop: journalPre, BeforeApply: seal})
+		if out.err != nil && out.secretID != "" && maybeApplied(out.err) {
+			// A timeout or a lost connection says nothing of whether the server applied it:
+			// the sealed password decides.
+			if m.Login(ctx, u, pw) == nil {
+				out.err = nil
+				out.change.Notes = append(out.change.Notes, "the server did not confirm the change, but logging in with the new password works")
+				out.change.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+			}
+		}
+	case commands.GrantRole, commands.RevokeRole:
+		role, err := connector.ParseRole(e.Args["role"])
+		if err != nil {
+			return outcome{err: err}
+		}
+		if e.Action == commands.GrantRole {
+			out.change, out.err = m.GrantRole(ctx, u, role)
+		} else {
+			out.change, out.err = m.RevokeRole(ctx, u, role)
+		}
+	case commands.CreateReadOnlyUser:
+		var pw secret.String
+		out.change, pw, out.err = m.CreateReadOnlyUser(ctx, u, e.Args["db"])
+		if out.err == nil {
+			if err := seal(pw); err != nil {
+				out.change.Warnings = append(out.change.Warnings, "the new user exists but its password could not be kept for you; rotate its password to get one")
+			}
+		}
+	case commands.DropUser:
+		out.change, out.err = m.DropUser(ctx, u, journalPre)
+	case commands.LockUser:
+		out.change, out.err = m.LockUser(ctx, u)
+	case commands.UnlockUser:
+		out.change, out.err = m.UnlockUser(ctx, u, b.restrictionsBeforeLock(e.Connector, u))
+	default:
+		out.err = fmt.Errorf("the bot does not know the action %q", e.Action)
+	}
+	return out
+}
+
+func maybeApplied(err error) bool {
+	return errors.Is(err, connector.ErrTimeout) || errors.Is(err, connector.ErrUnavailable)
+}
+
+// restrictionsBeforeLock finds, in the journal, the restrictions u had before the bot's most
+// recent lock of it, so that unlock-user puts exactly those back. Nil when the journal has
+// no such lock (the user was locked some other way): the lock is then simply removed.
+func (b *Bot) restrictionsBeforeLock(conn string, u connector.UserRef) []connector.Restriction {
+	var before uint64
+	for {
+		es, next, err := b.store.History(before, 200)
+		if err != nil {
+			return nil
+		}
+		for _, e := range es {
+			if e.Connector != conn || target(e.Args) != u || e.State != store.EntryDone {
+				continue
+			}
+			if e.Action == commands.UnlockUser {
+				return nil // the latest lock was already undone; this one came from elsewhere
+			}
+			if e.Action == commands.LockUser {
+				var ch connector.Change
+				if json.Unmarshal(e.Undo, &ch) == nil && ch.Undo != nil {
+					return ch.Undo.Restrictions
+				}
+				return nil
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		before = next
+	}
+}
+
+// finish records the outcome of entry e (of request r) and tells everyone concerned.
+func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out outcome) {
+	ch := out.change
+	state, errText := store.EntryDone, ""
+	if out.err != nil {
+		state, errText = store.EntryFailed, sentence(out.err)
+	}
+	e, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot"}, func(x *store.Entry) {
+		if ch.Before.Exists || len(x.Before) == 0 {
+			x.Before, _ = json.Marshal(ch.Before)
+		}
+		x.After, _ = json.Marshal(ch.After)
+		if out.err == nil {
+			x.Undo, _ = json.Marshal(ch)
+		}
+		x.Notes = append(append([]string{}, ch.Notes...), ch.Warnings...)
+		x.Error = errText
+		x.PendingSecret = ""
+	})
+	if err != nil {
+		// The entry stays executing: start-up reconciliation settles it.
+		b.log.Error("journal outcome", "entry", e.ID, "err", err)
+	}
+	if out.err != nil && out.secretID != "" {
+		_, _ = b.store.TakeSecret(out.secretID, e.Requester) // never set: forget it
+	}
+	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
+	if r.ID != 0 {
+		next := approvals.Done
+		if out.err != nil {
+			next = approvals.Failed
+		}
+		r2, err := b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: next, By: "bot", Note: errText}, nil)
+		if err == nil {
+			r = r2
+			b.refreshCard(ctx, r)
+		}
+	}
+	b.report(ctx, r, e, ch, out)
+}
+
+// report posts the result in the card's thread (or the approvals channel) with Roll back
+// where there is an undo, tells the requester, and hands a new password to its owner.
+func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, out outcome) {
+	m := b.result(e, ch, out.err)
+	m.Thread = r.Card.TS
+	channel := b.cfg.Channel
+	if r.Card.Channel != "" {
+		channel = r.Card.Channel
+	}
+	if _, err := b.chat.Post(ctx, channel, m); err != nil {
+		b.log.Error("post result", "entry", e.ID, "err", err)
+	}
+	dm := m
+	dm.Thread = ""
+	b.dm(ctx, e.Requester, dm)
+	if out.err == nil && out.secretID != "" {
+		b.offerReveal(ctx, e.Requester, out.secretID, target(e.Args), e.Connector)
+	}
+}
+
+// result is the message that says what an entry did.
+func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
+	s := summary(e.Action, e.Connector, e.Args)
+	if err != nil {
+		return Message{Text: fmt.Sprintf("Journal #%d: %s failed", e.ID, s), Blocks: []Block{
+			{Text: fmt.Sprintf(":x: *Failed*, journal #%d: %s\n%s", e.ID, s, sentence(err))},
+		}}
+	}
+	fields := []Field{{"Before", ch.Before.Describe()}, {"After", ch.After.Describe()}}
+	if len(ch.Notes) > 0 {
+		fields = append(fields, Field{"Notes", strings.Join(ch.Notes, "\n")})
+	}
+	if len(ch.Warnings) > 0 {
+		fields = append(fields, Field{"Warnings", strings.Join(ch.Warnings, "\n")})
+	}
+	m := Message{Text: fmt.Sprintf("Journal #%d: %s done", e.ID, s), Blocks: []Block{
+		{Text: fmt.Sprintf(":white_check_mark: *Done*, journal #%d: %s", e.ID, s)}, {Fields: fields}}}
+	if ch.Undo != nil {
+		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + ch.Undo.Describe},
+			Block{Buttons: []Button{{Text: TextRollback, Action: ActRollback, Value: strconv.FormatUint(e.ID, 10)}}})
+	} else if ch.NoUndo != "" {
+		m.Blocks = append(m.Blocks, Block{Context: "No rollback: " + ch.NoUndo})
+	}
+	return m
+}
+
+// failRequest ends request r as failed before anything was run, and says so.
+func (b *Bot) failRequest(ctx context.Context, r store.Request, entry uint64, why string) {
+	r2, err := b.store.TransitionRequest(r.ID, []string{approvals.Executing, approvals.Approved}, store.Step{State: approvals.Failed, By: "bot", Note: why}, nil)
+	if err == nil {
+		b.refreshCard(ctx, r2)
+	}
+	b.dm(ctx, r.Requester, text("Request #%d (%s) failed: %s.", r.ID, summary(r.Action, r.Connector, r.Args), strings.TrimSuffix(why, ".")))
+}
+
+// offerReveal sends the owner of a new password a private message with Reveal password.
+func (b *Bot) offerReveal(ctx context.Context, owner, secretID string, u connector.UserRef, conn string) {
+	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", u, conn), Blocks: []Block{
+		{Text: fmt.Sprintf(":key: A new password for `%s` on *%s* is ready. Only you can reveal it, once, until %s; then it is gone for good.",
+			u, conn, clock(b.now().Add(b.cfg.RevealTTL)))},
+		{Buttons: []Button{{Text: TextReveal, Action: ActReveal, Value: secretID, Style: "primary"}}},
+	}})
+}
+
+// reveal shows a sealed password to the one who clicked, if they own it, once.
+func (b *Bot) reveal(ctx context.Context, c Click) {
+	pw, err := b.store.TakeSecret(c.Value, c.User)
+	var msg string
+	switch {
+	case err == nil:
+		m := Message{Text: "Your new password", Blocks: []Block{
+			{Text: "Your new password (shown once; it is no longer stored anywhere, and this message disappears when you reload):"},
+			{Text: "```" + string(pw) + "```"},
+		}}
+		if err := b.chat.Ephemeral(ctx, c.Channel, c.User, m); err != nil {
+			b.log.Error("reveal", "err", err)
+			return
+		}
+		msg = fmt.Sprintf("Revealed to <@%s> %s; it is no longer stored.", c.User, clock(b.now()))
+	case errors.Is(err, store.ErrNotOwner):
+		b.private(ctx, c.Channel, c.User, text("This password is not for you: only the person it was made for can reveal it."))
+		return
+	case errors.Is(err, store.ErrExpired):
+		msg = "This password expired before it was revealed and is gone; rotate the password again to get a new one."
+	case errors.Is(err, store.ErrNotFound):
+		msg = "This password was already revealed (or has expired) and is gone; rotate the password again if you need a new one."
+	default:
+		b.log.Error("reveal", "err", err)
+		msg = "The password could not be read from the store: " + err.Error()
+	}
+	if c.Message.TS != "" {
+		if err := b.chat.Update(ctx, c.Message, text("%s", msg)); err != nil {
+			b.log.Warn("update reveal message", "err", err)
+		}
+	} else {
+		b.private(ctx, c.Channel, c.User, text("%s", msg))
+	}
+}
+
+// HandleClick does what a button press asks.
+func (b *Bot) HandleClick(ctx context.Context, c Click) {
+	if !b.begin() {
+		b.private(ctx, c.Channel, c.User, text("The bot is shutting down; try again in a minute."))
+		return
+	}
+	defer b.working.Done()
+	if !b.first(c.Key) {
+		b.log.Info("duplicate click ignored", "key", c.Key)
+		return
+	}
+	b.log.Info("click", "user", c.User, "action", c.Action)
+	switch c.Action {
+	case ActApprove, ActDeny:
+		b.vote(ctx, c, c.Action == ActApprove)
+	case ActRollback:
+		id, err := strconv.ParseUint(c.Value, 10, 64)
+		if err != nil {
+			return
+		}
+		who := b.who(ctx, c.User)
+		if err := b.cfg.Policy.MayRequest(who); err != nil {
+			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
+			return
+		}
+		b.startRollback(ctx, c.Channel, who, id, "")
+	case ActReveal:
+		b.reveal(ctx, c)
+	}
+}

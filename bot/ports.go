@@ -1,0 +1,47 @@
+package bot
+
+import (
+	"context"
+
+	"mongobot/connector"
+	"mongobot/secret"
+)
+
+// Chat is what the bot needs from a chat platform.
+type Chat interface {
+	// Post sends m to a channel (in a thread when m.Thread is set).
+	Post(ctx context.Context, channel string, m Message) (Ref, error)
+	// Update replaces a message the bot posted.
+	Update(ctx context.Context, ref Ref, m Message) error
+	// Ephemeral shows m to user only, in channel; platforms do not keep it.
+	Ephemeral(ctx context.Context, channel, user string, m Message) error
+	// DM sends m to user in a direct conversation with the bot.
+	DM(ctx context.Context, user string, m Message) (Ref, error)
+}
+
+// Directory says which user groups a user belongs to.
+type Directory interface {
+	Groups(ctx context.Context, user string) ([]string, error)
+}
+
+// Mongo is what the bot needs from one MongoDB connector; *connector.Mongo has it.
+type Mongo interface {
+	Name() string
+	Discover(ctx context.Context) (connector.ServerInfo, error)
+	Users(ctx context.Context, db string) ([]connector.User, error)
+	State(ctx context.Context, u connector.UserRef) (connector.UserState, error)
+	Login(ctx context.Context, u connector.UserRef, pw secret.String) error
+	RotatePassword(ctx context.Context, o connector.RotateOptions) (connector.Change, secret.String, error)
+	GrantRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
+	RevokeRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
+	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string) (connector.Change, secret.String, error)
+	DropUser(ctx context.Context, u connector.UserRef, beforeDrop func(connector.UserState) error) (connector.Change, error)
+	CanLock(ctx context.Context) error
+	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
+	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
+	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState) (connector.Change, secret.String, error)
+	Undo(ctx context.Context, ch connector.Change) (connector.Change, error)
+	Close(ctx context.Context) error
+}
+
+var _ Mongo = (*connector.Mongo)(nil)

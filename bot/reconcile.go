@@ -1,0 +1,193 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"mongobot/approvals"
+	"mongobot/commands"
+	"mongobot/connector"
+	"mongobot/secret"
+	"mongobot/store"
+)
+
+// Reconcile settles what a crash left unfinished, and reports it in the approvals channel.
+// For every journal entry still executing it reads the user's actual state on the server and
+// decides whether the action took effect; it never runs an action a second time. Requests
+// left approved (the bot stopped before starting them) are run now; requests left executing
+// without an entry were never run and are marked failed. An entry whose server cannot be
+// reached stays executing, for the next start.
+func (b *Bot) Reconcile(ctx context.Context) {
+	entries, err := b.store.Executing()
+	if err != nil {
+		b.log.Error("reconcile: list executing entries", "err", err)
+		return
+	}
+	for _, e := range entries {
+		b.reconcileEntry(ctx, e)
+	}
+	rs, _, err := b.store.Requests(0, 1<<20, approvals.Approved, approvals.Executing)
+	if err != nil {
+		b.log.Error("reconcile: list requests", "err", err)
+		return
+	}
+	for _, r := range rs {
+		switch {
+		case r.State == approvals.Approved:
+			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
+			b.execute(ctx, r.ID)
+		case r.EntryID == 0 && !b.hasEntry(r.ID):
+			b.failRequest(ctx, r, 0, "the bot stopped before running it; nothing was changed, ask again")
+			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was interrupted before it ran: nothing was changed; it is marked failed.", r.ID, summary(r.Action, r.Connector, r.Args)))
+		}
+	}
+}
+
+func (b *Bot) hasEntry(request uint64) bool {
+	var before uint64
+	for {
+		es, next, err := b.store.History(before, 500)
+		if err != nil {
+			return false
+		}
+		for _, e := range es {
+			if e.RequestID == request {
+				return true
+			}
+		}
+		if next == 0 {
+			return false
+		}
+		before = next
+	}
+}
+
+func (b *Bot) announce(ctx context.Context, s string) {
+	if _, err := b.chat.Post(ctx, b.cfg.Channel, text(":warning: %s", s)); err != nil {
+		b.log.Error("announce", "err", err)
+	}
+}
+
+// reconcileEntry decides the outcome of one entry left executing.
+func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry) {
+	m, err := b.connector(e.Connector)
+	if err != nil {
+		b.settle(ctx, e, store.EntryUnknown, nil, "", "its connector is no longer configured; check the user by hand")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	defer cancel()
+	u := target(e.Args)
+	now, err := m.State(ctx, u)
+	if err != nil {
+		b.log.Error("reconcile", "entry", e.ID, "err", err)
+		b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by a restart and cannot be checked yet (%s) It stays open and is checked again at the next start.",
+			e.ID, summary(e.Action, e.Connector, e.Args), sentence(err)))
+		return
+	}
+	var before connector.UserState
+	_ = json.Unmarshal(e.Before, &before)
+	applied := func(ok bool, yes, no string) {
+		if ok {
+			b.settle(ctx, e, store.EntryDone, &now, "", yes)
+		} else {
+			b.settle(ctx, e, store.EntryFailed, &now, "", no)
+		}
+	}
+	switch e.Action {
+	case commands.RotatePassword:
+		b.reconcileRotation(ctx, m, e, u, before, now)
+	case commands.GrantRole, commands.RevokeRole:
+		role, _ := connector.ParseRole(e.Args["role"])
+		has := now.HasRole(role)
+		applied(has == (e.Action == commands.GrantRole), "the server shows the change applied", "the server shows it was not applied; nothing changed")
+	case commands.CreateReadOnlyUser:
+		applied(now.Exists, "the user exists, but its password was lost with the restart: rotate it to get one", "the user was not created")
+	case commands.DropUser:
+		applied(!now.Exists, "the user is gone", "the user still exists; nothing changed")
+	case commands.LockUser:
+		applied(now.Locked(), "the user is locked", "the user is not locked; nothing changed")
+	case commands.UnlockUser:
+		applied(now.Exists && !now.Locked(), "the user is unlocked", "the user is still locked; nothing changed")
+	default:
+		// A rollback: whether the undo ran is not knowable in general; a person decides.
+		if e.RollbackOf != 0 {
+			_ = b.store.ReleaseRollback(e.RollbackOf, e.ID)
+		}
+		b.settle(ctx, e, store.EntryUnknown, &now, "", "check the user's state and roll back again if needed")
+	}
+}
+
+// reconcileRotation settles a rotation: the password sealed before the server was asked
+// decides whether it took effect (log in with it). A --logout-all rotation that dropped the
+// user but did not re-create it is finished from the journaled pre-image.
+func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState) {
+	if !now.Exists && before.Exists && e.Args["logout_all"] == "true" {
+		ch, pw, err := m.Recreate(ctx, u, before)
+		if err != nil {
+			b.settle(ctx, e, store.EntryFailed, &now, "", "the user was dropped and could not be re-created from its journaled pre-image ("+sentence(err)+")")
+			return
+		}
+		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
+		b.settle(ctx, e, store.EntryDone, &ch.After, "", "the user had been dropped; it was re-created from its journaled pre-image with a new password")
+		if err == nil {
+			b.offerReveal(ctx, e.Requester, id, u, e.Connector)
+		}
+		return
+	}
+	if e.PendingSecret == "" {
+		b.settle(ctx, e, store.EntryFailed, &now, "", "the bot stopped before a new password was made; nothing changed")
+		return
+	}
+	raw, err := b.store.TakeSecret(e.PendingSecret, e.Requester)
+	if err != nil {
+		b.settle(ctx, e, store.EntryUnknown, &now, "", "the sealed new password is gone ("+err.Error()+"); rotate again to be sure of the password")
+		return
+	}
+	pw := secret.New(string(raw))
+	if err := m.Login(ctx, u, pw); err != nil {
+		b.settle(ctx, e, store.EntryFailed, &now, "", "logging in with the new password fails, so it was not set; the old password still works")
+		return
+	}
+	id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL)
+	b.settle(ctx, e, store.EntryDone, &now, "", "logging in with the new password works, so the rotation took effect")
+	if err == nil {
+		b.offerReveal(ctx, e.Requester, id, u, e.Connector)
+	}
+}
+
+// settle closes entry e (and its request) after a restart, and reports it.
+func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *connector.UserState, errText, note string) {
+	note = "reconciled after a restart: " + note
+	_, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot", Note: note}, func(x *store.Entry) {
+		if now != nil {
+			x.After, _ = json.Marshal(*now)
+		}
+		x.Notes = append(x.Notes, note)
+		x.PendingSecret = ""
+		if state != store.EntryDone {
+			x.Error = note
+		}
+	})
+	if err != nil {
+		b.log.Error("reconcile settle", "entry", e.ID, "err", err)
+		return
+	}
+	if e.RequestID != 0 {
+		next := approvals.Failed
+		if state == store.EntryDone {
+			next = approvals.Done
+		}
+		if r, err := b.store.TransitionRequest(e.RequestID, []string{approvals.Executing}, store.Step{State: next, By: "bot", Note: note}, nil); err == nil {
+			b.refreshCard(ctx, r)
+		}
+	}
+	desc := ""
+	if now != nil {
+		desc = " The user now: " + now.Describe() + "."
+	}
+	b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by a restart; it is now %s: %s.%s",
+		e.ID, summary(e.Action, e.Connector, e.Args), state, note, desc))
+	b.dm(ctx, e.Requester, text("Journal #%d (%s) was interrupted by a restart; it is now %s: %s.", e.ID, summary(e.Action, e.Connector, e.Args), state, note))
+}

@@ -1,0 +1,170 @@
+package slacktest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	upstream "github.com/slack-go/slack/slacktest"
+)
+
+// socket serves the Socket Mode websocket: hello, pings, envelopes out, acks in.
+func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
+	upstream.Websocket(func(c *websocket.Conn) {
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.Close() // one connection at a time, like an app with one socket
+		}
+		s.conn = c
+		s.conns++
+		s.notify()
+		s.mu.Unlock()
+		s.write(c, map[string]any{"type": "hello", "num_connections": 1,
+			"connection_info": map[string]any{"app_id": "A0STANDIN"}, "debug_info": map[string]any{"host": "standin"}})
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					s.connWrite.Lock()
+					err := c.WriteControl(websocket.PingMessage, []byte("ping"), time.Now().Add(time.Second))
+					s.connWrite.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}
+		}()
+		for {
+			var ack struct {
+				EnvelopeID string          `json:"envelope_id"`
+				Payload    json.RawMessage `json:"payload"`
+			}
+			if err := c.ReadJSON(&ack); err != nil {
+				s.mu.Lock()
+				if s.conn == c {
+					s.conn = nil
+				}
+				s.notify()
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Lock()
+			if _, seen := s.acks[ack.EnvelopeID]; !seen {
+				s.acks[ack.EnvelopeID] = time.Now()
+			}
+			s.notify()
+			s.mu.Unlock()
+		}
+	})(w, r)
+}
+
+func (s *Server) write(c *websocket.Conn, v any) error {
+	s.connWrite.Lock()
+	defer s.connWrite.Unlock()
+	return c.WriteJSON(v)
+}
+
+// ErrNotConnected is returned when an envelope is sent while the bot has no socket open.
+var ErrNotConnected = errors.New("slacktest: the bot has no socket open")
+
+func (s *Server) sendEnvelope(id string, env map[string]any) error {
+	raw, _ := json.Marshal(env)
+	s.mu.Lock()
+	c := s.conn
+	s.envelopes[id] = raw
+	s.sent[id] = time.Now()
+	s.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	s.connWrite.Lock()
+	defer s.connWrite.Unlock()
+	return c.WriteMessage(websocket.TextMessage, raw)
+}
+
+func (s *Server) nextID(prefix string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return fmt.Sprintf("%s%06d", prefix, s.seq)
+}
+
+// SlashCommand delivers a slash_commands envelope, as Slack does when user types
+// "command text" in channel, and returns its envelope id.
+func (s *Server) SlashCommand(user, channel, command, text string) (string, error) {
+	id := s.nextID("env-")
+	payload := map[string]any{
+		"token": "deprecated-verification-token", "team_id": "T0STANDIN", "team_domain": "standin",
+		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": user,
+		"command": command, "text": text, "api_app_id": "A0STANDIN", "is_enterprise_install": "false",
+		"response_url": "https://hooks.slack.test/commands/" + id, "trigger_id": s.nextID("trigger-"),
+	}
+	return id, s.sendEnvelope(id, map[string]any{"envelope_id": id, "type": "slash_commands",
+		"accepts_response_payload": true, "payload": payload, "retry_attempt": 0, "retry_reason": ""})
+}
+
+// Click delivers an interactive block_actions envelope: user pressed button b on message m.
+func (s *Server) Click(user string, m Message, b Button) (string, error) {
+	id := s.nextID("env-")
+	payload := map[string]any{
+		"type": "block_actions", "team": map[string]any{"id": "T0STANDIN", "domain": "standin"},
+		"user":       map[string]any{"id": user, "username": user, "team_id": "T0STANDIN"},
+		"api_app_id": "A0STANDIN", "token": "deprecated-verification-token", "trigger_id": s.nextID("trigger-"),
+		"container":    map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": m.Ephemeral},
+		"channel":      map[string]any{"id": m.Channel, "name": "ops"},
+		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text},
+		"response_url": "https://hooks.slack.test/actions/" + id,
+		"actions": []map[string]any{{"type": "button", "action_id": b.ActionID, "block_id": "b1", "value": b.Value,
+			"text": map[string]any{"type": "plain_text", "text": b.Text}, "action_ts": fmt.Sprintf("%d.000000", time.Now().Unix())}},
+	}
+	return id, s.sendEnvelope(id, map[string]any{"envelope_id": id, "type": "interactive",
+		"accepts_response_payload": false, "payload": payload, "retry_attempt": 0, "retry_reason": ""})
+}
+
+// Redeliver sends envelope id again, as Slack does when it thinks the ack was lost:
+// the same envelope and payload, with retry_attempt incremented.
+func (s *Server) Redeliver(id string, attempt int) error {
+	s.mu.Lock()
+	raw, ok := s.envelopes[id]
+	delete(s.acks, id)
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("slacktest: no envelope %s", id)
+	}
+	var env map[string]any
+	_ = json.Unmarshal(raw, &env)
+	env["retry_attempt"] = attempt
+	env["retry_reason"] = "timeout"
+	return s.sendEnvelope(id, env)
+}
+
+// Disconnect asks the bot to reconnect, as Slack does before it recycles a connection.
+func (s *Server) Disconnect(reason string) error {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	return s.write(c, map[string]any{"type": "disconnect", "reason": reason, "debug_info": map[string]any{"host": "standin"}})
+}
+
+// Drop closes the socket without a word, as a network failure does.
+func (s *Server) Drop() {
+	s.mu.Lock()
+	c := s.conn
+	s.conn = nil
+	s.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}

@@ -1,0 +1,107 @@
+package slacktest
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Connections is how many sockets the bot has opened.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Connected reports whether the bot has a socket open.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn != nil
+}
+
+// Calls is every Web API call served so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// Messages is every message posted so far (in its latest state), in posting order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, 0, len(s.order))
+	for _, k := range s.order {
+		out = append(out, *s.messages[k])
+	}
+	return out
+}
+
+// AckLatency is the time between sending envelope id and its ack; false when not acked.
+func (s *Server) AckLatency(id string) (time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.acks[id]
+	if !ok {
+		return 0, false
+	}
+	return at.Sub(s.sent[id]), true
+}
+
+// Wait waits until cond holds over the stand-in's state, or fails after timeout with what
+// it was waiting for.
+func (s *Server) Wait(timeout time.Duration, what string, cond func(s *Server) bool) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond(s) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(50 * time.Millisecond):
+			// State outside the stand-in (the store, the server) may be what cond reads.
+		case <-deadline.C:
+			return fmt.Errorf("slacktest: waited %s for %s", timeout, what)
+		}
+	}
+}
+
+// Find returns the last message that match accepts.
+func (s *Server) Find(match func(Message) bool) (Message, bool) {
+	ms := s.Messages()
+	for i := len(ms) - 1; i >= 0; i-- {
+		if match(ms[i]) {
+			return ms[i], true
+		}
+	}
+	return Message{}, false
+}
+
+// WaitMessage waits for a message that match accepts and returns the last such.
+func (s *Server) WaitMessage(timeout time.Duration, what string, match func(Message) bool) (Message, error) {
+	var m Message
+	err := s.Wait(timeout, what, func(s *Server) bool {
+		var ok bool
+		m, ok = s.Find(match)
+		return ok
+	})
+	return m, err
+}
+
+// Containing matches messages whose text or blocks contain every one of parts.
+func Containing(parts ...string) func(Message) bool {
+	return func(m Message) bool {
+		all := m.All()
+		for _, p := range parts {
+			if !strings.Contains(all, p) {
+				return false
+			}
+		}
+		return true
+	}
+}
