@@ -1,0 +1,333 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"mongobot/approvals"
+	"mongobot/commands"
+	"mongobot/secret"
+)
+
+// Config is the whole file.
+type Config struct {
+	SlashCommand string      `yaml:"slash_command"`
+	Connectors   []Connector `yaml:"-"` // decoded through fileYAML, which keeps the URI as text only briefly
+	Approvals    Approvals   `yaml:"approvals"`
+	Access       Group       `yaml:"access"`
+	// RevealAfter is how long a new password waits for its owner (default 1h).
+	RevealTTL Duration `yaml:"reveal_ttl"`
+	Log       Log      `yaml:"log"`
+}
+
+// Connector is the credential fields of one MongoDB deployment.
+type Connector struct {
+	Name             string        `yaml:"name"`
+	ConnectionString secret.String `yaml:"-"`
+	TLSCAFile        string        `yaml:"tls_ca_file"`
+	TLSCAPEM         string        `yaml:"tls_ca_pem"`
+	// PasswordLength is the length of generated passwords (default 32).
+	PasswordLength int `yaml:"password_length"`
+	// VerifyLogin, default true, logs in with each new password.
+	VerifyLogin *bool `yaml:"verify_login"`
+}
+
+// Group is a list of users and user groups.
+type Group struct {
+	Users      []string `yaml:"users"`
+	Usergroups []string `yaml:"usergroups"`
+}
+
+// Approvals is the approvals section.
+type Approvals struct {
+	Channel           string   `yaml:"channel"`
+	Approvers         Group    `yaml:"approvers"`
+	Quorum            int      `yaml:"quorum"`
+	ExpireAfter       Duration `yaml:"expire_after"`
+	AllowSelfApproval bool     `yaml:"allow_self_approval"`
+	Require           []string `yaml:"require"`
+	Rules             []Rule   `yaml:"rules"`
+}
+
+// Rule overrides the approvals policy for some actions and connectors.
+type Rule struct {
+	Actions           []string `yaml:"actions"`
+	Connectors        []string `yaml:"connectors"`
+	Approvers         *Group   `yaml:"approvers"`
+	Quorum            int      `yaml:"quorum"`
+	ExpireAfter       Duration `yaml:"expire_after"`
+	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
+	Require           *bool    `yaml:"require"`
+}
+
+// Log configures the bot's logs.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Duration reads "90s", "30m", "4h", "2d".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	var v time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var k int
+		k, err = strconv.Atoi(days)
+		v = time.Duration(k) * 24 * time.Hour
+	} else {
+		v, err = time.ParseDuration(s)
+	}
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a duration (write 90s, 30m, 4h or 2d)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// connectorYAML carries the connection string as text for decoding only.
+type connectorYAML struct {
+	Connector        `yaml:",inline"`
+	ConnectionString string `yaml:"connection_string"`
+}
+
+type fileYAML struct {
+	Config     `yaml:",inline"`
+	Connectors []connectorYAML `yaml:"connectors"`
+}
+
+// Actions are the action names the policy may name.
+var Actions = append(append([]string{}, commands.Actions...), "schedule", "unschedule", "rollback")
+
+// Load reads and checks the file at path; env looks up ${VAR} (os.LookupEnv when nil).
+func Load(path string, env func(string) (string, bool)) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s does not exist (set BOT_CONFIG to its path)", path)
+		}
+		return nil, fmt.Errorf("config file %s: %v", path, err)
+	}
+	c, err := Parse(raw, env)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse reads and checks a config from its YAML text.
+func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %v", err)
+	}
+	var expanded []secret.String
+	if err := expand(&root, "", func(k string) (string, bool) {
+		v, ok := env(k)
+		if ok && len(v) >= 4 {
+			expanded = append(expanded, secret.New(v))
+		}
+		return v, ok
+	}); err != nil {
+		return nil, err
+	}
+	// Encode the expanded tree and decode it strictly, so a misspelt field is an error.
+	var buf bytes.Buffer
+	if len(root.Content) > 0 {
+		enc := yaml.NewEncoder(&buf)
+		if err := enc.Encode(&root); err != nil {
+			return nil, err
+		}
+	}
+	var f fileYAML
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && len(root.Content) > 0 {
+		// A value in the wrong place is quoted by the YAML error: it may be a secret.
+		return nil, fmt.Errorf("%s", secret.Scrub(strings.TrimPrefix(err.Error(), "yaml: "), expanded...))
+	}
+	c := f.Config
+	c.Connectors = nil
+	for _, cy := range f.Connectors {
+		cn := cy.Connector
+		cn.ConnectionString = secret.New(cy.ConnectionString)
+		c.Connectors = append(c.Connectors, cn)
+	}
+	if c.SlashCommand == "" {
+		c.SlashCommand = "/mongo"
+	}
+	if c.RevealTTL == 0 {
+		c.RevealTTL = Duration(time.Hour)
+	}
+	return &c, c.check()
+}
+
+// expand replaces ${VAR} in every scalar with the variable's value; a missing variable is an
+// error naming the field. Values are never quoted back into YAML text, so a value with YAML
+// syntax in it (a password with ": " or "#") stays one string.
+func expand(n *yaml.Node, path string, env func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			if err := expand(c, p, env); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if err := expand(n.Content[i+1], p, env); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		var missing []string
+		substituted := false
+		n.Value = varRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			name := varRef.FindStringSubmatch(ref)[1]
+			v, ok := env(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			substituted = true
+			return v
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("%s: the environment variable %s is not set", path, strings.Join(missing, ", "))
+		}
+		if substituted {
+			// An expanded value is a string, whatever it holds ("#", ": ", quotes), except a
+			// plain number or boolean, which may fill a number or boolean field.
+			n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
+			if _, err := strconv.Atoi(n.Value); err == nil {
+				n.Tag, n.Style = "!!int", 0
+			} else if n.Value == "true" || n.Value == "false" {
+				n.Tag, n.Style = "!!bool", 0
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) check() error {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if !strings.HasPrefix(c.SlashCommand, "/") || strings.ContainsAny(c.SlashCommand, " \t") {
+		add("slash_command: %q must be one word starting with /", c.SlashCommand)
+	}
+	if len(c.Connectors) == 0 {
+		add("connectors: at least one connector is needed")
+	}
+	var names []string
+	for i, cn := range c.Connectors {
+		f := fmt.Sprintf("connectors[%d]", i)
+		switch {
+		case strings.TrimSpace(cn.Name) == "":
+			add("%s.name is empty", f)
+		case strings.ContainsAny(cn.Name, " \t\"'"):
+			add("%s.name %q must be one word: it is typed in commands", f, cn.Name)
+		case slices.Contains(names, cn.Name):
+			add("%s.name %q is used twice", f, cn.Name)
+		}
+		names = append(names, cn.Name)
+		if cn.ConnectionString.Empty() {
+			add("%s.connection_string is empty", f)
+		}
+		if cn.TLSCAFile != "" && cn.TLSCAPEM != "" {
+			add("%s: give tls_ca_file or tls_ca_pem, not both", f)
+		}
+		if cn.PasswordLength != 0 && (cn.PasswordLength < 16 || cn.PasswordLength > 256) {
+			add("%s.password_length must be between 16 and 256", f)
+		}
+	}
+	if c.Approvals.Channel == "" {
+		add("approvals.channel is empty: approval requests need a channel (its id, like C0123456789)")
+	}
+	if c.Approvals.Quorum < 0 {
+		add("approvals.quorum must be at least 1")
+	}
+	if err := c.Policy().Validate(Actions, names); err != nil {
+		add("%v", err)
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		add("log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		add("log.format %q is not text or json", c.Log.Format)
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Policy is the approvals policy the config describes.
+func (c *Config) Policy() approvals.Policy {
+	a := c.Approvals
+	p := approvals.Policy{
+		Access:            approvals.Group(c.Access),
+		Approvers:         approvals.Group(a.Approvers),
+		Quorum:            a.Quorum,
+		ExpireAfter:       time.Duration(a.ExpireAfter),
+		AllowSelfApproval: a.AllowSelfApproval,
+		Require:           a.Require,
+	}
+	for _, r := range a.Rules {
+		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Quorum: r.Quorum,
+			ExpireAfter: time.Duration(r.ExpireAfter), AllowSelfApproval: r.AllowSelfApproval, Require: r.Require}
+		if r.Approvers != nil {
+			g := approvals.Group(*r.Approvers)
+			pr.Approvers = &g
+		}
+		p.Rules = append(p.Rules, pr)
+	}
+	return p
+}
+
+// Usergroups are every user group the config names, for membership lookups.
+func (c *Config) Usergroups() []string {
+	var out []string
+	add := func(gs []string) {
+		for _, g := range gs {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	add(c.Access.Usergroups)
+	add(c.Approvals.Approvers.Usergroups)
+	for _, r := range c.Approvals.Rules {
+		if r.Approvers != nil {
+			add(r.Approvers.Usergroups)
+		}
+	}
+	return out
+}
