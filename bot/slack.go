@@ -33,6 +33,10 @@ type Slack struct {
 	watched   []string // the user groups the policy names
 	groupsTTL time.Duration
 
+	// busy bounds the envelopes worked on at once. Work waits for a slot on its own
+	// goroutine, never in the loop that acks.
+	busy chan struct{}
+
 	// Reconnects counts Socket Mode connections after the first.
 	Reconnects atomic.Int64
 	connected  atomic.Bool
@@ -75,7 +79,7 @@ func NewSlack(cfg SlackConfig) *Slack {
 	if cfg.PingInterval > 0 {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.PingInterval))
 	}
-	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash,
+	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, busy: make(chan struct{}, maxWork),
 		dms: map[string]string{}, watched: cfg.Usergroups, groupsTTL: cfg.GroupsTTL}
 }
 
@@ -103,10 +107,9 @@ type Handler interface {
 
 // Run connects and serves until ctx ends; it reconnects by itself on disconnect requests and
 // dropped sockets. The work of each envelope runs on its own goroutine, after the ack; Run
-// waits for those before it returns.
+// does not wait for it (the Handler's own shutdown does, bounded).
 func (s *Slack) Run(ctx context.Context, h Handler) error {
 	var work sync.WaitGroup
-	defer work.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- s.sm.RunContext(ctx) }()
 	for {
@@ -155,7 +158,7 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, w
 			return
 		}
 		in := Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
-		work.Go(func() { h.HandleCommand(wctx, in) })
+		work.Go(func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) })
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
 		if !ok || cb.Type != slack.InteractionTypeBlockActions {
@@ -171,10 +174,18 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, w
 		for i, a := range cb.ActionCallback.BlockActions {
 			c := Click{User: cb.User.ID, Channel: ref.Channel, Message: ref, Action: a.ActionID, Value: a.Value,
 				Key: deliveryKey(cb.TriggerID, evt.Request) + fmt.Sprintf("/%d", i)}
-			work.Go(func() { h.HandleClick(wctx, c) })
+			work.Go(func() { s.slot(); defer s.free(); h.HandleClick(wctx, c) })
 		}
 	}
 }
+
+// maxWork is how many envelopes are worked on at once. More would not answer faster on a
+// small machine (the work is bbolt fsyncs and MongoDB round trips) and would take CPU from the
+// loop that acks; fewer would let a few slow MongoDB calls hold up every other command.
+const maxWork = 16
+
+func (s *Slack) slot() { s.busy <- struct{}{} }
+func (s *Slack) free() { <-s.busy }
 
 // deliveryKey identifies one delivery: Slack's trigger id stays the same when it delivers the
 // same payload again; the envelope id is the fallback.

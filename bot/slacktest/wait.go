@@ -105,3 +105,24 @@ func Containing(parts ...string) func(Message) bool {
 		return true
 	}
 }
+
+// WaitAck waits until envelope id is acknowledged, and returns its latency.
+func (s *Server) WaitAck(id string, timeout time.Duration) (time.Duration, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		at, ok := s.acks[id]
+		sent := s.sent[id]
+		ch := s.changed
+		s.mu.Unlock()
+		if ok {
+			return at.Sub(sent), nil
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return 0, fmt.Errorf("slacktest: envelope %s not acknowledged within %s", id, timeout)
+		}
+	}
+}

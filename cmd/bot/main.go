@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"mongobot/bot"
+	"mongobot/config"
+	"mongobot/connector"
+	"mongobot/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake in how the bot was started: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// run is main with its world passed in, for tests. It returns the exit code.
+func run(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
+	verb := "serve"
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	var err error
+	switch verb {
+	case "serve":
+		err = serve(ctx, env, stderr)
+	case "check":
+		err = check(ctx, env, stdout)
+	case "journal":
+		err = journal(args, env, stdout)
+	case "--version", "version", "-v":
+		fmt.Fprintf(stdout, "bot %s\n", version)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q\n%s", verb, usage)}
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "bot: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage: bot [serve | check | journal list [n] | journal show <id> | journal export | --version]
+environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG, BOT_DATA_DIR, BOT_ENCRYPTION_KEY
+`
+
+func getenv(env func(string) (string, bool), key, def string) string {
+	if v, ok := env(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func loadConfig(env func(string) (string, bool)) (*config.Config, error) {
+	c, err := config.Load(getenv(env, "BOT_CONFIG", "bot.yaml"), env)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return c, nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(orDefault(c.Level, "info"))))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// connectors makes one connector per configured deployment; nothing touches the network.
+func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
+	out := map[string]*connector.Mongo{}
+	for i, cn := range c.Connectors {
+		m, err := connector.New(connector.Config{Name: cn.Name, URI: cn.ConnectionString, TLSCAFile: cn.TLSCAFile, TLSCAPEM: cn.TLSCAPEM,
+			Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin})
+		if err != nil {
+			closeAll(out)
+			return nil, usageError{fmt.Sprintf("config: connectors[%d] (%s): %v", i, cn.Name, err)}
+		}
+		out[cn.Name] = m
+	}
+	return out, nil
+}
+
+func closeAll(ms map[string]*connector.Mongo) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		_ = m.Close(ctx)
+	}
+}
+
+func openStore(env func(string) (string, bool), opts store.Options) (*store.Store, error) {
+	if k := getenv(env, "BOT_ENCRYPTION_KEY", ""); k != "" {
+		key, err := store.ParseKey(k)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("BOT_ENCRYPTION_KEY: %v", err)}
+		}
+		opts.Key = key
+	}
+	return store.Open(getenv(env, "BOT_DATA_DIR", "data"), opts)
+}
+
+// serve is the bot's main job.
+func serve(ctx context.Context, env func(string) (string, bool), stderr io.Writer) error {
+	app, tok := getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
+	switch {
+	case app == "":
+		return usageError{"SLACK_APP_TOKEN is not set: give the app-level token (xapp-…, scope connections:write) of the Slack app"}
+	case !strings.HasPrefix(app, "xapp-"):
+		return usageError{"SLACK_APP_TOKEN does not start with xapp-: it must be the app-level token, not the bot token"}
+	case tok == "":
+		return usageError{"SLACK_BOT_TOKEN is not set: give the bot token (xoxb-…) of the Slack app"}
+	case !strings.HasPrefix(tok, "xoxb-"):
+		return usageError{"SLACK_BOT_TOKEN does not start with xoxb-: it must be the bot token"}
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	conns, err := connectors(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	st, err := openStore(env, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	sl := bot.NewSlack(bot.SlackConfig{AppToken: app, BotToken: tok, APIURL: getenv(env, "SLACK_API_URL", ""),
+		Slash: cfg.SlashCommand, Usergroups: cfg.Usergroups(), Log: log})
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = sl.Check(cctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	ms := map[string]bot.Mongo{}
+	for n, m := range conns {
+		ms[n] = m
+	}
+	b := bot.New(bot.Config{Slash: cfg.SlashCommand, Channel: cfg.Approvals.Channel, Policy: cfg.Policy(), Connectors: ms,
+		RevealTTL: time.Duration(cfg.RevealTTL), Log: log}, st, sl, sl)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path())
+	b.Reconcile(ctx)
+	go housekeeping(ctx, b, st, log)
+	runErr := sl.Run(ctx, b)
+	log.Info("stopping: finishing work in flight")
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := b.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	return runErr
+}
+
+// housekeeping expires pending requests and purges expired secrets and dedupe keys.
+func housekeeping(ctx context.Context, b *bot.Bot, st *store.Store, log *slog.Logger) {
+	expire := time.NewTicker(30 * time.Second)
+	purge := time.NewTicker(time.Hour)
+	defer expire.Stop()
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expire.C:
+			b.ExpireDue(ctx)
+		case <-purge.C:
+			if n, err := st.Purge(); err != nil {
+				log.Error("purge", "err", err)
+			} else {
+				log.Debug("purged", "dedupe", n.Dedupe, "secrets", n.Secrets, "entries", n.Entries)
+			}
+		}
+	}
+}
