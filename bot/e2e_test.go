@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mongobot/approvals"
 	"mongobot/bot"
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
@@ -382,4 +383,78 @@ func TestServerDownSpeaks(t *testing.T) {
 		t.Fatalf("journal: %+v", ent)
 	}
 	e.cardSays(card, "*Failed*")
+}
+
+func TestPolicyWithoutApprovalAndRollbackWithApproval(t *testing.T) {
+	p := testPolicy()
+	p.Require = []string{"grant-role", "rollback"} // revoke-role runs at once; rollback needs approval
+	e := newEnv(t, envOptions{policy: &p})
+	e.createUser("app", connector.Role{Name: "read", DB: "shop"})
+	e.command(dev, "revoke-role prod app read@shop")
+	e.private(dev, "needs no approval")
+	card := e.card("Request #1", "*Done*")
+	res := e.result(card, "*Done*, journal #1")
+	if e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("not revoked")
+	}
+	e.click(dev, res, bot.TextRollback)
+	e.private(dev, "needs approval under the policy: request #2")
+	rb := e.card("Request #2", "rollback of #1")
+	e.click(dev, rb, bot.TextApprove)
+	e.private(dev, "not an approver")
+	e.click(bob, rb, bot.TextApprove)
+	e.result(rb, "*Done*, journal #2")
+	if !e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("the approved rollback did not grant the role again")
+	}
+	// Someone who neither asked nor approved, and is no approver, may not roll back.
+	e.command(dev, "grant-role prod app dbAdmin@shop")
+	c3 := e.card("Request #3")
+	e.click(alice, c3, bot.TextApprove)
+	e.result(c3, "*Done*, journal #3")
+	p2 := testPolicy()
+	p2.Access = approvals.Group{} // anyone may use the bot
+	e.stop()
+	e.start(p2)
+	e.command(eve, "rollback 3")
+	e.private(eve, "Only the requester of journal #3")
+}
+
+func TestLongInputsFitSlackLimits(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	long := strings.Repeat("u", 120)
+	for i := range 150 {
+		e.createUser(long + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26))
+	}
+	e.command(dev, "users prod")
+	m := e.private(dev, "Users on prod")
+	if len(m.Blocks) > 50 {
+		t.Fatalf("%d blocks", len(m.Blocks))
+	}
+	e.command(dev, "rotate-password prod "+long+"a --reason \""+strings.Repeat("why ", 120)+"\"")
+	e.card("Request #1")
+	for _, c := range e.slack.Calls() {
+		if c.Error != "" {
+			t.Errorf("Slack refused %s: %s", c.Method, c.Error)
+		}
+	}
+}
+
+func TestRateLimitedWebAPIIsRetried(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.slack.RateLimit("chat.postMessage", 1)
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	limited := 0
+	for _, c := range e.slack.Calls() {
+		if c.Error == "ratelimited" {
+			limited++
+		}
+	}
+	if limited != 1 {
+		t.Fatalf("%d rate-limited calls, want 1 (retried)", limited)
+	}
 }
