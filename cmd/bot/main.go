@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		err = serve(ctx, env, stderr)
 	case "check":
 		err = check(ctx, env, stdout)
+	case "console":
+		err = console(ctx, args, env, stdin, stdout)
 	case "journal":
 		err = journal(args, env, stdout)
 	case "--version", "version", "-v":
@@ -62,7 +64,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	return 1
 }
 
-const usage = `usage: bot [serve | check | journal list [n] | journal show <id> | journal export | --version]
+const usage = `usage: bot [serve | console [--demo] [--as user] | check | journal list [n] | journal show <id> | journal export | --version]
 environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG, BOT_DATA_DIR, BOT_ENCRYPTION_KEY
 `
 
