@@ -29,6 +29,8 @@ type Config struct {
 	RevealTTL time.Duration
 	// ActionTimeout bounds one action on MongoDB (default 2m).
 	ActionTimeout time.Duration
+	// Schedules is how scheduled rotations run.
+	Schedules ScheduleConfig
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -43,9 +45,12 @@ type Bot struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	scfg ScheduleConfig
+
 	mu      sync.Mutex
 	closed  bool
 	working sync.WaitGroup
+	tm      *timers
 }
 
 // New makes a bot. dir may be nil when no user groups are configured.
@@ -65,7 +70,7 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now}
+	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel)}
 }
 
 // Invocation is one slash command as the chat platform delivered it.
@@ -179,9 +184,7 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 	case commands.History:
 		reply(b.historyMessage(cmd.N))
 	case commands.Schedules:
-		reply(text("No rotation is scheduled: scheduled rotations are not available in this version yet."))
-	case commands.Schedule, commands.Unschedule:
-		b.private(ctx, in.Channel, in.User, text("Scheduled rotations are not available in this version yet; nothing was changed."))
+		reply(b.schedulesMessage())
 	case commands.Cancel:
 		b.cancel(ctx, in, cmd.ID)
 	case commands.Rollback:

@@ -352,7 +352,9 @@ func TestBadInputSpeaks(t *testing.T) {
 		{"rotate-password prod nobody", "does not exist"},
 		{"revoke-role prod app read@shop", "nothing to revoke"},
 		{"grant-role prod app read@bad.db", "database"},
-		{"lock-user prod app --for 2h", "not available in this version yet"},
+		{`schedule rotate-password prod app "every day"`, "is not a cron spec"},
+		{`schedule rotate-password prod app "@every 10s"`, "more often than once a minute"},
+		{"unschedule 9", "There is no active schedule #9"},
 	} {
 		e.command(dev, c.text)
 		e.private(dev, c.says)

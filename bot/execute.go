@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -33,8 +34,15 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		return
 	}
 	b.refreshCard(ctx, r)
-	if r.Action == commands.Rollback {
+	switch r.Action {
+	case commands.Rollback:
 		b.executeRollback(ctx, r)
+		return
+	case commands.Schedule:
+		b.executeSchedule(ctx, r)
+		return
+	case commands.Unschedule:
+		b.executeUnschedule(ctx, r)
 		return
 	}
 	m, err := b.connector(r.Connector)
@@ -172,7 +180,13 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	if out.err != nil {
 		state, errText = store.EntryFailed, sentence(out.err)
 	}
+	var undoAt time.Time
+	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && out.err == nil && ch.Undo != nil {
+		undoAt = b.now().Add(d)
+		ch.Notes = append(ch.Notes, fmt.Sprintf("temporary: the bot undoes it by itself at %s (%s); Roll back before then ends it early", clock(undoAt), e.Args["for"]))
+	}
 	e, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot"}, func(x *store.Entry) {
+		x.UndoAt = undoAt
 		if ch.Before.Exists || len(x.Before) == 0 {
 			x.Before, _ = json.Marshal(ch.Before)
 		}
@@ -190,6 +204,9 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	}
 	if out.err != nil && out.secretID != "" {
 		_, _ = b.store.TakeSecret(out.secretID, e.Requester) // never set: forget it
+	}
+	if !undoAt.IsZero() && err == nil {
+		b.scheduleTemporary(e.ID, undoAt)
 	}
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
 	if r.ID != 0 {
@@ -230,11 +247,18 @@ func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch con
 func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 	s := summary(e.Action, e.Connector, e.Args)
 	if err != nil {
-		return Message{Text: fmt.Sprintf("Journal #%d: %s failed", e.ID, s), Blocks: []Block{
+		m := Message{Text: fmt.Sprintf("Journal #%d: %s failed", e.ID, s), Blocks: []Block{
 			{Text: fmt.Sprintf(":x: *Failed*, journal #%d: %s\n%s", e.ID, s, sentence(err))},
 		}}
+		if why := e.Args["reason"]; why != "" {
+			m.Blocks = append(m.Blocks, Block{Context: "Reason: " + why})
+		}
+		return m
 	}
 	fields := []Field{{"Before", ch.Before.Describe()}, {"After", ch.After.Describe()}}
+	if why := e.Args["reason"]; why != "" {
+		fields = append(fields, Field{"Reason", why})
+	}
 	if len(ch.Notes) > 0 {
 		fields = append(fields, Field{"Notes", strings.Join(ch.Notes, "\n")})
 	}

@@ -89,11 +89,13 @@ type env struct {
 	done   chan error
 	// secrets are strings that must never appear in Slack calls, logs or the journal.
 	secrets []string
+	sched   bot.ScheduleConfig
 }
 
 type envOptions struct {
-	ferret bool // run against FerretDB instead of the emulator
-	policy *approvals.Policy
+	ferret    bool // run against FerretDB instead of the emulator
+	policy    *approvals.Policy
+	schedules bot.ScheduleConfig
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -129,6 +131,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.policy != nil {
 		p = *o.policy
 	}
+	e.sched = o.schedules
 	e.start(p)
 	t.Cleanup(func() {
 		e.stop()
@@ -155,14 +158,23 @@ func (e *env) start(p approvals.Policy) {
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo},
-		Now: e.clock.Now, Log: log, ActionTimeout: 20 * time.Second}, st, sl, sl)
+		Now: e.clock.Now, Log: log, ActionTimeout: 20 * time.Second, Schedules: e.sched}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)
 	b.Reconcile(ctx)
+	if err := b.LoadTimers(ctx); err != nil {
+		e.t.Fatal(err)
+	}
 	go func() { e.done <- sl.Run(ctx, b) }()
 	if err := e.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connected() }); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// advance moves the clock on and runs what is due, waiting for it to finish.
+func (e *env) advance(d time.Duration) {
+	e.clock.Add(d)
+	e.bot.RunDue(context.Background()).Wait()
 }
 
 func (e *env) stop() {

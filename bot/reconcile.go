@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -110,6 +111,18 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry) {
 		applied(now.Locked(), "the user is locked", "the user is not locked; nothing changed")
 	case commands.UnlockUser:
 		applied(now.Exists && !now.Locked(), "the user is unlocked", "the user is still locked; nothing changed")
+	case commands.Schedule:
+		found := false
+		if scs, err := b.store.Schedules(); err == nil {
+			for _, sc := range scs {
+				found = found || sc.RequestID == e.RequestID
+			}
+		}
+		applied(found, "the schedule exists", "the schedule was not created")
+	case commands.Unschedule:
+		id, _ := strconv.ParseUint(e.Args["id"], 10, 64)
+		sc, err := b.store.Schedule(id)
+		applied(err == nil && sc.State == store.ScheduleRemoved, "the schedule is removed", "the schedule is still active")
 	default:
 		// A rollback: whether the undo ran is not knowable in general; a person decides.
 		if e.RollbackOf != 0 {

@@ -34,6 +34,9 @@ func target(args map[string]string) connector.UserRef {
 func summary(action, conn string, args map[string]string) string {
 	var b strings.Builder
 	b.WriteString(action)
+	if action == commands.Schedule {
+		b.WriteString(" rotate-password")
+	}
 	if action == "rollback" {
 		fmt.Fprintf(&b, " of #%s", args["id"])
 	}
@@ -53,6 +56,15 @@ func summary(action, conn string, args map[string]string) string {
 	}
 	if conn != "" {
 		b.WriteString(" on " + conn)
+	}
+	if args["spec"] != "" {
+		fmt.Fprintf(&b, " `%s`", args["spec"])
+	}
+	if args["schedule"] != "" {
+		fmt.Fprintf(&b, " (schedule #%s)", args["schedule"])
+	}
+	if args["for"] != "" {
+		fmt.Fprintf(&b, " for %s", args["for"])
 	}
 	return b.String()
 }
@@ -84,9 +96,13 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	refuse := func(format string, a ...any) {
 		b.private(ctx, in.Channel, in.User, text(format, a...))
 	}
-	if cmd.For > 0 {
-		refuse("`--for` (temporary grants and locks) is not available in this version yet; nothing was requested.")
-		return
+	if cmd.Verb == commands.Unschedule {
+		sc, err := b.store.Schedule(cmd.ID)
+		if err != nil || sc.State != store.ScheduleActive {
+			refuse("There is no active schedule #%d (`%s schedules` lists them); nothing was requested.", cmd.ID, b.cfg.Slash)
+			return
+		}
+		cmd.Connector, cmd.User, cmd.AuthDB, cmd.Spec = sc.Connector, sc.User, sc.DB, sc.Spec
 	}
 	m, err := b.connector(cmd.Connector)
 	if err != nil {
@@ -98,6 +114,9 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		return
 	}
 	args := cmd.Args()
+	if cmd.Verb == commands.Unschedule {
+		args["id"] = strconv.FormatUint(cmd.ID, 10)
+	}
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	pv, err := b.preview(pctx, m, cmd.Verb, args)
 	cancel()
@@ -152,6 +171,18 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 // cannot work (no such user, already locked, ...) before anyone is asked to approve.
 func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[string]string) (map[string]string, error) {
 	u := target(args)
+	switch action {
+	case commands.Unschedule:
+		return map[string]string{pvNow: fmt.Sprintf("schedule #%s: rotate-password `%s` on %s, `%s`", args["id"], u, m.Name(), args["spec"]),
+			pvAfter: "removed: no more scheduled rotations of this user", pvRollback: "nothing: schedule it again"}, nil
+	case commands.Schedule:
+		if _, err := ParseSpec(args["spec"]); err != nil {
+			return nil, err
+		}
+		if sc, ok := b.activeSchedule(m.Name(), u); ok {
+			return nil, fmt.Errorf("%s on %s already has schedule #%d (`%s`): two rotations racing would break the application using it; unschedule it first", u, m.Name(), sc.ID, sc.Spec)
+		}
+	}
 	if action == commands.LockUser || action == commands.UnlockUser {
 		if err := m.CanLock(ctx); err != nil {
 			return nil, err
@@ -163,7 +194,20 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 	}
 	missing := fmt.Errorf("user %s does not exist on %s", u, m.Name())
 	pv := map[string]string{pvNow: st.Describe()}
+	defer func() {
+		if d := args["for"]; d != "" && pv[pvAfter] != "" {
+			pv[pvAfter] += "; temporary: undone automatically " + d + " after it runs"
+		}
+	}()
 	switch action {
+	case commands.Schedule:
+		if !st.Exists {
+			return nil, missing
+		}
+		spec, _ := ParseSpec(args["spec"])
+		pv[pvAfter] = fmt.Sprintf("a new password for %s on the schedule `%s`, each run without a new approval, each password revealed to the requester; next runs: %s",
+			u, args["spec"], runTimes(NextRuns(spec, b.now(), 3)))
+		pv[pvRollback] = "nothing; `unschedule` stops it"
 	case commands.RotatePassword:
 		if !st.Exists {
 			return nil, missing

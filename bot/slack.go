@@ -151,6 +151,9 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, w
 		s.log.Info("socket mode disconnect requested; reconnecting")
 	case socketmode.EventTypeConnectionError:
 		s.connected.Store(false)
+		if ctx.Err() != nil {
+			return // shutting down
+		}
 		s.log.Warn("socket mode connection error; retrying", "err", evt.Data)
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)

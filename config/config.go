@@ -24,7 +24,8 @@ type Config struct {
 	Connectors   []Connector `yaml:"-"` // decoded through fileYAML, which keeps the URI as text only briefly
 	Approvals    Approvals   `yaml:"approvals"`
 	Access       Group       `yaml:"access"`
-	// RevealAfter is how long a new password waits for its owner (default 1h).
+	Schedules    Schedules   `yaml:"schedules"`
+	// RevealTTL is how long a new password waits for its owner (default 1h).
 	RevealTTL Duration `yaml:"reveal_ttl"`
 	Log       Log      `yaml:"log"`
 }
@@ -67,6 +68,20 @@ type Rule struct {
 	ExpireAfter       Duration `yaml:"expire_after"`
 	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
 	Require           *bool    `yaml:"require"`
+}
+
+// Schedules configures scheduled rotations.
+type Schedules struct {
+	// Channel receives every run's result; default the approvals channel.
+	Channel string `yaml:"channel"`
+	// MissedRunWindow: a run missed while the bot was down runs at start-up if it is at most
+	// this late, and is skipped and reported otherwise (default 1h).
+	MissedRunWindow Duration `yaml:"missed_run_window"`
+	// Retries after a failed run (default 2), RetryDelay apart (default 5m).
+	Retries    *int     `yaml:"retries"`
+	RetryDelay Duration `yaml:"retry_delay"`
+	// ConcurrencyPerConnector is how many scheduled runs touch one connector at once (default 1).
+	ConcurrencyPerConnector int `yaml:"concurrency_per_connector"`
 }
 
 // Log configures the bot's logs.
@@ -272,6 +287,12 @@ func (c *Config) check() error {
 	}
 	if err := c.Policy().Validate(Actions, names); err != nil {
 		add("%v", err)
+	}
+	if r := c.Schedules.Retries; r != nil && (*r < 0 || *r > 10) {
+		add("schedules.retries must be between 0 and 10")
+	}
+	if c.Schedules.ConcurrencyPerConnector < 0 {
+		add("schedules.concurrency_per_connector must be at least 1")
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -36,6 +36,12 @@ approvals:
 access:
   users: []
   usergroups: [S0ENG]
+schedules:
+  channel: C0NOTIFY
+  missed_run_window: 30m
+  retries: 0
+  retry_delay: 10m
+  concurrency_per_connector: 2
 `
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -61,6 +67,9 @@ func TestParseGood(t *testing.T) {
 	}
 	if got := c.Connectors[1].ConnectionString.Reveal(); !strings.Contains(got, "admin:s3cr3t@") {
 		t.Fatalf("expansion inside a string: %q", got)
+	}
+	if c.Schedules.Channel != "C0NOTIFY" || time.Duration(c.Schedules.MissedRunWindow) != 30*time.Minute || c.Schedules.Retries == nil || *c.Schedules.Retries != 0 || c.Schedules.ConcurrencyPerConnector != 2 {
+		t.Fatalf("schedules: %+v", c.Schedules)
 	}
 	if c.Connectors[1].VerifyLogin == nil || *c.Connectors[1].VerifyLogin {
 		t.Fatal("verify_login: false was lost")

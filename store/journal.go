@@ -114,6 +114,25 @@ func (s *Store) History(before uint64, limit int) ([]Entry, uint64, error) {
 	return list[Entry](s, bucketEntries, before, limit, nil)
 }
 
+// Temporary returns the entries the bot must still undo by itself (UndoAt set, done, not
+// being rolled back), oldest first: registered again at start-up.
+func (s *Store) Temporary() ([]Entry, error) {
+	var out []Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !e.UndoAt.IsZero() && e.State == EntryDone && e.RolledBackBy == 0 {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
 func (s *Store) Export(w io.Writer) error {
 	return s.db.View(func(tx *bolt.Tx) error {

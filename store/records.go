@@ -88,6 +88,8 @@ type Entry struct {
 	// crash between setting it and recording the outcome can still deliver it to its owner.
 	// It is an id in the secrets bucket, never the password.
 	PendingSecret string `json:"pending_secret,omitempty"`
+	// UndoAt, when set, is when a temporary action (--for) is undone by the bot itself.
+	UndoAt time.Time `json:"undo_at,omitzero"`
 }
 
 // Schedule is a recurring password rotation.

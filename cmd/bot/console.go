@@ -105,9 +105,14 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 	for n, m := range conns {
 		ms[n] = m
 	}
-	b := bot.New(bot.Config{Slash: cfg.SlashCommand, Channel: cfg.Approvals.Channel, Policy: cfg.Policy(), Connectors: ms,
-		RevealTTL: time.Duration(cfg.RevealTTL), Log: newLogger(config.Log{Level: "error"}, os.Stderr)}, st, con, nil)
+	b := bot.New(botConfig(cfg, ms, newLogger(config.Log{Level: "error"}, os.Stderr)), st, con, nil)
 	b.Reconcile(ctx)
+	if err := b.LoadTimers(ctx); err != nil {
+		return err
+	}
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go b.RunTimers(tctx, time.Second)
 	var prompt func(string)
 	if f, ok := stdin.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

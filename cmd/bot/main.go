@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // CRON_TZ= time zones work in a static binary without /usr/share/zoneinfo
 
 	"mongobot/bot"
 	"mongobot/config"
@@ -174,13 +175,16 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 	for n, m := range conns {
 		ms[n] = m
 	}
-	b := bot.New(bot.Config{Slash: cfg.SlashCommand, Channel: cfg.Approvals.Channel, Policy: cfg.Policy(), Connectors: ms,
-		RevealTTL: time.Duration(cfg.RevealTTL), Log: log}, st, sl, sl)
+	b := bot.New(botConfig(cfg, ms, log), st, sl, sl)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path())
 	b.Reconcile(ctx)
+	if err := b.LoadTimers(ctx); err != nil {
+		return fmt.Errorf("schedules: %v", err)
+	}
+	go b.RunTimers(ctx, time.Second)
 	go housekeeping(ctx, b, st, log)
 	runErr := sl.Run(ctx, b)
 	log.Info("stopping: finishing work in flight")
@@ -190,6 +194,20 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 		log.Error("shutdown", "err", err)
 	}
 	return runErr
+}
+
+// botConfig is the bot's part of the config.
+func botConfig(cfg *config.Config, ms map[string]bot.Mongo, log *slog.Logger) bot.Config {
+	sc := bot.ScheduleConfig{Channel: cfg.Schedules.Channel, MissedWindow: time.Duration(cfg.Schedules.MissedRunWindow),
+		RetryDelay: time.Duration(cfg.Schedules.RetryDelay), Concurrency: cfg.Schedules.ConcurrencyPerConnector}
+	if r := cfg.Schedules.Retries; r != nil {
+		sc.Retries = *r
+		if *r == 0 {
+			sc.Retries = -1 // none
+		}
+	}
+	return bot.Config{Slash: cfg.SlashCommand, Channel: cfg.Approvals.Channel, Policy: cfg.Policy(), Connectors: ms,
+		RevealTTL: time.Duration(cfg.RevealTTL), Log: log, Schedules: sc}
 }
 
 // housekeeping expires pending requests and purges expired secrets and dedupe keys.
