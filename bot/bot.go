@@ -136,18 +136,28 @@ func (b *Bot) first(key string) bool {
 	return ok
 }
 
+// enter admits one delivery: false (and the work is not done) when the bot is shutting down,
+// which the user is told, or when key was delivered before. On true, call b.working.Done.
+func (b *Bot) enter(ctx context.Context, channel, user, key string) bool {
+	if !b.begin() {
+		b.private(ctx, channel, user, text("The bot is shutting down; try again in a minute."))
+		return false
+	}
+	if !b.first(key) {
+		b.working.Done()
+		b.log.Info("duplicate delivery ignored", "key", key)
+		return false
+	}
+	return true
+}
+
 // HandleCommand does what a slash command asks. It never returns an error: every outcome is
 // a message to someone.
 func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
-	if !b.begin() {
-		b.private(ctx, in.Channel, in.User, text("The bot is shutting down; try again in a minute."))
+	if !b.enter(ctx, in.Channel, in.User, in.Key) {
 		return
 	}
 	defer b.working.Done()
-	if !b.first(in.Key) {
-		b.log.Info("duplicate delivery ignored", "key", in.Key)
-		return
-	}
 	cmd, err := commands.Parse(in.Text)
 	if err != nil {
 		var pe *commands.Error

@@ -331,15 +331,10 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 
 // HandleClick does what a button press asks.
 func (b *Bot) HandleClick(ctx context.Context, c Click) {
-	if !b.begin() {
-		b.private(ctx, c.Channel, c.User, text("The bot is shutting down; try again in a minute."))
+	if !b.enter(ctx, c.Channel, c.User, c.Key) {
 		return
 	}
 	defer b.working.Done()
-	if !b.first(c.Key) {
-		b.log.Info("duplicate click ignored", "key", c.Key)
-		return
-	}
 	b.log.Info("click", "user", c.User, "action", c.Action)
 	switch c.Action {
 	case ActApprove, ActDeny:

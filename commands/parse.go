@@ -264,8 +264,8 @@ func (c *Command) setWords(v verb, pos []string) error {
 	return nil
 }
 
-// ParseDuration reads 30m, 4h, 2d (and Go durations like 1h30m), between MinFor and MaxFor.
-func ParseDuration(s string) (time.Duration, error) {
+// ParseSpan reads a positive duration: 30m, 4h, 2d, or Go's syntax (1h30m, 90s).
+func ParseSpan(s string) (time.Duration, error) {
 	var d time.Duration
 	var err error
 	if days, ok := strings.CutSuffix(s, "d"); ok {
@@ -275,8 +275,20 @@ func ParseDuration(s string) (time.Duration, error) {
 	} else {
 		d, err = time.ParseDuration(s)
 	}
-	if err != nil || s == "" {
+	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%q is not a duration: write 30m, 4h or 2d", short(s))
+	}
+	return d, nil
+}
+
+// ParseDuration reads a --for duration: a span between MinFor and MaxFor.
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := ParseSpan(s)
+	if err != nil {
+		if strings.HasPrefix(s, "-") {
+			err = fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
+		}
+		return 0, err
 	}
 	if d < MinFor || d > MaxFor {
 		return 0, fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))

@@ -95,18 +95,9 @@ type Duration time.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	s := strings.TrimSpace(n.Value)
-	var v time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var k int
-		k, err = strconv.Atoi(days)
-		v = time.Duration(k) * 24 * time.Hour
-	} else {
-		v, err = time.ParseDuration(s)
-	}
-	if err != nil || v <= 0 {
-		return fmt.Errorf("%q is not a duration (write 90s, 30m, 4h or 2d)", s)
+	v, err := commands.ParseSpan(strings.TrimSpace(n.Value))
+	if err != nil {
+		return fmt.Errorf("%v (or 90s)", err)
 	}
 	*d = Duration(v)
 	return nil
