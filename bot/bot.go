@@ -47,10 +47,45 @@ type Bot struct {
 
 	scfg ScheduleConfig
 
-	mu      sync.Mutex
-	closed  bool
-	working sync.WaitGroup
-	tm      *timers
+	mu       sync.Mutex
+	closed   bool
+	working  sync.WaitGroup
+	tm       *timers
+	inflight map[uint64]bool // journal entries whose action runs now
+	noticed  map[uint64]bool // entries already reported as not checkable yet
+}
+
+// track marks entry id as running in this process until the returned func is called.
+func (b *Bot) track(id uint64) func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inflight == nil {
+		b.inflight = map[uint64]bool{}
+	}
+	b.inflight[id] = true
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.inflight, id)
+	}
+}
+
+func (b *Bot) running(id uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.inflight[id]
+}
+
+// firstNotice reports whether entry id has not been reported as uncheckable before.
+func (b *Bot) firstNotice(id uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.noticed == nil {
+		b.noticed = map[uint64]bool{}
+	}
+	first := !b.noticed[id]
+	b.noticed[id] = true
+	return first
 }
 
 // New makes a bot. dir may be nil when no user groups are configured.

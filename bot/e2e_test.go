@@ -10,6 +10,7 @@ import (
 	"mongobot/bot"
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
+	"mongobot/connector/mongotest"
 	"mongobot/store"
 )
 
@@ -458,5 +459,42 @@ func TestRateLimitedWebAPIIsRetried(t *testing.T) {
 	}
 	if limited != 1 {
 		t.Fatalf("%d rate-limited calls, want 1 (retried)", limited)
+	}
+}
+
+func TestMongoStopsMidFlow(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	read := connector.Role{Name: "read", DB: "shop"}
+
+	// The connection drops before the server applies the grant: checked, found not applied.
+	e.emu.Inject(mongotest.Fault{Command: "grantRolesToUser", Drop: true, Times: 1})
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	e.private(dev, "MongoDB stopped answering in the middle")
+	e.message("the outcome", slacktest.Containing("Journal #1", "interrupted by MongoDB not answering", "it is now failed", "not applied"))
+	e.cardSays(card, "*Failed*")
+	if e.state("app").HasRole(read) {
+		t.Fatal("granted after all")
+	}
+
+	// The server goes down after the card is posted and stays down while the outcome is
+	// checked: the entry stays executing, and a later check (every minute in the bot) settles
+	// it once the server answers again.
+	e.command(dev, "grant-role prod app read@shop")
+	card = e.card("Request #2")
+	e.emu.Inject(mongotest.Fault{Drop: true})
+	e.emu.DropConnections()
+	e.click(alice, card, bot.TextApprove)
+	e.message("the outcome not known yet", slacktest.Containing("Journal #2", "cannot be checked yet"))
+	if ex, _ := e.st.Executing(); len(ex) != 1 {
+		t.Fatalf("%d entries executing, want 1 awaiting its check", len(ex))
+	}
+	e.emu.ClearFaults()
+	e.bot.ReconcileStale(context.Background())
+	e.message("the outcome", slacktest.Containing("Journal #2", "it is now failed"))
+	if ex, _ := e.st.Executing(); len(ex) != 0 {
+		t.Fatalf("%d entries still executing", len(ex))
 	}
 }

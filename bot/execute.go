@@ -66,8 +66,36 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		return
 	}
 	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
+	done := b.track(e.ID)
 	out := b.apply(ctx, m, e)
+	done()
+	if maybeApplied(out.err) {
+		b.uncertain(ctx, r.Card, e, out.err)
+		return
+	}
 	b.finish(ctx, r, e, out)
+}
+
+// uncertain handles an action whose server stopped answering mid-way: a timeout or a lost
+// connection says nothing of whether the change was applied. The entry stays executing (with
+// its sealed password, if any), the requester is told, and reconciliation decides from the
+// server's state: now if it answers again, otherwise every minute and at every start.
+func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entry, err error) {
+	m := text(":hourglass: Journal #%d (%s): MongoDB stopped answering in the middle (%s) Whether it took effect is being checked against the server; you will be told.",
+		e.ID, summary(e.Action, e.Connector, e.Args), sentence(err))
+	m.Thread = card.TS
+	if _, perr := b.chat.Post(ctx, orDefault(card.Channel, b.cfg.Channel), m); perr != nil {
+		b.log.Error("post", "err", perr)
+	}
+	m.Thread = ""
+	b.dm(ctx, e.Requester, m)
+	cur, gerr := b.store.Entry(e.ID)
+	if gerr != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	b.reconcileEntry(rctx, cur, afterOutage)
 }
 
 // apply calls the connector for entry e. The new password of a rotation is sealed before the

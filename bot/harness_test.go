@@ -150,7 +150,7 @@ func (e *env) start(p approvals.Policy) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	mongo, err := connector.New(connector.Config{Name: "prod", URI: secret.New(e.uri)})
+	mongo, err := connector.New(connector.Config{Name: "prod", URI: secret.New(e.uri), ServerSelectionTimeout: time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -13,6 +13,27 @@ import (
 	"mongobot/store"
 )
 
+// Causes of an unfinished entry, as reconciliation reports them.
+const (
+	afterRestart = "a restart"
+	afterOutage  = "MongoDB not answering"
+)
+
+// ReconcileStale settles entries left executing by an action whose MongoDB stopped answering
+// mid-way (never those running now). The bot calls it every minute.
+func (b *Bot) ReconcileStale(ctx context.Context) {
+	entries, err := b.store.Executing()
+	if err != nil {
+		b.log.Error("reconcile: list executing entries", "err", err)
+		return
+	}
+	for _, e := range entries {
+		if !b.running(e.ID) {
+			b.reconcileEntry(ctx, e, afterOutage)
+		}
+	}
+}
+
 // Reconcile settles what a crash left unfinished, and reports it in the approvals channel.
 // For every journal entry still executing it reads the user's actual state on the server and
 // decides whether the action took effect; it never runs an action a second time. Requests
@@ -26,7 +47,7 @@ func (b *Bot) Reconcile(ctx context.Context) {
 		return
 	}
 	for _, e := range entries {
-		b.reconcileEntry(ctx, e)
+		b.reconcileEntry(ctx, e, afterRestart)
 	}
 	rs, _, err := b.store.Requests(0, 1<<20, approvals.Approved, approvals.Executing)
 	if err != nil {
@@ -71,11 +92,11 @@ func (b *Bot) announce(ctx context.Context, s string) {
 }
 
 // reconcileEntry decides the outcome of one entry left executing.
-func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry) {
+func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) bool {
 	m, err := b.connector(e.Connector)
 	if err != nil {
-		b.settle(ctx, e, store.EntryUnknown, nil, "", "its connector is no longer configured; check the user by hand")
-		return
+		b.settle(ctx, e, store.EntryUnknown, nil, why, "its connector is no longer configured; check the user by hand")
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
@@ -83,22 +104,24 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry) {
 	now, err := m.State(ctx, u)
 	if err != nil {
 		b.log.Error("reconcile", "entry", e.ID, "err", err)
-		b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by a restart and cannot be checked yet (%s) It stays open and is checked again at the next start.",
-			e.ID, summary(e.Action, e.Connector, e.Args), sentence(err)))
-		return
+		if b.firstNotice(e.ID) {
+			b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by %s and cannot be checked yet (%s) It stays open and is checked again every minute and at every start.",
+				e.ID, summary(e.Action, e.Connector, e.Args), why, sentence(err)))
+		}
+		return false
 	}
 	var before connector.UserState
 	_ = json.Unmarshal(e.Before, &before)
 	applied := func(ok bool, yes, no string) {
 		if ok {
-			b.settle(ctx, e, store.EntryDone, &now, "", yes)
+			b.settle(ctx, e, store.EntryDone, &now, why, yes)
 		} else {
-			b.settle(ctx, e, store.EntryFailed, &now, "", no)
+			b.settle(ctx, e, store.EntryFailed, &now, why, no)
 		}
 	}
 	switch e.Action {
 	case commands.RotatePassword:
-		b.reconcileRotation(ctx, m, e, u, before, now)
+		b.reconcileRotation(ctx, m, e, u, before, now, why)
 	case commands.GrantRole, commands.RevokeRole:
 		role, _ := connector.ParseRole(e.Args["role"])
 		has := now.HasRole(role)
@@ -128,51 +151,52 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry) {
 		if e.RollbackOf != 0 {
 			_ = b.store.ReleaseRollback(e.RollbackOf, e.ID)
 		}
-		b.settle(ctx, e, store.EntryUnknown, &now, "", "check the user's state and roll back again if needed")
+		b.settle(ctx, e, store.EntryUnknown, &now, why, "check the user's state and roll back again if needed")
 	}
+	return true
 }
 
 // reconcileRotation settles a rotation: the password sealed before the server was asked
 // decides whether it took effect (log in with it). A --logout-all rotation that dropped the
 // user but did not re-create it is finished from the journaled pre-image.
-func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState) {
+func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState, why string) {
 	if !now.Exists && before.Exists && e.Args["logout_all"] == "true" {
 		ch, pw, err := m.Recreate(ctx, u, before)
 		if err != nil {
-			b.settle(ctx, e, store.EntryFailed, &now, "", "the user was dropped and could not be re-created from its journaled pre-image ("+sentence(err)+")")
+			b.settle(ctx, e, store.EntryFailed, &now, why, "the user was dropped and could not be re-created from its journaled pre-image ("+sentence(err)+")")
 			return
 		}
 		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
-		b.settle(ctx, e, store.EntryDone, &ch.After, "", "the user had been dropped; it was re-created from its journaled pre-image with a new password")
+		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with a new password")
 		if err == nil {
 			b.offerReveal(ctx, e.Requester, id, u, e.Connector)
 		}
 		return
 	}
 	if e.PendingSecret == "" {
-		b.settle(ctx, e, store.EntryFailed, &now, "", "the bot stopped before a new password was made; nothing changed")
+		b.settle(ctx, e, store.EntryFailed, &now, why, "the bot stopped before a new password was made; nothing changed")
 		return
 	}
 	raw, err := b.store.TakeSecret(e.PendingSecret, e.Requester)
 	if err != nil {
-		b.settle(ctx, e, store.EntryUnknown, &now, "", "the sealed new password is gone ("+err.Error()+"); rotate again to be sure of the password")
+		b.settle(ctx, e, store.EntryUnknown, &now, why, "the sealed new password is gone ("+err.Error()+"); rotate again to be sure of the password")
 		return
 	}
 	pw := secret.New(string(raw))
 	if err := m.Login(ctx, u, pw); err != nil {
-		b.settle(ctx, e, store.EntryFailed, &now, "", "logging in with the new password fails, so it was not set; the old password still works")
+		b.settle(ctx, e, store.EntryFailed, &now, why, "logging in with the new password fails, so it was not set; the old password still works")
 		return
 	}
 	id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL)
-	b.settle(ctx, e, store.EntryDone, &now, "", "logging in with the new password works, so the rotation took effect")
+	b.settle(ctx, e, store.EntryDone, &now, why, "logging in with the new password works, so the rotation took effect")
 	if err == nil {
 		b.offerReveal(ctx, e.Requester, id, u, e.Connector)
 	}
 }
 
 // settle closes entry e (and its request) after a restart, and reports it.
-func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *connector.UserState, errText, note string) {
-	note = "reconciled after a restart: " + note
+func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *connector.UserState, why, note string) {
+	note = "reconciled after " + why + ": " + note
 	_, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot", Note: note}, func(x *store.Entry) {
 		if now != nil {
 			x.After, _ = json.Marshal(*now)
@@ -200,7 +224,7 @@ func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *conn
 	if now != nil {
 		desc = " The user now: " + now.Describe() + "."
 	}
-	b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by a restart; it is now %s: %s.%s",
-		e.ID, summary(e.Action, e.Connector, e.Args), state, note, desc))
-	b.dm(ctx, e.Requester, text("Journal #%d (%s) was interrupted by a restart; it is now %s: %s.", e.ID, summary(e.Action, e.Connector, e.Args), state, note))
+	b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by %s; it is now %s: %s.%s",
+		e.ID, summary(e.Action, e.Connector, e.Args), why, state, note, desc))
+	b.dm(ctx, e.Requester, text("Journal #%d (%s) was interrupted by %s; it is now %s: %s.", e.ID, summary(e.Action, e.Connector, e.Args), why, state, note))
 }

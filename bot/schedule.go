@@ -320,10 +320,24 @@ func (b *Bot) runSchedule(id uint64) {
 		b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":rotating_light: Schedule #%d did not run: the journal could not record it (%v).", id, err))
 		return
 	}
+	untrack := b.track(e.ID)
 	out := b.apply(ctx, m, e)
-	b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
+	untrack()
+	if maybeApplied(out.err) {
+		b.uncertain(ctx, store.MessageRef{Channel: b.scfg.Channel}, e, out.err)
+	} else {
+		b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
+	}
 	result := "done"
-	if out.err != nil {
+	switch {
+	case maybeApplied(out.err):
+		// Reconciliation decides; a retry now could rotate twice.
+		_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {
+			x.LastRun, x.LastResult, x.LastEntry = b.now(), "outcome being checked: MongoDB stopped answering", e.ID
+			return nil
+		})
+		return
+	case out.err != nil:
 		result = "failed: " + sentence(out.err)
 	}
 	_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {

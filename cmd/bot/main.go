@@ -222,6 +222,7 @@ func housekeeping(ctx context.Context, b *bot.Bot, st *store.Store, log *slog.Lo
 			return
 		case <-expire.C:
 			b.ExpireDue(ctx)
+			b.ReconcileStale(ctx)
 		case <-purge.C:
 			if n, err := st.Purge(); err != nil {
 				log.Error("purge", "err", err)
