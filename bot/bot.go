@@ -31,6 +31,8 @@ type Config struct {
 	ActionTimeout time.Duration
 	// Schedules is how scheduled rotations run.
 	Schedules ScheduleConfig
+	// Metrics counts commands, decisions and actions (default: none).
+	Metrics Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -104,6 +106,9 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel)}
 }
@@ -195,6 +200,7 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 	defer b.working.Done()
 	cmd, err := commands.Parse(in.Text)
 	if err != nil {
+		b.cfg.Metrics.Command("invalid")
 		var pe *commands.Error
 		if errors.As(err, &pe) {
 			b.private(ctx, in.Channel, in.User, text("%s", pe.Usage(b.cfg.Slash)))
@@ -202,6 +208,7 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 		return
 	}
 	b.log.Info("command", "user", in.User, "verb", cmd.Verb, "connector", cmd.Connector)
+	b.cfg.Metrics.Command(cmd.Verb)
 	who := b.who(ctx, in.User)
 	if cmd.Verb != commands.Help {
 		if err := b.cfg.Policy.MayRequest(who); err != nil {

@@ -237,6 +237,7 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 		b.scheduleTemporary(e.ID, undoAt)
 	}
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
+	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
 	if r.ID != 0 {
 		next := approvals.Done
 		if out.err != nil {

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"time"
 
 	"mongobot/connector"
 	"mongobot/secret"
@@ -23,6 +24,19 @@ type Chat interface {
 type Directory interface {
 	Groups(ctx context.Context, user string) ([]string, error)
 }
+
+// Metrics is what the bot counts; observe.Metrics implements it. Nil means no metrics.
+type Metrics interface {
+	Command(verb string)
+	Decision(outcome string)
+	Action(connector, action, result string, d time.Duration)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Command(string)                               {}
+func (noMetrics) Decision(string)                              {}
+func (noMetrics) Action(string, string, string, time.Duration) {}
 
 // Mongo is what the bot needs from one MongoDB connector; *connector.Mongo has it.
 type Mongo interface {

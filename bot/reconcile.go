@@ -211,6 +211,7 @@ func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *conn
 		b.log.Error("reconcile settle", "entry", e.ID, "err", err)
 		return
 	}
+	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
 	if e.RequestID != 0 {
 		next := approvals.Failed
 		if state == store.EntryDone {

@@ -150,6 +150,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		}
 	}
 	if !eff.Required {
+		b.cfg.Metrics.Decision("auto_approved")
 		b.private(ctx, in.Channel, in.User, text("Request #%d (%s) needs no approval under the policy: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
 		b.execute(ctx, r.ID)
 		return
@@ -410,6 +411,9 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		return
 	}
 	b.log.Info("vote", "request", id, "user", c.User, "approve", approve, "state", r.State)
+	if r.State != approvals.Pending {
+		b.cfg.Metrics.Decision(r.State)
+	}
 	b.refreshCard(ctx, r)
 	s := summary(r.Action, r.Connector, r.Args)
 	switch r.State {
@@ -440,8 +444,18 @@ func (b *Bot) cancel(ctx context.Context, in Invocation, id uint64) {
 		b.private(ctx, in.Channel, in.User, text("Request #%d is already %s; it cannot be cancelled.", id, approvals.Describe(cur.State)))
 		return
 	}
+	b.cfg.Metrics.Decision(approvals.Cancelled)
 	b.refreshCard(ctx, r)
 	b.private(ctx, in.Channel, in.User, text("Request #%d is cancelled; nothing was changed.", id))
+}
+
+// PendingRequests counts the requests waiting for approval (for the metrics gauge).
+func (b *Bot) PendingRequests() int {
+	rs, _, err := b.store.Requests(0, 1<<20, approvals.Pending)
+	if err != nil {
+		return 0
+	}
+	return len(rs)
 }
 
 // ExpireDue moves every pending request whose time is up to expired, updates its card and
@@ -466,6 +480,7 @@ func (b *Bot) expire(ctx context.Context, id uint64) {
 		return // already decided, or expired by another caller
 	}
 	b.log.Info("request expired", "id", id)
+	b.cfg.Metrics.Decision(approvals.Expired)
 	b.refreshCard(ctx, r)
 	b.dm(ctx, r.Requester, text("Request #%d (%s) expired before it was approved; nothing was changed. Ask again if it is still needed.",
 		id, summary(r.Action, r.Connector, r.Args)))

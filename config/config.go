@@ -28,6 +28,13 @@ type Config struct {
 	// RevealTTL is how long a new password waits for its owner (default 1h).
 	RevealTTL Duration `yaml:"reveal_ttl"`
 	Log       Log      `yaml:"log"`
+	HTTP      HTTP     `yaml:"http"`
+}
+
+// HTTP is the optional listener for /healthz, /readyz and /metrics.
+type HTTP struct {
+	// Listen is off when empty; a bare port (":9090") listens on loopback only.
+	Listen string `yaml:"listen"`
 }
 
 // Connector is the credential fields of one MongoDB deployment.

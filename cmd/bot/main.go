@@ -16,6 +16,7 @@ import (
 	"mongobot/bot"
 	"mongobot/config"
 	"mongobot/connector"
+	"mongobot/observe"
 	"mongobot/store"
 )
 
@@ -175,10 +176,34 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 	for n, m := range conns {
 		ms[n] = m
 	}
-	b := bot.New(botConfig(cfg, ms, log), st, sl, sl)
+	bc := botConfig(cfg, ms, log)
+	var metrics *observe.Metrics
+	if cfg.HTTP.Listen != "" {
+		metrics = observe.New()
+		bc.Metrics = metrics
+	}
+	b := bot.New(bc, st, sl, sl)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if metrics != nil {
+		metrics.GaugeFunc("mongobot_pending_requests", "Approval requests waiting for a decision.", func() float64 { return float64(b.PendingRequests()) })
+		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
+		ready := func() error {
+			if !sl.Connected() {
+				return errors.New("the Slack socket is not connected")
+			}
+			if _, err := st.Schema(); err != nil {
+				return fmt.Errorf("the store: %v", err)
+			}
+			return nil
+		}
+		addr, _, err := observe.Serve(ctx, observe.Address(cfg.HTTP.Listen), metrics.Handler(ready))
+		if err != nil {
+			return err
+		}
+		log.Info("http listening", "addr", addr.String(), "paths", "/healthz /readyz /metrics")
+	}
 	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path())
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,5 +279,79 @@ func waitFor(t *testing.T, sl *slacktest.Server, what string, cond func() bool) 
 	t.Helper()
 	if err := sl.Wait(20*time.Second, what, func(*slacktest.Server) bool { return cond() }); err != nil {
 		t.Fatal(fmt.Errorf("%w", err))
+	}
+}
+
+// TestServeHealthAndMetrics runs serve in-process with the HTTP listener on, against the
+// Slack stand-in and the emulator, and stops it as SIGTERM would (its context ends).
+func TestServeHealthAndMetrics(t *testing.T) {
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	sl := slacktest.New()
+	defer sl.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := writeConfig(t)
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(raw, []byte("http: {listen: \""+addr+"\"}\n")...), 0o600)
+	env := map[string]string{"SLACK_APP_TOKEN": sl.AppToken, "SLACK_BOT_TOKEN": sl.BotToken, "SLACK_API_URL": sl.URL(),
+		"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs lockedBuffer
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, []string{"serve"}, envOf(env), nil, &logs, &logs) }()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor(t, sl, "/readyz to answer 200", func() bool { c, _ := get("/readyz"); return c == 200 })
+	if c, body := get("/healthz"); c != 200 || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", c, body)
+	}
+	if _, err := sl.SlashCommand("U0DEV", "C0OPS", "/mongo", "help"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sl.SlashCommand("U0DEV", "C0OPS", "/mongo", "nonsense"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sl, "the metrics to count both commands", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, `mongobot_commands_total{verb="help"} 1`) && strings.Contains(body, `mongobot_commands_total{verb="invalid"} 1`)
+	})
+	_, body := get("/metrics")
+	for _, want := range []string{"mongobot_pending_requests 0", "mongobot_socket_reconnects_total 0", "go_goroutines"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	sl.Drop()
+	waitFor(t, sl, "a reconnect", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, "mongobot_socket_reconnects_total 1")
+	})
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("serve exited %d:\n%s", c, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if strings.Contains(logs.String(), emu.AdminPassword()) {
+		t.Fatal("the connection string's password is in the logs")
 	}
 }
