@@ -498,3 +498,16 @@ func TestMongoStopsMidFlow(t *testing.T) {
 		t.Fatalf("%d entries still executing", len(ex))
 	}
 }
+
+func TestSlackPermanentErrorsSpeak(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.slack.Missing(appr)
+	e.command(dev, "grant-role prod app read@shop")
+	e.private(dev, "Request #1", "is recorded, but its card could not be posted", "does not exist or the bot cannot see it")
+	if !strings.Contains(e.logs.String(), "channel_not_found") {
+		t.Error("the log does not name Slack's error")
+	}
+	e.command(alice, "requests")
+	e.private(alice, "#1 grant-role")
+}

@@ -214,7 +214,7 @@ func (s *Slack) Post(ctx context.Context, channel string, m Message) (Ref, error
 		return err
 	})
 	if err != nil {
-		return Ref{}, fmt.Errorf("chat.postMessage to %s: %w", channel, err)
+		return Ref{}, slackError("chat.postMessage", channel, err)
 	}
 	return Ref{Channel: ch, TS: ts}, nil
 }
@@ -226,7 +226,7 @@ func (s *Slack) Update(ctx context.Context, ref Ref, m Message) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("chat.update of %s/%s: %w", ref.Channel, ref.TS, err)
+		return slackError("chat.update", ref.Channel, err)
 	}
 	return nil
 }
@@ -238,7 +238,7 @@ func (s *Slack) Ephemeral(ctx context.Context, channel, user string, m Message) 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("chat.postEphemeral in %s: %w", channel, err)
+		return slackError("chat.postEphemeral", channel, err)
 	}
 	return nil
 }
@@ -257,7 +257,7 @@ func (s *Slack) DM(ctx context.Context, user string, m Message) (Ref, error) {
 			return err
 		})
 		if err != nil {
-			return Ref{}, fmt.Errorf("conversations.open with %s: %w", user, err)
+			return Ref{}, slackError("conversations.open", user, err)
 		}
 		s.dmMu.Lock()
 		s.dms[user] = ch
@@ -305,6 +305,28 @@ func memberOf(groups map[string][]string, user string) []string {
 		}
 	}
 	return out
+}
+
+// slackError says in words what a permanent Slack error means for whoever must fix it.
+func slackError(method, where string, err error) error {
+	var why string
+	switch err.Error() {
+	case "channel_not_found":
+		why = fmt.Sprintf("the channel <#%s> does not exist or the bot cannot see it", where)
+	case "not_in_channel":
+		why = fmt.Sprintf("the bot is not a member of <#%s>: invite it there", where)
+	case "is_archived":
+		why = fmt.Sprintf("the channel <#%s> is archived", where)
+	case "missing_scope":
+		why = "the Slack app lacks a scope this needs (see the README's list of scopes)"
+	case "invalid_auth", "token_revoked", "account_inactive", "not_authed":
+		why = "Slack no longer accepts the bot token"
+	case "ratelimited":
+		why = "Slack is rate-limiting the bot and retries did not get through"
+	default:
+		return fmt.Errorf("%s (%s): %w", method, where, err)
+	}
+	return fmt.Errorf("%s (%s: %w)", why, method, err)
 }
 
 // retry runs call again on Slack's rate limit (after its Retry-After) and on transient 5xx

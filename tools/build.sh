@@ -1,0 +1,9 @@
+#!/bin/sh
+# The release build: a static binary with the version stamped in. The Dockerfile's build stage
+# runs exactly this, and so does CI (which has no Docker engine), so what CI checks is what
+# the image contains.
+# usage: tools/build.sh OUTPUT [VERSION]
+set -eu
+out=${1:?usage: tools/build.sh OUTPUT [VERSION]}
+version=${2:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out" ./cmd/bot
