@@ -511,3 +511,17 @@ func TestSlackPermanentErrorsSpeak(t *testing.T) {
 	e.command(alice, "requests")
 	e.private(alice, "#1 grant-role")
 }
+
+func TestRevealExpires(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "rotate-password prod app")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	offer := e.message("the reveal offer", func(m slacktest.Message) bool { _, ok := m.Find(bot.TextReveal); return ok })
+	e.clock.Add(time.Hour + time.Minute) // past the default one-hour TTL
+	e.click(dev, offer, bot.TextReveal)
+	e.message("the offer says expired", func(m slacktest.Message) bool {
+		return m.TS == offer.TS && strings.Contains(m.All(), "expired before it was revealed")
+	})
+}
