@@ -463,37 +463,58 @@ func TestRateLimitedWebAPIIsRetried(t *testing.T) {
 }
 
 func TestMongoStopsMidFlow(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{actionTimeout: time.Second})
 	e.createUser("app")
 	read := connector.Role{Name: "read", DB: "shop"}
 
-	// The connection drops before the server applies the grant: checked, found not applied.
+	// The connection drops before the server applies the grant. "Not applied" is only final
+	// once the command can no longer land, so it is checked again later.
 	e.emu.Inject(mongotest.Fault{Command: "grantRolesToUser", Drop: true, Times: 1})
 	e.command(dev, "grant-role prod app read@shop")
 	card := e.card("Request #1")
 	e.click(alice, card, bot.TextApprove)
 	e.private(dev, "MongoDB stopped answering in the middle")
+	e.message("no effect so far", slacktest.Containing("Journal #1", "shows no effect on the server so far"))
+	e.clock.Add(time.Minute)
+	e.bot.ReconcileStale(context.Background())
 	e.message("the outcome", slacktest.Containing("Journal #1", "interrupted by MongoDB not answering", "it is now failed", "not applied"))
 	e.cardSays(card, "*Failed*")
 	if e.state("app").HasRole(read) {
 		t.Fatal("granted after all")
 	}
 
-	// The server goes down after the card is posted and stays down while the outcome is
-	// checked: the entry stays executing, and a later check (every minute in the bot) settles
-	// it once the server answers again.
+	// The server takes longer than the bot waits, and applies the grant after the bot gave
+	// up: a later check finds it applied, and Roll back works from the rebuilt undo plan.
+	e.emu.Inject(mongotest.Fault{Command: "grantRolesToUser", Delay: 1500 * time.Millisecond, Times: 1})
 	e.command(dev, "grant-role prod app read@shop")
 	card = e.card("Request #2")
+	e.click(alice, card, bot.TextApprove)
+	e.private(dev, "Journal #2", "MongoDB stopped answering in the middle")
+	waitUntil(t, "the late grant to land", func() bool { return e.emu.Count("grantRolesToUser") == 1 })
+	e.bot.ReconcileStale(context.Background())
+	e.message("the outcome", slacktest.Containing("Journal #2", "it is now done"))
+	e.cardSays(card, "*Done*")
+	e.command(dev, "rollback 2")
+	e.result(card, "*Done*, journal #3", "rollback of #2")
+	if e.state("app").HasRole(read) {
+		t.Fatal("the rollback of a reconciled grant did not revoke it")
+	}
+
+	// The server goes down after the card is posted and stays down while the outcome is
+	// checked: the entry stays executing until a check can read the server.
+	e.command(dev, "grant-role prod app read@shop")
+	card = e.card("Request #3")
 	e.emu.Inject(mongotest.Fault{Drop: true})
 	e.emu.DropConnections()
 	e.click(alice, card, bot.TextApprove)
-	e.message("the outcome not known yet", slacktest.Containing("Journal #2", "cannot be checked yet"))
+	e.message("the outcome not known yet", slacktest.Containing("Journal #4", "cannot be checked yet"))
 	if ex, _ := e.st.Executing(); len(ex) != 1 {
 		t.Fatalf("%d entries executing, want 1 awaiting its check", len(ex))
 	}
 	e.emu.ClearFaults()
+	e.clock.Add(time.Minute)
 	e.bot.ReconcileStale(context.Background())
-	e.message("the outcome", slacktest.Containing("Journal #2", "it is now failed"))
+	e.message("the outcome", slacktest.Containing("Journal #4", "it is now failed"))
 	if ex, _ := e.st.Executing(); len(ex) != 0 {
 		t.Fatalf("%d entries still executing", len(ex))
 	}

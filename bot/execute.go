@@ -50,13 +50,15 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		b.failRequest(ctx, r, 0, capital(err.Error()))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	// actx bounds the work on MongoDB; reporting afterwards uses ctx, which the action's
+	// timeout does not end.
+	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
 		Connector: r.Connector, Action: r.Action, Args: r.Args}
 	// The state before, read now, journaled with the write-ahead step: reconciliation after a
 	// crash compares with it.
-	if pre, err := m.State(ctx, target(r.Args)); err == nil {
+	if pre, err := m.State(actx, target(r.Args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
 	e, err = b.store.BeginEntry(e, "bot")
@@ -67,7 +69,7 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	}
 	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
 	done := b.track(e.ID)
-	out := b.apply(ctx, m, e)
+	out := b.apply(actx, m, e)
 	done()
 	if maybeApplied(out.err) {
 		b.uncertain(ctx, r.Card, e, out.err)
@@ -129,7 +131,10 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 		if out.err != nil && out.secretID != "" && maybeApplied(out.err) {
 			// A timeout or a lost connection says nothing of whether the server applied it:
 			// the sealed password decides.
-			if m.Login(ctx, u, pw) == nil {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			ok := m.Login(lctx, u, pw) == nil
+			cancel()
+			if ok {
 				out.err = nil
 				out.change.Notes = append(out.change.Notes, "the server did not confirm the change, but logging in with the new password works")
 				out.change.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"

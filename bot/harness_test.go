@@ -90,12 +90,16 @@ type env struct {
 	// secrets are strings that must never appear in Slack calls, logs or the journal.
 	secrets []string
 	sched   bot.ScheduleConfig
+	// actionTimeout is the bot's ActionTimeout.
+	actionTimeout time.Duration
 }
 
 type envOptions struct {
 	ferret    bool // run against FerretDB instead of the emulator
 	policy    *approvals.Policy
 	schedules bot.ScheduleConfig
+	// actionTimeout bounds each action (default 20s).
+	actionTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -131,7 +135,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.policy != nil {
 		p = *o.policy
 	}
-	e.sched = o.schedules
+	e.sched, e.actionTimeout = o.schedules, o.actionTimeout
+	if e.actionTimeout == 0 {
+		e.actionTimeout = 20 * time.Second
+	}
 	e.start(p)
 	t.Cleanup(func() {
 		e.stop()
@@ -158,7 +165,7 @@ func (e *env) start(p approvals.Policy) {
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo},
-		Now: e.clock.Now, Log: log, ActionTimeout: 20 * time.Second, Schedules: e.sched}, st, sl, sl)
+		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)
 	b.Reconcile(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -98,10 +99,10 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 		b.settle(ctx, e, store.EntryUnknown, nil, why, "its connector is no longer configured; check the user by hand")
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	u := target(e.Args)
-	now, err := m.State(ctx, u)
+	now, err := m.State(cctx, u)
 	if err != nil {
 		b.log.Error("reconcile", "entry", e.ID, "err", err)
 		if b.firstNotice(e.ID) {
@@ -112,16 +113,21 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 	}
 	var before connector.UserState
 	_ = json.Unmarshal(e.Before, &before)
+	settled := true
 	applied := func(ok bool, yes, no string) {
-		if ok {
-			b.settle(ctx, e, store.EntryDone, &now, why, yes)
-		} else {
+		switch {
+		case ok:
+			b.settleWith(ctx, e, store.EntryDone, &now, why, yes, reconciledChange(e, before, now))
+		case b.young(e):
+			settled = false
+			b.notYet(ctx, e, why)
+		default:
 			b.settle(ctx, e, store.EntryFailed, &now, why, no)
 		}
 	}
 	switch e.Action {
 	case commands.RotatePassword:
-		b.reconcileRotation(ctx, m, e, u, before, now, why)
+		settled = b.reconcileRotation(ctx, m, e, u, before, now, why)
 	case commands.GrantRole, commands.RevokeRole:
 		role, _ := connector.ParseRole(e.Args["role"])
 		has := now.HasRole(role)
@@ -146,61 +152,174 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 		id, _ := strconv.ParseUint(e.Args["id"], 10, 64)
 		sc, err := b.store.Schedule(id)
 		applied(err == nil && sc.State == store.ScheduleRemoved, "the schedule is removed", "the schedule is still active")
+	case commands.Rollback:
+		settled = b.reconcileRollback(ctx, e, now, why)
 	default:
-		// A rollback: whether the undo ran is not knowable in general; a person decides.
-		if e.RollbackOf != 0 {
-			_ = b.store.ReleaseRollback(e.RollbackOf, e.ID)
+		b.settle(ctx, e, store.EntryUnknown, &now, why, "the bot does not know this action; check the user by hand")
+	}
+	return settled
+}
+
+// young reports whether e's command could still reach the server: a command sent before an
+// interruption may land after it (the server finishes what it received), so "not applied" is
+// only final once the action's timeout and a margin have passed. "Applied" is final at once.
+func (b *Bot) young(e store.Entry) bool {
+	return b.now().Sub(e.CreatedAt) < b.cfg.ActionTimeout+30*time.Second
+}
+
+func (b *Bot) notYet(ctx context.Context, e store.Entry, why string) {
+	b.log.Info("reconcile: not applied so far", "entry", e.ID)
+	if b.firstNotice(e.ID) {
+		b.announce(ctx, fmt.Sprintf("Journal #%d (%s), interrupted by %s, shows no effect on the server so far; it is checked again in a minute, in case the command still lands.",
+			e.ID, summary(e.Action, e.Connector, e.Args), why))
+	}
+}
+
+// reconcileRollback settles a rollback from what its undo would have done to the user.
+func (b *Bot) reconcileRollback(ctx context.Context, e store.Entry, now connector.UserState, why string) bool {
+	orig, err := b.store.Entry(e.RollbackOf)
+	var ch connector.Change
+	if err == nil {
+		err = json.Unmarshal(orig.Undo, &ch)
+	}
+	if err != nil || ch.Undo == nil {
+		_ = b.store.ReleaseRollback(e.RollbackOf, e.ID)
+		b.settle(ctx, e, store.EntryUnknown, &now, why, "the action it undoes cannot be read; check the user's state and roll back again if needed")
+		return true
+	}
+	var done bool
+	switch u := ch.Undo; u.Action {
+	case connector.UndoRevokeRole:
+		done = u.Role != nil && !now.HasRole(*u.Role)
+	case connector.UndoGrantRole:
+		done = u.Role != nil && now.HasRole(*u.Role)
+	case connector.UndoDropUser:
+		done = !now.Exists
+	case connector.UndoSetRestrictions:
+		done = now.Exists && now.Locked() == (len(u.Restrictions) > 0 && connector.UserState{Exists: true, Restrictions: u.Restrictions}.Locked())
+	}
+	if !done && b.young(e) {
+		b.notYet(ctx, e, why)
+		return false
+	}
+	if !done {
+		_ = b.store.ReleaseRollback(e.RollbackOf, e.ID)
+		b.settle(ctx, e, store.EntryFailed, &now, why, "the server shows the rollback was not applied; Roll back can be tried again")
+		return true
+	}
+	b.settle(ctx, e, store.EntryDone, &now, why, "the server shows the rollback applied")
+	if _, err := b.store.TransitionEntry(orig.ID, []string{store.EntryDone}, store.Step{State: store.EntryRolledBack, By: "bot", Note: fmt.Sprintf("by #%d", e.ID)}, nil); err != nil {
+		b.log.Error("mark rolled back", "entry", orig.ID, "err", err)
+	}
+	if orig.RequestID != 0 {
+		if r, err := b.store.TransitionRequest(orig.RequestID, []string{approvals.Done}, store.Step{State: approvals.RolledBack, By: "bot"}, nil); err == nil {
+			b.refreshCard(ctx, r)
 		}
-		b.settle(ctx, e, store.EntryUnknown, &now, why, "check the user's state and roll back again if needed")
 	}
 	return true
+}
+
+// reconciledChange rebuilds, for an action found applied after an interruption, the undo plan
+// the connector would have returned, from the state journaled before it and the state now, so
+// that Roll back still works. Nil when there is none (rotations, drops) or the state before
+// is unknown.
+func reconciledChange(e store.Entry, before, now connector.UserState) *connector.Change {
+	if !before.Exists && e.Action != commands.CreateReadOnlyUser {
+		return nil
+	}
+	ch := &connector.Change{Action: e.Action, Connector: e.Connector, User: target(e.Args), Before: before, After: now}
+	role, _ := connector.ParseRole(e.Args["role"])
+	switch e.Action {
+	case commands.GrantRole:
+		if before.HasRole(role) {
+			ch.NoUndo = "the user already had the role"
+			return ch
+		}
+		ch.Undo = &connector.Undo{Action: connector.UndoRevokeRole, Role: &role, Describe: fmt.Sprintf("revoke %s from %s", role, ch.User)}
+	case commands.RevokeRole:
+		if !before.HasRole(role) {
+			return nil
+		}
+		ch.Undo = &connector.Undo{Action: connector.UndoGrantRole, Role: &role, Describe: fmt.Sprintf("grant %s to %s again", role, ch.User)}
+	case commands.CreateReadOnlyUser:
+		ch.Undo = &connector.Undo{Action: connector.UndoDropUser, Describe: fmt.Sprintf("drop %s", ch.User)}
+	case commands.LockUser:
+		ch.Undo = &connector.Undo{Action: connector.UndoSetRestrictions, Restrictions: before.Restrictions, Describe: fmt.Sprintf("unlock %s (restore its previous authentication restrictions)", ch.User)}
+	case commands.UnlockUser:
+		ch.Undo = &connector.Undo{Action: connector.UndoSetRestrictions, Restrictions: connector.LockRestrictions(), Describe: fmt.Sprintf("lock %s again", ch.User)}
+	default:
+		return nil
+	}
+	return ch
 }
 
 // reconcileRotation settles a rotation: the password sealed before the server was asked
 // decides whether it took effect (log in with it). A --logout-all rotation that dropped the
 // user but did not re-create it is finished from the journaled pre-image.
-func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState, why string) {
+func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState, why string) bool {
 	if !now.Exists && before.Exists && e.Args["logout_all"] == "true" {
 		ch, pw, err := m.Recreate(ctx, u, before)
 		if err != nil {
 			b.settle(ctx, e, store.EntryFailed, &now, why, "the user was dropped and could not be re-created from its journaled pre-image ("+sentence(err)+")")
-			return
+			return true
 		}
 		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
 		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with a new password")
 		if err == nil {
 			b.offerReveal(ctx, e.Requester, id, u, e.Connector)
 		}
-		return
+		return true
 	}
 	if e.PendingSecret == "" {
 		b.settle(ctx, e, store.EntryFailed, &now, why, "the bot stopped before a new password was made; nothing changed")
-		return
+		return true
 	}
 	raw, err := b.store.TakeSecret(e.PendingSecret, e.Requester)
 	if err != nil {
 		b.settle(ctx, e, store.EntryUnknown, &now, why, "the sealed new password is gone ("+err.Error()+"); rotate again to be sure of the password")
-		return
+		return true
 	}
 	pw := secret.New(string(raw))
 	if err := m.Login(ctx, u, pw); err != nil {
+		if b.young(e) {
+			// Seal it again for the next check: the updateUser may still land.
+			if id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL); err == nil {
+				_, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.PendingSecret = id; return nil })
+			}
+			b.notYet(ctx, e, why)
+			return false
+		}
 		b.settle(ctx, e, store.EntryFailed, &now, why, "logging in with the new password fails, so it was not set; the old password still works")
-		return
+		return true
 	}
 	id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL)
 	b.settle(ctx, e, store.EntryDone, &now, why, "logging in with the new password works, so the rotation took effect")
 	if err == nil {
 		b.offerReveal(ctx, e.Requester, id, u, e.Connector)
 	}
+	return true
 }
 
 // settle closes entry e (and its request) after a restart, and reports it.
 func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *connector.UserState, why, note string) {
+	b.settleWith(ctx, e, state, now, why, note, nil)
+}
+
+// settleWith is settle recording ch, when not nil, as the entry's change (and so its undo).
+func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *connector.UserState, why, note string, ch *connector.Change) {
 	note = "reconciled after " + why + ": " + note
+	var undoAt time.Time
+	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && ch != nil && ch.Undo != nil && state == store.EntryDone {
+		undoAt = e.CreatedAt.Add(d)
+	}
 	_, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot", Note: note}, func(x *store.Entry) {
 		if now != nil {
 			x.After, _ = json.Marshal(*now)
 		}
+		if ch != nil {
+			x.Undo, _ = json.Marshal(*ch)
+		}
+		x.UndoAt = undoAt
 		x.Notes = append(x.Notes, note)
 		x.PendingSecret = ""
 		if state != store.EntryDone {
@@ -212,6 +331,9 @@ func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *conn
 		return
 	}
 	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
+	if !undoAt.IsZero() {
+		b.scheduleTemporary(e.ID, undoAt)
+	}
 	if e.RequestID != 0 {
 		next := approvals.Failed
 		if state == store.EntryDone {

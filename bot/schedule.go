@@ -304,7 +304,7 @@ func (b *Bot) runSchedule(id uint64) {
 	}
 	release := b.acquire(sc.Connector)
 	defer release()
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	args := map[string]string{"user": sc.User, "authdb": sc.DB, "schedule": strconv.FormatUint(id, 10)}
 	e := store.Entry{ScheduleID: id, RequestID: sc.RequestID, Requester: sc.Owner, Connector: sc.Connector,
@@ -312,7 +312,7 @@ func (b *Bot) runSchedule(id uint64) {
 	if r, err := b.store.Request(sc.RequestID); err == nil {
 		e.Approvers = approvals.Approvers(votes(r.Votes))
 	}
-	if pre, err := m.State(ctx, target(args)); err == nil {
+	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
 	e, err = b.store.BeginEntry(e, "schedule")
@@ -321,7 +321,7 @@ func (b *Bot) runSchedule(id uint64) {
 		return
 	}
 	untrack := b.track(e.ID)
-	out := b.apply(ctx, m, e)
+	out := b.apply(actx, m, e)
 	untrack()
 	if maybeApplied(out.err) {
 		b.uncertain(ctx, store.MessageRef{Channel: b.scfg.Channel}, e, out.err)
