@@ -349,13 +349,14 @@ func TestBadInputSpeaks(t *testing.T) {
 	for _, c := range []struct{ text, says string }{
 		{"rotate-pasword prod app", "I don't know the verb"},
 		{"grant-role prod app", "needs <role>"},
-		{"rotate-password staging app", `no connector "staging"`},
+		{"rotate-password staging app", `no connector "staging"; the connectors are: atlas, prod`},
 		{"rotate-password prod nobody", "does not exist"},
 		{"revoke-role prod app read@shop", "nothing to revoke"},
 		{"grant-role prod app read@bad.db", "database"},
 		{`schedule rotate-password prod app "every day"`, "is not a cron spec"},
 		{`schedule rotate-password prod app "@every 10s"`, "more often than once a minute"},
 		{"unschedule 9", "There is no active schedule #9"},
+		{"rotate-password atlas app", "atlas is a MongoDB Atlas cluster"},
 	} {
 		e.command(dev, c.text)
 		e.private(dev, c.says)

@@ -161,10 +161,15 @@ func (e *env) start(p approvals.Policy) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	atlas, err := connector.New(connector.Config{Name: "atlas", URI: secret.New("mongodb+srv://bot:atlas-secret-pw@cluster0.ab1cd.mongodb.net/")})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, "atlas-secret-pw")
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
-	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo},
+	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo, "atlas": atlas},
 		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)

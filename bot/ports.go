@@ -41,6 +41,8 @@ func (noMetrics) Action(string, string, string, time.Duration) {}
 // Mongo is what the bot needs from one MongoDB connector; *connector.Mongo has it.
 type Mongo interface {
 	Name() string
+	// Atlas reports a MongoDB Atlas connection, where users cannot be managed over the wire.
+	Atlas() bool
 	Discover(ctx context.Context) (connector.ServerInfo, error)
 	Users(ctx context.Context, db string) ([]connector.User, error)
 	State(ctx context.Context, u connector.UserRef) (connector.UserState, error)

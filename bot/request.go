@@ -113,6 +113,10 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		refuse("%s Nothing was requested.", sentence(err))
 		return
 	}
+	if m.Atlas() {
+		refuse("%s is a MongoDB Atlas cluster: Atlas allows creating, changing and dropping database users only through its Administration API or UI, not over the MongoDB protocol, so this bot cannot do it. Nothing was requested.", cmd.Connector)
+		return
+	}
 	args := cmd.Args()
 	if cmd.Verb == commands.Unschedule {
 		args["id"] = strconv.FormatUint(cmd.ID, 10)
