@@ -73,13 +73,15 @@ func TestRotateOnFerretDB(t *testing.T) {
 	if err := e.login("svc", pw); err != nil {
 		t.Fatalf("FerretDB refuses the new password: %v", err)
 	}
-	// FerretDB has no roles: a grant fails with a sentence and a failed journal entry.
+	// FerretDB has no roles and no killAllSessions: said before anyone is asked to approve.
 	e.command(dev, "grant-role prod svc read@shop")
-	card = e.card("Request #2")
-	e.click(bob, card, bot.TextApprove)
-	e.result(card, "*Failed*", "journal #2")
-	if ent, _ := e.st.Entry(2); ent.State != store.EntryFailed || ent.Error == "" {
-		t.Fatalf("journal #2: %+v", ent)
+	e.private(dev, "is FerretDB", "has no roles", "Nothing was requested")
+	e.command(dev, "rotate-password prod svc --kill-sessions")
+	e.private(dev, "has no killAllSessions", "Nothing was requested")
+	e.command(dev, "lock-user prod svc")
+	e.private(dev, "ignores authenticationRestrictions", "Nothing was requested")
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 1 {
+		t.Fatalf("%d requests, want only the rotation's", len(rs))
 	}
 }
 

@@ -52,7 +52,7 @@ type Mongo interface {
 	RevokeRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
 	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string) (connector.Change, secret.String, error)
 	DropUser(ctx context.Context, u connector.UserRef, beforeDrop func(connector.UserState) error) (connector.Change, error)
-	CanLock(ctx context.Context) error
+	Supports(ctx context.Context, action string, killSessions bool) error
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
 	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState) (connector.Change, secret.String, error)

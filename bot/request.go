@@ -188,10 +188,8 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 			return nil, fmt.Errorf("%s on %s already has schedule #%d (`%s`): two rotations racing would break the application using it; unschedule it first", u, m.Name(), sc.ID, sc.Spec)
 		}
 	}
-	if action == commands.LockUser || action == commands.UnlockUser {
-		if err := m.CanLock(ctx); err != nil {
-			return nil, err
-		}
+	if err := m.Supports(ctx, action, args["kill_sessions"] == "true"); err != nil {
+		return nil, err
 	}
 	st, err := m.State(ctx, u)
 	if err != nil {

@@ -528,3 +528,30 @@ func (m *Mongo) Undo(ctx context.Context, ch Change) (Change, error) {
 	}
 	return out, newErr(ErrNoUndo, "", "unknown undo action %q", ch.Undo.Action)
 }
+
+// Supports says, before anything is sent and before anyone is asked to approve, whether this
+// deployment can do action ("rotate-password", "grant-role", ...) with the given options
+// (killSessions, logoutAll for a rotation). Nil means it can, as far as discovery tells.
+func (m *Mongo) Supports(ctx context.Context, action string, killSessions bool) error {
+	if m.atlas {
+		return newErr(ErrAtlas, "", "%s", atlasSentence(m.name))
+	}
+	switch action {
+	case "lock-user", "unlock-user":
+		return m.CanLock(ctx)
+	case "rotate-password":
+		if killSessions {
+			return m.canKillSessions(ctx)
+		}
+		return nil
+	case "grant-role", "revoke-role", "create-readonly-user":
+		info, err := m.serverInfo(ctx)
+		if err != nil {
+			return err
+		}
+		if info.FerretDB != "" {
+			return newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no roles: %s cannot work there", m.name, info.FerretDB, action)
+		}
+	}
+	return nil
+}
