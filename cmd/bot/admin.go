@@ -118,3 +118,38 @@ func journal(args []string, env func(string) (string, bool), w io.Writer) error 
 	}
 	return nil
 }
+
+// rekey re-encrypts the sealed passwords with a new key. With the key in the key file, a new
+// key is made and the file replaced; with BOT_ENCRYPTION_KEY, the new key must be given in
+// BOT_NEW_ENCRYPTION_KEY and then set as BOT_ENCRYPTION_KEY for the bot.
+func rekey(env func(string) (string, bool), w io.Writer) error {
+	fromEnv := getenv(env, "BOT_ENCRYPTION_KEY", "") != ""
+	next := getenv(env, "BOT_NEW_ENCRYPTION_KEY", "")
+	if fromEnv && next == "" {
+		return usageError{"the key comes from BOT_ENCRYPTION_KEY: give the new one in BOT_NEW_ENCRYPTION_KEY (64 hex digits, e.g. from openssl rand -hex 32)"}
+	}
+	if next == "" {
+		next = store.NewKey()
+	}
+	key, err := store.ParseKey(next)
+	if err != nil {
+		return usageError{fmt.Sprintf("BOT_NEW_ENCRYPTION_KEY: %v", err)}
+	}
+	st, err := openStore(env, store.Options{LockTimeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%v: stop the bot to change the key", err)
+		}
+		return err
+	}
+	defer st.Close()
+	if err := st.Rekey(key); err != nil {
+		return err
+	}
+	if fromEnv {
+		fmt.Fprintln(w, "sealed passwords re-encrypted: set BOT_ENCRYPTION_KEY to the value of BOT_NEW_ENCRYPTION_KEY before starting the bot")
+	} else {
+		fmt.Fprintln(w, "sealed passwords re-encrypted with a new key; the key file is replaced")
+	}
+	return nil
+}

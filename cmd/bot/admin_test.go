@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mongobot/connector/mongotest"
 	"mongobot/store"
@@ -76,5 +78,38 @@ func TestJournalCommands(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"journal", "show", "x"}, env, nil, &out, &errb); code != 2 {
 		t.Fatalf("show x: %d", code)
+	}
+}
+
+func TestRekey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.PutSecret("U0DEV", []byte("sealed-before-rekey"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	oldKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
+		t.Fatalf("rekey: %d %s", code, errb.String())
+	}
+	newKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))
+	if bytes.Equal(oldKey, newKey) {
+		t.Fatal("the key file was not replaced")
+	}
+	st, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got, err := st.TakeSecret(id, "U0DEV"); err != nil || string(got) != "sealed-before-rekey" {
+		t.Fatalf("after rekey: %q %v", got, err)
+	}
+	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": store.NewKey()}), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "BOT_NEW_ENCRYPTION_KEY") {
+		t.Fatalf("rekey with an env key and no new key: %d %s", code, errb.String())
 	}
 }

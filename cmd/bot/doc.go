@@ -5,6 +5,7 @@
 //	bot journal list [n]        the journal, newest first
 //	bot journal show <id>       one journal entry, whole
 //	bot journal export          the journal as JSON lines
+//	bot rekey                   re-encrypt the sealed passwords with a new key
 //	bot --version
 //
 // Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default

@@ -48,6 +48,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		err = console(ctx, args, env, stdin, stdout)
 	case "journal":
 		err = journal(args, env, stdout)
+	case "rekey":
+		err = rekey(env, stdout)
 	case "--version", "version", "-v":
 		fmt.Fprintf(stdout, "bot %s\n", version)
 	case "help", "--help", "-h":
@@ -66,8 +68,9 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	return 1
 }
 
-const usage = `usage: bot [serve | console [--demo] [--as user] | check | journal list [n] | journal show <id> | journal export | --version]
-environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG, BOT_DATA_DIR, BOT_ENCRYPTION_KEY
+const usage = `usage: bot [serve | console [--demo] [--as user] | check | journal list [n] | journal show <id> | journal export | rekey | --version]
+environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG, BOT_DATA_DIR, BOT_ENCRYPTION_KEY,
+  BOT_NEW_ENCRYPTION_KEY (rekey)
 `
 
 func getenv(env func(string) (string, bool), key, def string) string {
