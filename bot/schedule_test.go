@@ -3,7 +3,6 @@ package bot_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,19 +181,19 @@ func TestOverlappingRunSkippedAndConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// waitUntil polls cond (state outside the stand-in, such as the emulator's counters) until
+// it holds, failing at the deadline.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	var mu sync.Mutex
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("waited %s for %s", wait, what)
 		}
-		mu.Lock()
-		cv := sync.NewCond(&mu)
-		go func() { time.Sleep(5 * time.Millisecond); cv.Signal() }()
-		cv.Wait()
-		mu.Unlock()
 	}
 }
 
