@@ -549,3 +549,12 @@ func TestRevealExpires(t *testing.T) {
 		return m.TS == offer.TS && strings.Contains(m.All(), "expired before it was revealed")
 	})
 }
+
+func TestOldServerAndConnectors(t *testing.T) {
+	e := newEnv(t, envOptions{version: "3.4.24"})
+	e.createUser("app")
+	e.command(dev, "lock-user prod app")
+	e.private(dev, "runs MongoDB 3.4.24", "exist since MongoDB 3.6", "Nothing was requested")
+	e.command(dev, "connectors")
+	e.private(dev, "*prod*: 3.4.24, standalone", "*atlas*: unhealthy")
+}

@@ -100,6 +100,8 @@ type envOptions struct {
 	schedules bot.ScheduleConfig
 	// actionTimeout bounds each action (default 20s).
 	actionTimeout time.Duration
+	// version is the emulator's MongoDB version (default its own, 7.0).
+	version string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -117,7 +119,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.uri = f.URI()
 		e.secrets = append(e.secrets, f.AdminPassword())
 	} else {
-		emu, err := mongotest.NewServer(mongotest.Options{})
+		emu, err := mongotest.NewServer(mongotest.Options{Version: o.version})
 		if err != nil {
 			t.Fatal(err)
 		}
