@@ -558,3 +558,47 @@ func TestOldServerAndConnectors(t *testing.T) {
 	e.command(dev, "connectors")
 	e.private(dev, "*prod*: 3.4.24, standalone", "*atlas*: unhealthy")
 }
+
+func TestLogoutAllRecoversTheUser(t *testing.T) {
+	e := newEnv(t, envOptions{actionTimeout: 5 * time.Second})
+	old := e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})
+	rw := connector.Role{Name: "readWrite", DB: "shop"}
+
+	// The re-create fails once: the bot tries again at once from the pre-image.
+	e.emu.Inject(mongotest.Fault{Command: "createUser", Code: 1, Message: "transient", Times: 1})
+	e.command(dev, "rotate-password prod app --logout-all")
+	card := e.card("Request #1", "--logout-all")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #1", "the second attempt, from its journaled pre-image, worked")
+	if st := e.state("app"); !st.HasRole(rw) {
+		t.Fatalf("re-created without its role: %+v", st)
+	}
+	if err := e.login("app", old); err == nil {
+		t.Fatal("the old password works")
+	}
+	if err := e.login("app", e.reveal(dev, "app")); err != nil {
+		t.Fatalf("the delivered password: %v", err)
+	}
+
+	// It fails twice: the entry stays open with the pre-image, and reconciliation re-creates
+	// the user once the server can.
+	e.emu.Inject(mongotest.Fault{Command: "createUser", Code: 1, Message: "transient", Times: 3})
+	e.command(dev, "rotate-password prod app --logout-all")
+	card = e.card("Request #2", "--logout-all")
+	e.click(alice, card, bot.TextApprove)
+	e.private(dev, "Journal #2", "The bot keeps trying from the journal")
+	if e.state("app").Exists {
+		t.Fatal("the user exists: the fault did not bite")
+	}
+	e.clock.Add(time.Minute)
+	e.bot.ReconcileStale(context.Background()) // the third failure
+	e.clock.Add(time.Minute)
+	e.bot.ReconcileStale(context.Background())
+	e.message("the recovery", slacktest.Containing("Journal #2", "it is now done", "re-created from its journaled pre-image"))
+	if st := e.state("app"); !st.HasRole(rw) {
+		t.Fatalf("recovered without its role: %+v", st)
+	}
+	if err := e.login("app", e.reveal(dev, "app")); err != nil {
+		t.Fatalf("the recovered user's password: %v", err)
+	}
+}

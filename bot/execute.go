@@ -71,7 +71,7 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	done := b.track(e.ID)
 	out := b.apply(actx, m, e)
 	done()
-	if maybeApplied(out.err) {
+	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
 		b.uncertain(ctx, r.Card, e, out.err)
 		return
 	}
@@ -83,8 +83,14 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 // its sealed password, if any), the requester is told, and reconciliation decides from the
 // server's state: now if it answers again, otherwise every minute and at every start.
 func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entry, err error) {
+	why := afterOutage
 	m := text(":hourglass: Journal #%d (%s): MongoDB stopped answering in the middle (%s) Whether it took effect is being checked against the server; you will be told.",
 		e.ID, summary(e.Action, e.Connector, e.Args), sentence(err))
+	if errors.Is(err, connector.ErrRecreateFailed) {
+		why = afterRecreate
+		m = text(":rotating_light: Journal #%d (%s): %s The bot keeps trying from the journal and tells you when it is back.",
+			e.ID, summary(e.Action, e.Connector, e.Args), sentence(err))
+	}
 	m.Thread = card.TS
 	if _, perr := b.chat.Post(ctx, orDefault(card.Channel, b.cfg.Channel), m); perr != nil {
 		b.log.Error("post", "err", perr)
@@ -97,7 +103,7 @@ func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entr
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	b.reconcileEntry(rctx, cur, afterOutage)
+	b.reconcileEntry(rctx, cur, why)
 }
 
 // apply calls the connector for entry e. The new password of a rotation is sealed before the
@@ -140,6 +146,9 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 				out.change.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
 			}
 		}
+		if errors.Is(out.err, connector.ErrRecreateFailed) {
+			out = b.recover(ctx, m, e, u, out)
+		}
 	case commands.GrantRole, commands.RevokeRole:
 		role, err := connector.ParseRole(e.Args["role"])
 		if err != nil {
@@ -168,6 +177,31 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 		out.err = fmt.Errorf("the bot does not know the action %q", e.Action)
 	}
 	return out
+}
+
+// recover answers a --logout-all rotation whose user was dropped and not re-created: it tries
+// once more, at once, from the pre-image the connector returned (and the journal holds), with
+// a fresh password sealed for the owner. If that fails too the entry stays executing, and
+// reconciliation re-creates the user from the journal later.
+func (b *Bot) recover(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, out outcome) outcome {
+	pre := out.change.Before
+	ch, pw, err := m.Recreate(ctx, u, pre)
+	if err != nil {
+		b.log.Error("re-create after --logout-all", "entry", e.ID, "err", err)
+		return out
+	}
+	if out.secretID != "" {
+		_, _ = b.store.TakeSecret(out.secretID, e.Requester) // the password of the failed create
+	}
+	id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
+	if err != nil {
+		ch.Warnings = append(ch.Warnings, "the user is re-created but its new password could not be kept for you; rotate it again")
+		id = ""
+	}
+	ch.Action, ch.Before = commands.RotatePassword, pre
+	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	ch.Notes = append([]string{"re-creating the user after the drop failed once (" + sentence(out.err) + "); the second attempt, from its journaled pre-image, worked: every existing connection loses its authentication at its next command"}, ch.Notes...)
+	return outcome{change: ch, secretID: id}
 }
 
 func maybeApplied(err error) bool {

@@ -345,10 +345,22 @@ func (e *env) reveal(owner, name string) string {
 		_, ok := m.Find(bot.TextReveal)
 		return m.Channel == "D"+owner && ok && strings.Contains(m.All(), "`"+name+"@admin`")
 	})
+	before := len(e.slack.Messages())
 	e.click(owner, offer, bot.TextReveal)
-	m := e.message("the revealed password", func(m slacktest.Message) bool {
-		return m.Ephemeral && m.User == owner && passwordBlock.MatchString(m.All())
+	// Only a message posted after this click counts: an earlier reveal must not be taken.
+	var m slacktest.Message
+	err := e.slack.Wait(wait, "the revealed password", func(s *slacktest.Server) bool {
+		for _, x := range s.Messages()[before:] {
+			if x.Ephemeral && x.User == owner && passwordBlock.MatchString(x.All()) {
+				m = x
+				return true
+			}
+		}
+		return false
 	})
+	if err != nil {
+		e.t.Fatalf("%v\n%s", err, e.dump())
+	}
 	pw := passwordBlock.FindStringSubmatch(m.All())[1]
 	e.secrets = append(e.secrets, pw)
 	return pw

@@ -17,7 +17,9 @@ import (
 // Causes of an unfinished entry, as reconciliation reports them.
 const (
 	afterRestart = "a restart"
-	afterOutage  = "MongoDB not answering"
+	afterOutage  = "MongoDB not answering or failing mid-way"
+	// afterRecreate: a --logout-all rotation dropped the user and creating it again failed.
+	afterRecreate = "a failed re-create"
 )
 
 // ReconcileStale settles entries left executing by an action whose MongoDB stopped answering
@@ -258,10 +260,20 @@ func reconciledChange(e store.Entry, before, now connector.UserState) *connector
 // user but did not re-create it is finished from the journaled pre-image.
 func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState, why string) bool {
 	if !now.Exists && before.Exists && e.Args["logout_all"] == "true" {
+		if b.young(e) {
+			b.notYet(ctx, e, why) // its createUser may still land
+			return false
+		}
 		ch, pw, err := m.Recreate(ctx, u, before)
 		if err != nil {
-			b.settle(ctx, e, store.EntryFailed, &now, why, "the user was dropped and could not be re-created from its journaled pre-image ("+sentence(err)+")")
-			return true
+			// The user is gone and its pre-image is in the journal: keep the entry open and
+			// keep trying rather than give up on it.
+			b.log.Error("reconcile: re-create", "entry", e.ID, "err", err)
+			if b.firstNotice(e.ID) {
+				b.announce(ctx, fmt.Sprintf(":rotating_light: Journal #%d: %s is still missing on %s and re-creating it from its journaled pre-image failed (%s) The bot retries every minute; `bot journal show %d` has the pre-image.",
+					e.ID, u, e.Connector, sentence(err), e.ID))
+			}
+			return false
 		}
 		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
 		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with a new password")

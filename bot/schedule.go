@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -323,14 +324,14 @@ func (b *Bot) runSchedule(id uint64) {
 	untrack := b.track(e.ID)
 	out := b.apply(actx, m, e)
 	untrack()
-	if maybeApplied(out.err) {
+	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
 		b.uncertain(ctx, store.MessageRef{Channel: b.scfg.Channel}, e, out.err)
 	} else {
 		b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
 	}
 	result := "done"
 	switch {
-	case maybeApplied(out.err):
+	case maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed):
 		// Reconciliation decides; a retry now could rotate twice.
 		_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {
 			x.LastRun, x.LastResult, x.LastEntry = b.now(), "outcome being checked: MongoDB stopped answering", e.ID
