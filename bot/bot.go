@@ -61,9 +61,6 @@ type Bot struct {
 func (b *Bot) track(id uint64) func() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.inflight == nil {
-		b.inflight = map[uint64]bool{}
-	}
 	b.inflight[id] = true
 	return func() {
 		b.mu.Lock()
@@ -82,9 +79,6 @@ func (b *Bot) running(id uint64) bool {
 func (b *Bot) firstNotice(id uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.noticed == nil {
-		b.noticed = map[uint64]bool{}
-	}
 	first := !b.noticed[id]
 	b.noticed[id] = true
 	return first
@@ -110,7 +104,8 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel)}
+	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel),
+		tm: newTimers(), inflight: map[uint64]bool{}, noticed: map[uint64]bool{}}
 }
 
 // Invocation is one slash command as the chat platform delivered it.
@@ -447,15 +442,11 @@ func capital(s string) string {
 
 // sentence is an error as a sentence for people: a connector error's plain message.
 func sentence(err error) string {
+	s := err.Error()
 	var ce *connector.Error
 	if errors.As(err, &ce) {
-		s := ce.Msg
-		if !strings.HasSuffix(s, ".") {
-			s += "."
-		}
-		return capital(s)
+		s = ce.Msg
 	}
-	s := err.Error()
 	if !strings.HasSuffix(s, ".") {
 		s += "."
 	}

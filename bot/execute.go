@@ -91,12 +91,7 @@ func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entr
 		m = text(":rotating_light: Journal #%d (%s): %s The bot keeps trying from the journal and tells you when it is back.",
 			e.ID, summary(e.Action, e.Connector, e.Args), sentence(err))
 	}
-	m.Thread = card.TS
-	if _, perr := b.chat.Post(ctx, orDefault(card.Channel, b.cfg.Channel), m); perr != nil {
-		b.log.Error("post", "err", perr)
-	}
-	m.Thread = ""
-	b.dm(ctx, e.Requester, m)
+	b.tell(ctx, card, e.Requester, m)
 	cur, gerr := b.store.Entry(e.ID)
 	if gerr != nil {
 		return
@@ -278,14 +273,8 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
 	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
 	if r.ID != 0 {
-		next := approvals.Done
-		if out.err != nil {
-			next = approvals.Failed
-		}
-		r2, err := b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: next, By: "bot", Note: errText}, nil)
-		if err == nil {
+		if r2, ok := b.closeRequest(ctx, r.ID, out.err == nil, errText); ok {
 			r = r2
-			b.refreshCard(ctx, r)
 		}
 	}
 	b.report(ctx, r, e, ch, out)
@@ -294,21 +283,36 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 // report posts the result in the card's thread (or the approvals channel) with Roll back
 // where there is an undo, tells the requester, and hands a new password to its owner.
 func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, out outcome) {
-	m := b.result(e, ch, out.err)
-	m.Thread = r.Card.TS
-	channel := b.cfg.Channel
-	if r.Card.Channel != "" {
-		channel = r.Card.Channel
-	}
-	if _, err := b.chat.Post(ctx, channel, m); err != nil {
-		b.log.Error("post result", "entry", e.ID, "err", err)
-	}
-	dm := m
-	dm.Thread = ""
-	b.dm(ctx, e.Requester, dm)
+	b.tell(ctx, r.Card, e.Requester, b.result(e, ch, out.err))
 	if out.err == nil && out.secretID != "" {
 		b.offerReveal(ctx, e.Requester, out.secretID, target(e.Args), e.Connector)
 	}
+}
+
+// tell posts m in the thread of card (top level in the approvals channel when there is no
+// card) and sends it to user directly.
+func (b *Bot) tell(ctx context.Context, card store.MessageRef, user string, m Message) {
+	m.Thread = card.TS
+	if _, err := b.chat.Post(ctx, orDefault(card.Channel, b.cfg.Channel), m); err != nil {
+		b.log.Error("post", "err", err)
+	}
+	m.Thread = ""
+	b.dm(ctx, user, m)
+}
+
+// closeRequest moves request id from executing to done or failed, as its entry ended, and
+// updates its card. It returns the request as stored, and false if it was not executing.
+func (b *Bot) closeRequest(ctx context.Context, id uint64, ok bool, note string) (store.Request, bool) {
+	next := approvals.Failed
+	if ok {
+		next = approvals.Done
+	}
+	r, err := b.store.TransitionRequest(id, []string{approvals.Executing}, store.Step{State: next, By: "bot", Note: note}, nil)
+	if err != nil {
+		return r, false
+	}
+	b.refreshCard(ctx, r)
+	return r, true
 }
 
 // result is the message that says what an entry did.

@@ -57,41 +57,44 @@ func (b *Bot) Reconcile(ctx context.Context) {
 		b.log.Error("reconcile: list requests", "err", err)
 		return
 	}
+	var withEntry map[uint64]bool // requests that have a journal entry, read once if needed
 	for _, r := range rs {
+		if r.State == approvals.Executing && r.EntryID == 0 && withEntry == nil {
+			withEntry = b.requestsWithEntry()
+		}
 		switch {
 		case r.State == approvals.Approved:
 			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
 			b.execute(ctx, r.ID)
-		case r.EntryID == 0 && !b.hasEntry(r.ID):
+		case r.EntryID == 0 && !withEntry[r.ID]:
 			b.failRequest(ctx, r, 0, "the bot stopped before running it; nothing was changed, ask again")
 			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was interrupted before it ran: nothing was changed; it is marked failed.", r.ID, summary(r.Action, r.Connector, r.Args)))
 		}
 	}
 }
 
-func (b *Bot) hasEntry(request uint64) bool {
+// requestsWithEntry is the set of requests some journal entry names, in one pass over the
+// journal.
+func (b *Bot) requestsWithEntry() map[uint64]bool {
+	out := map[uint64]bool{}
 	var before uint64
 	for {
 		es, next, err := b.store.History(before, 500)
 		if err != nil {
-			return false
+			return out
 		}
 		for _, e := range es {
-			if e.RequestID == request {
-				return true
-			}
+			out[e.RequestID] = true
 		}
 		if next == 0 {
-			return false
+			return out
 		}
 		before = next
 	}
 }
 
 func (b *Bot) announce(ctx context.Context, s string) {
-	if _, err := b.chat.Post(ctx, b.cfg.Channel, text(":warning: %s", s)); err != nil {
-		b.log.Error("announce", "err", err)
-	}
+	b.announceTo(ctx, b.cfg.Channel, ":warning: "+s)
 }
 
 // reconcileEntry decides the outcome of one entry left executing.
@@ -210,14 +213,7 @@ func (b *Bot) reconcileRollback(ctx context.Context, e store.Entry, now connecto
 		return true
 	}
 	b.settle(ctx, e, store.EntryDone, &now, why, "the server shows the rollback applied")
-	if _, err := b.store.TransitionEntry(orig.ID, []string{store.EntryDone}, store.Step{State: store.EntryRolledBack, By: "bot", Note: fmt.Sprintf("by #%d", e.ID)}, nil); err != nil {
-		b.log.Error("mark rolled back", "entry", orig.ID, "err", err)
-	}
-	if orig.RequestID != 0 {
-		if r, err := b.store.TransitionRequest(orig.RequestID, []string{approvals.Done}, store.Step{State: approvals.RolledBack, By: "bot"}, nil); err == nil {
-			b.refreshCard(ctx, r)
-		}
-	}
+	b.markRolledBack(ctx, orig, e.ID, "bot")
 	return true
 }
 
@@ -347,13 +343,7 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 		b.scheduleTemporary(e.ID, undoAt)
 	}
 	if e.RequestID != 0 {
-		next := approvals.Failed
-		if state == store.EntryDone {
-			next = approvals.Done
-		}
-		if r, err := b.store.TransitionRequest(e.RequestID, []string{approvals.Executing}, store.Step{State: next, By: "bot", Note: note}, nil); err == nil {
-			b.refreshCard(ctx, r)
-		}
+		b.closeRequest(ctx, e.RequestID, state == store.EntryDone, note)
 	}
 	desc := ""
 	if now != nil {

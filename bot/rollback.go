@@ -130,27 +130,28 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		if err := b.store.ReleaseRollback(e.ID, re.ID); err != nil {
 			b.log.Error("release rollback", "entry", e.ID, "err", err)
 		}
-	} else if _, err := b.store.TransitionEntry(e.ID, []string{store.EntryDone}, store.Step{State: store.EntryRolledBack, By: by, Note: fmt.Sprintf("by #%d", re.ID)}, nil); err != nil {
-		b.log.Error("mark rolled back", "entry", e.ID, "err", err)
+	} else {
+		b.markRolledBack(ctx, e, re.ID, by)
 	}
-	if uerr == nil && e.RequestID != 0 {
-		if orig, err := b.store.TransitionRequest(e.RequestID, []string{approvals.Done}, store.Step{State: approvals.RolledBack, By: by}, nil); err == nil {
-			b.refreshCard(ctx, orig)
-		}
-	}
-	// The result goes in the thread of the original action's card.
-	thread := r
-	if e.RequestID != 0 {
+	// Without a card of its own (no approval), the result goes in the thread of the
+	// original action's card.
+	if r.Card.TS == "" && e.RequestID != 0 {
 		if orig, err := b.store.Request(e.RequestID); err == nil {
-			thread.Card = orig.Card
+			r.Card = orig.Card
 		}
 	}
-	b.finish(ctx, withCard(r, thread.Card), re, outcome{change: undo, err: uerr})
+	b.finish(ctx, r, re, outcome{change: undo, err: uerr})
 }
 
-func withCard(r store.Request, card store.MessageRef) store.Request {
-	if r.Card.TS == "" {
-		r.Card = card
+// markRolledBack records that rollback entry by undid orig: orig and its request move to
+// rolled back, and the request's card says so.
+func (b *Bot) markRolledBack(ctx context.Context, orig store.Entry, rollback uint64, by string) {
+	if _, err := b.store.TransitionEntry(orig.ID, []string{store.EntryDone}, store.Step{State: store.EntryRolledBack, By: by, Note: fmt.Sprintf("by #%d", rollback)}, nil); err != nil {
+		b.log.Error("mark rolled back", "entry", orig.ID, "err", err)
 	}
-	return r
+	if orig.RequestID != 0 {
+		if r, err := b.store.TransitionRequest(orig.RequestID, []string{approvals.Done}, store.Step{State: approvals.RolledBack, By: by}, nil); err == nil {
+			b.refreshCard(ctx, r)
+		}
+	}
 }

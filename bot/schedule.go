@@ -106,7 +106,6 @@ type timers struct {
 }
 
 type planned struct {
-	sc      store.Schedule
 	spec    cron.Schedule
 	next    time.Time
 	retryAt time.Time
@@ -122,14 +121,9 @@ func (c cronLog) Error(err error, msg string, kv ...any) {
 	c.l.Error("cron: "+msg, append(kv, "err", err)...)
 }
 
-func (b *Bot) timerState() *timers {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.tm == nil {
-		b.tm = &timers{ctx: context.Background(), schedules: map[uint64]*planned{}, temporary: map[uint64]time.Time{},
-			slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
-	}
-	return b.tm
+func newTimers() *timers {
+	return &timers{ctx: context.Background(), schedules: map[uint64]*planned{}, temporary: map[uint64]time.Time{},
+		slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
 }
 
 // LoadTimers registers the active schedules and pending temporary undos from the store, and
@@ -137,7 +131,7 @@ func (b *Bot) timerState() *timers {
 // next RunDue, an older one is skipped and reported; a temporary action whose end has passed
 // is undone at the next RunDue. Call it once at start-up, after Reconcile.
 func (b *Bot) LoadTimers(ctx context.Context) error {
-	tm := b.timerState()
+	tm := b.tm
 	tm.mu.Lock()
 	tm.ctx = context.WithoutCancel(ctx)
 	tm.mu.Unlock()
@@ -201,7 +195,7 @@ func (b *Bot) plan(sc store.Schedule) (*planned, error) {
 	id := sc.ID
 	log := cronLog{b.log.With("schedule", id)}
 	job := cron.NewChain(cron.Recover(log), cron.SkipIfStillRunning(log)).Then(cron.FuncJob(func() { b.runSchedule(id) }))
-	return &planned{sc: sc, spec: spec, next: spec.Next(b.now()), job: job}, nil
+	return &planned{spec: spec, next: spec.Next(b.now()), job: job}, nil
 }
 
 // RunTimers calls RunDue every interval until ctx ends.
@@ -221,7 +215,7 @@ func (b *Bot) RunTimers(ctx context.Context, every time.Duration) {
 // RunDue starts every scheduled run, retry and temporary undo that is due at the bot's clock,
 // each on its own goroutine, and returns a WaitGroup that is done when they have finished.
 func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
-	tm := b.timerState()
+	tm := b.tm
 	now := b.now()
 	var wg sync.WaitGroup
 	tm.mu.Lock()
@@ -253,7 +247,7 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 
 // acquire takes one of the connector's run slots (Concurrency at most), waiting for one.
 func (b *Bot) acquire(conn string) func() {
-	tm := b.timerState()
+	tm := b.tm
 	tm.mu.Lock()
 	slot, ok := tm.slots[conn]
 	if !ok {
@@ -276,7 +270,7 @@ func (b *Bot) acquire(conn string) func() {
 
 // MaxConcurrentRuns is the most scheduled runs seen at once on one connector.
 func (b *Bot) MaxConcurrentRuns() int {
-	tm := b.timerState()
+	tm := b.tm
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	return tm.maxInFlight
@@ -289,7 +283,7 @@ func (b *Bot) runSchedule(id uint64) {
 		return
 	}
 	defer b.working.Done()
-	tm := b.timerState()
+	tm := b.tm
 	ctx := tm.ctx
 	sc, err := b.store.Schedule(id)
 	if err != nil || sc.State != store.ScheduleActive {
@@ -388,7 +382,7 @@ func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
 
 // scheduleTemporary registers the end of a temporary action.
 func (b *Bot) scheduleTemporary(id uint64, at time.Time) {
-	tm := b.timerState()
+	tm := b.tm
 	tm.mu.Lock()
 	tm.temporary[id] = at
 	tm.mu.Unlock()
@@ -449,10 +443,10 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 	sc, err := b.store.CreateSchedule(store.Schedule{Connector: r.Connector, User: u.User, DB: u.DB, Spec: r.Args["spec"],
 		Owner: r.Requester, RequestID: r.ID}, r.Requester)
 	b.endBotAction(e, err, fmt.Sprintf("schedule #%d", sc.ID))
+	var p *planned
 	if err == nil {
-		var p *planned
 		if p, err = b.plan(sc); err == nil {
-			tm := b.timerState()
+			tm := b.tm
 			tm.mu.Lock()
 			tm.schedules[sc.ID] = p
 			tm.mu.Unlock()
@@ -464,15 +458,9 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 	}
 	r, _ = b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: approvals.Done, By: "bot", Note: fmt.Sprintf("schedule #%d", sc.ID)}, nil)
 	b.refreshCard(ctx, r)
-	spec, _ := ParseSpec(sc.Spec)
 	msg := text(":calendar: Schedule #%d is active: rotate-password `%s` on %s, `%s`. Next runs: %s. Each new password goes to <@%s>; `%s unschedule %d` removes it.",
-		sc.ID, u, sc.Connector, sc.Spec, runTimes(NextRuns(spec, b.now(), 3)), sc.Owner, b.cfg.Slash, sc.ID)
-	msg.Thread = r.Card.TS
-	if _, err := b.chat.Post(ctx, orDefault(r.Card.Channel, b.cfg.Channel), msg); err != nil {
-		b.log.Error("post schedule", "err", err)
-	}
-	msg.Thread = ""
-	b.dm(ctx, r.Requester, msg)
+		sc.ID, u, sc.Connector, sc.Spec, runTimes(NextRuns(p.spec, b.now(), 3)), sc.Owner, b.cfg.Slash, sc.ID)
+	b.tell(ctx, r.Card, r.Requester, msg)
 }
 
 // executeUnschedule removes an approved schedule.
@@ -489,17 +477,14 @@ func (b *Bot) executeUnschedule(ctx context.Context, r store.Request) {
 		b.failRequest(ctx, r, 0, fmt.Sprintf("schedule #%d is not active", id))
 		return
 	}
-	tm := b.timerState()
+	tm := b.tm
 	tm.mu.Lock()
 	delete(tm.schedules, id)
 	tm.mu.Unlock()
 	r, _ = b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: approvals.Done, By: "bot"}, nil)
 	b.refreshCard(ctx, r)
 	msg := text("Schedule #%d (rotate-password `%s@%s` on %s, `%s`) is removed.", id, sc.User, sc.DB, sc.Connector, sc.Spec)
-	msg.Thread = r.Card.TS
-	_, _ = b.chat.Post(ctx, orDefault(r.Card.Channel, b.cfg.Channel), msg)
-	msg.Thread = ""
-	b.dm(ctx, r.Requester, msg)
+	b.tell(ctx, r.Card, r.Requester, msg)
 }
 
 func (b *Bot) schedulesMessage() Message {
@@ -510,7 +495,7 @@ func (b *Bot) schedulesMessage() Message {
 	if len(scs) == 0 {
 		return text("No rotation is scheduled.")
 	}
-	tm := b.timerState()
+	tm := b.tm
 	sort.Slice(scs, func(i, j int) bool { return scs[i].ID < scs[j].ID })
 	var lines []string
 	for _, sc := range scs {
