@@ -53,26 +53,26 @@ type Bot struct {
 	closed   bool
 	working  sync.WaitGroup
 	tm       *timers
-	inflight map[uint64]bool // journal entries whose action runs now
+	inflight map[uint64]bool // journal entries claimed by this process (see claim)
+	cards    sync.Map        // request id -> *sync.Mutex serializing its card's updates
 	noticed  map[uint64]bool // entries already reported as not checkable yet
 }
 
-// track marks entry id as running in this process until the returned func is called.
-func (b *Bot) track(id uint64) func() {
+// claim marks journal entry id as being worked on by this process (its action running, or
+// its outcome being checked) until release is called; false when it already is. It keeps a
+// reconciliation from racing the action it checks, or another reconciliation.
+func (b *Bot) claim(id uint64) (release func(), ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.inflight[id] {
+		return nil, false
+	}
 	b.inflight[id] = true
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		delete(b.inflight, id)
-	}
-}
-
-func (b *Bot) running(id uint64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.inflight[id]
+	}, true
 }
 
 // firstNotice reports whether entry id has not been reported as uncheckable before.

@@ -479,8 +479,7 @@ func TestMongoStopsMidFlow(t *testing.T) {
 	e.private(dev, "MongoDB stopped answering in the middle")
 	e.message("no effect so far", slacktest.Containing("Journal #1", "shows no effect on the server so far"))
 	e.clock.Add(time.Minute)
-	e.bot.ReconcileStale(context.Background())
-	e.message("the outcome", slacktest.Containing("Journal #1", "interrupted by MongoDB not answering", "it is now failed", "not applied"))
+	e.checkUntil("the outcome", slacktest.Containing("Journal #1", "interrupted by MongoDB not answering", "it is now failed", "not applied"))
 	e.cardSays(card, "*Failed*")
 	if e.state("app").HasRole(read) {
 		t.Fatal("granted after all")
@@ -494,8 +493,7 @@ func TestMongoStopsMidFlow(t *testing.T) {
 	e.click(alice, card, bot.TextApprove)
 	e.private(dev, "Journal #2", "MongoDB stopped answering in the middle")
 	waitUntil(t, "the late grant to land", func() bool { return e.emu.Count("grantRolesToUser") == 1 })
-	e.bot.ReconcileStale(context.Background())
-	e.message("the outcome", slacktest.Containing("Journal #2", "it is now done"))
+	e.checkUntil("the outcome", slacktest.Containing("Journal #2", "it is now done"))
 	e.cardSays(card, "*Done*")
 	e.command(dev, "rollback 2")
 	e.result(card, "*Done*, journal #3", "rollback of #2")
@@ -516,8 +514,7 @@ func TestMongoStopsMidFlow(t *testing.T) {
 	}
 	e.emu.ClearFaults()
 	e.clock.Add(time.Minute)
-	e.bot.ReconcileStale(context.Background())
-	e.message("the outcome", slacktest.Containing("Journal #4", "it is now failed"))
+	e.checkUntil("the outcome", slacktest.Containing("Journal #4", "it is now failed"))
 	if ex, _ := e.st.Executing(); len(ex) != 0 {
 		t.Fatalf("%d entries still executing", len(ex))
 	}
@@ -590,11 +587,8 @@ func TestLogoutAllRecoversTheUser(t *testing.T) {
 	if e.state("app").Exists {
 		t.Fatal("the user exists: the fault did not bite")
 	}
-	e.clock.Add(time.Minute)
-	e.bot.ReconcileStale(context.Background()) // the third failure
-	e.clock.Add(time.Minute)
-	e.bot.ReconcileStale(context.Background())
-	e.message("the recovery", slacktest.Containing("Journal #2", "it is now done", "re-created from its journaled pre-image"))
+	e.clock.Add(2 * time.Minute)
+	e.checkUntil("the recovery", slacktest.Containing("Journal #2", "it is now done", "re-created from its journaled pre-image"))
 	if st := e.state("app"); !st.HasRole(rw) {
 		t.Fatalf("recovered without its role: %+v", st)
 	}

@@ -68,9 +68,11 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		return
 	}
 	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
-	done := b.track(e.ID)
+	// The entry stays claimed until its outcome is recorded or checked, so the periodic
+	// check never runs beside it.
+	release, _ := b.claim(e.ID)
+	defer release()
 	out := b.apply(actx, m, e)
-	done()
 	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
 		b.uncertain(ctx, r.Card, e, out.err)
 		return

@@ -191,6 +191,27 @@ func (e *env) advance(d time.Duration) {
 	e.bot.RunDue(context.Background()).Wait()
 }
 
+// checkUntil runs the bot's periodic check of unfinished entries, as its every-minute timer
+// does, until a message match accepts appears. An entry whose action or an earlier check is
+// still at work is skipped by a check, so one call is not enough.
+func (e *env) checkUntil(what string, match func(slacktest.Message) bool) slacktest.Message {
+	e.t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for {
+		e.bot.ReconcileStale(context.Background())
+		if m, ok := e.slack.Find(match); ok {
+			return m
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			e.t.Fatalf("waited %s for %s\nmessages:\n%s", wait, what, e.dump())
+		}
+	}
+}
+
 func (e *env) stop() {
 	if e.cancel == nil {
 		return

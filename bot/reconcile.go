@@ -31,8 +31,9 @@ func (b *Bot) ReconcileStale(ctx context.Context) {
 		return
 	}
 	for _, e := range entries {
-		if !b.running(e.ID) {
+		if release, ok := b.claim(e.ID); ok {
 			b.reconcileEntry(ctx, e, afterOutage)
+			release()
 		}
 	}
 }

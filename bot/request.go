@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -364,8 +365,17 @@ func votes(vs []store.Vote) []approvals.Vote {
 	return out
 }
 
-// refreshCard re-renders the card of request id in place.
+// refreshCard re-renders the card of request r in place. Several goroutines move one request
+// (the voter, the request's own poster, the executor), and Slack applies updates in the order
+// they arrive: so updates of one card are serialized, and each renders the request as stored
+// at that moment, never the caller's copy, which may be older than one already shown.
 func (b *Bot) refreshCard(ctx context.Context, r store.Request) {
+	mu, _ := b.cards.LoadOrStore(r.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if cur, err := b.store.Request(r.ID); err == nil {
+		r = cur
+	}
 	if r.Card.TS == "" {
 		return
 	}

@@ -123,6 +123,8 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	if r.ID != 0 {
 		_, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = re.ID; return nil })
 	}
+	release, _ := b.claim(re.ID)
+	defer release()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	undo, uerr := m.Undo(cctx, ch)
 	cancel()

@@ -315,14 +315,14 @@ func (b *Bot) runSchedule(id uint64) {
 		b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":rotating_light: Schedule #%d did not run: the journal could not record it (%v).", id, err))
 		return
 	}
-	untrack := b.track(e.ID)
+	unclaim, _ := b.claim(e.ID)
 	out := b.apply(actx, m, e)
-	untrack()
 	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
 		b.uncertain(ctx, store.MessageRef{Channel: b.scfg.Channel}, e, out.err)
 	} else {
 		b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
 	}
+	unclaim()
 	result := "done"
 	switch {
 	case maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed):
