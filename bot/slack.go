@@ -109,7 +109,6 @@ type Handler interface {
 // dropped sockets. The work of each envelope runs on its own goroutine, after the ack; Run
 // does not wait for it (the Handler's own shutdown does, bounded).
 func (s *Slack) Run(ctx context.Context, h Handler) error {
-	var work sync.WaitGroup
 	errc := make(chan error, 1)
 	go func() { errc <- s.sm.RunContext(ctx) }()
 	for {
@@ -124,13 +123,13 @@ func (s *Slack) Run(ctx context.Context, h Handler) error {
 			if !ok {
 				return nil
 			}
-			s.dispatch(ctx, evt, h, &work)
+			s.dispatch(ctx, evt, h)
 		}
 	}
 }
 
 // dispatch acks evt first, then starts its work.
-func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, work *sync.WaitGroup) {
+func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
 	if evt.Request != nil && evt.Request.EnvelopeID != "" {
 		if err := s.sm.Ack(*evt.Request); err != nil {
 			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
@@ -161,7 +160,7 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, w
 			return
 		}
 		in := Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
-		work.Go(func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) })
+		go func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) }()
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
 		if !ok || cb.Type != slack.InteractionTypeBlockActions {
@@ -177,7 +176,7 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler, w
 		for i, a := range cb.ActionCallback.BlockActions {
 			c := Click{User: cb.User.ID, Channel: ref.Channel, Message: ref, Action: a.ActionID, Value: a.Value,
 				Key: deliveryKey(cb.TriggerID, evt.Request) + fmt.Sprintf("/%d", i)}
-			work.Go(func() { s.slot(); defer s.free(); h.HandleClick(wctx, c) })
+			go func() { s.slot(); defer s.free(); h.HandleClick(wctx, c) }()
 		}
 	}
 }

@@ -66,7 +66,7 @@ func journal(args []string, env func(string) (string, bool), w io.Writer) error 
 	if len(args) == 0 {
 		return usageError{"journal needs list, show <id> or export"}
 	}
-	st, err := openStore(env, store.Options{LockTimeout: 2 * time.Second})
+	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("%v: stop the bot to read the journal, or use history in Slack", err)
@@ -135,7 +135,7 @@ func rekey(env func(string) (string, bool), w io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("BOT_NEW_ENCRYPTION_KEY: %v", err)}
 	}
-	st, err := openStore(env, store.Options{LockTimeout: 2 * time.Second})
+	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("%v: stop the bot to change the key", err)

@@ -42,7 +42,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 	var cfg *config.Config
 	var err error
 	users := map[string]string{}
-	dataDir := getenv(env, "BOT_DATA_DIR", "data")
+	dir := dataDir(env)
 	if *demo {
 		emu, err := mongotest.NewServer(mongotest.Options{})
 		if err != nil {
@@ -68,7 +68,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			dataDir = tmp
+			dir = tmp
 		}
 		fmt.Fprintf(stdout, "DEMO: connector %q is the MongoDB emulator (connector/mongotest) running inside this process at %s,\n"+
 			"not a real MongoDB. Its users: app_user (readWrite@shop), reporting (read@analytics).\n"+
@@ -81,12 +81,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 		return err
 	}
 	defer closeAll(conns)
-	st, err := openStore(func(k string) (string, bool) {
-		if k == "BOT_DATA_DIR" {
-			return dataDir, true
-		}
-		return env(k)
-	}, store.Options{LockTimeout: 2 * time.Second})
+	st, err := openStore(env, dir, store.Options{LockTimeout: 2 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -101,11 +96,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 			return usageError{err.Error()}
 		}
 	}
-	ms := map[string]bot.Mongo{}
-	for n, m := range conns {
-		ms[n] = m
-	}
-	b := bot.New(botConfig(cfg, ms, newLogger(config.Log{Level: "error"}, os.Stderr)), st, con, nil)
+	b := bot.New(botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr)), st, con, nil)
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {
 		return err

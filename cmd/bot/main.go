@@ -128,7 +128,11 @@ func closeAll(ms map[string]*connector.Mongo) {
 	}
 }
 
-func openStore(env func(string) (string, bool), opts store.Options) (*store.Store, error) {
+// dataDir is BOT_DATA_DIR, ./data by default.
+func dataDir(env func(string) (string, bool)) string { return getenv(env, "BOT_DATA_DIR", "data") }
+
+// openStore opens the journal in dir with the key of BOT_ENCRYPTION_KEY, or the key file.
+func openStore(env func(string) (string, bool), dir string, opts store.Options) (*store.Store, error) {
 	if k := getenv(env, "BOT_ENCRYPTION_KEY", ""); k != "" {
 		key, err := store.ParseKey(k)
 		if err != nil {
@@ -136,7 +140,16 @@ func openStore(env func(string) (string, bool), opts store.Options) (*store.Stor
 		}
 		opts.Key = key
 	}
-	return store.Open(getenv(env, "BOT_DATA_DIR", "data"), opts)
+	return store.Open(dir, opts)
+}
+
+// asBot is the connectors as the bot sees them.
+func asBot(conns map[string]*connector.Mongo) map[string]bot.Mongo {
+	out := map[string]bot.Mongo{}
+	for n, m := range conns {
+		out[n] = m
+	}
+	return out
 }
 
 // serve is the bot's main job.
@@ -162,7 +175,7 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 		return err
 	}
 	defer closeAll(conns)
-	st, err := openStore(env, store.Options{})
+	st, err := openStore(env, dataDir(env), store.Options{})
 	if err != nil {
 		return err
 	}
@@ -175,11 +188,7 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 	if err != nil {
 		return err
 	}
-	ms := map[string]bot.Mongo{}
-	for n, m := range conns {
-		ms[n] = m
-	}
-	bc := botConfig(cfg, ms, log)
+	bc := botConfig(cfg, asBot(conns), log)
 	var metrics *observe.Metrics
 	if cfg.HTTP.Listen != "" {
 		metrics = observe.New()
