@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -24,13 +25,17 @@ type user struct {
 	id           [16]byte
 	roles        []Role
 	customData   bson.Raw // nil when absent
-	restrictions []restriction
+	restrictions []Restriction
 	mechanisms   []string
 	creds        map[string]scram.StoredCredentials
 	gen          uint64 // bumped on every change, so sessions re-validate
+	pwdVersion   int    // how many passwords the user has had: 1 at creation
 }
 
-type restriction struct {
+// Restriction is one authenticationRestrictions document: the user may log in when, for at
+// least one document, each non-empty list contains the address (client's or server's), given as
+// an IP address or a CIDR range.
+type Restriction struct {
 	ClientSource  []string `bson:"clientSource,omitempty"`
 	ServerAddress []string `bson:"serverAddress,omitempty"`
 }
@@ -49,36 +54,46 @@ func (u *user) setPassword(pwd string, mechs []string) error {
 	if len(mechs) == 0 {
 		mechs = []string{mechSHA1, mechSHA256}
 	}
-	u.mechanisms = slices.Clone(mechs)
-	u.creds = map[string]scram.StoredCredentials{}
+	creds := map[string]scram.StoredCredentials{}
 	for _, m := range mechs {
 		salt := make([]byte, 16)
 		rand.Read(salt)
-		var (
-			client *scram.Client
-			err    error
-			kf     = scram.KeyFactors{Salt: string(salt)}
-		)
-		switch m {
-		case mechSHA1:
-			// MongoDB's SCRAM-SHA-1 uses hex(md5("user:mongo:pwd")) as the password, unprepped.
-			sum := md5.Sum([]byte(u.name + ":mongo:" + pwd))
-			client, err = scram.SHA1.NewClientUnprepped(u.name, hex.EncodeToString(sum[:]), "")
+		kf := scram.KeyFactors{Salt: string(salt), Iters: 15000}
+		if m == mechSHA1 {
 			kf.Iters = 10000
-		case mechSHA256:
-			client, err = scram.SHA256.NewClient(u.name, pwd, "")
-			kf.Iters = 15000
 		}
+		c, err := deriveCredentials(u.name, pwd, m, kf)
 		if err != nil {
 			return err
 		}
-		creds, err := client.GetStoredCredentialsWithError(kf)
-		if err != nil {
-			return err
-		}
-		u.creds[m] = creds
+		creds[m] = c
 	}
+	u.mechanisms = slices.Clone(mechs)
+	u.creds = creds
+	u.pwdVersion++
 	return nil
+}
+
+// deriveCredentials computes the stored SCRAM credentials of a password for one mechanism.
+func deriveCredentials(name, pwd, mech string, kf scram.KeyFactors) (scram.StoredCredentials, error) {
+	var (
+		client *scram.Client
+		err    error
+	)
+	switch mech {
+	case mechSHA1:
+		// MongoDB's SCRAM-SHA-1 uses hex(md5("user:mongo:pwd")) as the password, unprepped.
+		sum := md5.Sum([]byte(name + ":mongo:" + pwd))
+		client, err = scram.SHA1.NewClientUnprepped(name, hex.EncodeToString(sum[:]), "")
+	case mechSHA256:
+		client, err = scram.SHA256.NewClient(name, pwd, "")
+	default:
+		return scram.StoredCredentials{}, fmt.Errorf("unknown mechanism %q", mech)
+	}
+	if err != nil {
+		return scram.StoredCredentials{}, err
+	}
+	return client.GetStoredCredentialsWithError(kf)
 }
 
 // saslState is a SCRAM conversation in progress on a connection.
@@ -102,7 +117,7 @@ func clientFirstUser(msg string) string {
 
 // restrictionsMet applies MongoDB's rule: the user may log in when at least one document is
 // met, and a document is met when each of its lists contains the address.
-func restrictionsMet(rs []restriction, client, server net.Addr) bool {
+func restrictionsMet(rs []Restriction, client, server net.Addr) bool {
 	if len(rs) == 0 {
 		return true
 	}

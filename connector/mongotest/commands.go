@@ -109,43 +109,67 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 		return errorDoc(badValue("empty command")), false
 	}
 	cmd := &command{name: args[0].Key, db: db, args: args}
-	var wcCode int32
 	s.mu.Lock()
 	s.received[cmd.name]++
 	s.mu.Unlock()
-	if f := s.fault(cmd.name); f != nil {
-		if f.Delay > 0 {
-			select {
-			case <-time.After(f.Delay):
-			case <-s.closed:
-				return nil, true
-			}
-		}
-		if f.Drop {
-			return nil, true
-		}
-		if f.Code != 0 {
-			return errorDoc(fail(f.Code, "", "%s", orDefault(f.Message, "injected failure"))), false
-		}
-		wcCode = f.WriteConcernCode
+	f := s.fault(cmd.name)
+	if f == nil {
+		return s.run(c, cmd, 0), false
 	}
+	if f.Delay > 0 && !s.wait(f.Delay) {
+		return nil, true
+	}
+	if f.Drop {
+		return nil, true
+	}
+	var reply bson.Raw
+	if f.Code != 0 {
+		reply = errorDoc(fail(f.Code, "", "%s", orDefault(f.Message, "injected failure")))
+	} else {
+		reply = s.run(c, cmd, f.WriteConcernCode)
+	}
+	// The change, if any, is applied and recorded: what follows only holds back the answer.
+	if f.DelayAfter > 0 && !s.wait(f.DelayAfter) {
+		return nil, true
+	}
+	if f.DropAfter {
+		return nil, true
+	}
+	return reply, false
+}
+
+// wait sleeps for d; false when Close interrupted it.
+func (s *Server) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.closed:
+		return false
+	}
+}
+
+// run runs a command under s.mu and returns its answer, with a writeConcernError of wcCode
+// when not 0 and the command succeeded.
+func (s *Server) run(c *conn, cmd *command, wcCode int32) bson.Raw {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commands[cmd.name]++
 	s.revalidate(c)
 	h, known := handlers[cmd.name]
 	if !known {
-		return errorDoc(fail(59, "CommandNotFound", "no such command: '%s'", cmd.name)), false
+		return errorDoc(fail(59, "CommandNotFound", "no such command: '%s'", cmd.name))
 	}
 	if c.auth == nil && !slices.Contains(preAuth, cmd.name) {
-		return errorDoc(errNeedsAuth(cmd.name)), false
+		return errorDoc(errNeedsAuth(cmd.name))
 	}
 	if s.opts.Topology == Secondary && slices.Contains(writes, cmd.name) {
-		return errorDoc(fail(10107, "NotWritablePrimary", "not primary")), false
+		return errorDoc(fail(10107, "NotWritablePrimary", "not primary"))
 	}
 	reply, err := h(s, c, cmd)
 	if err != nil {
-		return errorDoc(err), false
+		return errorDoc(err)
 	}
 	reply = append(reply, bson.E{Key: "ok", Value: 1.0})
 	if wcCode != 0 {
@@ -155,9 +179,9 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	}
 	raw, merr := bson.Marshal(reply)
 	if merr != nil {
-		return errorDoc(badValue("emulator: %v", merr)), false
+		return errorDoc(badValue("emulator: %v", merr))
 	}
-	return raw, false
+	return raw
 }
 
 func orDefault(s, d string) string {
@@ -503,18 +527,18 @@ func (s *Server) parseRoles(cmd *command, field string, v any) ([]Role, *cmdErro
 	return out, nil
 }
 
-func parseRestrictions(cmd *command, v any) ([]restriction, *cmdError) {
+func parseRestrictions(cmd *command, v any) ([]Restriction, *cmdError) {
 	arr, ok := v.(bson.A)
 	if !ok {
 		return nil, typeMismatch(cmd.name, "authenticationRestrictions", typeName(v), "array")
 	}
-	var out []restriction
+	var out []Restriction
 	for _, e := range arr {
 		d, ok := e.(bson.D)
 		if !ok {
 			return nil, badValue("authenticationRestrictions must hold documents")
 		}
-		var r restriction
+		var r Restriction
 		for _, f := range d {
 			list, ok := f.Value.(bson.A)
 			if !ok {
@@ -582,15 +606,20 @@ type userFields struct {
 	hasRoles     bool
 	customData   bson.Raw
 	hasCustom    bool
-	restrictions []restriction
+	restrictions []Restriction
 	hasRestrict  bool
 	mechanisms   []string
 	digest       bool
+	fields       []string // the user fields given, in order, for Applied
 }
 
 func (s *Server) parseUserFields(cmd *command) (userFields, *cmdError) {
 	f := userFields{digest: true}
 	for _, e := range cmd.args[1:] {
+		switch e.Key {
+		case "pwd", "roles", "customData", "authenticationRestrictions", "mechanisms":
+			f.fields = append(f.fields, e.Key)
+		}
 		switch e.Key {
 		case "pwd":
 			p, ok := e.Value.(string)
@@ -689,7 +718,11 @@ func (s *Server) createUser(c *conn, cmd *command) (bson.D, *cmdError) {
 	if len(u.restrictions) == 0 {
 		u.restrictions = nil // [] creates no field (case 25)
 	}
+	if f.pwd == nil {
+		u.pwdVersion = 0 // an $external user has no password
+	}
 	s.users[key] = u
+	s.record(c, cmd.name, nil, u, f.fields, f.pwd != nil)
 	return bson.D{}, nil
 }
 
@@ -719,6 +752,7 @@ func (s *Server) updateUser(c *conn, cmd *command) (bson.D, *cmdError) {
 	if u == nil {
 		return nil, fail(11, "UserNotFound", "User %s@%s not found", name, cmd.db)
 	}
+	before := u.snapshot()
 	if f.pwd != nil {
 		mechs := f.mechanisms
 		if mechs == nil {
@@ -753,6 +787,7 @@ func (s *Server) updateUser(c *conn, cmd *command) (bson.D, *cmdError) {
 		}
 	}
 	u.gen++
+	s.record(c, cmd.name, &before, u, f.fields, f.pwd != nil)
 	return bson.D{}, nil
 }
 
@@ -768,10 +803,12 @@ func (s *Server) dropUser(c *conn, cmd *command) (bson.D, *cmdError) {
 		return nil, unauthorized(cmd.name, cmd.db)
 	}
 	key := userKey{cmd.db, name}
-	if s.users[key] == nil {
+	before := s.snapshotOf(key)
+	if before == nil {
 		return nil, fail(11, "UserNotFound", "User '%s@%s' not found", name, cmd.db)
 	}
 	delete(s.users, key)
+	s.record(c, cmd.name, before, nil, nil, false)
 	return bson.D{}, nil
 }
 
@@ -779,14 +816,19 @@ func (s *Server) dropAllUsers(c *conn, cmd *command) (bson.D, *cmdError) {
 	if !s.can(c, "dropUser", cmd.db, false) {
 		return nil, unauthorized(cmd.name, cmd.db)
 	}
-	n := int32(0)
+	var keys []userKey
 	for k := range s.users {
 		if k.db == cmd.db {
-			delete(s.users, k)
-			n++
+			keys = append(keys, k)
 		}
 	}
-	return bson.D{{Key: "n", Value: n}}, nil
+	slices.SortFunc(keys, func(a, b userKey) int { return strings.Compare(a.name, b.name) })
+	for _, k := range keys {
+		before := s.snapshotOf(k)
+		delete(s.users, k)
+		s.record(c, cmd.name, before, nil, nil, false)
+	}
+	return bson.D{{Key: "n", Value: int32(len(keys))}}, nil
 }
 
 func (s *Server) grantRoles(c *conn, cmd *command) (bson.D, *cmdError) {
@@ -824,6 +866,7 @@ func (s *Server) changeRoles(c *conn, cmd *command, grant bool) (bson.D, *cmdErr
 	if u == nil {
 		return nil, fail(11, "UserNotFound", "Could not find user \"%s\" for db \"%s\"", name, cmd.db)
 	}
+	before := u.snapshot()
 	for _, r := range roles {
 		has := slices.Contains(u.roles, r)
 		switch {
@@ -834,6 +877,7 @@ func (s *Server) changeRoles(c *conn, cmd *command, grant bool) (bson.D, *cmdErr
 		}
 	}
 	u.gen++
+	s.record(c, cmd.name, &before, u, []string{"roles"}, false)
 	return bson.D{}, nil
 }
 
@@ -1102,8 +1146,24 @@ func (s *Server) dropRole(c *conn, cmd *command) (bson.D, *cmdError) {
 		return nil, fail(31, "RoleNotFound", "Could not find role: %s@%s", name, cmd.db)
 	}
 	delete(s.roles, key)
-	for _, u := range s.users {
-		u.roles = slices.DeleteFunc(u.roles, func(r Role) bool { return r == Role{name, cmd.db} })
+	dropped := Role{name, cmd.db}
+	var holders []userKey
+	for k, u := range s.users {
+		if slices.Contains(u.roles, dropped) {
+			holders = append(holders, k)
+		}
+	}
+	slices.SortFunc(holders, func(a, b userKey) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.db, b.db)
+	})
+	for _, k := range holders {
+		u := s.users[k]
+		before := u.snapshot()
+		u.roles = slices.DeleteFunc(u.roles, func(r Role) bool { return r == dropped })
+		s.record(c, cmd.name, &before, u, []string{"roles"}, false)
 	}
 	return bson.D{}, nil
 }

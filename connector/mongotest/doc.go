@@ -10,7 +10,12 @@
 // re-validation of logged-in connections after a user is dropped or changed, session kills,
 // connectionStatus with privileges computed from the account's roles, buildInfo with a
 // configurable version, topologies (standalone, replica set primary or secondary, mongos), and
-// fault injection (delay, dropped connection, a given error, a write concern error).
+// fault injection (a delay or a dropped connection before or after the command is applied, a
+// given error, a write concern error).
+//
+// It keeps its own record of every change it applied to a user (Server.Applied, with who sent
+// it and what changed, never a password) and shows its users as they are (Server.Snapshot), so
+// a test can check the code under test's account of what it did against what the server did.
 //
 // What it does not emulate: data (no collections or cursors), killOp and $currentOp, and
 // replication. It follows MongoDB's documented behaviour, not the connector's convenience:

@@ -47,18 +47,29 @@ type Role struct {
 }
 
 // Fault changes how the server answers matching commands.
+//
+// In order: Delay is waited; then Drop closes the connection, or Code answers an error, or the
+// command runs (and, when it succeeds, is applied and recorded in Applied); then DelayAfter is
+// waited and DropAfter closes the connection instead of sending the answer.
 type Fault struct {
 	// Command is the command name to match; "" matches every command, handshakes included.
 	Command string
-	// Delay is waited before answering (or dropping); Close interrupts it.
+	// Delay is waited before running the command (and before dropping); Close interrupts it.
 	Delay time.Duration
-	// Drop closes the connection instead of answering.
+	// Drop closes the connection instead of running the command and answering.
 	Drop bool
 	// Code and Message, when Code is not 0, answer with that error and run nothing.
 	Code    int32
 	Message string
 	// WriteConcernCode, when not 0, runs the command and then reports a writeConcernError.
 	WriteConcernCode int32
+	// DelayAfter is waited after the command ran, before answering: a client that times out
+	// meanwhile does so after the change was applied. Close interrupts it and drops the
+	// connection without answering.
+	DelayAfter time.Duration
+	// DropAfter runs the command, then closes the connection instead of answering: the change
+	// is applied but the client never learns it.
+	DropAfter bool
 	// Times is how many commands the fault applies to; 0 means until cleared.
 	Times int
 }
@@ -81,6 +92,8 @@ type Server struct {
 	commands map[string]int
 	received map[string]int
 	nextConn int32
+	applied  []Applied
+	seq      uint64
 }
 
 // UserRef names a user.
@@ -92,7 +105,8 @@ type UserRef struct {
 type userKey struct{ db, name string }
 
 // NewServer starts an emulator on 127.0.0.1 with an admin account (admin@admin, a random
-// password, roles from Options). Close it when done.
+// password, roles from Options), made as CreateUser makes it: it is the first entry of Applied.
+// Close it when done.
 func NewServer(opts Options) (*Server, error) {
 	if opts.Version == "" {
 		opts.Version = "7.0.14"
@@ -118,12 +132,10 @@ func NewServer(opts Options) (*Server, error) {
 		closed: make(chan struct{}), users: map[userKey]*user{}, roles: map[userKey]*customRole{},
 		conns: map[net.Conn]struct{}{}, commands: map[string]int{}, received: map[string]int{},
 	}
-	admin, err := newUser("admin", "admin", s.adminPwd, opts.AdminRoles, nil)
-	if err != nil {
+	if err := s.CreateUser("admin", s.adminPwd, "admin", opts.AdminRoles); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	s.users[userKey{"admin", "admin"}] = admin
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
