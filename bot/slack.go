@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,15 +24,23 @@ type Slack struct {
 	sm    *socketmode.Client
 	log   *slog.Logger
 	slash string
+	now   func() time.Time
 
 	dmMu sync.Mutex
 	dms  map[string]string // user -> direct conversation id
 
-	groupsMu  sync.Mutex
-	groups    map[string][]string // user group -> members
-	groupsAt  time.Time
-	watched   []string // the user groups the policy names
-	groupsTTL time.Duration
+	// groupsMu guards groups and their lookups' bookkeeping; it is never held while Slack
+	// is being asked, so that a slow group holds up only the callers that need it.
+	groupsMu      sync.Mutex
+	groups        map[string]*groupCache // watched user group -> what is known of it
+	watched       []string               // the user groups the policy names
+	groupsTTL     time.Duration
+	lookupTimeout time.Duration
+
+	// self is who the bot is, learned from auth.test (team) and the socket's hello (app):
+	// envelopes for another team or app are acknowledged and ignored.
+	selfMu sync.Mutex
+	self   identity
 
 	// busy bounds the envelopes worked on at once. Work waits for a slot on its own
 	// goroutine, never in the loop that acks.
@@ -42,6 +51,14 @@ type Slack struct {
 	connected  atomic.Bool
 }
 
+// identity is the workspace and app the bot serves. An empty field with its known flag
+// unset is not known yet, and envelopes are not judged by it.
+type identity struct {
+	team      string
+	teamKnown bool
+	app       string
+}
+
 // SlackConfig is what the adapter needs.
 type SlackConfig struct {
 	AppToken, BotToken string
@@ -50,12 +67,15 @@ type SlackConfig struct {
 	// Slash is the slash command the bot answers to; others are acknowledged and ignored.
 	Slash string
 	// Usergroups are the user groups the policy names; their members are fetched with
-	// usergroups.users.list and cached for GroupsTTL (default 5 minutes).
+	// usergroups.users.list and cached for GroupsTTL (default 5 minutes), refreshed from
+	// half that age on; past it, a group Slack cannot list makes Groups fail.
 	Usergroups []string
 	GroupsTTL  time.Duration
 	Log        *slog.Logger
 	// PingInterval is how long the socket may stay silent before it is reopened (default 30s).
 	PingInterval time.Duration
+	// Now is the clock the user-group cache ages by (default time.Now); tests move it.
+	Now func() time.Time
 }
 
 // NewSlack makes the adapter; nothing is sent until Check or Run.
@@ -74,13 +94,27 @@ func NewSlack(cfg SlackConfig) *Slack {
 	if cfg.GroupsTTL <= 0 {
 		cfg.GroupsTTL = 5 * time.Minute
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	// One cache entry per group, made here so that Groups never adds to the map; a group
+	// named twice is looked up once.
+	groups := map[string]*groupCache{}
+	var watched []string
+	for _, g := range cfg.Usergroups {
+		if _, dup := groups[g]; !dup {
+			groups[g] = &groupCache{}
+			watched = append(watched, g)
+		}
+	}
 	api := slack.New(cfg.BotToken, opts...)
 	var smOpts []socketmode.Option
 	if cfg.PingInterval > 0 {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.PingInterval))
 	}
-	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, busy: make(chan struct{}, maxWork),
-		dms: map[string]string{}, watched: cfg.Usergroups, groupsTTL: cfg.GroupsTTL}
+	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, now: cfg.Now,
+		busy: make(chan struct{}, maxWork), dms: map[string]string{},
+		groups: groups, watched: watched, groupsTTL: cfg.GroupsTTL, lookupTimeout: groupLookupTimeout}
 }
 
 var (
@@ -88,12 +122,65 @@ var (
 	_ Directory = (*Slack)(nil)
 )
 
-// Check verifies the bot token (auth.test), so that a bad token is one clear line at start.
+// Check verifies the bot token (auth.test), so that a bad token is one clear line at start,
+// and learns from the answer which workspace the bot serves.
 func (s *Slack) Check(ctx context.Context) error {
-	if _, err := s.api.AuthTestContext(ctx); err != nil {
+	var r *slack.AuthTestResponse
+	err := retry(ctx, func() (err error) {
+		r, err = s.api.AuthTestContext(ctx)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("SLACK_BOT_TOKEN is not accepted by Slack (auth.test: %v)", err)
 	}
+	if r.TeamID == "" {
+		// An org-wide (Enterprise Grid) install answers without a workspace; every
+		// envelope will then be refused, which is safer than accepting any, but must be
+		// said.
+		s.log.Warn("auth.test named no workspace (team_id); slash commands and clicks will be ignored", "enterprise", r.EnterpriseID)
+	}
+	s.selfMu.Lock()
+	s.self.team, s.self.teamKnown = r.TeamID, true
+	s.selfMu.Unlock()
+	s.log.Debug("slack identity", "team", r.TeamID, "bot_user", r.UserID, "bot", r.BotID)
 	return nil
+}
+
+// learnApp records the app id Slack names in a socket's hello. The app-level token belongs
+// to one app, so a different id later is a surprise: the first one is kept, and envelopes for
+// the other are ignored.
+func (s *Slack) learnApp(app string) {
+	if app == "" {
+		return
+	}
+	s.selfMu.Lock()
+	prev := s.self.app
+	if prev == "" {
+		s.self.app = app
+	}
+	s.selfMu.Unlock()
+	if prev != "" && prev != app {
+		s.log.Error("socket mode hello names another app; keeping the first", "app", prev, "hello_app", app)
+	}
+}
+
+// ours reports whether an envelope from team for app is for this bot, and logs a warning
+// when it is not. What is not known yet is not judged: Run learns the team before it
+// connects, and each connection's hello names the app before any envelope.
+func (s *Slack) ours(evt socketmode.Event, team, app string) bool {
+	s.selfMu.Lock()
+	self := s.self
+	s.selfMu.Unlock()
+	if (!self.teamKnown || team == self.team) && (self.app == "" || app == self.app) {
+		return true
+	}
+	var envelope string
+	if evt.Request != nil {
+		envelope = evt.Request.EnvelopeID
+	}
+	s.log.Warn("ignored an envelope for another workspace or app", "envelope", envelope, "type", string(evt.Type),
+		"team", team, "app", app, "our_team", self.team, "our_app", self.app)
+	return false
 }
 
 // Connected reports whether the socket is open (for readiness).
@@ -109,6 +196,19 @@ type Handler interface {
 // dropped sockets. The work of each envelope runs on its own goroutine, after the ack; Run
 // does not wait for it (the Handler's own shutdown does, bounded).
 func (s *Slack) Run(ctx context.Context, h Handler) error {
+	s.selfMu.Lock()
+	known := s.self.teamKnown
+	s.selfMu.Unlock()
+	if !known {
+		// Check was not called: learn the workspace now, before any envelope can arrive,
+		// so that none is accepted unjudged.
+		if err := s.Check(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // shut down while starting
+			}
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.sm.RunContext(ctx) }()
 	for {
@@ -145,6 +245,10 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
 			s.log.Info("socket mode reconnected", "connection", c.ConnectionCount)
 		}
 		s.connected.Store(true)
+	case socketmode.EventTypeHello:
+		if evt.Request != nil {
+			s.learnApp(evt.Request.ConnectionInfo.AppID)
+		}
 	case socketmode.EventTypeDisconnect:
 		s.connected.Store(false)
 		s.log.Info("socket mode disconnect requested; reconnecting")
@@ -156,14 +260,14 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
 		s.log.Warn("socket mode connection error; retrying", "err", evt.Data)
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
-		if !ok || (s.slash != "" && cmd.Command != s.slash) {
+		if !ok || !s.ours(evt, cmd.TeamID, cmd.APIAppID) || (s.slash != "" && cmd.Command != s.slash) {
 			return
 		}
 		in := Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
 		go func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) }()
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
-		if !ok || cb.Type != slack.InteractionTypeBlockActions {
+		if !ok || !s.ours(evt, cb.Team.ID, cb.APIAppID) || cb.Type != slack.InteractionTypeBlockActions {
 			return
 		}
 		ref := Ref{Channel: cb.Channel.ID, TS: cb.Message.Timestamp}
@@ -265,45 +369,134 @@ func (s *Slack) DM(ctx context.Context, user string, m Message) (Ref, error) {
 	return s.Post(ctx, ch, m)
 }
 
+// groupLookupTimeout bounds one usergroups.users.list lookup, retries after a rate limit
+// included: a click waits at most this long for a group, not the minute and more that
+// Retry-After answers could add up to.
+const groupLookupTimeout = 5 * time.Second
+
+// groupCache is what is known of one watched user group; groupsMu guards it.
+type groupCache struct {
+	members []string
+	at      time.Time // when the lookup that gave members began; zero when never known
+	// retryAt is when Slack, having rate-limited the last lookup, will take another:
+	// no lookup is started before, so that clicks do not hammer a limit.
+	retryAt time.Time
+	flight  *groupLookup // the lookup under way, nil when none
+}
+
+// groupLookup is one usergroups.users.list lookup that every caller needing the group
+// waits for, instead of asking Slack itself.
+type groupLookup struct {
+	done    chan struct{} // closed when members or err is set
+	members []string
+	err     error
+	joined  int // callers that waited for it (guarded by groupsMu; tests read it)
+}
+
 // Groups implements Directory: the watched user groups user is a member of.
+//
+// It fails closed: when the membership of any watched group cannot be known (its lookup
+// failed and no list younger than the TTL is cached) it returns an error and no groups,
+// because a stale or partial list could let a removed approver approve. A list is used
+// until it is GroupsTTL old; from half that age on, a call starts a refresh but does not
+// wait for it. Each call starts at most one lookup per group, and callers needing the same
+// group share one lookup; lookups of different groups run at once and do not wait for
+// each other. A call waits no longer than ctx allows.
 func (s *Slack) Groups(ctx context.Context, user string) ([]string, error) {
 	if len(s.watched) == 0 {
 		return nil, nil
 	}
+	lists := make([][]string, len(s.watched))
+	waits := make([]*groupLookup, len(s.watched))
+	var errs []error
 	s.groupsMu.Lock()
-	defer s.groupsMu.Unlock()
-	if s.groups == nil || time.Since(s.groupsAt) > s.groupsTTL {
-		fresh := map[string][]string{}
-		for _, g := range s.watched {
-			var members []string
-			err := retry(ctx, func() (err error) {
-				members, err = s.api.GetUserGroupMembersContext(ctx, g)
-				return err
-			})
-			if err != nil {
-				if s.groups != nil {
-					return memberOf(s.groups, user), fmt.Errorf("usergroups.users.list %s: %w (using the cached list)", g, err)
-				}
-				return nil, fmt.Errorf("usergroups.users.list %s: %w", g, err)
+	now := s.now()
+	for i, g := range s.watched {
+		c := s.groups[g]
+		age := now.Sub(c.at)
+		fresh := !c.at.IsZero() && age >= 0 && age < s.groupsTTL
+		if fresh {
+			lists[i] = c.members
+			if age < s.groupsTTL/2 {
+				continue
 			}
-			fresh[g] = members
 		}
-		s.groups, s.groupsAt = fresh, time.Now()
+		if c.flight == nil {
+			if now.Before(c.retryAt) {
+				if !fresh {
+					errs = append(errs, fmt.Errorf("usergroups.users.list (%s): Slack is rate-limiting the bot until %s", g, c.retryAt.Format(time.TimeOnly)))
+				}
+				continue
+			}
+			c.flight = s.lookupGroup(g, c)
+		}
+		if !fresh {
+			c.flight.joined++
+			waits[i] = c.flight
+		}
 	}
-	return memberOf(s.groups, user), nil
+	s.groupsMu.Unlock()
+	for i, f := range waits {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("usergroups.users.list (%s): %w", s.watched[i], ctx.Err()))
+			continue
+		}
+		if f.err != nil {
+			errs = append(errs, f.err)
+			continue
+		}
+		lists[i] = f.members
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("user group membership unknown: %w", errors.Join(errs...))
+	}
+	var out []string
+	for i, members := range lists {
+		if slices.Contains(members, user) {
+			out = append(out, s.watched[i])
+		}
+	}
+	return out, nil
 }
 
-func memberOf(groups map[string][]string, user string) []string {
-	var out []string
-	for g, members := range groups {
-		for _, m := range members {
-			if m == user {
-				out = append(out, g)
-				break
+// lookupGroup starts a lookup of g's members; call with groupsMu held. The lookup has its
+// own deadline rather than a caller's context, so that one caller giving up does not fail
+// the others waiting for it.
+func (s *Slack) lookupGroup(g string, c *groupCache) *groupLookup {
+	f := &groupLookup{done: make(chan struct{})}
+	began := s.now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.lookupTimeout)
+		defer cancel()
+		var members []string
+		err := retry(ctx, func() (err error) {
+			members, err = s.api.GetUserGroupMembersContext(ctx, g)
+			return err
+		})
+		s.groupsMu.Lock()
+		if err == nil {
+			c.members, c.at = members, began
+		} else {
+			var rl *slack.RateLimitedError
+			if errors.As(err, &rl) {
+				c.retryAt = s.now().Add(rl.RetryAfter)
 			}
+			err = slackError("usergroups.users.list", g, err)
 		}
-	}
-	return out
+		c.flight = nil
+		f.members, f.err = members, err
+		s.groupsMu.Unlock()
+		close(f.done)
+		if err != nil {
+			s.log.Warn("user group lookup failed", "usergroup", g, "err", err)
+		}
+	}()
+	return f
 }
 
 // slackError says in words what a permanent Slack error means for whoever must fix it.
@@ -329,7 +522,8 @@ func slackError(method, where string, err error) error {
 }
 
 // retry runs call again on Slack's rate limit (after its Retry-After) and on transient 5xx
-// answers, with backoff, at most 4 times; other errors are returned at once.
+// answers, with backoff, at most 4 times; other errors are returned at once, and so is the
+// last one when ctx's deadline comes before the next attempt could.
 func retry(ctx context.Context, call func() error) error {
 	wait := 500 * time.Millisecond
 	var err error
@@ -346,6 +540,9 @@ func retry(ctx context.Context, call func() error) error {
 		case errors.As(err, &sc) && sc.Code >= 500:
 		default:
 			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return err // waiting would only end in ctx's error
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -8,5 +8,7 @@
 // It keeps every Web API call it served, enforces Slack's Block Kit limits (50 blocks, 3,000
 // characters per section text, 10 fields of 2,000, 75 per button text) the way Slack does,
 // by refusing the call, and can answer a method with a rate limit (429, Retry-After) to test
-// retries. Tests wait on it with deadlines, never with sleeps.
+// retries, and a user group's lookups with an error or a delay. It is workspace Team and app
+// App; envelopes from elsewhere can be forged (SlashCommandFrom, ClickFrom). Tests wait on it
+// with deadlines, never with sleeps.
 package slacktest

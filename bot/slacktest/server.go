@@ -73,6 +73,13 @@ func (m Message) All() string {
 
 func str(v any) string { s, _ := v.(string); return s }
 
+// The workspace and app the stand-in is: auth.test answers with Team, each socket's hello
+// names App, and the envelopes it sends carry both unless a test forges others.
+const (
+	Team = "T0STANDIN"
+	App  = "A0STANDIN"
+)
+
 // Server is the stand-in.
 type Server struct {
 	up *upstream.Server
@@ -91,6 +98,10 @@ type Server struct {
 	connWrite sync.Mutex
 	conns     int
 	groups    map[string][]string
+	groupErr  map[string]string        // user group -> error code its lookups answer
+	holds     map[string]chan struct{} // user group -> closed when its lookups may answer
+	closing   chan struct{}
+	closeOnce sync.Once
 	limited   map[string]int
 	missing   map[string]bool
 	changed   chan struct{}
@@ -101,7 +112,8 @@ type Server struct {
 func New() *Server {
 	s := &Server{BotToken: "xoxb-standin", AppToken: "xapp-standin", messages: map[string]*Message{},
 		acks: map[string]time.Time{}, sent: map[string]time.Time{}, envelopes: map[string][]byte{},
-		groups: map[string][]string{}, limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{})}
+		groups: map[string][]string{}, groupErr: map[string]string{}, holds: map[string]chan struct{}{}, closing: make(chan struct{}),
+		limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{})}
 	s.up = upstream.NewTestServer(func(c upstream.Customize) {
 		c.Handle("/auth.test", s.web("auth.test", s.authTest))
 		c.Handle("/apps.connections.open", s.connectionsOpen)
@@ -110,7 +122,7 @@ func New() *Server {
 		c.Handle("/chat.update", s.web("chat.update", s.update))
 		c.Handle("/chat.postEphemeral", s.web("chat.postEphemeral", s.postEphemeral))
 		c.Handle("/conversations.open", s.web("conversations.open", s.conversationsOpen))
-		c.Handle("/usergroups.users.list", s.web("usergroups.users.list", s.usergroupMembers))
+		c.Handle("/usergroups.users.list", s.held(s.web("usergroups.users.list", s.usergroupMembers)))
 	})
 	s.up.Start()
 	return s
@@ -119,8 +131,9 @@ func New() *Server {
 // URL is the Web API base URL to give the bot (SLACK_API_URL).
 func (s *Server) URL() string { return s.up.GetAPIURL() }
 
-// Close stops the stand-in.
+// Close stops the stand-in; lookups HoldGroup holds answer first.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.mu.Lock()
 	if s.conn != nil {
 		s.conn.Close()
@@ -134,6 +147,60 @@ func (s *Server) SetGroup(group string, users ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.groups[group] = users
+}
+
+// FailGroup makes lookups of group's members (usergroups.users.list) answer with the
+// error code, as Slack does when it has trouble; "" makes them answer normally again.
+func (s *Server) FailGroup(group, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == "" {
+		delete(s.groupErr, group)
+		return
+	}
+	s.groupErr[group] = code
+}
+
+// HoldGroup makes lookups of group's members wait, as a slow Slack does, until release is
+// called (or the caller gives up, or the stand-in closes). They are recorded in Calls when
+// they answer.
+func (s *Server) HoldGroup(group string) (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.holds[group] = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.holds[group] == ch {
+				delete(s.holds, group)
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// held delays next while the user group asked for is held by HoldGroup.
+func (s *Server) held(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		hold := s.holds[r.Form.Get("usergroup")]
+		s.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			case <-s.closing:
+			}
+		}
+		next(w, r)
+	}
 }
 
 // RateLimit makes the next n calls of method answer 429 with Retry-After: 1.
@@ -208,7 +275,7 @@ func (s *Server) web(method string, h func(url.Values) map[string]any) http.Hand
 
 func (s *Server) authTest(url.Values) map[string]any {
 	return map[string]any{"ok": true, "url": "https://standin.slack.test/", "team": "Stand-in", "user": "mongobot",
-		"team_id": "T0STANDIN", "user_id": "U0BOT", "bot_id": "B0BOT"}
+		"team_id": Team, "user_id": "U0BOT", "bot_id": "B0BOT", "is_enterprise_install": false}
 }
 
 func (s *Server) connectionsOpen(w http.ResponseWriter, r *http.Request) {
@@ -285,6 +352,9 @@ func (s *Server) conversationsOpen(v url.Values) map[string]any {
 }
 
 func (s *Server) usergroupMembers(v url.Values) map[string]any {
+	if code := s.groupErr[v.Get("usergroup")]; code != "" {
+		return fail(code)
+	}
 	members, ok := s.groups[v.Get("usergroup")]
 	if !ok {
 		return fail("no_such_subteam")

@@ -1,6 +1,7 @@
 package slacktest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		s.notify()
 		s.mu.Unlock()
 		s.write(c, map[string]any{"type": "hello", "num_connections": 1,
-			"connection_info": map[string]any{"app_id": "A0STANDIN"}, "debug_info": map[string]any{"host": "standin"}})
+			"connection_info": map[string]any{"app_id": App}, "debug_info": map[string]any{"host": "standin"}})
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() {
@@ -101,11 +102,18 @@ func (s *Server) nextID(prefix string) string {
 // SlashCommand delivers a slash_commands envelope, as Slack does when user types
 // "command text" in channel, and returns its envelope id.
 func (s *Server) SlashCommand(user, channel, command, text string) (string, error) {
+	return s.SlashCommandFrom(Team, App, user, channel, command, text)
+}
+
+// SlashCommandFrom is SlashCommand with the envelope saying it comes from workspace team
+// for app ("" for the stand-in's own), to test that the bot ignores what is not its own.
+func (s *Server) SlashCommandFrom(team, app, user, channel, command, text string) (string, error) {
+	team, app = cmp.Or(team, Team), cmp.Or(app, App)
 	id := s.nextID("env-")
 	payload := map[string]any{
-		"token": "deprecated-verification-token", "team_id": "T0STANDIN", "team_domain": "standin",
+		"token": "deprecated-verification-token", "team_id": team, "team_domain": "standin",
 		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": user,
-		"command": command, "text": text, "api_app_id": "A0STANDIN", "is_enterprise_install": "false",
+		"command": command, "text": text, "api_app_id": app, "is_enterprise_install": "false",
 		"response_url": "https://hooks.slack.test/commands/" + id, "trigger_id": s.nextID("trigger-"),
 	}
 	return id, s.sendEnvelope(id, map[string]any{"envelope_id": id, "type": "slash_commands",
@@ -114,11 +122,18 @@ func (s *Server) SlashCommand(user, channel, command, text string) (string, erro
 
 // Click delivers an interactive block_actions envelope: user pressed button b on message m.
 func (s *Server) Click(user string, m Message, b Button) (string, error) {
+	return s.ClickFrom(Team, App, user, m, b)
+}
+
+// ClickFrom is Click with the envelope saying it comes from workspace team for app (""
+// for the stand-in's own).
+func (s *Server) ClickFrom(team, app, user string, m Message, b Button) (string, error) {
+	team, app = cmp.Or(team, Team), cmp.Or(app, App)
 	id := s.nextID("env-")
 	payload := map[string]any{
-		"type": "block_actions", "team": map[string]any{"id": "T0STANDIN", "domain": "standin"},
-		"user":       map[string]any{"id": user, "username": user, "team_id": "T0STANDIN"},
-		"api_app_id": "A0STANDIN", "token": "deprecated-verification-token", "trigger_id": s.nextID("trigger-"),
+		"type": "block_actions", "team": map[string]any{"id": team, "domain": "standin"},
+		"user":       map[string]any{"id": user, "username": user, "team_id": team},
+		"api_app_id": app, "token": "deprecated-verification-token", "trigger_id": s.nextID("trigger-"),
 		"container":    map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": m.Ephemeral},
 		"channel":      map[string]any{"id": m.Channel, "name": "ops"},
 		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text},

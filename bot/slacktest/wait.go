@@ -27,6 +27,20 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
+// GroupLookups is how many usergroups.users.list calls for group have been answered
+// (rate-limited and failed ones included).
+func (s *Server) GroupLookups(group string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.calls {
+		if c.Method == "usergroups.users.list" && c.Args.Get("usergroup") == group {
+			n++
+		}
+	}
+	return n
+}
+
 // Messages is every message posted so far (in its latest state), in posting order.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()
