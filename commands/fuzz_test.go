@@ -2,8 +2,10 @@ package commands
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse checks that any text gives a command or a usage error, never a panic, and that a
@@ -19,6 +21,7 @@ func FuzzParse(f *testing.F) {
 		`schedule rotate-password prod app "CRON_TZ=Europe/Paris 0 3 * * 1"`, "schedules", "unschedule 3",
 		"requests", "cancel #17", "history 25", "rollback 42", "“smart quotes” ‘x’", "grant-role p u &lt;r&gt;@d",
 		"rotate-password prod 'app", "--db", "grant-role prod app @", "\x00\xff", "history -1",
+		"grant-role prod app read --for 213504d", "lock-user prod app --for 9223372037s",
 	} {
 		f.Add(s)
 	}
@@ -54,5 +57,31 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q): --for %v out of bounds", text, c.For)
 		}
 		_ = c.Args()
+	})
+}
+
+// FuzzParseSpan checks that a span ParseSpan accepts is positive and at most MaxSpan, and that
+// a number of days is read exactly: never wrapped around by an overflow.
+func FuzzParseSpan(f *testing.F) {
+	for _, s := range []string{"30m", "4h", "2d", "1h30m", "365d", "366d", "106751d", "213504d",
+		"9223372036s", "9223372037s", "2562048h", "-1d", "+2d", "99999999999999999999d", "1.5h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseSpan(s)
+		if err != nil {
+			if d != 0 || err.Error() == "" {
+				t.Fatalf("ParseSpan(%q) = %v, %v", s, d, err)
+			}
+			return
+		}
+		if d <= 0 || d > MaxSpan {
+			t.Fatalf("ParseSpan(%q) = %v, outside (0, %v]", s, d, MaxSpan)
+		}
+		if days, ok := strings.CutSuffix(s, "d"); ok {
+			if n, err := strconv.Atoi(days); err != nil || time.Duration(n)*24*time.Hour != d {
+				t.Fatalf("ParseSpan(%q) = %v, not %s days", s, d, days)
+			}
+		}
 	})
 }

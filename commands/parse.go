@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -264,34 +266,74 @@ func (c *Command) setWords(v verb, pos []string) error {
 	return nil
 }
 
-// ParseSpan reads a positive duration: 30m, 4h, 2d, or Go's syntax (1h30m, 90s).
+// MaxSpan is the longest span ParseSpan accepts: a year is longer than any wait the bot
+// measures (a --for, a request's expiry, a missed run's window, a retry's delay), and keeps
+// every span far from the overflow of time.Duration (about 106751 days).
+const MaxSpan = 365 * 24 * time.Hour
+
+// ErrSpanTooLong is what ParseSpan's error wraps when the span is longer than MaxSpan,
+// including one too long for time.Duration to hold. Test with errors.Is.
+var ErrSpanTooLong = errors.New("span too long")
+
+// spanTooLong says which span is too long, and unwraps to ErrSpanTooLong.
+type spanTooLong struct{ span string }
+
+func (e *spanTooLong) Error() string {
+	return fmt.Sprintf("%q is too long: the longest is %s", short(e.span), FormatDuration(MaxSpan))
+}
+
+func (e *spanTooLong) Unwrap() error { return ErrSpanTooLong }
+
+// goDuration is the syntax of time.ParseDuration without a sign: when it fails on a string of
+// this shape, the number is too large for a time.Duration.
+var goDuration = regexp.MustCompile(`^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// ParseSpan reads a positive duration of at most MaxSpan: 30m, 4h, 2d, or Go's syntax (1h30m,
+// 90s). A longer one, even one that would overflow, is an error wrapping ErrSpanTooLong.
 func ParseSpan(s string) (time.Duration, error) {
+	notSpan := fmt.Errorf("%q is not a duration: write 30m, 4h or 2d", short(s))
 	var d time.Duration
-	var err error
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
+		n, err := strconv.ParseInt(days, 10, 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(days, "-"):
+			return 0, &spanTooLong{s}
+		case err != nil || n <= 0:
+			return 0, notSpan
+		case n > int64(MaxSpan/(24*time.Hour)): // before multiplying, which could overflow
+			return 0, &spanTooLong{s}
+		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
-		d, err = time.ParseDuration(s)
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			if goDuration.MatchString(s) {
+				return 0, &spanTooLong{s}
+			}
+			return 0, notSpan
+		}
 	}
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%q is not a duration: write 30m, 4h or 2d", short(s))
+	if d <= 0 {
+		return 0, notSpan
+	}
+	if d > MaxSpan {
+		return 0, &spanTooLong{s}
 	}
 	return d, nil
 }
 
 // ParseDuration reads a --for duration: a span between MinFor and MaxFor.
 func ParseDuration(s string) (time.Duration, error) {
+	outOfBounds := fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
 	d, err := ParseSpan(s)
 	if err != nil {
-		if strings.HasPrefix(s, "-") {
-			err = fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
+		if strings.HasPrefix(s, "-") || errors.Is(err, ErrSpanTooLong) {
+			return 0, outOfBounds
 		}
 		return 0, err
 	}
 	if d < MinFor || d > MaxFor {
-		return 0, fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
+		return 0, outOfBounds
 	}
 	return d, nil
 }

@@ -78,6 +78,8 @@ func TestParseErrors(t *testing.T) {
 		{"grant-role prod app read --for 91d", GrantRole, "between 1m and 90d"},
 		{"grant-role prod app read --for soon", GrantRole, `"soon" is not a duration`},
 		{"lock-user prod app --for -1h", LockUser, "between"},
+		{"grant-role prod app read --for 213504d", GrantRole, "between 1m and 90d, not 213504d"},
+		{"lock-user prod app --for 9223372037s", LockUser, "between 1m and 90d, not 9223372037s"},
 		{`schedule drop-user prod app "@daily"`, Schedule, "Only `rotate-password` can be scheduled"},
 		{"cancel abc", Cancel, "is not an id"},
 		{"rollback 0", Rollback, "is not an id"},
@@ -153,5 +155,64 @@ func TestDurations(t *testing.T) {
 		if f := FormatDuration(d); f != in {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, f, in)
 		}
+	}
+}
+
+// TestSpanBounds checks that a span longer than MaxSpan is refused as too long, including one
+// whose days, hours or seconds overflow time.Duration (213504d used to wrap around to 25m26s).
+func TestSpanBounds(t *testing.T) {
+	const day = 24 * time.Hour
+	ok := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"1s", time.Second}, {"90s", 90 * time.Second}, {"1d", day}, {"+2d", 2 * day}, {"007d", 7 * day},
+		{"365d", MaxSpan}, {"8760h", MaxSpan}, {"525600m", MaxSpan}, {"31536000s", MaxSpan},
+		{"8759h59m59.999999999s", MaxSpan - 1}, {"1.000000000000000000001h", time.Hour},
+	}
+	for _, tt := range ok {
+		if d, err := ParseSpan(tt.in); err != nil || d != tt.want {
+			t.Errorf("ParseSpan(%q) = %v, %v; want %v", tt.in, d, err, tt.want)
+		}
+	}
+	tooLong := []string{
+		"366d", "8761h", "8760h1ns", "31536001s",
+		"106751d",     // fits in a time.Duration, but longer than a year
+		"106752d",     // overflows to a negative duration
+		"213504d",     // overflows around to 25m26s
+		"9223372036s", // fits
+		"9223372037s", // overflows
+		"2562047h",    // fits
+		"2562048h",    // overflows
+		"153722867m",  // fits
+		"153722868m",  // overflows
+		"9223372036854775807ns", "9223372036854775808ns", "9223372036854775807d", "9223372036854775808d",
+		"99999999999999999999999999999999999999d", "99999999999999999999999999999999999999h",
+		"1h99999999999999999999s", "+213504d", ".5h9999999999h", "5000000000000000µs5000000000000000μs", // each fits, the sum overflows
+	}
+	for _, in := range tooLong {
+		d, err := ParseSpan(in)
+		if !errors.Is(err, ErrSpanTooLong) {
+			t.Errorf("ParseSpan(%q) = %v, %v; want too long", in, d, err)
+			continue
+		}
+		if want := `"` + in + `" is too long: the longest is 365d`; err.Error() != want {
+			t.Errorf("ParseSpan(%q): %q, want %q", in, err, want)
+		}
+	}
+	notSpan := []string{
+		"", "d", "0", "0d", "0s", "-1d", "-1h", "-106752d", "-213504d", "-9223372037s", "-99999999999999999999d",
+		"-99999999999999999999h", "1.5d", "1e3d", "0x10d", "1d12h", "365d1h", "soon", "1x", "99999999999999999999x", "h",
+		"1 h", " 1h", "1h ", "--1h",
+	}
+	for _, in := range notSpan {
+		d, err := ParseSpan(in)
+		if err == nil || errors.Is(err, ErrSpanTooLong) || !strings.Contains(err.Error(), "is not a duration: write 30m, 4h or 2d") {
+			t.Errorf("ParseSpan(%q) = %v, %v; want not a duration", in, d, err)
+		}
+	}
+	long := strings.Repeat("9", 200) + "d"
+	if _, err := ParseSpan(long); !errors.Is(err, ErrSpanTooLong) || len(err.Error()) > 120 {
+		t.Errorf("ParseSpan(200 nines) = %v; want a short too-long error", err)
 	}
 }

@@ -103,6 +103,9 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := commands.ParseSpan(strings.TrimSpace(n.Value))
+	if errors.Is(err, commands.ErrSpanTooLong) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%v (or 90s)", err)
 	}
