@@ -17,6 +17,9 @@ func (s *Store) BeginEntry(e Entry, by string) (Entry, error) {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = s.now()
 	}
+	if e.Token == "" {
+		e.Token = newToken()
+	}
 	return insert(s, bucketEntries, &e, Step{State: EntryExecuting, At: e.CreatedAt, By: by},
 		func(e *Entry, id uint64) { e.ID = id })
 }
@@ -31,6 +34,9 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 		r.CreatedAt = s.now()
 	}
 	r.RollbackOf = of
+	if r.Token == "" {
+		r.Token = newToken()
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		orig, err := get[Entry](tx, bucketEntries, of)
 		if err != nil {

@@ -58,6 +58,10 @@ type Request struct {
 	// Preview is what the card showed when the request was made: the user's state then,
 	// what it will be after, and what Roll back would do. Words, never secrets.
 	Preview map[string]string `json:"preview,omitempty"`
+	// Token is an unguessable value, made at creation, that the card's buttons carry: a
+	// click must name both the id and the token, so a stale card (from a journal that was
+	// replaced, or another request) or a forged value cannot vote on this request.
+	Token string `json:"token,omitempty"`
 }
 
 // Entry is one journaled action (or rollback, or scheduled run). It never holds a secret:
@@ -88,8 +92,18 @@ type Entry struct {
 	// crash between setting it and recording the outcome can still deliver it to its owner.
 	// It is an id in the secrets bucket, never the password.
 	PendingSecret string `json:"pending_secret,omitempty"`
-	// UndoAt, when set, is when a temporary action (--for) is undone by the bot itself.
+	// UndoAt, when set, is when a temporary action (--for) is undone by the bot itself. It
+	// stays set until the end is done (or found already done): an obligation, not an attempt.
 	UndoAt time.Time `json:"undo_at,omitzero"`
+	// UndoTries counts failed attempts at ending a temporary action; UndoError is the last
+	// failure, in words. Both are shown while the end is overdue.
+	UndoTries int    `json:"undo_tries,omitempty"`
+	UndoError string `json:"undo_error,omitempty"`
+	// Token is an unguessable value the entry's Roll back button carries (see Request.Token).
+	Token string `json:"token,omitempty"`
+	// Slot is, for a scheduled run, the cron slot it ran for: with ScheduleID it is the run's
+	// claim (see BeginRun).
+	Slot time.Time `json:"slot,omitzero"`
 }
 
 // Schedule is a recurring password rotation.
@@ -101,16 +115,24 @@ type Schedule struct {
 	Spec       string    `json:"spec"`
 	Owner      string    `json:"owner"`
 	RequestID  uint64    `json:"request_id,omitempty"`
-	State      string    `json:"state"` // "active" or "removed"
+	State      string    `json:"state"` // ScheduleActive, SchedulePaused or ScheduleRemoved
 	History    []Step    `json:"history"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastRun    time.Time `json:"last_run,omitzero"`
 	LastResult string    `json:"last_result,omitempty"`
 	LastEntry  uint64    `json:"last_entry,omitempty"`
+	// Slot is the latest cron slot a run was claimed for, and SlotEntry the journal entry of
+	// that run: BeginRun never claims a slot at or before it, so a restart at any instant
+	// cannot run one slot twice.
+	Slot      time.Time `json:"slot,omitzero"`
+	SlotEntry uint64    `json:"slot_entry,omitempty"`
+	// Paused says why a paused schedule does not run (its owner lost access, say).
+	Paused string `json:"paused,omitempty"`
 }
 
 // Schedule states.
 const (
 	ScheduleActive  = "active"
+	SchedulePaused  = "paused"
 	ScheduleRemoved = "removed"
 )

@@ -11,6 +11,9 @@ func (s *Store) CreateRequest(r Request, state, by string) (Request, error) {
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.now()
 	}
+	if r.Token == "" {
+		r.Token = newToken()
+	}
 	return insert(s, bucketRequests, &r, Step{State: state, At: r.CreatedAt, By: by},
 		func(r *Request, id uint64) { r.ID = id })
 }

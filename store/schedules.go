@@ -1,6 +1,12 @@
 package store
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // CreateSchedule stores sc as ScheduleActive and returns it with its new id.
 func (s *Store) CreateSchedule(sc Schedule, by string) (Schedule, error) {
@@ -21,12 +27,10 @@ func (s *Store) Schedule(id uint64) (Schedule, error) {
 	return sc, err
 }
 
-// Schedules returns the active schedules, oldest first, for registering at start-up.
+// Schedules returns the schedules not removed (active or paused), oldest first.
 func (s *Store) Schedules() ([]Schedule, error) {
-	all, _, err := list(s, bucketSchedules, 0, 1<<30, func(sc *Schedule) bool { return sc.State == ScheduleActive })
-	for i, j := 0, len(all)-1; i < j; i, j = i+1, j-1 {
-		all[i], all[j] = all[j], all[i]
-	}
+	all, _, err := list(s, bucketSchedules, 0, 1<<30, func(sc *Schedule) bool { return sc.State != ScheduleRemoved })
+	slices.Reverse(all)
 	return all, err
 }
 
@@ -38,4 +42,60 @@ func (s *Store) TransitionSchedule(id uint64, from []string, next Step, mutate f
 // UpdateSchedule lets fn change schedule id in one transaction (last run, last result).
 func (s *Store) UpdateSchedule(id uint64, fn func(*Schedule) error) (Schedule, error) {
 	return update(s, bucketSchedules, id, fn)
+}
+
+// ErrSlotTaken is returned (wrapped) by BeginRun when the slot was already claimed by a run.
+var ErrSlotTaken = fmt.Errorf("%w: schedule slot already run", ErrConflict)
+
+// BeginRun is the write-ahead step of a scheduled run, and its claim on one cron slot: in one
+// transaction it checks that the schedule is active and that slot is later than the last
+// slot claimed, commits e (ScheduleID and Slot set) in EntryExecuting, and records slot and
+// the entry on the schedule. A retry of the same slot is allowed only when the run that
+// claimed it failed (nothing was changed): retry must then be true. Whatever instant the
+// process dies at, a restart sees the claim and never runs that slot again.
+func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry, by string) (Entry, error) {
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.now()
+	}
+	if e.Token == "" {
+		e.Token = newToken()
+	}
+	e.ScheduleID, e.Slot = scheduleID, slot.UTC()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sc, err := get[Schedule](tx, bucketSchedules, scheduleID)
+		if err != nil {
+			return err
+		}
+		if sc.State != ScheduleActive {
+			return &ConflictError{Kind: "schedule", ID: scheduleID, Want: []string{ScheduleActive}, Got: sc.State}
+		}
+		switch {
+		case !retry && !sc.Slot.Before(slot):
+			return fmt.Errorf("%w: schedule %d slot %s (last claimed %s)", ErrSlotTaken, scheduleID, slot.UTC().Format(time.RFC3339), sc.Slot.UTC().Format(time.RFC3339))
+		case retry:
+			if !sc.Slot.Equal(slot) || sc.SlotEntry == 0 {
+				return fmt.Errorf("%w: schedule %d retry of slot %s, which is not its last", ErrSlotTaken, scheduleID, slot.UTC().Format(time.RFC3339))
+			}
+			prev, err := get[Entry](tx, bucketEntries, sc.SlotEntry)
+			if err != nil {
+				return err
+			}
+			if prev.State != EntryFailed {
+				return fmt.Errorf("%w: schedule %d slot %s ran as entry %d, which is %s", ErrSlotTaken, scheduleID, slot.UTC().Format(time.RFC3339), prev.ID, prev.State)
+			}
+		}
+		id, err := tx.Bucket(bucketEntries).NextSequence()
+		if err != nil {
+			return err
+		}
+		e.ID = id
+		e.step(Step{State: EntryExecuting, At: e.CreatedAt, By: by})
+		if err := put(tx, bucketEntries, id, &e); err != nil {
+			return err
+		}
+		sc.Slot, sc.SlotEntry = slot.UTC(), id
+		sc.LastEntry = id
+		return put(tx, bucketSchedules, scheduleID, &sc)
+	})
+	return e, err
 }

@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -31,6 +33,9 @@ var (
 	// ErrBadKey is returned when a key is not 32 bytes, or a secret was sealed with a key the
 	// store does not have.
 	ErrBadKey = errors.New("store: encryption key")
+	// ErrKeyFileMode is returned by Open when the key file (or the new key file of an
+	// interrupted Rekey) is open to its group or others (mode & 0o077 != 0); chmod 600 fixes it.
+	ErrKeyFileMode = errors.New("store: key file not owner-only")
 )
 
 // sealed is a secret as stored: only ciphertext. The id, owner and expiry are bound to it as
@@ -116,7 +121,11 @@ func loadKeyring(dir string, key []byte, old [][]byte) (*keyring, error) {
 		if key, err = readOrCreateKeyFile(filepath.Join(dir, KeyFileName)); err != nil {
 			return nil, err
 		}
-		if pending, err := os.ReadFile(filepath.Join(dir, KeyFileName+".new")); err == nil {
+		pending, err := readKeyFile(filepath.Join(dir, KeyFileName+".new"))
+		if errors.Is(err, ErrKeyFileMode) {
+			return nil, err
+		}
+		if err == nil {
 			if pk, err := ParseKey(string(pending)); err == nil {
 				if _, _, err := k.add(pk); err != nil {
 					return nil, err
@@ -133,22 +142,60 @@ func loadKeyring(dir string, key []byte, old [][]byte) (*keyring, error) {
 	return k, nil
 }
 
+// KeyFile is the path of the key file that holds the store's key, beside the journal, or ""
+// when the key was given in Options.Key (from BOT_ENCRYPTION_KEY). A key file travels with
+// every copy of the data folder (a backup, a volume snapshot), and so do the secrets it seals.
+func (s *Store) KeyFile() string {
+	if s.keys.fromEnv {
+		return ""
+	}
+	return filepath.Join(s.keys.dir, KeyFileName)
+}
+
 func readOrCreateKeyFile(path string) ([]byte, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readKeyFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := writeFileSync(path, []byte(NewKey()+"\n")); err != nil {
 			return nil, fmt.Errorf("store: create key file: %w", err)
 		}
-		raw, err = os.ReadFile(path)
+		raw, err = readKeyFile(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read key file: %w", err)
+		return nil, err
 	}
 	key, err := ParseKey(string(raw))
 	if err != nil {
 		return nil, fmt.Errorf("store: key file %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// readKeyFile reads a key file, refusing one that its group or others may read or write, as
+// ssh refuses such a private key: the mode is checked on the file opened, not on its name.
+// A missing file is os.ErrNotExist as is; a refusal is ErrKeyFileMode naming the file and the fix.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("store: read key file: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%w: %s has mode %04o, which lets its group or others at the key that seals new "+
+			"passwords; fix: chmod 600 %s (and if someone else may have read it, replace the key with bot rekey)",
+			ErrKeyFileMode, path, m, path)
+	}
+	raw, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("store: read key file: %w", err)
+	}
+	return raw, nil
 }
 
 // writeFileSync creates path 0600 with data, exclusively, and syncs it.

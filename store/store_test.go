@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -530,5 +531,116 @@ func TestBeginRollbackClaimsOnce(t *testing.T) {
 	}
 	if _, err := s.BeginRollback(e.ID, Entry{Action: "rollback"}, "U2"); err != nil {
 		t.Fatalf("after release: %v", err)
+	}
+}
+
+// TestKeyFileModeRefused checks that Open refuses a key file its group or others may read or
+// write, as ssh refuses such a private key, with a message naming the file and the fix; and
+// that the key is kept, so chmod 600 is all it takes.
+func TestKeyFileModeRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no Unix permission bits")
+	}
+	c := newClock()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.PutSecret("U1", []byte("pw-one"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, KeyFileName)
+	before, _ := os.ReadFile(path)
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o666, 0o620, 0o602, 0o610, 0o601, 0o777} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(dir, Options{Now: c.Now})
+		if err == nil {
+			s.Close()
+			t.Errorf("mode %04o: the key file was accepted", mode)
+			continue
+		}
+		if !errors.Is(err, ErrKeyFileMode) {
+			t.Errorf("mode %04o: %v, want ErrKeyFileMode", mode, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "chmod 600 "+path) ||
+			!strings.Contains(msg, fmt.Sprintf("mode %04o", mode)) {
+			t.Errorf("mode %04o: %q does not name the file, its mode and the fix", mode, msg)
+		}
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("a refused open changed the key file")
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400, 0o700} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(dir, Options{Now: c.Now})
+		if err != nil {
+			t.Fatalf("mode %04o: %v", mode, err)
+		}
+		if got := s.KeyFile(); got != path {
+			t.Errorf("KeyFile() = %q, want %q", got, path)
+		}
+		s.Close()
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, c)
+	if got, err := s.TakeSecret(id, "U1"); err != nil || string(got) != "pw-one" {
+		t.Fatalf("after chmod 600: %q %v", got, err)
+	}
+}
+
+// TestKeyFileModeRefusedBeforeFirstOpen: a key file made by hand with the usual umask (0644),
+// say with openssl rand -hex 32 > data/secret.key, is refused too, not silently used.
+func TestKeyFileModeRefusedBeforeFirstOpen(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no Unix permission bits")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, KeyFileName)
+	if err := os.WriteFile(path, []byte(NewKey()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrKeyFileMode) {
+		t.Fatalf("Open: %v, want ErrKeyFileMode", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the journal was created although the key file was refused")
+	}
+	// The new key file of an interrupted Rekey is held to the same rule.
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pending := path + ".new"
+	if err := os.WriteFile(pending, []byte(NewKey()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pending, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrKeyFileMode) || !strings.Contains(err.Error(), "chmod 600 "+pending) {
+		t.Fatalf("Open with a 0640 pending key: %v, want ErrKeyFileMode naming %s", err, pending)
+	}
+}
+
+func TestKeyFileIsEmptyWithAGivenKey(t *testing.T) {
+	k, _ := ParseKey(NewKey())
+	s, err := Open(t.TempDir(), Options{Key: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.KeyFile(); got != "" {
+		t.Fatalf("KeyFile() = %q with a given key, want \"\"", got)
 	}
 }

@@ -1,0 +1,84 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// RecoveryTTL is the life of a password kept so that a crash between setting it on MongoDB
+// and recording the outcome can still deliver it: long enough to outlast any outage, since
+// reconciliation, not a clock, decides when it is no longer needed. ExtendSecret gives it
+// the owner's reveal window once the result is posted.
+const RecoveryTTL = 10 * 365 * 24 * time.Hour
+
+// PeekSecret returns secret id to its owner without deleting it, so that it is deleted
+// (TakeSecret) only once it was delivered. Errors as TakeSecret's; an expired secret is
+// deleted. IMPORTANT: the caller must keep two reveals of one secret from overlapping.
+func (s *Store) PeekSecret(id, owner string) ([]byte, error) {
+	var plain []byte
+	now := s.now()
+	var expiredNow bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		rec, err := getSealed(b, id)
+		if err != nil {
+			return err
+		}
+		if rec.Owner != owner {
+			return ErrNotOwner
+		}
+		if !now.Before(rec.ExpiresAt) {
+			expiredNow = true
+			return b.Delete([]byte(id))
+		}
+		plain, err = s.keys.open(id, rec)
+		return err
+	})
+	if err == nil && expiredNow {
+		return nil, ErrExpired
+	}
+	return plain, err
+}
+
+// ExtendSecret seals secret id again with a time to live of ttl from now: a recovery copy
+// becomes a reveal with its own window, which starts when its owner is told.
+func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSecrets)
+		rec, err := getSealed(b, id)
+		if err != nil {
+			return err
+		}
+		if rec.Owner != owner {
+			return ErrNotOwner
+		}
+		plain, err := s.keys.open(id, rec)
+		if err != nil {
+			return err
+		}
+		fresh, err := s.keys.seal(id, owner, s.now().Add(ttl), plain)
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(fresh)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), raw)
+	})
+}
+
+func getSealed(b *bolt.Bucket, id string) (sealed, error) {
+	var rec sealed
+	raw := b.Get([]byte(id))
+	if raw == nil {
+		return rec, fmt.Errorf("%w: secret", ErrNotFound)
+	}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return rec, fmt.Errorf("store: decode secret: %w", err)
+	}
+	return rec, nil
+}
