@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mongobot/approvals"
@@ -33,6 +35,10 @@ type Config struct {
 	Schedules ScheduleConfig
 	// Metrics counts commands, decisions and actions (default: none).
 	Metrics Metrics
+	// Via, when set, names where commands are typed other than the chat platform ("console"):
+	// the people named there are not verified by it, so every request is journaled with it
+	// and every card says so.
+	Via string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -54,9 +60,28 @@ type Bot struct {
 	working  sync.WaitGroup
 	tm       *timers
 	inflight map[uint64]bool // journal entries claimed by this process (see claim)
-	cards    sync.Map        // request id -> *sync.Mutex serializing its card's updates
+	// claiming is held shared while an entry is created and claimed, and exclusively while
+	// the periodic check lists and claims what is executing: so the check never sees an
+	// entry between its creation and its claim (which would settle a running action).
+	claiming sync.RWMutex
+	cards    keyed           // request id -> the lock serializing its card's updates
+	reveals  keyed           // secret id -> the lock making one reveal deliver, then delete
+	targets  keyed           // connector and user -> the lock making actions on one user one at a time
 	noticed  map[uint64]bool // entries already reported as not checkable yet
+	panics   atomic.Int64
+	busy     atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
+	entered  atomic.Int64 // deliveries handed to HandleCommand or HandleClick
 }
+
+// add and done count one unit of work, for Shutdown and for Busy.
+func (b *Bot) add()  { b.busy.Add(1); b.working.Add(1) }
+func (b *Bot) done() { b.busy.Add(-1); b.working.Done() }
+
+// Busy is how many units of work (deliveries, actions, timers) are running now, and
+// Deliveries how many deliveries the bot was handed since it was made: a test that sent n
+// deliveries waits for Deliveries() == n and Busy() == 0 to know the bot is quiet.
+func (b *Bot) Busy() int64       { return b.busy.Load() }
+func (b *Bot) Deliveries() int64 { return b.entered.Load() }
 
 // claim marks journal entry id as being worked on by this process (its action running, or
 // its outcome being checked) until release is called; false when it already is. It keeps a
@@ -75,6 +100,66 @@ func (b *Bot) claim(id uint64) (release func(), ok bool) {
 	}, true
 }
 
+// begin creates a journal entry with create (a write-ahead step of the store) and claims it
+// in the same step, as far as the periodic check can tell: the check lists executing
+// entries only while no entry is between creation and claim.
+func (b *Bot) beginClaimed(create func() (store.Entry, error)) (store.Entry, func(), error) {
+	b.claiming.RLock()
+	defer b.claiming.RUnlock()
+	e, err := create()
+	if err != nil {
+		return e, func() {}, err
+	}
+	release, ok := b.claim(e.ID)
+	if !ok {
+		// Unreachable: a new id cannot be claimed already. Never run without a claim.
+		return e, func() {}, fmt.Errorf("journal entry #%d is already claimed", e.ID)
+	}
+	return e, release, nil
+}
+
+// claimExecuting claims every executing entry nobody in this process works on, for a check.
+func (b *Bot) claimExecuting() ([]store.Entry, []func(), error) {
+	b.claiming.Lock()
+	defer b.claiming.Unlock()
+	entries, err := b.store.Executing()
+	if err != nil {
+		return nil, nil, err
+	}
+	var mine []store.Entry
+	var releases []func()
+	for _, e := range entries {
+		if release, ok := b.claim(e.ID); ok {
+			mine, releases = append(mine, e), append(releases, release)
+		}
+	}
+	return mine, releases, nil
+}
+
+// lockTarget serializes actions on one user of one connector, and says whether an earlier
+// action on it is still unsettled (left executing by an outage or a crash): acting then would
+// let that entry be reconciled against a state this action made, and journaled wrongly. On
+// ok false, unlock has already been called.
+func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), pending store.Entry, ok bool) {
+	unlock = b.targets.lock(conn + "\x00" + u.String())
+	es, err := b.store.Executing()
+	if err != nil {
+		return unlock, store.Entry{}, true
+	}
+	for _, e := range es {
+		if e.Connector == conn && target(e.Args) == u {
+			unlock()
+			return func() {}, e, false
+		}
+	}
+	return unlock, store.Entry{}, true
+}
+
+// unsettled is the sentence for an action refused by lockTarget.
+func unsettled(u connector.UserRef, e store.Entry) string {
+	return fmt.Sprintf("journal #%d (%s) on the same user is still being checked against the server, so nothing else may change %s until it is settled; ask again then", e.ID, summary(e.Action, e.Connector, e.Args), code(u.String()))
+}
+
 // firstNotice reports whether entry id has not been reported as uncheckable before.
 func (b *Bot) firstNotice(id uint64) bool {
 	b.mu.Lock()
@@ -83,6 +168,35 @@ func (b *Bot) firstNotice(id uint64) bool {
 	b.noticed[id] = true
 	return first
 }
+
+// safely runs fn, turning a panic into a log line (with the stack) instead of the end of
+// the process: one bad request must not take every other one down. A journal entry the
+// panicking work held stays executing and its claim is released by the work's own defers,
+// so the periodic check reconciles it against the server.
+func (b *Bot) safely(what string, fn func()) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			b.panics.Add(1)
+			b.log.Error("panic recovered; the bot keeps serving", "in", what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
+	return false
+}
+
+// spawn runs fn on its own goroutine, safely, counted as work Shutdown waits for. Call it
+// only from work already begun (so the count is above zero).
+func (b *Bot) spawn(what string, fn func()) {
+	b.add()
+	go func() {
+		defer b.done()
+		b.safely(what, fn)
+	}()
+}
+
+// Panics is how many panics the bot recovered from (for tests and metrics).
+func (b *Bot) Panics() int64 { return b.panics.Load() }
 
 // New makes a bot. dir may be nil when no user groups are configured.
 func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
@@ -138,7 +252,7 @@ func (b *Bot) begin() bool {
 	if b.closed {
 		return false
 	}
-	b.working.Add(1)
+	b.add()
 	return true
 }
 
@@ -174,16 +288,29 @@ func (b *Bot) first(key string) bool {
 // enter admits one delivery: false (and the work is not done) when the bot is shutting down,
 // which the user is told, or when key was delivered before. On true, call b.working.Done.
 func (b *Bot) enter(ctx context.Context, channel, user, key string) bool {
+	b.entered.Add(1)
 	if !b.begin() {
 		b.private(ctx, channel, user, text("The bot is shutting down; try again in a minute."))
 		return false
 	}
 	if !b.first(key) {
-		b.working.Done()
+		b.done()
 		b.log.Info("duplicate delivery ignored", "key", key)
 		return false
 	}
 	return true
+}
+
+// recoverFor ends a panic in the work of one delivery: it is logged with its stack, counted,
+// and the person is told, and the bot goes on serving everyone else. Deferred directly.
+func (b *Bot) recoverFor(ctx context.Context, channel, user, what string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	b.panics.Add(1)
+	b.log.Error("panic recovered; the bot keeps serving", "in", what, "user", user, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	b.private(ctx, channel, user, text("Something went wrong inside the bot while handling your %s (it is logged for the operators). Check `%s history` and `%s requests` before trying again.", what, b.cfg.Slash, b.cfg.Slash))
 }
 
 // HandleCommand does what a slash command asks. It never returns an error: every outcome is
@@ -192,7 +319,8 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 	if !b.enter(ctx, in.Channel, in.User, in.Key) {
 		return
 	}
-	defer b.working.Done()
+	defer b.done()
+	defer b.recoverFor(ctx, in.Channel, in.User, "command")
 	cmd, err := commands.Parse(in.Text)
 	if err != nil {
 		b.cfg.Metrics.Command("invalid")
@@ -204,9 +332,9 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 	}
 	b.log.Info("command", "user", in.User, "verb", cmd.Verb, "connector", cmd.Connector)
 	b.cfg.Metrics.Command(cmd.Verb)
-	who := b.who(ctx, in.User)
+	var who approvals.Who
 	if cmd.Verb != commands.Help {
-		if err := b.cfg.Policy.MayRequest(who); err != nil {
+		if who, err = b.mayRequest(ctx, in.User); err != nil {
 			b.private(ctx, in.Channel, in.User, text("Sorry, %v.", err))
 			return
 		}
@@ -241,19 +369,37 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 	}
 }
 
-// who is user with their groups; a directory failure leaves the groups empty (the policy then
-// judges by user id alone) and is logged.
-func (b *Bot) who(ctx context.Context, user string) approvals.Who {
+// who is user with their groups. On a directory failure the groups are empty and the error
+// is returned: a decision that needs them must then fail closed (see unknownGroups).
+func (b *Bot) who(ctx context.Context, user string) (approvals.Who, error) {
 	w := approvals.Who{User: user}
 	if b.dir == nil {
-		return w
+		return w, nil
 	}
 	groups, err := b.dir.Groups(ctx, user)
 	if err != nil {
 		b.log.Warn("user groups unavailable", "user", user, "err", err)
+		return w, err
 	}
 	w.Groups = groups
-	return w
+	return w, nil
+}
+
+// errGroupsUnknown refuses a decision that depends on user-group membership Slack could not
+// tell just now: access and approval fail closed.
+var errGroupsUnknown = errors.New("your user groups could not be read from Slack just now, so the bot cannot tell whether you may do this; nothing was done, try again in a minute")
+
+// mayRequest is who user is, if the access list lets them use the bot. A user listed by id
+// passes even when Slack cannot list groups; anyone else then gets errGroupsUnknown.
+func (b *Bot) mayRequest(ctx context.Context, user string) (approvals.Who, error) {
+	w, gerr := b.who(ctx, user)
+	if err := b.cfg.Policy.MayRequest(w); err != nil {
+		if gerr != nil {
+			return w, errGroupsUnknown
+		}
+		return w, err
+	}
+	return w, nil
 }
 
 // private shows m to user only: an ephemeral message in channel, or a direct message when
@@ -281,7 +427,7 @@ func (b *Bot) connector(name string) (Mongo, error) {
 	m, ok := b.cfg.Connectors[name]
 	if !ok {
 		names := b.connectorNames()
-		return nil, fmt.Errorf("there is no connector %q; the connectors are: %s", name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("there is no connector %q; the connectors are: %s", esc(name), esc(strings.Join(names, ", ")))
 	}
 	return m, nil
 }
@@ -302,10 +448,10 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 		info, err := b.cfg.Connectors[name].Discover(cctx)
 		cancel()
 		if err != nil {
-			lines = append(lines, fmt.Sprintf("• *%s*: unhealthy: %s", name, sentence(err)))
+			lines = append(lines, fmt.Sprintf("• *%s*: unhealthy: %s", esc(name), sentence(err)))
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("• *%s*: %s", name, info))
+		lines = append(lines, fmt.Sprintf("• *%s*: %s", esc(name), esc(info.String())))
 	}
 	if len(lines) == 0 {
 		return text("No connectors are configured.")
@@ -346,7 +492,7 @@ func (b *Bot) usersMessage(ctx context.Context, cmd commands.Command) Message {
 		if rs == "" {
 			rs = "no roles"
 		}
-		lines = append(lines, fmt.Sprintf("• `%s`: %s", u.UserRef, rs))
+		lines = append(lines, fmt.Sprintf("• `%s`: %s", code(u.UserRef.String()), esc(rs)))
 	}
 	return paged(fmt.Sprintf("*Users on %s* (%s, %d)", cmd.Connector, where, len(users)), lines)
 }
@@ -376,7 +522,7 @@ func (b *Bot) historyMessage(n int) Message {
 	}
 	var lines []string
 	for _, e := range es {
-		line := fmt.Sprintf("• #%d %s %s by <@%s>: %s", e.ID, clock(e.CreatedAt), summary(e.Action, e.Connector, e.Args), e.Requester, entryState(e))
+		line := fmt.Sprintf("• #%d %s %s by %s: %s", e.ID, clock(e.CreatedAt), summary(e.Action, e.Connector, e.Args), actor(e.Requester), entryState(e))
 		lines = append(lines, line)
 	}
 	return paged("*Journal*", lines)
@@ -393,7 +539,21 @@ func entryState(e store.Entry) string {
 	if e.Error != "" {
 		s += ": " + e.Error
 	}
+	if !e.UndoAt.IsZero() && e.State == store.EntryDone {
+		s += "; temporary, ends " + clock(e.UndoAt)
+		if e.UndoTries > 0 {
+			s += fmt.Sprintf(" — OVERDUE: ending it failed %d time(s), last: %s", e.UndoTries, e.UndoError)
+		}
+	}
 	return s
+}
+
+// actor is who did something, for lists: a person, or the bot itself.
+func actor(user string) string {
+	if user == botActor || user == "" {
+		return "the bot"
+	}
+	return "<@" + user + ">"
 }
 
 // paged puts a title and lines into sections that fit Slack's limits (3,000 characters per
@@ -447,6 +607,7 @@ func sentence(err error) string {
 	if errors.As(err, &ce) {
 		s = ce.Msg
 	}
+	s = esc(s)
 	if !strings.HasSuffix(s, ".") {
 		s += "."
 	}

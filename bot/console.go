@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Console is the terminal as the chat, like Hubot's shell adapter: lines typed (or piped) are
@@ -211,6 +212,26 @@ func (c *Console) Run(ctx context.Context, in io.Reader, h Handler, prompt func(
 				return nil
 			}
 			fmt.Fprintf(c.out, "  ! %v\n", err)
+		}
+		quiet(ctx, h)
+	}
+}
+
+// quiet waits, when h can say so, until what the last line started has finished (an action
+// runs beside the click that approved it): a console shows each line's whole outcome before
+// it reads the next, as a person at a terminal expects.
+func quiet(ctx context.Context, h Handler) {
+	b, ok := h.(interface{ Busy() int64 })
+	if !ok {
+		return
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for b.Busy() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -98,7 +98,10 @@ func TestGrantRevokeAndRollback(t *testing.T) {
 		t.Fatal("role not granted on the server")
 	}
 	e.click(dev, res, bot.TextRollback)
-	e.result(card, "*Done*, journal #2", "rollback of #1")
+	// Undoing a grant is a revoke-role: judged, and approved, as one.
+	e.private(dev, "performs revoke-role, which needs approval under the policy of revoke-role on prod")
+	rc := e.approveRollback(1, alice)
+	e.result(rc, "*Done*, journal #2", "rollback of #1")
 	if e.state("app").HasRole(read) {
 		t.Fatal("rollback did not revoke the role")
 	}
@@ -113,14 +116,16 @@ func TestGrantRevokeAndRollback(t *testing.T) {
 	// Revoke, and roll back by command: the role comes back.
 	rw := connector.Role{Name: "readWrite", DB: "shop"}
 	e.command(dev, "revoke-role prod app readWrite@shop")
-	card = e.card("Request #2", "revoke-role")
+	card = e.card("Request #3", "revoke-role")
 	e.click(bob, card, bot.TextApprove)
 	e.result(card, "*Done*, journal #3")
 	if e.state("app").HasRole(rw) {
 		t.Fatal("role not revoked")
 	}
 	e.command(dev, "rollback 3")
-	e.result(card, "*Done*, journal #4")
+	rc = e.approveRollback(3, bob)
+	rc = e.cardSays(rc, "judged as grant-role")
+	e.result(rc, "*Done*, journal #4")
 	if !e.state("app").HasRole(rw) {
 		t.Fatal("rollback did not grant the role again")
 	}
@@ -141,7 +146,12 @@ func TestCreateReadOnlyUserAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.click(alice, res, bot.TextRollback)
-	e.result(card, "journal #2", "*Done*")
+	// Undoing a creation is a drop-user: on prod that needs two approvers, not alice, who asked.
+	rc := e.approveRollback(1, alice)
+	e.private(alice, "cannot approve your own request")
+	e.click(bob, rc, bot.TextApprove)
+	e.click(carol, rc, bot.TextApprove)
+	e.result(rc, "journal #2", "*Done*")
 	if e.state("reporter").Exists {
 		t.Fatal("rollback did not drop the user")
 	}
@@ -190,17 +200,18 @@ func TestLockUnlock(t *testing.T) {
 	e.command(dev, "lock-user prod app")
 	e.private(dev, "already locked", "Nothing was requested")
 	e.click(dev, res, bot.TextRollback)
-	e.result(card, "journal #2", "*Done*")
+	rc := e.approveRollback(1, alice)
+	e.result(rc, "journal #2", "*Done*")
 	if err := e.login("app", pw); err != nil {
 		t.Fatalf("unlocked user cannot log in: %v", err)
 	}
 	// unlock-user by command restores what the journal says the lock replaced.
 	e.command(dev, "lock-user prod app")
-	c2 := e.card("Request #2")
+	c2 := e.card("Request #3")
 	e.click(alice, c2, bot.TextApprove)
 	e.result(c2, "*Done*")
 	e.command(dev, "unlock-user prod app")
-	c3 := e.card("Request #3")
+	c3 := e.card("Request #4")
 	e.click(alice, c3, bot.TextApprove)
 	e.result(c3, "*Done*")
 	if st := e.state("app"); st.Locked() || len(st.Restrictions) != 0 {
@@ -333,7 +344,8 @@ func TestRollbackRefusedOnDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.click(dev, res, bot.TextRollback)
-	e.result(card, "*Failed*", "Rollback refused", "role dbAdmin@shop was added since")
+	rc := e.approveRollback(1, alice)
+	e.result(rc, "*Failed*", "Rollback refused", "role dbAdmin@shop was added since")
 	if !e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
 		t.Fatal("a refused rollback changed the user")
 	}
@@ -357,7 +369,7 @@ func TestBadInputSpeaks(t *testing.T) {
 		{"grant-role prod app read@bad.db", "database"},
 		{`schedule rotate-password prod app "every day"`, "is not a cron spec"},
 		{`schedule rotate-password prod app "@every 10s"`, "more often than once a minute"},
-		{"unschedule 9", "There is no active schedule #9"},
+		{"unschedule 9", "There is no schedule #9"},
 		{"rotate-password atlas app", "atlas is a MongoDB Atlas cluster"},
 	} {
 		e.command(dev, c.text)
@@ -404,7 +416,7 @@ func TestPolicyWithoutApprovalAndRollbackWithApproval(t *testing.T) {
 		t.Fatal("not revoked")
 	}
 	e.click(dev, res, bot.TextRollback)
-	e.private(dev, "needs approval under the policy: request #2")
+	e.private(dev, "performs grant-role, which needs approval under the policy of grant-role on prod: request #2")
 	rb := e.card("Request #2", "rollback of #1")
 	e.click(dev, rb, bot.TextApprove)
 	e.private(dev, "not an approver")
@@ -496,7 +508,8 @@ func TestMongoStopsMidFlow(t *testing.T) {
 	e.checkUntil("the outcome", slacktest.Containing("Journal #2", "it is now done"))
 	e.cardSays(card, "*Done*")
 	e.command(dev, "rollback 2")
-	e.result(card, "*Done*, journal #3", "rollback of #2")
+	rc := e.approveRollback(2, alice)
+	e.result(rc, "*Done*, journal #3", "rollback of #2")
 	if e.state("app").HasRole(read) {
 		t.Fatal("the rollback of a reconciled grant did not revoke it")
 	}
@@ -504,7 +517,7 @@ func TestMongoStopsMidFlow(t *testing.T) {
 	// The server goes down after the card is posted and stays down while the outcome is
 	// checked: the entry stays executing until a check can read the server.
 	e.command(dev, "grant-role prod app read@shop")
-	card = e.card("Request #3")
+	card = e.card("Request #4")
 	e.emu.Inject(mongotest.Fault{Drop: true})
 	e.emu.DropConnections()
 	e.click(alice, card, bot.TextApprove)

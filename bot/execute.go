@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +49,12 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		b.failRequest(ctx, r, 0, capital(err.Error()))
 		return
 	}
+	unlock, pending, ok := b.lockTarget(r.Connector, target(r.Args))
+	if !ok {
+		b.failRequest(ctx, r, 0, unsettled(target(r.Args), pending))
+		return
+	}
+	defer unlock()
 	// actx bounds the work on MongoDB; reporting afterwards uses ctx, which the action's
 	// timeout does not end.
 	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
@@ -61,17 +66,16 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	if pre, err := m.State(actx, target(r.Args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
-	e, err = b.store.BeginEntry(e, "bot")
+	// The entry is claimed as it is created, and stays claimed until its outcome is recorded
+	// or checked, so the periodic check never runs beside it.
+	e, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginEntry(e, "bot") })
 	if err != nil {
 		b.log.Error("journal write-ahead", "request", r.ID, "err", err)
 		b.failRequest(ctx, r, 0, fmt.Sprintf("the journal could not record it (%v), so it was not run", err))
 		return
 	}
-	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
-	// The entry stays claimed until its outcome is recorded or checked, so the periodic
-	// check never runs beside it.
-	release, _ := b.claim(e.ID)
 	defer release()
+	r, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
 	out := b.apply(actx, m, e)
 	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
 		b.uncertain(ctx, r.Card, e, out.err)
@@ -93,7 +97,7 @@ func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entr
 		m = text(":rotating_light: Journal #%d (%s): %s The bot keeps trying from the journal and tells you when it is back.",
 			e.ID, summary(e.Action, e.Connector, e.Args), sentence(err))
 	}
-	b.tell(ctx, card, e.Requester, m)
+	b.tell(ctx, card, b.told(e), m)
 	cur, gerr := b.store.Entry(e.ID)
 	if gerr != nil {
 		return
@@ -108,8 +112,12 @@ func (b *Bot) uncertain(ctx context.Context, card store.MessageRef, e store.Entr
 func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 	u := target(e.Args)
 	var out outcome
+	var sealedPw secret.String // the new password, as sealed for its owner
 	seal := func(pw secret.String) error {
-		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
+		sealedPw = pw
+		// The recovery copy lives until the outcome is settled; the owner's reveal window
+		// starts when they are offered it (finish, or reconciliation).
+		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), store.RecoveryTTL)
 		if err != nil {
 			return fmt.Errorf("the new password could not be sealed in the store (%v), so nothing was changed", err)
 		}
@@ -144,7 +152,7 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 			}
 		}
 		if errors.Is(out.err, connector.ErrRecreateFailed) {
-			out = b.recover(ctx, m, e, u, out)
+			out = b.recover(ctx, m, e, u, out, sealedPw)
 		}
 	case commands.GrantRole, commands.RevokeRole:
 		role, err := connector.ParseRole(e.Args["role"])
@@ -157,13 +165,7 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 			out.change, out.err = m.RevokeRole(ctx, u, role)
 		}
 	case commands.CreateReadOnlyUser:
-		var pw secret.String
-		out.change, pw, out.err = m.CreateReadOnlyUser(ctx, u, e.Args["db"])
-		if out.err == nil {
-			if err := seal(pw); err != nil {
-				out.change.Warnings = append(out.change.Warnings, "the new user exists but its password could not be kept for you; rotate its password to get one")
-			}
-		}
+		out.change, _, out.err = m.CreateReadOnlyUser(ctx, u, e.Args["db"], seal)
 	case commands.DropUser:
 		out.change, out.err = m.DropUser(ctx, u, journalPre)
 	case commands.LockUser:
@@ -178,27 +180,20 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 
 // recover answers a --logout-all rotation whose user was dropped and not re-created: it tries
 // once more, at once, from the pre-image the connector returned (and the journal holds), with
-// a fresh password sealed for the owner. If that fails too the entry stays executing, and
-// reconciliation re-creates the user from the journal later.
-func (b *Bot) recover(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, out outcome) outcome {
+// the same password, already sealed for the owner: whichever attempt took, logging in with it
+// tells. If that fails too the entry stays executing, and reconciliation re-creates the user
+// from the journal later, with that password again.
+func (b *Bot) recover(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, out outcome, pw secret.String) outcome {
 	pre := out.change.Before
-	ch, pw, err := m.Recreate(ctx, u, pre)
+	ch, _, err := m.Recreate(ctx, u, pre, pw)
 	if err != nil {
 		b.log.Error("re-create after --logout-all", "entry", e.ID, "err", err)
 		return out
 	}
-	if out.secretID != "" {
-		_, _ = b.store.TakeSecret(out.secretID, e.Requester) // the password of the failed create
-	}
-	id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
-	if err != nil {
-		ch.Warnings = append(ch.Warnings, "the user is re-created but its new password could not be kept for you; rotate it again")
-		id = ""
-	}
 	ch.Action, ch.Before = commands.RotatePassword, pre
 	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
 	ch.Notes = append([]string{"re-creating the user after the drop failed once (" + sentence(out.err) + "); the second attempt, from its journaled pre-image, worked: every existing connection loses its authentication at its next command"}, ch.Notes...)
-	return outcome{change: ch, secretID: id}
+	return outcome{change: ch, secretID: out.secretID}
 }
 
 func maybeApplied(err error) bool {
@@ -270,7 +265,7 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 		_, _ = b.store.TakeSecret(out.secretID, e.Requester) // never set: forget it
 	}
 	if !undoAt.IsZero() && err == nil {
-		b.scheduleTemporary(e.ID, undoAt)
+		b.scheduleTemporary(e.ID, undoAt, undoAt)
 	}
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
 	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
@@ -285,10 +280,22 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 // report posts the result in the card's thread (or the approvals channel) with Roll back
 // where there is an undo, tells the requester, and hands a new password to its owner.
 func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, out outcome) {
-	b.tell(ctx, r.Card, e.Requester, b.result(e, ch, out.err))
+	b.tell(ctx, r.Card, b.told(e), b.result(e, ch, out.err))
 	if out.err == nil && out.secretID != "" {
 		b.offerReveal(ctx, e.Requester, out.secretID, target(e.Args), e.Connector)
 	}
+}
+
+// told is who hears about entry e: its requester, or for the bot's own end of a temporary
+// action, the requester of the action it ended.
+func (b *Bot) told(e store.Entry) string {
+	if e.Requester != botActor {
+		return e.Requester
+	}
+	if orig, err := b.store.Entry(e.RollbackOf); err == nil {
+		return orig.Requester
+	}
+	return ""
 }
 
 // tell posts m in the thread of card (top level in the approvals channel when there is no
@@ -299,7 +306,9 @@ func (b *Bot) tell(ctx context.Context, card store.MessageRef, user string, m Me
 		b.log.Error("post", "err", err)
 	}
 	m.Thread = ""
-	b.dm(ctx, user, m)
+	if user != "" {
+		b.dm(ctx, user, m)
+	}
 }
 
 // closeRequest moves request id from executing to done or failed, as its entry ended, and
@@ -325,27 +334,27 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 			{Text: fmt.Sprintf(":x: *Failed*, journal #%d: %s\n%s", e.ID, s, sentence(err))},
 		}}
 		if why := e.Args["reason"]; why != "" {
-			m.Blocks = append(m.Blocks, Block{Context: "Reason: " + why})
+			m.Blocks = append(m.Blocks, Block{Context: "Reason: " + esc(why)})
 		}
 		return m
 	}
-	fields := []Field{{"Before", ch.Before.Describe()}, {"After", ch.After.Describe()}}
+	fields := []Field{{"Before", esc(ch.Before.Describe())}, {"After", esc(ch.After.Describe())}}
 	if why := e.Args["reason"]; why != "" {
-		fields = append(fields, Field{"Reason", why})
+		fields = append(fields, Field{"Reason", esc(why)})
 	}
 	if len(ch.Notes) > 0 {
-		fields = append(fields, Field{"Notes", strings.Join(ch.Notes, "\n")})
+		fields = append(fields, Field{"Notes", esc(strings.Join(ch.Notes, "\n"))})
 	}
 	if len(ch.Warnings) > 0 {
-		fields = append(fields, Field{"Warnings", strings.Join(ch.Warnings, "\n")})
+		fields = append(fields, Field{"Warnings", esc(strings.Join(ch.Warnings, "\n"))})
 	}
 	m := Message{Text: fmt.Sprintf("Journal #%d: %s done", e.ID, s), Blocks: []Block{
 		{Text: fmt.Sprintf(":white_check_mark: *Done*, journal #%d: %s", e.ID, s)}, {Fields: fields}}}
 	if ch.Undo != nil {
-		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + ch.Undo.Describe},
-			Block{Buttons: []Button{{Text: TextRollback, Action: ActRollback, Value: strconv.FormatUint(e.ID, 10)}}})
+		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + esc(ch.Undo.Describe) + " (judged by the policy of " + performs(ch.Undo) + ")"},
+			Block{Buttons: []Button{{Text: TextRollback, Action: ActRollback, Value: buttonValue(e.ID, e.Token)}}})
 	} else if ch.NoUndo != "" {
-		m.Blocks = append(m.Blocks, Block{Context: "No rollback: " + ch.NoUndo})
+		m.Blocks = append(m.Blocks, Block{Context: "No rollback: " + esc(ch.NoUndo)})
 	}
 	return m
 }
@@ -359,18 +368,34 @@ func (b *Bot) failRequest(ctx context.Context, r store.Request, entry uint64, wh
 	b.dm(ctx, r.Requester, text("Request #%d (%s) failed: %s.", r.ID, summary(r.Action, r.Connector, r.Args), strings.TrimSuffix(why, ".")))
 }
 
-// offerReveal sends the owner of a new password a private message with Reveal password.
+// offerReveal sends the owner of a new password a private message with Reveal password. The
+// owner's window starts now: the sealed copy is given the reveal TTL from this moment.
 func (b *Bot) offerReveal(ctx context.Context, owner, secretID string, u connector.UserRef, conn string) {
+	if err := b.store.ExtendSecret(secretID, owner, b.cfg.RevealTTL); err != nil {
+		b.log.Error("start the reveal window", "err", err)
+	}
 	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", u, conn), Blocks: []Block{
 		{Text: fmt.Sprintf(":key: A new password for `%s` on *%s* is ready. Only you can reveal it, once, until %s; then it is gone for good.",
-			u, conn, clock(b.now().Add(b.cfg.RevealTTL)))},
+			code(u.String()), esc(conn), clock(b.now().Add(b.cfg.RevealTTL)))},
 		{Buttons: []Button{{Text: TextReveal, Action: ActReveal, Value: secretID, Style: "primary"}}},
 	}})
 }
 
-// reveal shows a sealed password to the one who clicked, if they own it, once.
+// reveal shows a sealed password to the one who clicked, if they own it and may still use
+// the bot, once. It delivers first and deletes after: a failed delivery leaves the password
+// sealed and the button working. One reveal of a secret at a time, so two fast clicks
+// cannot both deliver it.
 func (b *Bot) reveal(ctx context.Context, c Click) {
-	pw, err := b.store.TakeSecret(c.Value, c.User)
+	defer b.reveals.lock(c.Value)()
+	if _, err := b.mayRequest(ctx, c.User); err != nil {
+		b.private(ctx, c.Channel, c.User, text("Sorry, %v. The password stays sealed until it expires.", err))
+		if errors.Is(err, approvals.ErrNotAllowed) {
+			b.log.Warn("reveal refused: the owner lost access", "user", c.User)
+			b.announce(ctx, fmt.Sprintf("<@%s> pressed Reveal password but may no longer use the bot, so the password was not shown; it expires unrevealed. Rotate the password again if an application needs a new one.", c.User))
+		}
+		return
+	}
+	pw, err := b.store.PeekSecret(c.Value, c.User)
 	var msg string
 	switch {
 	case err == nil:
@@ -379,8 +404,12 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 			{Text: "```" + string(pw) + "```"},
 		}}
 		if err := b.chat.Ephemeral(ctx, c.Channel, c.User, m); err != nil {
-			b.log.Error("reveal", "err", err)
+			b.log.Error("reveal: delivery failed; the password stays sealed", "err", err)
+			b.private(ctx, c.Channel, c.User, text("The password could not be shown just now (%v); it is still sealed: press Reveal password again.", err))
 			return
+		}
+		if _, err := b.store.TakeSecret(c.Value, c.User); err != nil {
+			b.log.Error("reveal: delete after delivery", "err", err)
 		}
 		msg = fmt.Sprintf("Revealed to <@%s> %s; it is no longer stored.", c.User, clock(b.now()))
 	case errors.Is(err, store.ErrNotOwner):
@@ -403,28 +432,38 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 	}
 }
 
-// HandleClick does what a button press asks.
+// HandleClick does what a button press asks. Nothing in a click is trusted: the value names
+// a record and carries its token, and who may do what is judged from the journal and the
+// policy now.
 func (b *Bot) HandleClick(ctx context.Context, c Click) {
 	if !b.enter(ctx, c.Channel, c.User, c.Key) {
 		return
 	}
-	defer b.working.Done()
+	defer b.done()
+	defer b.recoverFor(ctx, c.Channel, c.User, "click")
 	b.log.Info("click", "user", c.User, "action", c.Action)
 	switch c.Action {
 	case ActApprove, ActDeny:
 		b.vote(ctx, c, c.Action == ActApprove)
 	case ActRollback:
-		id, err := strconv.ParseUint(c.Value, 10, 64)
-		if err != nil {
+		id, token, ok := parseButton(c.Value)
+		if !ok {
+			b.refuseClick(ctx, c, "This Roll back button does not name a journal entry (it may come from an older version of the bot); use `"+b.cfg.Slash+" rollback <journal-id>`.")
 			return
 		}
-		who := b.who(ctx, c.User)
-		if err := b.cfg.Policy.MayRequest(who); err != nil {
+		if e, err := b.store.Entry(id); err != nil || !store.TokenMatches(e.Token, token) {
+			b.refuseClick(ctx, c, fmt.Sprintf("This Roll back button does not belong to journal #%d as the journal knows it (a stale or forged button).", id))
+			return
+		}
+		who, err := b.mayRequest(ctx, c.User)
+		if err != nil {
 			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
 			return
 		}
 		b.startRollback(ctx, c.Channel, who, id, "")
 	case ActReveal:
 		b.reveal(ctx, c)
+	default:
+		b.refuseClick(ctx, c, "This button is not one the bot knows.")
 	}
 }

@@ -332,6 +332,17 @@ func (e *env) result(card slacktest.Message, parts ...string) slacktest.Message 
 	})
 }
 
+// approveRollback waits for the approval card of a rollback of journal #id (a rollback is
+// judged by the policy of the action it performs) and approves it as each approver.
+func (e *env) approveRollback(id int, approvers ...string) slacktest.Message {
+	e.t.Helper()
+	card := e.card(fmt.Sprintf("rollback of #%d", id))
+	for _, a := range approvers {
+		e.click(a, card, bot.TextApprove)
+	}
+	return card
+}
+
 // createUser makes a user on the server through the test's own connector and returns its password.
 func (e *env) createUser(name string, roles ...connector.Role) string {
 	e.t.Helper()
@@ -412,7 +423,9 @@ func (e *env) checkNoSecrets() {
 				continue
 			}
 			if c.Method == "chat.postEphemeral" && strings.Contains(c.Args.Get("blocks"), "Your new password") {
-				reveals++
+				if c.Error == "" { // a refused call showed it to nobody
+					reveals++
+				}
 				continue
 			}
 			e.t.Errorf("a secret was sent to Slack in %s", c.Method)

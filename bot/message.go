@@ -87,7 +87,7 @@ func (m Message) Plain(first int) (string, []Button) {
 			b.WriteString("  " + strings.Join(parts, " ") + "\n")
 		}
 	}
-	return strings.TrimRight(b.String(), "\n"), buttons
+	return unescape.Replace(strings.TrimRight(b.String(), "\n")), buttons
 }
 
 func text(format string, a ...any) Message {

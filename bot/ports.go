@@ -43,6 +43,8 @@ type Mongo interface {
 	Name() string
 	// Atlas reports a MongoDB Atlas connection, where users cannot be managed over the wire.
 	Atlas() bool
+	// Account is the user the connector logs in as: no action may target it.
+	Account() connector.UserRef
 	Discover(ctx context.Context) (connector.ServerInfo, error)
 	Users(ctx context.Context, db string) ([]connector.User, error)
 	State(ctx context.Context, u connector.UserRef) (connector.UserState, error)
@@ -50,12 +52,12 @@ type Mongo interface {
 	RotatePassword(ctx context.Context, o connector.RotateOptions) (connector.Change, secret.String, error)
 	GrantRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
 	RevokeRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
-	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string) (connector.Change, secret.String, error)
+	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string, beforeApply func(secret.String) error) (connector.Change, secret.String, error)
 	DropUser(ctx context.Context, u connector.UserRef, beforeDrop func(connector.UserState) error) (connector.Change, error)
 	Supports(ctx context.Context, action string, killSessions bool) error
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
-	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState) (connector.Change, secret.String, error)
+	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState, pw secret.String) (connector.Change, secret.String, error)
 	Undo(ctx context.Context, ch connector.Change) (connector.Change, error)
 	Close(ctx context.Context) error
 }

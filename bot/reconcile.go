@@ -25,16 +25,16 @@ const (
 // ReconcileStale settles entries left executing by an action whose MongoDB stopped answering
 // mid-way (never those running now). The bot calls it every minute.
 func (b *Bot) ReconcileStale(ctx context.Context) {
-	entries, err := b.store.Executing()
+	entries, releases, err := b.claimExecuting()
 	if err != nil {
 		b.log.Error("reconcile: list executing entries", "err", err)
 		return
 	}
-	for _, e := range entries {
-		if release, ok := b.claim(e.ID); ok {
+	for i, e := range entries {
+		b.safely("reconcile", func() {
+			defer releases[i]()
 			b.reconcileEntry(ctx, e, afterOutage)
-			release()
-		}
+		})
 	}
 }
 
@@ -45,13 +45,16 @@ func (b *Bot) ReconcileStale(ctx context.Context) {
 // without an entry were never run and are marked failed. An entry whose server cannot be
 // reached stays executing, for the next start.
 func (b *Bot) Reconcile(ctx context.Context) {
-	entries, err := b.store.Executing()
+	entries, releases, err := b.claimExecuting()
 	if err != nil {
 		b.log.Error("reconcile: list executing entries", "err", err)
 		return
 	}
-	for _, e := range entries {
-		b.reconcileEntry(ctx, e, afterRestart)
+	for i, e := range entries {
+		b.safely("reconcile", func() {
+			defer releases[i]()
+			b.reconcileEntry(ctx, e, afterRestart)
+		})
 	}
 	rs, _, err := b.store.Requests(0, 1<<20, approvals.Approved, approvals.Executing)
 	if err != nil {
@@ -139,7 +142,7 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 		has := now.HasRole(role)
 		applied(has == (e.Action == commands.GrantRole), "the server shows the change applied", "the server shows it was not applied; nothing changed")
 	case commands.CreateReadOnlyUser:
-		applied(now.Exists, "the user exists, but its password was lost with the restart: rotate it to get one", "the user was not created")
+		settled = b.reconcileCreate(ctx, m, e, u, before, now, why)
 	case commands.DropUser:
 		applied(!now.Exists, "the user is gone", "the user still exists; nothing changed")
 	case commands.LockUser:
@@ -261,20 +264,35 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 			b.notYet(ctx, e, why) // its createUser may still land
 			return false
 		}
-		ch, pw, err := m.Recreate(ctx, u, before)
+		// The same password the rotation sealed before it dropped the user: whichever
+		// attempt created it, logging in with it tells.
+		var pw secret.String
+		if e.PendingSecret != "" {
+			if raw, err := b.store.PeekSecret(e.PendingSecret, e.Requester); err == nil {
+				pw = secret.New(string(raw))
+			}
+		}
+		ch, made, err := m.Recreate(ctx, u, before, pw)
 		if err != nil {
 			// The user is gone and its pre-image is in the journal: keep the entry open and
 			// keep trying rather than give up on it.
 			b.log.Error("reconcile: re-create", "entry", e.ID, "err", err)
 			if b.firstNotice(e.ID) {
-				b.announce(ctx, fmt.Sprintf(":rotating_light: Journal #%d: %s is still missing on %s and re-creating it from its journaled pre-image failed (%s) The bot retries every minute; `bot journal show %d` has the pre-image.",
-					e.ID, u, e.Connector, sentence(err), e.ID))
+				b.announce(ctx, fmt.Sprintf(":rotating_light: Journal #%d: `%s` is still missing on %s and re-creating it from its journaled pre-image failed (%s) The bot retries every minute; `bot journal show %d` has the pre-image.",
+					e.ID, code(u.String()), e.Connector, sentence(err), e.ID))
 			}
 			return false
 		}
-		id, err := b.store.PutSecret(e.Requester, []byte(pw.Reveal()), b.cfg.RevealTTL)
-		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with a new password")
-		if err == nil {
+		id := e.PendingSecret
+		if pw.Empty() {
+			// No sealed password was left (an entry from an older version): keep the new one.
+			var perr error
+			if id, perr = b.store.PutSecret(e.Requester, []byte(made.Reveal()), store.RecoveryTTL); perr != nil {
+				id = ""
+			}
+		}
+		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with the new password")
+		if id != "" {
 			b.offerReveal(ctx, e.Requester, id, u, e.Connector)
 		}
 		return true
@@ -283,30 +301,63 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		b.settle(ctx, e, store.EntryFailed, &now, why, "the bot stopped before a new password was made; nothing changed")
 		return true
 	}
-	raw, err := b.store.TakeSecret(e.PendingSecret, e.Requester)
+	raw, err := b.store.PeekSecret(e.PendingSecret, e.Requester)
 	if err != nil {
 		b.settle(ctx, e, store.EntryUnknown, &now, why, "the sealed new password is gone ("+err.Error()+"); rotate again to be sure of the password")
 		return true
 	}
-	pw := secret.New(string(raw))
-	if err := m.Login(ctx, u, pw); err != nil {
+	if err := m.Login(ctx, u, secret.New(string(raw))); err != nil {
+		if len(now.Restrictions) > 0 {
+			// Authentication restrictions (the bot's lock among them) refuse every login,
+			// so a failed login says nothing of the password: a person must look. The
+			// sealed password is offered, since it may well be the one in force.
+			b.settle(ctx, e, store.EntryUnknown, &now, why, "the user has authentication restrictions (it may be locked), so logging in cannot tell whether the new password was set; the new password is offered to its owner, and the old one may still be the one in force: rotate again once the user can log in")
+			b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
+			return true
+		}
 		if b.young(e) {
-			// Seal it again for the next check: the updateUser may still land.
-			if id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL); err == nil {
-				_, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.PendingSecret = id; return nil })
-			}
-			b.notYet(ctx, e, why)
+			b.notYet(ctx, e, why) // the updateUser may still land; the sealed copy stays
 			return false
 		}
+		b.forgetSecret(e)
 		b.settle(ctx, e, store.EntryFailed, &now, why, "logging in with the new password fails, so it was not set; the old password still works")
 		return true
 	}
-	id, err := b.store.PutSecret(e.Requester, raw, b.cfg.RevealTTL)
 	b.settle(ctx, e, store.EntryDone, &now, why, "logging in with the new password works, so the rotation took effect")
-	if err == nil {
-		b.offerReveal(ctx, e.Requester, id, u, e.Connector)
-	}
+	b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
 	return true
+}
+
+// reconcileCreate settles a create-readonly-user: the user exists or not, and the password
+// sealed before it was created is offered when logging in with it works.
+func (b *Bot) reconcileCreate(ctx context.Context, m Mongo, e store.Entry, u connector.UserRef, before, now connector.UserState, why string) bool {
+	if !now.Exists {
+		if b.young(e) {
+			b.notYet(ctx, e, why)
+			return false
+		}
+		b.forgetSecret(e)
+		b.settle(ctx, e, store.EntryFailed, &now, why, "the user was not created")
+		return true
+	}
+	ch := reconciledChange(e, before, now)
+	if e.PendingSecret != "" {
+		if raw, err := b.store.PeekSecret(e.PendingSecret, e.Requester); err == nil && m.Login(ctx, u, secret.New(string(raw))) == nil {
+			b.settleWith(ctx, e, store.EntryDone, &now, why, "the user exists and logging in with its sealed password works", ch)
+			b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
+			return true
+		}
+	}
+	b.forgetSecret(e)
+	b.settleWith(ctx, e, store.EntryDone, &now, why, "the user exists, but its password is not the one the bot made: rotate it to get one", ch)
+	return true
+}
+
+// forgetSecret deletes the sealed password of entry e, which will never be offered.
+func (b *Bot) forgetSecret(e store.Entry) {
+	if e.PendingSecret != "" {
+		_, _ = b.store.TakeSecret(e.PendingSecret, e.Requester)
+	}
 }
 
 // settle closes entry e (and its request) after a restart, and reports it.
@@ -339,9 +390,12 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 		b.log.Error("reconcile settle", "entry", e.ID, "err", err)
 		return
 	}
+	b.mu.Lock()
+	delete(b.noticed, e.ID)
+	b.mu.Unlock()
 	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
 	if !undoAt.IsZero() {
-		b.scheduleTemporary(e.ID, undoAt)
+		b.scheduleTemporary(e.ID, undoAt, undoAt)
 	}
 	if e.RequestID != 0 {
 		b.closeRequest(ctx, e.RequestID, state == store.EntryDone, note)
@@ -352,5 +406,7 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 	}
 	b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by %s; it is now %s: %s.%s",
 		e.ID, summary(e.Action, e.Connector, e.Args), why, state, note, desc))
-	b.dm(ctx, e.Requester, text("Journal #%d (%s) was interrupted by %s; it is now %s: %s.", e.ID, summary(e.Action, e.Connector, e.Args), why, state, note))
+	if who := b.told(e); who != "" {
+		b.dm(ctx, who, text("Journal #%d (%s) was interrupted by %s; it is now %s: %s.", e.ID, summary(e.Action, e.Connector, e.Args), why, state, note))
+	}
 }

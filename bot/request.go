@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -38,17 +38,20 @@ func summary(action, conn string, args map[string]string) string {
 	if action == commands.Schedule {
 		b.WriteString(" rotate-password")
 	}
-	if action == "rollback" {
-		fmt.Fprintf(&b, " of #%s", args["id"])
+	if action == commands.Rollback {
+		fmt.Fprintf(&b, " of #%s", esc(args["id"]))
+		if args["performs"] != "" {
+			fmt.Fprintf(&b, " (%s)", esc(args["performs"]))
+		}
 	}
 	if args["user"] != "" {
-		fmt.Fprintf(&b, " `%s`", target(args))
+		fmt.Fprintf(&b, " `%s`", code(target(args).String()))
 	}
 	if args["role"] != "" {
-		fmt.Fprintf(&b, " role `%s`", args["role"])
+		fmt.Fprintf(&b, " role `%s`", code(args["role"]))
 	}
 	if action == commands.CreateReadOnlyUser && args["db"] != "" {
-		fmt.Fprintf(&b, " (read on `%s`)", args["db"])
+		fmt.Fprintf(&b, " (read on `%s`)", code(args["db"]))
 	}
 	for _, f := range []string{"kill_sessions", "logout_all"} {
 		if args[f] == "true" {
@@ -56,16 +59,19 @@ func summary(action, conn string, args map[string]string) string {
 		}
 	}
 	if conn != "" {
-		b.WriteString(" on " + conn)
+		b.WriteString(" on " + esc(conn))
 	}
 	if args["spec"] != "" {
-		fmt.Fprintf(&b, " `%s`", args["spec"])
+		fmt.Fprintf(&b, " `%s`", code(args["spec"]))
 	}
 	if args["schedule"] != "" {
-		fmt.Fprintf(&b, " (schedule #%s)", args["schedule"])
+		fmt.Fprintf(&b, " (schedule #%s)", esc(args["schedule"]))
 	}
 	if args["for"] != "" {
-		fmt.Fprintf(&b, " for %s", args["for"])
+		fmt.Fprintf(&b, " for %s", esc(args["for"]))
+	}
+	if args["automatic"] != "" {
+		fmt.Fprintf(&b, " by the bot (%s)", esc(args["automatic"]))
 	}
 	return b.String()
 }
@@ -99,8 +105,8 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	if cmd.Verb == commands.Unschedule {
 		sc, err := b.store.Schedule(cmd.ID)
-		if err != nil || sc.State != store.ScheduleActive {
-			refuse("There is no active schedule #%d (`%s schedules` lists them); nothing was requested.", cmd.ID, b.cfg.Slash)
+		if err != nil || sc.State == store.ScheduleRemoved {
+			refuse("There is no schedule #%d (`%s schedules` lists them); nothing was requested.", cmd.ID, b.cfg.Slash)
 			return
 		}
 		cmd.Connector, cmd.User, cmd.AuthDB, cmd.Spec = sc.Connector, sc.User, sc.DB, sc.Spec
@@ -114,11 +120,19 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		refuse("%s Nothing was requested.", sentence(err))
 		return
 	}
+	if acct := m.Account(); acct.User != "" && cmd.Verb != commands.Unschedule && target(cmd.Args()) == acct {
+		refuse("`%s` is the account the bot itself logs in to %s with: changing it (%s) could cut the bot off from %s for good, with no way back through the bot. Change it by hand, then update the connection string. Nothing was requested.",
+			code(acct.String()), cmd.Connector, cmd.Verb, cmd.Connector)
+		return
+	}
 	if m.Atlas() {
 		refuse("%s is a MongoDB Atlas cluster: Atlas allows creating, changing and dropping database users only through its Administration API or UI, not over the MongoDB protocol, so this bot cannot do it. Nothing was requested.", cmd.Connector)
 		return
 	}
 	args := cmd.Args()
+	if b.cfg.Via != "" {
+		args["via"] = b.cfg.Via
+	}
 	if cmd.Verb == commands.Unschedule {
 		args["id"] = strconv.FormatUint(cmd.ID, 10)
 	}
@@ -129,7 +143,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		refuse("%s Nothing was requested.", sentence(err))
 		return
 	}
-	eff := b.cfg.Policy.For(cmd.Verb, cmd.Connector)
+	eff := b.policyFor(cmd.Verb, cmd.Connector, args)
 	now := b.now()
 	r := store.Request{Action: cmd.Verb, Connector: cmd.Connector, Args: args, Requester: in.User, Reason: cmd.Reason,
 		CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter), Preview: pv}
@@ -157,7 +171,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
 		b.private(ctx, in.Channel, in.User, text("Request #%d (%s) needs no approval under the policy: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
-		b.execute(ctx, r.ID)
+		b.spawn("execute", func() { b.execute(ctx, r.ID) })
 		return
 	}
 	where := "the approvals channel"
@@ -179,7 +193,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 	u := target(args)
 	switch action {
 	case commands.Unschedule:
-		return map[string]string{pvNow: fmt.Sprintf("schedule #%s: rotate-password `%s` on %s, `%s`", args["id"], u, m.Name(), args["spec"]),
+		return map[string]string{pvNow: fmt.Sprintf("schedule #%s: rotate-password `%s` on %s, `%s`", args["id"], code(u.String()), esc(m.Name()), code(args["spec"])),
 			pvAfter: "removed: no more scheduled rotations of this user", pvRollback: "nothing: schedule it again"}, nil
 	case commands.Schedule:
 		if _, err := ParseSpec(args["spec"]); err != nil {
@@ -197,7 +211,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		return nil, err
 	}
 	missing := fmt.Errorf("user %s does not exist on %s", u, m.Name())
-	pv := map[string]string{pvNow: st.Describe()}
+	pv := map[string]string{pvNow: esc(st.Describe())}
 	defer func() {
 		if d := args["for"]; d != "" && pv[pvAfter] != "" {
 			pv[pvAfter] += "; temporary: undone automatically " + d + " after it runs"
@@ -209,8 +223,8 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 			return nil, missing
 		}
 		spec, _ := ParseSpec(args["spec"])
-		pv[pvAfter] = fmt.Sprintf("a new password for %s on the schedule `%s`, each run without a new approval, each password revealed to the requester; next runs: %s",
-			u, args["spec"], runTimes(NextRuns(spec, b.now(), 3)))
+		pv[pvAfter] = fmt.Sprintf("a new password for `%s` on the schedule `%s`, each run without a new approval, each password revealed to the requester; next runs: %s",
+			code(u.String()), code(args["spec"]), runTimes(NextRuns(spec, b.now(), 3)))
 		pv[pvRollback] = "nothing; `unschedule` stops it"
 	case commands.RotatePassword:
 		if !st.Exists {
@@ -238,23 +252,23 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		after := st
 		switch {
 		case action == commands.GrantRole && has:
-			pv[pvAfter], pv[pvRollback] = "no change: it already has "+r.String(), "nothing (it already had the role)"
+			pv[pvAfter], pv[pvRollback] = "no change: it already has "+esc(r.String()), "nothing (it already had the role)"
 			return pv, nil
 		case action == commands.GrantRole:
 			after.Roles = append(slices.Clone(st.Roles), r)
-			pv[pvRollback] = "revoke " + r.String()
+			pv[pvRollback] = "revoke " + esc(r.String())
 		case !has:
 			return nil, fmt.Errorf("user %s does not have the role %s on %s, so there is nothing to revoke", u, r, m.Name())
 		default:
 			after.Roles = slices.DeleteFunc(slices.Clone(st.Roles), func(x connector.Role) bool { return x == r })
-			pv[pvRollback] = "grant " + r.String() + " again"
+			pv[pvRollback] = "grant " + esc(r.String()) + " again"
 		}
-		pv[pvAfter] = after.Describe()
+		pv[pvAfter] = esc(after.Describe())
 	case commands.CreateReadOnlyUser:
 		if st.Exists {
 			return nil, fmt.Errorf("user %s already exists on %s (%s)", u, m.Name(), st.Describe())
 		}
-		pv[pvAfter] = "a new user with role read@" + args["db"] + " and a generated password, revealed once to the requester"
+		pv[pvAfter] = "a new user with role read@" + esc(args["db"]) + " and a generated password, revealed once to the requester"
 		pv[pvRollback] = "drop the new user"
 	case commands.DropUser:
 		if !st.Exists {
@@ -286,7 +300,7 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	title := fmt.Sprintf("*Request #%d*: %s", r.ID, summary(r.Action, r.Connector, r.Args))
 	fields := []Field{{"Requested by", "<@" + r.Requester + ">"}}
 	if r.Reason != "" {
-		fields = append(fields, Field{"Reason", r.Reason})
+		fields = append(fields, Field{"Reason", esc(r.Reason)})
 	}
 	for _, k := range []struct{ key, label string }{{pvNow, "Now"}, {pvAfter, "After"}, {pvRollback, "Roll back would"}} {
 		if v := r.Preview[k.key]; v != "" {
@@ -311,11 +325,18 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 		}
 		m.Blocks = append(m.Blocks, Block{Context: "Approved by " + strings.Join(who, ", ")})
 	}
+	if via := r.Args["via"]; via != "" {
+		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf(":warning: Typed in the bot's %s, not in Slack: whoever was at that terminal chose the names shown here; nobody verified them.", esc(via))})
+	}
+	if r.Action == commands.Rollback && r.Args["performs"] != "" {
+		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf("Policy: this rollback performs %s on %s, so it is judged as %s: %d approval(s) from its approvers.",
+			r.Args["performs"], r.Connector, r.Args["performs"], eff.Quorum)})
+	}
 	if r.State == approvals.Pending {
-		id := strconv.FormatUint(r.ID, 10)
+		v := buttonValue(r.ID, r.Token)
 		m.Blocks = append(m.Blocks, Block{Buttons: []Button{
-			{Text: TextApprove, Action: ActApprove, Value: id, Style: "primary"},
-			{Text: TextDeny, Action: ActDeny, Value: id, Style: "danger"}}})
+			{Text: TextApprove, Action: ActApprove, Value: v, Style: "primary"},
+			{Text: TextDeny, Action: ActDeny, Value: v, Style: "danger"}}})
 	} else {
 		m.Blocks = append(m.Blocks, Block{Text: status})
 	}
@@ -370,42 +391,103 @@ func votes(vs []store.Vote) []approvals.Vote {
 // they arrive: so updates of one card are serialized, and each renders the request as stored
 // at that moment, never the caller's copy, which may be older than one already shown.
 func (b *Bot) refreshCard(ctx context.Context, r store.Request) {
-	mu, _ := b.cards.LoadOrStore(r.ID, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer b.cards.lock(r.ID)()
 	if cur, err := b.store.Request(r.ID); err == nil {
 		r = cur
 	}
 	if r.Card.TS == "" {
 		return
 	}
-	if err := b.chat.Update(ctx, Ref{Channel: r.Card.Channel, TS: r.Card.TS}, b.card(r, b.cfg.Policy.For(r.Action, r.Connector))); err != nil {
+	if err := b.chat.Update(ctx, Ref{Channel: r.Card.Channel, TS: r.Card.TS}, b.card(r, b.policyFor(r.Action, r.Connector, r.Args))); err != nil {
 		b.log.Error("update card", "request", r.ID, "err", err)
 	}
 }
 
-// vote records an Approve or Deny click.
+// buttonValue is what a button carries: the record's id and its token.
+func buttonValue(id uint64, token string) string {
+	return strconv.FormatUint(id, 10) + "." + token
+}
+
+// parseButton reads a button value made by buttonValue.
+func parseButton(v string) (uint64, string, bool) {
+	idText, token, ok := strings.Cut(v, ".")
+	id, err := strconv.ParseUint(idText, 10, 64)
+	return id, token, ok && err == nil && token != ""
+}
+
+// policyFor is the policy a request is judged by: a rollback's is that of the action it
+// performs on MongoDB (undoing a revoke is a grant), and it needs approval when either that
+// action or "rollback" itself does.
+func (b *Bot) policyFor(action, conn string, args map[string]string) approvals.Effective {
+	if action == commands.Rollback && args["performs"] != "" {
+		eff := b.cfg.Policy.For(args["performs"], conn)
+		eff.Required = eff.Required || b.cfg.Policy.For(commands.Rollback, conn).Required
+		return eff
+	}
+	return b.cfg.Policy.For(action, conn)
+}
+
+// awaitCard re-reads request r until its card reference is saved, for at most 3 seconds.
+func (b *Bot) awaitCard(ctx context.Context, r store.Request) store.Request {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return r
+		case <-deadline:
+			return r
+		case <-t.C:
+			if cur, err := b.store.Request(r.ID); err == nil && cur.Card.TS != "" {
+				return cur
+			}
+		}
+	}
+}
+
+// refuseClick answers a click that is not what it claims to be, and logs it: a stale card,
+// a forged value, a message that is not the request's card.
+func (b *Bot) refuseClick(ctx context.Context, c Click, why string) {
+	b.log.Warn("click refused", "user", c.User, "action", c.Action, "channel", c.Message.Channel, "ts", c.Message.TS, "why", why)
+	b.private(ctx, c.Channel, c.User, text("%s Nothing was done.", why))
+}
+
+// vote records an Approve or Deny click. The click must come from the request's own card
+// (the message the bot posted for it, in the approvals channel) and carry its token; the
+// voter's standing is judged by the policy now, not by anything the click carries.
 func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
-	id, err := strconv.ParseUint(c.Value, 10, 64)
-	if err != nil {
+	id, token, ok := parseButton(c.Value)
+	if !ok {
+		b.refuseClick(ctx, c, "This button does not belong to any request (it may come from an older version of the bot).")
 		return
 	}
 	r, err := b.store.Request(id)
-	if err != nil {
-		b.private(ctx, c.Channel, c.User, text("Request #%d is not in the journal: %v", id, err))
+	if err != nil || !store.TokenMatches(r.Token, token) {
+		b.refuseClick(ctx, c, fmt.Sprintf("This button does not belong to request #%d as the journal knows it (a stale or forged card).", id))
 		return
 	}
-	eff := b.cfg.Policy.For(r.Action, r.Connector)
-	who := b.who(ctx, c.User)
+	if r.Card.TS == "" {
+		// The card is posted before its reference can be saved: a quick click may arrive
+		// in between. Wait a little for the poster to save it; never adopt the clicked
+		// message as the card.
+		r = b.awaitCard(ctx, r)
+	}
+	if r.Card.TS == "" {
+		b.refuseClick(ctx, c, fmt.Sprintf("The card of request #%d was never recorded (posting it failed); ask again with a new request.", id))
+		return
+	}
+	if c.Message.Channel != r.Card.Channel || c.Message.TS != r.Card.TS {
+		b.refuseClick(ctx, c, fmt.Sprintf("Request #%d can only be approved or denied on its own card in the approvals channel.", id))
+		return
+	}
+	eff := b.policyFor(r.Action, r.Connector, r.Args)
+	who, gerr := b.who(ctx, c.User)
 	now := b.now()
 	r, err = b.store.UpdateRequest(id, func(x *store.Request) error {
 		res, err := approvals.Cast(eff, approvals.Ballot{Requester: x.Requester, State: x.State, ExpiresAt: x.ExpiresAt, Votes: votes(x.Votes)}, who, approve, now)
 		if err != nil {
 			return err
-		}
-		if x.Card.TS == "" && c.Message.TS != "" {
-			// The click came from the card before its reference was saved.
-			x.Card = store.MessageRef{Channel: c.Message.Channel, TS: c.Message.TS}
 		}
 		v := res.Votes[len(res.Votes)-1]
 		x.Votes = append(x.Votes, store.Vote{User: v.User, Approve: v.Approve, At: v.At})
@@ -418,6 +500,9 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	if err != nil {
 		if errors.Is(err, approvals.ErrExpired) {
 			b.expire(ctx, id)
+		}
+		if errors.Is(err, approvals.ErrNotApprover) && gerr != nil {
+			err = errGroupsUnknown
 		}
 		b.private(ctx, c.Channel, c.User, text("Request #%d: %s.", id, strings.TrimSuffix(capital(err.Error()), ".")))
 		return
@@ -435,7 +520,9 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		b.dm(ctx, r.Requester, text("<@%s> denied request #%d (%s); nothing was changed.", c.User, id, s))
 	case approvals.Approved:
 		b.dm(ctx, r.Requester, text("Request #%d (%s) is approved; running it now.", id, s))
-		b.execute(ctx, id)
+		// The action runs beside the click's work, never in its slot: a slow MongoDB must
+		// not hold up clicks on other requests.
+		b.spawn("execute", func() { b.execute(ctx, id) })
 	}
 }
 

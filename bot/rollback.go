@@ -14,6 +14,10 @@ import (
 	"mongobot/store"
 )
 
+// botActor is the requester of what the bot does by itself (the end of a temporary action):
+// journal, cards, history and metrics name the bot, never a person.
+const botActor = "bot"
+
 func (b *Bot) rollbackCommand(ctx context.Context, in Invocation, who approvals.Who, cmd commands.Command) {
 	b.startRollback(ctx, in.Channel, who, cmd.ID, cmd.Reason)
 }
@@ -47,29 +51,65 @@ func (b *Bot) undoable(id uint64) (store.Entry, connector.Change, error) {
 	return e, ch, nil
 }
 
+// performs is the action an undo performs on MongoDB: what its rollback is judged as.
+func performs(u *connector.Undo) string {
+	switch u.Action {
+	case connector.UndoRevokeRole:
+		return commands.RevokeRole
+	case connector.UndoGrantRole:
+		return commands.GrantRole
+	case connector.UndoDropUser:
+		return commands.DropUser
+	case connector.UndoSetRestrictions:
+		if (connector.UserState{Exists: true, Restrictions: u.Restrictions}).Locked() {
+			return commands.LockUser
+		}
+		return commands.UnlockUser
+	}
+	return commands.Rollback
+}
+
+// rollbackArgs are the arguments of a rollback of e: what it undoes and what it performs.
+func rollbackArgs(e store.Entry, ch connector.Change, reason string) map[string]string {
+	args := map[string]string{"id": strconv.FormatUint(e.ID, 10), "user": e.Args["user"], "authdb": e.Args["authdb"],
+		"performs": performs(ch.Undo)}
+	if ch.Undo.Role != nil {
+		args["role"] = ch.Undo.Role.String()
+	}
+	if reason != "" {
+		args["reason"] = reason
+	}
+	return args
+}
+
 // startRollback checks who may roll back entry id (its requester, its approvers, or an
-// approver under the policy) and runs the rollback, or asks for approval when the policy
-// requires it for "rollback".
+// approver of the action the rollback performs) and runs it, or asks for approval when the
+// policy of that action requires it: undoing a revoke is a grant, and is judged as one.
 func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.Who, id uint64, reason string) {
 	e, ch, err := b.undoable(id)
 	if err != nil {
 		b.private(ctx, channel, who.User, text("%s.", capital(err.Error())))
 		return
 	}
-	eff := b.cfg.Policy.For(commands.Rollback, e.Connector)
+	args := rollbackArgs(e, ch, reason)
+	if b.cfg.Via != "" {
+		args["via"] = b.cfg.Via
+	}
+	eff := b.policyFor(commands.Rollback, e.Connector, args)
 	if who.User != e.Requester && !slices.Contains(e.Approvers, who.User) && !eff.Approvers.Has(who) {
 		b.private(ctx, channel, who.User, text("Only the requester of journal #%d (<@%s>) or an approver can roll it back.", id, e.Requester))
 		return
 	}
-	args := map[string]string{"id": strconv.FormatUint(id, 10), "user": e.Args["user"], "authdb": e.Args["authdb"]}
 	if !eff.Required {
-		b.runRollback(ctx, store.Request{}, e, ch, who.User, reason)
+		b.private(ctx, channel, who.User, text("Rolling back journal #%d performs %s, which needs no approval under the policy: running it now.", id, args["performs"]))
+		b.spawn("rollback", func() { _, _ = b.runRollback(ctx, store.Request{}, e, ch, who.User, reason, false) })
 		return
 	}
 	now := b.now()
 	r, err := b.store.CreateRequest(store.Request{Action: commands.Rollback, Connector: e.Connector, Args: args, Requester: who.User,
 		Reason: reason, CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter),
-		Preview: map[string]string{pvNow: "journal #" + args["id"] + ": " + summary(e.Action, e.Connector, e.Args), pvRollback: ch.Undo.Describe}},
+		Preview: map[string]string{pvNow: "journal #" + args["id"] + ": " + summary(e.Action, e.Connector, e.Args), pvAfter: esc(ch.Undo.Describe),
+			pvRollback: "the rollback can itself be rolled back, judged as the action that would perform"}},
 		approvals.Pending, who.User)
 	if err != nil {
 		b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))
@@ -77,9 +117,12 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	}
 	ref, err := b.chat.Post(ctx, b.cfg.Channel, b.card(r, eff))
 	if err == nil {
-		_, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.Card = store.MessageRef{Channel: ref.Channel, TS: ref.TS}; return nil })
+		if r, err = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.Card = store.MessageRef{Channel: ref.Channel, TS: ref.TS}; return nil }); err == nil && r.State != approvals.Pending {
+			b.refreshCard(ctx, r)
+		}
 	}
-	b.private(ctx, channel, who.User, text("Rolling back journal #%d needs approval under the policy: request #%d is waiting for it.", id, r.ID))
+	b.private(ctx, channel, who.User, text("Rolling back journal #%d performs %s, which needs approval under the policy of %s on %s: request #%d is waiting for it.",
+		id, args["performs"], args["performs"], e.Connector, r.ID))
 }
 
 // executeRollback runs an approved rollback request.
@@ -90,50 +133,76 @@ func (b *Bot) executeRollback(ctx context.Context, r store.Request) {
 		b.failRequest(ctx, r, 0, err.Error())
 		return
 	}
-	b.runRollback(ctx, r, e, ch, r.Requester, r.Reason)
-}
-
-// runRollback undoes entry e: a new journal entry, claimed against e in one transaction so
-// that two clicks give one rollback, then the connector's drift-checked undo.
-func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, by, reason string) {
-	m, err := b.connector(e.Connector)
-	if err != nil {
-		b.dm(ctx, by, text("%s.", capital(err.Error())))
+	if performs(ch.Undo) != r.Args["performs"] {
+		// Never run what was not approved: the entry's undo must be what the card showed.
+		b.failRequest(ctx, r, 0, fmt.Sprintf("journal #%d's rollback now performs %s, not the %s that was approved", id, performs(ch.Undo), r.Args["performs"]))
 		return
 	}
-	args := map[string]string{"id": strconv.FormatUint(e.ID, 10), "user": e.Args["user"], "authdb": e.Args["authdb"]}
-	if reason != "" {
-		args["reason"] = reason
+	_, _ = b.runRollback(ctx, r, e, ch, r.Requester, r.Reason, false)
+}
+
+// rollbackResult says how a rollback ended.
+type rollbackResult int
+
+const (
+	rollbackDone      rollbackResult = iota
+	rollbackFailed                   // not applied; the entry can be rolled back again
+	rollbackUncertain                // MongoDB stopped answering: reconciliation decides
+	rollbackNotRun                   // refused before anything was journaled
+)
+
+// runRollback undoes entry e: a new journal entry, claimed against e in one transaction so
+// that two clicks give one rollback, then the undo. A person's rollback is drift-checked
+// (it refuses when the user changed since); the bot's end of a temporary action (auto)
+// checks only what it undoes, and offers no Roll back of its own.
+func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, by, reason string, auto bool) (rollbackResult, error) {
+	m, err := b.connector(e.Connector)
+	if err != nil {
+		b.dm(ctx, b.humanOf(by, e), text("%s.", capital(err.Error())))
+		return rollbackNotRun, err
 	}
+	args := rollbackArgs(e, ch, reason)
+	if auto {
+		args["automatic"] = "--for " + e.Args["for"] + " ended"
+	}
+	unlock, pending, ok := b.lockTarget(e.Connector, target(e.Args))
+	if !ok {
+		err := errors.New(unsettled(target(e.Args), pending))
+		if who := b.humanOf(by, e); who != "" {
+			b.dm(ctx, who, text("Journal #%d was not rolled back: %s.", e.ID, err))
+		}
+		if r.ID != 0 {
+			b.failRequest(ctx, r, 0, err.Error())
+		}
+		return rollbackNotRun, err
+	}
+	defer unlock()
 	re := store.Entry{RequestID: r.ID, Requester: by, Approvers: approvals.Approvers(votes(r.Votes)), Connector: e.Connector,
 		Action: commands.Rollback, Args: args, Before: e.After}
-	re, err = b.store.BeginRollback(e.ID, re, by)
+	re, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRollback(e.ID, re, by) })
 	if err != nil {
+		who := b.humanOf(by, e)
 		var ce *store.ConflictError
 		if errors.As(err, &ce) {
-			b.dm(ctx, by, text("Journal #%d cannot be rolled back now: it is %s.", e.ID, ce.Got))
+			if who != "" {
+				b.dm(ctx, who, text("Journal #%d cannot be rolled back now: it is %s.", e.ID, ce.Got))
+			}
 			if r.ID != 0 {
 				b.failRequest(ctx, r, 0, "journal #"+args["id"]+" is "+ce.Got)
 			}
-			return
+			return rollbackNotRun, err
 		}
-		b.dm(ctx, by, text("The rollback could not be journaled (%v), so nothing was changed.", err))
-		return
+		if who != "" {
+			b.dm(ctx, who, text("The rollback could not be journaled (%v), so nothing was changed.", err))
+		}
+		if r.ID != 0 {
+			b.failRequest(ctx, r, 0, "the journal could not record it")
+		}
+		return rollbackNotRun, err
 	}
+	defer release()
 	if r.ID != 0 {
 		_, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = re.ID; return nil })
-	}
-	release, _ := b.claim(re.ID)
-	defer release()
-	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
-	undo, uerr := m.Undo(cctx, ch)
-	cancel()
-	if uerr != nil {
-		if err := b.store.ReleaseRollback(e.ID, re.ID); err != nil {
-			b.log.Error("release rollback", "entry", e.ID, "err", err)
-		}
-	} else {
-		b.markRolledBack(ctx, e, re.ID, by)
 	}
 	// Without a card of its own (no approval), the result goes in the thread of the
 	// original action's card.
@@ -142,7 +211,72 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 			r.Card = orig.Card
 		}
 	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	var undo connector.Change
+	var uerr error
+	if auto {
+		undo, uerr = b.endTemporary(cctx, m, ch)
+	} else {
+		undo, uerr = m.Undo(cctx, ch)
+	}
+	cancel()
+	if maybeApplied(uerr) {
+		// Whether the server applied it is unknown: the entry stays executing and its claim
+		// on e stays, and reconciliation decides from the server's state.
+		b.uncertain(ctx, r.Card, re, uerr)
+		return rollbackUncertain, uerr
+	}
+	if uerr != nil {
+		if err := b.store.ReleaseRollback(e.ID, re.ID); err != nil {
+			b.log.Error("release rollback", "entry", e.ID, "err", err)
+		}
+	} else {
+		if auto {
+			undo.Undo, undo.NoUndo = nil, "this was the bot ending a temporary action because its --for ran out; ask again with a new request to have it back"
+		}
+		b.markRolledBack(ctx, e, re.ID, by)
+	}
 	b.finish(ctx, r, re, outcome{change: undo, err: uerr})
+	if uerr != nil {
+		return rollbackFailed, uerr
+	}
+	return rollbackDone, nil
+}
+
+// humanOf is the person to tell about a rollback by by of e: by itself, or for the bot's
+// own rollbacks the requester of e.
+func (b *Bot) humanOf(by string, e store.Entry) string {
+	if by == botActor {
+		return e.Requester
+	}
+	return by
+}
+
+// endTemporary ends a temporary grant or lock, checking only what it undoes: the role still
+// granted, the lock still the bot's lock. Anything else about the user may have changed
+// since; that is no reason to leave a grant of root in place. Already gone counts as done.
+func (b *Bot) endTemporary(ctx context.Context, m Mongo, ch connector.Change) (connector.Change, error) {
+	now, err := m.State(ctx, ch.User)
+	if err != nil {
+		return connector.Change{}, err
+	}
+	gone := func(what string) (connector.Change, error) {
+		return connector.Change{Action: "end " + ch.Action, Connector: ch.Connector, User: ch.User, Before: now, After: now,
+			Notes: []string{what + " already, so there was nothing to undo"}}, nil
+	}
+	switch u := ch.Undo; u.Action {
+	case connector.UndoRevokeRole:
+		if !now.Exists || !now.HasRole(*u.Role) {
+			return gone(fmt.Sprintf("%s no longer had %s", ch.User, u.Role))
+		}
+		return m.RevokeRole(ctx, ch.User, *u.Role)
+	case connector.UndoSetRestrictions:
+		if !now.Exists || !now.Locked() {
+			return gone(fmt.Sprintf("%s was no longer locked by the bot", ch.User))
+		}
+		return m.UnlockUser(ctx, ch.User, u.Restrictions)
+	}
+	return m.Undo(ctx, ch)
 }
 
 // markRolledBack records that rollback entry by undid orig: orig and its request move to

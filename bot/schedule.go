@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,7 +97,10 @@ type timers struct {
 	mu        sync.Mutex
 	ctx       context.Context
 	schedules map[uint64]*planned
-	temporary map[uint64]time.Time // journal entry -> when to undo it
+	// temporary maps a journal entry to its next attempt at ending it; due to when it
+	// should have ended (the entry's UndoAt): past due and still here is overdue.
+	temporary map[uint64]time.Time
+	due       map[uint64]time.Time
 	slots     map[string]chan struct{}
 	inFlight  map[string]int
 	// MaxInFlight is the most runs seen at once on one connector (for tests).
@@ -106,30 +108,27 @@ type timers struct {
 }
 
 type planned struct {
-	spec    cron.Schedule
-	next    time.Time
-	retryAt time.Time
-	failed  int
-	job     cron.Job
-}
-
-// cronLog lets cron's job wrappers log through slog.
-type cronLog struct{ l *slog.Logger }
-
-func (c cronLog) Info(msg string, kv ...any) { c.l.Info("cron: "+msg, kv...) }
-func (c cronLog) Error(err error, msg string, kv ...any) {
-	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+	spec cron.Schedule
+	next time.Time
+	// missed, when set, is a slot missed while the bot was down, to run at the next RunDue.
+	missed    time.Time
+	retryAt   time.Time
+	retrySlot time.Time
+	failed    int
+	running   bool
 }
 
 func newTimers() *timers {
 	return &timers{ctx: context.Background(), schedules: map[uint64]*planned{}, temporary: map[uint64]time.Time{},
-		slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
+		due: map[uint64]time.Time{}, slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
 }
 
-// LoadTimers registers the active schedules and pending temporary undos from the store, and
+// LoadTimers registers the active schedules and pending temporary ends from the store, and
 // deals with what fell due while the bot was down: a missed run within the window runs at the
 // next RunDue, an older one is skipped and reported; a temporary action whose end has passed
-// is undone at the next RunDue. Call it once at start-up, after Reconcile.
+// is ended at the next RunDue. The last slot a schedule claimed (write-ahead, see
+// store.BeginRun) decides what was missed, so a slot that started before a crash is never
+// run again. Call it once at start-up, after Reconcile.
 func (b *Bot) LoadTimers(ctx context.Context) error {
 	tm := b.tm
 	tm.mu.Lock()
@@ -141,14 +140,17 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 	}
 	now := b.now()
 	for _, sc := range scs {
+		if sc.State != store.ScheduleActive {
+			continue
+		}
 		p, err := b.plan(sc)
 		if err != nil {
-			b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (%s) cannot run: %v", sc.ID, sc.Spec, err))
+			b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (%s) cannot run: %v", sc.ID, code(sc.Spec), err))
 			continue
 		}
 		last := sc.CreatedAt
-		if sc.LastRun.After(last) {
-			last = sc.LastRun
+		if sc.Slot.After(last) {
+			last = sc.Slot
 		}
 		if first := p.spec.Next(last); !first.After(now) {
 			missed, count := first, 0
@@ -156,12 +158,12 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 				missed, count = t, count+1
 			}
 			if now.Sub(missed) <= b.scfg.MissedWindow {
-				p.next = now
-				b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (rotate-password `%s@%s` on %s) missed its run at %s while the bot was down: running it now.",
-					sc.ID, sc.User, sc.DB, sc.Connector, clock(missed)))
+				p.missed = missed
+				b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (rotate-password `%s` on %s) missed its run at %s while the bot was down: running it now.",
+					sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, clock(missed)))
 			} else {
-				b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (rotate-password `%s@%s` on %s) missed %d run(s) while the bot was down, the last at %s: more than %s ago, so skipped. Next run: %s.",
-					sc.ID, sc.User, sc.DB, sc.Connector, count, clock(missed), commands.FormatDuration(b.scfg.MissedWindow), clock(p.next)))
+				b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf("Schedule #%d (rotate-password `%s` on %s) missed %d run(s) while the bot was down, the last at %s: more than %s ago, so skipped. Next run: %s.",
+					sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, count, clock(missed), commands.FormatDuration(b.scfg.MissedWindow), clock(p.next)))
 				_, _ = b.store.UpdateSchedule(sc.ID, func(x *store.Schedule) error {
 					x.LastResult = fmt.Sprintf("skipped %d missed run(s), the last at %s", count, clock(missed))
 					return nil
@@ -176,26 +178,19 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tm.mu.Lock()
 	for _, e := range es {
-		tm.temporary[e.ID] = e.UndoAt
+		b.scheduleTemporary(e.ID, e.UndoAt, e.UndoAt)
 	}
-	tm.mu.Unlock()
 	return nil
 }
 
-// plan makes the in-memory plan of schedule sc: its parsed spec, next run and job. The job is
-// wrapped explicitly in cron.Recover (cron's default chain recovers nothing) and
-// cron.SkipIfStillRunning, so a panic is logged and an overlapping run is skipped.
+// plan makes the in-memory plan of schedule sc: its parsed spec and next run.
 func (b *Bot) plan(sc store.Schedule) (*planned, error) {
 	spec, err := ParseSpec(sc.Spec)
 	if err != nil {
 		return nil, err
 	}
-	id := sc.ID
-	log := cronLog{b.log.With("schedule", id)}
-	job := cron.NewChain(cron.Recover(log), cron.SkipIfStillRunning(log)).Then(cron.FuncJob(func() { b.runSchedule(id) }))
-	return &planned{spec: spec, next: spec.Next(b.now()), job: job}, nil
+	return &planned{spec: spec, next: spec.Next(b.now())}, nil
 }
 
 // RunTimers calls RunDue every interval until ctx ends.
@@ -207,40 +202,59 @@ func (b *Bot) RunTimers(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.RunDue(ctx)
+			b.safely("timers", func() { b.RunDue(ctx) })
 		}
 	}
 }
 
-// RunDue starts every scheduled run, retry and temporary undo that is due at the bot's clock,
+// RunDue starts every scheduled run, retry and temporary end that is due at the bot's clock,
 // each on its own goroutine, and returns a WaitGroup that is done when they have finished.
+// A run still going when its schedule falls due again is not doubled: the slot is skipped.
 func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 	tm := b.tm
 	now := b.now()
 	var wg sync.WaitGroup
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	for _, p := range tm.schedules {
-		due := !p.next.After(now)
-		retry := !p.retryAt.IsZero() && !p.retryAt.After(now)
-		if !due && !retry {
+	for id, p := range tm.schedules {
+		var slot time.Time
+		retry := false
+		switch {
+		case !p.missed.IsZero():
+			slot, p.missed = p.missed, time.Time{}
+		case !p.next.After(now):
+			// The latest slot due: a clock jump over several runs one rotation, not many.
+			slot = p.next
+			for t := p.spec.Next(slot); !t.IsZero() && !t.After(now); t = p.spec.Next(t) {
+				slot = t
+			}
+			p.next = p.spec.Next(now)
+		case !p.retryAt.IsZero() && !p.retryAt.After(now):
+			slot, retry = p.retrySlot, true
+			p.retryAt = time.Time{}
+		default:
 			continue
 		}
-		if due {
-			p.next = p.spec.Next(now)
+		if p.running {
+			b.log.Warn("scheduled run skipped: the previous one is still running", "schedule", id, "slot", slot)
+			continue
 		}
-		if retry {
-			p.retryAt = time.Time{}
-		}
-		job := p.job
-		wg.Go(job.Run)
+		p.running = true
+		wg.Go(func() {
+			defer func() {
+				tm.mu.Lock()
+				p.running = false
+				tm.mu.Unlock()
+			}()
+			b.safely("scheduled run", func() { b.runSchedule(id, slot, retry) })
+		})
 	}
 	for id, at := range tm.temporary {
 		if at.After(now) {
 			continue
 		}
 		delete(tm.temporary, id)
-		wg.Go(func() { b.undoTemporary(tm.ctx, id) })
+		wg.Go(func() { b.safely("temporary end", func() { b.undoTemporary(tm.ctx, id) }) })
 	}
 	return &wg
 }
@@ -276,13 +290,30 @@ func (b *Bot) MaxConcurrentRuns() int {
 	return tm.maxInFlight
 }
 
-// runSchedule runs schedule id once: a rotation through the same journaled path as a manual
-// one, the entry naming the schedule, the password sealed for the schedule's owner.
-func (b *Bot) runSchedule(id uint64) {
+// pauseSchedule stops schedule sc from running, saying why, in the journal and the channel.
+func (b *Bot) pauseSchedule(ctx context.Context, sc store.Schedule, why string) {
+	_, err := b.store.TransitionSchedule(sc.ID, []string{store.ScheduleActive}, store.Step{State: store.SchedulePaused, By: botActor, Note: why},
+		func(x *store.Schedule) { x.Paused = why })
+	tm := b.tm
+	tm.mu.Lock()
+	delete(tm.schedules, sc.ID)
+	tm.mu.Unlock()
+	if err != nil {
+		return
+	}
+	b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":double_vertical_bar: Schedule #%d (rotate-password `%s` on %s) is PAUSED: %s. No password is made while it is paused; `%s unschedule %d` removes it.",
+		sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, why, b.cfg.Slash, sc.ID))
+}
+
+// runSchedule runs schedule id once for its cron slot: a rotation through the same journaled
+// path as a manual one, the entry naming the schedule and the slot, the password sealed for
+// the schedule's owner. The owner's access is checked now: someone removed from access gets
+// no more production passwords, and the schedule is paused.
+func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	if !b.begin() {
 		return
 	}
-	defer b.working.Done()
+	defer b.done()
 	tm := b.tm
 	ctx := tm.ctx
 	sc, err := b.store.Schedule(id)
@@ -292,6 +323,14 @@ func (b *Bot) runSchedule(id uint64) {
 		tm.mu.Unlock()
 		return
 	}
+	if _, err := b.mayRequest(ctx, sc.Owner); err != nil {
+		if errors.Is(err, approvals.ErrNotAllowed) {
+			b.pauseSchedule(ctx, sc, fmt.Sprintf("its owner <@%s> may no longer use the bot, so the run of %s did not happen", sc.Owner, clock(slot)))
+			return
+		}
+		b.failedRun(ctx, sc, slot, fmt.Errorf("whether its owner may still use the bot could not be checked (%v)", err))
+		return
+	}
 	m, err := b.connector(sc.Connector)
 	if err != nil {
 		b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":rotating_light: Schedule #%d cannot run: %v.", id, err))
@@ -299,10 +338,16 @@ func (b *Bot) runSchedule(id uint64) {
 	}
 	release := b.acquire(sc.Connector)
 	defer release()
+	unlock, pending, ok := b.lockTarget(sc.Connector, connector.UserRef{User: sc.User, DB: sc.DB})
+	if !ok {
+		b.failedRun(ctx, sc, slot, errors.New(unsettled(connector.UserRef{User: sc.User, DB: sc.DB}, pending)))
+		return
+	}
+	defer unlock()
 	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	args := map[string]string{"user": sc.User, "authdb": sc.DB, "schedule": strconv.FormatUint(id, 10)}
-	e := store.Entry{ScheduleID: id, RequestID: sc.RequestID, Requester: sc.Owner, Connector: sc.Connector,
+	e := store.Entry{RequestID: sc.RequestID, Requester: sc.Owner, Connector: sc.Connector,
 		Action: commands.RotatePassword, Args: args}
 	if r, err := b.store.Request(sc.RequestID); err == nil {
 		e.Approvers = approvals.Approvers(votes(r.Votes))
@@ -310,52 +355,71 @@ func (b *Bot) runSchedule(id uint64) {
 	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
-	e, err = b.store.BeginEntry(e, "schedule")
+	// The entry is the claim on the slot: committed before MongoDB is touched, refused for
+	// a slot already claimed, whatever happened to the process since.
+	// A retry of a slot that was claimed (its run failed) re-claims it; a retry of a run that
+	// never got as far as its claim (refused before it) claims it for the first time.
+	reclaim := retry && sc.Slot.Equal(slot)
+	e, unclaim, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRun(id, slot, reclaim, e, "schedule") })
+	if errors.Is(err, store.ErrSlotTaken) {
+		b.log.Info("scheduled run skipped: slot already run", "schedule", id, "slot", slot, "err", err)
+		return
+	}
 	if err != nil {
 		b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":rotating_light: Schedule #%d did not run: the journal could not record it (%v).", id, err))
 		return
 	}
-	unclaim, _ := b.claim(e.ID)
 	out := b.apply(actx, m, e)
-	if maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed) {
+	uncertain := maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed)
+	if uncertain {
 		b.uncertain(ctx, store.MessageRef{Channel: b.scfg.Channel}, e, out.err)
 	} else {
 		b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
 	}
 	unclaim()
-	result := "done"
 	switch {
-	case maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed):
+	case uncertain:
 		// Reconciliation decides; a retry now could rotate twice.
 		_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {
 			x.LastRun, x.LastResult, x.LastEntry = b.now(), "outcome being checked: MongoDB stopped answering", e.ID
 			return nil
 		})
-		return
 	case out.err != nil:
-		result = "failed: " + sentence(out.err)
+		b.failedRun(ctx, sc, slot, out.err)
+	default:
+		_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {
+			x.LastRun, x.LastResult, x.LastEntry = b.now(), "done", e.ID
+			return nil
+		})
+		tm.mu.Lock()
+		if p := tm.schedules[id]; p != nil {
+			p.failed = 0
+		}
+		tm.mu.Unlock()
 	}
-	_, _ = b.store.UpdateSchedule(id, func(x *store.Schedule) error {
-		x.LastRun, x.LastResult, x.LastEntry = b.now(), result, e.ID
+}
+
+// failedRun records a run of sc for slot that changed nothing, and plans its retry.
+func (b *Bot) failedRun(ctx context.Context, sc store.Schedule, slot time.Time, cause error) {
+	tm := b.tm
+	_, _ = b.store.UpdateSchedule(sc.ID, func(x *store.Schedule) error {
+		x.LastRun, x.LastResult = b.now(), "failed: "+sentence(cause)
 		return nil
 	})
+	who := code(sc.User + "@" + sc.DB)
 	tm.mu.Lock()
-	p := tm.schedules[id]
+	p := tm.schedules[sc.ID]
 	var msg string
 	if p != nil {
-		if out.err == nil {
-			p.failed = 0
+		p.failed++
+		if p.failed <= b.scfg.Retries {
+			p.retryAt, p.retrySlot = b.now().Add(b.scfg.RetryDelay), slot
+			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED (attempt %d of %d): %s Retrying at %s.",
+				sc.ID, who, sc.Connector, p.failed, b.scfg.Retries+1, sentence(cause), clock(p.retryAt))
 		} else {
-			p.failed++
-			if p.failed <= b.scfg.Retries {
-				p.retryAt = b.now().Add(b.scfg.RetryDelay)
-				msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s@%s` on %s FAILED (attempt %d of %d): %s Retrying at %s.",
-					id, sc.User, sc.DB, sc.Connector, p.failed, b.scfg.Retries+1, sentence(out.err), clock(p.retryAt))
-			} else {
-				msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s@%s` on %s FAILED %d times; giving up until its next run at %s. Last error: %s",
-					id, sc.User, sc.DB, sc.Connector, p.failed, clock(p.next), sentence(out.err))
-				p.failed = 0
-			}
+			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED %d times; giving up until its next run at %s. Last error: %s",
+				sc.ID, who, sc.Connector, p.failed, clock(p.next), sentence(cause))
+			p.failed = 0
 		}
 	}
 	tm.mu.Unlock()
@@ -365,30 +429,95 @@ func (b *Bot) runSchedule(id uint64) {
 	}
 }
 
-// undoTemporary undoes a --for action whose time is up, through the drift-checked rollback,
-// and reports it where the action was reported.
-func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
-	if !b.begin() {
-		return
+// temporaryRetry is how long the bot waits before trying again to end a temporary action,
+// after tries failed attempts: 30s, 1m, 2m, ... at most 10m.
+func temporaryRetry(tries int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < tries && d < 10*time.Minute; i++ {
+		d *= 2
 	}
-	defer b.working.Done()
-	e, ch, err := b.undoable(id)
-	_, _ = b.store.UpdateEntry(id, func(x *store.Entry) error { x.UndoAt = time.Time{}; return nil })
-	if err != nil {
-		return // rolled back by hand already, or otherwise settled
-	}
-	b.runRollback(ctx, store.Request{}, e, ch, e.Requester, "automatic: its --for "+e.Args["for"]+" ended")
+	return min(d, 10*time.Minute)
 }
 
-// scheduleTemporary registers the end of a temporary action.
-func (b *Bot) scheduleTemporary(id uint64, at time.Time) {
+// undoTemporary ends a --for action whose time is up. It is an obligation: it is done by the
+// bot (journaled as such), checks only what it undoes, and is retried with backoff until it
+// succeeds or the thing is found gone, loudly while overdue. The entry's UndoAt stays set
+// until then, so a restart picks it up again.
+func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
+	if !b.begin() {
+		return // shutting down: the journal still has UndoAt, the next start does it
+	}
+	defer b.done()
+	e, ch, err := b.undoable(id)
+	due := e.UndoAt
+	switch {
+	case err == nil:
+	case e.State == store.EntryDone && e.RolledBackBy != 0:
+		// A rollback of it is running or being checked; look again soon.
+		b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
+		return
+	default:
+		b.forgetTemporary(id) // rolled back already, or otherwise settled
+		return
+	}
+	res, rerr := b.runRollback(ctx, store.Request{}, e, ch, botActor, "", true)
+	if res == rollbackDone {
+		b.forgetTemporary(id)
+		return
+	}
+	why := "the rollback could not start"
+	if rerr != nil {
+		why = sentence(rerr)
+	}
+	if res == rollbackUncertain {
+		why = "MongoDB stopped answering while the bot ended it (" + why + "); whether it ended is being checked against the server."
+	}
+	cur, err := b.store.UpdateEntry(id, func(x *store.Entry) error { x.UndoTries++; x.UndoError = why; return nil })
+	if err != nil {
+		b.log.Error("record failed temporary end", "entry", id, "err", err)
+	}
+	next := b.now().Add(temporaryRetry(cur.UndoTries))
+	b.scheduleTemporary(id, next, due)
+	msg := fmt.Sprintf(":rotating_light: OVERDUE: journal #%d (%s) should have ended at %s, but ending it did not succeed (attempt %d): %s The bot tries again at %s and keeps trying until it is done.",
+		id, summary(e.Action, e.Connector, e.Args), clock(due), cur.UndoTries, why, clock(next))
+	b.announceTo(ctx, b.cfg.Channel, msg)
+	b.dm(ctx, e.Requester, text("%s", msg))
+}
+
+// scheduleTemporary registers the next attempt at ending temporary entry id, due at due.
+func (b *Bot) scheduleTemporary(id uint64, next, due time.Time) {
 	tm := b.tm
 	tm.mu.Lock()
-	tm.temporary[id] = at
+	tm.temporary[id] = next
+	tm.due[id] = due
 	tm.mu.Unlock()
 }
 
-// activeSchedule finds an active schedule of the same user, if any.
+func (b *Bot) forgetTemporary(id uint64) {
+	tm := b.tm
+	tm.mu.Lock()
+	delete(tm.temporary, id)
+	delete(tm.due, id)
+	tm.mu.Unlock()
+}
+
+// OverdueTemporary is how many temporary actions are past their end and not yet ended (the
+// mongobot_temporary_overdue gauge).
+func (b *Bot) OverdueTemporary() int {
+	tm := b.tm
+	now := b.now()
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	n := 0
+	for _, due := range tm.due {
+		if !due.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// activeSchedule finds a schedule of the same user that is not removed (active or paused).
 func (b *Bot) activeSchedule(conn string, u connector.UserRef) (store.Schedule, bool) {
 	scs, err := b.store.Schedules()
 	if err != nil {
@@ -459,7 +588,7 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 	r, _ = b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: approvals.Done, By: "bot", Note: fmt.Sprintf("schedule #%d", sc.ID)}, nil)
 	b.refreshCard(ctx, r)
 	msg := text(":calendar: Schedule #%d is active: rotate-password `%s` on %s, `%s`. Next runs: %s. Each new password goes to <@%s>; `%s unschedule %d` removes it.",
-		sc.ID, u, sc.Connector, sc.Spec, runTimes(NextRuns(p.spec, b.now(), 3)), sc.Owner, b.cfg.Slash, sc.ID)
+		sc.ID, code(u.String()), sc.Connector, code(sc.Spec), runTimes(NextRuns(p.spec, b.now(), 3)), sc.Owner, b.cfg.Slash, sc.ID)
 	b.tell(ctx, r.Card, r.Requester, msg)
 }
 
@@ -471,7 +600,7 @@ func (b *Bot) executeUnschedule(ctx context.Context, r store.Request) {
 		b.failRequest(ctx, r, 0, "the journal could not record it: "+err.Error())
 		return
 	}
-	sc, err := b.store.TransitionSchedule(id, []string{store.ScheduleActive}, store.Step{State: store.ScheduleRemoved, By: r.Requester}, nil)
+	sc, err := b.store.TransitionSchedule(id, []string{store.ScheduleActive, store.SchedulePaused}, store.Step{State: store.ScheduleRemoved, By: r.Requester}, nil)
 	b.endBotAction(e, err, fmt.Sprintf("schedule #%d removed", id))
 	if err != nil {
 		b.failRequest(ctx, r, 0, fmt.Sprintf("schedule #%d is not active", id))
@@ -483,7 +612,7 @@ func (b *Bot) executeUnschedule(ctx context.Context, r store.Request) {
 	tm.mu.Unlock()
 	r, _ = b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: approvals.Done, By: "bot"}, nil)
 	b.refreshCard(ctx, r)
-	msg := text("Schedule #%d (rotate-password `%s@%s` on %s, `%s`) is removed.", id, sc.User, sc.DB, sc.Connector, sc.Spec)
+	msg := text("Schedule #%d (rotate-password `%s` on %s, `%s`) is removed.", id, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec))
 	b.tell(ctx, r.Card, r.Requester, msg)
 }
 
@@ -500,6 +629,9 @@ func (b *Bot) schedulesMessage() Message {
 	var lines []string
 	for _, sc := range scs {
 		next := "-"
+		if sc.State == store.SchedulePaused {
+			next = "PAUSED (" + sc.Paused + ")"
+		}
 		tm.mu.Lock()
 		if p := tm.schedules[sc.ID]; p != nil {
 			next = p.next.Format("2006-01-02 15:04 MST")
@@ -514,7 +646,7 @@ func (b *Bot) schedulesMessage() Message {
 		} else if sc.LastResult != "" {
 			last = sc.LastResult
 		}
-		lines = append(lines, fmt.Sprintf("• #%d rotate-password `%s@%s` on %s `%s`, owner <@%s>: next %s; %s", sc.ID, sc.User, sc.DB, sc.Connector, sc.Spec, sc.Owner, next, last))
+		lines = append(lines, fmt.Sprintf("• #%d rotate-password `%s` on %s `%s`, owner <@%s>: next %s; %s", sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec), sc.Owner, next, esc(last)))
 	}
 	return paged("*Scheduled rotations*", lines)
 }

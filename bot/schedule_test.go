@@ -176,7 +176,7 @@ func TestOverlappingRunSkippedAndConcurrencyLimit(t *testing.T) {
 	if n := e.emu.Count("updateUser"); n != 6 {
 		t.Fatalf("%d rotations, want 6: the overlapping second tick runs nothing", n)
 	}
-	if !strings.Contains(e.logs.String(), "cron: skip") {
+	if !strings.Contains(e.logs.String(), "the previous one is still running") {
 		t.Error("the skipped run is not logged")
 	}
 }
@@ -230,7 +230,7 @@ func TestTemporaryGrantAndLock(t *testing.T) {
 	e.clock.Add(90 * time.Minute)
 	e.start(testPolicy())
 	e.advance(0)
-	e.result(card, "*Done*, journal #2", "rollback of #1", "automatic: its --for 4h ended")
+	e.result(card, "*Done*, journal #2", "rollback of #1", "by the bot (--for 4h ended)", "No rollback")
 	if e.state("app").HasRole(read) {
 		t.Fatal("the temporary grant was not undone")
 	}
@@ -242,7 +242,8 @@ func TestTemporaryGrantAndLock(t *testing.T) {
 	res := e.result(lc, "*Done*, journal #3")
 	e.advance(10 * time.Minute)
 	e.click(dev, res, bot.TextRollback)
-	e.result(lc, "*Done*, journal #4")
+	rc := e.approveRollback(3, alice)
+	e.result(rc, "*Done*, journal #4")
 	if err := e.login("app", pw); err != nil {
 		t.Fatal(err)
 	}

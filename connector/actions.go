@@ -299,7 +299,9 @@ func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRe
 
 // CreateReadOnlyUser creates u with a generated password and the role read on db. Undo drops
 // it. It is refused on FerretDB, which has no authorization: a user there is never read-only.
-func (m *Mongo) CreateReadOnlyUser(ctx context.Context, u UserRef, db string) (Change, secret.String, error) {
+// beforeApply (may be nil) receives the password before the server is asked to create the
+// user, as RotateOptions.BeforeApply does; its error stops the creation.
+func (m *Mongo) CreateReadOnlyUser(ctx context.Context, u UserRef, db string, beforeApply func(secret.String) error) (Change, secret.String, error) {
 	if err := ValidateDB(db); err != nil {
 		return m.newChange("create-readonly-user", u, UserState{}), secret.String{}, err
 	}
@@ -314,12 +316,16 @@ func (m *Mongo) CreateReadOnlyUser(ctx context.Context, u UserRef, db string) (C
 		return m.newChange("create-readonly-user", u, UserState{}), secret.String{},
 			newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no roles and no authorization: any user it has can read and write everything, so the bot will not create one and call it read-only", m.name, info.FerretDB)
 	}
-	return m.CreateUser(ctx, "create-readonly-user", u, []Role{{Name: "read", DB: db}})
+	return m.createUser(ctx, "create-readonly-user", u, []Role{{Name: "read", DB: db}}, beforeApply)
 }
 
 // CreateUser creates u with a generated password and exactly roles (which may be empty),
 // then logs in with it. Undo drops the user. action names the change.
 func (m *Mongo) CreateUser(ctx context.Context, action string, u UserRef, roles []Role) (Change, secret.String, error) {
+	return m.createUser(ctx, action, u, roles, nil)
+}
+
+func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles []Role, beforeApply func(secret.String) error) (Change, secret.String, error) {
 	ch := m.newChange(action, u, UserState{})
 	if err := m.checkTarget(u, true); err != nil {
 		return ch, secret.String{}, err
@@ -339,6 +345,11 @@ func (m *Mongo) CreateUser(ctx context.Context, action string, u UserRef, roles 
 	pw, err := m.cfg.Passwords.NewPassword()
 	if err != nil {
 		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	}
+	if beforeApply != nil {
+		if err := beforeApply(pw); err != nil {
+			return ch, secret.String{}, err
+		}
 	}
 	if err := m.create(ctx, u, pw, UserState{Roles: roles}); err != nil {
 		return ch, secret.String{}, err
@@ -377,7 +388,11 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 
 // Recreate creates u again from a pre-image saved before a drop (a --logout-all rotation
 // interrupted between drop and create), with a new generated password.
-func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState) (Change, secret.String, error) {
+//
+// pw, when not empty, is the password to create it with (the one the caller sealed before the
+// rotation began, so that every attempt sets the same one and a login can tell which took);
+// empty makes a new one.
+func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secret.String) (Change, secret.String, error) {
 	ch := m.newChange("recreate-user", u, UserState{})
 	if err := m.checkTarget(u, true); err != nil {
 		return ch, secret.String{}, err
@@ -390,9 +405,10 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState) (Change,
 	if now.Exists {
 		return ch, secret.String{}, newErr(ErrConflict, "", "user %s exists on %s: nothing to recover", u, m.name)
 	}
-	pw, err := m.cfg.Passwords.NewPassword()
-	if err != nil {
-		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+	if pw.Empty() {
+		if pw, err = m.cfg.Passwords.NewPassword(); err != nil {
+			return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
+		}
 	}
 	if err := m.create(ctx, u, pw, pre); err != nil {
 		return ch, secret.String{}, recreateFailed(u, m.name, err)

@@ -301,7 +301,7 @@ func TestCreateUsers(t *testing.T) {
 	each(t, func(t *testing.T, s server) {
 		m := connect(t, s)
 		u := uniqueUser(t, m, "admin")
-		ch, pw, err := m.CreateReadOnlyUser(ctx(t), u, "shop")
+		ch, pw, err := m.CreateReadOnlyUser(ctx(t), u, "shop", nil)
 		if s.ferret() {
 			mustKind(t, err, connector.ErrUnsupported)
 			if st, _ := m.State(ctx(t), u); st.Exists {
@@ -419,7 +419,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 			return err
 		}},
 		{"slash in db", func() error {
-			_, _, err := m.CreateReadOnlyUser(ctx(t), connector.UserRef{User: "a", DB: "admin"}, "a/b")
+			_, _, err := m.CreateReadOnlyUser(ctx(t), connector.UserRef{User: "a", DB: "admin"}, "a/b", nil)
 			return err
 		}},
 		{"dollar in db", func() error {

@@ -46,6 +46,7 @@ type Mongo struct {
 	tls      *tls.Config
 	atlas    bool
 	password secret.String // the connection string's own password, for scrubbing
+	account  UserRef       // the user the connection string logs in as (empty: none)
 
 	mu     sync.Mutex
 	client *mongo.Client
@@ -83,7 +84,7 @@ func New(cfg Config) (*Mongo, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 15 * time.Second
 	}
-	m := &Mongo{cfg: cfg, name: cfg.Name, password: secret.New(password)}
+	m := &Mongo{cfg: cfg, name: cfg.Name, password: secret.New(password), account: accountOf(cfg.URI.Reveal())}
 	for _, h := range hosts {
 		if isAtlasHost(h) {
 			m.atlas = true
@@ -110,6 +111,49 @@ func New(cfg Config) (*Mongo, error) {
 
 // Name is the connector's display name.
 func (m *Mongo) Name() string { return m.name }
+
+// Account is the user the connection string logs in as: the bot's own login, which no action
+// may touch (locking, dropping, rotating or revoking it would cut the connector off, with no
+// way back through the bot). Its User is empty when the string carries no user name.
+func (m *Mongo) Account() UserRef { return m.account }
+
+// accountOf reads the user name and its authentication database from a connection string:
+// authSource, else the database in the path, else admin (the driver's rule for SCRAM).
+func accountOf(uri string) UserRef {
+	rest, ok := strings.CutPrefix(uri, "mongodb://")
+	if !ok {
+		rest, _ = strings.CutPrefix(uri, "mongodb+srv://")
+	}
+	query := ""
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest, query = rest[:i], rest[i+1:]
+	}
+	path := ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest, path = rest[:i], rest[i+1:]
+	}
+	i := strings.LastIndexByte(rest, '@')
+	if i < 0 {
+		return UserRef{}
+	}
+	name, _, _ := strings.Cut(rest[:i], ":")
+	user, err := url.PathUnescape(name)
+	if err != nil || user == "" {
+		return UserRef{}
+	}
+	db := "admin"
+	if p, err := url.PathUnescape(path); err == nil && p != "" {
+		db = p
+	}
+	if q, err := url.ParseQuery(query); err == nil {
+		for k, v := range q {
+			if strings.EqualFold(k, "authSource") && len(v) > 0 && v[0] != "" {
+				db = v[0]
+			}
+		}
+	}
+	return UserRef{User: user, DB: db}
+}
 
 // Atlas reports whether the connection string points at MongoDB Atlas.
 func (m *Mongo) Atlas() bool { return m.atlas }

@@ -37,3 +37,24 @@ func TestSupports(t *testing.T) {
 		t.Fatalf("Atlas: %v", err)
 	}
 }
+
+func TestAccountOf(t *testing.T) {
+	for _, c := range []struct {
+		uri  string
+		want connector.UserRef
+	}{
+		{"mongodb://bot:pw@h:27017/", connector.UserRef{"bot", "admin"}},
+		{"mongodb://bot:pw@h1,h2/shop", connector.UserRef{"bot", "shop"}},
+		{"mongodb://b%40t:p%3Aw@h/shop?authSource=ops&tls=true", connector.UserRef{"b@t", "ops"}},
+		{"mongodb+srv://bot:pw@cluster0.example.net/?authsource=admin", connector.UserRef{"bot", "admin"}},
+		{"mongodb://h:27017/", connector.UserRef{}},
+	} {
+		m, err := connector.New(connector.Config{Name: "x", URI: secret.New(c.uri)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Account(); got != c.want {
+			t.Errorf("Account of %q = %v, want %v", c.uri, got, c.want)
+		}
+	}
+}

@@ -217,6 +217,13 @@ func (s *Server) Missing(channel string) {
 	s.missing[channel] = true
 }
 
+// Found undoes Missing: channel exists again.
+func (s *Server) Found(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.missing, channel)
+}
+
 // notify wakes waiters; call with s.mu held.
 func (s *Server) notify() {
 	close(s.changed)

@@ -86,6 +86,9 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 		return err
 	}
 	defer st.Close()
+	if !*demo {
+		warnKeyFile(newLogger(cfg.Log, os.Stderr), st)
+	}
 	con := bot.NewConsole(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
 	start := *as
 	if start == "" && *demo {
@@ -96,7 +99,12 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 			return usageError{err.Error()}
 		}
 	}
-	b := bot.New(botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr)), st, con, nil)
+	bc := botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr))
+	if !*demo {
+		// Anyone at this terminal can type as anyone: the journal and every card say so.
+		bc.Via = "console"
+	}
+	b := bot.New(bc, st, con, nil)
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {
 		return err

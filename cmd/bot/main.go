@@ -143,6 +143,16 @@ func openStore(env func(string) (string, bool), dir string, opts store.Options) 
 	return store.Open(dir, opts)
 }
 
+// warnKeyFile logs, once at start-up, that the key sealing new passwords is the key file beside
+// the journal when no BOT_ENCRYPTION_KEY was given: a copy of the data folder carries both.
+func warnKeyFile(log *slog.Logger, st *store.Store) {
+	if p := st.KeyFile(); p != "" {
+		log.Warn("the encryption key is in a file next to the journal it protects: a copy of the data folder "+
+			"(a backup, a volume snapshot) carries both the sealed passwords and their key; "+
+			"set BOT_ENCRYPTION_KEY from a secret store instead", "key_file", p)
+	}
+}
+
 // asBot is the connectors as the bot sees them.
 func asBot(conns map[string]*connector.Mongo) map[string]bot.Mongo {
 	out := map[string]bot.Mongo{}
@@ -200,6 +210,7 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 	defer stop()
 	if metrics != nil {
 		metrics.GaugeFunc("mongobot_pending_requests", "Approval requests waiting for a decision.", func() float64 { return float64(b.PendingRequests()) })
+		metrics.GaugeFunc("mongobot_temporary_overdue", "Temporary grants and locks past their end that the bot has not ended yet.", func() float64 { return float64(b.OverdueTemporary()) })
 		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
 		ready := func() error {
 			if !sl.Connected() {
@@ -216,6 +227,7 @@ func serve(ctx context.Context, env func(string) (string, bool), stderr io.Write
 		}
 		log.Info("http listening", "addr", addr.String(), "paths", "/healthz /readyz /metrics")
 	}
+	warnKeyFile(log, st)
 	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path())
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {
@@ -247,25 +259,31 @@ func botConfig(cfg *config.Config, ms map[string]bot.Mongo, log *slog.Logger) bo
 		RevealTTL: time.Duration(cfg.RevealTTL), Log: log, Schedules: sc}
 }
 
-// housekeeping expires pending requests and purges expired secrets and dedupe keys.
+// housekeeping expires pending requests, checks entries whose MongoDB stopped answering, and
+// purges expired secrets and dedupe keys: each on its own goroutine, so a check stuck on a
+// black-holed MongoDB never delays the expiry of requests.
 func housekeeping(ctx context.Context, b *bot.Bot, st *store.Store, log *slog.Logger) {
-	expire := time.NewTicker(30 * time.Second)
-	purge := time.NewTicker(time.Hour)
-	defer expire.Stop()
-	defer purge.Stop()
+	go every(ctx, 30*time.Second, func() { b.ExpireDue(ctx) })
+	go every(ctx, time.Minute, func() { b.ReconcileStale(ctx) })
+	every(ctx, time.Hour, func() {
+		if n, err := st.Purge(); err != nil {
+			log.Error("purge", "err", err)
+		} else {
+			log.Debug("purged", "dedupe", n.Dedupe, "secrets", n.Secrets, "entries", n.Entries)
+		}
+	})
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-expire.C:
-			b.ExpireDue(ctx)
-			b.ReconcileStale(ctx)
-		case <-purge.C:
-			if n, err := st.Purge(); err != nil {
-				log.Error("purge", "err", err)
-			} else {
-				log.Debug("purged", "dedupe", n.Dedupe, "secrets", n.Secrets, "entries", n.Entries)
-			}
+		case <-t.C:
+			fn()
 		}
 	}
 }

@@ -116,6 +116,8 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	if f == nil {
 		return s.run(c, cmd, 0), false
 	}
+	s.faulted.Add(1)
+	defer s.faulted.Add(-1)
 	if f.Delay > 0 && !s.wait(f.Delay) {
 		return nil, true
 	}

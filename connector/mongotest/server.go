@@ -83,6 +83,8 @@ type Server struct {
 	closed   chan struct{}
 	wg       sync.WaitGroup
 
+	faulted atomic.Int64 // commands a fault is holding now (see Faulted)
+
 	mu       sync.Mutex
 	users    map[userKey]*user
 	roles    map[userKey]*customRole
@@ -181,6 +183,11 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.wg.Wait()
 }
+
+// Faulted is how many commands a fault is holding now (delayed before or after applying): a
+// test that moves a fake clock on waits for 0 first, since on a real server those commands
+// would have landed in the time the clock says has passed.
+func (s *Server) Faulted() int { return int(s.faulted.Load()) }
 
 // Inject adds a fault; ClearFaults removes them all.
 func (s *Server) Inject(f Fault) {
