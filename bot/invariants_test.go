@@ -1,0 +1,1036 @@
+package bot_test
+
+// The invariant checker: a randomized, seed-reproducible run of the real bot (Socket Mode
+// through the Slack stand-in, the MongoDB emulator over the wire protocol, a bbolt journal in
+// a temp folder) through long sequences of random steps, checking after every step what the
+// bot promises the people who give it an admin account. Jepsen's checkers and model-based
+// testing are the model: the emulator's own record of what it applied is the ground truth,
+// and the journal must account for every bit of it.
+//
+//	go test ./bot -run Invariants                      the fixed seeds CI runs
+//	go test ./bot -run Invariants -seeds 200 -steps 400 a longer hunt
+//	go test ./bot -run Invariants -seed 1234 -v         one seed, its steps printed
+//
+// On a violation it prints the seed and the shortest step list it could shrink to, as Go
+// literals to paste into a regression test (see runSteps).
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mongobot/approvals"
+	"mongobot/bot"
+	"mongobot/bot/slacktest"
+	"mongobot/commands"
+	"mongobot/connector"
+	"mongobot/connector/mongotest"
+	"mongobot/secret"
+	"mongobot/store"
+)
+
+var (
+	flagSeeds = flag.Int("seeds", 0, "invariant checker: how many seeds to run (0: the fixed CI set)")
+	flagSteps = flag.Int("steps", 0, "invariant checker: steps per seed (0: the default)")
+	flagSeed  = flag.Uint64("seed", 0, "invariant checker: run only this seed")
+)
+
+// ciSeeds and ciSteps are what a plain `go test` runs. The race detector slows the bot about
+// tenfold, so a -race run does fewer steps; .ci/run also runs the checker without -race over
+// the full set (ciSeedsFull × ciSteps ≥ 10,000 steps).
+const (
+	ciSeeds     = 6
+	ciSeedsFull = 40
+	ciSteps     = 260
+)
+
+// Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
+// what exists then (messages, buttons, envelopes), so a shrunk list still means something.
+type Step struct {
+	Kind string // cmd, click, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal
+	User string
+	Text string
+	N, M int
+}
+
+func (s Step) String() string {
+	return fmt.Sprintf("{Kind: %q, User: %q, Text: %q, N: %d, M: %d}", s.Kind, s.User, s.Text, s.N, s.M)
+}
+
+// People of the checker's workspace.
+const (
+	frank = "U0FRANK" // may request until a config reload removes them
+)
+
+var (
+	everyone   = []string{alice, bob, carol, dev, eve, frank}
+	requesters = []string{dev, dev, dev, frank, alice, bob, eve}
+	targets    = []string{"u1", "u2", "u3", "u4", "botadmin"}
+	roles      = []string{"read@shop", "readWrite@shop", "dbAdmin@reports", "root", "read@reports"}
+	durations  = []string{"30m", "4h", "2d"}
+	jumps      = []time.Duration{time.Minute, 10 * time.Minute, 31 * time.Minute, time.Hour, 4*time.Hour + time.Minute, 49 * time.Hour}
+	reasons    = []string{"", ` --reason "OPS-12"`, ` --reason "<!channel> see <https://evil.example|the runbook> and <@U0ALICE>"`, " --reason `x`y`"}
+)
+
+// genSteps draws n steps from seed.
+func genSteps(seed uint64, n int) []Step {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
+	var out []Step
+	for len(out) < n {
+		var s Step
+		switch w := r.IntN(100); {
+		case w < 30:
+			s = Step{Kind: "cmd", User: pick(requesters), Text: genCommand(r, pick)}
+		case w < 55:
+			s = Step{Kind: "click", User: pick(everyone), N: r.IntN(1 << 20), M: r.IntN(1 << 20)}
+		case w < 60:
+			s = Step{Kind: "forge", User: pick(everyone), N: r.IntN(1 << 20), M: r.IntN(1 << 20)}
+		case w < 66:
+			s = Step{Kind: "reveal", User: pick([]string{dev, dev, frank, alice, eve}), N: r.IntN(1 << 20)}
+		case w < 70:
+			s = Step{Kind: "redeliver", N: r.IntN(1 << 20)}
+		case w < 72:
+			s = Step{Kind: "drop"}
+		case w < 79:
+			s = Step{Kind: "fault", N: r.IntN(6), M: r.IntN(6)}
+		case w < 82:
+			s = Step{Kind: "crash", N: r.IntN(2), M: r.IntN(20)}
+		case w < 84:
+			s = Step{Kind: "reload", N: r.IntN(8)}
+		case w < 96:
+			s = Step{Kind: "clock", N: r.IntN(len(jumps))}
+		default:
+			s = Step{Kind: "drift", User: pick(targets[:4]), Text: pick(roles), N: r.IntN(2)}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func genCommand(r *rand.Rand, pick func([]string) string) string {
+	u, role, why := pick(targets), pick(roles), pick(reasons)
+	forD := ""
+	if r.IntN(2) == 0 {
+		forD = " --for " + pick(durations)
+	}
+	id := strconv.Itoa(1 + r.IntN(12))
+	switch r.IntN(16) {
+	case 0, 1, 2:
+		return "grant-role prod " + u + " " + role + forD + why
+	case 3, 4:
+		return "revoke-role prod " + u + " " + role + why
+	case 5:
+		return "lock-user prod " + u + forD + why
+	case 6:
+		return "unlock-user prod " + u + why
+	case 7:
+		return "rotate-password prod " + u + pick([]string{"", " --kill-sessions", " --logout-all"}) + why
+	case 8:
+		return "create-readonly-user prod new" + id + " shop" + why
+	case 9:
+		return "drop-user prod new" + id + why
+	case 10:
+		return `schedule rotate-password prod ` + u + ` "` + pick([]string{"0 * * * *", "*/30 * * * *", "@daily"}) + `"`
+	case 11:
+		return "unschedule " + id
+	case 12, 13:
+		return "rollback " + id + why
+	case 14:
+		return "cancel " + id
+	}
+	return pick([]string{"requests", "history", "schedules", "users prod", "help"})
+}
+
+// policies are the configs a reload switches between: access and approvers change under the
+// bot's feet, as they do at a real company.
+func checkerPolicy(v int) approvals.Policy {
+	p := approvals.Policy{
+		Access:      approvals.Group{Users: []string{alice, bob, dev, frank}, Usergroups: []string{"S0DBAS"}},
+		Approvers:   approvals.Group{Users: []string{alice, bob}, Usergroups: []string{"S0DBAS"}},
+		Quorum:      1,
+		ExpireAfter: time.Hour,
+		Rules:       []approvals.Rule{{Actions: []string{"drop-user"}, Connectors: []string{"prod"}, Quorum: 2}},
+	}
+	if v&1 != 0 { // frank loses access
+		p.Access.Users = []string{alice, bob, dev}
+	}
+	if v&2 != 0 { // bob is no longer an approver
+		p.Approvers.Users = []string{alice}
+	}
+	if v&4 != 0 { // revokes and unlocks need no approval
+		p.Require = []string{"rotate-password", "grant-role", "create-readonly-user", "drop-user", "lock-user", "schedule", "unschedule"}
+	}
+	return p
+}
+
+// world is one run: the stand-ins, the bot (restarted as steps ask), and what the checker
+// has seen so far.
+type world struct {
+	t       testing.TB
+	slack   *slacktest.Server
+	emu     *mongotest.Server
+	botURI  string
+	dir     string
+	clock   *clock
+	logs    *syncBuffer
+	pv      int // the policy version in force
+	policy  approvals.Policy
+	st      *store.Store
+	b       *bot.Bot
+	conns   []*connector.Mongo
+	cancel  context.CancelFunc
+	done    chan error
+	sent    int64 // deliveries sent to the current bot
+	envs    []string
+	zombies []*bot.Bot // bots "killed" mid-step: their goroutines finish on their own
+	panics  int64
+	secrets []string
+	admin   *connector.Mongo
+
+	problems []string
+	// What earlier steps saw, for the checks that judge a change at the step it happened.
+	seenVotes map[uint64]int
+	seenReq   map[uint64]string
+	seenEntry map[uint64]int // entry id -> step it was first seen at
+	stepNo    int
+	crashIn   time.Duration // when set, the next step is cut short by a crash this long in
+}
+
+func (w *world) problem(format string, a ...any) {
+	w.problems = append(w.problems, fmt.Sprintf("step %d: ", w.stepNo)+fmt.Sprintf(format, a...))
+}
+
+func newWorld(t testing.TB) (*world, error) {
+	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"),
+		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncBuffer{},
+		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}}
+	w.slack.SetGroup("S0DBAS", carol)
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		return nil, err
+	}
+	w.emu = emu
+	const botPwd = "bot-admin-secret-pw"
+	if err := emu.CreateUser("botadmin", botPwd, "admin", []mongotest.Role{{Role: "root", DB: "admin"}}); err != nil {
+		return nil, err
+	}
+	w.botURI = emu.UserURI("botadmin", botPwd, "admin")
+	w.secrets = append(w.secrets, botPwd, emu.AdminPassword())
+	admin, err := connector.New(connector.Config{Name: "check", URI: secret.New(emu.URI())})
+	if err != nil {
+		return nil, err
+	}
+	w.admin = admin
+	for _, u := range targets[:4] {
+		if _, _, err := admin.CreateUser(context.Background(), "setup", connector.UserRef{User: u, DB: "admin"}, []connector.Role{{Name: "read", DB: "shop"}}); err != nil {
+			return nil, err
+		}
+	}
+	w.policy = checkerPolicy(0)
+	return w, w.start()
+}
+
+func (w *world) start() error {
+	st, err := store.Open(w.dir, store.Options{Now: w.clock.Now, NoSync: true})
+	if err != nil {
+		return fmt.Errorf("the journal does not open after a stop: %v", err)
+	}
+	if err := st.Check(); err != nil {
+		w.problem("the journal is not consistent after a stop: %v", err)
+	}
+	m, err := connector.New(connector.Config{Name: "prod", URI: secret.New(w.botURI), ServerSelectionTimeout: time.Second})
+	if err != nil {
+		return err
+	}
+	w.conns = append(w.conns, m)
+	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sl := bot.NewSlack(bot.SlackConfig{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
+		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
+	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m},
+		Now: w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond}, st, sl, sl)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.st, w.b, w.cancel, w.done, w.sent = st, b, cancel, make(chan error, 1), 0
+	before := w.slack.Connections()
+	b.Reconcile(ctx)
+	if err := b.LoadTimers(ctx); err != nil {
+		return err
+	}
+	go func() { w.done <- sl.Run(ctx, b) }()
+	return w.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() })
+}
+
+// crash stops the bot the way SIGKILL does, as far as one process can: the socket and the
+// journal go away at once, nothing is finished. Its goroutines run on into a closed journal.
+func (w *world) crash() error {
+	w.cancel()
+	<-w.done
+	w.panics += w.b.Panics()
+	w.zombies = append(w.zombies, w.b)
+	w.st.Close()
+	return w.start()
+}
+
+// reload restarts the bot gracefully with policy version v: a config change.
+func (w *world) reload(v int) error {
+	w.stopBot()
+	w.pv, w.policy = v, checkerPolicy(v)
+	return w.start()
+}
+
+func (w *world) stopBot() {
+	w.cancel()
+	<-w.done
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.b.Shutdown(ctx); err != nil {
+		w.problem("shutdown did not finish: %v", err)
+	}
+	w.panics += w.b.Panics()
+	w.st.Close()
+}
+
+// settle waits until the bot has taken every delivery sent and has no work running.
+func (w *world) settle() {
+	deadline := time.Now().Add(30 * time.Second)
+	for w.b.Deliveries() < w.sent || w.b.Busy() != 0 {
+		if time.Now().After(deadline) {
+			w.problem("the bot did not settle in 30s (deliveries %d of %d, %d units of work running): a hang", w.b.Deliveries(), w.sent, w.b.Busy())
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// tick is the bot's one-second timer.
+func (w *world) tick() { w.b.RunDue(context.Background()).Wait() }
+
+func (w *world) send(id string, err error) {
+	if err != nil {
+		return // the socket is down: Slack would deliver it later; the checker moves on
+	}
+	w.sent++
+	w.envs = append(w.envs, id)
+}
+
+// slackText is text as Slack delivers it in a slash command: &, < and > escaped.
+func slackText(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func (w *world) buttons() []struct {
+	m slacktest.Message
+	b slacktest.Button
+} {
+	var out []struct {
+		m slacktest.Message
+		b slacktest.Button
+	}
+	for _, m := range w.slack.Messages() {
+		for _, b := range m.Buttons() {
+			out = append(out, struct {
+				m slacktest.Message
+				b slacktest.Button
+			}{m, b})
+		}
+	}
+	return out
+}
+
+var faultCommands = []string{"updateUser", "grantRolesToUser", "revokeRolesFromUser", "createUser", "dropUser", "usersInfo"}
+
+func (w *world) apply(s Step) error {
+	switch s.Kind {
+	case "cmd":
+		w.send(w.slack.SlashCommand(s.User, channel, slash, slackText(s.Text)))
+	case "click", "forge":
+		bs := w.buttons()
+		if len(bs) == 0 {
+			return nil
+		}
+		x := bs[s.N%len(bs)]
+		if s.Kind == "click" && s.N%3 != 0 {
+			x = bs[len(bs)-1-s.N%min(len(bs), 4)] // mostly the newest buttons: progress
+		}
+		m := x.m
+		if s.Kind == "forge" {
+			// A real button on the wrong message, or a value with another record's token.
+			m = w.slack.Messages()[s.M%len(w.slack.Messages())]
+			if s.M%2 == 0 {
+				other := bs[s.M%len(bs)].b
+				if id, _, ok := strings.Cut(x.b.Value, "."); ok {
+					if _, tok, ok := strings.Cut(other.Value, "."); ok {
+						x.b.Value = id + "." + tok
+					}
+				}
+				m = x.m
+			}
+		}
+		w.send(w.slack.Click(s.User, m, x.b))
+		if s.Kind == "click" && s.M%7 == 0 { // a double click
+			w.send(w.slack.Click(s.User, m, x.b))
+		}
+	case "reveal":
+		var offers []slacktest.Message
+		for _, m := range w.slack.Messages() {
+			if _, ok := m.Find(bot.TextReveal); ok {
+				offers = append(offers, m)
+			}
+		}
+		if len(offers) == 0 {
+			return nil
+		}
+		m := offers[s.N%len(offers)]
+		b, _ := m.Find(bot.TextReveal)
+		who := strings.TrimPrefix(m.Channel, "D")
+		if s.N%4 == 0 {
+			who = s.User // someone else tries
+		}
+		w.send(w.slack.Click(who, m, b))
+	case "redeliver":
+		if len(w.envs) > 0 {
+			id := w.envs[s.N%len(w.envs)]
+			if w.slack.Redeliver(id, 1) == nil {
+				w.sent++
+			}
+		}
+	case "drop":
+		before := w.slack.Connections()
+		w.slack.Drop()
+		return w.slack.Wait(wait, "the bot to reconnect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() })
+	case "fault":
+		f := mongotest.Fault{Command: faultCommands[s.M%len(faultCommands)], Times: 1}
+		switch s.N {
+		case 0:
+			f.Code, f.Message = 13, "not authorized on admin to execute command"
+		case 1:
+			f.Delay = 700 * time.Millisecond // the bot times out before the server applies
+		case 2:
+			f.DelayAfter = 700 * time.Millisecond // the server applies, then answers too late
+		case 3:
+			f.Drop = true
+		case 4:
+			f.DropAfter = true
+		case 5:
+			f.Delay, f.Times = 30*time.Millisecond, 3
+		}
+		w.emu.Inject(f)
+	case "crash":
+		if s.N%2 == 1 {
+			// Die in the middle of the next step, not between steps.
+			w.crashIn = time.Duration(1+s.M%20) * time.Millisecond
+			return nil
+		}
+		return w.crash()
+	case "reload":
+		return w.reload(s.N)
+	case "clock":
+		// Time passes for the server too: a command it was holding lands first.
+		deadline := time.Now().Add(5 * time.Second)
+		for w.emu.Faulted() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		w.settle()
+		w.clock.Add(jumps[s.N%len(jumps)])
+		w.b.ExpireDue(context.Background())
+		w.tick()
+		w.b.ReconcileStale(context.Background())
+	case "drift":
+		u := connector.UserRef{User: s.User, DB: "admin"}
+		r, _ := connector.ParseRole(s.Text)
+		if s.N == 0 {
+			_, _ = w.admin.GrantRole(context.Background(), u, r)
+		} else {
+			_, _ = w.admin.RevokeRole(context.Background(), u, r)
+		}
+	}
+	return nil
+}
+
+// runSteps runs steps on a fresh world and returns the invariant violations, none if it held.
+func runSteps(t testing.TB, steps []Step, verbose bool) []string {
+	baseline := runtime.NumGoroutine()
+	w, err := newWorld(t)
+	if err != nil {
+		return []string{"setup: " + err.Error()}
+	}
+	defer w.close()
+	for i, s := range steps {
+		w.stepNo = i
+		if verbose {
+			t.Logf("step %d: %s", i, s)
+		}
+		crashIn := w.crashIn
+		w.crashIn = 0
+		if err := w.apply(s); err != nil {
+			w.problem("%s: %v", s.Kind, err)
+			break
+		}
+		if crashIn > 0 {
+			time.Sleep(crashIn)
+			if err := w.crash(); err != nil {
+				w.problem("crash: %v", err)
+				break
+			}
+		}
+		w.settle()
+		w.tick()
+		w.settle()
+		w.check()
+		if len(w.problems) > 0 {
+			break
+		}
+	}
+	if len(w.problems) == 0 {
+		w.finish()
+	}
+	w.close()
+	if len(w.problems) == 0 {
+		w.checkGoroutines(baseline)
+	}
+	if len(w.problems) > 0 && verbose {
+		t.Logf("bot log:\n%s", w.logs.String())
+	}
+	return w.problems
+}
+
+func (w *world) close() {
+	if w.emu == nil {
+		return
+	}
+	if w.cancel != nil {
+		w.stopBot()
+		w.cancel = nil
+	}
+	w.emu.ClearFaults()
+	for _, z := range w.zombies {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := z.Shutdown(ctx); err != nil {
+			w.problem("a crashed bot's goroutines did not end: %v", err)
+		}
+		cancel()
+		w.panics += z.Panics()
+	}
+	w.zombies = nil
+	for _, c := range w.conns {
+		c.Close(context.Background())
+	}
+	w.admin.Close(context.Background())
+	w.emu.Close()
+	w.slack.Close()
+	w.emu = nil
+	if w.panics > 0 {
+		w.problem("%d panic(s) recovered in the bot", w.panics)
+	}
+}
+
+// finish lets everything settle (faults gone, time moving on, checks run), then checks what
+// only holds at rest.
+func (w *world) finish() {
+	w.stepNo = -1
+	w.emu.ClearFaults()
+	for range 6 {
+		for deadline := time.Now().Add(5 * time.Second); w.emu.Faulted() > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		w.clock.Add(10 * time.Minute)
+		w.b.ExpireDue(context.Background())
+		w.tick()
+		w.b.ReconcileStale(context.Background())
+		w.settle()
+	}
+	w.check()
+	if ex, _ := w.st.Executing(); len(ex) > 0 {
+		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
+	}
+	w.checkUsers()
+	w.checkSecrets()
+	if debugHook != nil && len(w.problems) > 0 {
+		debugHook(w)
+	}
+}
+
+// debugHook, when set by a test being debugged, sees the world of a failed run.
+var debugHook func(*world)
+
+func (w *world) checkGoroutines(baseline int) {
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > baseline+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			w.problem("%d goroutines left behind (baseline %d):\n%s", runtime.NumGoroutine(), baseline, buf[:n])
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *world) entries() []store.Entry {
+	var out []store.Entry
+	var before uint64
+	for {
+		es, next, err := w.st.History(before, 500)
+		if err != nil {
+			w.problem("read the journal: %v", err)
+			return out
+		}
+		out = append(out, es...)
+		if next == 0 {
+			return out
+		}
+		before = next
+	}
+}
+
+// kinds are the changes (as the emulator records them) an entry may have made, on whom.
+func kinds(e store.Entry) []string {
+	u := e.Args["user"] + "@" + cmpOr(e.Args["authdb"], "admin")
+	switch e.Action {
+	case commands.RotatePassword:
+		if e.Args["logout_all"] == "true" {
+			return []string{u + " pwd", u + " drop", u + " create"}
+		}
+		return []string{u + " pwd"}
+	case commands.GrantRole:
+		return []string{u + " grant " + e.Args["role"]}
+	case commands.RevokeRole:
+		return []string{u + " revoke " + e.Args["role"]}
+	case commands.CreateReadOnlyUser:
+		return []string{u + " create"}
+	case commands.DropUser:
+		return []string{u + " drop"}
+	case commands.LockUser, commands.UnlockUser:
+		return []string{u + " restrict"}
+	case commands.Rollback:
+		switch e.Args["performs"] {
+		case commands.GrantRole:
+			return []string{u + " grant " + e.Args["role"]}
+		case commands.RevokeRole:
+			return []string{u + " revoke " + e.Args["role"]}
+		case commands.DropUser:
+			return []string{u + " drop"}
+		case commands.LockUser, commands.UnlockUser:
+			return []string{u + " restrict"}
+		}
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
+}
+
+func qualify(r string) string {
+	if !strings.Contains(r, "@") {
+		return r + "@admin"
+	}
+	return r
+}
+
+// appliedKinds are the changes the bot's own account made, as the emulator saw them.
+func (w *world) appliedKinds() map[string]int {
+	out := map[string]int{}
+	for _, a := range w.emu.Applied() {
+		if a.By.User != "botadmin" {
+			continue
+		}
+		u := a.User.User + "@" + a.User.DB
+		switch {
+		case a.Created:
+			out[u+" create"]++
+		case a.Dropped:
+			out[u+" drop"]++
+		default:
+			if a.PasswordChanged {
+				out[u+" pwd"]++
+			}
+			if a.RestrictionsChanged {
+				out[u+" restrict"]++
+			}
+			for _, r := range a.RolesAdded {
+				out[u+" grant "+r.Role+"@"+r.DB]++
+			}
+			for _, r := range a.RolesRemoved {
+				out[u+" revoke "+r.Role+"@"+r.DB]++
+			}
+		}
+	}
+	return out
+}
+
+// check runs the invariants that hold after every step.
+func (w *world) check() {
+	if w.emu == nil {
+		return
+	}
+	es := w.entries()
+	byID := map[uint64]store.Entry{}
+	for _, e := range es {
+		byID[e.ID] = e
+	}
+	// 1. Every change MongoDB applied belongs to a journal entry that can account for it,
+	// one change per entry: counted per user and kind of change.
+	can := map[string]int{}
+	for _, e := range es {
+		if e.State == store.EntryFailed {
+			continue // "nothing changed": it may account for nothing
+		}
+		for _, k := range kinds(e) {
+			can[normalizeKind(k)]++
+		}
+	}
+	for k, n := range w.appliedKinds() {
+		if n > can[k] {
+			w.problem("MongoDB applied %q %d time(s) but the journal accounts for %d (write-ahead broken, an action run twice, or a change journaled as not applied)", k, n, can[k])
+		}
+	}
+	// 1b. Every entry is authorized: by an approved request judged under the policy in
+	// force, by a policy that needs no approval, by an approved schedule whose owner may
+	// still use the bot, or by the bot ending a temporary action that was due.
+	for _, e := range es {
+		if _, seen := w.seenEntry[e.ID]; seen {
+			continue
+		}
+		w.seenEntry[e.ID] = w.stepNo
+		w.authorized(e, byID)
+	}
+	w.checkVotes()
+	// 2. No temporary grant or lock outlives its end by more than the retry interval
+	// without an overdue alarm in the approvals channel.
+	now := w.clock.Now()
+	msgs := w.slack.Messages()
+	for _, e := range es {
+		if e.UndoAt.IsZero() || e.State != store.EntryDone || now.Before(e.UndoAt.Add(11*time.Minute)) {
+			continue
+		}
+		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
+		if !slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) }) {
+			w.problem("journal #%d (%s %s) should have ended at %s; it is %s and no overdue alarm was posted", e.ID, e.Action, e.Args["role"], e.UndoAt, now)
+		}
+	}
+	// 3. No schedule slot ran twice.
+	slots := map[string]uint64{}
+	for _, e := range es {
+		if e.ScheduleID == 0 || e.State == store.EntryFailed || e.Action != commands.RotatePassword {
+			continue
+		}
+		k := fmt.Sprintf("%d/%s", e.ScheduleID, e.Slot)
+		if prev, ok := slots[k]; ok {
+			w.problem("schedule #%d ran its slot %s twice: journal #%d and #%d", e.ScheduleID, e.Slot, prev, e.ID)
+		}
+		slots[k] = e.ID
+	}
+	// 5. No panic.
+	if n := w.panics + w.b.Panics(); n > 0 {
+		w.problem("%d panic(s) recovered in the bot", n)
+	}
+	// User text never becomes a mention or a link on a card.
+	w.checkInjection()
+}
+
+// normalizeKind writes roles with their database, as the emulator does.
+func normalizeKind(k string) string {
+	parts := strings.SplitN(k, " ", 3)
+	if len(parts) == 3 {
+		return parts[0] + " " + parts[1] + " " + qualify(parts[2])
+	}
+	return k
+}
+
+func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
+	eff := func(action string, args map[string]string) approvals.Effective {
+		if action == commands.Rollback && args["performs"] != "" {
+			x := w.policy.For(args["performs"], "prod")
+			x.Required = x.Required || w.policy.For(commands.Rollback, "prod").Required
+			return x
+		}
+		return w.policy.For(action, "prod")
+	}
+	switch {
+	case e.Requester == "bot":
+		orig, ok := byID[e.RollbackOf]
+		if e.Args["automatic"] == "" || !ok || orig.UndoAt.IsZero() || w.clock.Now().Before(orig.UndoAt) {
+			w.problem("journal #%d was done by the bot, but not as the due end of a temporary action", e.ID)
+		}
+	case e.ScheduleID != 0:
+		sc, err := w.st.Schedule(e.ScheduleID)
+		if err != nil {
+			w.problem("journal #%d names schedule #%d, which does not exist", e.ID, e.ScheduleID)
+			return
+		}
+		if !w.mayRequest(sc.Owner) {
+			w.problem("journal #%d: schedule #%d ran for %s, who may no longer use the bot", e.ID, sc.ID, sc.Owner)
+		}
+		if r, err := w.st.Request(sc.RequestID); err != nil || !wasApproved(r) {
+			w.problem("journal #%d: schedule #%d was never approved", e.ID, sc.ID)
+		}
+	case e.RequestID == 0:
+		if eff(e.Action, e.Args).Required {
+			w.problem("journal #%d (%s) ran without a request, but the policy requires approval of %s", e.ID, e.Action, e.Args["performs"])
+		}
+		if !w.mayRequest(e.Requester) {
+			w.problem("journal #%d (%s) ran for %s, who may not use the bot", e.ID, e.Action, e.Requester)
+		}
+	default:
+		r, err := w.st.Request(e.RequestID)
+		if err != nil || !wasApproved(r) {
+			w.problem("journal #%d ran for request #%d, which was never approved", e.ID, e.RequestID)
+			return
+		}
+		if r.History[0].State == approvals.Approved && eff(r.Action, r.Args).Required {
+			w.problem("request #%d (%s) ran without approval, but the policy requires it", r.ID, r.Action)
+		}
+	}
+	if acct := "botadmin"; e.Args["user"] == acct && cmpOr(e.Args["authdb"], "admin") == "admin" {
+		w.problem("journal #%d acted on the bot's own login (%s)", e.ID, e.Action)
+	}
+}
+
+func wasApproved(r store.Request) bool {
+	return slices.ContainsFunc(r.History, func(s store.Step) bool { return s.State == approvals.Approved })
+}
+
+func (w *world) mayRequest(user string) bool {
+	return w.policy.MayRequest(w.whoIs(user)) == nil
+}
+
+func (w *world) whoIs(user string) approvals.Who {
+	who := approvals.Who{User: user}
+	if user == carol {
+		who.Groups = []string{"S0DBAS"}
+	}
+	return who
+}
+
+// checkVotes judges each new vote by the policy in force when it was cast, and each new
+// approval by the quorum then.
+func (w *world) checkVotes() {
+	rs, _, err := w.st.Requests(0, 1<<20)
+	if err != nil {
+		w.problem("read requests: %v", err)
+		return
+	}
+	for _, r := range rs {
+		eff := w.policy.For(r.Action, "prod")
+		if r.Action == commands.Rollback && r.Args["performs"] != "" {
+			eff = w.policy.For(r.Args["performs"], "prod")
+		}
+		for _, v := range r.Votes[min(w.seenVotes[r.ID], len(r.Votes)):] {
+			if !eff.Approvers.Has(w.whoIs(v.User)) {
+				w.problem("request #%d: %s voted but is not an approver of %s", r.ID, v.User, r.Action)
+			}
+			if v.User == r.Requester && !eff.AllowSelfApproval {
+				w.problem("request #%d: its requester %s voted on it", r.ID, v.User)
+			}
+		}
+		w.seenVotes[r.ID] = len(r.Votes)
+		if w.seenReq[r.ID] != r.State && wasApproved(r) && r.History[0].State != approvals.Approved && !strings.Contains(w.seenReq[r.ID], "checked") {
+			n := 0
+			for _, v := range r.Votes {
+				if v.Approve {
+					n++
+				}
+			}
+			if n < eff.Quorum {
+				w.problem("request #%d (%s) was approved with %d approval(s); the policy needs %d", r.ID, r.Action, n, eff.Quorum)
+			}
+			w.seenReq[r.ID] = r.State + " checked"
+			continue
+		}
+		if !strings.Contains(w.seenReq[r.ID], "checked") {
+			w.seenReq[r.ID] = r.State
+		}
+	}
+}
+
+// checkInjection searches every Web API call for mentions and links that came from user
+// text: the checker's reasons carry <!channel>, <@U0ALICE> and a disguised link.
+func (w *world) checkInjection() {
+	for _, c := range w.slack.Calls() {
+		for _, k := range []string{"text", "blocks"} {
+			v := c.Args.Get(k)
+			for _, bad := range []string{"<!channel>", "<https://evil.example", "<@U0ALICE> and"} {
+				if strings.Contains(v, bad) {
+					w.problem("%s carries %q from user text", c.Method, bad)
+				}
+			}
+		}
+	}
+}
+
+// checkUsers: after the run settles, the journal's view of every user the bot changed last
+// equals the server's.
+func (w *world) checkUsers() {
+	snap := w.emu.Snapshot()
+	last := map[string]string{} // user -> who changed it last
+	for _, a := range w.emu.Applied() {
+		last[a.User.User+"@"+a.User.DB] = a.By.User
+	}
+	newest := map[string]store.Entry{}
+	concurrent := map[string]bool{}
+	for _, e := range w.entries() { // newest first
+		if e.State != store.EntryDone && e.State != store.EntryRolledBack || len(e.After) == 0 {
+			continue
+		}
+		u := e.Args["user"] + "@" + cmpOr(e.Args["authdb"], "admin")
+		if n, ok := newest[u]; ok {
+			if w.seenEntry[n.ID] == w.seenEntry[e.ID] {
+				concurrent[u] = true // two actions on one user in one step: order unknown
+			}
+			continue
+		}
+		newest[u] = e
+	}
+	for u, e := range newest {
+		if last[u] != "botadmin" || concurrent[u] {
+			continue
+		}
+		var after connector.UserState
+		if err := json.Unmarshal(e.After, &after); err != nil {
+			continue
+		}
+		name, db, _ := strings.Cut(u, "@")
+		s, exists := snap[mongotest.UserRef{User: name, DB: db}]
+		var roles []string
+		for _, r := range s.Roles {
+			roles = append(roles, r.Role+"@"+r.DB)
+		}
+		var want []string
+		for _, r := range after.Roles {
+			want = append(want, r.String())
+		}
+		slices.Sort(roles)
+		slices.Sort(want)
+		locked := exists && len(s.Restrictions) == 1 && slices.Equal(s.Restrictions[0].ClientSource, connector.LockRestrictions()[0].ClientSource)
+		if exists != after.Exists || (exists && (!slices.Equal(roles, want) || locked != after.Locked())) {
+			w.problem("the journal's last word on %s (journal #%d: %s) differs from the server (exists %v, roles %v, locked %v)",
+				u, e.ID, after.Describe(), exists, roles, locked)
+		}
+	}
+}
+
+// checkSecrets: no known secret in any Web API call but its one reveal, in any log line, or
+// in the journal's bytes.
+func (w *world) checkSecrets() {
+	re := passwordBlock
+	for _, m := range w.slack.Messages() {
+		if m.Ephemeral {
+			if x := re.FindStringSubmatch(m.All()); x != nil {
+				w.secrets = append(w.secrets, x[1])
+			}
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(w.dir, store.FileName))
+	logs := w.logs.String()
+	for _, s := range w.secrets {
+		if strings.Contains(string(raw), s) {
+			w.problem("a secret is in the journal file in clear")
+		}
+		if strings.Contains(logs, s) {
+			w.problem("a secret is in the bot's log")
+		}
+		reveals := 0
+		for _, c := range w.slack.Calls() {
+			if !strings.Contains(c.Args.Encode(), urlQuery(s)) && !strings.Contains(fmt.Sprint(c.Args), s) {
+				continue
+			}
+			if c.Method == "chat.postEphemeral" && strings.Contains(c.Args.Get("blocks"), "Your new password") {
+				if c.Error == "" { // a refused call showed it to nobody
+					reveals++
+				}
+				continue
+			}
+			w.problem("a secret was sent to Slack in %s", c.Method)
+		}
+		if reveals > 1 {
+			w.problem("a password was revealed %d times", reveals)
+		}
+	}
+}
+
+func seedsToRun() []uint64 {
+	if *flagSeed != 0 {
+		return []uint64{*flagSeed}
+	}
+	n := *flagSeeds
+	if n == 0 {
+		n = ciSeeds
+		if !raceEnabled {
+			n = ciSeedsFull
+		}
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = uint64(1000 + i)
+	}
+	return out
+}
+
+// TestInvariants is the checker. Each seed is independent; the total number of steps is
+// logged so CI's output says how much was checked.
+func TestInvariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the invariant checker is long; run without -short")
+	}
+	steps := *flagSteps
+	if steps == 0 {
+		steps = ciSteps
+	}
+	var total int
+	var mu sync.Mutex
+	for _, seed := range seedsToRun() {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			list := genSteps(seed, steps)
+			problems := runSteps(t, list, *flagSeed != 0 && testing.Verbose())
+			mu.Lock()
+			total += len(list)
+			mu.Unlock()
+			if len(problems) == 0 {
+				return
+			}
+			t.Errorf("seed %d: %d step(s); invariant violated:\n  %s", seed, len(list), strings.Join(problems, "\n  "))
+			short := shrink(t, list)
+			var b strings.Builder
+			for _, s := range short {
+				fmt.Fprintf(&b, "\t\t%s,\n", s)
+			}
+			t.Errorf("shrunk to %d step(s) (paste into runSteps in a test):\n\t[]Step{\n%s\t}\nviolation:\n  %s",
+				len(short), b.String(), strings.Join(runSteps(t, short, false), "\n  "))
+		})
+	}
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest) and the Slack stand-in, race detector %v", total, len(seedsToRun()), raceEnabled)
+}
+
+// shrink removes steps while the run still violates an invariant: chunks first, then single
+// steps, within a time budget.
+func shrink(t testing.TB, steps []Step) []Step {
+	deadline := time.Now().Add(3 * time.Minute)
+	cur := slices.Clone(steps)
+	for chunk := len(cur) / 2; chunk >= 1 && time.Now().Before(deadline); chunk /= 2 {
+		for i := 0; i+chunk <= len(cur) && time.Now().Before(deadline); {
+			try := slices.Concat(cur[:i], cur[i+chunk:])
+			if len(runSteps(t, try, false)) > 0 {
+				cur = try
+				continue
+			}
+			i += chunk
+		}
+	}
+	return cur
+}
