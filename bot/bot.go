@@ -502,14 +502,24 @@ func (b *Bot) requestsMessage() Message {
 	if err != nil {
 		return text("Could not read the requests: %v", err)
 	}
-	if len(rs) == 0 {
-		return text("No request is waiting for approval.")
-	}
 	var lines []string
 	for _, r := range rs {
 		lines = append(lines, fmt.Sprintf("• #%d %s by <@%s>, expires %s", r.ID, summary(r.Action, r.Connector, r.Args), r.Requester, clock(r.ExpiresAt)))
 	}
-	return paged("*Pending requests*", lines)
+	// Temporary actions past their end are the bot's own overdue work: shown first.
+	var overdue []string
+	for _, id := range b.overdueIDs() {
+		if e, err := b.store.Entry(id); err == nil {
+			overdue = append(overdue, fmt.Sprintf("• :rotating_light: OVERDUE journal #%d %s by <@%s>: %s", e.ID, summary(e.Action, e.Connector, e.Args), e.Requester, entryState(e)))
+		}
+	}
+	if len(lines) == 0 && len(overdue) == 0 {
+		return text("No request is waiting for approval.")
+	}
+	if len(lines) == 0 {
+		lines = []string{"No request is waiting for approval."}
+	}
+	return paged("*Pending requests*", append(overdue, lines...))
 }
 
 func (b *Bot) historyMessage(n int) Message {

@@ -179,8 +179,10 @@ func (e *env) start(p approvals.Policy) {
 	if err := b.LoadTimers(ctx); err != nil {
 		e.t.Fatal(err)
 	}
+	// A new socket, not the previous bot's, which the stand-in may not have noticed is gone.
+	before := e.slack.Connections()
 	go func() { e.done <- sl.Run(ctx, b) }()
-	if err := e.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connected() }); err != nil {
+	if err := e.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() }); err != nil {
 		e.t.Fatal(err)
 	}
 }

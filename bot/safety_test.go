@@ -50,6 +50,8 @@ func TestTemporaryEndIsAnObligation(t *testing.T) {
 	}
 	e.command(dev, "history")
 	e.private(dev, "OVERDUE: ending it failed 1 time(s)")
+	e.command(alice, "requests")
+	e.private(alice, "OVERDUE journal #1")
 	e.advance(30 * time.Second)
 	e.message("the second alarm", slacktest.Containing("OVERDUE: journal #1", "attempt 2"))
 	// The next try comes after the backoff, survives a restart, and works.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -501,21 +502,25 @@ func (b *Bot) forgetTemporary(id uint64) {
 	tm.mu.Unlock()
 }
 
-// OverdueTemporary is how many temporary actions are past their end and not yet ended (the
-// mongobot_temporary_overdue gauge).
-func (b *Bot) OverdueTemporary() int {
+// overdueIDs are the journal entries of temporary actions past their end, not yet ended.
+func (b *Bot) overdueIDs() []uint64 {
 	tm := b.tm
 	now := b.now()
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
-	n := 0
-	for _, due := range tm.due {
+	var out []uint64
+	for id, due := range tm.due {
 		if !due.After(now) {
-			n++
+			out = append(out, id)
 		}
 	}
-	return n
+	slices.Sort(out)
+	return out
 }
+
+// OverdueTemporary is how many temporary actions are past their end and not yet ended (the
+// mongobot_temporary_overdue gauge).
+func (b *Bot) OverdueTemporary() int { return len(b.overdueIDs()) }
 
 // activeSchedule finds a schedule of the same user that is not removed (active or paused).
 func (b *Bot) activeSchedule(conn string, u connector.UserRef) (store.Schedule, bool) {
