@@ -207,6 +207,7 @@ type world struct {
 	seenEntry map[uint64]int // entry id -> step it was first seen at
 	stepNo    int
 	crashIn   time.Duration // when set, the next step is cut short by a crash this long in
+	clicked   []string      // "user channel/ts" of the clicks of this step
 }
 
 func (w *world) problem(format string, a ...any) {
@@ -379,6 +380,7 @@ func (w *world) apply(s Step) error {
 			}
 		}
 		w.send(w.slack.Click(s.User, m, x.b))
+		w.clicked = append(w.clicked, s.User+" "+m.Channel+"/"+m.TS)
 		if s.Kind == "click" && s.M%7 == 0 { // a double click
 			w.send(w.slack.Click(s.User, m, x.b))
 		}
@@ -473,7 +475,7 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 			t.Logf("step %d: %s", i, s)
 		}
 		crashIn := w.crashIn
-		w.crashIn = 0
+		w.crashIn, w.clicked = 0, nil
 		if err := w.apply(s); err != nil {
 			w.problem("%s: %v", s.Kind, err)
 			break
@@ -837,6 +839,9 @@ func (w *world) checkVotes() {
 			}
 			if v.User == r.Requester && !eff.AllowSelfApproval {
 				w.problem("request #%d: its requester %s voted on it", r.ID, v.User)
+			}
+			if w.stepNo >= 0 && !slices.Contains(w.clicked, v.User+" "+r.Card.Channel+"/"+r.Card.TS) {
+				w.problem("request #%d: a vote by %s counted, but %s clicked nothing on its card in this step (%v)", r.ID, v.User, v.User, w.clicked)
 			}
 		}
 		w.seenVotes[r.ID] = len(r.Votes)
