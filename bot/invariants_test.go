@@ -110,6 +110,8 @@ func genSteps(seed uint64, n int) []Step {
 			s = Step{Kind: "crash", N: r.IntN(2), M: r.IntN(20)}
 		case w < 84:
 			s = Step{Kind: "reload", N: r.IntN(8)}
+		case w < 87:
+			s = Step{Kind: "checkloop"}
 		case w < 96:
 			s = Step{Kind: "clock", N: r.IntN(len(jumps))}
 		default:
@@ -208,6 +210,7 @@ type world struct {
 	stepNo    int
 	crashIn   time.Duration // when set, the next step is cut short by a crash this long in
 	clicked   []string      // "user channel/ts" of the clicks of this step
+	checkLoop bool          // when set, the next step runs beside a looping periodic check
 }
 
 func (w *world) problem(format string, a ...any) {
@@ -429,6 +432,10 @@ func (w *world) apply(s Step) error {
 			f.Delay, f.Times = 30*time.Millisecond, 3
 		}
 		w.emu.Inject(f)
+	case "checkloop":
+		// The next step runs with the every-minute check of unsettled entries going round
+		// and round beside it, as the real timer may fire at any moment.
+		w.checkLoop = true
 	case "crash":
 		if s.N%2 == 1 {
 			// Die in the middle of the next step, not between steps.
@@ -474,9 +481,30 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 		if verbose {
 			t.Logf("step %d: %s", i, s)
 		}
-		crashIn := w.crashIn
-		w.crashIn, w.clicked = 0, nil
-		if err := w.apply(s); err != nil {
+		crashIn, checkLoop := w.crashIn, w.checkLoop
+		w.crashIn, w.checkLoop, w.clicked = 0, false, nil
+		stopLoop := func() {}
+		if checkLoop {
+			b, done, stopped := w.b, make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-done:
+						return
+					default:
+						b.ReconcileStale(context.Background())
+					}
+				}
+			}()
+			stopLoop = func() { close(done); <-stopped }
+		}
+		err := w.apply(s)
+		if err == nil && checkLoop {
+			w.settle()
+		}
+		stopLoop()
+		if err != nil {
 			w.problem("%s: %v", s.Kind, err)
 			break
 		}
