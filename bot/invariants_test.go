@@ -211,6 +211,7 @@ type world struct {
 	crashIn   time.Duration // when set, the next step is cut short by a crash this long in
 	clicked   []string      // "user channel/ts" of the clicks of this step
 	checkLoop bool          // when set, the next step runs beside a looping periodic check
+	dying     bool          // the step being applied is cut short by a crash
 }
 
 func (w *world) problem(format string, a ...any) {
@@ -453,6 +454,11 @@ func (w *world) apply(s Step) error {
 		}
 		w.settle()
 		w.clock.Add(jumps[s.N%len(jumps)])
+		if w.dying {
+			// A crash is coming in the middle of this step: let the timers run into it.
+			go w.b.RunDue(context.Background())
+			return nil
+		}
 		w.b.ExpireDue(context.Background())
 		w.tick()
 		w.b.ReconcileStale(context.Background())
@@ -499,7 +505,9 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 			}()
 			stopLoop = func() { close(done); <-stopped }
 		}
+		w.dying = crashIn > 0
 		err := w.apply(s)
+		w.dying = false
 		if err == nil && checkLoop {
 			w.settle()
 		}
