@@ -204,14 +204,15 @@ type world struct {
 
 	problems []string
 	// What earlier steps saw, for the checks that judge a change at the step it happened.
-	seenVotes map[uint64]int
-	seenReq   map[uint64]string
-	seenEntry map[uint64]int // entry id -> step it was first seen at
-	stepNo    int
-	crashIn   time.Duration // when set, the next step is cut short by a crash this long in
-	clicked   []string      // "user channel/ts" of the clicks of this step
-	checkLoop bool          // when set, the next step runs beside a looping periodic check
-	dying     bool          // the step being applied is cut short by a crash
+	seenVotes  map[uint64]int
+	seenReq    map[uint64]string
+	seenEntry  map[uint64]int // entry id -> step it was first seen at
+	stepNo     int
+	crashIn    time.Duration   // when set, the next step is cut short by a crash this long in
+	clicked    []string        // "user channel/ts" of the clicks of this step
+	checkLoop  bool            // when set, the next step runs beside a looping periodic check
+	dying      bool            // the step being applied is cut short by a crash
+	revealSeen map[string]bool // reveals already judged, by message ts
 }
 
 func (w *world) problem(format string, a ...any) {
@@ -221,7 +222,7 @@ func (w *world) problem(format string, a ...any) {
 func newWorld(t testing.TB) (*world, error) {
 	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"),
 		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncBuffer{},
-		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}}
+		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}, revealSeen: map[string]bool{}}
 	w.slack.SetGroup("S0DBAS", carol)
 	emu, err := mongotest.NewServer(mongotest.Options{})
 	if err != nil {
@@ -773,6 +774,15 @@ func (w *world) check() {
 			w.problem("schedule #%d ran its slot %s twice: journal #%d and #%d", e.ScheduleID, e.Slot, prev, e.ID)
 		}
 		slots[k] = e.ID
+	}
+	// 3b. No password is revealed to someone who may no longer use the bot.
+	for _, m := range msgs {
+		if m.Ephemeral && strings.Contains(m.All(), "Your new password") && !w.revealSeen[m.TS] {
+			w.revealSeen[m.TS] = true
+			if !w.mayRequest(m.User) {
+				w.problem("a password was revealed to %s, who may no longer use the bot", m.User)
+			}
+		}
 	}
 	// 5. No panic.
 	if n := w.panics + w.b.Panics(); n > 0 {
