@@ -82,7 +82,7 @@ var verbs = []verb{
 	{name: Requests, summary: "pending approval requests"},
 	{name: Cancel, usage: "<request-id>", summary: "withdraw your pending request", args: []string{"request-id"}},
 	{name: History, usage: "[<n>]", summary: "the last n journal entries (default 10)", optional: []string{"n"}},
-	{name: Rollback, usage: "<journal-id>", summary: "undo a journaled action, if the user is still as it left it",
+	{name: Rollback, usage: "<journal-id>", summary: "undo a journaled action, if the user is still as it left it; approved as the action the undo performs (undoing a grant is a revoke-role)",
 		args: []string{"journal-id"}, mutating: true},
 }
 
