@@ -268,13 +268,22 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 		b.scheduleTemporary(e.ID, undoAt, undoAt)
 	}
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
-	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
+	b.cfg.Metrics.Action(e.Connector, metricAction(e), state, b.now().Sub(e.CreatedAt))
 	if r.ID != 0 {
 		if r2, ok := b.closeRequest(ctx, r.ID, out.err == nil, errText); ok {
 			r = r2
 		}
 	}
 	b.report(ctx, r, e, ch, out)
+}
+
+// metricAction is the action label of e in metrics: the bot's own end of a temporary action
+// is counted apart from rollbacks people asked for.
+func metricAction(e store.Entry) string {
+	if e.Args["automatic"] != "" {
+		return "temporary-end"
+	}
+	return e.Action
 }
 
 // report posts the result in the card's thread (or the approvals channel) with Roll back

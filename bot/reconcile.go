@@ -393,7 +393,7 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 	b.mu.Lock()
 	delete(b.noticed, e.ID)
 	b.mu.Unlock()
-	b.cfg.Metrics.Action(e.Connector, e.Action, state, b.now().Sub(e.CreatedAt))
+	b.cfg.Metrics.Action(e.Connector, metricAction(e), state, b.now().Sub(e.CreatedAt))
 	if !undoAt.IsZero() {
 		b.scheduleTemporary(e.ID, undoAt, undoAt)
 	}

@@ -373,6 +373,9 @@ func (b *Bot) status(r store.Request) string {
 		}
 		return s
 	case approvals.RolledBack:
+		if last.By == botActor && r.Args["for"] != "" {
+			by = " by the bot, because its --for " + esc(r.Args["for"]) + " ended,"
+		}
 		return fmt.Sprintf("*Rolled back*%s %s (journal #%d).", by, clock(last.At), r.EntryID)
 	}
 	return r.State
