@@ -134,6 +134,11 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 			b.settle(ctx, e, store.EntryFailed, &now, why, no)
 		}
 	}
+	if now.Exists && !before.SameUser(now) && e.Action != commands.RotatePassword && e.Action != commands.DropUser {
+		// Whatever the server shows belongs to another user of the same name.
+		b.settle(ctx, e, store.EntryUnknown, &now, why, "the user was dropped and created again since the action began (it has a new userId), so its state says nothing of this action; check by hand")
+		return true
+	}
 	switch e.Action {
 	case commands.RotatePassword:
 		settled = b.reconcileRotation(ctx, m, e, u, before, now, why)
@@ -144,7 +149,7 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 	case commands.CreateReadOnlyUser:
 		settled = b.reconcileCreate(ctx, m, e, u, before, now, why)
 	case commands.DropUser:
-		applied(!now.Exists, "the user is gone", "the user still exists; nothing changed")
+		applied(!now.Exists || !before.SameUser(now), "the user is gone (a user of the same name may have been created since)", "the user still exists; nothing changed")
 	case commands.LockUser:
 		applied(now.Locked(), "the user is locked", "the user is not locked; nothing changed")
 	case commands.UnlockUser:

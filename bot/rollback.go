@@ -264,6 +264,9 @@ func (b *Bot) endTemporary(ctx context.Context, m Mongo, ch connector.Change) (c
 		return connector.Change{Action: "end " + ch.Action, Connector: ch.Connector, User: ch.User, Before: now, After: now,
 			Notes: []string{what + " already, so there was nothing to undo"}}, nil
 	}
+	if now.Exists && !ch.After.SameUser(now) {
+		return gone(fmt.Sprintf("%s was dropped since and a different user now has its name", ch.User))
+	}
 	switch u := ch.Undo; u.Action {
 	case connector.UndoRevokeRole:
 		if !now.Exists || !now.HasRole(*u.Role) {

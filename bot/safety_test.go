@@ -415,3 +415,24 @@ func TestConsoleTypedRequestsSaySo(t *testing.T) {
 		t.Fatalf("the journal does not say so: %+v %v", r.Args, err)
 	}
 }
+
+// The end of a temporary grant never touches a different user who took the name since: the
+// grant it ends went away with the dropped user.
+func TestTemporaryEndSparesAStranger(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app read@shop --for 30m")
+	card := e.card("grant-role")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	u := connector.UserRef{User: "app", DB: "admin"}
+	if _, err := e.admin.DropUser(context.Background(), u, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.createUser("app", connector.Role{Name: "read", DB: "shop"}) // someone else's, with the role
+	e.advance(31 * time.Minute)
+	e.result(card, "rollback of #1", "a different user now has its name")
+	if !e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("the stranger's role was revoked")
+	}
+}

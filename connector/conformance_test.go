@@ -161,7 +161,12 @@ func TestRotateLogoutAll(t *testing.T) {
 			t.Fatal(err)
 		}
 		after, _ := m.State(ctx(t), u)
-		if !equalJSON(preimage, before) || !equalJSON(after, before) || !equalJSON(ch.After, before) {
+		// The re-created user is a new incarnation (a new userId) with everything else kept.
+		if before.UserID != "" && (after.UserID == before.UserID || after.UserID == "") {
+			t.Errorf("re-created user keeps userId %q", after.UserID)
+		}
+		sameBut := func(x connector.UserState) connector.UserState { x.UserID = ""; return x }
+		if !equalJSON(preimage, before) || !equalJSON(sameBut(after), sameBut(before)) || !equalJSON(sameBut(ch.After), sameBut(before)) {
 			t.Errorf("re-created user differs:\nbefore %+v\npre    %+v\nafter  %+v", before, preimage, after)
 		}
 		if !s.ferret() && (after.CustomData == "" || len(after.Roles) != 1 || len(after.Restrictions) != 1) {
@@ -293,6 +298,37 @@ func TestUndoRefusesDrift(t *testing.T) {
 		mustKind(t, err, connector.ErrDrift)
 		if !strings.Contains(err.Error(), "no longer exists") {
 			t.Errorf("drift sentence: %v", err)
+		}
+	})
+}
+
+// A user dropped and created again under the same name is a stranger: undoing the creation
+// of the first must not drop the second, whatever its roles.
+func TestUndoRefusesAStranger(t *testing.T) {
+	each(t, func(t *testing.T, s server) {
+		m := connect(t, s)
+		u := uniqueUser(t, m, "admin")
+		created, _, err := m.CreateUser(ctx(t), "create-user", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created.After.UserID == "" {
+			t.Logf("%s reports no userId in usersInfo: the stranger cannot be told apart there", s.kind)
+			return
+		}
+		if _, err := m.DropUser(ctx(t), u, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Undo(ctx(t), created)
+		mustKind(t, err, connector.ErrDrift)
+		if !strings.Contains(err.Error(), "new userId") {
+			t.Errorf("drift sentence: %v", err)
+		}
+		if st, _ := m.State(ctx(t), u); !st.Exists {
+			t.Fatal("the stranger was dropped")
 		}
 	})
 }

@@ -46,6 +46,15 @@ type UserState struct {
 	// CustomData is the user's customData as canonical Extended JSON, so it round-trips exactly.
 	CustomData string   `json:"custom_data,omitempty"`
 	Mechanisms []string `json:"mechanisms,omitempty"`
+	// UserID is the server's userId, in hex, when it reports one: it tells a user from
+	// another created later under the same name.
+	UserID string `json:"user_id,omitempty"`
+}
+
+// SameUser reports whether s and t can be the same incarnation of a user: false only when
+// both carry a userId and they differ (the user was dropped and created again).
+func (s UserState) SameUser(t UserState) bool {
+	return s.UserID == "" || t.UserID == "" || s.UserID == t.UserID
 }
 
 // Locked reports whether the user carries the bot's lock.
@@ -92,6 +101,9 @@ func diff(want, now UserState) []string {
 			return []string{"the user no longer exists"}
 		}
 		return []string{"the user exists again"}
+	}
+	if !want.SameUser(now) {
+		return []string{"the user was dropped and created again since (it has a new userId): it is not the user the action changed"}
 	}
 	var out []string
 	for _, r := range now.Roles {

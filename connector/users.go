@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sort"
 
@@ -16,10 +17,17 @@ type userDoc struct {
 	Mechanisms   []string      `bson:"mechanisms"`
 	CustomData   bson.RawValue `bson:"customData"`
 	Restrictions []Restriction `bson:"authenticationRestrictions"`
+	// UserID is the server's id of this incarnation of the user: a user dropped and
+	// created again under the same name gets a new one (user_management_commands.cpp makes
+	// it with UUID::gen() in createUser).
+	UserID bson.Binary `bson:"userId"`
 }
 
 func (d userDoc) state() (UserState, error) {
 	s := UserState{Exists: true, Roles: sortedRoles(d.Roles), Restrictions: d.Restrictions, Mechanisms: d.Mechanisms}
+	if len(d.UserID.Data) > 0 {
+		s.UserID = hex.EncodeToString(d.UserID.Data)
+	}
 	if d.CustomData.Type == bson.TypeEmbeddedDocument {
 		ext, err := bson.MarshalExtJSON(bson.Raw(d.CustomData.Value), true, false)
 		if err != nil {
