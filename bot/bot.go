@@ -144,7 +144,9 @@ func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), pendi
 	unlock = b.targets.lock(conn + "\x00" + u.String())
 	es, err := b.store.Executing()
 	if err != nil {
-		return unlock, store.Entry{}, true
+		unlock() // cannot tell: fail closed
+		b.log.Error("list executing entries", "err", err)
+		return func() {}, store.Entry{}, false
 	}
 	for _, e := range es {
 		if e.Connector == conn && target(e.Args) == u {
@@ -157,6 +159,9 @@ func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), pendi
 
 // unsettled is the sentence for an action refused by lockTarget.
 func unsettled(u connector.UserRef, e store.Entry) string {
+	if e.ID == 0 {
+		return fmt.Sprintf("the journal could not be read to check for unsettled actions on `%s`, so nothing was run; try again", code(u.String()))
+	}
 	return fmt.Sprintf("journal #%d (%s) on the same user is still being checked against the server, so nothing else may change %s until it is settled; ask again then", e.ID, summary(e.Action, e.Connector, e.Args), code(u.String()))
 }
 

@@ -33,6 +33,10 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		return
 	}
 	b.refreshCard(ctx, r)
+	if err := b.stillApproved(ctx, r); err != nil {
+		b.failRequest(ctx, r, 0, err.Error())
+		return
+	}
 	switch r.Action {
 	case commands.Rollback:
 		b.executeRollback(ctx, r)
@@ -135,18 +139,23 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 	}
 	switch e.Action {
 	case commands.RotatePassword:
-		var pw secret.String
-		out.change, pw, out.err = m.RotatePassword(ctx, connector.RotateOptions{User: u,
+		out.change, _, out.err = m.RotatePassword(ctx, connector.RotateOptions{User: u,
 			KillSessions: e.Args["kill_sessions"] == "true", LogoutAll: e.Args["logout_all"] == "true",
 			BeforeDrop: journalPre, BeforeApply: seal})
 		if out.err != nil && out.secretID != "" && maybeApplied(out.err) {
 			// A timeout or a lost connection says nothing of whether the server applied it:
 			// the sealed password decides.
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			ok := m.Login(lctx, u, pw) == nil
-			cancel()
+			ok := m.Login(lctx, u, sealedPw) == nil
+			var after connector.UserState
+			var rerr error
 			if ok {
+				after, rerr = m.State(lctx, u) // the state the change left, for the journal
+			}
+			cancel()
+			if ok && rerr == nil {
 				out.err = nil
+				out.change.After = after
 				out.change.Notes = append(out.change.Notes, "the server did not confirm the change, but logging in with the new password works")
 				out.change.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
 			}
@@ -383,7 +392,7 @@ func (b *Bot) offerReveal(ctx context.Context, owner, secretID string, u connect
 	if err := b.store.ExtendSecret(secretID, owner, b.cfg.RevealTTL); err != nil {
 		b.log.Error("start the reveal window", "err", err)
 	}
-	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", u, conn), Blocks: []Block{
+	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", esc(u.String()), esc(conn)), Blocks: []Block{
 		{Text: fmt.Sprintf(":key: A new password for `%s` on *%s* is ready. Only you can reveal it, once, until %s; then it is gone for good.",
 			code(u.String()), esc(conn), clock(b.now().Add(b.cfg.RevealTTL)))},
 		{Buttons: []Button{{Text: TextReveal, Action: ActReveal, Value: secretID, Style: "primary"}}},

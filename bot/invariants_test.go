@@ -285,6 +285,11 @@ func (w *world) crash() error {
 	<-w.done
 	w.panics += w.b.Panics()
 	w.zombies = append(w.zombies, w.b)
+	// A killed process sends MongoDB nothing more (what it sent may still land): its client
+	// goes with it. Its goroutines run on, into a closed client and a closed journal.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	w.conns[len(w.conns)-1].Close(ctx)
+	cancel()
 	w.st.Close()
 	return w.start()
 }
@@ -754,14 +759,20 @@ func (w *world) check() {
 	// without an overdue alarm in the approvals channel.
 	now := w.clock.Now()
 	msgs := w.slack.Messages()
+	overdue := 0
 	for _, e := range es {
 		if e.UndoAt.IsZero() || e.State != store.EntryDone || now.Before(e.UndoAt.Add(11*time.Minute)) {
 			continue
 		}
+		overdue++
 		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
 		if !slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) }) {
 			w.problem("journal #%d (%s %s) should have ended at %s; it is %s and no overdue alarm was posted", e.ID, e.Action, e.Args["role"], e.UndoAt, now)
 		}
+	}
+	// An alarm once is not enough: the bot must still hold every overdue end, to retry it.
+	if held := w.b.OverdueTemporary(); held < overdue {
+		w.problem("%d temporary actions are overdue but the bot holds only %d of them to retry: an obligation was dropped", overdue, held)
 	}
 	// 3. No schedule slot ran twice.
 	slots := map[string]uint64{}

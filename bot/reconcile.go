@@ -407,7 +407,7 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 	}
 	desc := ""
 	if now != nil {
-		desc = " The user now: " + now.Describe() + "."
+		desc = " The user now: " + esc(now.Describe()) + "."
 	}
 	b.announce(ctx, fmt.Sprintf("Journal #%d (%s) was interrupted by %s; it is now %s: %s.%s",
 		e.ID, summary(e.Action, e.Connector, e.Args), why, state, note, desc))

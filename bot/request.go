@@ -369,7 +369,7 @@ func (b *Bot) status(r store.Request) string {
 			s += fmt.Sprintf(": journal #%d", r.EntryID)
 		}
 		if last.Note != "" {
-			s += ": " + last.Note
+			s += ": " + esc(unescape.Replace(last.Note)) // notes may carry names, escaped or not
 		}
 		return s
 	case approvals.RolledBack:
@@ -486,9 +486,13 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	}
 	eff := b.policyFor(r.Action, r.Connector, r.Args)
 	who, gerr := b.who(ctx, c.User)
+	// Earlier votes count only from people who are approvers now: someone removed from the
+	// approvers since their vote no longer brings the request closer to its quorum.
+	lapsed := b.lapsedVoters(ctx, r, eff)
 	now := b.now()
 	r, err = b.store.UpdateRequest(id, func(x *store.Request) error {
-		res, err := approvals.Cast(eff, approvals.Ballot{Requester: x.Requester, State: x.State, ExpiresAt: x.ExpiresAt, Votes: votes(x.Votes)}, who, approve, now)
+		counted := slices.DeleteFunc(votes(x.Votes), func(v approvals.Vote) bool { return lapsed[v.User] })
+		res, err := approvals.Cast(eff, approvals.Ballot{Requester: x.Requester, State: x.State, ExpiresAt: x.ExpiresAt, Votes: counted}, who, approve, now)
 		if err != nil {
 			return err
 		}
@@ -529,6 +533,44 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	}
 }
 
+// lapsedVoters are the voters of r who are not approvers of it under eff now (or whose
+// standing cannot be known: fail closed).
+func (b *Bot) lapsedVoters(ctx context.Context, r store.Request, eff approvals.Effective) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range r.Votes {
+		w, err := b.who(ctx, v.User)
+		if err != nil || !eff.Approvers.Has(w) || (v.User == r.Requester && !eff.AllowSelfApproval) {
+			out[v.User] = true
+		}
+	}
+	return out
+}
+
+// stillApproved checks, at the moment of acting, that request r may run under the policy in
+// force now: its requester may still use the bot and, where approval is required, enough of
+// its approvals come from people who are approvers now. A restart with a new config, or
+// someone's removal, between the vote and the run is judged here, from the journal.
+func (b *Bot) stillApproved(ctx context.Context, r store.Request) error {
+	if _, err := b.mayRequest(ctx, r.Requester); err != nil {
+		return fmt.Errorf("its requester <@%s> may no longer use the bot (%v)", r.Requester, err)
+	}
+	eff := b.policyFor(r.Action, r.Connector, r.Args)
+	if !eff.Required {
+		return nil
+	}
+	lapsed := b.lapsedVoters(ctx, r, eff)
+	n := 0
+	for _, v := range r.Votes {
+		if v.Approve && !lapsed[v.User] {
+			n++
+		}
+	}
+	if n < eff.Quorum {
+		return fmt.Errorf("the policy changed since it was approved: %d of its approvals come from people who are approvers now, and %d are needed; ask again", n, eff.Quorum)
+	}
+	return nil
+}
+
 // cancel withdraws a pending request: only its requester may.
 func (b *Bot) cancel(ctx context.Context, in Invocation, id uint64) {
 	r, err := b.store.Request(id)
@@ -563,6 +605,10 @@ func (b *Bot) PendingRequests() int {
 // ExpireDue moves every pending request whose time is up to expired, updates its card and
 // tells its requester. The bot calls it every minute; tests call it with their clock.
 func (b *Bot) ExpireDue(ctx context.Context) {
+	b.safely("expiry", func() { b.expireDue(ctx) })
+}
+
+func (b *Bot) expireDue(ctx context.Context) {
 	rs, _, err := b.store.Requests(0, 1<<20, approvals.Pending)
 	if err != nil {
 		b.log.Error("list pending requests", "err", err)

@@ -436,3 +436,27 @@ func TestTemporaryEndSparesAStranger(t *testing.T) {
 		t.Fatal("the stranger's role was revoked")
 	}
 }
+
+// A vote from someone who is no longer an approver no longer counts toward the quorum.
+func TestLapsedApproverVoteDoesNotCount(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("old")
+	e.command(dev, "drop-user prod old")
+	card := e.card("Request #1", "0 of 2")
+	e.click(alice, card, bot.TextApprove)
+	e.cardSays(card, "1 of 2")
+	p := testPolicy()
+	p.Approvers.Users = []string{bob} // alice is no longer an approver
+	e.stop()
+	e.start(p)
+	e.click(bob, card, bot.TextApprove)
+	e.cardSays(card, "Approved by <@"+alice+">, <@"+bob+">")
+	if r, _ := e.st.Request(1); r.State != approvals.Pending {
+		t.Fatalf("request #1 is %s with one valid approval of two", r.State)
+	}
+	if !e.state("old").Exists {
+		t.Fatal("dropped with one valid approval")
+	}
+	e.click(carol, card, bot.TextApprove)
+	e.result(card, "*Done*")
+}

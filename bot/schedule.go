@@ -255,7 +255,13 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 			continue
 		}
 		delete(tm.temporary, id)
-		wg.Go(func() { b.safely("temporary end", func() { b.undoTemporary(tm.ctx, id) }) })
+		due := tm.due[id]
+		wg.Go(func() {
+			if b.safely("temporary end", func() { b.undoTemporary(tm.ctx, id) }) {
+				// Still an obligation: try again after the usual wait.
+				b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
+			}
+		})
 	}
 	return &wg
 }
@@ -370,6 +376,12 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 		b.announceTo(ctx, b.scfg.Channel, fmt.Sprintf(":rotating_light: Schedule #%d did not run: the journal could not record it (%v).", id, err))
 		return
 	}
+	released := false
+	defer func() {
+		if !released {
+			unclaim() // a panic below: the periodic check must be able to settle the entry
+		}
+	}()
 	out := b.apply(actx, m, e)
 	uncertain := maybeApplied(out.err) || errors.Is(out.err, connector.ErrRecreateFailed)
 	if uncertain {
@@ -378,6 +390,7 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 		b.finish(ctx, store.Request{Card: store.MessageRef{Channel: b.scfg.Channel}}, e, out)
 	}
 	unclaim()
+	released = true
 	switch {
 	case uncertain:
 		// Reconciliation decides; a retry now could rotate twice.
@@ -455,6 +468,11 @@ func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
 	case err == nil:
 	case e.State == store.EntryDone && e.RolledBackBy != 0:
 		// A rollback of it is running or being checked; look again soon.
+		b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
+		return
+	case e.ID == 0:
+		// The journal could not be read: the obligation stands; look again soon.
+		b.log.Error("temporary end: read the journal", "entry", id, "err", err)
 		b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
 		return
 	default:
@@ -538,13 +556,15 @@ func (b *Bot) activeSchedule(conn string, u connector.UserRef) (store.Schedule, 
 
 // journalBotAction journals an approved change of the bot's own state (a schedule created or
 // removed): MongoDB is not touched, but the audit trail must show it.
-func (b *Bot) journalBotAction(r store.Request) (store.Entry, error) {
-	e, err := b.store.BeginEntry(store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
-		Connector: r.Connector, Action: r.Action, Args: r.Args}, "bot")
+func (b *Bot) journalBotAction(r store.Request) (store.Entry, func(), error) {
+	e, release, err := b.beginClaimed(func() (store.Entry, error) {
+		return b.store.BeginEntry(store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
+			Connector: r.Connector, Action: r.Action, Args: r.Args}, "bot")
+	})
 	if err == nil {
 		_, _ = b.store.UpdateRequest(r.ID, func(x *store.Request) error { x.EntryID = e.ID; return nil })
 	}
-	return e, err
+	return e, release, err
 }
 
 func (b *Bot) endBotAction(e store.Entry, err error, note string) {
@@ -569,11 +589,12 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 		b.failRequest(ctx, r, 0, fmt.Sprintf("%s on %s already has schedule #%d (%s): two rotations racing would break the application using it", u, r.Connector, sc.ID, sc.Spec))
 		return
 	}
-	e, err := b.journalBotAction(r)
+	e, release, err := b.journalBotAction(r)
 	if err != nil {
 		b.failRequest(ctx, r, 0, "the journal could not record it: "+err.Error())
 		return
 	}
+	defer release()
 	sc, err := b.store.CreateSchedule(store.Schedule{Connector: r.Connector, User: u.User, DB: u.DB, Spec: r.Args["spec"],
 		Owner: r.Requester, RequestID: r.ID}, r.Requester)
 	b.endBotAction(e, err, fmt.Sprintf("schedule #%d", sc.ID))
@@ -600,11 +621,12 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 // executeUnschedule removes an approved schedule.
 func (b *Bot) executeUnschedule(ctx context.Context, r store.Request) {
 	id, _ := strconv.ParseUint(r.Args["id"], 10, 64)
-	e, err := b.journalBotAction(r)
+	e, release, err := b.journalBotAction(r)
 	if err != nil {
 		b.failRequest(ctx, r, 0, "the journal could not record it: "+err.Error())
 		return
 	}
+	defer release()
 	sc, err := b.store.TransitionSchedule(id, []string{store.ScheduleActive, store.SchedulePaused}, store.Step{State: store.ScheduleRemoved, By: r.Requester}, nil)
 	b.endBotAction(e, err, fmt.Sprintf("schedule #%d removed", id))
 	if err != nil {
@@ -651,7 +673,7 @@ func (b *Bot) schedulesMessage() Message {
 		} else if sc.LastResult != "" {
 			last = sc.LastResult
 		}
-		lines = append(lines, fmt.Sprintf("• #%d rotate-password `%s` on %s `%s`, owner <@%s>: next %s; %s", sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec), sc.Owner, next, esc(last)))
+		lines = append(lines, fmt.Sprintf("• #%d rotate-password `%s` on %s `%s`, owner <@%s>: next %s; %s", sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec), sc.Owner, esc(unescape.Replace(next)), esc(unescape.Replace(last))))
 	}
 	return paged("*Scheduled rotations*", lines)
 }

@@ -49,6 +49,7 @@ type Mongo struct {
 	account  UserRef       // the user the connection string logs in as (empty: none)
 
 	mu     sync.Mutex
+	closed bool // after Close, no new client: a closed connector sends nothing more
 	client *mongo.Client
 	info   *ServerInfo // cached after the first successful discovery
 }
@@ -227,6 +228,9 @@ func (m *Mongo) getClient() (*mongo.Client, error) {
 	if m.client != nil {
 		return m.client, nil
 	}
+	if m.closed {
+		return nil, &Error{Kind: ErrUnavailable, Op: "connect", Msg: fmt.Sprintf("the connector %s is closed (the bot is stopping)", m.name)}
+	}
 	c, err := mongo.Connect(m.clientOptions(nil))
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalid, Op: "connect", Msg: fmt.Sprintf("cannot set up a client for %s: %s", m.name, scrub(err, m.secrets()...)), err: scrub(err, m.secrets()...)}
@@ -235,11 +239,12 @@ func (m *Mongo) getClient() (*mongo.Client, error) {
 	return c, nil
 }
 
-// Close disconnects the client, if one was made.
+// Close disconnects the client, if one was made, for good: a closed connector makes no new
+// client, so nothing that outlives a shutdown reaches the server again.
 func (m *Mongo) Close(ctx context.Context) error {
 	m.mu.Lock()
 	c := m.client
-	m.client = nil
+	m.client, m.closed = nil, true
 	m.mu.Unlock()
 	if c == nil {
 		return nil

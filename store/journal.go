@@ -120,8 +120,9 @@ func (s *Store) History(before uint64, limit int) ([]Entry, uint64, error) {
 	return list[Entry](s, bucketEntries, before, limit, nil)
 }
 
-// Temporary returns the entries the bot must still undo by itself (UndoAt set, done, not
-// being rolled back), oldest first: registered again at start-up.
+// Temporary returns the entries the bot must still undo by itself (UndoAt set, done), oldest
+// first: registered again at start-up. It includes entries a rollback is undoing now: that
+// rollback may fail, or have died with the process, and the obligation stays until one works.
 func (s *Store) Temporary() ([]Entry, error) {
 	var out []Entry
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -130,7 +131,7 @@ func (s *Store) Temporary() ([]Entry, error) {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
 			}
-			if !e.UndoAt.IsZero() && e.State == EntryDone && e.RolledBackBy == 0 {
+			if !e.UndoAt.IsZero() && e.State == EntryDone {
 				out = append(out, e)
 			}
 			return nil

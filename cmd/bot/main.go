@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -283,7 +284,15 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			fn()
+			func() {
+				// One failed round must not end the process or the loop.
+				defer func() {
+					if p := recover(); p != nil {
+						slog.Error("panic recovered in a periodic task", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					}
+				}()
+				fn()
+			}()
 		}
 	}
 }
