@@ -100,7 +100,7 @@ func (b *Bot) claim(id uint64) (release func(), ok bool) {
 	}, true
 }
 
-// begin creates a journal entry with create (a write-ahead step of the store) and claims it
+// beginClaimed creates a journal entry with create (a write-ahead step of the store) and claims it
 // in the same step, as far as the periodic check can tell: the check lists executing
 // entries only while no entry is between creation and claim.
 func (b *Bot) beginClaimed(create func() (store.Entry, error)) (store.Entry, func(), error) {
