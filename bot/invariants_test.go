@@ -905,7 +905,7 @@ func (w *world) checkVotes() {
 		if w.seenReq[r.ID] != r.State && wasApproved(r) && r.History[0].State != approvals.Approved && !strings.Contains(w.seenReq[r.ID], "checked") {
 			n := 0
 			for _, v := range r.Votes {
-				if v.Approve {
+				if v.Approve && !v.Lapsed {
 					n++
 				}
 			}

@@ -308,7 +308,15 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 		}
 	}
 	var status string
-	approvers := approvals.Approvers(votes(r.Votes))
+	var approvers, lapsed []string
+	for _, v := range r.Votes {
+		switch {
+		case v.Approve && v.Lapsed:
+			lapsed = append(lapsed, "<@"+v.User+">")
+		case v.Approve:
+			approvers = append(approvers, v.User)
+		}
+	}
 	switch r.State {
 	case approvals.Pending:
 		fields = append(fields, Field{"Expires", clock(r.ExpiresAt)},
@@ -324,6 +332,9 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 			who = append(who, "<@"+a+">")
 		}
 		m.Blocks = append(m.Blocks, Block{Context: "Approved by " + strings.Join(who, ", ")})
+	}
+	if len(lapsed) > 0 {
+		m.Blocks = append(m.Blocks, Block{Context: "No longer counted (no longer approvers): " + strings.Join(lapsed, ", ")})
 	}
 	if via := r.Args["via"]; via != "" {
 		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf(":warning: Typed in the bot's %s, not in Slack: whoever was at that terminal chose the names shown here; nobody verified them.", esc(via))})
@@ -381,10 +392,14 @@ func (b *Bot) status(r store.Request) string {
 	return r.State
 }
 
+// votes are the votes that count: lapsed ones (their voter is no longer an approver) are left
+// out, of quorums and of the approvers the journal names.
 func votes(vs []store.Vote) []approvals.Vote {
-	out := make([]approvals.Vote, len(vs))
-	for i, v := range vs {
-		out[i] = approvals.Vote{User: v.User, Approve: v.Approve, At: v.At}
+	out := make([]approvals.Vote, 0, len(vs))
+	for _, v := range vs {
+		if !v.Lapsed {
+			out = append(out, approvals.Vote{User: v.User, Approve: v.Approve, At: v.At})
+		}
 	}
 	return out
 }
@@ -491,6 +506,9 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	lapsed := b.lapsedVoters(ctx, r, eff)
 	now := b.now()
 	r, err = b.store.UpdateRequest(id, func(x *store.Request) error {
+		for i := range x.Votes {
+			x.Votes[i].Lapsed = x.Votes[i].Lapsed || lapsed[x.Votes[i].User]
+		}
 		counted := slices.DeleteFunc(votes(x.Votes), func(v approvals.Vote) bool { return lapsed[v.User] })
 		res, err := approvals.Cast(eff, approvals.Ballot{Requester: x.Requester, State: x.State, ExpiresAt: x.ExpiresAt, Votes: counted}, who, approve, now)
 		if err != nil {

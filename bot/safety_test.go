@@ -450,7 +450,7 @@ func TestLapsedApproverVoteDoesNotCount(t *testing.T) {
 	e.stop()
 	e.start(p)
 	e.click(bob, card, bot.TextApprove)
-	e.cardSays(card, "Approved by <@"+alice+">, <@"+bob+">")
+	e.cardSays(card, "1 of 2", "Approved by <@"+bob+">", "No longer counted (no longer approvers): <@"+alice+">")
 	if r, _ := e.st.Request(1); r.State != approvals.Pending {
 		t.Fatalf("request #1 is %s with one valid approval of two", r.State)
 	}

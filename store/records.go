@@ -30,6 +30,9 @@ type Vote struct {
 	User    string    `json:"user"`
 	Approve bool      `json:"approve"`
 	At      time.Time `json:"at"`
+	// Lapsed marks a vote whose voter was found, at a later vote, to be no longer an
+	// approver: it is kept for the record and no longer counts.
+	Lapsed bool `json:"lapsed,omitempty"`
 }
 
 // MessageRef locates a Slack message so it can be updated in place.
