@@ -1003,30 +1003,8 @@ func (w *world) checkSecrets() {
 		}
 	}
 	raw, _ := os.ReadFile(filepath.Join(w.dir, store.FileName))
-	logs := w.logs.String()
-	for _, s := range w.secrets {
-		if strings.Contains(string(raw), s) {
-			w.problem("a secret is in the journal file in clear")
-		}
-		if strings.Contains(logs, s) {
-			w.problem("a secret is in the bot's log")
-		}
-		reveals := 0
-		for _, c := range w.slack.Calls() {
-			if !strings.Contains(c.Args.Encode(), urlQuery(s)) && !strings.Contains(fmt.Sprint(c.Args), s) {
-				continue
-			}
-			if c.Method == "chat.postEphemeral" && strings.Contains(c.Args.Get("blocks"), "Your new password") {
-				if c.Error == "" { // a refused call showed it to nobody
-					reveals++
-				}
-				continue
-			}
-			w.problem("a secret was sent to Slack in %s", c.Method)
-		}
-		if reveals > 1 {
-			w.problem("a password was revealed %d times", reveals)
-		}
+	for _, p := range leaks(w.secrets, raw, w.logs.String(), w.slack.Calls()) {
+		w.problem("%s", p)
 	}
 }
 
