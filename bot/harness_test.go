@@ -369,16 +369,22 @@ func (e *env) login(name, pw string) error {
 	return e.admin.Login(context.Background(), connector.UserRef{User: name, DB: "admin"}, secret.New(pw))
 }
 
+// offer waits for a Reveal password offer to owner for user name.
+func (e *env) offer(owner, name string) slacktest.Message {
+	e.t.Helper()
+	return e.message("a Reveal password offer to "+owner, func(m slacktest.Message) bool {
+		_, ok := m.Find(bot.TextReveal)
+		return m.Channel == "D"+owner && ok && strings.Contains(m.All(), "`"+name+"@admin`")
+	})
+}
+
 var passwordBlock = regexp.MustCompile("```([^`]+)```")
 
 // reveal clicks Reveal password as owner on the latest offer for user name and returns the
 // password shown.
 func (e *env) reveal(owner, name string) string {
 	e.t.Helper()
-	offer := e.message("a Reveal password offer to "+owner, func(m slacktest.Message) bool {
-		_, ok := m.Find(bot.TextReveal)
-		return m.Channel == "D"+owner && ok && strings.Contains(m.All(), "`"+name+"@admin`")
-	})
+	offer := e.offer(owner, name)
 	before := len(e.slack.Messages())
 	e.click(owner, offer, bot.TextReveal)
 	// Only a message posted after this click counts: an earlier reveal must not be taken.

@@ -179,10 +179,7 @@ func TestRemovedFromAccess(t *testing.T) {
 	card := e.card("Request #2")
 	e.click(alice, card, bot.TextApprove)
 	e.result(card, "*Done*")
-	offer := e.message("the offer", func(m slacktest.Message) bool {
-		_, ok := m.Find(bot.TextReveal)
-		return m.Channel == "D"+dev && ok
-	})
+	offer := e.offer(dev, "svc")
 	p := testPolicy()
 	p.Access.Users = []string{alice, bob} // dev leaves the team
 	e.stop()
@@ -332,10 +329,7 @@ func TestRevealDeliversBeforeDeleting(t *testing.T) {
 	card := e.card("Request #1")
 	e.click(alice, card, bot.TextApprove)
 	e.result(card, "*Done*")
-	offer := e.message("the offer", func(m slacktest.Message) bool {
-		_, ok := m.Find(bot.TextReveal)
-		return m.Channel == "D"+dev && ok
-	})
+	offer := e.offer(dev, "app")
 	e.slack.Missing("D" + dev)
 	e.click(dev, offer, bot.TextReveal)
 	waitUntil(t, "the failed delivery", func() bool { return strings.Contains(e.logs.String(), "delivery failed; the password stays sealed") })
