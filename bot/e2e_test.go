@@ -561,12 +561,14 @@ func TestRevealExpires(t *testing.T) {
 }
 
 func TestOldServerAndConnectors(t *testing.T) {
-	e := newEnv(t, envOptions{version: "3.4.24"})
-	e.createUser("app")
+	e := newEnv(t, envOptions{version: "4.2.25"})
+	if err := e.emu.CreateUser("app", "app-password-1", "admin", nil); err != nil {
+		t.Fatal(err)
+	}
 	e.command(dev, "lock-user prod app")
-	e.private(dev, "runs MongoDB 3.4.24", "exist since MongoDB 3.6", "Nothing was requested")
+	e.private(dev, "runs MongoDB 4.2, which is older than 4.4, the oldest this bot supports", "Nothing was requested")
 	e.command(dev, "connectors")
-	e.private(dev, "*prod*: 3.4.24, standalone", "*atlas*: unhealthy")
+	e.private(dev, "*prod*: unhealthy", "older than 4.4", "*atlas*: unhealthy")
 }
 
 func TestLogoutAllRecoversTheUser(t *testing.T) {

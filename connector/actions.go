@@ -420,8 +420,8 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secre
 }
 
 // CanLock says, before anything is sent and before anyone is asked to approve, whether this
-// deployment can lock users: it needs authenticationRestrictions (MongoDB 3.6+), which
-// FerretDB accepts but ignores.
+// deployment can lock users: it needs authenticationRestrictions, which every server this bot
+// speaks to has (since 3.6; the driver needs 4.4), and which FerretDB accepts but ignores.
 func (m *Mongo) CanLock(ctx context.Context) error {
 	if m.atlas {
 		return newErr(ErrAtlas, "", "%s", atlasSentence(m.name))
@@ -432,9 +432,6 @@ func (m *Mongo) CanLock(ctx context.Context) error {
 	}
 	if info.FerretDB != "" {
 		return newErr(ErrUnsupported, "", "%s is FerretDB %s, which ignores authenticationRestrictions: a lock would not stop anyone from logging in, so the bot refuses to pretend", m.name, info.FerretDB)
-	}
-	if !info.atLeast(3, 6) {
-		return newErr(ErrTooOld, "", "%s runs MongoDB %s; locking a user needs authenticationRestrictions, which exist since MongoDB 3.6", m.name, info.Version)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -175,7 +176,13 @@ func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
 		Msg               string `bson:"msg"`
 		MaxWireVersion    int    `bson:"maxWireVersion"`
 	}
-	if err := m.run(ctx, "admin", bson.D{{Key: "hello", Value: 1}}, &hello, m.name); err != nil {
+	// hello exists from 4.4.2 (and 5.0); 4.4.0 and 4.4.1 know only isMaster, whose answer
+	// has the same fields but ismaster for isWritablePrimary.
+	err := m.run(ctx, "admin", bson.D{{Key: "hello", Value: 1}}, &hello, m.name)
+	if errors.Is(err, ErrUnsupported) {
+		err = m.run(ctx, "admin", bson.D{{Key: "isMaster", Value: 1}}, &hello, m.name)
+	}
+	if err != nil {
 		return info, err
 	}
 	info.MaxWireVersion, info.SetName = hello.MaxWireVersion, hello.SetName
@@ -258,12 +265,6 @@ func parseVersion(v string) []int {
 		out = append(out, n)
 	}
 	return out
-}
-
-// atLeast reports whether the version is at least major.minor.
-func (i ServerInfo) atLeast(major, minor int) bool {
-	v := append(slices.Clone(i.VersionArray), 0, 0)
-	return v[0] > major || (v[0] == major && v[1] >= minor)
 }
 
 // String is one line for people: "7.0.14, replica set primary (rs0)".

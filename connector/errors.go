@@ -136,6 +136,10 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 		return err
 	}
 	code := serverCode(err)
+	if old := m.tooOld(); old != nil && code == 0 {
+		old.Op, old.err = op, scrub(err, m.secrets()...)
+		return old
+	}
 	e := &Error{Op: op, Code: code, err: scrub(err, m.secrets()...)}
 	switch {
 	case code == codeUserNotFound:

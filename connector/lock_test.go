@@ -135,21 +135,3 @@ func TestLockCutsLoggedInConnections(t *testing.T) {
 		}
 	})
 }
-
-func TestLockRefusedOnOldServer(t *testing.T) {
-	emu := startEmulator(t, mongotest.Options{Version: "3.4.24"})
-	m := connect(t, server{uri: emu.URI()})
-	u := connector.UserRef{User: "app", DB: "admin"}
-	if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
-		t.Fatal(err)
-	}
-	mustKind(t, m.CanLock(ctx(t)), connector.ErrTooOld)
-	_, err := m.LockUser(ctx(t), u)
-	mustKind(t, err, connector.ErrTooOld)
-	if !strings.Contains(err.Error(), "3.4.24") || !strings.Contains(err.Error(), "3.6") {
-		t.Errorf("sentence does not name the versions: %v", err)
-	}
-	if n := emu.Count("updateUser"); n != 0 {
-		t.Errorf("updateUser sent %d times to a server too old to lock", n)
-	}
-}

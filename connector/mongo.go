@@ -10,9 +10,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
@@ -52,6 +54,9 @@ type Mongo struct {
 	closed bool // after Close, no new client: a closed connector sends nothing more
 	client *mongo.Client
 	info   *ServerInfo // cached after the first successful discovery
+	// oldest is the lowest maxWireVersion any server of the deployment reported (0: none
+	// yet): the driver refuses servers older than 4.4 without saying which release they run.
+	oldest atomic.Int32
 }
 
 // New checks cfg and returns a connector. It does not touch the network.
@@ -216,6 +221,9 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 	if m.tls != nil {
 		o.SetTLSConfig(m.tls)
 	}
+	o.SetServerMonitor(&event.ServerMonitor{ServerDescriptionChanged: func(e *event.ServerDescriptionChangedEvent) {
+		m.sawWire(e.NewDescription.MaxWireVersion)
+	}})
 	if cred != nil {
 		o.SetAuth(*cred)
 	}

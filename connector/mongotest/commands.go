@@ -160,6 +160,9 @@ func (s *Server) run(c *conn, cmd *command, wcCode int32) bson.Raw {
 	s.commands[cmd.name]++
 	s.revalidate(c)
 	h, known := handlers[cmd.name]
+	if cmd.name == "hello" && !hasHello(s.opts.Version) {
+		known = false
+	}
 	if !known {
 		return errorDoc(fail(59, "CommandNotFound", "no such command: '%s'", cmd.name))
 	}
@@ -255,8 +258,11 @@ func (s *Server) hello(c *conn, cmd *command) (bson.D, *cmdError) {
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(30)},
 		{Key: "connectionId", Value: c.id},
 		{Key: "minWireVersion", Value: int32(0)},
-		{Key: "maxWireVersion", Value: int32(21)},
+		{Key: "maxWireVersion", Value: WireVersion(s.opts.Version)},
 		{Key: "readOnly", Value: false},
+	}
+	if !hasHello(s.opts.Version) {
+		d = d[1:] // helloOk is the answer of servers that know hello
 	}
 	primary := s.opts.Topology != Secondary
 	if cmd.name == "hello" {
@@ -284,6 +290,41 @@ func (s *Server) hello(c *conn, cmd *command) (bson.D, *cmdError) {
 		}
 	}
 	return d, nil
+}
+
+// WireVersion is the maxWireVersion a MongoDB release advertises (src/mongo/db/wire_version.h:
+// one per release since 3.0, one per rapid release from 5.1 on).
+func WireVersion(version string) int32 {
+	v := parseVersion(version)
+	major, minor := v[0], v[1]
+	switch {
+	case major >= 5:
+		// 5.0 is 13, 5.1 is 14, 6.0 is 17, 7.0 is 21, 8.0 is 25: four per major (each had
+		// three rapid releases before the next), plus the minor.
+		return int32(13 + (major-5)*4 + minor)
+	case major == 4 && minor >= 4:
+		return 9
+	case major == 4 && minor == 2:
+		return 8
+	case major == 4:
+		return 7
+	case major == 3 && minor >= 6:
+		return 6
+	case major == 3 && minor >= 4:
+		return 5
+	case major == 3 && minor >= 2:
+		return 4
+	case major == 3:
+		return 3
+	}
+	return 2
+}
+
+// hasHello reports whether the release knows the hello command: from 4.4.2 (SERVER-47266,
+// backported to 4.4.2); older servers answer only isMaster.
+func hasHello(version string) bool {
+	v := parseVersion(version)
+	return v[0] > 4 || (v[0] == 4 && (v[1] > 4 || (v[1] == 4 && v[2] >= 2)))
 }
 
 func (s *Server) buildInfo(c *conn, cmd *command) (bson.D, *cmdError) {
