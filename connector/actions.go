@@ -128,8 +128,15 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 		}
 		ch.Notes = append(ch.Notes, "the user was dropped and re-created with its previous roles, custom data and restrictions: every existing connection loses its authentication at its next command")
 	} else {
+		// updateUser with a pwd and no mechanisms stores credentials for every mechanism
+		// the server allows (authenticationMechanisms): a SCRAM-SHA-1-only user would gain
+		// SCRAM-SHA-256. Naming the user's current set keeps a rotation a rotation.
 		cmd := bson.D{{Key: "updateUser", Value: u.User}, {Key: "pwd", Value: pw.Reveal()},
-			{Key: "digestPassword", Value: true}, {Key: "writeConcern", Value: writeConcern}}
+			{Key: "digestPassword", Value: true}}
+		if len(pre.Mechanisms) > 0 {
+			cmd = append(cmd, bson.E{Key: "mechanisms", Value: pre.Mechanisms})
+		}
+		cmd = append(cmd, bson.E{Key: "writeConcern", Value: writeConcern})
 		if err := m.mapErrSecret(m.run(ctx, u.DB, cmd, nil, "user "+u.String()), pw); err != nil {
 			return ch, secret.String{}, err
 		}

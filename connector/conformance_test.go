@@ -530,3 +530,29 @@ func TestPasswordPolicy(t *testing.T) {
 		t.Error("a connector with a weak password policy was accepted")
 	}
 }
+
+// A rotation keeps the user's mechanisms: updateUser with only pwd would give a
+// SCRAM-SHA-1-only user SCRAM-SHA-256 as well, and --logout-all re-creates the same set.
+func TestRotationKeepsMechanisms(t *testing.T) {
+	each(t, func(t *testing.T, s server) {
+		m := connect(t, s)
+		admin := rawClient(t, s.uri)
+		for _, logoutAll := range []bool{false, true} {
+			u := uniqueUser(t, m, "admin")
+			if _, err := run(t, admin, "admin", bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "sha1-only-pw"},
+				{Key: "roles", Value: bson.A{}}, {Key: "mechanisms", Value: bson.A{"SCRAM-SHA-1"}}}); err != nil {
+				t.Fatal(err)
+			}
+			ch, pw, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: u, LogoutAll: logoutAll})
+			if err != nil {
+				t.Fatalf("logout-all %v: %v", logoutAll, err)
+			}
+			if !slices.Equal(ch.After.Mechanisms, []string{"SCRAM-SHA-1"}) {
+				t.Errorf("logout-all %v: mechanisms after the rotation %v; want [SCRAM-SHA-1] as before", logoutAll, ch.After.Mechanisms)
+			}
+			if err := m.Login(ctx(t), u, pw); err != nil {
+				t.Errorf("logout-all %v: the new password does not log in: %v", logoutAll, err)
+			}
+		}
+	})
+}

@@ -797,11 +797,10 @@ func (s *Server) updateUser(c *conn, cmd *command) (bson.D, *cmdError) {
 	}
 	before := u.snapshot()
 	if f.pwd != nil {
-		mechs := f.mechanisms
-		if mechs == nil {
-			mechs = u.mechanisms
-		}
-		if e := u.setPassword(*f.pwd, mechs); e != nil {
+		// A new password without mechanisms gets credentials for every mechanism the
+		// server allows, whatever the user had (the server's updateUser builds them from
+		// authenticationMechanisms, like createUser).
+		if e := u.setPassword(*f.pwd, f.mechanisms); e != nil {
 			return nil, badValue("%v", e)
 		}
 	} else if f.mechanisms != nil {
