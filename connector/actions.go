@@ -119,10 +119,10 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 				return ch, secret.String{}, err
 			}
 		}
-		if err := m.run(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}, {Key: "writeConcern", Value: writeConcern}}, nil, "user "+u.String()); err != nil {
+		if err := m.write(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}}, "user "+u.String(), &ch); err != nil {
 			return ch, secret.String{}, err
 		}
-		if err := m.create(ctx, u, pw, pre); err != nil {
+		if err := m.create(ctx, u, pw, pre, &ch); err != nil {
 			ch.After = UserState{}
 			return ch, secret.String{}, recreateFailed(u, m.name, err)
 		}
@@ -136,8 +136,7 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 		if len(pre.Mechanisms) > 0 {
 			cmd = append(cmd, bson.E{Key: "mechanisms", Value: pre.Mechanisms})
 		}
-		cmd = append(cmd, bson.E{Key: "writeConcern", Value: writeConcern})
-		if err := m.mapErrSecret(m.run(ctx, u.DB, cmd, nil, "user "+u.String()), pw); err != nil {
+		if err := m.mapErrSecret(m.write(ctx, u.DB, cmd, "user "+u.String(), &ch), pw); err != nil {
 			return ch, secret.String{}, err
 		}
 		ch.Notes = append(ch.Notes, "connections already logged in as "+u.String()+" stay authenticated: MongoDB does not log them out on a password change (--logout-all does)")
@@ -162,8 +161,8 @@ func recreateFailed(u UserRef, name string, cause error) error {
 }
 
 // create sends createUser for u with pw and the roles, custom data, restrictions and
-// mechanisms of like.
-func (m *Mongo) create(ctx context.Context, u UserRef, pw secret.String, like UserState) error {
+// mechanisms of like; an unconfirmed write is a warning on ch.
+func (m *Mongo) create(ctx context.Context, u UserRef, pw secret.String, like UserState, ch *Change) error {
 	cmd := bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: pw.Reveal()},
 		{Key: "roles", Value: rolesDoc(like.Roles)}, {Key: "digestPassword", Value: true}}
 	if like.CustomData != "" {
@@ -179,8 +178,22 @@ func (m *Mongo) create(ctx context.Context, u UserRef, pw secret.String, like Us
 	if len(like.Mechanisms) > 0 {
 		cmd = append(cmd, bson.E{Key: "mechanisms", Value: like.Mechanisms})
 	}
+	return m.mapErrSecret(m.write(ctx, u.DB, cmd, "user "+u.String(), ch), pw)
+}
+
+// write sends a user-changing command to db with writeConcern {w: "majority"} inside it
+// (reference §6). A writeConcernError in an ok:1 reply, whatever its code, means the primary
+// applied the command and a majority did not confirm it: the change is in effect, so the
+// action goes on as applied and the sentence becomes a warning on ch.
+func (m *Mongo) write(ctx context.Context, db string, cmd bson.D, what string, ch *Change) error {
 	cmd = append(cmd, bson.E{Key: "writeConcern", Value: writeConcern})
-	return m.mapErrSecret(m.run(ctx, u.DB, cmd, nil, "user "+u.String()), pw)
+	err := m.run(ctx, db, cmd, nil, what)
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrUnconfirmed {
+		ch.Warnings = append(ch.Warnings, e.Msg)
+		return nil
+	}
+	return err
 }
 
 // mapErrSecret scrubs a password the error text might quote.
@@ -278,8 +291,8 @@ func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRe
 		return ch, err
 	}
 	ch.Before = pre
-	cmd := bson.D{{Key: command, Value: u.User}, {Key: "roles", Value: rolesDoc([]Role{r})}, {Key: "writeConcern", Value: writeConcern}}
-	if err := m.run(ctx, u.DB, cmd, nil, "user "+u.String()); err != nil {
+	cmd := bson.D{{Key: command, Value: u.User}, {Key: "roles", Value: rolesDoc([]Role{r})}}
+	if err := m.write(ctx, u.DB, cmd, "user "+u.String(), &ch); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Kind == ErrRoleNotFound {
 			e.Msg = fmt.Sprintf("role %s does not exist on %s (built-in roles such as readAnyDatabase exist only in admin: write role@db)", r, m.name)
@@ -358,7 +371,7 @@ func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles 
 			return ch, secret.String{}, err
 		}
 	}
-	if err := m.create(ctx, u, pw, UserState{Roles: roles}); err != nil {
+	if err := m.create(ctx, u, pw, UserState{Roles: roles}, &ch); err != nil {
 		return ch, secret.String{}, err
 	}
 	m.reread(ctx, &ch)
@@ -384,7 +397,7 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 			return ch, err
 		}
 	}
-	if err := m.run(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}, {Key: "writeConcern", Value: writeConcern}}, nil, "user "+u.String()); err != nil {
+	if err := m.write(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}}, "user "+u.String(), &ch); err != nil {
 		return ch, err
 	}
 	m.reread(ctx, &ch)
@@ -417,7 +430,7 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secre
 			return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)
 		}
 	}
-	if err := m.create(ctx, u, pw, pre); err != nil {
+	if err := m.create(ctx, u, pw, pre, &ch); err != nil {
 		return ch, secret.String{}, recreateFailed(u, m.name, err)
 	}
 	m.reread(ctx, &ch)
@@ -461,7 +474,7 @@ func (m *Mongo) LockUser(ctx context.Context, u UserRef) (Change, error) {
 	if pre.Locked() {
 		return ch, newErr(ErrConflict, "", "user %s is already locked on %s", u, m.name)
 	}
-	if err := m.setRestrictions(ctx, u, LockRestrictions()); err != nil {
+	if err := m.setRestrictions(ctx, u, LockRestrictions(), &ch); err != nil {
 		return ch, err
 	}
 	ch.Notes = append(ch.Notes, "new logins as "+u.String()+" are refused, and connections already logged in lose their authentication at their next command")
@@ -494,7 +507,7 @@ func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction
 	if !pre.Locked() {
 		return ch, newErr(ErrConflict, "", "user %s is not locked by the bot on %s (its authentication restrictions: %s)", u, m.name, describeRestrictions(pre.Restrictions))
 	}
-	if err := m.setRestrictions(ctx, u, restore); err != nil {
+	if err := m.setRestrictions(ctx, u, restore, &ch); err != nil {
 		return ch, err
 	}
 	m.reread(ctx, &ch)
@@ -503,10 +516,9 @@ func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction
 	return ch, nil
 }
 
-func (m *Mongo) setRestrictions(ctx context.Context, u UserRef, rs []Restriction) error {
-	cmd := bson.D{{Key: "updateUser", Value: u.User}, {Key: "authenticationRestrictions", Value: restrictionsDoc(rs)},
-		{Key: "writeConcern", Value: writeConcern}}
-	return m.run(ctx, u.DB, cmd, nil, "user "+u.String())
+func (m *Mongo) setRestrictions(ctx context.Context, u UserRef, rs []Restriction, ch *Change) error {
+	cmd := bson.D{{Key: "updateUser", Value: u.User}, {Key: "authenticationRestrictions", Value: restrictionsDoc(rs)}}
+	return m.write(ctx, u.DB, cmd, "user "+u.String(), ch)
 }
 
 // Undo reverses ch: it first checks that the user is still in the state ch left, and refuses

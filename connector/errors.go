@@ -25,6 +25,9 @@ var (
 	ErrAtlas        = errors.New("atlas does not allow user administration over the wire")
 	ErrNotPrimary   = errors.New("not the primary")
 	ErrTimeout      = errors.New("timed out")
+	// ErrUnconfirmed is a write the primary applied and a majority did not confirm (a
+	// writeConcernError): actions report it as applied, with a warning, never as a failure.
+	ErrUnconfirmed = errors.New("applied on the primary, not confirmed by a majority")
 	ErrUnavailable  = errors.New("server unreachable")
 	ErrDrift        = errors.New("state changed since the action")
 	ErrNoUndo       = errors.New("nothing to undo")
@@ -141,6 +144,17 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 		return old
 	}
 	e := &Error{Op: op, Code: code, err: scrub(err, m.secrets()...)}
+	if wce, ok := writeConcernError(err); ok {
+		// Whatever the code (64 WriteConcernTimeout, 91 ShutdownInProgress, 189
+		// PrimarySteppedDown, 11602 InterruptedDueToReplStateChange, 50 MaxTimeMSExpired, 79,
+		// 100...), an ok:1 reply with a writeConcernError means the command ran on the primary
+		// (write_concern.cpp waits for it after the command succeeded); only its replication
+		// is unknown, and a failover could still undo it.
+		e.Kind, e.Code = ErrUnconfirmed, int32(wce.Code)
+		e.Msg = fmt.Sprintf("%s applied %s on its primary, but a majority of the replica set did not confirm it (%s, code %d): it is in effect now and could still be undone by a failover before it replicates; check with `users` in a minute",
+			m.name, op, orName(wce.Name), wce.Code)
+		return e
+	}
 	switch {
 	case code == codeUserNotFound:
 		e.Kind, e.Msg = ErrUserNotFound, fmt.Sprintf("%s does not exist on %s", what, m.name)
@@ -179,6 +193,22 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 		}
 	}
 	return e
+}
+
+// writeConcernError returns the writeConcernError of a reply that had no other error.
+func writeConcernError(err error) (*mongo.WriteConcernError, bool) {
+	var we mongo.WriteException
+	if errors.As(err, &we) && we.WriteConcernError != nil && len(we.WriteErrors) == 0 {
+		return we.WriteConcernError, true
+	}
+	return nil, false
+}
+
+func orName(name string) string {
+	if name == "" {
+		return "no codeName"
+	}
+	return name
 }
 
 func isSelectionError(err error) bool {

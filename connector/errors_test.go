@@ -68,14 +68,6 @@ func TestErrorsSpeak(t *testing.T) {
 	}
 	emu.ClearFaults()
 
-	// A write concern error: the change happened, but a majority did not confirm it.
-	emu.Inject(mongotest.Fault{Command: "updateUser", WriteConcernCode: 64, Times: 1})
-	_, _, err = m.RotatePassword(ctx(t), connector.RotateOptions{User: u})
-	mustKind(t, err, connector.ErrTimeout)
-	if !strings.Contains(err.Error(), "majority") {
-		t.Errorf("write concern sentence: %v", err)
-	}
-
 	// The bot's own login fails: AuthenticationFailed, with no password in the text.
 	bad := connect(t, server{uri: emu.UserURI("admin", "wrong-password-xyz", "admin")})
 	_, err = bad.Discover(ctx(t))

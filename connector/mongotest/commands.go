@@ -179,14 +179,22 @@ func (s *Server) run(c *conn, cmd *command, wcCode int32) bson.Raw {
 	reply = append(reply, bson.E{Key: "ok", Value: 1.0})
 	if wcCode != 0 {
 		reply = append(reply, bson.E{Key: "writeConcernError", Value: bson.D{
-			{Key: "code", Value: wcCode}, {Key: "codeName", Value: "WriteConcernTimeout"},
-			{Key: "errmsg", Value: "waiting for replication timed out"}}})
+			{Key: "code", Value: wcCode}, {Key: "codeName", Value: writeConcernCodes[wcCode]},
+			{Key: "errmsg", Value: "waiting for replication failed"}}})
 	}
 	raw, merr := bson.Marshal(reply)
 	if merr != nil {
 		return errorDoc(badValue("emulator: %v", merr))
 	}
 	return raw
+}
+
+// writeConcernCodes are the codes a writeConcernError carries (error_codes.yml; which ones
+// replication reports is in REFERENCE.md).
+var writeConcernCodes = map[int32]string{
+	50: "MaxTimeMSExpired", 64: "WriteConcernTimeout", 79: "UnknownReplWriteConcern",
+	91: "ShutdownInProgress", 100: "UnsatisfiableWriteConcern", 189: "PrimarySteppedDown",
+	11602: "InterruptedDueToReplStateChange",
 }
 
 func orDefault(s, d string) string {
