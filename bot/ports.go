@@ -55,6 +55,9 @@ type Mongo interface {
 	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string, beforeApply func(secret.String) error) (connector.Change, secret.String, error)
 	DropUser(ctx context.Context, u connector.UserRef, beforeDrop func(connector.UserState) error) (connector.Change, error)
 	Supports(ctx context.Context, action string, killSessions bool) error
+	// CanRecreate says whether the account can create u again as st after a drop
+	// (--logout-all), before anyone approves it.
+	CanRecreate(ctx context.Context, u connector.UserRef, st connector.UserState) error
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
 	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState, pw secret.String) (connector.Change, secret.String, error)

@@ -230,6 +230,11 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		if !st.Exists {
 			return nil, missing
 		}
+		if args["logout_all"] == "true" {
+			if err := m.CanRecreate(ctx, u, st); err != nil {
+				return nil, err
+			}
+		}
 		after := "same roles; a new generated password, revealed once to the requester"
 		switch {
 		case args["logout_all"] == "true":

@@ -25,9 +25,16 @@ func rolesDoc(rs []Role) bson.A {
 	return a
 }
 
+// restrictionsDoc is the authenticationRestrictions array for rs: each document as the server
+// reported it when known, else built from its lists.
 func restrictionsDoc(rs []Restriction) bson.A {
 	a := bson.A{}
 	for _, r := range rs {
+		var raw bson.Raw
+		if r.Doc != "" && bson.UnmarshalExtJSON([]byte(r.Doc), true, &raw) == nil {
+			a = append(a, raw)
+			continue
+		}
 		d := bson.D{}
 		if len(r.ClientSource) > 0 {
 			d = append(d, bson.E{Key: "clientSource", Value: r.ClientSource})
@@ -104,6 +111,11 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 	}
 	ch.Before = pre
 	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	if o.LogoutAll {
+		if err := m.CanRecreate(ctx, u, pre); err != nil {
+			return ch, secret.String{}, err
+		}
+	}
 	pw, err := m.cfg.Passwords.NewPassword()
 	if err != nil {
 		return ch, secret.String{}, newErr(ErrInvalid, "", "cannot make a password: %v", err)

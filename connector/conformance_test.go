@@ -28,8 +28,8 @@ func TestDiscover(t *testing.T) {
 		if info.Version == "" || info.Topology == "" || info.MaxWireVersion == 0 {
 			t.Errorf("discovery incomplete: %+v", info)
 		}
-		if len(info.Privileges.Actions) != 10 {
-			t.Errorf("%d action checks, want one per bot action (10)", len(info.Privileges.Actions))
+		if len(info.Privileges.Actions) != 11 {
+			t.Errorf("%d action checks, want one per bot action (11)", len(info.Privileges.Actions))
 		}
 		switch s.kind {
 		case "ferretdb":

@@ -64,10 +64,18 @@ var requirements = []struct {
 	action string
 	needs  []need
 }{
-	{"users", []need{{"viewUser", false}}},
+	// Listing every database's users (usersInfo {forAllDBs: true}) needs viewUser on the
+	// cluster resource, which userAdminAnyDatabase and root have and userAdmin on admin has not
+	// (user_management_commands.cpp, usersInfo's checkAuthForOperation).
+	{"users", []need{{"viewUser", true}}},
+	{"users <db>", []need{{"viewUser", false}}},
 	{"rotate-password", []need{{"changePassword", false}}},
 	{"rotate-password --kill-sessions", []need{{"changePassword", false}, {"killAnySession", true}}},
-	{"rotate-password --logout-all", []need{{"viewUser", false}, {"dropUser", false}, {"createUser", false}, {"grantRole", false}, {"setAuthenticationRestriction", false}, {"changeCustomData", false}}},
+	// Re-creating needs what createUser needs: createUser on the user's database, grantRole on
+	// each role's database, setAuthenticationRestriction when it has restrictions
+	// (authorization_checks.cpp, checkAuthForCreateUserCommand); the bot checks those for the
+	// user itself before dropping it (CanRecreate). customData needs nothing more.
+	{"rotate-password --logout-all", []need{{"viewUser", false}, {"dropUser", false}, {"createUser", false}, {"grantRole", false}, {"setAuthenticationRestriction", false}}},
 	{"grant-role", []need{{"viewUser", false}, {"grantRole", false}}},
 	{"revoke-role", []need{{"viewUser", false}, {"revokeRole", false}}},
 	{"create-readonly-user", []need{{"viewUser", false}, {"createUser", false}, {"grantRole", false}}},
@@ -86,10 +94,20 @@ type privilegeDoc struct {
 	Actions []string `bson:"actions"`
 }
 
-// checkPrivileges evaluates the requirements against the account's privileges.
-func checkPrivileges(privs []privilegeDoc) []ActionCheck {
-	// For each privilege action: the databases it covers ("" = every normal database), and
-	// whether it is held on the cluster.
+// privSet is what an account may do: for each privilege action, the databases it covers (""
+// is every normal database), and whether it is held on the cluster.
+type privSet struct {
+	dbs     map[string]map[string]bool
+	cluster map[string]bool
+}
+
+// on reports whether action is held on database db.
+func (p privSet) on(action, db string) bool {
+	held := p.dbs[action]
+	return held[db] || (held[""] && db != "local" && db != "config")
+}
+
+func newPrivSet(privs []privilegeDoc) privSet {
 	dbs := map[string]map[string]bool{}
 	cluster := map[string]bool{}
 	for _, p := range privs {
@@ -106,6 +124,13 @@ func checkPrivileges(privs []privilegeDoc) []ActionCheck {
 			}
 		}
 	}
+	return privSet{dbs: dbs, cluster: cluster}
+}
+
+// checkPrivileges evaluates the requirements against the account's privileges.
+func checkPrivileges(privs []privilegeDoc) []ActionCheck {
+	set := newPrivSet(privs)
+	dbs, cluster := set.dbs, set.cluster
 	var out []ActionCheck
 	for _, req := range requirements {
 		chk := ActionCheck{Action: req.action}
@@ -281,4 +306,53 @@ func (i ServerInfo) String() string {
 		s += ", MongoDB Atlas"
 	}
 	return s
+}
+
+// ownPrivileges asks the server, now, what the bot's account may do; reported is false when
+// the server reports no privileges at all (FerretDB, which has no authorization).
+func (m *Mongo) ownPrivileges(ctx context.Context) (set privSet, reported bool, err error) {
+	var status struct {
+		AuthInfo struct {
+			Privs []privilegeDoc `bson:"authenticatedUserPrivileges"`
+		} `bson:"authInfo"`
+	}
+	cmd := bson.D{{Key: "connectionStatus", Value: 1}, {Key: "showPrivileges", Value: true}}
+	if err := m.run(ctx, "admin", cmd, &status, m.name); err != nil {
+		return set, false, err
+	}
+	return newPrivSet(status.AuthInfo.Privs), len(status.AuthInfo.Privs) > 0, nil
+}
+
+// CanRecreate says, before anything is sent and before anyone is asked to approve, whether
+// the bot's account can create u again exactly as st describes it after dropping it (a
+// --logout-all rotation): createUser on u's database, grantRole on the database of each of
+// its roles, and setAuthenticationRestriction when it has restrictions, as the server checks
+// for createUser (authorization_checks.cpp, checkAuthForCreateUserCommand). dropUser and
+// viewUser are checked too. Without this, an account with userAdmin on admin alone would
+// drop a user holding read@shop and then fail to create it.
+func (m *Mongo) CanRecreate(ctx context.Context, u UserRef, st UserState) error {
+	set, reported, err := m.ownPrivileges(ctx)
+	if err != nil || !reported {
+		return err // no authorization reported (FerretDB): nothing to check
+	}
+	var missing []string
+	for _, a := range []string{"viewUser", "dropUser", "createUser"} {
+		if !set.on(a, u.DB) {
+			missing = append(missing, a+" on "+u.DB)
+		}
+	}
+	for _, r := range st.Roles {
+		if !set.on("grantRole", r.DB) {
+			missing = append(missing, fmt.Sprintf("grantRole on %s (for %s)", r.DB, r))
+		}
+	}
+	if len(st.Restrictions) > 0 && !set.on("setAuthenticationRestriction", u.DB) {
+		missing = append(missing, "setAuthenticationRestriction on "+u.DB+" (for its authentication restrictions)")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	missing = slices.Compact(missing)
+	return newErr(ErrUnauthorized, "", "--logout-all drops %s and creates it again, and the bot's account on %s could not create it again: it lacks %s. Nothing was changed; rotate without --logout-all, or give the account those privileges",
+		u, m.name, strings.Join(missing, ", "))
 }

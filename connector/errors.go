@@ -28,11 +28,11 @@ var (
 	// ErrUnconfirmed is a write the primary applied and a majority did not confirm (a
 	// writeConcernError): actions report it as applied, with a warning, never as a failure.
 	ErrUnconfirmed = errors.New("applied on the primary, not confirmed by a majority")
-	ErrUnavailable  = errors.New("server unreachable")
-	ErrDrift        = errors.New("state changed since the action")
-	ErrNoUndo       = errors.New("nothing to undo")
-	ErrConflict     = errors.New("already in that state")
-	ErrServer       = errors.New("server error")
+	ErrUnavailable = errors.New("server unreachable")
+	ErrDrift       = errors.New("state changed since the action")
+	ErrNoUndo      = errors.New("nothing to undo")
+	ErrConflict    = errors.New("already in that state")
+	ErrServer      = errors.New("server error")
 )
 
 // MongoDB error codes the connector maps (reference §0).

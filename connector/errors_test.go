@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,75 @@ func TestConfigErrors(t *testing.T) {
 		}
 		noLeak(t, []string{"hunter2pw"}, err)
 		t.Log(err)
+	}
+}
+
+// --logout-all drops and re-creates: with an account that could drop the user but not create
+// it again (userAdmin on admin, the user holding read@shop), it is refused before anything is
+// sent, and the privilege report and CanRecreate say which privilege is missing.
+func TestLogoutAllChecksTheRecreateFirst(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{AdminRoles: []mongotest.Role{{Role: "userAdmin", DB: "admin"}}})
+	if err := emu.CreateUser("app", "app-pw-1", "admin", []mongotest.Role{{Role: "read", DB: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := connect(t, server{uri: emu.URI()})
+	u := connector.UserRef{User: "app", DB: "admin"}
+	st, err := m.State(ctx(t), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.CanRecreate(ctx(t), u, st)
+	mustKind(t, err, connector.ErrUnauthorized)
+	if !strings.Contains(err.Error(), "grantRole on shop (for read@shop)") {
+		t.Errorf("the sentence does not name the missing privilege: %v", err)
+	}
+	_, _, err = m.RotatePassword(ctx(t), connector.RotateOptions{User: u, LogoutAll: true,
+		BeforeApply: func(secret.String) error { t.Error("a password was made for a rotation that cannot work"); return nil }})
+	mustKind(t, err, connector.ErrUnauthorized)
+	if n := emu.Count("dropUser"); n != 0 {
+		t.Fatalf("dropUser sent %d times", n)
+	}
+	if st2, _ := m.State(ctx(t), u); !st2.Exists {
+		t.Fatal("the user was dropped")
+	}
+	// A user with only admin roles can be re-created by the same account.
+	if err := emu.CreateUser("local_app", "app-pw-2", "admin", []mongotest.Role{{Role: "read", DB: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	lu := connector.UserRef{User: "local_app", DB: "admin"}
+	if _, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: lu, LogoutAll: true}); err != nil {
+		t.Fatalf("a rotation the account can do: %v", err)
+	}
+}
+
+// Listing every database's users needs viewUser on the cluster: userAdmin on admin is not
+// enough, and the server (and so the emulator) refuses it with 13; the check says so.
+func TestListingAllUsersNeedsClusterViewUser(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{AdminRoles: []mongotest.Role{{Role: "userAdmin", DB: "admin"}}})
+	m := connect(t, server{uri: emu.URI()})
+	_, err := m.Users(ctx(t), "")
+	mustKind(t, err, connector.ErrUnauthorized)
+	if _, err := m.Users(ctx(t), "admin"); err != nil {
+		t.Fatalf("listing admin's users with userAdmin on admin: %v", err)
+	}
+	info, err := m.Discover(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range info.Privileges.Actions {
+		switch a.Action {
+		case "users":
+			if a.Allowed != "" || !slices.Contains(a.Missing, "viewUser on the cluster") {
+				t.Errorf("users: %+v; want viewUser on the cluster missing", a)
+			}
+		case "users <db>":
+			if a.Allowed != "only on admin" {
+				t.Errorf("users <db>: %+v", a)
+			}
+		}
+	}
+	root := connect(t, server{uri: startEmulator(t, mongotest.Options{AdminRoles: []mongotest.Role{{Role: "userAdminAnyDatabase", DB: "admin"}}}).URI()})
+	if _, err := root.Users(ctx(t), ""); err != nil {
+		t.Fatalf("userAdminAnyDatabase lists every user: %v", err)
 	}
 }

@@ -1,7 +1,7 @@
 package connector_test
 
 import (
-	"slices"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -61,9 +61,10 @@ func TestLockUnlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		after, _ := m.State(ctx(t), u)
-		want := []connector.Restriction{{ClientSource: []string{"0.0.0.0/0", "10.0.0.0/8"}}}
-		if !slices.EqualFunc(after.Restrictions, want, func(a, b connector.Restriction) bool { return equalJSON(a, b) }) {
-			t.Fatalf("unlock restored %+v, want exactly %+v", after.Restrictions, want)
+		// Exactly the document the user had, byte for byte.
+		if len(after.Restrictions) != 1 || after.Restrictions[0].Doc != `{"clientSource":["0.0.0.0/0","10.0.0.0/8"]}` ||
+			!equalJSON(after.Restrictions, ch.Before.Restrictions) {
+			t.Fatalf("unlock restored %+v, want exactly %+v", after.Restrictions, ch.Before.Restrictions)
 		}
 		if err := m.Login(ctx(t), u, pw); err != nil {
 			t.Fatalf("login after unlock: %v", err)
@@ -79,7 +80,7 @@ func TestLockUnlock(t *testing.T) {
 			t.Fatal("undo of unlock did not lock")
 		}
 		// The explicit verb, given the saved restrictions.
-		if _, err := m.UnlockUser(ctx(t), u, want); err != nil {
+		if _, err := m.UnlockUser(ctx(t), u, ch.Before.Restrictions); err != nil {
 			t.Fatal(err)
 		}
 		_, err = m.UnlockUser(ctx(t), u, nil)
@@ -134,4 +135,53 @@ func TestLockCutsLoggedInConnections(t *testing.T) {
 			t.Fatalf("old connection after --logout-all: %v (code %d), want 13", err, code)
 		}
 	})
+}
+
+// A present, empty list matches no address: {clientSource: []} keeps a user out. Lock and unlock
+// put it back exactly, never as {} (which the server rejects) or without the list.
+func TestRestrictionsRoundTripExactly(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{})
+	m := connect(t, server{uri: emu.URI()})
+	admin := rawClient(t, emu.URI())
+	u := connector.UserRef{User: "walled", DB: "admin"}
+	docs := bson.A{bson.D{{Key: "clientSource", Value: bson.A{}}}, bson.D{{Key: "serverAddress", Value: bson.A{"127.0.0.1"}}, {Key: "clientSource", Value: bson.A{"10.1.0.0/16"}}}}
+	if _, err := run(t, admin, "admin", bson.D{{Key: "createUser", Value: u.User}, {Key: "pwd", Value: "walled-pw-1"},
+		{Key: "roles", Value: bson.A{}}, {Key: "authenticationRestrictions", Value: docs}}); err != nil {
+		t.Fatal(err)
+	}
+	// Neither document is met from here: the first matches no address, the second not ours.
+	mustKind(t, m.Login(ctx(t), u, secret.New("walled-pw-1")), connector.ErrAuthFailed)
+	before, err := m.State(ctx(t), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDocs := []string{`{"clientSource":[]}`, `{"serverAddress":["127.0.0.1"],"clientSource":["10.1.0.0/16"]}`}
+	for i, r := range before.Restrictions {
+		if r.Doc != wantDocs[i] {
+			t.Fatalf("restriction %d read as %s; want %s", i, r.Doc, wantDocs[i])
+		}
+	}
+	lock, err := m.LockUser(ctx(t), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Through the journal (JSON) and back.
+	raw, _ := json.Marshal(lock)
+	var journaled connector.Change
+	if err := json.Unmarshal(raw, &journaled); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Undo(ctx(t), journaled); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := m.State(ctx(t), u)
+	if len(after.Restrictions) != 2 || after.Restrictions[0].Doc != wantDocs[0] || after.Restrictions[1].Doc != wantDocs[1] {
+		t.Fatalf("after unlock: %+v; want exactly %q", after.Restrictions, wantDocs)
+	}
+	mustKind(t, m.Login(ctx(t), u, secret.New("walled-pw-1")), connector.ErrAuthFailed)
+	// The server refuses a document with no list at all.
+	_, err = run(t, admin, "admin", bson.D{{Key: "updateUser", Value: u.User}, {Key: "authenticationRestrictions", Value: bson.A{bson.D{}}}})
+	if codeOf(err) == 0 {
+		t.Fatalf("an empty restriction document was accepted: %v", err)
+	}
 }

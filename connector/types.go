@@ -23,10 +23,16 @@ type Role struct {
 func (r Role) String() string { return r.Name + "@" + r.DB }
 
 // Restriction is one authenticationRestrictions document. A user may log in when at least one
-// of its documents is met; a document is met when every list in it contains the address.
+// of its documents is met; a document is met when every list in it contains the address. A
+// list that is present and empty (clientSource: []) matches no address; a nil list is absent.
 type Restriction struct {
-	ClientSource  []string `json:"clientSource,omitempty" bson:"clientSource,omitempty"`
-	ServerAddress []string `json:"serverAddress,omitempty" bson:"serverAddress,omitempty"`
+	ClientSource  []string `json:"clientSource,omitempty"`
+	ServerAddress []string `json:"serverAddress,omitempty"`
+	// Doc is the document exactly as the server reported it, in canonical Extended JSON
+	// (empty for documents the bot made). Restoring sends these bytes back: rebuilt from
+	// the lists, a clientSource: [] would lose its meaning or become {}, which the server
+	// rejects.
+	Doc string `json:"doc,omitempty"`
 }
 
 // lockAddress is in RFC 5737's documentation range (192.0.2.0/24): no client or server ever
@@ -66,6 +72,9 @@ func (s UserState) Locked() bool {
 func (s UserState) HasRole(r Role) bool { return slices.Contains(s.Roles, r) }
 
 func restrictionEqual(a, b Restriction) bool {
+	if a.Doc != "" && b.Doc != "" {
+		return a.Doc == b.Doc
+	}
 	return slices.Equal(a.ClientSource, b.ClientSource) && slices.Equal(a.ServerAddress, b.ServerAddress)
 }
 

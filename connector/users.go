@@ -16,7 +16,7 @@ type userDoc struct {
 	Roles        []Role        `bson:"roles"`
 	Mechanisms   []string      `bson:"mechanisms"`
 	CustomData   bson.RawValue `bson:"customData"`
-	Restrictions []Restriction `bson:"authenticationRestrictions"`
+	Restrictions []bson.Raw    `bson:"authenticationRestrictions"`
 	// UserID is the server's id of this incarnation of the user: a user dropped and
 	// created again under the same name gets a new one (user_management_commands.cpp makes
 	// it with UUID::gen() in createUser).
@@ -24,7 +24,14 @@ type userDoc struct {
 }
 
 func (d userDoc) state() (UserState, error) {
-	s := UserState{Exists: true, Roles: sortedRoles(d.Roles), Restrictions: d.Restrictions, Mechanisms: d.Mechanisms}
+	s := UserState{Exists: true, Roles: sortedRoles(d.Roles), Mechanisms: d.Mechanisms}
+	for _, raw := range d.Restrictions {
+		r, err := readRestriction(raw)
+		if err != nil {
+			return s, fmt.Errorf("authenticationRestrictions of %s@%s: %w", d.User, d.DB, err)
+		}
+		s.Restrictions = append(s.Restrictions, r)
+	}
 	if len(d.UserID.Data) > 0 {
 		s.UserID = hex.EncodeToString(d.UserID.Data)
 	}
@@ -119,4 +126,38 @@ func (m *Mongo) existing(ctx context.Context, u UserRef) (UserState, error) {
 		err = newErr(ErrUserNotFound, "", "user %s does not exist on %s", u, m.name)
 	}
 	return st, err
+}
+
+// readRestriction reads one authenticationRestrictions document, keeping its exact form.
+func readRestriction(raw bson.Raw) (Restriction, error) {
+	var r Restriction
+	ext, err := bson.MarshalExtJSON(raw, true, false)
+	if err != nil {
+		return r, err
+	}
+	r.Doc = string(ext)
+	elems, err := raw.Elements()
+	if err != nil {
+		return r, err
+	}
+	for _, e := range elems {
+		arr, ok := e.Value().ArrayOK()
+		if !ok {
+			continue
+		}
+		list := []string{} // present, even when empty: it then matches no address
+		vals, _ := arr.Values()
+		for _, v := range vals {
+			if s, ok := v.StringValueOK(); ok {
+				list = append(list, s)
+			}
+		}
+		switch e.Key() {
+		case "clientSource":
+			r.ClientSource = list
+		case "serverAddress":
+			r.ServerAddress = list
+		}
+	}
+	return r, nil
 }

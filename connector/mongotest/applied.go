@@ -291,8 +291,11 @@ func cloneRaw(b bson.Raw) bson.Raw {
 }
 
 func (r Restriction) equal(o Restriction) bool {
-	return slices.Equal(r.ClientSource, o.ClientSource) && slices.Equal(r.ServerAddress, o.ServerAddress)
+	return sameList(r.ClientSource, o.ClientSource) && sameList(r.ServerAddress, o.ServerAddress)
 }
+
+// sameList tells an absent list (nil) from a present empty one, which matches no address.
+func sameList(a, b []string) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
 
 func (sn *UserSnapshot) clone() *UserSnapshot {
 	if sn == nil {

@@ -33,11 +33,28 @@ type user struct {
 }
 
 // Restriction is one authenticationRestrictions document: the user may log in when, for at
-// least one document, each non-empty list contains the address (client's or server's), given as
-// an IP address or a CIDR range.
+// least one document, each list it has contains the address (client's or server's), given as
+// an IP address or a CIDR range. A nil list is absent; a present empty list ([]) matches no
+// address (address_restriction.h: a CIDR set that contains nothing).
 type Restriction struct {
-	ClientSource  []string `bson:"clientSource,omitempty"`
-	ServerAddress []string `bson:"serverAddress,omitempty"`
+	ClientSource  []string
+	ServerAddress []string
+	given         bson.D // the document as the command gave it, which the server stores as is
+}
+
+// doc is the document as stored and reported: as given, or the lists it has, empty ones too.
+func (r Restriction) doc() bson.D {
+	if r.given != nil {
+		return r.given
+	}
+	d := bson.D{}
+	if r.ClientSource != nil {
+		d = append(d, bson.E{Key: "clientSource", Value: r.ClientSource})
+	}
+	if r.ServerAddress != nil {
+		d = append(d, bson.E{Key: "serverAddress", Value: r.ServerAddress})
+	}
+	return d
 }
 
 func newUser(name, db, pwd string, roles []Role, mechs []string) (*user, error) {
@@ -122,8 +139,8 @@ func restrictionsMet(rs []Restriction, client, server net.Addr) bool {
 		return true
 	}
 	for _, r := range rs {
-		if (len(r.ClientSource) == 0 || addrIn(client, r.ClientSource)) &&
-			(len(r.ServerAddress) == 0 || addrIn(server, r.ServerAddress)) {
+		if (r.ClientSource == nil || addrIn(client, r.ClientSource)) &&
+			(r.ServerAddress == nil || addrIn(server, r.ServerAddress)) {
 			return true
 		}
 	}

@@ -26,6 +26,11 @@ func fail(code int32, name, format string, a ...any) *cmdError {
 
 // Codes used (reference §0).
 func badValue(format string, a ...any) *cmdError { return fail(2, "BadValue", format, a...) }
+
+// emptyRestriction answers a restriction document with neither clientSource nor serverAddress.
+func emptyRestriction() *cmdError {
+	return badValue("At least one of clientSource or serverAddress must be set in an authentication restriction")
+}
 func typeMismatch(cmd, field, got, want string) *cmdError {
 	return fail(14, "TypeMismatch", "BSON field '%s.%s' is the wrong type '%s', expected type '%s'", cmd, field, got, want)
 }
@@ -538,7 +543,7 @@ func (s *Server) killAllSessionsByPattern(c *conn, cmd *command) (bson.D, *cmdEr
 }
 
 // parseRoles reads a roles array: strings name roles in the command's database, documents
-// name {role, db}. Every role must exist (31).
+// name {role, db}. Whether they exist is checked apart (rolesExist), where the server does.
 func (s *Server) parseRoles(cmd *command, field string, v any) ([]Role, *cmdError) {
 	arr, ok := v.(bson.A)
 	if !ok {
@@ -568,14 +573,21 @@ func (s *Server) parseRoles(cmd *command, field string, v any) ([]Role, *cmdErro
 		if r.Role == "" || r.DB == "" {
 			return nil, badValue("Role names and databases must be non-empty strings")
 		}
-		if !builtin(r) && s.roles[userKey{r.DB, r.Role}] == nil {
-			return nil, fail(31, "RoleNotFound", "Could not find role: %s@%s", r.Role, r.DB)
-		}
 		if !slices.Contains(out, r) {
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// rolesExist answers 31 for the first role that does not exist. Caller holds s.mu.
+func (s *Server) rolesExist(roles []Role) *cmdError {
+	for _, r := range roles {
+		if !builtin(r) && s.roles[userKey{r.DB, r.Role}] == nil {
+			return fail(31, "RoleNotFound", "Could not find role: %s@%s", r.Role, r.DB)
+		}
+	}
+	return nil
 }
 
 func parseRestrictions(cmd *command, v any) ([]Restriction, *cmdError) {
@@ -589,13 +601,13 @@ func parseRestrictions(cmd *command, v any) ([]Restriction, *cmdError) {
 		if !ok {
 			return nil, badValue("authenticationRestrictions must hold documents")
 		}
-		var r Restriction
+		r := Restriction{given: d}
 		for _, f := range d {
 			list, ok := f.Value.(bson.A)
 			if !ok {
 				return nil, badValue("%s must be an array of addresses", f.Key)
 			}
-			var addrs []string
+			addrs := []string{} // present, even when empty
 			for _, a := range list {
 				as, ok := a.(string)
 				if !ok || !validAddress(as) {
@@ -611,6 +623,9 @@ func parseRestrictions(cmd *command, v any) ([]Restriction, *cmdError) {
 			default:
 				return nil, badValue("Unknown restriction type %q", f.Key)
 			}
+		}
+		if r.ClientSource == nil && r.ServerAddress == nil {
+			return nil, emptyRestriction()
 		}
 		out = append(out, r)
 	}
@@ -752,6 +767,9 @@ func (s *Server) createUser(c *conn, cmd *command) (bson.D, *cmdError) {
 		(f.hasRestrict && !s.can(c, "setAuthenticationRestriction", cmd.db, false)) {
 		return nil, unauthorized(cmd.name, cmd.db)
 	}
+	if err := s.rolesExist(f.roles); err != nil {
+		return nil, err
+	}
 	key := userKey{cmd.db, name}
 	if s.users[key] != nil {
 		return nil, fail(51003, "Location51003", "User \"%s@%s\" already exists", name, cmd.db)
@@ -802,6 +820,9 @@ func (s *Server) updateUser(c *conn, cmd *command) (bson.D, *cmdError) {
 	u := s.users[userKey{cmd.db, name}]
 	if u == nil {
 		return nil, fail(11, "UserNotFound", "User %s@%s not found", name, cmd.db)
+	}
+	if err := s.rolesExist(f.roles); err != nil {
+		return nil, err
 	}
 	before := u.snapshot()
 	if f.pwd != nil {
@@ -912,9 +933,14 @@ func (s *Server) changeRoles(c *conn, cmd *command, grant bool) (bson.D, *cmdErr
 	if !s.canGrant(c, roles, action) {
 		return nil, unauthorized(cmd.name, cmd.db)
 	}
+	// The user is looked up before the roles: a missing user with a missing role is 11
+	// (user_management_commands.cpp reads the user's roles, then each role's description).
 	u := s.users[userKey{cmd.db, name}]
 	if u == nil {
 		return nil, fail(11, "UserNotFound", "Could not find user \"%s\" for db \"%s\"", name, cmd.db)
+	}
+	if err := s.rolesExist(roles); err != nil {
+		return nil, err
 	}
 	before := u.snapshot()
 	for _, r := range roles {
@@ -984,7 +1010,7 @@ func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 		return nil, badValue("UserName must be either a string or an object")
 	}
 	if all && (showPrivs || showRestr) {
-		return nil, badValue("Also, showPrivileges and showAuthenticationRestrictions are not allowed when looking up all users")
+		return nil, fail(20, "IllegalOperation", "Privilege or restriction details require exact-match usersInfo queries")
 	}
 	if fv, ok := cmd.get("filter"); ok {
 		fd, isDoc := fv.(bson.D)
@@ -1002,10 +1028,24 @@ func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 			}
 		}
 	}
-	for _, k := range keys {
-		self := c.auth != nil && c.auth.key == k
-		if !self && !s.can(c, "viewUser", k.db, false) {
+	// Every user of every database needs viewUser on the cluster; all users of one database,
+	// viewUser on it, whether or not it has any; named users, viewUser on each one's database
+	// unless it is the caller (user_management_commands.cpp, usersInfo's auth check).
+	switch {
+	case isForAllDBs(cmd.args[0].Value):
+		if !s.can(c, "viewUser", "", true) {
 			return nil, unauthorized(cmd.name, cmd.db)
+		}
+	case all:
+		if !s.can(c, "viewUser", cmd.db, false) {
+			return nil, unauthorized(cmd.name, cmd.db)
+		}
+	default:
+		for _, k := range keys {
+			self := c.auth != nil && c.auth.key == k
+			if !self && !s.can(c, "viewUser", k.db, false) {
+				return nil, unauthorized(cmd.name, cmd.db)
+			}
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -1053,7 +1093,7 @@ func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 		if showRestr {
 			ra := bson.A{}
 			for _, r := range u.restrictions {
-				ra = append(ra, r)
+				ra = append(ra, r.doc())
 			}
 			d = append(d, bson.E{Key: "authenticationRestrictions", Value: ra})
 		}
@@ -1061,6 +1101,11 @@ func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 		out = append(out, d)
 	}
 	return bson.D{{Key: "users", Value: out}}, nil
+}
+
+func isForAllDBs(v any) bool {
+	d, ok := v.(bson.D)
+	return ok && len(d) == 1 && d[0].Key == "forAllDBs" && d[0].Value == true
 }
 
 func userNameDoc(d bson.D) (userKey, *cmdError) {
@@ -1178,6 +1223,9 @@ func (s *Server) createRole(c *conn, cmd *command) (bson.D, *cmdError) {
 	if rv, ok := cmd.get("roles"); ok {
 		rs, err := s.parseRoles(cmd, "roles", rv)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.rolesExist(rs); err != nil {
 			return nil, err
 		}
 		cr.roles = rs
