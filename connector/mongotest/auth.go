@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -55,6 +56,16 @@ func (r Restriction) doc() bson.D {
 		d = append(d, bson.E{Key: "serverAddress", Value: r.ServerAddress})
 	}
 	return d
+}
+
+// clone is a deep copy: what a router caches.
+func (u *user) clone() *user {
+	cp := *u
+	cp.roles = slices.Clone(u.roles)
+	cp.restrictions = slices.Clone(u.restrictions)
+	cp.mechanisms = slices.Clone(u.mechanisms)
+	cp.creds = maps.Clone(u.creds)
+	return &cp
 }
 
 func newUser(name, db, pwd string, roles []Role, mechs []string) (*user, error) {
@@ -274,9 +285,53 @@ func concat(lists ...[]string) []string {
 
 // customRole is a role made with createRole.
 type customRole struct {
-	name, db   string
-	privileges []privilege
-	roles      []Role
+	name, db     string
+	privileges   []privilege
+	roles        []Role
+	restrictions []Restriction // must be met too by every user holding the role
+}
+
+// restrictedRoles are the custom roles, direct or inherited, that carry restrictions, in a
+// stable order. Caller holds s.mu.
+func (s *Server) restrictedRoles(roles []Role) []*customRole {
+	var out []*customRole
+	seen := map[Role]bool{}
+	var walk func(Role)
+	walk = func(r Role) {
+		if seen[r] {
+			return
+		}
+		seen[r] = true
+		cr := s.roles[userKey{r.DB, r.Role}]
+		if cr == nil {
+			return
+		}
+		if len(cr.restrictions) > 0 {
+			out = append(out, cr)
+		}
+		for _, sub := range cr.roles {
+			walk(sub)
+		}
+	}
+	for _, r := range roles {
+		walk(r)
+	}
+	return out
+}
+
+// loginAllowed applies the user's restrictions and, as well, those of each of its roles: every
+// set must be met (restriction_set.h, RestrictionDocuments is "all of"; User::validateRestrictions
+// checks the direct then the inherited ones). Caller holds s.mu.
+func (s *Server) loginAllowed(u *user, client, server net.Addr) bool {
+	if !restrictionsMet(u.restrictions, client, server) {
+		return false
+	}
+	for _, cr := range s.restrictedRoles(u.roles) {
+		if !restrictionsMet(cr.restrictions, client, server) {
+			return false
+		}
+	}
+	return true
 }
 
 // privilegesOf expands roles, custom ones through their inherited roles. Caller holds s.mu.

@@ -27,9 +27,10 @@ func fail(code int32, name, format string, a ...any) *cmdError {
 // Codes used (reference §0).
 func badValue(format string, a ...any) *cmdError { return fail(2, "BadValue", format, a...) }
 
-// emptyRestriction answers a restriction document with neither clientSource nor serverAddress.
+// emptyRestriction answers a restriction document with neither clientSource nor serverAddress
+// (address_restriction.cpp, parseAddressRestrictionSet: 162 CollectionIsEmpty).
 func emptyRestriction() *cmdError {
-	return badValue("At least one of clientSource or serverAddress must be set in an authentication restriction")
+	return fail(162, "CollectionIsEmpty", "At least one of 'clientSource' or 'serverAddress' must be set")
 }
 func typeMismatch(cmd, field, got, want string) *cmdError {
 	return fail(14, "TypeMismatch", "BSON field '%s.%s' is the wrong type '%s', expected type '%s'", cmd, field, got, want)
@@ -58,9 +59,15 @@ func (c *command) get(key string) (any, bool) {
 	return nil, false
 }
 
-// genericFields are accepted on every command: the driver adds them.
+// genericFields are accepted on every command: the driver adds them. writeConcern only on the
+// commands that support it (writeConcernCommands).
 var genericFields = []string{"$db", "lsid", "$clusterTime", "$readPreference", "maxTimeMS", "apiVersion",
 	"apiStrict", "apiDeprecationErrors", "txnNumber", "autocommit", "startTransaction", "comment", "writeConcern", "$audit"}
+
+// writeConcernCommands support writeConcern: the user-changing ones. The server refuses it on
+// any other (usersInfo, rolesInfo, killAllSessions, connectionStatus, invalidateUserCache) with
+// 72 InvalidOptions (service_entry_point_common.cpp, uassertCommandDoesNotSpecifyWriteConcern).
+var writeConcernCommands = append([]string{"dropAllUsersFromDatabase"}, writes...)
 
 // strict rejects fields outside allowed, as the IDL-defined user commands do (strict: true).
 func (c *command) strict(allowed ...string) *cmdError {
@@ -163,6 +170,7 @@ func (s *Server) run(c *conn, cmd *command, wcCode int32) bson.Raw {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commands[cmd.name]++
+	c.m.count[cmd.name]++
 	s.revalidate(c)
 	h, known := handlers[cmd.name]
 	if cmd.name == "hello" && !hasHello(s.opts.Version) {
@@ -171,15 +179,23 @@ func (s *Server) run(c *conn, cmd *command, wcCode int32) bson.Raw {
 	if !known {
 		return errorDoc(fail(59, "CommandNotFound", "no such command: '%s'", cmd.name))
 	}
+	if _, ok := cmd.get("writeConcern"); ok && !slices.Contains(writeConcernCommands, cmd.name) {
+		return errorDoc(fail(72, "InvalidOptions", "Command does not support writeConcern"))
+	}
 	if c.auth == nil && !slices.Contains(preAuth, cmd.name) {
 		return errorDoc(errNeedsAuth(cmd.name))
 	}
-	if s.opts.Topology == Secondary && slices.Contains(writes, cmd.name) {
+	if c.m.role == Secondary && slices.Contains(writes, cmd.name) {
 		return errorDoc(fail(10107, "NotWritablePrimary", "not primary"))
 	}
 	reply, err := h(s, c, cmd)
 	if err != nil {
 		return errorDoc(err)
+	}
+	if c.m.role == Mongos && slices.Contains(writes, cmd.name) {
+		// A router drops what it cached of users it changed itself; the others keep theirs
+		// until their interval ends or they are told (invalidateUserCache).
+		clear(c.m.cache)
 	}
 	reply = append(reply, bson.E{Key: "ok", Value: 1.0})
 	if wcCode != 0 {
@@ -225,13 +241,13 @@ func (s *Server) revalidate(c *conn) {
 	if c.auth == nil {
 		return
 	}
-	u := s.users[c.auth.key]
+	u := s.view(c, c.auth.key)
 	if u == nil || u.id != c.auth.userID {
 		c.auth = nil
 		return
 	}
 	if u.gen != c.auth.gen {
-		if !restrictionsMet(u.restrictions, c.nc.RemoteAddr(), c.nc.LocalAddr()) {
+		if !s.loginAllowed(u, c.nc.RemoteAddr(), c.nc.LocalAddr()) {
 			c.auth = nil
 			return
 		}
@@ -258,6 +274,7 @@ func init() {
 		"grantRolesToUser":         (*Server).grantRoles, "revokeRolesFromUser": (*Server).revokeRoles,
 		"usersInfo": (*Server).usersInfo, "rolesInfo": (*Server).rolesInfo,
 		"createRole": (*Server).createRole, "dropRole": (*Server).dropRole,
+		"invalidateUserCache": (*Server).invalidateUserCache,
 	}
 }
 
@@ -274,10 +291,12 @@ func (s *Server) hello(c *conn, cmd *command) (bson.D, *cmdError) {
 		{Key: "maxWireVersion", Value: WireVersion(s.opts.Version)},
 		{Key: "readOnly", Value: false},
 	}
-	if !hasHello(s.opts.Version) {
-		d = d[1:] // helloOk is the answer of servers that know hello
+	// helloOk answers a client that asked with helloOk: true, on a release that knows hello
+	// (replication_info.cpp).
+	if asked, _ := cmd.get("helloOk"); asked != true || !hasHello(s.opts.Version) {
+		d = d[1:]
 	}
-	primary := s.opts.Topology != Secondary
+	primary := c.m.role != Secondary
 	if cmd.name == "hello" {
 		d = append(d, bson.E{Key: "isWritablePrimary", Value: primary})
 	} else {
@@ -285,10 +304,14 @@ func (s *Server) hello(c *conn, cmd *command) (bson.D, *cmdError) {
 	}
 	switch s.opts.Topology {
 	case Primary, Secondary:
+		hosts := bson.A{}
+		for _, a := range s.Addrs() {
+			hosts = append(hosts, a)
+		}
 		d = append(d, bson.E{Key: "setName", Value: "rs0"}, bson.E{Key: "setVersion", Value: int32(1)},
-			bson.E{Key: "hosts", Value: bson.A{s.addr}}, bson.E{Key: "me", Value: s.addr},
+			bson.E{Key: "hosts", Value: hosts}, bson.E{Key: "me", Value: c.m.addr},
 			bson.E{Key: "secondary", Value: !primary})
-		if primary {
+		if s.members[0].role == Primary {
 			d = append(d, bson.E{Key: "primary", Value: s.addr})
 		}
 	case Mongos:
@@ -297,7 +320,7 @@ func (s *Server) hello(c *conn, cmd *command) (bson.D, *cmdError) {
 	if v, ok := cmd.get("saslSupportedMechs"); ok {
 		if name, ok := v.(string); ok {
 			db, user, _ := strings.Cut(name, ".")
-			if u := s.users[userKey{db, user}]; u != nil {
+			if u := s.view(c, userKey{db, user}); u != nil {
 				d = append(d, bson.E{Key: "saslSupportedMechs", Value: u.mechanisms})
 			}
 		}
@@ -382,7 +405,7 @@ func (s *Server) saslStart(c *conn, cmd *command) (bson.D, *cmdError) {
 		return nil, fail(2, "BadValue", "Received authentication for mechanism %s which is unknown or not enabled", mech)
 	}
 	name := clientFirstUser(string(payload))
-	u := s.users[userKey{cmd.db, name}]
+	u := s.view(c, userKey{cmd.db, name})
 	if u != nil && !slices.Contains(u.mechanisms, mech) {
 		return nil, fail(334, "MechanismUnavailable", "Unable to use %s based authentication for user without any %s credentials registered", mech, mech)
 	}
@@ -442,8 +465,8 @@ func (s *Server) saslContinue(c *conn, cmd *command) (bson.D, *cmdError) {
 		return nil, authFailed()
 	}
 	key := userKey{st.db, st.conv.Username()}
-	u := s.users[key]
-	if u == nil || !restrictionsMet(u.restrictions, c.nc.RemoteAddr(), c.nc.LocalAddr()) {
+	u := s.view(c, key)
+	if u == nil || !s.loginAllowed(u, c.nc.RemoteAddr(), c.nc.LocalAddr()) {
 		// Unmet restrictions are answered as a plain authentication failure (reference §0).
 		c.sasl = nil
 		return nil, authFailed()
@@ -462,7 +485,7 @@ func (s *Server) connectionStatus(c *conn, cmd *command) (bson.D, *cmdError) {
 	users, roles := bson.A{}, bson.A{}
 	var privs []privilege
 	if c.auth != nil {
-		u := s.users[c.auth.key]
+		u := s.view(c, c.auth.key)
 		users = append(users, bson.D{{Key: "user", Value: u.name}, {Key: "db", Value: u.db}})
 		for _, r := range u.roles {
 			roles = append(roles, bson.D{{Key: "role", Value: r.Role}, {Key: "db", Value: r.DB}})
@@ -485,7 +508,7 @@ func (s *Server) can(c *conn, action, db string, onCluster bool) bool {
 	if c.auth == nil {
 		return false
 	}
-	return allowed(s.privilegesOf(s.users[c.auth.key].roles), action, db, onCluster)
+	return allowed(s.privilegesOf(s.view(c, c.auth.key).roles), action, db, onCluster)
 }
 
 func (s *Server) killAllSessions(c *conn, cmd *command) (bson.D, *cmdError) {
@@ -509,7 +532,7 @@ func (s *Server) killAllSessions(c *conn, cmd *command) (bson.D, *cmdError) {
 		}
 		who = append(who, ref)
 	}
-	s.killed = append(s.killed, who)
+	s.killed = append(s.killed, Kill{Host: c.m.addr, Users: who})
 	return bson.D{}, nil
 }
 
@@ -538,7 +561,7 @@ func (s *Server) killAllSessionsByPattern(c *conn, cmd *command) (bson.D, *cmdEr
 			}
 		}
 	}
-	s.killed = append(s.killed, who)
+	s.killed = append(s.killed, Kill{Host: c.m.addr, Users: who})
 	return bson.D{}, nil
 }
 
@@ -1088,7 +1111,17 @@ func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 			d = append(d, bson.E{Key: "inheritedRoles", Value: roles}, bson.E{Key: "inheritedPrivileges", Value: pa})
 		}
 		if showPrivs || showRestr {
-			d = append(d, bson.E{Key: "inheritedAuthenticationRestrictions", Value: bson.A{}})
+			// One array per restricted role, direct or inherited (authorization_backend_local.cpp,
+			// resolveRoles).
+			inh := bson.A{}
+			for _, cr := range s.restrictedRoles(u.roles) {
+				set := bson.A{}
+				for _, r := range cr.restrictions {
+					set = append(set, r.doc())
+				}
+				inh = append(inh, set)
+			}
+			d = append(d, bson.E{Key: "inheritedAuthenticationRestrictions", Value: inh})
 		}
 		if showRestr {
 			ra := bson.A{}
@@ -1230,6 +1263,16 @@ func (s *Server) createRole(c *conn, cmd *command) (bson.D, *cmdError) {
 		}
 		cr.roles = rs
 	}
+	if rv, ok := cmd.get("authenticationRestrictions"); ok {
+		if !s.can(c, "setAuthenticationRestriction", cmd.db, false) {
+			return nil, unauthorized(cmd.name, cmd.db)
+		}
+		rs, err := parseRestrictions(cmd, rv)
+		if err != nil {
+			return nil, err
+		}
+		cr.restrictions = rs
+	}
 	s.roles[key] = cr
 	return bson.D{}, nil
 }
@@ -1263,5 +1306,36 @@ func (s *Server) dropRole(c *conn, cmd *command) (bson.D, *cmdError) {
 		u.roles = slices.DeleteFunc(u.roles, func(r Role) bool { return r == dropped })
 		s.record(c, cmd.name, &before, u, []string{"roles"}, false)
 	}
+	return bson.D{}, nil
+}
+
+// view is the user as the member c is connected to sees it: the stored user, or on a router
+// its cached copy while the cache interval lasts. Caller holds s.mu.
+func (s *Server) view(c *conn, key userKey) *user {
+	u := s.users[key]
+	if c.m.role != Mongos {
+		return u
+	}
+	if cu, ok := c.m.cache[key]; ok && time.Since(cu.at) < s.opts.UserCacheInvalidation {
+		return cu.u
+	}
+	if u == nil {
+		return nil // a missing user is looked up again next time
+	}
+	cp := u.clone()
+	c.m.cache[key] = cachedUser{u: cp, at: time.Now()}
+	return cp
+}
+
+// invalidateUserCache empties the member's user cache; it needs invalidateUserCache on the
+// cluster (userAdminAnyDatabase, hostManager, root).
+func (s *Server) invalidateUserCache(c *conn, cmd *command) (bson.D, *cmdError) {
+	if err := cmd.strict(); err != nil {
+		return nil, err
+	}
+	if !s.can(c, "invalidateUserCache", "", true) {
+		return nil, unauthorized(cmd.name, cmd.db)
+	}
+	clear(c.m.cache)
 	return bson.D{}, nil
 }

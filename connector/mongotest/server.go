@@ -38,6 +38,36 @@ type Options struct {
 	// BuildInfoAuthMode is the server parameter buildInfoAuthMode: "requiresAuth" (default),
 	// "versionOnlyIfPreAuth" or "allowedPreAuth".
 	BuildInfoAuthMode string
+	// Members is how many servers the deployment has (default 1), each on its own port: with
+	// Primary, the first is the primary and the others its secondaries (one replica set);
+	// with Mongos, that many routers of one sharded cluster. They share one user store, as
+	// members do once a change has replicated.
+	Members int
+	// UserCacheInvalidation is how long a router (Mongos) trusts a user it has cached
+	// (userCacheInvalidationIntervalSecs; default 30s). A router reads a user again at once
+	// after a change it made itself, and on invalidateUserCache; other routers go on with the
+	// cached user (old password, old restrictions) until the interval ends.
+	UserCacheInvalidation time.Duration
+}
+
+// member is one server of the deployment: a listener and what it knows.
+type member struct {
+	ln    net.Listener
+	addr  string
+	role  string                 // Standalone, Primary, Secondary or Mongos
+	cache map[userKey]cachedUser // a router's user cache
+	count map[string]int         // commands that reached this member's handlers
+}
+
+type cachedUser struct {
+	u  *user
+	at time.Time
+}
+
+// Kill is one killAllSessions (or killAllSessionsByPattern) a member received.
+type Kill struct {
+	Host  string
+	Users []UserRef
 }
 
 // Role is a role reference.
@@ -77,8 +107,8 @@ type Fault struct {
 // Server is a running emulator.
 type Server struct {
 	opts     Options
-	ln       net.Listener
-	addr     string
+	members  []*member
+	addr     string // the first member's
 	adminPwd string
 	closed   chan struct{}
 	wg       sync.WaitGroup
@@ -90,7 +120,7 @@ type Server struct {
 	roles    map[userKey]*customRole
 	faults   []*Fault
 	conns    map[net.Conn]struct{}
-	killed   [][]UserRef
+	killed   []Kill
 	commands map[string]int
 	received map[string]int
 	nextConn int32
@@ -122,25 +152,83 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.BuildInfoAuthMode == "" {
 		opts.BuildInfoAuthMode = "requiresAuth"
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	if opts.Members <= 0 {
+		opts.Members = 1
 	}
-	if opts.TLS != nil {
-		ln = tls.NewListener(ln, opts.TLS)
+	if opts.UserCacheInvalidation <= 0 {
+		opts.UserCacheInvalidation = 30 * time.Second
 	}
 	s := &Server{
-		opts: opts, ln: ln, addr: ln.Addr().String(), adminPwd: randomString(12),
+		opts: opts, adminPwd: randomString(12),
 		closed: make(chan struct{}), users: map[userKey]*user{}, roles: map[userKey]*customRole{},
 		conns: map[net.Conn]struct{}{}, commands: map[string]int{}, received: map[string]int{},
 	}
+	for i := 0; i < opts.Members; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		if opts.TLS != nil {
+			ln = tls.NewListener(ln, opts.TLS)
+		}
+		role := opts.Topology
+		if role == Primary && i > 0 {
+			role = Secondary
+		}
+		s.members = append(s.members, &member{ln: ln, addr: ln.Addr().String(), role: role,
+			cache: map[userKey]cachedUser{}, count: map[string]int{}})
+	}
+	s.addr = s.members[0].addr
 	if err := s.CreateUser("admin", s.adminPwd, "admin", opts.AdminRoles); err != nil {
-		ln.Close()
+		s.closeListeners()
 		return nil, err
 	}
-	s.wg.Add(1)
-	go s.accept()
+	for _, m := range s.members {
+		s.wg.Add(1)
+		go s.accept(m)
+	}
 	return s, nil
+}
+
+func (s *Server) closeListeners() {
+	for _, m := range s.members {
+		m.ln.Close()
+	}
+}
+
+// Addrs are every member's host:port, the first member's first.
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, m := range s.members {
+		out = append(out, m.addr)
+	}
+	return out
+}
+
+// ClusterURI logs in as the admin account through every member, as an application would:
+// the replica set by name (the driver finds the primary), or every router of a cluster.
+func (s *Server) ClusterURI() string {
+	u := fmt.Sprintf("mongodb://admin:%s@%s/?authSource=admin", s.adminPwd, strings.Join(s.Addrs(), ","))
+	switch s.opts.Topology {
+	case Primary:
+		u += "&replicaSet=rs0"
+	case Standalone, Secondary:
+		u += "&directConnection=true"
+	}
+	if s.opts.TLS != nil {
+		u += "&tls=true"
+	}
+	return u
+}
+
+// UserURIAt logs in as a user through one member only.
+func (s *Server) UserURIAt(addr, user, password, authDB string) string {
+	u := fmt.Sprintf("mongodb://%s:%s@%s/?authSource=%s&directConnection=true", user, password, addr, authDB)
+	if s.opts.TLS != nil {
+		u += "&tls=true"
+	}
+	return u
 }
 
 func randomString(n int) string {
@@ -175,7 +263,7 @@ func (s *Server) Close() {
 	default:
 	}
 	close(s.closed)
-	s.ln.Close()
+	s.closeListeners()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
@@ -216,7 +304,30 @@ func (s *Server) DropConnections() {
 func (s *Server) Killed() [][]UserRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([][]UserRef(nil), s.killed...)
+	var out [][]UserRef
+	for _, k := range s.killed {
+		out = append(out, k.Users)
+	}
+	return out
+}
+
+// Kills returns every killAllSessions received, with the member that received it, in order.
+func (s *Server) Kills() []Kill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Kill(nil), s.killed...)
+}
+
+// CountAt is how many times command reached its handler on the member at addr.
+func (s *Server) CountAt(addr, command string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.members {
+		if m.addr == addr {
+			return m.count[command]
+		}
+	}
+	return 0
 }
 
 // Count is how many times command reached its handler, after any fault let it through.
@@ -252,10 +363,10 @@ func (s *Server) fault(cmd string) *Fault {
 	return nil
 }
 
-func (s *Server) accept() {
+func (s *Server) accept(m *member) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := m.ln.Accept()
 		if err != nil {
 			return
 		}
@@ -273,7 +384,7 @@ func (s *Server) accept() {
 				s.mu.Unlock()
 				c.Close()
 			}()
-			s.serve(&conn{srv: s, nc: c, id: id})
+			s.serve(&conn{srv: s, nc: c, id: id, m: m})
 		}()
 	}
 }
@@ -281,6 +392,7 @@ func (s *Server) accept() {
 // conn is one client connection and its authentication state.
 type conn struct {
 	srv  *Server
+	m    *member // the member it connected to
 	nc   net.Conn
 	id   int32
 	auth *session // nil when not authenticated
