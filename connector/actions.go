@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -153,6 +154,7 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 		}
 		ch.Notes = append(ch.Notes, "connections already logged in as "+u.String()+" stay authenticated: MongoDB does not log them out on a password change (--logout-all does)")
 	}
+	m.refreshRouters(ctx, &ch) // before the verifying login, which may reach any router
 	if o.KillSessions {
 		m.killSessions(ctx, &ch)
 	}
@@ -201,12 +203,25 @@ func (m *Mongo) write(ctx context.Context, db string, cmd bson.D, what string, c
 	cmd = append(cmd, bson.E{Key: "writeConcern", Value: writeConcern})
 	err := m.run(ctx, db, cmd, nil, what)
 	var e *Error
-	if errors.As(err, &e) && e.Kind == ErrUnconfirmed {
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case e.Kind == ErrUnconfirmed:
 		ch.Warnings = append(ch.Warnings, e.Msg)
 		return nil
+	case m.deployment().sharded && slices.Contains(stateChangeCodes, e.Code):
+		// A mongos answers a write concern failure of the config servers as the command's
+		// own error, after the change was applied there; a stepdown before it was applied
+		// answers the same codes. Only the user's state can tell: the caller checks it.
+		e.Kind = ErrTimeout
+		e.Msg = fmt.Sprintf("%s answered %s with code %d from its config servers; on a sharded cluster that comes before or after the change was applied, so whether it took effect is checked against the user's state", m.name, e.Op, e.Code)
 	}
 	return err
 }
+
+// stateChangeCodes end a command when the replica set changes primaries or shuts down.
+var stateChangeCodes = []int32{91, codePrimarySteppedDown, 11602}
 
 // mapErrSecret scrubs a password the error text might quote.
 func (m *Mongo) mapErrSecret(err error, pw secret.String) error {
@@ -267,18 +282,6 @@ func (m *Mongo) canKillSessions(ctx context.Context) error {
 	return nil
 }
 
-// killSessions ends u's sessions, in-flight operations and cursors. Its failure is a warning:
-// it runs after the change it accompanies was applied.
-func (m *Mongo) killSessions(ctx context.Context, ch *Change) {
-	u := ch.User
-	cmd := bson.D{{Key: "killAllSessions", Value: bson.A{bson.D{{Key: "user", Value: u.User}, {Key: "db", Value: u.DB}}}}}
-	if err := m.run(ctx, "admin", cmd, nil, "user "+u.String()); err != nil {
-		ch.Warnings = append(ch.Warnings, "ending the user's sessions failed: "+err.Error())
-		return
-	}
-	ch.Notes = append(ch.Notes, "in-flight operations and cursors of "+u.String()+" were ended (killAllSessions)")
-}
-
 // GrantRole adds role r to u. Undo revokes it, unless u already had it.
 func (m *Mongo) GrantRole(ctx context.Context, u UserRef, r Role) (Change, error) {
 	return m.changeRole(ctx, "grant-role", "grantRolesToUser", u, r)
@@ -311,6 +314,7 @@ func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRe
 		}
 		return ch, err
 	}
+	m.refreshRouters(ctx, &ch)
 	m.reread(ctx, &ch)
 	grant := action == "grant-role"
 	switch {
@@ -412,6 +416,7 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 	if err := m.write(ctx, u.DB, bson.D{{Key: "dropUser", Value: u.User}}, "user "+u.String(), &ch); err != nil {
 		return ch, err
 	}
+	m.refreshRouters(ctx, &ch)
 	m.reread(ctx, &ch)
 	ch.NoUndo = "dropping a user cannot be rolled back: MongoDB keeps only password hashes; its roles, custom data and restrictions are kept in the journal"
 	ch.Notes = append(ch.Notes, "connections logged in as "+u.String()+" lose their authentication at their next command")
@@ -445,6 +450,7 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secre
 	if err := m.create(ctx, u, pw, pre, &ch); err != nil {
 		return ch, secret.String{}, recreateFailed(u, m.name, err)
 	}
+	m.refreshRouters(ctx, &ch) // routers may hold the dropped user
 	m.reread(ctx, &ch)
 	ch.NoUndo = "re-creating a dropped user is a recovery; it has no rollback"
 	m.verifyLogin(ctx, &ch, pw)
@@ -490,6 +496,7 @@ func (m *Mongo) LockUser(ctx context.Context, u UserRef) (Change, error) {
 		return ch, err
 	}
 	ch.Notes = append(ch.Notes, "new logins as "+u.String()+" are refused, and connections already logged in lose their authentication at their next command")
+	m.refreshRouters(ctx, &ch)
 	m.killSessions(ctx, &ch)
 	m.reread(ctx, &ch)
 	if ch.After.Exists && !ch.After.Locked() {
@@ -522,6 +529,7 @@ func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction
 	if err := m.setRestrictions(ctx, u, restore, &ch); err != nil {
 		return ch, err
 	}
+	m.refreshRouters(ctx, &ch)
 	m.reread(ctx, &ch)
 	ch.Undo = &Undo{Action: UndoSetRestrictions, Restrictions: LockRestrictions(), Describe: fmt.Sprintf("lock %s again", u)}
 	ch.Notes = append(ch.Notes, "connections refused while the user was locked stay logged out: applications must reconnect")

@@ -173,7 +173,9 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 	case code == codeNotWritablePrimary || code == codeNotPrimaryNoSecOk || code == codeNotPrimaryOrSecond || code == codePrimarySteppedDown:
 		e.Kind, e.Msg = ErrNotPrimary, fmt.Sprintf("%s answered from a node that is not the primary; user changes must go to the replica set's primary (or a mongos): connect with the replica set name or a mongos address", m.name)
 	case code == codeWriteConcernTimeout:
-		e.Kind, e.Msg = ErrTimeout, fmt.Sprintf("%s applied %s but a majority of the replica set did not confirm it in time; the change may or may not persist: check with `users`", m.name, op)
+		// As the command's own error: how a mongos reports that the config servers applied a
+		// user change and did not confirm it (sharding_catalog_client_impl.cpp).
+		e.Kind, e.Msg = ErrUnconfirmed, fmt.Sprintf("%s applied %s on its primary, but a majority of the replica set did not confirm it (WriteConcernTimeout, code 64): it is in effect now and could still be undone by a failover before it replicates; check with `users` in a minute", m.name, op)
 	case isSelectionError(err):
 		// No usable server within the selection timeout: refused, unreachable, untrusted
 		// certificate, or a handshake that never answered. The driver's text says which.

@@ -57,6 +57,8 @@ type Mongo struct {
 	// oldest is the lowest maxWireVersion any server of the deployment reported (0: none
 	// yet): the driver refuses servers older than 4.4 without saying which release they run.
 	oldest atomic.Int32
+	// topo is the deployment as the driver last described it (routers, members).
+	topo atomic.Pointer[deployment]
 }
 
 // New checks cfg and returns a connector. It does not touch the network.
@@ -221,9 +223,13 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 	if m.tls != nil {
 		o.SetTLSConfig(m.tls)
 	}
-	o.SetServerMonitor(&event.ServerMonitor{ServerDescriptionChanged: func(e *event.ServerDescriptionChangedEvent) {
+	mon := &event.ServerMonitor{ServerDescriptionChanged: func(e *event.ServerDescriptionChangedEvent) {
 		m.sawWire(e.NewDescription.MaxWireVersion)
-	}})
+	}}
+	if cred == nil {
+		mon.TopologyDescriptionChanged = m.watchTopology
+	}
+	o.SetServerMonitor(mon)
 	if cred != nil {
 		o.SetAuth(*cred)
 	}

@@ -66,3 +66,28 @@ func TestWriteConcernErrorIsAppliedNotConfirmed(t *testing.T) {
 		warned("drop", ch)
 	}
 }
+
+// A mongos reports the config servers' write concern failure as the command's own error, after
+// the change was applied: 64 is applied and unconfirmed; a state-change code is "may have been
+// applied", which the caller settles from the user's state (the bot's reconciliation).
+func TestMongosWriteConcernForms(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{Topology: mongotest.Mongos, Members: 2})
+	m := connect(t, server{uri: emu.ClusterURI()})
+	u := connector.UserRef{User: "app", DB: "admin"}
+	if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
+		t.Fatal(err)
+	}
+	rw := connector.Role{Name: "readWrite", DB: "shop"}
+	emu.Inject(mongotest.Fault{Command: "grantRolesToUser", WriteConcernCode: 64, TopLevel: true, Times: 1})
+	ch, err := m.GrantRole(ctx(t), u, rw)
+	if err != nil || !ch.After.HasRole(rw) || ch.Undo == nil || !strings.Contains(strings.Join(ch.Warnings, " "), "did not confirm it") {
+		t.Fatalf("top-level 64 from a mongos: %v (change %+v)", err, ch)
+	}
+	read := connector.Role{Name: "read", DB: "shop"}
+	emu.Inject(mongotest.Fault{Command: "grantRolesToUser", WriteConcernCode: 11602, TopLevel: true, Times: 1})
+	_, err = m.GrantRole(ctx(t), u, read)
+	mustKind(t, err, connector.ErrTimeout)
+	if st, _ := m.State(ctx(t), u); !st.HasRole(read) {
+		t.Fatal("the emulator did not apply the change before answering 11602")
+	}
+}

@@ -139,6 +139,11 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	var reply bson.Raw
 	if f.Code != 0 {
 		reply = errorDoc(fail(f.Code, "", "%s", orDefault(f.Message, "injected failure")))
+	} else if f.TopLevel && f.WriteConcernCode != 0 {
+		reply = s.run(c, cmd, 0)
+		if ok, _ := reply.Lookup("ok").AsFloat64OK(); ok == 1 {
+			reply = errorDoc(fail(f.WriteConcernCode, writeConcernCodes[f.WriteConcernCode], "waiting for replication failed"))
+		}
 	} else {
 		reply = s.run(c, cmd, f.WriteConcernCode)
 	}

@@ -93,6 +93,10 @@ type Fault struct {
 	Message string
 	// WriteConcernCode, when not 0, runs the command and then reports a writeConcernError.
 	WriteConcernCode int32
+	// TopLevel, with WriteConcernCode, reports it as a mongos does when the config servers
+	// applied the change and did not confirm it: as the command's own error, {ok: 0, code}
+	// (sharding_catalog_client_impl.cpp, runUserManagementWriteCommand).
+	TopLevel bool
 	// DelayAfter is waited after the command ran, before answering: a client that times out
 	// meanwhile does so after the change was applied. Close interrupts it and drops the
 	// connection without answering.
