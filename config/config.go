@@ -43,6 +43,11 @@ type Connector struct {
 	ConnectionString secret.String `yaml:"-"`
 	TLSCAFile        string        `yaml:"tls_ca_file"`
 	TLSCAPEM         string        `yaml:"tls_ca_pem"`
+	// TLSCertificateKeyFile or TLSCertificateKeyPEM (not both) is the bot's own client
+	// certificate and its private key, PEM, in one: with no user in the connection string the
+	// bot logs in with it (MONGODB-X509).
+	TLSCertificateKeyFile string        `yaml:"tls_certificate_key_file"`
+	TLSCertificateKeyPEM  secret.String `yaml:"-"`
 	// PasswordLength is the length of generated passwords (default 32).
 	PasswordLength int `yaml:"password_length"`
 	// VerifyLogin, default true, logs in with each new password.
@@ -115,8 +120,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // connectorYAML carries the connection string as text for decoding only.
 type connectorYAML struct {
-	Connector        `yaml:",inline"`
-	ConnectionString string `yaml:"connection_string"`
+	Connector            `yaml:",inline"`
+	ConnectionString     string `yaml:"connection_string"`
+	TLSCertificateKeyPEM string `yaml:"tls_certificate_key_pem"`
 }
 
 type fileYAML struct {
@@ -184,6 +190,7 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	for _, cy := range f.Connectors {
 		cn := cy.Connector
 		cn.ConnectionString = secret.New(cy.ConnectionString)
+		cn.TLSCertificateKeyPEM = secret.New(cy.TLSCertificateKeyPEM)
 		c.Connectors = append(c.Connectors, cn)
 	}
 	if c.SlashCommand == "" {
@@ -275,6 +282,9 @@ func (c *Config) check() error {
 		}
 		if cn.TLSCAFile != "" && cn.TLSCAPEM != "" {
 			add("%s: give tls_ca_file or tls_ca_pem, not both", f)
+		}
+		if cn.TLSCertificateKeyFile != "" && !cn.TLSCertificateKeyPEM.Empty() {
+			add("%s: give tls_certificate_key_file or tls_certificate_key_pem, not both", f)
 		}
 		if cn.PasswordLength != 0 && (cn.PasswordLength < 16 || cn.PasswordLength > 256) {
 			add("%s.password_length must be between 16 and 256", f)

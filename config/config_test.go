@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ connectors:
   - name: prod-mongo
     connection_string: ${PROD_MONGO_URI}
     tls_ca_file: /etc/mongo/ca.pem
+    tls_certificate_key_pem: ${BOT_CERT}
   - name: staging
     connection_string: "mongodb://admin:${STAGING_PW}@127.0.0.1:27017/?authSource=admin"
     verify_login: false
@@ -52,6 +54,7 @@ var vars = map[string]string{
 	"PROD_MONGO_URI": "mongodb://bot:p#ss: word@db1.example.com:27017/?tls=true",
 	"STAGING_PW":     "s3cr3t",
 	"QUORUM":         "1",
+	"BOT_CERT":       "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 }
 
 func TestParseGood(t *testing.T) {
@@ -70,6 +73,9 @@ func TestParseGood(t *testing.T) {
 	}
 	if c.Schedules.Channel != "C0NOTIFY" || time.Duration(c.Schedules.MissedRunWindow) != 30*time.Minute || c.Schedules.Retries == nil || *c.Schedules.Retries != 0 || c.Schedules.ConcurrencyPerConnector != 2 {
 		t.Fatalf("schedules: %+v", c.Schedules)
+	}
+	if c.Connectors[0].TLSCertificateKeyPEM.Reveal() != vars["BOT_CERT"] || strings.Contains(fmt.Sprintf("%+v", c.Connectors[0]), "MIIB") {
+		t.Fatalf("tls_certificate_key_pem: read %q, or printed in the clear", c.Connectors[0].TLSCertificateKeyPEM.Reveal())
 	}
 	if c.Connectors[1].VerifyLogin == nil || *c.Connectors[1].VerifyLogin {
 		t.Fatal("verify_login: false was lost")

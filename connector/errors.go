@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/auth"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"mongobot/secret"
@@ -144,6 +145,18 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 		return old
 	}
 	e := &Error{Op: op, Code: code, err: scrub(err, m.secrets()...)}
+	var ae *auth.Error
+	if m.x509 && errors.As(err, &ae) {
+		// The bot's own certificate login failed: the server says whether the subject has
+		// no user (11) or was refused (18).
+		e.Kind = ErrAuthFailed
+		why := "the server refused it"
+		if code == codeUserNotFound {
+			why = "no such user exists in $external: create it there, named exactly as the certificate's subject"
+		}
+		e.Msg = fmt.Sprintf("the bot could not log in to %s with its client certificate (MONGODB-X509, as %q in $external): %s", m.name, m.account.User, why)
+		return e
+	}
 	if wce, ok := writeConcernError(err); ok {
 		// Whatever the code (64 WriteConcernTimeout, 91 ShutdownInProgress, 189
 		// PrimarySteppedDown, 11602 InterruptedDueToReplStateChange, 50 MaxTimeMSExpired, 79,

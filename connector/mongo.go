@@ -30,6 +30,12 @@ type Config struct {
 	// TLSCAFile or TLSCAPEM (not both) is the PEM CA used as the trust root; either turns TLS on.
 	TLSCAFile string
 	TLSCAPEM  string
+	// TLSCertificateKeyFile or TLSCertificateKeyPEM (not both) is the bot's client certificate
+	// and private key, PEM. It is presented on every TLS connection; when the connection
+	// string names no user and no mechanism, the bot logs in with it (MONGODB-X509, as the
+	// user its subject names in $external), as Vault's MongoDB plugin does.
+	TLSCertificateKeyFile string
+	TLSCertificateKeyPEM  secret.String
 	// Passwords is the policy for generated passwords.
 	Passwords PasswordPolicy
 	// SkipVerifyLogin turns off the login with a new password after a rotation or creation.
@@ -49,6 +55,7 @@ type Mongo struct {
 	atlas    bool
 	password secret.String // the connection string's own password, for scrubbing
 	account  UserRef       // the user the connection string logs in as (empty: none)
+	x509     bool          // log in with the client certificate
 
 	mu     sync.Mutex
 	closed bool // after Close, no new client: a closed connector sends nothing more
@@ -113,6 +120,9 @@ func New(cfg Config) (*Mongo, error) {
 			return nil, bad("the TLS CA holds no PEM certificate")
 		}
 		m.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if err := m.clientCertificate(cfg); err != nil {
+		return nil, bad("%s", err)
 	}
 	return m, nil
 }
@@ -230,8 +240,11 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 		mon.TopologyDescriptionChanged = m.watchTopology
 	}
 	o.SetServerMonitor(mon)
-	if cred != nil {
+	switch {
+	case cred != nil:
 		o.SetAuth(*cred)
+	case m.x509:
+		o.SetAuth(options.Credential{AuthMechanism: "MONGODB-X509", AuthSource: ExternalDB})
 	}
 	return o
 }

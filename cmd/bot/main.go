@@ -111,6 +111,7 @@ func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
 	out := map[string]*connector.Mongo{}
 	for i, cn := range c.Connectors {
 		m, err := connector.New(connector.Config{Name: cn.Name, URI: cn.ConnectionString, TLSCAFile: cn.TLSCAFile, TLSCAPEM: cn.TLSCAPEM,
+			TLSCertificateKeyFile: cn.TLSCertificateKeyFile, TLSCertificateKeyPEM: cn.TLSCertificateKeyPEM,
 			Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin})
 		if err != nil {
 			closeAll(out)

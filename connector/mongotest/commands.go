@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"sort"
@@ -109,7 +110,7 @@ func typeName(v any) string {
 }
 
 // preAuth commands need no authentication.
-var preAuth = []string{"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "ping", "buildInfo", "buildinfo", "endSessions", "connectionStatus"}
+var preAuth = []string{"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "authenticate", "ping", "buildInfo", "buildinfo", "endSessions", "connectionStatus"}
 
 // writes are refused on a secondary.
 var writes = []string{"createUser", "updateUser", "dropUser", "dropAllUsersFromDatabase", "grantRolesToUser",
@@ -270,6 +271,7 @@ func init() {
 		"ping":      func(*Server, *conn, *command) (bson.D, *cmdError) { return bson.D{}, nil },
 		"buildInfo": (*Server).buildInfo, "buildinfo": (*Server).buildInfo,
 		"saslStart": (*Server).saslStart, "saslContinue": (*Server).saslContinue,
+		"authenticate":     (*Server).authenticate,
 		"connectionStatus": (*Server).connectionStatus,
 		"endSessions":      func(*Server, *conn, *command) (bson.D, *cmdError) { return bson.D{}, nil },
 		"killSessions":     func(*Server, *conn, *command) (bson.D, *cmdError) { return bson.D{}, nil },
@@ -1343,4 +1345,35 @@ func (s *Server) invalidateUserCache(c *conn, cmd *command) (bson.D, *cmdError) 
 	}
 	clear(c.m.cache)
 	return bson.D{}, nil
+}
+
+// authenticate is the MONGODB-X509 login (authentication_commands.cpp, _authenticateX509): on
+// $external, as the user the client certificate's subject names (RFC 2253), which must exist
+// there; a user field, when given, must be that subject.
+func (s *Server) authenticate(c *conn, cmd *command) (bson.D, *cmdError) {
+	mech, _ := cmd.get("mechanism")
+	if mech != "MONGODB-X509" {
+		return nil, fail(2, "BadValue", "Unsupported mechanism for authenticate: %v", mech)
+	}
+	if cmd.db != "$external" {
+		return nil, fail(17, "ProtocolError", "X.509 authentication must always use the $external database.")
+	}
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
+		return nil, authFailed()
+	}
+	subject := tc.ConnectionState().PeerCertificates[0].Subject.String()
+	if u, ok := cmd.get("user"); ok && u != subject {
+		return nil, fail(18, "AuthenticationFailed", "There is no x.509 client certificate matching the user.")
+	}
+	key := userKey{"$external", subject}
+	u := s.view(c, key)
+	if u == nil {
+		return nil, fail(11, "UserNotFound", "Could not find user \"%s\" for db \"$external\"", subject)
+	}
+	if !s.loginAllowed(u, c.nc.RemoteAddr(), c.nc.LocalAddr()) {
+		return nil, authFailed()
+	}
+	c.auth = &session{key: key, userID: u.id, gen: u.gen}
+	return bson.D{{Key: "dbname", Value: "$external"}, {Key: "user", Value: subject}}, nil
 }
