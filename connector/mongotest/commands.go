@@ -124,6 +124,7 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	cmd := &command{name: args[0].Key, db: db, args: args}
 	s.mu.Lock()
 	s.received[cmd.name]++
+	s.maxTimes[cmd.name] = maxTime(cmd)
 	s.mu.Unlock()
 	f := s.fault(cmd.name)
 	if f == nil {
@@ -131,6 +132,14 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	}
 	s.faulted.Add(1)
 	defer s.faulted.Add(-1)
+	if limit := maxTime(cmd); f.Delay > 0 && limit > 0 && f.Delay > limit {
+		// The server kills an operation still running at its maxTimeMS: a command held up
+		// past it is never applied, however late the client stops waiting.
+		if !s.wait(limit) {
+			return nil, true
+		}
+		return errorDoc(fail(50, "MaxTimeMSExpired", "operation exceeded time limit")), false
+	}
 	if f.Delay > 0 && !s.wait(f.Delay) {
 		return nil, true
 	}
@@ -156,6 +165,21 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 		return nil, true
 	}
 	return reply, false
+}
+
+// maxTime is the command's maxTimeMS, 0 when none.
+func maxTime(cmd *command) time.Duration {
+	v, _ := cmd.get("maxTimeMS")
+	var ms int64
+	switch n := v.(type) {
+	case int32:
+		ms = int64(n)
+	case int64:
+		ms = n
+	case float64:
+		ms = int64(n)
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // wait sleeps for d; false when Close interrupted it.

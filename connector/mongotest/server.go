@@ -127,6 +127,7 @@ type Server struct {
 	killed   []Kill
 	commands map[string]int
 	received map[string]int
+	maxTimes map[string]time.Duration // the maxTimeMS of the last command of each name
 	nextConn int32
 	applied  []Applied
 	seq      uint64
@@ -165,7 +166,7 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts: opts, adminPwd: randomString(12),
 		closed: make(chan struct{}), users: map[userKey]*user{}, roles: map[userKey]*customRole{},
-		conns: map[net.Conn]struct{}{}, commands: map[string]int{}, received: map[string]int{},
+		conns: map[net.Conn]struct{}{}, commands: map[string]int{}, received: map[string]int{}, maxTimes: map[string]time.Duration{},
 	}
 	for i := 0; i < opts.Members; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -339,6 +340,13 @@ func (s *Server) Count(command string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commands[command]
+}
+
+// MaxTime is the maxTimeMS the last command named command carried (0: none).
+func (s *Server) MaxTime(command string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxTimes[command]
 }
 
 // Received is how many times command arrived, counted before any fault delays or drops it:

@@ -1,0 +1,43 @@
+package connector_test
+
+import (
+	"testing"
+	"time"
+
+	"mongobot/connector"
+	"mongobot/connector/mongotest"
+)
+
+// Every command carries maxTimeMS within the connector's command timeout (the driver derives
+// it from the client's timeout), so a server that is slow to start a change abandons it at
+// that deadline instead of applying it after the bot has given up: no change lands late.
+func TestNoChangeLandsLate(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{})
+	m := connect(t, server{uri: emu.URI()}, func(c *connector.Config) { c.CommandTimeout = time.Second })
+	u := connector.UserRef{User: "app", DB: "admin"}
+	if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"usersInfo", "createUser"} {
+		if d := emu.MaxTime(c); d <= 0 || d > time.Second {
+			t.Errorf("%s carried maxTimeMS %v; want within the 1s command timeout", c, d)
+		}
+	}
+	emu.Inject(mongotest.Fault{Command: "grantRolesToUser", Delay: 3 * time.Second, Times: 1})
+	start := time.Now()
+	_, err := m.GrantRole(ctx(t), u, connector.Role{Name: "read", DB: "shop"})
+	mustKind(t, err, connector.ErrTimeout)
+	if d := emu.MaxTime("grantRolesToUser"); d <= 0 || d > time.Second {
+		t.Errorf("grantRolesToUser carried maxTimeMS %v", d)
+	}
+	// Past the fault's delay: the change never landed.
+	for emu.Faulted() > 0 && time.Since(start) < 15*time.Second {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := emu.Count("grantRolesToUser"); n != 0 {
+		t.Errorf("grantRolesToUser was applied %d times after the bot gave up", n)
+	}
+	if st, _ := m.State(ctx(t), u); st.HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Error("the role was granted after the bot gave up")
+	}
+}
