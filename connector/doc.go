@@ -11,5 +11,16 @@
 // code, never by message text. No error text, log line or Change ever holds a password or a
 // connection-string credential: passwords travel as [secret.String].
 //
+// Deployments are MongoDB 4.4 or later (the driver's floor). On a sharded cluster every router
+// is told to read users again after a change (invalidateUserCache), and session kills go to
+// every data-bearing member or router, each reported per host. A writeConcernError means
+// applied and not confirmed; --logout-all checks that the account can re-create the user before
+// it drops it. REFERENCE.md lists each server behaviour the connector relies on, with the
+// MongoDB source it was read from and the test that holds it; mongotest.Differences lists where
+// the emulator and FerretDB differ from MongoDB, enforced by the differential suite.
+//
+// The bot logs in with the connection string's credentials, or with a client certificate
+// (MONGODB-X509) when the string names no user.
+//
 // The MongoDB driver is imported only by this package (and its emulator, mongotest).
 package connector

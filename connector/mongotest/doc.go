@@ -9,8 +9,10 @@
 // behavioural cases), authenticationRestrictions enforced at login and on the next command,
 // re-validation of logged-in connections after a user is dropped or changed, session kills,
 // connectionStatus with privileges computed from the account's roles, buildInfo with a
-// configurable version, topologies (standalone, replica set primary or secondary, mongos), and
-// fault injection (a delay or a dropped connection before or after the command is applied, a
+// configurable version (hello, isMaster and wire versions follow it), topologies (standalone,
+// replica set primary or secondary, mongos) with several members sharing one user store, routers
+// that cache users until invalidateUserCache or their interval, x.509 logins (PKI makes the
+// certificates), maxTimeMS, restrictions on roles, and fault injection (a delay or a dropped connection before or after the command is applied, a
 // given error, a write concern error).
 //
 // It keeps its own record of every change it applied to a user (Server.Applied, with who sent
