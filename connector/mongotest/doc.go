@@ -12,14 +12,17 @@
 // configurable version (hello, isMaster and wire versions follow it), topologies (standalone,
 // replica set primary or secondary, mongos) with several members sharing one user store, routers
 // that cache users until invalidateUserCache or their interval, x.509 logins (PKI makes the
-// certificates), maxTimeMS, restrictions on roles, and fault injection (a delay or a dropped connection before or after the command is applied, a
-// given error, a write concern error).
+// certificates), maxTimeMS, restrictions on roles, and fault injection (a delay or a dropped
+// connection before or after the command is applied, a given error, a write concern error, in
+// a mongod's or a mongos's form).
 //
 // It keeps its own record of every change it applied to a user (Server.Applied, with who sent
 // it and what changed, never a password) and shows its users as they are (Server.Snapshot), so
 // a test can check the code under test's account of what it did against what the server did.
 //
 // What it does not emulate: data (no collections or cursors), killOp and $currentOp, and
-// replication. It follows MongoDB's documented behaviour, not the connector's convenience:
-// when the two disagree, the emulator is what must be fixed to match MongoDB.
+// replication lag (members see a change at once). It follows MongoDB's sources and documented
+// behaviour, not the connector's convenience: when the two disagree, the emulator is what must
+// be fixed to match MongoDB. Differences is the table of where it (or FerretDB) is known to
+// differ, kept honest by the connector's differential suite.
 package mongotest
