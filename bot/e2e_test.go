@@ -571,6 +571,24 @@ func TestOldServerAndConnectors(t *testing.T) {
 	e.private(dev, "*prod*: unhealthy", "older than 4.4", "*atlas*: unhealthy")
 }
 
+// --logout-all drops the user and creates it again: an account that could drop it but not
+// create it again (userAdmin on admin, the user holding read@shop) is refused before anyone is
+// asked to approve, with the privilege it lacks, and nothing is journaled or changed.
+func TestLogoutAllRefusedWhenTheRecreateWouldFail(t *testing.T) {
+	e := newEnv(t, envOptions{adminRoles: []mongotest.Role{{Role: "userAdmin", DB: "admin"}, {Role: "hostManager", DB: "admin"}}})
+	if err := e.emu.CreateUser("app", "app-password-1", "admin", []mongotest.Role{{Role: "read", DB: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.command(dev, "rotate-password prod app --logout-all")
+	e.private(dev, "could not create it again: it lacks grantRole on shop (for read@shop)", "Nothing was requested")
+	if n := e.emu.Count("dropUser"); n != 0 {
+		t.Fatalf("dropUser sent %d times", n)
+	}
+	// Without --logout-all the same account can rotate it.
+	e.command(dev, "rotate-password prod app")
+	e.card("Request #1", "rotate-password")
+}
+
 func TestLogoutAllRecoversTheUser(t *testing.T) {
 	e := newEnv(t, envOptions{actionTimeout: 5 * time.Second})
 	old := e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})

@@ -102,6 +102,8 @@ type envOptions struct {
 	actionTimeout time.Duration
 	// version is the emulator's MongoDB version (default its own, 7.0).
 	version string
+	// adminRoles are the roles of the bot's account on the emulator (default root).
+	adminRoles []mongotest.Role
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -119,7 +121,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.uri = f.URI()
 		e.secrets = append(e.secrets, f.AdminPassword())
 	} else {
-		emu, err := mongotest.NewServer(mongotest.Options{Version: o.version})
+		emu, err := mongotest.NewServer(mongotest.Options{Version: o.version, AdminRoles: o.adminRoles})
 		if err != nil {
 			t.Fatal(err)
 		}

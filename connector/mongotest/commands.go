@@ -132,15 +132,18 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 	}
 	s.faulted.Add(1)
 	defer s.faulted.Add(-1)
-	if limit := maxTime(cmd); f.Delay > 0 && limit > 0 && f.Delay > limit {
-		// The server kills an operation still running at its maxTimeMS: a command held up
-		// past it is never applied, however late the client stops waiting.
+	if f.Delay > 0 && !s.wait(f.Delay) {
+		return nil, true
+	}
+	if limit := maxTime(cmd); f.Slow > 0 && limit > 0 && f.Slow > limit {
+		// The server kills an operation still running at its maxTimeMS: a slow command is
+		// never applied after its deadline, however late the client stops waiting.
 		if !s.wait(limit) {
 			return nil, true
 		}
 		return errorDoc(fail(50, "MaxTimeMSExpired", "operation exceeded time limit")), false
 	}
-	if f.Delay > 0 && !s.wait(f.Delay) {
+	if f.Slow > 0 && !s.wait(f.Slow) {
 		return nil, true
 	}
 	if f.Drop {

@@ -84,8 +84,13 @@ type Role struct {
 type Fault struct {
 	// Command is the command name to match; "" matches every command, handshakes included.
 	Command string
-	// Delay is waited before running the command (and before dropping); Close interrupts it.
+	// Delay is waited before running the command (and before dropping), as if the command
+	// were held up on its way to the server: its maxTimeMS has not started. Close interrupts it.
 	Delay time.Duration
+	// Slow is how long the server takes to run the command (after Delay): its maxTimeMS runs
+	// meanwhile, and a command still running at that deadline is killed with 50
+	// MaxTimeMSExpired and not applied, as on a real server.
+	Slow time.Duration
 	// Drop closes the connection instead of running the command and answering.
 	Drop bool
 	// Code and Message, when Code is not 0, answer with that error and run nothing.
