@@ -105,7 +105,7 @@ func genSteps(seed uint64, n int) []Step {
 		case w < 72:
 			s = Step{Kind: "drop"}
 		case w < 79:
-			s = Step{Kind: "fault", N: r.IntN(6), M: r.IntN(6)}
+			s = Step{Kind: "fault", N: r.IntN(8), M: r.IntN(6)}
 		case w < 82:
 			s = Step{Kind: "crash", N: r.IntN(2), M: r.IntN(20)}
 		case w < 84:
@@ -439,6 +439,11 @@ func (w *world) apply(s Step) error {
 			f.DropAfter = true
 		case 5:
 			f.Delay, f.Times = 30*time.Millisecond, 3
+		case 6:
+			// Applied on the primary, not confirmed by a majority: done, with a warning.
+			f.WriteConcernCode = []int32{64, 91, 11602}[s.M%3]
+		case 7:
+			f.Slow = 700 * time.Millisecond // killed at its maxTimeMS, never applied
 		}
 		w.emu.Inject(f)
 	case "checkloop":

@@ -66,14 +66,32 @@ func (m *Mongo) newChange(action string, u UserRef, pre UserState) Change {
 	return Change{Action: action, Connector: m.name, User: u, Before: pre}
 }
 
-// reread fills ch.After; a failure to read is a warning, since the change itself was applied.
-func (m *Mongo) reread(ctx context.Context, ch *Change) {
+// reread fills ch.After with the user as the server now has it. The change itself was
+// applied, so the read gets its own time when the action's has run out (a write concern error
+// that reports a stepdown also makes the driver look for the primary again). If the user still
+// cannot be read, After is acked, the state the server acknowledged, and a warning says so:
+// never an empty state, which would claim the user does not exist.
+func (m *Mongo) reread(ctx context.Context, ch *Change, acked UserState) {
 	post, err := m.State(ctx, ch.User)
+	if err != nil && ctx.Err() != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CommandTimeout)
+		post, err = m.State(rctx, ch.User)
+		cancel()
+	}
 	if err != nil {
-		ch.Warnings = append(ch.Warnings, "the change was applied but the user could not be read again: "+err.Error())
+		ch.After = acked
+		ch.Warnings = append(ch.Warnings, "the change was applied but the user could not be read again ("+sentenceOf(err)+"): the journal records the state the server acknowledged")
 		return
 	}
 	ch.After = post
+}
+
+// with returns s changed by f, on copies of its lists.
+func with(s UserState, f func(*UserState)) UserState {
+	s.Roles = slices.Clone(s.Roles)
+	s.Restrictions = slices.Clone(s.Restrictions)
+	f(&s)
+	return s
 }
 
 // RotateOptions are the choices of a password rotation.
@@ -158,7 +176,11 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 	if o.KillSessions {
 		m.killSessions(ctx, &ch)
 	}
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, with(pre, func(s *UserState) {
+		if o.LogoutAll {
+			s.UserID = "" // created again: a new userId
+		}
+	}))
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
 }
@@ -315,7 +337,11 @@ func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRe
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, with(pre, func(s *UserState) {
+		if s.Roles = slices.DeleteFunc(s.Roles, func(x Role) bool { return x == r }); action == "grant-role" {
+			s.Roles = sortedRoles(append(s.Roles, r))
+		}
+	}))
 	grant := action == "grant-role"
 	switch {
 	case grant && pre.HasRole(r):
@@ -390,7 +416,7 @@ func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles 
 	if err := m.create(ctx, u, pw, UserState{Roles: roles}, &ch); err != nil {
 		return ch, secret.String{}, err
 	}
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, UserState{Exists: true, Roles: sortedRoles(roles)})
 	ch.Undo = &Undo{Action: UndoDropUser, Describe: fmt.Sprintf("drop the created user %s", u)}
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
@@ -417,7 +443,7 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, UserState{})
 	ch.NoUndo = "dropping a user cannot be rolled back: MongoDB keeps only password hashes; its roles, custom data and restrictions are kept in the journal"
 	ch.Notes = append(ch.Notes, "connections logged in as "+u.String()+" lose their authentication at their next command")
 	return ch, nil
@@ -451,7 +477,7 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secre
 		return ch, secret.String{}, recreateFailed(u, m.name, err)
 	}
 	m.refreshRouters(ctx, &ch) // routers may hold the dropped user
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Exists, s.UserID = true, "" }))
 	ch.NoUndo = "re-creating a dropped user is a recovery; it has no rollback"
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
@@ -498,7 +524,7 @@ func (m *Mongo) LockUser(ctx context.Context, u UserRef) (Change, error) {
 	ch.Notes = append(ch.Notes, "new logins as "+u.String()+" are refused, and connections already logged in lose their authentication at their next command")
 	m.refreshRouters(ctx, &ch)
 	m.killSessions(ctx, &ch)
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = LockRestrictions() }))
 	if ch.After.Exists && !ch.After.Locked() {
 		ch.Warnings = append(ch.Warnings, "the server accepted the lock but does not show it when the user is read again")
 	}
@@ -530,7 +556,7 @@ func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch)
+	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = restore }))
 	ch.Undo = &Undo{Action: UndoSetRestrictions, Restrictions: LockRestrictions(), Describe: fmt.Sprintf("lock %s again", u)}
 	ch.Notes = append(ch.Notes, "connections refused while the user was locked stay logged out: applications must reconnect")
 	return ch, nil

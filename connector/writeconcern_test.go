@@ -91,3 +91,27 @@ func TestMongosWriteConcernForms(t *testing.T) {
 		t.Fatal("the emulator did not apply the change before answering 11602")
 	}
 }
+
+// When the user cannot be read again after an applied change, the change records the state the
+// server acknowledged, with a warning: never an empty state, which would say the user is gone.
+func TestUnreadableAfterRecordsTheAcknowledgedState(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{Topology: mongotest.Primary})
+	m := connect(t, server{uri: emu.URI()})
+	u := connector.UserRef{User: "app", DB: "admin"}
+	if _, _, err := m.CreateUser(ctx(t), "create-user", u, []connector.Role{{Name: "read", DB: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	rw := connector.Role{Name: "readWrite", DB: "shop"}
+	emu.Inject(mongotest.Fault{Command: "grantRolesToUser", WriteConcernCode: 91, Times: 1})
+	emu.Inject(mongotest.Fault{Command: "usersInfo", Skip: 1, Code: 6, Message: "host unreachable", Times: 2})
+	ch, err := m.GrantRole(ctx(t), u, rw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ch.After.Exists || !ch.After.HasRole(rw) || !ch.After.HasRole(connector.Role{Name: "read", DB: "shop"}) || ch.Undo == nil {
+		t.Fatalf("after an unreadable re-read: %+v", ch.After)
+	}
+	if w := strings.Join(ch.Warnings, " "); !strings.Contains(w, "could not be read again") || !strings.Contains(w, "did not confirm it") {
+		t.Errorf("warnings %q", ch.Warnings)
+	}
+}

@@ -111,6 +111,8 @@ type Fault struct {
 	DropAfter bool
 	// Times is how many commands the fault applies to; 0 means until cleared.
 	Times int
+	// Skip lets that many matching commands through untouched first.
+	Skip int
 }
 
 // Server is a running emulator.
@@ -367,6 +369,10 @@ func (s *Server) fault(cmd string) *Fault {
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
 		if f.Command == "" || f.Command == cmd {
+			if f.Skip > 0 {
+				f.Skip--
+				return nil
+			}
 			out := *f
 			if f.Times > 0 {
 				f.Times--
