@@ -67,7 +67,7 @@ func BenchmarkRotate500(b *testing.B) {
 	read := func(name string) error {
 		return admin.Database("admin").RunCommand(ctx, bson.D{
 			{Key: "usersInfo", Value: bson.D{{Key: "user", Value: name}, {Key: "db", Value: "admin"}}},
-			{Key: "showCustomData", Value: true}, {Key: "showAuthenticationRestrictions", Value: true}}).Err()
+			{Key: "showAuthenticationRestrictions", Value: true}}).Err()
 	}
 	bare := func(name string) error {
 		if err := read(name); err != nil {

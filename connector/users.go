@@ -100,9 +100,11 @@ func (m *Mongo) State(ctx context.Context, u UserRef) (UserState, error) {
 	if err := validateRef(u); err != nil {
 		return UserState{}, err
 	}
+	// No showCustomData: customData is shown by default, and before 5.0 usersInfo refuses
+	// the option (2 BadValue: it is new in 5.0, docs usersInfo.txt; the 4.4 parser,
+	// parseUsersInfoCommand, accepts only its known fields).
 	cmd := bson.D{
 		{Key: "usersInfo", Value: bson.D{{Key: "user", Value: u.User}, {Key: "db", Value: u.DB}}},
-		{Key: "showCustomData", Value: true},
 		{Key: "showAuthenticationRestrictions", Value: true},
 	}
 	var reply struct {

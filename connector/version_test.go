@@ -56,6 +56,33 @@ func TestDiscoverEverySupportedRelease(t *testing.T) {
 			if c.hello && emu.Count("hello") == 0 {
 				t.Error("hello was never sent to a release that has it")
 			}
+			// Every action works on every release: the commands and options the connector
+			// sends exist there (showCustomData, for one, is refused before 5.0).
+			u := connector.UserRef{User: "app", DB: "admin"}
+			if _, _, err := m.CreateReadOnlyUser(ctx(t), u, "shop", nil); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			steps := []func() error{
+				func() error { _, err := m.GrantRole(ctx(t), u, connector.Role{Name: "readWrite", DB: "shop"}); return err },
+				func() error { _, err := m.RevokeRole(ctx(t), u, connector.Role{Name: "read", DB: "shop"}); return err },
+				func() error { _, err := m.LockUser(ctx(t), u); return err },
+				func() error { _, err := m.UnlockUser(ctx(t), u, nil); return err },
+				func() error {
+					_, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: u, KillSessions: true})
+					return err
+				},
+				func() error {
+					_, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: u, LogoutAll: true})
+					return err
+				},
+				func() error { _, err := m.Users(ctx(t), ""); return err },
+				func() error { _, err := m.DropUser(ctx(t), u, nil); return err },
+			}
+			for i, f := range steps {
+				if err := f(); err != nil {
+					t.Fatalf("step %d on %s: %v", i, c.version, err)
+				}
+			}
 		})
 	}
 }

@@ -390,11 +390,16 @@ func WireVersion(version string) int32 {
 	return 2
 }
 
-// hasHello reports whether the release knows the hello command: from 4.4.2 (SERVER-47266,
-// backported to 4.4.2); older servers answer only isMaster.
+// hasHello reports whether the release knows the hello command: 5.0, and backported to 4.4.2,
+// 4.2.10, 4.0.21 and 3.6.21 (docs db.hello(); SERVER-49985); older ones answer only isMaster.
 func hasHello(version string) bool {
 	v := parseVersion(version)
-	return v[0] > 4 || (v[0] == 4 && (v[1] > 4 || (v[1] == 4 && v[2] >= 2)))
+	patch := map[[2]int]int{{4, 4}: 2, {4, 2}: 10, {4, 0}: 21, {3, 6}: 21}
+	if v[0] >= 5 || (v[0] == 4 && v[1] > 4) {
+		return true
+	}
+	min, ok := patch[[2]int{v[0], v[1]}]
+	return ok && v[2] >= min
 }
 
 func (s *Server) buildInfo(c *conn, cmd *command) (bson.D, *cmdError) {
@@ -1017,6 +1022,10 @@ func (s *Server) changeRoles(c *conn, cmd *command, grant bool) (bson.D, *cmdErr
 func (s *Server) usersInfo(c *conn, cmd *command) (bson.D, *cmdError) {
 	if err := cmd.strict("showCredentials", "showCustomData", "showPrivileges", "showAuthenticationRestrictions", "filter"); err != nil {
 		return nil, err
+	}
+	if _, ok := cmd.get("showCustomData"); ok && parseVersion(s.opts.Version)[0] < 5 {
+		// showCustomData is new in 5.0; the 4.4 parser refuses any field it does not know.
+		return nil, badValue("\"showCustomData\" is not a valid argument to usersInfo")
 	}
 	flag := func(k string, def bool) bool {
 		v, ok := cmd.get(k)
