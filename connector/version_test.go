@@ -63,7 +63,10 @@ func TestDiscoverEverySupportedRelease(t *testing.T) {
 				t.Fatalf("create: %v", err)
 			}
 			steps := []func() error{
-				func() error { _, err := m.GrantRole(ctx(t), u, connector.Role{Name: "readWrite", DB: "shop"}); return err },
+				func() error {
+					_, err := m.GrantRole(ctx(t), u, connector.Role{Name: "readWrite", DB: "shop"})
+					return err
+				},
 				func() error { _, err := m.RevokeRole(ctx(t), u, connector.Role{Name: "read", DB: "shop"}); return err },
 				func() error { _, err := m.LockUser(ctx(t), u); return err },
 				func() error { _, err := m.UnlockUser(ctx(t), u, nil); return err },
