@@ -206,7 +206,7 @@ func (b *Bot) recover(ctx context.Context, m Mongo, e store.Entry, u connector.U
 }
 
 func maybeApplied(err error) bool {
-	return errors.Is(err, connector.ErrTimeout) || errors.Is(err, connector.ErrUnavailable) || errors.Is(err, connector.ErrUnconfirmed)
+	return errors.Is(err, connector.ErrTimeout) || errors.Is(err, connector.ErrUnavailable)
 }
 
 // restrictionsBeforeLock finds, in the journal, the restrictions u had before the bot's most

@@ -66,12 +66,14 @@ func (m *Mongo) newChange(action string, u UserRef, pre UserState) Change {
 	return Change{Action: action, Connector: m.name, User: u, Before: pre}
 }
 
-// reread fills ch.After with the user as the server now has it. The change itself was
-// applied, so the read gets its own time when the action's has run out (a write concern error
-// that reports a stepdown also makes the driver look for the primary again). If the user still
-// cannot be read, After is acked, the state the server acknowledged, and a warning says so:
-// never an empty state, which would claim the user does not exist.
-func (m *Mongo) reread(ctx context.Context, ch *Change, acked UserState) {
+// reread fills ch.After with the user as the server now has it, after a change the server
+// acknowledged; expect is the state that change leads to. The read gets its own time when the
+// action's has run out (a write concern error reporting a stepdown also makes the driver look
+// for the primary again). It answers "may have been applied" (ErrTimeout), for the caller's
+// reconciliation to settle from the server's state, when the user cannot be read, or when the
+// write was not confirmed by a majority and the user read back does not show it (a failover
+// may have rolled it back). The journal never gets a state nobody read.
+func (m *Mongo) reread(ctx context.Context, ch *Change, expect UserState) error {
 	post, err := m.State(ctx, ch.User)
 	if err != nil && ctx.Err() != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CommandTimeout)
@@ -79,11 +81,15 @@ func (m *Mongo) reread(ctx context.Context, ch *Change, acked UserState) {
 		cancel()
 	}
 	if err != nil {
-		ch.After = acked
-		ch.Warnings = append(ch.Warnings, "the change was applied but the user could not be read again ("+sentenceOf(err)+"): the journal records the state the server acknowledged")
-		return
+		return &Error{Kind: ErrTimeout, Op: "usersInfo " + ch.User.String(), err: err,
+			Msg: fmt.Sprintf("%s acknowledged the change but %s could not be read again (%s); what the server now holds is checked before anything is reported", m.name, ch.User, sentenceOf(err))}
 	}
 	ch.After = post
+	if d := diff(expect, post); ch.unconfirmed && len(d) > 0 {
+		return newErr(ErrTimeout, "", "%s applied the change on its primary without a majority's confirmation, and %s read back does not show it (%s): a failover may have rolled it back; what the server now holds is checked before anything is reported",
+			m.name, ch.User, strings.Join(d, "; "))
+	}
+	return nil
 }
 
 // with returns s changed by f, on copies of its lists.
@@ -176,11 +182,14 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 	if o.KillSessions {
 		m.killSessions(ctx, &ch)
 	}
-	m.reread(ctx, &ch, with(pre, func(s *UserState) {
+	expect := with(pre, func(s *UserState) {
 		if o.LogoutAll {
 			s.UserID = "" // created again: a new userId
 		}
-	}))
+	})
+	if err := m.reread(ctx, &ch, expect); err != nil {
+		return ch, secret.String{}, err
+	}
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
 }
@@ -231,6 +240,7 @@ func (m *Mongo) write(ctx context.Context, db string, cmd bson.D, what string, c
 	switch {
 	case e.Kind == ErrUnconfirmed:
 		ch.Warnings = append(ch.Warnings, e.Msg)
+		ch.unconfirmed = true
 		return nil
 	case m.deployment().sharded && slices.Contains(stateChangeCodes, e.Code):
 		// A mongos answers a write concern failure of the config servers as the command's
@@ -337,11 +347,14 @@ func (m *Mongo) changeRole(ctx context.Context, action, command string, u UserRe
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch, with(pre, func(s *UserState) {
+	expect := with(pre, func(s *UserState) {
 		if s.Roles = slices.DeleteFunc(s.Roles, func(x Role) bool { return x == r }); action == "grant-role" {
 			s.Roles = sortedRoles(append(s.Roles, r))
 		}
-	}))
+	})
+	if err := m.reread(ctx, &ch, expect); err != nil {
+		return ch, err
+	}
 	grant := action == "grant-role"
 	switch {
 	case grant && pre.HasRole(r):
@@ -416,7 +429,9 @@ func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles 
 	if err := m.create(ctx, u, pw, UserState{Roles: roles}, &ch); err != nil {
 		return ch, secret.String{}, err
 	}
-	m.reread(ctx, &ch, UserState{Exists: true, Roles: sortedRoles(roles)})
+	if err := m.reread(ctx, &ch, UserState{Exists: true, Roles: sortedRoles(roles)}); err != nil {
+		return ch, secret.String{}, err
+	}
 	ch.Undo = &Undo{Action: UndoDropUser, Describe: fmt.Sprintf("drop the created user %s", u)}
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
@@ -443,7 +458,9 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch, UserState{})
+	if err := m.reread(ctx, &ch, UserState{}); err != nil {
+		return ch, err
+	}
 	ch.NoUndo = "dropping a user cannot be rolled back: MongoDB keeps only password hashes; its roles, custom data and restrictions are kept in the journal"
 	ch.Notes = append(ch.Notes, "connections logged in as "+u.String()+" lose their authentication at their next command")
 	return ch, nil
@@ -477,7 +494,9 @@ func (m *Mongo) Recreate(ctx context.Context, u UserRef, pre UserState, pw secre
 		return ch, secret.String{}, recreateFailed(u, m.name, err)
 	}
 	m.refreshRouters(ctx, &ch) // routers may hold the dropped user
-	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Exists, s.UserID = true, "" }))
+	if err := m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Exists, s.UserID = true, "" })); err != nil {
+		return ch, secret.String{}, err
+	}
 	ch.NoUndo = "re-creating a dropped user is a recovery; it has no rollback"
 	m.verifyLogin(ctx, &ch, pw)
 	return ch, pw, nil
@@ -524,7 +543,9 @@ func (m *Mongo) LockUser(ctx context.Context, u UserRef) (Change, error) {
 	ch.Notes = append(ch.Notes, "new logins as "+u.String()+" are refused, and connections already logged in lose their authentication at their next command")
 	m.refreshRouters(ctx, &ch)
 	m.killSessions(ctx, &ch)
-	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = LockRestrictions() }))
+	if err := m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = LockRestrictions() })); err != nil {
+		return ch, err
+	}
 	if ch.After.Exists && !ch.After.Locked() {
 		ch.Warnings = append(ch.Warnings, "the server accepted the lock but does not show it when the user is read again")
 	}
@@ -556,7 +577,9 @@ func (m *Mongo) UnlockUser(ctx context.Context, u UserRef, restore []Restriction
 		return ch, err
 	}
 	m.refreshRouters(ctx, &ch)
-	m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = restore }))
+	if err := m.reread(ctx, &ch, with(pre, func(s *UserState) { s.Restrictions = restore })); err != nil {
+		return ch, err
+	}
 	ch.Undo = &Undo{Action: UndoSetRestrictions, Restrictions: LockRestrictions(), Describe: fmt.Sprintf("lock %s again", u)}
 	ch.Notes = append(ch.Notes, "connections refused while the user was locked stay logged out: applications must reconnect")
 	return ch, nil

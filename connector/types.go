@@ -176,4 +176,6 @@ type Change struct {
 	Notes []string `json:"notes,omitempty"`
 	// Warnings are parts that did not work although the change was applied.
 	Warnings []string `json:"warnings,omitempty"`
+	// unconfirmed is set when a majority did not confirm the write (a writeConcernError).
+	unconfirmed bool
 }

@@ -157,6 +157,17 @@ func (s *Server) handle(c *conn, doc bson.Raw, db string) (bson.Raw, bool) {
 		if ok, _ := reply.Lookup("ok").AsFloat64OK(); ok == 1 {
 			reply = errorDoc(fail(f.WriteConcernCode, writeConcernCodes[f.WriteConcernCode], "waiting for replication failed"))
 		}
+	} else if f.RolledBack && f.WriteConcernCode != 0 {
+		s.mu.Lock()
+		saved := map[userKey]*user{}
+		for k, u := range s.users {
+			saved[k] = u.clone()
+		}
+		s.mu.Unlock()
+		reply = s.run(c, cmd, f.WriteConcernCode)
+		s.mu.Lock()
+		s.users = saved
+		s.mu.Unlock()
 	} else {
 		reply = s.run(c, cmd, f.WriteConcernCode)
 	}

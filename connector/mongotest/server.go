@@ -102,6 +102,9 @@ type Fault struct {
 	// applied the change and did not confirm it: as the command's own error, {ok: 0, code}
 	// (sharding_catalog_client_impl.cpp, runUserManagementWriteCommand).
 	TopLevel bool
+	// RolledBack, with WriteConcernCode, undoes the change right after it is answered, as a
+	// failover does to a write the new primary never received.
+	RolledBack bool
 	// DelayAfter is waited after the command ran, before answering: a client that times out
 	// meanwhile does so after the change was applied. Close interrupts it and drops the
 	// connection without answering.
