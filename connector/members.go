@@ -92,12 +92,15 @@ func (m *Mongo) eachHost(ctx context.Context, hosts []string, cmd bson.D) []host
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The connection string's options that concern one server carry over: TLS,
+			// credentials, compression, the dialer, the server API. (A SOCKS5 proxy given in
+			// the connection string does not: the driver keeps it internal.)
 			o := options.Client().SetHosts([]string{h}).SetDirect(true).SetAppName("mongobot").
 				SetServerSelectionTimeout(m.cfg.ServerSelectionTimeout).SetConnectTimeout(m.cfg.ServerSelectionTimeout).
-				SetTimeout(m.cfg.CommandTimeout).SetTLSConfig(base.TLSConfig)
-			if base.Auth != nil {
-				o.SetAuth(*base.Auth)
-			}
+				SetTimeout(m.cfg.CommandTimeout)
+			o.TLSConfig, o.Auth, o.Compressors, o.ZlibLevel, o.ZstdLevel = base.TLSConfig, base.Auth, base.Compressors, base.ZlibLevel, base.ZstdLevel
+			o.Dialer, o.ServerAPIOptions, o.HTTPClient = base.Dialer, base.ServerAPIOptions, base.HTTPClient
+			o.DisableOCSPEndpointCheck, o.DisableCertificateRevocationCheck = base.DisableOCSPEndpointCheck, base.DisableCertificateRevocationCheck
 			c, err := mongo.Connect(o)
 			if err != nil {
 				out[i].err = m.mapErr(err, fmt.Sprintf("%s on %s", cmd[0].Key, h), m.name)

@@ -51,7 +51,8 @@ type Config struct {
 type Mongo struct {
 	cfg      Config
 	name     string
-	tls      *tls.Config
+	roots    *x509.CertPool   // the configured CA (tls_ca_file or tls_ca_pem), if any
+	cert     *tls.Certificate // the bot's client certificate, if any
 	atlas    bool
 	password secret.String // the connection string's own password, for scrubbing
 	account  UserRef       // the user the connection string logs in as (empty: none)
@@ -61,9 +62,10 @@ type Mongo struct {
 	closed bool // after Close, no new client: a closed connector sends nothing more
 	client *mongo.Client
 	info   *ServerInfo // cached after the first successful discovery
-	// oldest is the lowest maxWireVersion any server of the deployment reported (0: none
-	// yet): the driver refuses servers older than 4.4 without saying which release they run.
-	oldest atomic.Int32
+	// tooOldWire is the lowest maxWireVersion below 9 in the driver's latest description of
+	// the deployment while it refuses it as too old (0: it does not): the driver's refusal
+	// does not say which release it met.
+	tooOldWire atomic.Int32
 	// topo is the deployment as the driver last described it (routers, members).
 	topo atomic.Pointer[deployment]
 }
@@ -119,7 +121,7 @@ func New(cfg Config) (*Mongo, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, bad("the TLS CA holds no PEM certificate")
 		}
-		m.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		m.roots = pool
 	}
 	if err := m.clientCertificate(cfg); err != nil {
 		return nil, bad("%s", err)
@@ -230,16 +232,27 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 		SetServerSelectionTimeout(m.cfg.ServerSelectionTimeout).
 		SetConnectTimeout(m.cfg.ServerSelectionTimeout).
 		SetTimeout(m.cfg.CommandTimeout)
-	if m.tls != nil {
-		o.SetTLSConfig(m.tls)
+	// The configured CA and client certificate join what the connection string set up
+	// (tls=true, tlsCAFile, tlsCertificateKeyFile ...), replacing only those two parts.
+	if m.roots != nil || m.cert != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.TLSConfig != nil {
+			tc = o.TLSConfig.Clone()
+		}
+		if m.roots != nil {
+			tc.RootCAs = m.roots
+		}
+		if m.cert != nil {
+			tc.Certificates = []tls.Certificate{*m.cert}
+		}
+		o.SetTLSConfig(tc)
 	}
-	mon := &event.ServerMonitor{ServerDescriptionChanged: func(e *event.ServerDescriptionChangedEvent) {
-		m.sawWire(e.NewDescription.MaxWireVersion)
-	}}
-	if cred == nil {
-		mon.TopologyDescriptionChanged = m.watchTopology
-	}
-	o.SetServerMonitor(mon)
+	o.SetServerMonitor(&event.ServerMonitor{TopologyDescriptionChanged: func(e *event.TopologyDescriptionChangedEvent) {
+		m.sawTopology(e.NewDescription)
+		if cred == nil {
+			m.watchTopology(e)
+		}
+	}})
 	switch {
 	case cred != nil:
 		o.SetAuth(*cred)

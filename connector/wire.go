@@ -1,12 +1,16 @@
 package connector
 
-import "fmt"
+import (
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+)
 
 // The oldest server this bot speaks to is the oldest the MongoDB Go driver v2 speaks to:
 // MongoDB 4.4, wire version 9 (topology.MinSupportedMongoDBVersion and
 // driverutil.MinWireVersion in go.mongodb.org/mongo-driver/v2 v2.10.0). The driver refuses
 // an older server at server selection with an untyped error; the connector watches the wire
-// versions servers report (a ServerMonitor) to say which release it met instead.
+// versions in the driver's topology description (a ServerMonitor) to say which release it met.
 const (
 	minWireVersion = 9
 	minVersion     = "4.4"
@@ -24,26 +28,24 @@ func releaseOfWire(w int32) string {
 	return fmt.Sprintf("wire version %d", w)
 }
 
-// sawWire records a server's maxWireVersion (0, from a server not yet reached, is ignored).
-func (m *Mongo) sawWire(w int32) {
-	if w <= 0 {
-		return
-	}
-	for {
-		old := m.oldest.Load()
-		if old != 0 && old <= w {
-			return
-		}
-		if m.oldest.CompareAndSwap(old, w) {
-			return
+// sawTopology notes, from the driver's latest description of the deployment, whether it
+// refuses a server as too old, and that server's wire version. An upgraded server clears it.
+func (m *Mongo) sawTopology(d event.TopologyDescription) {
+	var w int32
+	if d.CompatibilityErr != nil {
+		for _, s := range d.Servers {
+			if s.MaxWireVersion > 0 && s.MaxWireVersion < minWireVersion && (w == 0 || s.MaxWireVersion < w) {
+				w = s.MaxWireVersion
+			}
 		}
 	}
+	m.tooOldWire.Store(w)
 }
 
 // tooOld is the error for a deployment with a server older than 4.4, or nil.
 func (m *Mongo) tooOld() *Error {
-	w := m.oldest.Load()
-	if w == 0 || w >= minWireVersion {
+	w := m.tooOldWire.Load()
+	if w == 0 {
 		return nil
 	}
 	return newErr(ErrTooOld, "", "%s runs MongoDB %s, which is older than %s, the oldest this bot supports (the MongoDB Go driver it uses does not speak to older servers): upgrade the server, or manage its users another way",

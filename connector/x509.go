@@ -38,10 +38,7 @@ func (m *Mongo) clientCertificate(cfg Config) error {
 	if err != nil {
 		return errors.New("the TLS client certificate does not parse")
 	}
-	if m.tls == nil {
-		m.tls = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	m.tls.Certificates = []tls.Certificate{cert}
+	m.cert = &cert
 	if m.account.User == "" && !hasAuthMechanism(cfg.URI.Reveal()) {
 		m.x509 = true
 		// MongoDB names an x.509 user by the certificate's subject in RFC 2253 form, in

@@ -56,6 +56,16 @@ func TestX509Login(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The CA given in the connection string (tlsCAFile) is kept beside the certificate.
+	caFile := t.TempDir() + "/ca.pem"
+	writeFile(t, caFile, pki.CAPEM)
+	viaURI := connect(t, server{uri: uri + "&tlsCAFile=" + caFile}, func(c *connector.Config) {
+		c.TLSCertificateKeyPEM = secret.New(string(certPEM))
+	})
+	if _, err := viaURI.Discover(ctx(t)); err != nil {
+		t.Fatalf("the connection string's tlsCAFile with a configured client certificate: %v", err)
+	}
+
 	// A certificate whose subject has no user: refused, saying so, with no key in the text.
 	strangerPEM, _ := pki.ClientPEM(pkix.Name{CommonName: "stranger"})
 	s := connect(t, server{uri: uri}, func(c *connector.Config) {
