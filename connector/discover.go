@@ -251,6 +251,12 @@ func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
 	}
 	if len(status.AuthInfo.Users) > 0 {
 		info.Privileges.User = status.AuthInfo.Users[0].String()
+		if m.x509 {
+			// The server's own spelling of the certificate's subject names the account.
+			m.mu.Lock()
+			m.account = status.AuthInfo.Users[0]
+			m.mu.Unlock()
+		}
 	}
 	info.Privileges.Roles = status.AuthInfo.Roles
 	// A server that reports no privileges at all for an authenticated account does not do

@@ -154,7 +154,7 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 		if code == codeUserNotFound {
 			why = "no such user exists in $external: create it there, named exactly as the certificate's subject"
 		}
-		e.Msg = fmt.Sprintf("the bot could not log in to %s with its client certificate (MONGODB-X509, as %q in $external): %s", m.name, m.account.User, why)
+		e.Msg = fmt.Sprintf("the bot could not log in to %s with its client certificate (MONGODB-X509, as %q in $external): %s", m.name, m.Account().User, why)
 		return e
 	}
 	if wce, ok := writeConcernError(err); ok {

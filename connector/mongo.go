@@ -135,7 +135,11 @@ func (m *Mongo) Name() string { return m.name }
 // Account is the user the connection string logs in as: the bot's own login, which no action
 // may touch (locking, dropping, rotating or revoking it would cut the connector off, with no
 // way back through the bot). Its User is empty when the string carries no user name.
-func (m *Mongo) Account() UserRef { return m.account }
+func (m *Mongo) Account() UserRef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.account
+}
 
 // accountOf reads the user name and its authentication database from a connection string:
 // authSource, else the database in the path, else admin (the driver's rule for SCRAM).

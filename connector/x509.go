@@ -3,6 +3,8 @@ package connector
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/url"
@@ -42,8 +44,9 @@ func (m *Mongo) clientCertificate(cfg Config) error {
 	if m.account.User == "" && !hasAuthMechanism(cfg.URI.Reveal()) {
 		m.x509 = true
 		// MongoDB names an x.509 user by the certificate's subject in RFC 2253 form, in
-		// $external (authentication_commands.cpp, _authenticateX509).
-		m.account = UserRef{User: leaf.Subject.String(), DB: ExternalDB}
+		// $external (authentication_commands.cpp, _authenticateX509). The name the server
+		// reports at the first discovery (connectionStatus) replaces this one.
+		m.account = UserRef{User: rfc2253(leaf.RawSubject), DB: ExternalDB}
 	}
 	return nil
 }
@@ -58,4 +61,48 @@ func hasAuthMechanism(uri string) bool {
 		}
 	}
 	return false
+}
+
+// shortNames are the attribute names MongoDB writes in a subject (ssl_manager.cpp's OID table);
+// others are written as the dotted OID.
+var shortNames = map[string]string{
+	"2.5.4.3": "CN", "2.5.4.4": "SN", "2.5.4.5": "serialNumber", "2.5.4.6": "C", "2.5.4.7": "L",
+	"2.5.4.8": "ST", "2.5.4.9": "street", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.12": "title",
+	"2.5.4.42": "GN", "0.9.2342.19200300.100.1.1": "UID", "0.9.2342.19200300.100.1.25": "DC",
+	"1.2.840.113549.1.9.1": "emailAddress",
+}
+
+// rfc2253 writes a DER subject as RFC 2253 does: the last RDN first, multi-valued RDNs joined
+// by "+", special characters escaped. Go's pkix.Name.String reorders the attributes and
+// writes DC and emailAddress as OIDs, so it cannot name an x.509 user.
+func rfc2253(raw []byte) string {
+	var seq pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(raw, &seq); err != nil || len(rest) > 0 {
+		return ""
+	}
+	var rdns []string
+	for i := len(seq) - 1; i >= 0; i-- {
+		var parts []string
+		for _, atv := range seq[i] {
+			name, ok := shortNames[atv.Type.String()]
+			if !ok {
+				name = atv.Type.String()
+			}
+			parts = append(parts, name+"="+escapeDN(fmt.Sprint(atv.Value)))
+		}
+		rdns = append(rdns, strings.Join(parts, "+"))
+	}
+	return strings.Join(rdns, ",")
+}
+
+func escapeDN(v string) string {
+	var b strings.Builder
+	for i, r := range v {
+		switch {
+		case strings.ContainsRune(`,+"\<>;=`, r), r == '#' && i == 0, r == ' ' && (i == 0 || i == len(v)-1):
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

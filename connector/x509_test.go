@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"strings"
 	"testing"
 
@@ -64,6 +65,37 @@ func TestX509Login(t *testing.T) {
 	})
 	if _, err := viaURI.Discover(ctx(t)); err != nil {
 		t.Fatalf("the connection string's tlsCAFile with a configured client certificate: %v", err)
+	}
+
+	// A subject in OpenSSL's order with domain components, as a corporate CA issues them: the
+	// account is named as MongoDB spells it (DC, not an OID; the last RDN first), so the bot
+	// still refuses to act on its own login.
+	oid := func(ids ...int) asn1.ObjectIdentifier { return asn1.ObjectIdentifier(ids) }
+	dcPEM, err := pki.ClientPEM(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
+		{Type: oid(0, 9, 2342, 19200300, 100, 1, 25), Value: "com"},
+		{Type: oid(0, 9, 2342, 19200300, 100, 1, 25), Value: "example"},
+		{Type: oid(2, 5, 4, 11), Value: "db, platform"},
+		{Type: oid(2, 5, 4, 3), Value: "mongobot"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dcName = `CN=mongobot,OU=db\, platform,DC=example,DC=com`
+	if _, err := run(t, raw, "$external", bson.D{{Key: "createUser", Value: dcName}, {Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "root"}, {Key: "db", Value: "admin"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	dc := connect(t, server{uri: uri}, func(c *connector.Config) {
+		c.TLSCAPEM = string(pki.CAPEM)
+		c.TLSCertificateKeyPEM = secret.New(string(dcPEM))
+	})
+	if got := dc.Account(); got.User != dcName {
+		t.Errorf("before discovery, Account() = %q; want %q", got.User, dcName)
+	}
+	if _, err := dc.Discover(ctx(t)); err != nil {
+		t.Fatalf("log in as %s: %v", dcName, err)
+	}
+	if got := dc.Account(); got.User != dcName || got.DB != "$external" {
+		t.Errorf("after discovery, Account() = %+v", got)
 	}
 
 	// A certificate whose subject has no user: refused, saying so, with no key in the text.

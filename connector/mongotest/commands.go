@@ -1409,7 +1409,7 @@ func (s *Server) authenticate(c *conn, cmd *command) (bson.D, *cmdError) {
 	if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
 		return nil, authFailed()
 	}
-	subject := tc.ConnectionState().PeerCertificates[0].Subject.String()
+	subject := distinguishedName(tc.ConnectionState().PeerCertificates[0].RawSubject)
 	if u, ok := cmd.get("user"); ok && u != subject {
 		return nil, fail(18, "AuthenticationFailed", "There is no x.509 client certificate matching the user.")
 	}

@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -99,4 +102,59 @@ func TestCA() (*tls.Config, []byte, error) {
 		return nil, nil, err
 	}
 	return p.Server, p.CAPEM, nil
+}
+
+// distinguishedName is the user name MongoDB gives a client certificate's subject: RFC 2253,
+// the last RDN first, with the server's attribute names.
+func distinguishedName(raw []byte) string {
+	var seq pkix.RDNSequence
+	if _, err := asn1.Unmarshal(raw, &seq); err != nil {
+		return ""
+	}
+	out := make([]string, 0, len(seq))
+	for _, rdn := range seq {
+		var atvs []string
+		for _, atv := range rdn {
+			atvs = append(atvs, attributeName(atv.Type)+"="+dnValue(fmt.Sprint(atv.Value)))
+		}
+		out = append([]string{strings.Join(atvs, "+")}, out...)
+	}
+	return strings.Join(out, ",")
+}
+
+func attributeName(oid asn1.ObjectIdentifier) string {
+	switch oid.String() {
+	case "2.5.4.3":
+		return "CN"
+	case "2.5.4.6":
+		return "C"
+	case "2.5.4.7":
+		return "L"
+	case "2.5.4.8":
+		return "ST"
+	case "2.5.4.10":
+		return "O"
+	case "2.5.4.11":
+		return "OU"
+	case "0.9.2342.19200300.100.1.25":
+		return "DC"
+	case "0.9.2342.19200300.100.1.1":
+		return "UID"
+	case "1.2.840.113549.1.9.1":
+		return "emailAddress"
+	}
+	return oid.String()
+}
+
+// dnValue escapes what RFC 2253 section 2.4 says must be.
+func dnValue(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `+`, `\+`, `"`, `\"`, `<`, `\<`, `>`, `\>`, `;`, `\;`, `=`, `\=`)
+	v = r.Replace(v)
+	if strings.HasPrefix(v, "#") || strings.HasPrefix(v, " ") {
+		v = `\` + v
+	}
+	if strings.HasSuffix(v, " ") {
+		v = v[:len(v)-1] + `\ `
+	}
+	return v
 }
