@@ -37,10 +37,10 @@ func restrictionsDoc(rs []Restriction) bson.A {
 			continue
 		}
 		d := bson.D{}
-		if len(r.ClientSource) > 0 {
+		if r.ClientSource != nil {
 			d = append(d, bson.E{Key: "clientSource", Value: r.ClientSource})
 		}
-		if len(r.ServerAddress) > 0 {
+		if r.ServerAddress != nil {
 			d = append(d, bson.E{Key: "serverAddress", Value: r.ServerAddress})
 		}
 		a = append(a, d)

@@ -117,3 +117,32 @@ func TestSessionsEndOnEveryMember(t *testing.T) {
 	}
 	noLeak(t, []string{emu.AdminPassword()}, ch)
 }
+
+// On a sharded cluster the privilege report says whether every router can be told of a change.
+func TestCheckReportsRouterRefresh(t *testing.T) {
+	for _, c := range []struct {
+		roles []mongotest.Role
+		ok    bool
+	}{
+		{[]mongotest.Role{{Role: "userAdminAnyDatabase", DB: "admin"}}, true},
+		{[]mongotest.Role{{Role: "userAdmin", DB: "admin"}, {Role: "clusterMonitor", DB: "admin"}}, false},
+	} {
+		emu := startEmulator(t, mongotest.Options{Topology: mongotest.Mongos, Members: 2, AdminRoles: c.roles})
+		info, err := connect(t, server{uri: emu.ClusterURI()}).Discover(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, a := range info.Privileges.Actions {
+			if a.Action == "any change, on every router at once" {
+				found = true
+				if (a.Allowed != "") != c.ok || (!c.ok && !strings.Contains(strings.Join(a.Missing, ""), "invalidateUserCache on the cluster")) {
+					t.Errorf("roles %v: %+v", c.roles, a)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("roles %v: no router refresh row in %+v", c.roles, info.Privileges.Actions)
+		}
+	}
+}

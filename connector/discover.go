@@ -99,23 +99,24 @@ type privilegeDoc struct {
 type privSet struct {
 	dbs     map[string]map[string]bool
 	cluster map[string]bool
+	any     map[string]bool // held on anyResource: every database, local and config too
 }
 
 // on reports whether action is held on database db.
 func (p privSet) on(action, db string) bool {
 	held := p.dbs[action]
-	return held[db] || (held[""] && db != "local" && db != "config")
+	return p.any[action] || held[db] || (held[""] && db != "local" && db != "config")
 }
 
 func newPrivSet(privs []privilegeDoc) privSet {
 	dbs := map[string]map[string]bool{}
-	cluster := map[string]bool{}
+	cluster, anyRes := map[string]bool{}, map[string]bool{}
 	for _, p := range privs {
 		for _, a := range p.Actions {
 			r := p.Resource
 			switch {
 			case r.AnyResource:
-				cluster[a] = true
+				cluster[a], anyRes[a] = true, true
 				addDB(dbs, a, "")
 			case r.Cluster:
 				cluster[a] = true
@@ -124,7 +125,7 @@ func newPrivSet(privs []privilegeDoc) privSet {
 			}
 		}
 	}
-	return privSet{dbs: dbs, cluster: cluster}
+	return privSet{dbs: dbs, cluster: cluster, any: anyRes}
 }
 
 // checkPrivileges evaluates the requirements against the account's privileges.
@@ -264,6 +265,14 @@ func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
 	info.Privileges.Reported = info.FerretDB == "" && len(status.AuthInfo.Privs) > 0
 	if info.Privileges.Reported {
 		info.Privileges.Actions = checkPrivileges(status.AuthInfo.Privs)
+		if info.Topology == TopologyMongos {
+			// Every change is followed by invalidateUserCache on each router (members.go).
+			chk := ActionCheck{Action: "any change, on every router at once", Allowed: "all routers"}
+			if !newPrivSet(status.AuthInfo.Privs).cluster["invalidateUserCache"] {
+				chk.Allowed, chk.Missing = "", []string{"invalidateUserCache on the cluster (without it other routers see a change up to 30 s late)"}
+			}
+			info.Privileges.Actions = append(info.Privileges.Actions, chk)
+		}
 	} else {
 		for _, r := range requirements {
 			info.Privileges.Actions = append(info.Privileges.Actions, ActionCheck{Action: r.action, Allowed: "privileges not reported"})

@@ -156,6 +156,9 @@ func TestRestrictionsRoundTripExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDocs := []string{`{"clientSource":[]}`, `{"serverAddress":["127.0.0.1"],"clientSource":["10.1.0.0/16"]}`}
+	if len(before.Restrictions) != len(wantDocs) {
+		t.Fatalf("read %d restriction documents, want %d", len(before.Restrictions), len(wantDocs))
+	}
 	for i, r := range before.Restrictions {
 		if r.Doc != wantDocs[i] {
 			t.Fatalf("restriction %d read as %s; want %s", i, r.Doc, wantDocs[i])
@@ -181,7 +184,14 @@ func TestRestrictionsRoundTripExactly(t *testing.T) {
 	mustKind(t, m.Login(ctx(t), u, secret.New("walled-pw-1")), connector.ErrAuthFailed)
 	// The server refuses a document with no list at all.
 	_, err = run(t, admin, "admin", bson.D{{Key: "updateUser", Value: u.User}, {Key: "authenticationRestrictions", Value: bson.A{bson.D{}}}})
-	if codeOf(err) == 0 {
-		t.Fatalf("an empty restriction document was accepted: %v", err)
+	if codeOf(err) != 162 {
+		t.Fatalf("an empty restriction document: %v; want 162 CollectionIsEmpty", err)
+	}
+	// Lists the bot made itself keep an empty list through the journal too.
+	made := []connector.Restriction{{ClientSource: []string{}}}
+	raw, _ = json.Marshal(made)
+	var back []connector.Restriction
+	if err := json.Unmarshal(raw, &back); err != nil || back[0].ClientSource == nil || back[0].ServerAddress != nil {
+		t.Fatalf("through JSON %s: %+v", raw, back)
 	}
 }

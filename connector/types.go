@@ -26,8 +26,10 @@ func (r Role) String() string { return r.Name + "@" + r.DB }
 // of its documents is met; a document is met when every list in it contains the address. A
 // list that is present and empty (clientSource: []) matches no address; a nil list is absent.
 type Restriction struct {
-	ClientSource  []string `json:"clientSource,omitempty"`
-	ServerAddress []string `json:"serverAddress,omitempty"`
+	// No omitempty: an empty list is journaled as [] and an absent one as null, so the
+	// difference survives the journal.
+	ClientSource  []string `json:"clientSource"`
+	ServerAddress []string `json:"serverAddress"`
 	// Doc is the document exactly as the server reported it, in canonical Extended JSON
 	// (empty for documents the bot made). Restoring sends these bytes back: rebuilt from
 	// the lists, a clientSource: [] would lose its meaning or become {}, which the server
@@ -75,8 +77,11 @@ func restrictionEqual(a, b Restriction) bool {
 	if a.Doc != "" && b.Doc != "" {
 		return a.Doc == b.Doc
 	}
-	return slices.Equal(a.ClientSource, b.ClientSource) && slices.Equal(a.ServerAddress, b.ServerAddress)
+	return sameList(a.ClientSource, b.ClientSource) && sameList(a.ServerAddress, b.ServerAddress)
 }
+
+// sameList tells an absent list (nil) from a present empty one, which matches no address.
+func sameList(a, b []string) bool { return (a == nil) == (b == nil) && slices.Equal(a, b) }
 
 // Describe is a short line for people: "roles read@shop, readWrite@app; locked".
 func (s UserState) Describe() string {
