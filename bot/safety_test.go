@@ -454,3 +454,19 @@ func TestLapsedApproverVoteDoesNotCount(t *testing.T) {
 	e.click(carol, card, bot.TextApprove)
 	e.result(card, "*Done*")
 }
+
+// A temporary grant whose Roll back is still being settled (MongoDB stopped answering during
+// it) is not ended while that lasts, and is overdue meanwhile: it says so, loudly. Found by the
+// invariant checker (seed 1098) once it could make a read outlast the action's time.
+func TestOverdueWhileItsRollbackIsUnsettled(t *testing.T) {
+	if v := runSteps(t, []Step{
+		{Kind: "cmd", User: "U0FRANK", Text: "grant-role prod u2 dbAdmin@reports --for 30m --reason \"OPS-12\""},
+		{Kind: "click", User: "U0CAROL", N: 141473, M: 945132},
+		{Kind: "fault", N: 7, M: 5},
+		{Kind: "reload", N: 4},
+		{Kind: "click", User: "U0ALICE", N: 129775, M: 813379},
+		{Kind: "clock", N: 5},
+	}, false); len(v) > 0 {
+		t.Fatal(v)
+	}
+}

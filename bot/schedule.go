@@ -467,8 +467,9 @@ func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
 	switch {
 	case err == nil:
 	case e.State == store.EntryDone && e.RolledBackBy != 0:
-		// A rollback of it is running or being checked; look again soon.
-		b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
+		// A rollback of it is running or being checked against the server (MongoDB stopped
+		// answering during it): the end waits for it, and is overdue meanwhile, so it says so.
+		b.temporaryFailed(ctx, e, due, fmt.Sprintf("a rollback of it (journal #%d) is still being settled; the bot ends it, if it is not already ended, once that is known.", e.RolledBackBy))
 		return
 	case e.ID == 0:
 		// The journal could not be read: the obligation stands; look again soon.
@@ -491,6 +492,13 @@ func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
 	if res == rollbackUncertain {
 		why = "MongoDB stopped answering while the bot ended it (" + why + "); whether it ended is being checked against the server."
 	}
+	b.temporaryFailed(ctx, e, due, why)
+}
+
+// temporaryFailed records a failed attempt at ending temporary entry e, schedules the next with
+// backoff, and raises the OVERDUE alarm in the approvals channel and to the requester.
+func (b *Bot) temporaryFailed(ctx context.Context, e store.Entry, due time.Time, why string) {
+	id := e.ID
 	cur, err := b.store.UpdateEntry(id, func(x *store.Entry) error { x.UndoTries++; x.UndoError = why; return nil })
 	if err != nil {
 		b.log.Error("record failed temporary end", "entry", id, "err", err)
