@@ -312,8 +312,8 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		return true
 	}
 	if err := m.Login(ctx, u, secret.New(string(raw))); err != nil {
-		if len(now.Restrictions) > 0 {
-			// Authentication restrictions (the bot's lock among them) refuse every login,
+		if now.LoginRestricted() {
+			// Authentication restrictions (the bot's lock among them, or a role's) may refuse a login,
 			// so a failed login says nothing of the password: a person must look. The
 			// sealed password is offered, since it may well be the one in force.
 			b.settle(ctx, e, store.EntryUnknown, &now, why, "the user has authentication restrictions (it may be locked), so logging in cannot tell whether the new password was set; the new password is offered to its owner, and the old one may still be the one in force: rotate again once the user can log in")

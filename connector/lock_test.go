@@ -195,3 +195,26 @@ func TestRestrictionsRoundTripExactly(t *testing.T) {
 		t.Fatalf("through JSON %s: %+v", raw, back)
 	}
 }
+
+// A role's restrictions bind the user's logins too: the state says so, so that a failed login
+// is not taken as proof of a password (the bot's reconciliation of a rotation).
+func TestRoleRestrictionsShowInTheState(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{})
+	admin := rawClient(t, emu.URI())
+	if _, err := run(t, admin, "admin", bson.D{{Key: "createRole", Value: "walled"}, {Key: "privileges", Value: bson.A{}}, {Key: "roles", Value: bson.A{}},
+		{Key: "authenticationRestrictions", Value: bson.A{bson.D{{Key: "clientSource", Value: bson.A{"192.0.2.0/32"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.CreateUser("app", "app-pw-1", "admin", []mongotest.Role{{Role: "walled", DB: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := connect(t, server{uri: emu.URI()})
+	st, err := m.State(ctx(t), connector.UserRef{User: "app", DB: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.RoleRestricted || !st.LoginRestricted() || len(st.Restrictions) != 0 || !strings.Contains(st.Describe(), "restricted by its roles") {
+		t.Fatalf("state %+v (%s)", st, st.Describe())
+	}
+	mustKind(t, m.Login(ctx(t), connector.UserRef{User: "app", DB: "admin"}, secret.New("app-pw-1")), connector.ErrAuthFailed)
+}

@@ -57,7 +57,15 @@ type UserState struct {
 	// UserID is the server's userId, in hex, when it reports one: it tells a user from
 	// another created later under the same name.
 	UserID string `json:"user_id,omitempty"`
+	// RoleRestricted is true when a role of the user (direct or inherited) carries
+	// authentication restrictions, which bind its logins as well as its own
+	// (inheritedAuthenticationRestrictions; restriction_set.h).
+	RoleRestricted bool `json:"role_restricted,omitempty"`
 }
+
+// LoginRestricted reports whether restrictions, the user's or its roles', may refuse a login
+// from the bot: a failed login then says nothing of the password.
+func (s UserState) LoginRestricted() bool { return len(s.Restrictions) > 0 || s.RoleRestricted }
 
 // SameUser reports whether s and t can be the same incarnation of a user: false only when
 // both carry a userId and they differ (the user was dropped and created again).
@@ -103,6 +111,9 @@ func (s UserState) Describe() string {
 		parts = append(parts, "locked")
 	case len(s.Restrictions) > 0:
 		parts = append(parts, fmt.Sprintf("%d authentication restriction(s)", len(s.Restrictions)))
+	}
+	if s.RoleRestricted {
+		parts = append(parts, "logins restricted by its roles")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -17,6 +17,8 @@ type userDoc struct {
 	Mechanisms   []string      `bson:"mechanisms"`
 	CustomData   bson.RawValue `bson:"customData"`
 	Restrictions []bson.Raw    `bson:"authenticationRestrictions"`
+	// Inherited is one array of restriction documents per restricted role.
+	Inherited []bson.RawValue `bson:"inheritedAuthenticationRestrictions"`
 	// UserID is the server's id of this incarnation of the user: a user dropped and
 	// created again under the same name gets a new one (user_management_commands.cpp makes
 	// it with UUID::gen() in createUser).
@@ -31,6 +33,13 @@ func (d userDoc) state() (UserState, error) {
 			return s, fmt.Errorf("authenticationRestrictions of %s@%s: %w", d.User, d.DB, err)
 		}
 		s.Restrictions = append(s.Restrictions, r)
+	}
+	for _, set := range d.Inherited {
+		if arr, ok := set.ArrayOK(); ok {
+			if vals, _ := arr.Values(); len(vals) > 0 {
+				s.RoleRestricted = true
+			}
+		}
 	}
 	if len(d.UserID.Data) > 0 {
 		s.UserID = hex.EncodeToString(d.UserID.Data)
