@@ -58,6 +58,9 @@ type Mongo interface {
 	// CanRecreate says whether the account can create u again as st after a drop
 	// (--logout-all), before anyone approves it.
 	CanRecreate(ctx context.Context, u connector.UserRef, st connector.UserState) error
+	// Aftercare refreshes every router's user cache and, with killSessions, ends u's sessions
+	// everywhere, for a change settled as applied after its action was interrupted.
+	Aftercare(ctx context.Context, u connector.UserRef, killSessions bool) []string
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
 	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState, pw secret.String) (connector.Change, secret.String, error)

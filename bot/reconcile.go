@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"mongobot/approvals"
@@ -373,6 +374,15 @@ func (b *Bot) settle(ctx context.Context, e store.Entry, state string, now *conn
 // settleWith is settle recording ch, when not nil, as the entry's change (and so its undo).
 func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *connector.UserState, why, note string, ch *connector.Change) {
 	note = "reconciled after " + why + ": " + note
+	if state == store.EntryDone {
+		// What the action does after its write, it did not get to: routers, sessions.
+		if m, err := b.connector(e.Connector); err == nil {
+			kill := e.Action == commands.LockUser || e.Args["performs"] == commands.LockUser || e.Args["kill_sessions"] == "true"
+			if more := m.Aftercare(ctx, target(e.Args), kill); len(more) > 0 {
+				note += " (" + strings.Join(more, "; ") + ")"
+			}
+		}
+	}
 	var undoAt time.Time
 	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && ch != nil && ch.Undo != nil && state == store.EntryDone {
 		undoAt = e.CreatedAt.Add(d)

@@ -252,8 +252,11 @@ func (m *Mongo) write(ctx context.Context, db string, cmd bson.D, what string, c
 	return err
 }
 
-// stateChangeCodes end a command when the replica set changes primaries or shuts down.
-var stateChangeCodes = []int32{91, codePrimarySteppedDown, 11602}
+// stateChangeCodes end a command when the replica set changes primaries or shuts down, or
+// when a router loses its config servers (6 HostUnreachable, 89 NetworkTimeout, 202
+// NetworkInterfaceExceededTimeLimit, 262 ExceededTimeLimit, 9001 SocketException): from a
+// mongos, none of them says whether the config servers applied the change.
+var stateChangeCodes = []int32{6, 89, 91, codePrimarySteppedDown, 202, 262, 9001, 11602}
 
 // mapErrSecret scrubs a password the error text might quote.
 func (m *Mongo) mapErrSecret(err error, pw secret.String) error {

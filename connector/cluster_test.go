@@ -146,3 +146,18 @@ func TestCheckReportsRouterRefresh(t *testing.T) {
 		}
 	}
 }
+
+// A change settled as applied after its action was interrupted gets what the action does after
+// its write: every router refreshed and, for a lock, the sessions ended on each.
+func TestAftercareReachesEveryRouter(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{Topology: mongotest.Mongos, Members: 2})
+	m := connect(t, server{uri: emu.ClusterURI()})
+	if _, err := m.Discover(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	notes := m.Aftercare(ctx(t), connector.UserRef{User: "app", DB: "admin"}, true)
+	all := strings.Join(notes, " ")
+	if !strings.Contains(all, "user cache refreshed on 2 of 2 routers") || !strings.Contains(all, "on 2 of 2 routers") || len(emu.Kills()) != 2 {
+		t.Errorf("aftercare: %q, kills %v", notes, emu.Kills())
+	}
+}

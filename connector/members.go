@@ -175,3 +175,16 @@ func sentenceOf(err error) string {
 	}
 	return err.Error()
 }
+
+// Aftercare does, for a change found applied after its action was interrupted (and settled by
+// the caller's reconciliation), what the action does after its write: every router reads users
+// again, and, with killSessions, the user's sessions end everywhere. It returns the notes and
+// warnings to record with it.
+func (m *Mongo) Aftercare(ctx context.Context, u UserRef, killSessions bool) []string {
+	ch := Change{User: u}
+	m.refreshRouters(ctx, &ch)
+	if killSessions {
+		m.killSessions(ctx, &ch)
+	}
+	return append(ch.Notes, ch.Warnings...)
+}
