@@ -629,3 +629,21 @@ func TestLogoutAllRecoversTheUser(t *testing.T) {
 		t.Fatalf("the recovered user's password: %v", err)
 	}
 }
+
+// A grant that cannot do anything is refused before anyone is asked: a role that does not
+// exist, or one the user already holds (as a revoke of a role not held always was).
+func TestGrantRefusedBeforeApproval(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app", connector.Role{Name: "read", DB: "shop"})
+	e.command(dev, "grant-role prod app nosuchrole@shop")
+	e.private(dev, "nosuchrole@shop does not exist on prod", "Nothing was requested")
+	e.command(dev, "grant-role prod app read@shop@x")
+	e.private(dev, "a role is written name@db, with one @", "Nothing was requested")
+	e.command(dev, "grant-role prod app read@shop")
+	e.private(dev, "already has the role read@shop", "Nothing was requested")
+	e.command(dev, "grant-role prod app readAnyDatabase@shop")
+	e.private(dev, "write readAnyDatabase@admin", "Nothing was requested")
+	if rs, _, _ := e.st.Requests(0, 10); len(rs) != 0 {
+		t.Fatalf("%d requests were made", len(rs))
+	}
+}

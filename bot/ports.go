@@ -61,6 +61,8 @@ type Mongo interface {
 	// Aftercare refreshes every router's user cache and, with killSessions, ends u's sessions
 	// everywhere, for a change settled as applied after its action was interrupted.
 	Aftercare(ctx context.Context, u connector.UserRef, killSessions bool) []string
+	// CheckRole says whether a role exists, before anyone is asked to approve a grant of it.
+	CheckRole(ctx context.Context, r connector.Role) error
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
 	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState, pw secret.String) (connector.Change, secret.String, error)

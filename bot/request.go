@@ -257,9 +257,11 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		after := st
 		switch {
 		case action == commands.GrantRole && has:
-			pv[pvAfter], pv[pvRollback] = "no change: it already has "+esc(r.String()), "nothing (it already had the role)"
-			return pv, nil
+			return nil, fmt.Errorf("user %s already has the role %s on %s, so there is nothing to grant", u, r, m.Name())
 		case action == commands.GrantRole:
+			if err := m.CheckRole(ctx, r); err != nil {
+				return nil, err
+			}
 			after.Roles = append(slices.Clone(st.Roles), r)
 			pv[pvRollback] = "revoke " + esc(r.String())
 		case !has:

@@ -3,9 +3,13 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"mongobot/connector"
+	"mongobot/connector/mongotest"
 	"mongobot/secret"
 )
 
@@ -55,6 +59,45 @@ func TestAccountOf(t *testing.T) {
 		}
 		if got := m.Account(); got != c.want {
 			t.Errorf("Account of %q = %v, want %v", c.uri, got, c.want)
+		}
+	}
+}
+
+// A grant of a role that does not exist is refused before anyone approves it: built-in roles
+// are known without asking the server, custom ones are asked for.
+func TestCheckRole(t *testing.T) {
+	emu := startEmulator(t, mongotest.Options{})
+	m := connect(t, server{uri: emu.URI()})
+	admin := rawClient(t, emu.URI())
+	if _, err := run(t, admin, "shop", bson.D{{Key: "createRole", Value: "reporting"}, {Key: "privileges", Value: bson.A{}}, {Key: "roles", Value: bson.A{}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := emu.Count("rolesInfo")
+	for _, r := range []connector.Role{{Name: "read", DB: "shop"}, {Name: "root", DB: "admin"}, {Name: "readAnyDatabase", DB: "admin"}} {
+		if err := m.CheckRole(ctx(t), r); err != nil {
+			t.Errorf("%s: %v", r, err)
+		}
+	}
+	if n := emu.Count("rolesInfo") - before; n != 0 {
+		t.Errorf("built-in roles cost %d round trips", n)
+	}
+	if err := m.CheckRole(ctx(t), connector.Role{Name: "reporting", DB: "shop"}); err != nil {
+		t.Errorf("a custom role: %v", err)
+	}
+	for _, c := range []struct{ role, want string }{
+		{"nosuchrole@shop", "role nosuchrole@shop does not exist on test-emulator"},
+		{"readAnyDatabase@shop", "write readAnyDatabase@admin"},
+		{"read@shop@x", "a role is written name@db, with one @"},
+		{"reporting@admin", "role reporting@admin does not exist"},
+	} {
+		r, err := connector.ParseRole(c.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = m.CheckRole(ctx(t), r)
+		mustKind(t, err, connector.ErrRoleNotFound)
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", c.role, err, c.want)
 		}
 	}
 }

@@ -3,8 +3,11 @@ package connector
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -171,4 +174,53 @@ func readRestriction(raw bson.Raw) (Restriction, error) {
 		}
 	}
 	return r, nil
+}
+
+// Built-in roles (src/mongo/db/auth/builtin_roles.yml): dbRoles exist in every database,
+// adminRoles only in admin. They need no round trip to know.
+var (
+	dbRoles    = []string{"read", "readWrite", "dbAdmin", "userAdmin", "dbOwner", "enableSharding"}
+	adminRoles = []string{"readAnyDatabase", "readWriteAnyDatabase", "userAdminAnyDatabase", "dbAdminAnyDatabase",
+		"clusterMonitor", "clusterManager", "hostManager", "clusterAdmin", "backup", "restore", "root",
+		"directShardOperations", "searchCoordinator", "__queryableBackup", "__system"}
+)
+
+// CheckRole says, before anyone is asked to approve a grant, whether role r exists: built-in
+// roles are known here, custom ones are asked for (rolesInfo on r's database). It answers
+// ErrRoleNotFound with a sentence that says what was probably meant, and nil when r exists or
+// when the server cannot tell (no viewRole, or no rolesInfo: the grant itself will say).
+func (m *Mongo) CheckRole(ctx context.Context, r Role) error {
+	if err := ValidateRole(r); err != nil {
+		return err
+	}
+	if slices.Contains(dbRoles, r.Name) || (r.DB == "admin" && slices.Contains(adminRoles, r.Name)) {
+		return nil
+	}
+	if slices.Contains(adminRoles, r.Name) {
+		return newErr(ErrRoleNotFound, "", "role %s does not exist: %s is a built-in role of the admin database only; write %s@admin", r, r.Name, r.Name)
+	}
+	var reply struct {
+		Roles []struct {
+			Role string `bson:"role"`
+			DB   string `bson:"db"`
+		} `bson:"roles"`
+	}
+	cmd := bson.D{{Key: "rolesInfo", Value: bson.D{{Key: "role", Value: r.Name}, {Key: "db", Value: r.DB}}}}
+	if err := m.run(ctx, r.DB, cmd, &reply, "role "+r.String()); err != nil {
+		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnsupported) {
+			return nil
+		}
+		return err
+	}
+	for _, x := range reply.Roles {
+		if x.Role == r.Name && x.DB == r.DB {
+			return nil
+		}
+	}
+	hint := ""
+	if strings.Contains(r.Name, "@") {
+		hint = fmt.Sprintf(" (the role is read as %q on the database %q: a role is written name@db, with one @)", r.Name, r.DB)
+	}
+	return newErr(ErrRoleNotFound, "", "role %s does not exist on %s%s; built-in roles are %s on any database, and %s on admin only",
+		r, m.name, hint, strings.Join(dbRoles, ", "), strings.Join(adminRoles[:11], ", "))
 }
