@@ -67,6 +67,7 @@ type Bot struct {
 	cards    keyed           // request id -> the lock serializing its card's updates
 	reveals  keyed           // secret id -> the lock making one reveal deliver, then delete
 	targets  keyed           // connector and user -> the lock making actions on one user one at a time
+	asks     keyed           // action, connector and user -> the lock making one pending request of each
 	noticed  map[uint64]bool // entries already reported as not checkable yet
 	panics   atomic.Int64
 	busy     atomic.Int64 // units of work begun and not done (for tests that wait for quiet)

@@ -647,3 +647,32 @@ func TestGrantRefusedBeforeApproval(t *testing.T) {
 		t.Fatalf("%d requests were made", len(rs))
 	}
 }
+
+// One pending request per change, and a password a later rotation replaced is never handed
+// out: its Reveal says which change replaced it.
+func TestSecondRotationSupersedesTheFirst(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "rotate-password prod app")
+	card := e.card("Request #1")
+	e.command(bob, "rotate-password prod app --reason again")
+	e.private(bob, "Request #1", "is already waiting for approval for the same change", "cancel 1", "Nothing was requested")
+	e.click(alice, card, bot.TextApprove)
+	first := e.offer(dev, "app")
+
+	e.command(dev, "rotate-password prod app")
+	card2 := e.card("Request #2")
+	e.click(alice, card2, bot.TextApprove)
+	e.message("a second offer", func(m slacktest.Message) bool {
+		_, ok := m.Find(bot.TextReveal)
+		return ok && m.Channel == "D"+dev && m.TS != first.TS
+	})
+	e.click(dev, first, bot.TextReveal)
+	e.message("the first offer says it was replaced", func(m slacktest.Message) bool {
+		return m.TS == first.TS && strings.Contains(m.All(), "A later change (journal #2) replaced this password")
+	})
+	pw := e.reveal(dev, "app")
+	if err := e.login("app", pw); err != nil {
+		t.Fatalf("the newer password: %v", err)
+	}
+}

@@ -300,7 +300,7 @@ func metricAction(e store.Entry) string {
 func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, out outcome) {
 	b.tell(ctx, r.Card, b.told(e), b.result(e, ch, out.err))
 	if out.err == nil && out.secretID != "" {
-		b.offerReveal(ctx, e.Requester, out.secretID, target(e.Args), e.Connector)
+		b.offerReveal(ctx, e, out.secretID)
 	}
 }
 
@@ -386,11 +386,19 @@ func (b *Bot) failRequest(ctx context.Context, r store.Request, entry uint64, wh
 	b.dm(ctx, r.Requester, text("Request #%d (%s) failed: %s.", r.ID, summary(r.Action, r.Connector, r.Args), strings.TrimSuffix(why, ".")))
 }
 
-// offerReveal sends the owner of a new password a private message with Reveal password. The
-// owner's window starts now: the sealed copy is given the reveal TTL from this moment.
-func (b *Bot) offerReveal(ctx context.Context, owner, secretID string, u connector.UserRef, conn string) {
+// offerReveal sends the owner of entry e's new password a private message with Reveal
+// password. The owner's window starts now: the sealed copy is given the reveal TTL from this
+// moment. Earlier passwords of the same user still waiting to be revealed no longer work: they
+// are deleted, and their buttons say which entry replaced them.
+func (b *Bot) offerReveal(ctx context.Context, e store.Entry, secretID string) {
+	owner, u, conn := e.Requester, target(e.Args), e.Connector
 	if err := b.store.ExtendSecret(secretID, owner, b.cfg.RevealTTL); err != nil {
 		b.log.Error("start the reveal window", "err", err)
+	}
+	if gone, err := b.store.SupersedeSecrets(conn+"/"+u.String(), secretID, e.ID); err != nil {
+		b.log.Error("supersede earlier passwords", "err", err)
+	} else if len(gone) > 0 {
+		b.log.Info("earlier passwords superseded", "entry", e.ID, "count", len(gone))
 	}
 	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", esc(u.String()), esc(conn)), Blocks: []Block{
 		{Text: fmt.Sprintf(":key: A new password for `%s` on *%s* is ready. Only you can reveal it, once, until %s; then it is gone for good.",
@@ -435,6 +443,8 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 		return
 	case errors.Is(err, store.ErrExpired):
 		msg = "This password expired before it was revealed and is gone; rotate the password again to get a new one."
+	case errors.Is(err, store.ErrNotFound) && b.store.SupersededBy(c.Value) != 0:
+		msg = fmt.Sprintf("A later change (journal #%d) replaced this password: it no longer works, so it is not shown. Use the newer one.", b.store.SupersededBy(c.Value))
 	case errors.Is(err, store.ErrNotFound):
 		msg = "This password was already revealed (or has expired) and is gone; rotate the password again if you need a new one."
 	default:

@@ -299,7 +299,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		}
 		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with the new password")
 		if id != "" {
-			b.offerReveal(ctx, e.Requester, id, u, e.Connector)
+			b.offerReveal(ctx, e, id)
 		}
 		return true
 	}
@@ -318,7 +318,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 			// so a failed login says nothing of the password: a person must look. The
 			// sealed password is offered, since it may well be the one in force.
 			b.settle(ctx, e, store.EntryUnknown, &now, why, "the user has authentication restrictions (it may be locked), so logging in cannot tell whether the new password was set; the new password is offered to its owner, and the old one may still be the one in force: rotate again once the user can log in")
-			b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
+			b.offerReveal(ctx, e, e.PendingSecret)
 			return true
 		}
 		if b.young(e) {
@@ -330,7 +330,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		return true
 	}
 	b.settle(ctx, e, store.EntryDone, &now, why, "logging in with the new password works, so the rotation took effect")
-	b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
+	b.offerReveal(ctx, e, e.PendingSecret)
 	return true
 }
 
@@ -350,7 +350,7 @@ func (b *Bot) reconcileCreate(ctx context.Context, m Mongo, e store.Entry, u con
 	if e.PendingSecret != "" {
 		if raw, err := b.store.PeekSecret(e.PendingSecret, e.Requester); err == nil && m.Login(ctx, u, secret.New(string(raw))) == nil {
 			b.settleWith(ctx, e, store.EntryDone, &now, why, "the user exists and logging in with its sealed password works", ch)
-			b.offerReveal(ctx, e.Requester, e.PendingSecret, u, e.Connector)
+			b.offerReveal(ctx, e, e.PendingSecret)
 			return true
 		}
 	}

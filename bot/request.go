@@ -136,6 +136,14 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	if cmd.Verb == commands.Unschedule {
 		args["id"] = strconv.FormatUint(cmd.ID, 10)
 	}
+	// One pending request per change: a second one would ask approvers twice and, for a
+	// rotation, hand out a password the first would replace.
+	defer b.asks.lock(cmd.Verb + "\x00" + cmd.Connector + "\x00" + target(args).String())()
+	if p, ok := b.pendingTwin(cmd.Verb, cmd.Connector, args); ok {
+		refuse("Request #%d (%s, by <@%s>) is already waiting for approval for the same change; approve or cancel it (`%s cancel %d`) instead. Nothing was requested.",
+			p.ID, summary(p.Action, p.Connector, p.Args), p.Requester, b.cfg.Slash, p.ID)
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	pv, err := b.preview(pctx, m, cmd.Verb, args)
 	cancel()
@@ -657,4 +665,27 @@ func (b *Bot) expire(ctx context.Context, id uint64) {
 	b.refreshCard(ctx, r)
 	b.dm(ctx, r.Requester, text("Request #%d (%s) expired before it was approved; nothing was changed. Ask again if it is still needed.",
 		id, summary(r.Action, r.Connector, r.Args)))
+}
+
+// pendingTwin finds a pending request for the same action on the same user (and, for a
+// grant or revoke, the same role).
+func (b *Bot) pendingTwin(action, conn string, args map[string]string) (store.Request, bool) {
+	var before uint64
+	for {
+		rs, next, err := b.store.Requests(before, 200, approvals.Pending)
+		if err != nil {
+			return store.Request{}, false
+		}
+		for _, r := range rs {
+			if r.Action == action && r.Connector == conn && target(r.Args) == target(args) && r.Args["role"] == args["role"] &&
+				b.now().Before(r.ExpiresAt) &&
+				(action != commands.Unschedule || r.Args["id"] == args["id"]) {
+				return r, true
+			}
+		}
+		if next == 0 {
+			return store.Request{}, false
+		}
+		before = next
+	}
 }

@@ -27,9 +27,11 @@ var (
 	bucketSchedules = []byte("schedules")
 	bucketSecrets   = []byte("secrets")
 	bucketDedupe    = []byte("dedupe")
+	bucketOffers    = []byte("offers")     // a user's offered secrets, to supersede them
+	bucketReplaced  = []byte("superseded") // secret id -> the entry whose password replaced it
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
-		bucketSchedules, bucketSecrets, bucketDedupe}
+		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced}
 
 	keySchema = []byte("schema")
 )
