@@ -400,7 +400,8 @@ func (b *Bot) status(r store.Request) string {
 		return s
 	case approvals.RolledBack:
 		if last.By == botActor && r.Args["for"] != "" {
-			by = " by the bot, because its --for " + esc(r.Args["for"]) + " ended,"
+			// Nobody pressed anything: the time was up.
+			return fmt.Sprintf("*Ended by the bot* %s: --for %s is over (journal #%d).", clock(last.At), esc(r.Args["for"]), r.EntryID)
 		}
 		return fmt.Sprintf("*Rolled back*%s %s (journal #%d).", by, clock(last.At), r.EntryID)
 	}

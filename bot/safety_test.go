@@ -81,7 +81,7 @@ func TestAutomaticEndIsTheBots(t *testing.T) {
 	e.result(card, "*Done*")
 	e.advance(31 * time.Minute)
 	res := e.result(card, "rollback of #1", "by the bot")
-	e.cardSays(card, "*Rolled back* by the bot, because its --for 30m ended")
+	e.cardSays(card, "*Ended by the bot*", "--for 30m is over")
 	if _, ok := res.Find(bot.TextRollback); ok {
 		t.Fatal("the automatic end offers Roll back")
 	}

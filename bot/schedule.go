@@ -649,6 +649,11 @@ func (b *Bot) executeUnschedule(ctx context.Context, r store.Request) {
 	b.refreshCard(ctx, r)
 	msg := text("Schedule #%d (rotate-password `%s` on %s, `%s`) is removed.", id, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec))
 	b.tell(ctx, r.Card, r.Requester, msg)
+	if sc.Owner != "" && sc.Owner != r.Requester {
+		// Its passwords went to its owner, who should not learn of its end by their absence.
+		b.dm(ctx, sc.Owner, text("Your schedule #%d (rotate-password `%s` on %s, `%s`) was removed at the request of <@%s>, approved under the policy: no more scheduled rotations of that user.",
+			id, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec), r.Requester))
+	}
 }
 
 func (b *Bot) schedulesMessage() Message {

@@ -102,10 +102,12 @@ func TestScheduledRotationEndToEnd(t *testing.T) {
 	// A second schedule of the same user is refused; unschedule goes through approval.
 	e.command(dev, `schedule rotate-password prod svc "@weekly"`)
 	e.private(dev, "already has schedule #1")
-	e.command(dev, "unschedule 1")
+	// Someone else removes it: its owner is told.
+	e.command(bob, "unschedule 1")
 	un := e.card("unschedule", "removed")
-	e.click(bob, un, bot.TextApprove)
+	e.click(alice, un, bot.TextApprove)
 	e.result(un, "Schedule #1", "is removed")
+	e.private(dev, "Your schedule #1", "was removed at the request of <@"+bob+">")
 	e.advance(24 * time.Hour)
 	if n := e.emu.Count("updateUser"); n != 1 {
 		t.Fatalf("an unscheduled rotation ran: %d", n)
