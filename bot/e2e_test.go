@@ -676,3 +676,27 @@ func TestSecondRotationSupersedesTheFirst(t *testing.T) {
 		t.Fatalf("the newer password: %v", err)
 	}
 }
+
+// A change that reaches the whole deployment says so on its card, in its own block, and the
+// request carries risk: high for the policy.
+func TestHighRiskIsFlaggedOnTheCard(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.createUser("dba", connector.Role{Name: "root", DB: "admin"})
+	e.command(dev, "grant-role prod app root")
+	e.card("Request #1", ":warning: *High risk*", "root@admin can do anything on this deployment")
+	e.command(dev, "grant-role prod app read@local")
+	e.card("Request #2", "*High risk*", "a role on the local database")
+	e.command(dev, "lock-user prod dba")
+	e.card("Request #3", "*High risk*", "dba@admin holds root@admin: it is an administrator")
+	e.command(dev, "grant-role prod app read@shop")
+	c := e.card("Request #4")
+	if strings.Contains(c.All(), "High risk") {
+		t.Error("an ordinary grant is flagged high-risk")
+	}
+	for id, want := range map[uint64]string{1: "high", 2: "high", 3: "high", 4: ""} {
+		if r, _ := e.st.Request(id); r.Args["risk"] != want {
+			t.Errorf("request #%d risk %q, want %q", id, r.Args["risk"], want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ const (
 	pvNow      = "now"
 	pvAfter    = "after"
 	pvRollback = "rollback"
+	pvRisk     = "risk" // why the change is high-risk, when it is
 )
 
 // target is the user an action's arguments name.
@@ -151,6 +152,9 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		refuse("%s Nothing was requested.", sentence(err))
 		return
 	}
+	if pv[pvRisk] != "" {
+		args["risk"] = "high" // journaled with the request: the policy is judged on it again at execution
+	}
 	eff := b.policyFor(cmd.Verb, cmd.Connector, args)
 	now := b.now()
 	r := store.Request{Action: cmd.Verb, Connector: cmd.Connector, Args: args, Requester: in.User, Reason: cmd.Reason,
@@ -220,6 +224,9 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 	}
 	missing := fmt.Errorf("user %s does not exist on %s", u, m.Name())
 	pv := map[string]string{pvNow: esc(st.Describe())}
+	if why := riskOf(action, args, st); why != "" {
+		pv[pvRisk] = esc(why)
+	}
 	defer func() {
 		if d := args["for"]; d != "" && pv[pvAfter] != "" {
 			pv[pvAfter] += "; temporary: undone automatically " + d + " after it runs"
@@ -341,6 +348,9 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	}
 	m := Message{Text: fmt.Sprintf("Request #%d: %s", r.ID, summary(r.Action, r.Connector, r.Args)),
 		Blocks: []Block{{Text: title}, {Fields: fields}}}
+	if why := r.Preview[pvRisk]; why != "" {
+		m.Blocks = append(m.Blocks, Block{Text: ":warning: *High risk*: " + why + ". Check who asked and why before approving."})
+	}
 	if len(approvers) > 0 {
 		var who []string
 		for _, a := range approvers {
