@@ -694,6 +694,13 @@ func TestHighRiskIsFlaggedOnTheCard(t *testing.T) {
 	if strings.Contains(c.All(), "High risk") {
 		t.Error("an ordinary grant is flagged high-risk")
 	}
+	// Rolling back a revoke of root grants root: judged, and flagged, as that grant.
+	e.command(dev, "revoke-role prod dba root")
+	rv := e.card("Request #5", "*High risk*")
+	e.click(alice, rv, bot.TextApprove)
+	e.result(rv, "*Done*")
+	e.command(dev, "rollback 1")
+	e.card("rollback of #1", "*High risk*", "root@admin can do anything")
 	for id, want := range map[uint64]string{1: "high", 2: "high", 3: "high", 4: ""} {
 		if r, _ := e.st.Request(id); r.Args["risk"] != want {
 			t.Errorf("request #%d risk %q, want %q", id, r.Args["risk"], want)

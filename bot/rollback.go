@@ -95,6 +95,14 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	if b.cfg.Via != "" {
 		args["via"] = b.cfg.Via
 	}
+	// A rollback is judged as what it performs, its risk too: undoing a revoke of root grants
+	// root. The user's state is the one the action left (journaled).
+	var after connector.UserState
+	_ = json.Unmarshal(e.After, &after)
+	risk := riskOf(args["performs"], args, after)
+	if risk != "" {
+		args["risk"] = "high"
+	}
 	eff := b.policyFor(commands.Rollback, e.Connector, args)
 	if who.User != e.Requester && !slices.Contains(e.Approvers, who.User) && !eff.Approvers.Has(who) {
 		b.private(ctx, channel, who.User, text("Only the requester of journal #%d (<@%s>) or an approver can roll it back.", id, e.Requester))
@@ -109,7 +117,7 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	r, err := b.store.CreateRequest(store.Request{Action: commands.Rollback, Connector: e.Connector, Args: args, Requester: who.User,
 		Reason: reason, CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter),
 		Preview: map[string]string{pvNow: "journal #" + args["id"] + ": " + summary(e.Action, e.Connector, e.Args), pvAfter: esc(ch.Undo.Describe),
-			pvRollback: "the rollback can itself be rolled back, judged as the action that would perform"}},
+			pvRollback: "the rollback can itself be rolled back, judged as the action that would perform", pvRisk: esc(risk)}},
 		approvals.Pending, who.User)
 	if err != nil {
 		b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))
