@@ -63,6 +63,8 @@ type Mongo interface {
 	Aftercare(ctx context.Context, u connector.UserRef, killSessions bool) []string
 	// CheckRole says whether a role exists, before anyone is asked to approve a grant of it.
 	CheckRole(ctx context.Context, r connector.Role) error
+	// ServerLine describes the deployment as last discovered, for the journal ("" before).
+	ServerLine() string
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)
 	UnlockUser(ctx context.Context, u connector.UserRef, restore []connector.Restriction) (connector.Change, error)
 	Recreate(ctx context.Context, u connector.UserRef, pre connector.UserState, pw secret.String) (connector.Change, secret.String, error)

@@ -284,6 +284,17 @@ func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
 	return info, nil
 }
 
+// ServerLine is the last discovery's one-line description of the deployment ("7.0.14, replica
+// set primary (rs0)"), or "" before the first: for the journal, with no round trip.
+func (m *Mongo) ServerLine() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.info == nil {
+		return ""
+	}
+	return m.info.String()
+}
+
 // serverInfo returns the cached discovery, discovering once if needed.
 func (m *Mongo) serverInfo(ctx context.Context) (ServerInfo, error) {
 	m.mu.Lock()
