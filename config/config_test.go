@@ -112,19 +112,19 @@ func TestParseBad(t *testing.T) {
 	base := "connectors: [{name: a, connection_string: 'mongodb://x'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n"
 	tests := []struct{ yaml, says string }{
 		{"connectors: [", "not valid YAML"},
-		{base + "slash_command: mongo\n", `slash_command: "mongo" must be one word starting with /`},
+		{base + "slash_command: mongo\n", `slash_command (line 3): "mongo" must be one word starting with /`},
 		{"approvals: {channel: C1, approvers: {users: [U1]}}\n", "connectors: at least one connector"},
 		{"connectors: [{name: a, connection_string: '${NOPE}'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string: the environment variable NOPE is not set"},
-		{"connectors: [{name: a, connection_string: x}, {name: a, connection_string: y}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", `connectors[1].name "a" is used twice`},
+		{"connectors: [{name: a, connection_string: x}, {name: a, connection_string: y}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", `connectors[1].name (line 1) "a" is used twice`},
 		{"connectors: [{name: a}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {approvers: {users: [U1]}}\n", "approvals.channel is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1}\n", "approvers lists nobody"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, quorum: 2}\n", "quorum is 2 but only 1 approver"},
-		{base + "approvals_typo: 1\n", "field approvals_typo not found"},
+		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connectors, http, log, reveal_ttl, schedules, slash_command"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, expire_after: soon}\n", `"soon" is not a duration`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, require: [drop-table]}\n", `"drop-table" is not an action`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, rules: [{connectors: [b]}]}\n", `"b" is not a configured connector`},
-		{base + "log: {level: loud}\n", `log.level "loud"`},
+		{base + "log: {level: loud}\n", `log.level (line 3) "loud"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml), env(nil))
@@ -150,5 +150,76 @@ func TestErrorsDoNotQuoteSecrets(t *testing.T) {
 		env(map[string]string{"PW": "hunter2-secret"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// TestMistakesNamePathAndLine: a mistake in the file is reported as terraform or kubectl
+// would, by its YAML path and line, in words, with the key that was probably meant.
+func TestMistakesNamePathAndLine(t *testing.T) {
+	const head = "connectors:\n  - name: a\n    connection_string: x\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"misspelt key", head + "  quorom: 1\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?`},
+		{"swapped letters", head + "  approvers2: {}\naccess:\n  usres: [U1]\n", `access.usres (line 9): unknown key; did you mean "users"?`},
+		{"capitals", head + "  Quorum: 1\n", `approvals.Quorum (line 7): unknown key; did you mean "quorum"?`},
+		{"nothing close", head + "  colour: blue\n", "approvals.colour (line 7): unknown key; the keys here are allow_self_approval, approvers, channel, expire_after, quorum, require, rules"},
+		{"in a list item", "connectors:\n  - name: a\n    connection_strng: x\n", `connectors[0].connection_strng (line 3): unknown key; did you mean "connection_string"?`},
+		{"in a rule", head + "  rules:\n    - actions: [drop-user]\n      quorun: 2\n", `approvals.rules[0].quorun (line 9): unknown key; did you mean "quorum"?`},
+		{"text for a number", head + "  quorum: two\n", `approvals.quorum (line 7): expected a whole number, got "two"`},
+		{"text for a boolean", head + "  allow_self_approval: sometimes\n", `approvals.allow_self_approval (line 7): expected true or false, got "sometimes"`},
+		{"a word for a list", head + "  require: drop-user\n", `approvals.require (line 7): expected a list, got "drop-user" (write [drop-user] for a list of one)`},
+		{"a list for text", head + "slash_command: [a]\n", "slash_command (line 7): expected text, got a list"},
+		{"a word for a section", head + "access: everyone\n", `access (line 7): expected a mapping with the keys users, usergroups, got "everyone"`},
+		{"a mapping for a number", "connectors:\n  - name: a\n    password_length: {n: 1}\n", "connectors[0].password_length (line 3): expected a whole number, got a mapping"},
+		{"not a mapping at all", "- a\n- b\n", "the file (line 1): expected a mapping"},
+		{"a key twice", head + "  quorum: 1\n  quorum: 2\n", "approvals.quorum (line 8): given twice (first at line 7)"},
+		{"every mistake at once", head + "  quorom: 1\nlog: {levle: info}\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?; log.levle (line 8): unknown key; did you mean "level"?`},
+		{"a check names the line too", head + "log:\n  format: xml\n", `log.format (line 8) "xml" is not text or json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+			if err != nil && strings.Contains(err.Error(), "config.") {
+				t.Errorf("a Go type name: %v", err)
+			}
+		})
+	}
+}
+
+// TestErrorsNeverQuoteExpandedValues: a value that came from ${VAR} may be a secret, so no
+// message quotes it, whichever check finds it wrong, short or long; messages name the
+// variable instead.
+func TestErrorsNeverQuoteExpandedValues(t *testing.T) {
+	const secretValue = "Zq9-hunter2-Zq9"
+	const head = "connectors:\n  - name: a\n    connection_string: x\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"number", head + "  quorum: ${S}\n", "approvals.quorum (line 7): expected a whole number, got the value of ${S}"},
+		{"boolean", head + "  allow_self_approval: ${S}\n", "got the value of ${S}"},
+		{"list", head + "  require: ${S}\n", "approvals.require (line 7): expected a list, got the value of ${S}"},
+		{"duration", head + "  expire_after: ${S}\n", "approvals.expire_after (line 7): the value of ${S} is not a duration"},
+		{"duration in text", head + "  expire_after: \"1${S}\"\n", "the value of ${S} is not a duration"},
+		{"mapping", head + "access: ${S}\n", "access (line 7): expected a mapping with the keys users, usergroups, got the value of ${S}"},
+		{"slash command", head + "slash_command: ${S}\n", "slash_command (line 7): the value of ${S} must be one word"},
+		{"log level", head + "log: {level: \"${S}\"}\n", "log.level (line 7) the value of ${S} is not debug"},
+		{"connector name", "connectors:\n  - name: ${S}\n    connection_string: x\n  - name: ${S}\n    connection_string: y\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "the value of ${S} is used twice"},
+		{"action", head + "  require: [\"${S}\"]\n", "approvals.require (line 7): the value of ${S} is not an action"},
+	}
+	for _, v := range []string{secretValue, "ab"} {
+		for _, tt := range tests {
+			t.Run(tt.name+"/"+v, func(t *testing.T) {
+				_, err := Parse([]byte(tt.yaml), env(map[string]string{"S": v}))
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if strings.Contains(err.Error(), `"`+v) || strings.Contains(err.Error(), secretValue) || strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("quotes the value: %v", err)
+				}
+				if !strings.Contains(err.Error(), tt.says) {
+					t.Errorf("= %v\nwant %q", err, tt.says)
+				}
+			})
+		}
 	}
 }
