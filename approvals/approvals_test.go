@@ -184,3 +184,41 @@ func TestValidate(t *testing.T) {
 		t.Errorf("no approval required: %v", err)
 	}
 }
+
+// TestValidateSaysEachMistakeOnce: a policy that strands every action on every connector is
+// one mistake, reported once with what it strands, not once per action and connector.
+func TestValidateSaysEachMistakeOnce(t *testing.T) {
+	actions := []string{"rotate-password", "drop-user", "lock-user"}
+	tests := []struct {
+		name       string
+		p          Policy
+		connectors []string
+		want       string
+	}{
+		{"no approvers", Policy{}, []string{"prod"},
+			"approvals: approvers lists nobody, so rotate-password, drop-user, lock-user on prod could never be approved"},
+		{"no approvers, two connectors", Policy{}, []string{"prod", "staging"},
+			"approvals: approvers lists nobody, so rotate-password, drop-user, lock-user on prod, staging could never be approved"},
+		{"some actions on some connectors", Policy{Approvers: Group{Users: []string{"U1"}}, Rules: []Rule{
+			{Actions: []string{"drop-user", "lock-user"}, Approvers: &Group{}},
+			{Actions: []string{"lock-user"}, Connectors: []string{"staging"}, Approvers: &Group{Users: []string{"U2"}}},
+		}}, []string{"prod", "staging"},
+			"approvals.rules[0]: approvers lists nobody, so drop-user on prod, staging and lock-user on prod could never be approved"},
+		{"quorum", Policy{Approvers: Group{Users: []string{"U1"}}, Quorum: 2, Require: []string{"drop-user", "lock-user"}}, []string{"prod"},
+			"approvals: quorum is 2 but only 1 approver(s) are listed, so drop-user, lock-user on prod could never be approved"},
+		{"two mistakes", Policy{Approvers: Group{Users: []string{"U1"}}, Rules: []Rule{
+			{Actions: []string{"drop-user"}, Quorum: 3},
+			{Actions: []string{"lock-user"}, Approvers: &Group{}},
+		}}, []string{"prod"},
+			"approvals.rules[0]: quorum is 3 but only 1 approver(s) are listed, so drop-user on prod could never be approved; approvals.rules[1]: approvers lists nobody, so lock-user on prod could never be approved"},
+	}
+	for _, tt := range tests {
+		err := tt.p.Validate(actions, tt.connectors)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s:\n got %v\nwant %s", tt.name, err, tt.want)
+		}
+		if u, ok := err.(interface{ Unwrap() []error }); !ok || len(u.Unwrap()) != strings.Count(tt.want, "; ")+1 {
+			t.Errorf("%s: the mistakes do not unwrap one by one", tt.name)
+		}
+	}
+}

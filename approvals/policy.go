@@ -169,25 +169,90 @@ func (p Policy) Validate(actions, connectors []string) error {
 			add("approvals.rules[%d].quorum must be at least 1", i)
 		}
 	}
+	// A policy that leaves nobody able to approve is one mistake, however many actions and
+	// connectors it strands: say it once, naming them.
+	var stuck []stranded
 	for _, a := range actions {
 		for _, c := range connectors {
 			e := p.For(a, c)
 			if !e.Required {
 				continue
 			}
-			field := p.source(a, c)
+			var why string
 			switch {
 			case e.Approvers.Empty():
-				add("%s: approvers lists nobody, so %s on %s could never be approved", field, a, c)
+				why = "approvers lists nobody"
 			case len(e.Approvers.Usergroups) == 0 && len(e.Approvers.Users) < e.Quorum:
-				add("%s: quorum is %d but only %d approver(s) are listed", field, e.Quorum, len(e.Approvers.Users))
+				why = fmt.Sprintf("quorum is %d but only %d approver(s) are listed", e.Quorum, len(e.Approvers.Users))
+			default:
+				continue
 			}
+			field := p.source(a, c)
+			i := slices.IndexFunc(stuck, func(s stranded) bool { return s.field == field && s.why == why })
+			if i < 0 {
+				stuck = append(stuck, stranded{field: field, why: why})
+				i = len(stuck) - 1
+			}
+			stuck[i].add(a, c)
 		}
 	}
+	for _, s := range stuck {
+		add("%s: %s, so %s could never be approved", s.field, s.why, s.what())
+	}
 	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
+		return problems(errs)
 	}
 	return nil
+}
+
+// problems is Validate's error: one sentence per mistake, in one line. Unwrap gives them one
+// by one, for a caller that adds to them (the config names their lines).
+type problems []string
+
+func (ps problems) Error() string { return strings.Join(ps, "; ") }
+
+func (ps problems) Unwrap() []error {
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		out[i] = errors.New(p)
+	}
+	return out
+}
+
+// stranded is the actions and connectors that one mistake leaves without approval.
+type stranded struct {
+	field, why string
+	actions    []string
+	on         [][]string // on[i] are the connectors of actions[i]
+}
+
+func (s *stranded) add(action, connector string) {
+	i := slices.Index(s.actions, action)
+	if i < 0 {
+		s.actions, s.on = append(s.actions, action), append(s.on, nil)
+		i = len(s.actions) - 1
+	}
+	s.on[i] = append(s.on[i], connector)
+}
+
+// what names the stranded requests, actions with the same connectors together:
+// "drop-user, lock-user on prod, staging and grant-role on prod".
+func (s *stranded) what() string {
+	var parts []string
+	done := make([]bool, len(s.actions))
+	for i := range s.actions {
+		if done[i] {
+			continue
+		}
+		same := []string{s.actions[i]}
+		for j := i + 1; j < len(s.actions); j++ {
+			if !done[j] && slices.Equal(s.on[i], s.on[j]) {
+				same, done[j] = append(same, s.actions[j]), true
+			}
+		}
+		parts = append(parts, strings.Join(same, ", ")+" on "+strings.Join(s.on[i], ", "))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // source names the config field that decided the approvers or quorum of action on connector.

@@ -310,7 +310,13 @@ func (c *Config) check(src *source) error {
 		add("approvals.quorum must be at least 1")
 	}
 	if err := c.Policy().Validate(Actions, names); err != nil {
-		add("%v", err)
+		ps := []error{err}
+		if m, ok := err.(interface{ Unwrap() []error }); ok {
+			ps = m.Unwrap() // one by one, for each to get its line
+		}
+		for _, p := range ps {
+			add("%v", p)
+		}
 	}
 	if r := c.Schedules.Retries; r != nil && (*r < 0 || *r > 10) {
 		add("schedules.retries must be between 0 and 10")

@@ -174,6 +174,7 @@ func TestMistakesNamePathAndLine(t *testing.T) {
 		{"a key twice", head + "  quorum: 1\n  quorum: 2\n", "approvals.quorum (line 8): given twice (first at line 7)"},
 		{"every mistake at once", head + "  quorom: 1\nlog: {levle: info}\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?; log.levle (line 8): unknown key; did you mean "level"?`},
 		{"a check names the line too", head + "log:\n  format: xml\n", `log.format (line 8) "xml" is not text or json`},
+		{"a policy check names the line too", head + "  rules:\n    - {actions: [drop-user], quorum: 2}\n", "approvals.rules[0] (line 8): quorum is 2 but only 1 approver(s) are listed, so drop-user on a could never be approved"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,5 +222,18 @@ func TestErrorsNeverQuoteExpandedValues(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestNoApproversSaidOnce: a config with no approvers strands every action, and says so in
+// one sentence naming them, not once per action.
+func TestNoApproversSaidOnce(t *testing.T) {
+	_, err := Parse([]byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n"), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := "approvals (line 2): approvers lists nobody, so rotate-password, grant-role, revoke-role, create-readonly-user, drop-user, lock-user, unlock-user, schedule, unschedule on a could never be approved"
+	if err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
