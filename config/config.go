@@ -303,8 +303,23 @@ func (c *Config) check(src *source) error {
 			add("%s.password_length must be between 16 and 256", f)
 		}
 	}
+	addID := func(m string) { add("%s", m) }
 	if c.Approvals.Channel == "" {
 		add("approvals.channel is empty: approval requests need a channel (its id, like C0123456789)")
+	} else if m := src.slackID("approvals.channel", c.Approvals.Channel, channelID); m != "" {
+		add("%s", m)
+	}
+	src.slackIDs("approvals.approvers", c.Approvals.Approvers, addID)
+	for i, r := range c.Approvals.Rules {
+		if r.Approvers != nil {
+			src.slackIDs(fmt.Sprintf("approvals.rules[%d].approvers", i), *r.Approvers, addID)
+		}
+	}
+	src.slackIDs("access", c.Access, addID)
+	if ch := c.Schedules.Channel; ch != "" {
+		if m := src.slackID("schedules.channel", ch, channelID); m != "" {
+			add("%s", m)
+		}
 	}
 	if c.Approvals.Quorum < 0 {
 		add("approvals.quorum must be at least 1")

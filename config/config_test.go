@@ -237,3 +237,52 @@ func TestNoApproversSaidOnce(t *testing.T) {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
+
+// TestSlackIDs: a name where Slack needs an id passes every other check and then nobody can
+// ever approve, so every place that names a channel, a user or a user group takes ids only,
+// and the message says what an id looks like and where Slack shows it.
+func TestSlackIDs(t *testing.T) {
+	const conn = "connectors: [{name: a, connection_string: x}]\n"
+	tests := []struct{ name, yaml, says string }{
+		{"channel by name", conn + "approvals:\n  channel: \"#approvals\"\n  approvers: {users: [U1]}\n",
+			`approvals.channel (line 3): "#approvals" is not a Slack channel id: the bot needs the id, like C0123456789 (or G… for an older private channel), not a name; open the channel's details in Slack, the id is at the bottom`},
+		{"channel in lower case", conn + "approvals: {channel: c0approvals, approvers: {users: [U1]}}\n",
+			`approvals.channel (line 2): "c0approvals" is not a Slack channel id: the bot needs the id, like C0123456789 (or G… for an older private channel), in capital letters`},
+		{"a user's id for a channel", conn + "approvals: {channel: U0ALICE, approvers: {users: [U1]}}\n", `approvals.channel (line 2): "U0ALICE" is not a Slack channel id`},
+		{"user by name", conn + "approvals:\n  channel: C1\n  approvers:\n    users: [U1, alice]\n",
+			`approvals.approvers.users[1] (line 5): "alice" is not a Slack user id: the bot needs the id, like U0123456789 (or W… in an Enterprise Grid org); open the person's profile in Slack, choose ⋮ (More), then "Copy member ID"`},
+		{"user by handle", conn + "approvals:\n  channel: C1\n  approvers:\n    users:\n      - U1\n      - \"@bob\"\n",
+			`approvals.approvers.users[1] (line 7): "@bob" is not a Slack user id: the bot needs the id, like U0123456789 (or W… in an Enterprise Grid org), not a name`},
+		{"user group by handle", conn + "approvals:\n  channel: C1\n  approvers: {usergroups: [dbas]}\n",
+			`approvals.approvers.usergroups[0] (line 4): "dbas" is not a Slack user group id: the bot needs the id, like S0123456789; Slack's usergroups.list API method gives each group's id, next to its handle`},
+		{"rule approvers", conn + "approvals:\n  channel: C1\n  approvers: {users: [U1]}\n  rules:\n    - approvers: {users: [carol], usergroups: [S1]}\n",
+			`approvals.rules[0].approvers.users[0] (line 6): "carol" is not a Slack user id`},
+		{"rule user groups", conn + "approvals:\n  channel: C1\n  approvers: {users: [U1]}\n  rules:\n    - approvers: {users: [U2], usergroups: [\"@dbas\"]}\n",
+			`approvals.rules[0].approvers.usergroups[0] (line 6): "@dbas" is not a Slack user group id`},
+		{"access users", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\naccess:\n  users: [dave]\n", `access.users[0] (line 4): "dave" is not a Slack user id`},
+		{"access user groups", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\naccess:\n  usergroups: [U1]\n", `access.usergroups[0] (line 4): "U1" is not a Slack user group id`},
+		{"schedules channel", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\nschedules:\n  channel: \"#ops\"\n", `schedules.channel (line 4): "#ops" is not a Slack channel id`},
+		{"empty user", conn + "approvals: {channel: C1, approvers: {users: [\"\"]}}\n", "approvals.approvers.users[0] (line 2) is empty: give a Slack user id"},
+		{"from the environment", conn + "approvals: {channel: C1, approvers: {users: [\"${APPROVER}\"]}}\n", "approvals.approvers.users[0] (line 2): the value of ${APPROVER} is not a Slack user id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(map[string]string{"APPROVER": "alice"}))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+		})
+	}
+	// The shapes in use: the README's, the tests', the console demo's, and Enterprise Grid users.
+	ok := conn + "approvals:\n  channel: G0PRIVATE1\n  approvers: {users: [U0ALICE, W012A3CDE, U1], usergroups: [S0DBAS, S0614TZR7]}\naccess: {users: [U0BOB], usergroups: [S0ENG]}\nschedules: {channel: C0123456789}\n"
+	if _, err := Parse([]byte(ok), env(nil)); err != nil {
+		t.Errorf("good ids: %v", err)
+	}
+}
+
+// TestDemoConfigLoads: the console demo's config (cmd/bot/demo.yaml) follows every check.
+func TestDemoConfigLoads(t *testing.T) {
+	if _, err := Load(filepath.Join("..", "cmd", "bot", "demo.yaml"), env(map[string]string{"DEMO_MONGO_URI": "mongodb://127.0.0.1:1/"})); err != nil {
+		t.Fatal(err)
+	}
+}
