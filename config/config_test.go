@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,84 @@ func TestSlackIDs(t *testing.T) {
 func TestDemoConfigLoads(t *testing.T) {
 	if _, err := Load(filepath.Join("..", "cmd", "bot", "demo.yaml"), env(map[string]string{"DEMO_MONGO_URI": "mongodb://127.0.0.1:1/"})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDurationBounds: a duration outside what makes sense for its field is refused with
+// the field's range in a sentence, not as "not a duration".
+func TestDurationBounds(t *testing.T) {
+	const head = "connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"zero expiry", head + "  expire_after: 0s\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 0s"},
+		{"zero days", head + "  expire_after: 0d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 0d"},
+		{"negative", head + "  expire_after: -5m\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not -5m"},
+		{"too short", head + "  expire_after: 30s\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 30s"},
+		{"too long", head + "  expire_after: 31d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 31d"},
+		{"longer than any span", head + "  expire_after: 99999999999d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 99999999999d"},
+		{"rule expiry", head + "  rules:\n    - expire_after: 0s\n", "approvals.rules[0].expire_after (line 6) must be at least 1m and at most 30d, not 0s"},
+		{"reveal ttl", head + "reveal_ttl: 8d\n", "reveal_ttl (line 5) must be at least 1m and at most 7d, not 8d"},
+		{"missed run window", head + "schedules: {missed_run_window: 10s}\n", "schedules.missed_run_window (line 5) must be at least 1m and at most 30d, not 10s"},
+		{"retry delay", head + "schedules: {retry_delay: 2d}\n", "schedules.retry_delay (line 5) must be at least 10s and at most 1d, not 2d"},
+		{"not a duration", head + "  expire_after: soon\n", `approvals.expire_after (line 5): "soon" is not a duration: write 30m, 4h or 2d`},
+		{"from the environment", head + "  expire_after: ${TTL}\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not the value of ${TTL}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(map[string]string{"TTL": "0s"}))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+		})
+	}
+	// The ends of each range are in it.
+	ok := head + "  expire_after: 30d\n  rules: [{expire_after: 1m}]\nreveal_ttl: 7d\nschedules: {missed_run_window: 1m, retry_delay: 10s}\n"
+	if _, err := Parse([]byte(ok), env(nil)); err != nil {
+		t.Errorf("bounds: %v", err)
+	}
+}
+
+// TestEveryDurationHasBounds: a new duration field gets a range of its own, chosen for it.
+func TestEveryDurationHasBounds(t *testing.T) {
+	var paths []string
+	var visit func(t reflect.Type, path string)
+	visit = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			if t.Kind() == reflect.Slice {
+				path += "[]"
+			}
+			t = t.Elem()
+		}
+		if t == reflect.TypeFor[Duration]() {
+			paths = append(paths, path)
+			return
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for k, ft := range fieldsOf(t) {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			visit(ft, p)
+		}
+	}
+	visit(reflect.TypeFor[fileYAML](), "")
+	if len(paths) < 5 {
+		t.Fatalf("found only %v", paths)
+	}
+	for _, p := range paths {
+		if _, ok := durationBounds[p]; !ok {
+			t.Errorf("%s has no entry in durationBounds", p)
+		}
+	}
+}
+
+func TestFormatSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{10 * time.Second: "10s", 90 * time.Second: "1m30s", time.Minute: "1m",
+		time.Hour: "1h", 90 * time.Minute: "1h30m", 7 * 24 * time.Hour: "7d", 36 * time.Hour: "36h"} {
+		if got := formatSpan(d); got != want {
+			t.Errorf("formatSpan(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -88,7 +88,11 @@ func (s *source) walk(n *yaml.Node, t reflect.Type, path string, errs *[]string)
 			fail("expected a duration like 30m, 4h or 2d, got %s", kind(n))
 			return
 		}
-		if msg := durationProblem(strings.TrimSpace(n.Value), s.describe(path, n)); msg != "" {
+		if msg := durationProblem(path, strings.TrimSpace(n.Value), s.describe(path, n)); msg != "" {
+			if strings.HasPrefix(msg, "must") { // a sentence about the field: no colon
+				*errs = append(*errs, fmt.Sprintf("%s (line %d) %s", path, n.Line, msg))
+				return
+			}
 			fail("%s", msg)
 		}
 		return
