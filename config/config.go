@@ -73,8 +73,10 @@ type Approvals struct {
 
 // Rule overrides the approvals policy for some actions and connectors.
 type Rule struct {
-	Actions           []string `yaml:"actions"`
-	Connectors        []string `yaml:"connectors"`
+	Actions    []string `yaml:"actions"`
+	Connectors []string `yaml:"connectors"`
+	// Risk "high" limits the rule to requests the bot judges high-risk; empty: all requests.
+	Risk              string   `yaml:"risk"`
 	Approvers         *Group   `yaml:"approvers"`
 	Quorum            int      `yaml:"quorum"`
 	ExpireAfter       Duration `yaml:"expire_after"`
@@ -367,7 +369,7 @@ func (c *Config) Policy() approvals.Policy {
 		Require:           a.Require,
 	}
 	for _, r := range a.Rules {
-		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Quorum: r.Quorum,
+		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Risk: approvals.Risk(r.Risk), Quorum: r.Quorum,
 			ExpireAfter: time.Duration(r.ExpireAfter), AllowSelfApproval: r.AllowSelfApproval, Require: r.Require}
 		if r.Approvers != nil {
 			g := approvals.Group(*r.Approvers)

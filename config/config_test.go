@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mongobot/approvals"
 )
 
 const good = `
@@ -363,6 +365,44 @@ func TestFormatSpan(t *testing.T) {
 		time.Hour: "1h", 90 * time.Minute: "1h30m", 7 * 24 * time.Hour: "7d", 36 * time.Hour: "36h"} {
 		if got := formatSpan(d); got != want {
 			t.Errorf("formatSpan(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestRuleRisk: approvals.rules[].risk reaches the policy, and only "high" is taken.
+func TestRuleRisk(t *testing.T) {
+	const head = "connectors: [{name: prod, connection_string: x}]\napprovals:\n  channel: C1\n  approvers: {users: [U1, U2]}\n  rules:\n"
+	c, err := Parse([]byte(head+"    - {risk: high, quorum: 2}\n    - {actions: [drop-user], quorum: 1}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Policy()
+	tests := []struct {
+		action string
+		risk   approvals.Risk
+		quorum int
+	}{
+		{"rotate-password", approvals.RiskNormal, 1},
+		{"rotate-password", approvals.RiskHigh, 2},
+		{"drop-user", approvals.RiskHigh, 1}, // the later rule, with no risk, applies to all
+	}
+	for _, tt := range tests {
+		if e := p.ForRisk(tt.action, "prod", tt.risk); e.Quorum != tt.quorum {
+			t.Errorf("ForRisk(%s, prod, %q).Quorum = %d, want %d", tt.action, tt.risk, e.Quorum, tt.quorum)
+		}
+	}
+	if e := p.For("rotate-password", "prod"); e.Quorum != 1 {
+		t.Errorf("For ignores high-risk rules: %+v", e)
+	}
+	for _, bad := range []struct{ yaml, says string }{
+		{"    - {risk: medium}\n", `approvals.rules[0].risk (line 6): "medium" is not a risk a rule may name: the risks are high`},
+		{"    - {risk: High}\n", `approvals.rules[0].risk (line 6): "High" is not a risk`},
+		{"    - {risk: [high]}\n", "approvals.rules[0].risk (line 6): expected text, got a list"},
+		{"    - {rsik: high}\n", `approvals.rules[0].rsik (line 6): unknown key; did you mean "risk"?`},
+		{"    - {risk: high, quorum: 3}\n", "approvals.rules[0] (line 6): quorum is 3 but only 2 approver(s) are listed, so high-risk rotate-password"},
+	} {
+		if _, err := Parse([]byte(head+bad.yaml), env(nil)); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.says)
 		}
 	}
 }
