@@ -180,6 +180,9 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 		var errs []string
 		src.walk(root.Content[0], reflect.TypeFor[fileYAML](), "", &errs)
 		if len(errs) > 0 {
+			// Checks of meaning are left for when the file has the right shape: their messages
+			// would follow from these ("approvers lists nobody" for a misspelt approvers).
+			errs = byLine(append(errs, src.badValues...))
 			return nil, errors.New(secret.Scrub(strings.Join(errs, "; "), expanded...))
 		}
 		if err := root.Decode(&f); err != nil {
@@ -202,9 +205,9 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	if c.RevealTTL == 0 {
 		c.RevealTTL = Duration(time.Hour)
 	}
-	if err := c.check(src); err != nil {
+	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
 		// Messages name values on purpose; none of them may be one from the environment.
-		return &c, errors.New(secret.Scrub(err.Error(), expanded...))
+		return &c, errors.New(secret.Scrub(strings.Join(byLine(errs), "; "), expanded...))
 	}
 	return &c, nil
 }
@@ -271,7 +274,7 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool), src *sou
 
 // check finds the mistakes that a well-typed config can still hold; src gives messages the
 // line of the field they start with.
-func (c *Config) check(src *source) error {
+func (c *Config) check(src *source) []string {
 	var errs []string
 	add := func(format string, a ...any) { errs = append(errs, src.annotate(fmt.Sprintf(format, a...))) }
 	if !strings.HasPrefix(c.SlashCommand, "/") || strings.ContainsAny(c.SlashCommand, " \t") {
@@ -351,10 +354,7 @@ func (c *Config) check(src *source) error {
 	default:
 		add("log.format %q is not text or json", c.Log.Format)
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	return errs
 }
 
 // Policy is the approvals policy the config describes.

@@ -406,3 +406,44 @@ func TestRuleRisk(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMistakeAtOnce: a file with several mistakes gets them all in one go, in the order
+// of the file, so that one start-up says everything to fix.
+func TestEveryMistakeAtOnce(t *testing.T) {
+	yaml := `connectors:
+  - name: prod
+    connection_string: x
+approvals:
+  channel: "#approvals"
+  approvers: {users: [U1, "@bob"]}
+  expire_after: 0s
+  rules:
+    - {risk: medium}
+reveal_ttl: soon
+`
+	_, err := Parse([]byte(yaml), env(nil))
+	want := []string{
+		`approvals.channel (line 5): "#approvals" is not a Slack channel id`,
+		`approvals.approvers.users[1] (line 6): "@bob" is not a Slack user id`,
+		"approvals.expire_after (line 7) must be at least 1m and at most 30d, not 0s",
+		`approvals.rules[0].risk (line 9): "medium" is not a risk`,
+		`reveal_ttl (line 10): "soon" is not a duration`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	at := -1
+	for _, w := range want {
+		i := strings.Index(err.Error(), w)
+		if i <= at {
+			t.Errorf("%q missing or out of order in:\n%v", w, err)
+		}
+		at = i
+	}
+	// A wrong shape stops the checks of meaning, which would only echo it, but not the
+	// reports of other wrong values.
+	_, err = Parse([]byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n  approver: {users: [U1]}\n  expire_after: 0s\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), `approvals.approver (line 4): unknown key; did you mean "approvers"?; approvals.expire_after (line 5) must be at least 1m`) || strings.Contains(err.Error(), "lists nobody") {
+		t.Errorf("shape mistakes: %v", err)
+	}
+}

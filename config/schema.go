@@ -20,6 +20,9 @@ type source struct {
 	vars map[string][]string
 	// values maps the same paths to the expanded text, to take it out of messages.
 	values map[string]string
+	// badValues are the mistakes walk found in values that the rest of the config can be
+	// checked without.
+	badValues []string
 }
 
 func newSource() *source {
@@ -89,11 +92,14 @@ func (s *source) walk(n *yaml.Node, t reflect.Type, path string, errs *[]string)
 			return
 		}
 		if msg := durationProblem(path, strings.TrimSpace(n.Value), s.describe(path, n)); msg != "" {
+			sep := ": "
 			if strings.HasPrefix(msg, "must") { // a sentence about the field: no colon
-				*errs = append(*errs, fmt.Sprintf("%s (line %d) %s", path, n.Line, msg))
-				return
+				sep = " "
 			}
-			fail("%s", msg)
+			// The rest of the config does not depend on a duration, so it is decoded as unset
+			// and checked too: every mistake is reported at once.
+			s.badValues = append(s.badValues, fmt.Sprintf("%s (line %d)%s%s", path, n.Line, sep, msg))
+			n.Tag, n.Value, n.Style = "!!null", "", 0
 		}
 		return
 	}
@@ -323,4 +329,20 @@ func displayPath(path string) string {
 		return "the file"
 	}
 	return path
+}
+
+var lineOf = regexp.MustCompile(`^[^ ]* \(line ([0-9]+)\)`)
+
+// byLine puts messages in the order of the file, those naming no line last, so that a
+// reader fixes them from the top.
+func byLine(msgs []string) []string {
+	line := func(m string) int {
+		if sm := lineOf.FindStringSubmatch(m); sm != nil {
+			n, _ := strconv.Atoi(sm[1])
+			return n
+		}
+		return int(^uint(0) >> 1)
+	}
+	slices.SortStableFunc(msgs, func(a, b string) int { return line(a) - line(b) })
+	return msgs
 }
