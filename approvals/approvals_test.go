@@ -184,3 +184,117 @@ func TestValidate(t *testing.T) {
 		t.Errorf("no approval required: %v", err)
 	}
 }
+
+// TestValidateSaysEachMistakeOnce: a policy that strands every action on every connector is
+// one mistake, reported once with what it strands, not once per action and connector.
+func TestValidateSaysEachMistakeOnce(t *testing.T) {
+	actions := []string{"rotate-password", "drop-user", "lock-user"}
+	tests := []struct {
+		name       string
+		p          Policy
+		connectors []string
+		want       string
+	}{
+		{"no approvers", Policy{}, []string{"prod"},
+			"approvals: approvers lists nobody, so rotate-password, drop-user, lock-user on prod could never be approved"},
+		{"no approvers, two connectors", Policy{}, []string{"prod", "staging"},
+			"approvals: approvers lists nobody, so rotate-password, drop-user, lock-user on prod, staging could never be approved"},
+		{"some actions on some connectors", Policy{Approvers: Group{Users: []string{"U1"}}, Rules: []Rule{
+			{Actions: []string{"drop-user", "lock-user"}, Approvers: &Group{}},
+			{Actions: []string{"lock-user"}, Connectors: []string{"staging"}, Approvers: &Group{Users: []string{"U2"}}},
+		}}, []string{"prod", "staging"},
+			"approvals.rules[0]: approvers lists nobody, so drop-user on prod, staging and lock-user on prod could never be approved"},
+		{"quorum", Policy{Approvers: Group{Users: []string{"U1"}}, Quorum: 2, Require: []string{"drop-user", "lock-user"}}, []string{"prod"},
+			"approvals: quorum is 2 but only 1 approver(s) are listed, so drop-user, lock-user on prod could never be approved"},
+		{"two mistakes", Policy{Approvers: Group{Users: []string{"U1"}}, Rules: []Rule{
+			{Actions: []string{"drop-user"}, Quorum: 3},
+			{Actions: []string{"lock-user"}, Approvers: &Group{}},
+		}}, []string{"prod"},
+			"approvals.rules[0]: quorum is 3 but only 1 approver(s) are listed, so drop-user on prod could never be approved; approvals.rules[1]: approvers lists nobody, so lock-user on prod could never be approved"},
+	}
+	for _, tt := range tests {
+		err := tt.p.Validate(actions, tt.connectors)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s:\n got %v\nwant %s", tt.name, err, tt.want)
+		}
+		if u, ok := err.(interface{ Unwrap() []error }); !ok || len(u.Unwrap()) != strings.Count(tt.want, "; ")+1 {
+			t.Errorf("%s: the mistakes do not unwrap one by one", tt.name)
+		}
+	}
+}
+
+// TestForRisk: a rule with a risk applies only to requests of that risk; a rule without one
+// applies to every request, as before risks existed; For is a request that is not high-risk.
+func TestForRisk(t *testing.T) {
+	p := Policy{
+		Approvers: Group{Users: []string{"UALICE", "UBOB", "UCAROL"}},
+		Quorum:    1, ExpireAfter: time.Hour,
+		Rules: []Rule{
+			{Connectors: []string{"prod"}, ExpireAfter: 30 * time.Minute},
+			{Risk: RiskHigh, Quorum: 2},
+			{Actions: []string{"drop-user"}, Connectors: []string{"prod"}, Risk: RiskHigh, Approvers: &Group{Users: []string{"USEC1", "USEC2", "USEC3"}}, Quorum: 3},
+			{Actions: []string{"create-readonly-user"}, Risk: RiskHigh, Require: yes()},
+			{Actions: []string{"create-readonly-user"}, Require: no()},
+		},
+	}
+	tests := []struct {
+		action, connector string
+		risk              Risk
+		quorum            int
+		expire            time.Duration
+		approvers         string
+		required          bool
+	}{
+		{"rotate-password", "staging", RiskNormal, 1, time.Hour, "UALICE,UBOB,UCAROL", true},
+		{"rotate-password", "staging", RiskHigh, 2, time.Hour, "UALICE,UBOB,UCAROL", true},
+		{"rotate-password", "prod", RiskNormal, 1, 30 * time.Minute, "UALICE,UBOB,UCAROL", true},
+		{"rotate-password", "prod", RiskHigh, 2, 30 * time.Minute, "UALICE,UBOB,UCAROL", true},
+		{"drop-user", "prod", RiskNormal, 1, 30 * time.Minute, "UALICE,UBOB,UCAROL", true},
+		{"drop-user", "prod", RiskHigh, 3, 30 * time.Minute, "USEC1,USEC2,USEC3", true},
+		{"drop-user", "staging", RiskHigh, 2, time.Hour, "UALICE,UBOB,UCAROL", true},
+		// Rules apply in order: the later rule without a risk overrides the high-risk one.
+		{"create-readonly-user", "prod", RiskHigh, 2, 30 * time.Minute, "UALICE,UBOB,UCAROL", false},
+	}
+	for _, tt := range tests {
+		e := p.ForRisk(tt.action, tt.connector, tt.risk)
+		if e.Quorum != tt.quorum || e.ExpireAfter != tt.expire || strings.Join(e.Approvers.Users, ",") != tt.approvers || e.Required != tt.required {
+			t.Errorf("ForRisk(%s, %s, %q) = %+v", tt.action, tt.connector, tt.risk, e)
+		}
+		if tt.risk == RiskNormal {
+			if f := p.For(tt.action, tt.connector); strings.Join(f.Approvers.Users, ",") != strings.Join(e.Approvers.Users, ",") || f.Quorum != e.Quorum || f.ExpireAfter != e.ExpireAfter || f.Required != e.Required {
+				t.Errorf("For(%s, %s) = %+v, ForRisk with no risk = %+v", tt.action, tt.connector, f, e)
+			}
+		}
+	}
+	// A policy with no risk rules gives every risk the same answer.
+	for _, a := range []string{"drop-user", "rotate-password", "create-readonly-user", "lock-user"} {
+		if n, h := policy.For(a, "prod"), policy.ForRisk(a, "prod", RiskHigh); n.Quorum != h.Quorum || n.Required != h.Required || n.ExpireAfter != h.ExpireAfter {
+			t.Errorf("%s: %+v and %+v", a, n, h)
+		}
+	}
+}
+
+func TestValidateRisk(t *testing.T) {
+	actions := []string{"rotate-password", "drop-user"}
+	connectors := []string{"prod"}
+	base := Group{Users: []string{"U1", "U2"}}
+	tests := []struct {
+		name string
+		p    Policy
+		want string // "" for a good policy
+	}{
+		{"high", Policy{Approvers: base, Rules: []Rule{{Risk: RiskHigh, Quorum: 2}}}, ""},
+		{"unknown risk", Policy{Approvers: base, Rules: []Rule{{Risk: "medium"}}},
+			`approvals.rules[0].risk: "medium" is not a risk a rule may name: the risks are high`},
+		{"a high-risk rule that strands high-risk requests", Policy{Approvers: base, Rules: []Rule{{Actions: []string{"drop-user"}, Risk: RiskHigh, Quorum: 3}}},
+			"approvals.rules[0]: quorum is 3 but only 2 approver(s) are listed, so high-risk drop-user on prod could never be approved"},
+		{"a mistake for every request is said once", Policy{Rules: []Rule{{Risk: RiskHigh, Quorum: 2}}},
+			"approvals: approvers lists nobody, so rotate-password, drop-user on prod could never be approved"},
+	}
+	for _, tt := range tests {
+		err := tt.p.Validate(actions, connectors)
+		if (tt.want == "" && err != nil) || (tt.want != "" && (err == nil || err.Error() != tt.want)) {
+			t.Errorf("%s:\n got %v\nwant %s", tt.name, err, tt.want)
+		}
+	}
+}

@@ -1,10 +1,10 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -73,8 +73,10 @@ type Approvals struct {
 
 // Rule overrides the approvals policy for some actions and connectors.
 type Rule struct {
-	Actions           []string `yaml:"actions"`
-	Connectors        []string `yaml:"connectors"`
+	Actions    []string `yaml:"actions"`
+	Connectors []string `yaml:"connectors"`
+	// Risk "high" limits the rule to requests the bot judges high-risk; empty: all requests.
+	Risk              string   `yaml:"risk"`
 	Approvers         *Group   `yaml:"approvers"`
 	Quorum            int      `yaml:"quorum"`
 	ExpireAfter       Duration `yaml:"expire_after"`
@@ -158,32 +160,36 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, fmt.Errorf("not valid YAML: %v", err)
+		return nil, fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var expanded []secret.String
+	src := newSource()
 	if err := expand(&root, "", func(k string) (string, bool) {
 		v, ok := env(k)
 		if ok && len(v) >= 4 {
 			expanded = append(expanded, secret.New(v))
 		}
 		return v, ok
-	}); err != nil {
+	}, src); err != nil {
 		return nil, err
 	}
-	// Encode the expanded tree and decode it strictly, so a misspelt field is an error.
-	var buf bytes.Buffer
-	if len(root.Content) > 0 {
-		enc := yaml.NewEncoder(&buf)
-		if err := enc.Encode(&root); err != nil {
-			return nil, err
-		}
-	}
 	var f fileYAML
-	dec := yaml.NewDecoder(&buf)
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && len(root.Content) > 0 {
-		// A value in the wrong place is quoted by the YAML error: it may be a secret.
-		return nil, fmt.Errorf("%s", secret.Scrub(strings.TrimPrefix(err.Error(), "yaml: "), expanded...))
+	if len(root.Content) > 0 {
+		// The tree is checked against the types before decoding, for messages that name the
+		// path and line of a mistake; the decoder's own name Go types, and quote values.
+		var errs []string
+		src.walk(root.Content[0], reflect.TypeFor[fileYAML](), "", &errs)
+		if len(errs) > 0 {
+			// Checks of meaning are left for when the file has the right shape: their messages
+			// would follow from these ("approvers lists nobody" for a misspelt approvers).
+			errs = byLine(append(errs, src.badValues...))
+			return nil, errors.New(secret.Scrub(strings.Join(errs, "; "), expanded...))
+		}
+		if err := root.Decode(&f); err != nil {
+			// Not expected after the walk; a value in the wrong place is quoted by the YAML
+			// error, and it may be a secret.
+			return nil, fmt.Errorf("%s", secret.Scrub(strings.TrimPrefix(err.Error(), "yaml: "), expanded...))
+		}
 	}
 	c := f.Config
 	c.Connectors = nil
@@ -199,13 +205,18 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	if c.RevealTTL == 0 {
 		c.RevealTTL = Duration(time.Hour)
 	}
-	return &c, c.check()
+	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
+		// Messages name values on purpose; none of them may be one from the environment.
+		return &c, errors.New(secret.Scrub(strings.Join(byLine(errs), "; "), expanded...))
+	}
+	return &c, nil
 }
 
 // expand replaces ${VAR} in every scalar with the variable's value; a missing variable is an
 // error naming the field. Values are never quoted back into YAML text, so a value with YAML
 // syntax in it (a password with ": " or "#") stays one string.
-func expand(n *yaml.Node, path string, env func(string) (string, bool)) error {
+// It records in src the paths of the values it changed.
+func expand(n *yaml.Node, path string, env func(string) (string, bool), src *source) error {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -213,7 +224,7 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool)) error {
 			if n.Kind == yaml.SequenceNode {
 				p = fmt.Sprintf("%s[%d]", path, i)
 			}
-			if err := expand(c, p, env); err != nil {
+			if err := expand(c, p, env, src); err != nil {
 				return err
 			}
 		}
@@ -223,22 +234,27 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool)) error {
 			if path != "" {
 				p = path + "." + p
 			}
-			if err := expand(n.Content[i+1], p, env); err != nil {
+			if err := expand(n.Content[i+1], p, env, src); err != nil {
 				return err
 			}
 		}
 	case yaml.ScalarNode:
-		var missing []string
-		substituted := false
+		var missing, used []string
 		n.Value = varRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			name := varRef.FindStringSubmatch(ref)[1]
 			v, ok := env(name)
 			if !ok {
 				missing = append(missing, name)
 			}
-			substituted = true
+			if !slices.Contains(used, name) {
+				used = append(used, name)
+			}
 			return v
 		})
+		substituted := len(used) > 0
+		if substituted {
+			src.vars[path], src.values[path] = used, n.Value
+		}
 		if len(missing) > 0 {
 			return fmt.Errorf("%s: the environment variable %s is not set", path, strings.Join(missing, ", "))
 		}
@@ -256,9 +272,11 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool)) error {
 	return nil
 }
 
-func (c *Config) check() error {
+// check finds the mistakes that a well-typed config can still hold; src gives messages the
+// line of the field they start with.
+func (c *Config) check(src *source) []string {
 	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	add := func(format string, a ...any) { errs = append(errs, src.annotate(fmt.Sprintf(format, a...))) }
 	if !strings.HasPrefix(c.SlashCommand, "/") || strings.ContainsAny(c.SlashCommand, " \t") {
 		add("slash_command: %q must be one word starting with /", c.SlashCommand)
 	}
@@ -290,14 +308,35 @@ func (c *Config) check() error {
 			add("%s.password_length must be between 16 and 256", f)
 		}
 	}
+	addID := func(m string) { add("%s", m) }
 	if c.Approvals.Channel == "" {
 		add("approvals.channel is empty: approval requests need a channel (its id, like C0123456789)")
+	} else if m := src.slackID("approvals.channel", c.Approvals.Channel, channelID); m != "" {
+		add("%s", m)
+	}
+	src.slackIDs("approvals.approvers", c.Approvals.Approvers, addID)
+	for i, r := range c.Approvals.Rules {
+		if r.Approvers != nil {
+			src.slackIDs(fmt.Sprintf("approvals.rules[%d].approvers", i), *r.Approvers, addID)
+		}
+	}
+	src.slackIDs("access", c.Access, addID)
+	if ch := c.Schedules.Channel; ch != "" {
+		if m := src.slackID("schedules.channel", ch, channelID); m != "" {
+			add("%s", m)
+		}
 	}
 	if c.Approvals.Quorum < 0 {
 		add("approvals.quorum must be at least 1")
 	}
 	if err := c.Policy().Validate(Actions, names); err != nil {
-		add("%v", err)
+		ps := []error{err}
+		if m, ok := err.(interface{ Unwrap() []error }); ok {
+			ps = m.Unwrap() // one by one, for each to get its line
+		}
+		for _, p := range ps {
+			add("%v", p)
+		}
 	}
 	if r := c.Schedules.Retries; r != nil && (*r < 0 || *r > 10) {
 		add("schedules.retries must be between 0 and 10")
@@ -315,10 +354,7 @@ func (c *Config) check() error {
 	default:
 		add("log.format %q is not text or json", c.Log.Format)
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	return errs
 }
 
 // Policy is the approvals policy the config describes.
@@ -333,7 +369,7 @@ func (c *Config) Policy() approvals.Policy {
 		Require:           a.Require,
 	}
 	for _, r := range a.Rules {
-		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Quorum: r.Quorum,
+		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Risk: approvals.Risk(r.Risk), Quorum: r.Quorum,
 			ExpireAfter: time.Duration(r.ExpireAfter), AllowSelfApproval: r.AllowSelfApproval, Require: r.Require}
 		if r.Approvers != nil {
 			g := approvals.Group(*r.Approvers)

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"mongobot/approvals"
 )
 
 const good = `
@@ -112,19 +115,19 @@ func TestParseBad(t *testing.T) {
 	base := "connectors: [{name: a, connection_string: 'mongodb://x'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n"
 	tests := []struct{ yaml, says string }{
 		{"connectors: [", "not valid YAML"},
-		{base + "slash_command: mongo\n", `slash_command: "mongo" must be one word starting with /`},
+		{base + "slash_command: mongo\n", `slash_command (line 3): "mongo" must be one word starting with /`},
 		{"approvals: {channel: C1, approvers: {users: [U1]}}\n", "connectors: at least one connector"},
 		{"connectors: [{name: a, connection_string: '${NOPE}'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string: the environment variable NOPE is not set"},
-		{"connectors: [{name: a, connection_string: x}, {name: a, connection_string: y}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", `connectors[1].name "a" is used twice`},
+		{"connectors: [{name: a, connection_string: x}, {name: a, connection_string: y}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", `connectors[1].name (line 1) "a" is used twice`},
 		{"connectors: [{name: a}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {approvers: {users: [U1]}}\n", "approvals.channel is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1}\n", "approvers lists nobody"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, quorum: 2}\n", "quorum is 2 but only 1 approver"},
-		{base + "approvals_typo: 1\n", "field approvals_typo not found"},
+		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connectors, http, log, reveal_ttl, schedules, slash_command"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, expire_after: soon}\n", `"soon" is not a duration`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, require: [drop-table]}\n", `"drop-table" is not an action`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, rules: [{connectors: [b]}]}\n", `"b" is not a configured connector`},
-		{base + "log: {level: loud}\n", `log.level "loud"`},
+		{base + "log: {level: loud}\n", `log.level (line 3) "loud"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml), env(nil))
@@ -150,5 +153,297 @@ func TestErrorsDoNotQuoteSecrets(t *testing.T) {
 		env(map[string]string{"PW": "hunter2-secret"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// TestMistakesNamePathAndLine: a mistake in the file is reported as terraform or kubectl
+// would, by its YAML path and line, in words, with the key that was probably meant.
+func TestMistakesNamePathAndLine(t *testing.T) {
+	const head = "connectors:\n  - name: a\n    connection_string: x\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"misspelt key", head + "  quorom: 1\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?`},
+		{"swapped letters", head + "  approvers2: {}\naccess:\n  usres: [U1]\n", `access.usres (line 9): unknown key; did you mean "users"?`},
+		{"capitals", head + "  Quorum: 1\n", `approvals.Quorum (line 7): unknown key; did you mean "quorum"?`},
+		{"nothing close", head + "  colour: blue\n", "approvals.colour (line 7): unknown key; the keys here are allow_self_approval, approvers, channel, expire_after, quorum, require, rules"},
+		{"in a list item", "connectors:\n  - name: a\n    connection_strng: x\n", `connectors[0].connection_strng (line 3): unknown key; did you mean "connection_string"?`},
+		{"in a rule", head + "  rules:\n    - actions: [drop-user]\n      quorun: 2\n", `approvals.rules[0].quorun (line 9): unknown key; did you mean "quorum"?`},
+		{"text for a number", head + "  quorum: two\n", `approvals.quorum (line 7): expected a whole number, got "two"`},
+		{"text for a boolean", head + "  allow_self_approval: sometimes\n", `approvals.allow_self_approval (line 7): expected true or false, got "sometimes"`},
+		{"a word for a list", head + "  require: drop-user\n", `approvals.require (line 7): expected a list, got "drop-user" (write [drop-user] for a list of one)`},
+		{"a list for text", head + "slash_command: [a]\n", "slash_command (line 7): expected text, got a list"},
+		{"a word for a section", head + "access: everyone\n", `access (line 7): expected a mapping with the keys users, usergroups, got "everyone"`},
+		{"a mapping for a number", "connectors:\n  - name: a\n    password_length: {n: 1}\n", "connectors[0].password_length (line 3): expected a whole number, got a mapping"},
+		{"not a mapping at all", "- a\n- b\n", "the file (line 1): expected a mapping"},
+		{"a key twice", head + "  quorum: 1\n  quorum: 2\n", "approvals.quorum (line 8): given twice (first at line 7)"},
+		{"every mistake at once", head + "  quorom: 1\nlog: {levle: info}\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?; log.levle (line 8): unknown key; did you mean "level"?`},
+		{"a check names the line too", head + "log:\n  format: xml\n", `log.format (line 8) "xml" is not text or json`},
+		{"a policy check names the line too", head + "  rules:\n    - {actions: [drop-user], quorum: 2}\n", "approvals.rules[0] (line 8): quorum is 2 but only 1 approver(s) are listed, so drop-user on a could never be approved"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+			if err != nil && strings.Contains(err.Error(), "config.") {
+				t.Errorf("a Go type name: %v", err)
+			}
+		})
+	}
+}
+
+// TestErrorsNeverQuoteExpandedValues: a value that came from ${VAR} may be a secret, so no
+// message quotes it, whichever check finds it wrong, short or long; messages name the
+// variable instead.
+func TestErrorsNeverQuoteExpandedValues(t *testing.T) {
+	const secretValue = "Zq9-hunter2-Zq9"
+	const head = "connectors:\n  - name: a\n    connection_string: x\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"number", head + "  quorum: ${S}\n", "approvals.quorum (line 7): expected a whole number, got the value of ${S}"},
+		{"boolean", head + "  allow_self_approval: ${S}\n", "got the value of ${S}"},
+		{"list", head + "  require: ${S}\n", "approvals.require (line 7): expected a list, got the value of ${S}"},
+		{"duration", head + "  expire_after: ${S}\n", "approvals.expire_after (line 7): the value of ${S} is not a duration"},
+		{"duration in text", head + "  expire_after: \"1${S}\"\n", "the value of ${S} is not a duration"},
+		{"mapping", head + "access: ${S}\n", "access (line 7): expected a mapping with the keys users, usergroups, got the value of ${S}"},
+		{"slash command", head + "slash_command: ${S}\n", "slash_command (line 7): the value of ${S} must be one word"},
+		{"log level", head + "log: {level: \"${S}\"}\n", "log.level (line 7) the value of ${S} is not debug"},
+		{"connector name", "connectors:\n  - name: ${S}\n    connection_string: x\n  - name: ${S}\n    connection_string: y\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "the value of ${S} is used twice"},
+		{"action", head + "  require: [\"${S}\"]\n", "approvals.require (line 7): the value of ${S} is not an action"},
+	}
+	for _, v := range []string{secretValue, "ab"} {
+		for _, tt := range tests {
+			t.Run(tt.name+"/"+v, func(t *testing.T) {
+				_, err := Parse([]byte(tt.yaml), env(map[string]string{"S": v}))
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if strings.Contains(err.Error(), `"`+v) || strings.Contains(err.Error(), secretValue) || strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("quotes the value: %v", err)
+				}
+				if !strings.Contains(err.Error(), tt.says) {
+					t.Errorf("= %v\nwant %q", err, tt.says)
+				}
+			})
+		}
+	}
+}
+
+// TestNoApproversSaidOnce: a config with no approvers strands every action, and says so in
+// one sentence naming them, not once per action.
+func TestNoApproversSaidOnce(t *testing.T) {
+	_, err := Parse([]byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n"), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := "approvals (line 2): approvers lists nobody, so rotate-password, grant-role, revoke-role, create-readonly-user, drop-user, lock-user, unlock-user, schedule, unschedule on a could never be approved"
+	if err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// TestSlackIDs: a name where Slack needs an id passes every other check and then nobody can
+// ever approve, so every place that names a channel, a user or a user group takes ids only,
+// and the message says what an id looks like and where Slack shows it.
+func TestSlackIDs(t *testing.T) {
+	const conn = "connectors: [{name: a, connection_string: x}]\n"
+	tests := []struct{ name, yaml, says string }{
+		{"channel by name", conn + "approvals:\n  channel: \"#approvals\"\n  approvers: {users: [U1]}\n",
+			`approvals.channel (line 3): "#approvals" is not a Slack channel id: the bot needs the id, like C0123456789 (or G… for an older private channel), not a name; open the channel's details in Slack, the id is at the bottom`},
+		{"channel in lower case", conn + "approvals: {channel: c0approvals, approvers: {users: [U1]}}\n",
+			`approvals.channel (line 2): "c0approvals" is not a Slack channel id: the bot needs the id, like C0123456789 (or G… for an older private channel), in capital letters`},
+		{"a user's id for a channel", conn + "approvals: {channel: U0ALICE, approvers: {users: [U1]}}\n", `approvals.channel (line 2): "U0ALICE" is not a Slack channel id`},
+		{"user by name", conn + "approvals:\n  channel: C1\n  approvers:\n    users: [U1, alice]\n",
+			`approvals.approvers.users[1] (line 5): "alice" is not a Slack user id: the bot needs the id, like U0123456789 (or W… in an Enterprise Grid org); open the person's profile in Slack, choose ⋮ (More), then "Copy member ID"`},
+		{"user by handle", conn + "approvals:\n  channel: C1\n  approvers:\n    users:\n      - U1\n      - \"@bob\"\n",
+			`approvals.approvers.users[1] (line 7): "@bob" is not a Slack user id: the bot needs the id, like U0123456789 (or W… in an Enterprise Grid org), not a name`},
+		{"user group by handle", conn + "approvals:\n  channel: C1\n  approvers: {usergroups: [dbas]}\n",
+			`approvals.approvers.usergroups[0] (line 4): "dbas" is not a Slack user group id: the bot needs the id, like S0123456789; Slack's usergroups.list API method gives each group's id, next to its handle`},
+		{"rule approvers", conn + "approvals:\n  channel: C1\n  approvers: {users: [U1]}\n  rules:\n    - approvers: {users: [carol], usergroups: [S1]}\n",
+			`approvals.rules[0].approvers.users[0] (line 6): "carol" is not a Slack user id`},
+		{"rule user groups", conn + "approvals:\n  channel: C1\n  approvers: {users: [U1]}\n  rules:\n    - approvers: {users: [U2], usergroups: [\"@dbas\"]}\n",
+			`approvals.rules[0].approvers.usergroups[0] (line 6): "@dbas" is not a Slack user group id`},
+		{"access users", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\naccess:\n  users: [dave]\n", `access.users[0] (line 4): "dave" is not a Slack user id`},
+		{"access user groups", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\naccess:\n  usergroups: [U1]\n", `access.usergroups[0] (line 4): "U1" is not a Slack user group id`},
+		{"schedules channel", conn + "approvals: {channel: C1, approvers: {users: [U1]}}\nschedules:\n  channel: \"#ops\"\n", `schedules.channel (line 4): "#ops" is not a Slack channel id`},
+		{"empty user", conn + "approvals: {channel: C1, approvers: {users: [\"\"]}}\n", "approvals.approvers.users[0] (line 2) is empty: give a Slack user id"},
+		{"from the environment", conn + "approvals: {channel: C1, approvers: {users: [\"${APPROVER}\"]}}\n", "approvals.approvers.users[0] (line 2): the value of ${APPROVER} is not a Slack user id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(map[string]string{"APPROVER": "alice"}))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+		})
+	}
+	// The shapes in use: the README's, the tests', the console demo's, and Enterprise Grid users.
+	ok := conn + "approvals:\n  channel: G0PRIVATE1\n  approvers: {users: [U0ALICE, W012A3CDE, U1], usergroups: [S0DBAS, S0614TZR7]}\naccess: {users: [U0BOB], usergroups: [S0ENG]}\nschedules: {channel: C0123456789}\n"
+	if _, err := Parse([]byte(ok), env(nil)); err != nil {
+		t.Errorf("good ids: %v", err)
+	}
+}
+
+// TestDemoConfigLoads: the console demo's config (cmd/bot/demo.yaml) follows every check.
+func TestDemoConfigLoads(t *testing.T) {
+	if _, err := Load(filepath.Join("..", "cmd", "bot", "demo.yaml"), env(map[string]string{"DEMO_MONGO_URI": "mongodb://127.0.0.1:1/"})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDurationBounds: a duration outside what makes sense for its field is refused with
+// the field's range in a sentence, not as "not a duration".
+func TestDurationBounds(t *testing.T) {
+	const head = "connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n  approvers: {users: [U1]}\n"
+	tests := []struct{ name, yaml, says string }{
+		{"zero expiry", head + "  expire_after: 0s\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 0s"},
+		{"zero days", head + "  expire_after: 0d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 0d"},
+		{"negative", head + "  expire_after: -5m\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not -5m"},
+		{"too short", head + "  expire_after: 30s\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 30s"},
+		{"too long", head + "  expire_after: 31d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 31d"},
+		{"longer than any span", head + "  expire_after: 99999999999d\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not 99999999999d"},
+		{"rule expiry", head + "  rules:\n    - expire_after: 0s\n", "approvals.rules[0].expire_after (line 6) must be at least 1m and at most 30d, not 0s"},
+		{"reveal ttl", head + "reveal_ttl: 8d\n", "reveal_ttl (line 5) must be at least 1m and at most 7d, not 8d"},
+		{"missed run window", head + "schedules: {missed_run_window: 10s}\n", "schedules.missed_run_window (line 5) must be at least 1m and at most 30d, not 10s"},
+		{"retry delay", head + "schedules: {retry_delay: 2d}\n", "schedules.retry_delay (line 5) must be at least 10s and at most 1d, not 2d"},
+		{"not a duration", head + "  expire_after: soon\n", `approvals.expire_after (line 5): "soon" is not a duration: write 30m, 4h or 2d`},
+		{"from the environment", head + "  expire_after: ${TTL}\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not the value of ${TTL}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(map[string]string{"TTL": "0s"}))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("Parse:\n%s\n= %v\nwant %q", tt.yaml, err, tt.says)
+			}
+		})
+	}
+	// The ends of each range are in it.
+	ok := head + "  expire_after: 30d\n  rules: [{expire_after: 1m}]\nreveal_ttl: 7d\nschedules: {missed_run_window: 1m, retry_delay: 10s}\n"
+	if _, err := Parse([]byte(ok), env(nil)); err != nil {
+		t.Errorf("bounds: %v", err)
+	}
+}
+
+// TestEveryDurationHasBounds: a new duration field gets a range of its own, chosen for it.
+func TestEveryDurationHasBounds(t *testing.T) {
+	var paths []string
+	var visit func(t reflect.Type, path string)
+	visit = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			if t.Kind() == reflect.Slice {
+				path += "[]"
+			}
+			t = t.Elem()
+		}
+		if t == reflect.TypeFor[Duration]() {
+			paths = append(paths, path)
+			return
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for k, ft := range fieldsOf(t) {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			visit(ft, p)
+		}
+	}
+	visit(reflect.TypeFor[fileYAML](), "")
+	if len(paths) < 5 {
+		t.Fatalf("found only %v", paths)
+	}
+	for _, p := range paths {
+		if _, ok := durationBounds[p]; !ok {
+			t.Errorf("%s has no entry in durationBounds", p)
+		}
+	}
+}
+
+func TestFormatSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{10 * time.Second: "10s", 90 * time.Second: "1m30s", time.Minute: "1m",
+		time.Hour: "1h", 90 * time.Minute: "1h30m", 7 * 24 * time.Hour: "7d", 36 * time.Hour: "36h"} {
+		if got := formatSpan(d); got != want {
+			t.Errorf("formatSpan(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestRuleRisk: approvals.rules[].risk reaches the policy, and only "high" is taken.
+func TestRuleRisk(t *testing.T) {
+	const head = "connectors: [{name: prod, connection_string: x}]\napprovals:\n  channel: C1\n  approvers: {users: [U1, U2]}\n  rules:\n"
+	c, err := Parse([]byte(head+"    - {risk: high, quorum: 2}\n    - {actions: [drop-user], quorum: 1}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Policy()
+	tests := []struct {
+		action string
+		risk   approvals.Risk
+		quorum int
+	}{
+		{"rotate-password", approvals.RiskNormal, 1},
+		{"rotate-password", approvals.RiskHigh, 2},
+		{"drop-user", approvals.RiskHigh, 1}, // the later rule, with no risk, applies to all
+	}
+	for _, tt := range tests {
+		if e := p.ForRisk(tt.action, "prod", tt.risk); e.Quorum != tt.quorum {
+			t.Errorf("ForRisk(%s, prod, %q).Quorum = %d, want %d", tt.action, tt.risk, e.Quorum, tt.quorum)
+		}
+	}
+	if e := p.For("rotate-password", "prod"); e.Quorum != 1 {
+		t.Errorf("For ignores high-risk rules: %+v", e)
+	}
+	for _, bad := range []struct{ yaml, says string }{
+		{"    - {risk: medium}\n", `approvals.rules[0].risk (line 6): "medium" is not a risk a rule may name: the risks are high`},
+		{"    - {risk: High}\n", `approvals.rules[0].risk (line 6): "High" is not a risk`},
+		{"    - {risk: [high]}\n", "approvals.rules[0].risk (line 6): expected text, got a list"},
+		{"    - {rsik: high}\n", `approvals.rules[0].rsik (line 6): unknown key; did you mean "risk"?`},
+		{"    - {risk: high, quorum: 3}\n", "approvals.rules[0] (line 6): quorum is 3 but only 2 approver(s) are listed, so high-risk rotate-password"},
+	} {
+		if _, err := Parse([]byte(head+bad.yaml), env(nil)); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.says)
+		}
+	}
+}
+
+// TestEveryMistakeAtOnce: a file with several mistakes gets them all in one go, in the order
+// of the file, so that one start-up says everything to fix.
+func TestEveryMistakeAtOnce(t *testing.T) {
+	yaml := `connectors:
+  - name: prod
+    connection_string: x
+approvals:
+  channel: "#approvals"
+  approvers: {users: [U1, "@bob"]}
+  expire_after: 0s
+  rules:
+    - {risk: medium}
+reveal_ttl: soon
+`
+	_, err := Parse([]byte(yaml), env(nil))
+	want := []string{
+		`approvals.channel (line 5): "#approvals" is not a Slack channel id`,
+		`approvals.approvers.users[1] (line 6): "@bob" is not a Slack user id`,
+		"approvals.expire_after (line 7) must be at least 1m and at most 30d, not 0s",
+		`approvals.rules[0].risk (line 9): "medium" is not a risk`,
+		`reveal_ttl (line 10): "soon" is not a duration`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	at := -1
+	for _, w := range want {
+		i := strings.Index(err.Error(), w)
+		if i <= at {
+			t.Errorf("%q missing or out of order in:\n%v", w, err)
+		}
+		at = i
+	}
+	// A wrong shape stops the checks of meaning, which would only echo it, but not the
+	// reports of other wrong values.
+	_, err = Parse([]byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n  approver: {users: [U1]}\n  expire_after: 0s\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), `approvals.approver (line 4): unknown key; did you mean "approvers"?; approvals.expire_after (line 5) must be at least 1m`) || strings.Contains(err.Error(), "lists nobody") {
+		t.Errorf("shape mistakes: %v", err)
 	}
 }

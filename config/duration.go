@@ -1,0 +1,102 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"mongobot/commands"
+)
+
+// span is the range a duration field accepts.
+type span struct{ min, max time.Duration }
+
+// durationBounds are the ranges of the duration fields, by path with list indices left out.
+// Each says why in its comment; every Duration field of the config must have one (a test
+// checks), so that "0s" or "900d" gets a sentence saying what would do, not a surprise later.
+var durationBounds = map[string]span{
+	// A request needs time for an approver to see it and click; after a month the preview it
+	// shows (the user as it was) is too old to approve on.
+	"approvals.expire_after":         {time.Minute, 30 * 24 * time.Hour},
+	"approvals.rules[].expire_after": {time.Minute, 30 * 24 * time.Hour},
+	// The owner of a new password needs time to come and reveal it; longer than a week, an
+	// unclaimed password is better rotated again than kept waiting in the store.
+	"reveal_ttl": {time.Minute, 7 * 24 * time.Hour},
+	// Under a minute every restart would skip the run it interrupted; past a month a run
+	// rotates a password long after anyone expects it.
+	"schedules.missed_run_window": {time.Minute, 30 * 24 * time.Hour},
+	// Shorter than 10s a retry meets the same passing failure (an election, a network
+	// blip); past a day it runs into the next scheduled run.
+	"schedules.retry_delay": {10 * time.Second, 24 * time.Hour},
+}
+
+// fallbackBounds are those of a duration field missing from durationBounds: what any span
+// the bot reads may be.
+var fallbackBounds = span{time.Second, commands.MaxSpan}
+
+var index = regexp.MustCompile(`\[[0-9]+\]`)
+
+// durationProblem is what is wrong with the duration v of the field at path, or "" when
+// nothing is; shown is v as the message may quote it. A message about the range starts with
+// "must", to follow the field's name: "approvals.expire_after must be at least 1m".
+func durationProblem(path, v, shown string) string {
+	b, ok := durationBounds[index.ReplaceAllString(path, "[]")]
+	if !ok {
+		b = fallbackBounds
+	}
+	rng := fmt.Sprintf("must be at least %s and at most %s", formatSpan(b.min), formatSpan(b.max))
+	d, err := commands.ParseSpan(v)
+	if errors.Is(err, commands.ErrSpanTooLong) {
+		return fmt.Sprintf("%s, not %s", rng, showSpan(v, shown))
+	}
+	if err != nil {
+		// ParseSpan refuses zero and negative spans as not durations; they are durations,
+		// only too short.
+		if _, ok := signedSpan(v); ok {
+			return fmt.Sprintf("%s, not %s", rng, showSpan(v, shown))
+		}
+		return fmt.Sprintf("%s is not a duration: write 30m, 4h or 2d (or 90s)", shown)
+	}
+	if d < b.min || d > b.max {
+		return fmt.Sprintf("%s, not %s", rng, showSpan(v, shown))
+	}
+	return ""
+}
+
+// signedSpan reads a span in ParseSpan's syntax that may be zero or negative.
+func signedSpan(v string) (time.Duration, bool) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 32)
+		return time.Duration(n) * 24 * time.Hour, err == nil
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil
+}
+
+// showSpan is a duration that was read as one, for a message: without quotes, unless it came
+// from the environment, when shown names the variable instead.
+func showSpan(v, shown string) string {
+	if strings.HasPrefix(shown, `"`) {
+		return v
+	}
+	return shown
+}
+
+// formatSpan writes d as the config is written: 10s, 1m, 1h30m, 7d. (commands.FormatDuration
+// turns 10s into "1": it trims "0s" off any string.)
+func formatSpan(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
