@@ -707,3 +707,23 @@ func TestHighRiskIsFlaggedOnTheCard(t *testing.T) {
 		}
 	}
 }
+
+// A policy rule may tighten high-risk requests: risk: high → two approvals.
+func TestHighRiskRuleNeedsTwoApprovals(t *testing.T) {
+	p := testPolicy()
+	p.Rules = append(p.Rules, approvals.Rule{Risk: approvals.RiskHigh, Quorum: 2})
+	e := newEnv(t, envOptions{policy: &p})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app root")
+	card := e.card("Request #1", "*High risk*", "0 of 2")
+	e.click(alice, card, bot.TextApprove)
+	card = e.cardSays(card, "1 of 2")
+	e.click(bob, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	// app is an administrator now: anything done to it is high-risk too.
+	e.command(dev, "grant-role prod app read@shop")
+	e.card("Request #2", "*High risk*", "0 of 2")
+	e.createUser("other")
+	e.command(dev, "grant-role prod other read@shop")
+	e.card("Request #3", "0 of 1")
+}

@@ -463,12 +463,13 @@ func parseButton(v string) (uint64, string, bool) {
 // performs on MongoDB (undoing a revoke is a grant), and it needs approval when either that
 // action or "rollback" itself does.
 func (b *Bot) policyFor(action, conn string, args map[string]string) approvals.Effective {
+	risk := approvals.Risk(args["risk"]) // set by the bot from the user's state, never by the requester
 	if action == commands.Rollback && args["performs"] != "" {
-		eff := b.cfg.Policy.For(args["performs"], conn)
-		eff.Required = eff.Required || b.cfg.Policy.For(commands.Rollback, conn).Required
+		eff := b.cfg.Policy.ForRisk(args["performs"], conn, risk)
+		eff.Required = eff.Required || b.cfg.Policy.ForRisk(commands.Rollback, conn, risk).Required
 		return eff
 	}
-	return b.cfg.Policy.For(action, conn)
+	return b.cfg.Policy.ForRisk(action, conn, risk)
 }
 
 // awaitCard re-reads request r until its card reference is saved, for at most 3 seconds.
