@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"mongobot/connector/mongotest"
 )
 
 // TestConsoleDemo runs the README's first command: the console on the embedded demo config
@@ -94,5 +97,104 @@ func checkNumbering(t *testing.T, got string) {
 		if c := strings.Count(got, m[0]+":"); c != 1 {
 			t.Errorf("result of journal #%s printed %d times", m[1], c)
 		}
+	}
+}
+
+// TestConsoleOutsideDemo runs the console on a config of one's own: it says how to act as
+// someone (ids: it knows no names), takes typed ids in any case, keeps typed bytes from the
+// terminal, and every journal entry it makes, rollbacks included, says it came from the console.
+func TestConsoleOutsideDemo(t *testing.T) {
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if err := seedDemo(context.Background(), emu.URI()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	// A grant and its rollback (a revoke) need approval; a lock and its rollback (an unlock)
+	// run at once: every way an entry is journaled, with a request and without.
+	os.WriteFile(cfg, []byte(`connectors:
+  - name: prod
+    connection_string: ${MONGO_URI}
+approvals:
+  channel: C0APPROVALS
+  approvers: {users: [U0ALICE, U0BOB], usergroups: [S0DBAS]}
+  require: [grant-role, revoke-role]
+`), 0o600)
+	env := envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI(), "NO_COLOR": ""})
+	script := strings.Join([]string{
+		"help",
+		"/mongo grant-role prod app_user read@analytics --reason \"<!channel> <@U0BOB> \x1b[2J\x1b]0;owned\x07\"",
+		"as alice",
+		"as u0alice",
+		"press Approve",
+		"as U0CONSOLE",
+		"/mongo rollback 1",
+		"as U0BOB",
+		"press Approve",
+		"/mongo lock-user prod reporting",
+		"/mongo rollback 3",
+		"as \x1b[31mX",
+	}, "\n")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"console"}, env, strings.NewReader(script), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	intro, _, _ := strings.Cut(got, "\n\n")
+	for _, want := range []string{
+		"You are U0CONSOLE. `as <Slack user id>` acts as someone else (the config names U0ALICE, U0BOB), e.g. `as U0ALICE`. No names are known here",
+		"Approvers named by user group (S0DBAS) cannot approve here",
+		`marked "via console"`,
+		"--as <user id>",
+	} {
+		if !strings.Contains(intro, want) {
+			t.Errorf("the start text does not say %q:\n%s", want, intro)
+		}
+	}
+	for _, want := range []string{
+		"  as <user id>     act as another user",
+		"  You are @U0CONSOLE. `as <Slack user id>` acts as someone else (the config names U0ALICE, U0BOB)",
+		`! "alice" is not a Slack user id`,
+		"(now acting as @U0ALICE)",
+		"✓ Done, journal #1: grant-role",
+		"✓ Done, journal #2: rollback of #1",
+		"✓ Done, journal #3: lock-user",
+		"✓ Done, journal #4: rollback of #3",
+		"⚠ Typed in the bot's console, not in Slack",
+		// Typed markup stays text, typed control bytes are shown, not obeyed.
+		`Reason: <!channel> <@U0BOB> \x1b[2J\x1b]0;owned\x07`,
+		`! "\x1b[31mX" is not a Slack user id`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the console does not show %q", want)
+		}
+	}
+	if strings.ContainsAny(got, "\x1b\x07") {
+		t.Errorf("a control character reached the output:\n%q", got)
+	}
+	checkNumbering(t, got)
+
+	var export bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &export, &errb); code != 0 {
+		t.Fatalf("journal export: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(export.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 journal entries, got:\n%s", export.String())
+	}
+	for i, l := range lines {
+		if !strings.Contains(l, `"via":"console"`) {
+			t.Errorf("journal entry #%d does not say it came from the console: %s", i+1, l)
+		}
+	}
+	var show bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "show", "4"}, env, nil, &show, &errb); code != 0 {
+		t.Fatalf("journal show: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(show.String(), `"via": "console"`) {
+		t.Errorf("journal show 4 does not say it came from the console:\n%s", show.String())
 	}
 }
