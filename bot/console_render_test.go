@@ -94,3 +94,50 @@ func TestRenderTerminalNeverPassesControls(t *testing.T) {
 		}
 	}
 }
+
+// The console itself: styled on a terminal, plain otherwise; messages numbered from 1 as
+// printed, private ones without a number; a direct message repeating a shown one folded,
+// and shown in full (with a number) once it is updated.
+func TestConsoleRenderNumbering(t *testing.T) {
+	ctx := t.Context()
+	for _, st := range []TermStyle{{}, {Bold: true}, {Bold: true, Color: true}} {
+		var out strings.Builder
+		c := NewConsole(&out, "/mongo", map[string]string{"U0DEV": "dev"}, map[string]string{"C0A": "approvals"})
+		c.SetStyle(st)
+		c.Ephemeral(ctx, "C0A", "U0DEV", text("private"))
+		card, _ := c.Post(ctx, "C0A", Message{Text: "*Request #1*", Blocks: []Block{{Text: "*Request #1*"}, {Buttons: []Button{{Text: TextApprove, Action: "a"}}}}})
+		res := Message{Thread: card.TS, Blocks: []Block{{Text: ":white_check_mark: *Done*"}, {Buttons: []Button{{Text: TextRollback, Action: "r"}}}}}
+		c.Post(ctx, "C0A", res)
+		res.Thread = ""
+		dm, _ := c.DM(ctx, "U0DEV", res)
+		c.Update(ctx, dm, text("rolled back"))
+		got := out.String()
+		plainGot := got
+		for _, seq := range []string{sgrBold, sgrBoldOff, sgrGreen, sgrCyan, sgrColorOff} {
+			plainGot = strings.ReplaceAll(plainGot, seq, "")
+		}
+		want := "── #approvals · private, only @dev sees this\n  │ private\n" +
+			"── #approvals · message 1\n  │ Request #1\n  │   [1 Approve]\n" +
+			"── #approvals, in the thread of message 1 · message 2\n  │ ✓ Done\n  │   [2 Roll back]\n" +
+			"── direct message to @dev (private): the same as message 2 above\n" +
+			"── direct message to @dev · message 3, updated\n  │ rolled back\n"
+		if plainGot != want {
+			t.Errorf("%+v:\n%s\nwant\n%s", st, plainGot, want)
+		}
+		if hasBold := strings.Contains(got, sgrBold+"Request #1"+sgrBoldOff); hasBold != st.Bold {
+			t.Errorf("%+v: bold shown %v", st, hasBold)
+		}
+		if hasColor := strings.Contains(got, sgrGreen+"✓"+sgrColorOff) && strings.Contains(got, sgrCyan+"── #approvals · message 1"); hasColor != st.Color {
+			t.Errorf("%+v: colour shown %v", st, hasColor)
+		}
+		if !st.Bold && strings.Contains(got, "\x1b") {
+			t.Errorf("plain output holds an escape: %q", got)
+		}
+		if _, err := c.find("2"); err != nil {
+			t.Errorf("button 2 does not work by its number: %v", err)
+		}
+		if _, err := c.find("3"); err == nil {
+			t.Errorf("a folded copy added a button")
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"mongobot/bot"
 	"mongobot/connector/mongotest"
 )
 
@@ -196,5 +197,37 @@ approvals:
 	}
 	if !strings.Contains(show.String(), `"via": "console"`) {
 		t.Errorf("journal show 4 does not say it came from the console:\n%s", show.String())
+	}
+}
+
+// Attributes only on a terminal, colour only without NO_COLOR, nothing on a dumb terminal:
+// a transcript piped to a file holds text alone.
+func TestConsoleTermStyle(t *testing.T) {
+	tests := []struct {
+		tty  bool
+		env  map[string]string
+		want bot.TermStyle
+	}{
+		{false, nil, bot.TermStyle{}},
+		{false, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{}},
+		{true, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{Bold: true, Color: true}},
+		{true, map[string]string{"NO_COLOR": "1"}, bot.TermStyle{Bold: true}},
+		{true, map[string]string{"NO_COLOR": ""}, bot.TermStyle{Bold: true, Color: true}}, // no-color.org: set and not empty
+		{true, map[string]string{"TERM": "dumb"}, bot.TermStyle{}},
+	}
+	for _, tc := range tests {
+		if got := styleFor(tc.tty, envOf(tc.env)); got != tc.want {
+			t.Errorf("tty=%v env=%v: %+v, want %+v", tc.tty, tc.env, got, tc.want)
+		}
+	}
+	// A pipe is not a terminal.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if got := termStyle(w, envOf(map[string]string{"TERM": "xterm"})); got != (bot.TermStyle{}) {
+		t.Errorf("a pipe gets %+v", got)
 	}
 }
