@@ -26,11 +26,20 @@ type Console struct {
 	// channels names channel ids for display.
 	channels map[string]string
 
-	mu      sync.Mutex
-	user    string // the acting user's id
-	ts      int
+	mu    sync.Mutex
+	user  string // the acting user's id
+	style TermStyle
+	known []string // user ids the config names, suggested when there are no names
+	// shown counts the messages printed with a number: numbers are what the person at the
+	// terminal sees, from 1, in the order printed. A ref's TS is its number; a message that
+	// has none (private, or folded into an earlier copy) gets a TS that is not a number.
+	shown   int
+	hidden  int
 	buttons []consoleButton // every button shown, numbered from 1
-	msgs    map[string]Message
+	// same maps a printed message's content to its number while it is unchanged: the bot
+	// sends a result to the thread and to the requester directly, and at one terminal that
+	// is one person, who sees it once.
+	same map[string]int
 }
 
 type consoleButton struct {
@@ -41,9 +50,10 @@ type consoleButton struct {
 }
 
 // NewConsole writes to out; users maps ids to names ("U0ALICE": "alice"); the acting user
-// is the first of them in name order unless SetUser is called.
+// is the first of them in name order unless SetUser is called. It writes plain text until
+// SetStyle says the output is a terminal.
 func NewConsole(out io.Writer, slash string, users, channels map[string]string) *Console {
-	c := &Console{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, msgs: map[string]Message{}}
+	c := &Console{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{}}
 	var names []string
 	for id, n := range users {
 		c.ids[n] = id
@@ -60,6 +70,49 @@ func NewConsole(out io.Writer, slash string, users, channels map[string]string) 
 
 var _ Chat = (*Console)(nil)
 
+// SetStyle says what the output may show besides text (see TermStyle).
+func (c *Console) SetStyle(s TermStyle) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.style = s
+}
+
+// SetKnown gives the user ids the config names (its approvers, its access list): with no
+// names to go by, the console suggests them to act as.
+func (c *Console) SetKnown(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.known = append([]string(nil), ids...)
+}
+
+// SwitchHelp says how to act as someone else, with the names or ids the console accepts.
+func (c *Console) SwitchHelp() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ids) > 0 {
+		var names []string
+		for n := range c.ids {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Sprintf("`as <name>` acts as someone else: %s", strings.Join(names, ", "))
+	}
+	eg := "U0ALICE"
+	s := "`as <Slack user id>` acts as someone else"
+	if len(c.known) > 0 {
+		eg = c.known[0]
+		s += fmt.Sprintf(" (the config names %s)", strings.Join(c.known, ", "))
+	}
+	return s + fmt.Sprintf(", e.g. `as %s`. No names are known here (the console has no Slack directory), so people are their ids.", eg)
+}
+
+// User is who is typing, as shown: a name, or the id.
+func (c *Console) User() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.name(c.user)
+}
+
 // SetUser changes who is typing, by name or id.
 func (c *Console) SetUser(who string) error {
 	c.mu.Lock()
@@ -69,9 +122,16 @@ func (c *Console) SetUser(who string) error {
 		c.user = id
 		return nil
 	}
+	// Slack ids are upper case; a typed "u0alice" means U0ALICE, not someone new.
+	if up := strings.ToUpper(who); slackID.MatchString(up) {
+		who = up
+	}
 	if _, ok := c.names[who]; ok || (len(c.names) == 0 && slackID.MatchString(who)) {
 		c.user = who
 		return nil
+	}
+	if len(c.names) == 0 {
+		return fmt.Errorf("%q is not a Slack user id (U… or W…, letters and digits): with no names known, people are their ids", who)
 	}
 	var names []string
 	for n := range c.ids {
@@ -88,17 +148,11 @@ func (c *Console) name(id string) string {
 	return id
 }
 
-var (
-	slackID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
-	mention = regexp.MustCompile(`<@([A-Z0-9]+)>`)
-	chanRef = regexp.MustCompile(`<#([A-Z0-9]+)>`)
-)
+var slackID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
-// readable turns Slack markup into text for a terminal.
-func (c *Console) readable(s string) string {
-	s = mention.ReplaceAllStringFunc(s, func(m string) string { return "@" + c.name(mention.FindStringSubmatch(m)[1]) })
-	s = chanRef.ReplaceAllStringFunc(s, func(m string) string { return "#" + c.channelName(chanRef.FindStringSubmatch(m)[1]) })
-	return s
+// renderer renders for this console's terminal and people. Call it with c.mu held.
+func (c *Console) renderer() termRenderer {
+	return termRenderer{style: c.style, user: c.name, channel: c.channelName}
 }
 
 func (c *Console) channelName(id string) string {
@@ -116,77 +170,150 @@ func (c *Console) where(id string) string {
 	return "#" + c.channelName(id)
 }
 
-// show prints m under a header and numbers its buttons.
-func (c *Console) show(header string, ref Ref, m Message, owner string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	body, buttons := m.Plain(len(c.buttons) + 1)
+// flatten is m as mrkdwn lines, its buttons numbered from first. Unlike Message.Plain it
+// leaves the entities alone: the renderer undoes them after it has read the markup, so a
+// typed "<@U0ALICE>" stays text instead of becoming a mention.
+func flatten(m Message, first int) (string, []Button) {
+	var b strings.Builder
+	var buttons []Button
+	if len(m.Blocks) == 0 {
+		b.WriteString(m.Text)
+	}
+	for _, bl := range m.Blocks {
+		switch {
+		case bl.Text != "":
+			b.WriteString(bl.Text + "\n")
+		case len(bl.Fields) > 0:
+			for _, f := range bl.Fields {
+				fmt.Fprintf(&b, "  %s: %s\n", f.Label, strings.ReplaceAll(f.Value, "\n", "\n    "))
+			}
+		case bl.Context != "":
+			b.WriteString("  (" + bl.Context + ")\n")
+		case len(bl.Buttons) > 0:
+			var parts []string
+			for _, bt := range bl.Buttons {
+				parts = append(parts, fmt.Sprintf("[%d %s]", first+len(buttons), bt.Text))
+				buttons = append(buttons, bt)
+			}
+			b.WriteString("  " + strings.Join(parts, " ") + "\n")
+		}
+	}
+	return strings.TrimRight(b.String(), "\n"), buttons
+}
+
+// header prints a message's header line; the text in it (names, ids) is cleaned too.
+func (c *Console) header(format string, a ...any) {
+	fmt.Fprintf(c.out, "%s\n", c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...))))
+}
+
+// show prints m and numbers its buttons. Call it with c.mu held.
+func (c *Console) show(ref Ref, m Message, owner string) {
+	body, buttons := flatten(m, len(c.buttons)+1)
 	for _, b := range buttons {
 		c.buttons = append(c.buttons, consoleButton{Button: b, ref: ref, channel: ref.Channel, owner: owner})
 	}
-	fmt.Fprintf(c.out, "%s\n", header)
-	for _, l := range strings.Split(c.readable(body), "\n") {
+	for _, l := range strings.Split(c.renderer().render(body), "\n") {
 		fmt.Fprintf(c.out, "  │ %s\n", l)
 	}
 }
 
-func (c *Console) nextRef(channel string) Ref {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ts++
-	return Ref{Channel: channel, TS: strconv.Itoa(c.ts)}
+// number gives the next message number, and the ref that carries it. Call it with c.mu held.
+func (c *Console) number(channel string) Ref {
+	c.shown++
+	return Ref{Channel: channel, TS: strconv.Itoa(c.shown)}
+}
+
+// unnumbered is a ref for a message shown without a number. Call it with c.mu held.
+func (c *Console) unnumbered(channel, kind string) Ref {
+	c.hidden++
+	return Ref{Channel: channel, TS: kind + strconv.Itoa(c.hidden)}
+}
+
+// content is what makes two messages the same to the eye, buttons (and what they do)
+// included; where they are posted is not.
+func content(m Message) string {
+	m.Thread = ""
+	return fmt.Sprintf("%#v", m)
+}
+
+// forget drops message n from the messages a copy may be folded into: it changed.
+func (c *Console) forget(ts string) {
+	for k, n := range c.same {
+		if strconv.Itoa(n) == ts {
+			delete(c.same, k)
+		}
+	}
 }
 
 // Post implements Chat.
 func (c *Console) Post(_ context.Context, channel string, m Message) (Ref, error) {
-	ref := c.nextRef(channel)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ref := c.number(channel)
 	where := c.where(channel)
 	if m.Thread != "" {
 		where += ", in the thread of message " + m.Thread
 	}
-	c.mu.Lock()
-	c.msgs[ref.TS] = m
-	c.mu.Unlock()
-	c.show(fmt.Sprintf("── %s · message %s", where, ref.TS), ref, m, "")
+	c.header("── %s · message %s", where, ref.TS)
+	c.show(ref, m, "")
+	c.same[content(m)] = c.shown
 	return ref, nil
 }
 
 // Update implements Chat.
 func (c *Console) Update(_ context.Context, ref Ref, m Message) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	// Buttons of the old version are gone.
 	for i := range c.buttons {
 		if c.buttons[i].ref == ref {
 			c.buttons[i].Action = ""
 		}
 	}
-	c.msgs[ref.TS] = m
-	c.mu.Unlock()
-	c.show(fmt.Sprintf("── %s · message %s, updated", c.where(ref.Channel), ref.TS), ref, m, "")
+	c.forget(ref.TS)
+	if _, err := strconv.Atoi(ref.TS); err != nil {
+		// A message shown folded (or not at all) is shown in full now that it differs.
+		ref = c.number(ref.Channel)
+	}
+	c.header("── %s · message %s, updated", c.where(ref.Channel), ref.TS)
+	owner := ""
+	if strings.HasPrefix(ref.Channel, "D") {
+		owner = strings.TrimPrefix(ref.Channel, "D")
+	}
+	c.show(ref, m, owner)
 	return nil
 }
 
 // Ephemeral implements Chat.
 func (c *Console) Ephemeral(_ context.Context, channel, user string, m Message) error {
-	ref := c.nextRef(channel)
-	c.show(fmt.Sprintf("── %s · private, only @%s sees this", c.where(channel), c.name(user)), ref, m, user)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Slack cannot update or thread under an ephemeral message, so it needs no number.
+	ref := c.unnumbered(channel, "e")
+	c.header("── %s · private, only @%s sees this", c.where(channel), c.name(user))
+	c.show(ref, m, user)
 	return nil
 }
 
 // DM implements Chat.
-func (c *Console) DM(ctx context.Context, user string, m Message) (Ref, error) {
-	ref := c.nextRef("D" + user)
+func (c *Console) DM(_ context.Context, user string, m Message) (Ref, error) {
 	c.mu.Lock()
-	c.msgs[ref.TS] = m
-	c.mu.Unlock()
-	c.show(fmt.Sprintf("── direct message to @%s (private) · message %s", c.name(user), ref.TS), ref, m, user)
+	defer c.mu.Unlock()
+	if n, ok := c.same[content(m)]; ok {
+		ref := c.unnumbered("D"+user, "d")
+		c.header("── direct message to @%s (private): the same as message %d above", c.name(user), n)
+		return ref, nil
+	}
+	ref := c.number("D" + user)
+	c.header("── direct message to @%s (private) · message %s", c.name(user), ref.TS)
+	c.show(ref, m, user)
 	return ref, nil
 }
 
 // Run reads lines from in until it ends (or "quit") and acts on them with h:
 //
 //	/mongo …            a slash command, typed by the acting user
-//	as <user>           act as another user
+//	as <user>           act as another user (a name, or an id when no names are known)
 //	press <n|text>      press button n, or the latest button with that text
 //	help                this list
 //
@@ -205,13 +332,15 @@ func (c *Console) Run(ctx context.Context, in io.Reader, h Handler, prompt func(
 			continue
 		}
 		if prompt == nil {
-			fmt.Fprintf(c.out, "\n@%s> %s\n", c.name(c.current()), line)
+			c.say("\n@%s> %s", c.name(c.current()), line)
 		}
 		if err := c.do(ctx, line, h); err != nil {
 			if err == io.EOF {
 				return nil
 			}
-			fmt.Fprintf(c.out, "  ! %v\n", err)
+			c.mu.Lock()
+			fmt.Fprintf(c.out, "  %s\n", c.renderer().color(sgrRed, "! "+clean(err.Error())))
+			c.mu.Unlock()
 		}
 		quiet(ctx, h)
 	}
@@ -236,6 +365,14 @@ func quiet(ctx context.Context, h Handler) {
 	}
 }
 
+// say prints a line of the console's own, cleaned: it may hold what was typed (an echoed
+// line, a name that is no one's), which must not reach the terminal as control sequences.
+func (c *Console) say(format string, a ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fmt.Fprintf(c.out, "%s\n", clean(fmt.Sprintf(format, a...)))
+}
+
 func (c *Console) current() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -252,7 +389,7 @@ func (c *Console) do(ctx context.Context, line string, h Handler) error {
 		if err := c.SetUser(rest); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.out, "  (now acting as @%s)\n", c.name(c.current()))
+		c.say("  (now acting as @%s)", c.name(c.current()))
 	case word == "press":
 		b, err := c.find(rest)
 		if err != nil {
@@ -262,7 +399,12 @@ func (c *Console) do(ctx context.Context, line string, h Handler) error {
 	case word == "quit" || word == "exit":
 		return io.EOF
 	case word == "help":
-		fmt.Fprintf(c.out, "  %s <verb> …   a slash command (%s help lists the verbs)\n  as <user>        act as another user\n  press <n|text>   press a button by number or by its text\n  quit\n", c.slash, c.slash)
+		who := "<name>"
+		if len(c.names) == 0 {
+			who = "<user id>"
+		}
+		c.say("  %s <verb> …   a slash command (%s help lists the verbs)\n  as %-13s act as another user\n  press <n|text>   press a button by number or by its text\n  quit\n  You are @%s. %s",
+			c.slash, c.slash, who, c.name(c.current()), c.SwitchHelp())
 	default:
 		return fmt.Errorf("type %s <verb>, as <user>, press <n>, help or quit", c.slash)
 	}

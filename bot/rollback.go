@@ -172,6 +172,8 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	args := rollbackArgs(e, ch, reason)
 	if auto {
 		args["automatic"] = "--for " + e.Args["for"] + " ended"
+	} else if b.cfg.Via != "" {
+		args["via"] = b.cfg.Via
 	}
 	unlock, pending, ok := b.lockTarget(e.Connector, target(e.Args))
 	if !ok {

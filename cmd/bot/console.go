@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"mongobot/bot"
@@ -90,6 +91,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 		warnKeyFile(newLogger(cfg.Log, os.Stderr), st)
 	}
 	con := bot.NewConsole(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
+	con.SetStyle(termStyle(stdout, env))
 	start := *as
 	if start == "" && *demo {
 		start = "dev"
@@ -99,11 +101,15 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 			return usageError{err.Error()}
 		}
 	}
-	bc := botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr))
 	if !*demo {
-		// Anyone at this terminal can type as anyone: the journal and every card say so.
-		bc.Via = "console"
+		ids, groups := configPeople(cfg)
+		con.SetKnown(ids)
+		fmt.Fprint(stdout, consoleIntro(con, cfgPath, groups))
 	}
+	bc := botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr))
+	// Anyone at this terminal can type as anyone, the demo too (its journal can be kept with
+	// BOT_DATA_DIR): every journal entry and every card made here says it came from the console.
+	bc.Via = "console"
 	b := bot.New(bc, st, con, nil)
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {
@@ -119,6 +125,69 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 		}
 	}
 	return con.Run(ctx, stdin, b, prompt)
+}
+
+// consoleIntro is what the console says at start outside the demo: who you are, how to be
+// someone else, and that nobody is verified here.
+func consoleIntro(con *bot.Console, cfgPath string, groups []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Console on %s: this terminal is the chat; commands run on the config's real connectors.\n", cfgPath)
+	fmt.Fprintf(&b, "You are %s. %s\n", con.User(), con.SwitchHelp())
+	if len(groups) > 0 {
+		fmt.Fprintf(&b, "Approvers named by user group (%s) cannot approve here: without Slack the console cannot tell who is in a group.\n", strings.Join(groups, ", "))
+	}
+	b.WriteString("Anyone at this terminal can act as anyone: every card and journal entry made here is marked \"via console\".\n" +
+		"Start with --as <user id> to begin as someone. Type help for the console's commands.\n")
+	return b.String()
+}
+
+// configPeople is the user ids and user groups the config names, in order: approvers first,
+// then those on the access list.
+func configPeople(cfg *config.Config) (ids, groups []string) {
+	seen := map[string]bool{}
+	add := func(g config.Group) {
+		for _, u := range g.Users {
+			if !seen[u] {
+				seen[u] = true
+				ids = append(ids, u)
+			}
+		}
+		for _, u := range g.Usergroups {
+			if !seen[u] {
+				seen[u] = true
+				groups = append(groups, u)
+			}
+		}
+	}
+	add(cfg.Approvals.Approvers)
+	for _, r := range cfg.Approvals.Rules {
+		if r.Approvers != nil {
+			add(*r.Approvers)
+		}
+	}
+	add(cfg.Access)
+	return ids, groups
+}
+
+// termStyle is what the console may send besides text: attributes on a terminal only (a
+// transcript in a file stays clean), colour too unless NO_COLOR is set (https://no-color.org),
+// and nothing on TERM=dumb.
+func termStyle(w io.Writer, env func(string) (string, bool)) bot.TermStyle {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return styleFor(tty, env)
+}
+
+func styleFor(tty bool, env func(string) (string, bool)) bot.TermStyle {
+	if term, _ := env("TERM"); !tty || term == "dumb" {
+		return bot.TermStyle{}
+	}
+	noColor, _ := env("NO_COLOR")
+	return bot.TermStyle{Bold: true, Color: noColor == ""}
 }
 
 // seedDemo creates the demo server's users.

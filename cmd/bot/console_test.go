@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"mongobot/bot"
+	"mongobot/connector/mongotest"
 )
 
 // TestConsoleDemo runs the README's first command: the console on the embedded demo config
@@ -25,17 +30,19 @@ func TestConsoleDemo(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"DEMO: connector \"demo\" is the MongoDB emulator",
-		"*Request #1*: grant-role `app_user@admin` role `read@analytics` on demo",
+		"── #approvals · message 1\n  │ Request #1: grant-role `app_user@admin` role `read@analytics` on demo",
 		"[1 Approve] [2 Deny]",
-		"*Done*, journal #1",
-		"*Rolled back* by @dev",
-		"*Done*, journal #2: rollback of #1",
+		"✓ Done, journal #1",
+		"Rolled back by @dev",
+		"✓ Done, journal #2: rollback of #1",
+		"── direct message to @dev (private): the same as message 3 above",
+		"⚠ Typed in the bot's console, not in Slack",
 		"You are not an approver",
 		"Approved by @alice, @bob",
 		"verified: logged in as app_user@admin with the new password",
 		"── direct message to @dev · private, only @dev sees this",
 		"Your new password",
-		"*Denied* by @bob",
+		"Denied by @bob",
 		"• #1 ", "rolled back by #2",
 	} {
 		if !strings.Contains(got, want) {
@@ -45,10 +52,182 @@ func TestConsoleDemo(t *testing.T) {
 	if strings.Contains(got, "  ! ") {
 		t.Errorf("the demo script hit an error:\n%s", got)
 	}
-	if n := len(regexp.MustCompile("```[A-Za-z0-9._~-]{32}```").FindAllString(got, -1)); n != 1 {
+	if n := len(regexp.MustCompile(`(?m)^  │ [A-Za-z0-9._~-]{32}$`).FindAllString(got, -1)); n != 1 {
 		t.Errorf("the new password was shown %d times, want once", n)
 	}
 	if errb.Len() > 0 {
 		t.Errorf("stderr: %s", errb.String())
+	}
+	// Not a pipe's worth of markup: no shortcode, bold marker or entity reaches the reader.
+	for _, raw := range []string{":white_check_mark:", ":key:", "*Done*", "&lt;", "&gt;", "&amp;", "<@U0"} {
+		if strings.Contains(got, raw) {
+			t.Errorf("the demo shows raw Slack markup %q", raw)
+		}
+	}
+	checkNumbering(t, got)
+}
+
+// checkNumbering checks that the messages of a console transcript are numbered as seen: new
+// ones from 1 in order, with no gap for private ones; buttons likewise; and that no result
+// is printed twice.
+func checkNumbering(t *testing.T, got string) {
+	t.Helper()
+	next := 1
+	for _, m := range regexp.MustCompile(`· message (\d+)(, updated)?`).FindAllStringSubmatch(got, -1) {
+		n, _ := strconv.Atoi(m[1])
+		if m[2] == "" {
+			if n != next {
+				t.Errorf("new message numbered %d, want %d", n, next)
+			}
+			next = n + 1
+		} else if n >= next {
+			t.Errorf("message %d updated before it was shown", n)
+		}
+	}
+	if next == 1 {
+		t.Errorf("no numbered message in:\n%s", got)
+	}
+	nextButton := 1
+	for _, m := range regexp.MustCompile(`\[(\d+) [A-Z][a-z]`).FindAllStringSubmatch(got, -1) {
+		if n, _ := strconv.Atoi(m[1]); n != nextButton {
+			t.Errorf("button numbered %d, want %d", n, nextButton)
+		}
+		nextButton++
+	}
+	for _, m := range regexp.MustCompile(`(?m)^  │ ✓ Done, journal #(\d+)`).FindAllStringSubmatch(got, -1) {
+		if c := strings.Count(got, m[0]+":"); c != 1 {
+			t.Errorf("result of journal #%s printed %d times", m[1], c)
+		}
+	}
+}
+
+// TestConsoleOutsideDemo runs the console on a config of one's own: it says how to act as
+// someone (ids: it knows no names), takes typed ids in any case, keeps typed bytes from the
+// terminal, and every journal entry it makes, rollbacks included, says it came from the console.
+func TestConsoleOutsideDemo(t *testing.T) {
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if err := seedDemo(context.Background(), emu.URI()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	// A grant and its rollback (a revoke) need approval; a lock and its rollback (an unlock)
+	// run at once: every way an entry is journaled, with a request and without.
+	os.WriteFile(cfg, []byte(`connectors:
+  - name: prod
+    connection_string: ${MONGO_URI}
+approvals:
+  channel: C0APPROVALS
+  approvers: {users: [U0ALICE, U0BOB], usergroups: [S0DBAS]}
+  require: [grant-role, revoke-role]
+`), 0o600)
+	env := envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI(), "NO_COLOR": ""})
+	script := strings.Join([]string{
+		"help",
+		"/mongo grant-role prod app_user read@analytics --reason \"<!channel> <@U0BOB> \x1b[2J\x1b]0;owned\x07\"",
+		"as alice",
+		"as u0alice",
+		"press Approve",
+		"as U0CONSOLE",
+		"/mongo rollback 1",
+		"as U0BOB",
+		"press Approve",
+		"/mongo lock-user prod reporting",
+		"/mongo rollback 3",
+		"as \x1b[31mX",
+	}, "\n")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"console"}, env, strings.NewReader(script), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	intro, _, _ := strings.Cut(got, "\n\n")
+	for _, want := range []string{
+		"You are U0CONSOLE. `as <Slack user id>` acts as someone else (the config names U0ALICE, U0BOB), e.g. `as U0ALICE`. No names are known here",
+		"Approvers named by user group (S0DBAS) cannot approve here",
+		`marked "via console"`,
+		"--as <user id>",
+	} {
+		if !strings.Contains(intro, want) {
+			t.Errorf("the start text does not say %q:\n%s", want, intro)
+		}
+	}
+	for _, want := range []string{
+		"  as <user id>     act as another user",
+		"  You are @U0CONSOLE. `as <Slack user id>` acts as someone else (the config names U0ALICE, U0BOB)",
+		`! "alice" is not a Slack user id`,
+		"(now acting as @U0ALICE)",
+		"✓ Done, journal #1: grant-role",
+		"✓ Done, journal #2: rollback of #1",
+		"✓ Done, journal #3: lock-user",
+		"✓ Done, journal #4: rollback of #3",
+		"⚠ Typed in the bot's console, not in Slack",
+		// Typed markup stays text, typed control bytes are shown, not obeyed.
+		`Reason: <!channel> <@U0BOB> \x1b[2J\x1b]0;owned\x07`,
+		`! "\x1b[31mX" is not a Slack user id`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the console does not show %q", want)
+		}
+	}
+	if strings.ContainsAny(got, "\x1b\x07") {
+		t.Errorf("a control character reached the output:\n%q", got)
+	}
+	checkNumbering(t, got)
+
+	var export bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &export, &errb); code != 0 {
+		t.Fatalf("journal export: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(export.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 journal entries, got:\n%s", export.String())
+	}
+	for i, l := range lines {
+		if !strings.Contains(l, `"via":"console"`) {
+			t.Errorf("journal entry #%d does not say it came from the console: %s", i+1, l)
+		}
+	}
+	var show bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "show", "4"}, env, nil, &show, &errb); code != 0 {
+		t.Fatalf("journal show: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(show.String(), `"via": "console"`) {
+		t.Errorf("journal show 4 does not say it came from the console:\n%s", show.String())
+	}
+}
+
+// Attributes only on a terminal, colour only without NO_COLOR, nothing on a dumb terminal:
+// a transcript piped to a file holds text alone.
+func TestConsoleTermStyle(t *testing.T) {
+	tests := []struct {
+		tty  bool
+		env  map[string]string
+		want bot.TermStyle
+	}{
+		{false, nil, bot.TermStyle{}},
+		{false, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{}},
+		{true, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{Bold: true, Color: true}},
+		{true, map[string]string{"NO_COLOR": "1"}, bot.TermStyle{Bold: true}},
+		{true, map[string]string{"NO_COLOR": ""}, bot.TermStyle{Bold: true, Color: true}}, // no-color.org: set and not empty
+		{true, map[string]string{"TERM": "dumb"}, bot.TermStyle{}},
+	}
+	for _, tc := range tests {
+		if got := styleFor(tc.tty, envOf(tc.env)); got != tc.want {
+			t.Errorf("tty=%v env=%v: %+v, want %+v", tc.tty, tc.env, got, tc.want)
+		}
+	}
+	// A pipe is not a terminal.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if got := termStyle(w, envOf(map[string]string{"TERM": "xterm"})); got != (bot.TermStyle{}) {
+		t.Errorf("a pipe gets %+v", got)
 	}
 }
