@@ -27,21 +27,48 @@ func TestCheck(t *testing.T) {
 	}
 	defer limited.Close()
 	cfg := writeConfig(t)
+	data := filepath.Join(t.TempDir(), "data")
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": full.URI()}), nil, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "prod: 7.0.14, replica set primary") || !strings.Contains(out.String(), "grant-role") {
+	check := func(uri string) int {
+		out.Reset()
+		errb.Reset()
+		return run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": uri, "BOT_DATA_DIR": data}), nil, &out, &errb)
+	}
+	// verdict is check's last line; no line above it may claim the whole is ok.
+	verdict := func() string {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			if strings.Contains(l, ": ok") {
+				t.Errorf("a verdict before the end: %q", l)
+			}
+		}
+		return lines[len(lines)-1]
+	}
+	if code := check(full.URI()); code != 0 || !strings.Contains(out.String(), "prod: 7.0.14, replica set primary") ||
+		!strings.Contains(out.String(), "grant-role") || verdict() != "check: ok" || errb.Len() != 0 {
 		t.Fatalf("check on a full account: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	out.Reset()
-	errb.Reset()
-	code = run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": limited.URI()}), nil, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "cannot: missing") || !strings.Contains(errb.String(), "problem(s) found") {
+	if code := check(limited.URI()); code != 1 || !strings.Contains(out.String(), "cannot: missing") ||
+		!strings.HasPrefix(verdict(), "check: ") || !strings.HasSuffix(verdict(), " problem(s)") || errb.Len() != 0 {
 		t.Fatalf("check on a limited account: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	out.Reset()
-	code = run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": "mongodb://u:p@127.0.0.1:1/?serverSelectionTimeoutMS=500"}), nil, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "prod: cannot check") {
+	if code := check("mongodb://u:p@127.0.0.1:1/?serverSelectionTimeoutMS=500"); code != 1 || !strings.Contains(out.String(), "prod: cannot check") ||
+		verdict() != "check: 1 problem(s)" {
 		t.Fatalf("check on a dead server: exit %d\n%s", code, out.String())
+	}
+	// A connection string the connector refuses is the connector's problem, in the one
+	// verdict: not "config: ok" followed by an error.
+	if code := check("postgres://u:pw-in-uri@x/"); code != 1 || !strings.Contains(out.String(), "prod: config: connectors[0]") ||
+		verdict() != "check: 1 problem(s)" || strings.Contains(out.String()+errb.String(), "pw-in-uri") {
+		t.Fatalf("check with a bad connection string: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": filepath.Join(t.TempDir(), "none.yaml")}), nil, &out, &errb); code != 1 ||
+		!strings.Contains(out.String(), "config: config file") || verdict() != "check: 1 problem(s)" {
+		t.Fatalf("check without a config file: exit %d\n%s", code, out.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("check created the data folder: %v", err)
 	}
 }
 
@@ -94,7 +121,7 @@ func TestRekey(t *testing.T) {
 	st.Close()
 	oldKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
+	if code := run(context.Background(), []string{"rekey", "--yes"}, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
 		t.Fatalf("rekey: %d %s", code, errb.String())
 	}
 	newKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))

@@ -26,8 +26,12 @@ import (
 )
 
 // TestMain lets a test run this binary as the bot process: with BOT_TEST_CHILD set it serves,
-// like main, until it is killed or told to stop.
+// like main, until it is killed or told to stop; with BOT_TEST_MAIN set it is main itself,
+// its command line taken from its arguments.
 func TestMain(m *testing.M) {
+	if os.Getenv("BOT_TEST_MAIN") != "" {
+		main()
+	}
 	if os.Getenv("BOT_TEST_CHILD") != "" {
 		os.Exit(run(context.Background(), []string{"serve"}, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 	}
