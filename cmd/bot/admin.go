@@ -160,17 +160,13 @@ func journal(args []string, env func(string) (string, bool), w io.Writer) error 
 	defer st.Close()
 	switch sub {
 	case "list":
-		n := count
-		es, _, err := st.History(0, n)
+		es, _, err := st.History(0, count)
 		if err != nil {
 			return err
 		}
+		rs := newRecorder(st)
 		for _, e := range es {
-			line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", e.ID, e.CreatedAt.UTC().Format(time.RFC3339), e.State, e.Action, e.Args["user"], e.Connector, e.Requester)
-			if e.Error != "" {
-				line += "  error: " + e.Error
-			}
-			fmt.Fprintln(w, line)
+			rs.record(e).print(w)
 		}
 		if len(es) == 0 {
 			fmt.Fprintln(w, "the journal is empty")
@@ -182,9 +178,142 @@ func journal(args []string, env func(string) (string, bool), w io.Writer) error 
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(e)
+		return enc.Encode(newRecorder(st).record(e))
 	case "export":
-		return st.Export(w)
+		return export(st, w)
+	}
+	return nil
+}
+
+// record is a journal entry as the journal commands show it: the entry as stored, plus what an
+// audit reader needs that the entry only points to: its request's reason and votes (with
+// their times), and who rolled it back. The entry's own fields keep their names, so a record
+// decodes as a store.Entry.
+type record struct {
+	store.Entry
+	// Reason is the requester's --reason, from the request (a schedule's run: the
+	// schedule's request), or from the entry's arguments for a rollback run at once.
+	Reason string `json:"reason,omitempty"`
+	// Votes are the approvers' decisions with their times, lapsed ones marked.
+	Votes []store.Vote `json:"votes,omitempty"`
+	// RolledBackByUser and RolledBackAt say who started the rollback RolledBackBy, and when.
+	RolledBackByUser string    `json:"rolled_back_by_user,omitempty"`
+	RolledBackAt     time.Time `json:"rolled_back_at,omitzero"`
+}
+
+// recorder makes records, reading each request and rollback entry once.
+type recorder struct {
+	st       *store.Store
+	requests map[uint64]*store.Request
+	entries  map[uint64]*store.Entry
+}
+
+func newRecorder(st *store.Store) *recorder {
+	return &recorder{st: st, requests: map[uint64]*store.Request{}, entries: map[uint64]*store.Entry{}}
+}
+
+// record joins e with its request and its rollback. A request or entry that is gone (purged)
+// leaves its fields empty: the entry is still shown.
+func (rc *recorder) record(e store.Entry) record {
+	r := record{Entry: e, Reason: e.Args["reason"]}
+	if e.RequestID != 0 {
+		req, ok := rc.requests[e.RequestID]
+		if !ok {
+			if got, err := rc.st.Request(e.RequestID); err == nil {
+				req = &got
+			}
+			rc.requests[e.RequestID] = req
+		}
+		if req != nil {
+			if req.Reason != "" {
+				r.Reason = req.Reason
+			}
+			r.Votes = req.Votes
+		}
+	}
+	if e.RolledBackBy != 0 {
+		rb, ok := rc.entries[e.RolledBackBy]
+		if !ok {
+			if got, err := rc.st.Entry(e.RolledBackBy); err == nil {
+				rb = &got
+			}
+			rc.entries[e.RolledBackBy] = rb
+		}
+		if rb != nil {
+			r.RolledBackByUser, r.RolledBackAt = rb.Requester, rb.CreatedAt
+		}
+	}
+	return r
+}
+
+// print writes r for journal list: its line, then one indented line per fact it has.
+func (r record) print(w io.Writer) {
+	line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", r.ID, stamp(r.CreatedAt), r.State, r.Action, r.Args["user"], r.Connector, r.Requester)
+	if r.Error != "" {
+		line += "  error: " + r.Error
+	}
+	fmt.Fprintln(w, line)
+	fact := func(k, v string) { fmt.Fprintf(w, "      %-15s %s\n", k+":", v) }
+	if r.Reason != "" {
+		fact("reason", strconv.Quote(r.Reason))
+	}
+	if len(r.Votes) > 0 {
+		var vs []string
+		for _, v := range r.Votes {
+			s := fmt.Sprintf("%s %s at %s", v.User, map[bool]string{true: "approved", false: "denied"}[v.Approve], stamp(v.At))
+			if v.Lapsed {
+				s += " (no longer an approver; not counted)"
+			}
+			vs = append(vs, s)
+		}
+		fact("votes", strings.Join(vs, ", "))
+	} else if len(r.Approvers) > 0 {
+		fact("approvers", strings.Join(r.Approvers, ", "))
+	}
+	if r.ScheduleID != 0 {
+		s := fmt.Sprintf("#%d", r.ScheduleID)
+		if !r.Slot.IsZero() {
+			s += ", slot " + stamp(r.Slot)
+		}
+		fact("schedule", s)
+	}
+	if r.RollbackOf != 0 {
+		fact("rollback of", fmt.Sprintf("#%d", r.RollbackOf))
+	}
+	if r.RolledBackBy != 0 {
+		s := fmt.Sprintf("#%d", r.RolledBackBy)
+		if r.RolledBackByUser != "" {
+			s += fmt.Sprintf(", by %s at %s", r.RolledBackByUser, stamp(r.RolledBackAt))
+		}
+		fact("rolled back by", s)
+	}
+	if r.Server != "" {
+		fact("server", r.Server)
+	}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// export writes every entry as a record, one JSON line each, oldest first.
+func export(st *store.Store, w io.Writer) error {
+	var all []store.Entry
+	for before := uint64(0); ; {
+		es, next, err := st.History(before, 500)
+		if err != nil {
+			return err
+		}
+		all = append(all, es...)
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	rc := newRecorder(st)
+	enc := json.NewEncoder(w)
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := enc.Encode(rc.record(all[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
