@@ -2,13 +2,18 @@ package bot
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +30,9 @@ type Slack struct {
 	log   *slog.Logger
 	slash string
 	now   func() time.Time
+	// apiURL and botToken are kept for Check's messages: the first is named in them, the
+	// second is scrubbed from them.
+	apiURL, botToken string
 
 	dmMu sync.Mutex
 	dms  map[string]string // user -> direct conversation id
@@ -107,12 +115,17 @@ func NewSlack(cfg SlackConfig) *Slack {
 			watched = append(watched, g)
 		}
 	}
+	apiURL := cfg.APIURL
+	if apiURL == "" {
+		apiURL = slack.APIURL
+	}
 	api := slack.New(cfg.BotToken, opts...)
 	var smOpts []socketmode.Option
 	if cfg.PingInterval > 0 {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.PingInterval))
 	}
 	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, now: cfg.Now,
+		apiURL: apiURL, botToken: cfg.BotToken,
 		busy: make(chan struct{}, maxWork), dms: map[string]string{},
 		groups: groups, watched: watched, groupsTTL: cfg.GroupsTTL, lookupTimeout: groupLookupTimeout}
 }
@@ -131,7 +144,7 @@ func (s *Slack) Check(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("SLACK_BOT_TOKEN is not accepted by Slack (auth.test: %v)", err)
+		return s.checkError(err)
 	}
 	if r.TeamID == "" {
 		// An org-wide (Enterprise Grid) install answers without a workspace; every
@@ -144,6 +157,71 @@ func (s *Slack) Check(ctx context.Context) error {
 	s.selfMu.Unlock()
 	s.log.Debug("slack identity", "team", r.TeamID, "bot_user", r.UserID, "bot", r.BotID)
 	return nil
+}
+
+// refusedToken are the auth.test errors by which Slack refuses the token itself.
+var refusedToken = []string{"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type"}
+
+// checkError turns a failed auth.test into one sentence that tells apart a token Slack
+// refuses, a Slack API this machine cannot reach, and a TLS connection it cannot trust: each
+// has another fix, and calling a network failure a bad token sends the operator to rotate a
+// token that works. The token is never in it.
+func (s *Slack) checkError(err error) error {
+	var se slack.SlackErrorResponse
+	var sc slack.StatusCodeError
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	var msg string
+	switch {
+	case errors.As(err, &se) && slices.Contains(refusedToken, se.Err):
+		msg = fmt.Sprintf("SLACK_BOT_TOKEN is not accepted by Slack (auth.test: %s): give the current bot token (xoxb-…) of an app installed in the workspace", se.Err)
+	case errors.As(err, &se):
+		msg = fmt.Sprintf("Slack's auth.test failed (%s), so the bot token could not be checked", se.Err)
+	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &invalid), errors.As(err, &verify):
+		msg = fmt.Sprintf("the TLS connection to the Slack API at %s cannot be trusted (%v): if a proxy inspects TLS, add its CA to the system's trust store (or SSL_CERT_FILE); check SLACK_API_URL", s.apiURL, tlsCause(err))
+	case errors.As(err, &header):
+		msg = fmt.Sprintf("the Slack API at %s does not speak TLS: check SLACK_API_URL (http:// or https://)", s.apiURL)
+	case errors.As(err, &dns):
+		msg = fmt.Sprintf("the Slack API at %s cannot be reached: the name %s does not resolve (DNS); check the network and SLACK_API_URL", s.apiURL, dns.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = fmt.Sprintf("the Slack API at %s cannot be reached: the connection was refused; check the network, a proxy (HTTPS_PROXY) and SLACK_API_URL", s.apiURL)
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		msg = fmt.Sprintf("the Slack API at %s did not answer in time; check the network, a firewall or proxy (HTTPS_PROXY) and SLACK_API_URL", s.apiURL)
+	case errors.As(err, &sc):
+		msg = fmt.Sprintf("the Slack API at %s answered auth.test with HTTP %d; check SLACK_API_URL", s.apiURL, sc.Code)
+	default:
+		msg = fmt.Sprintf("the Slack API at %s cannot be reached (auth.test: %v)", s.apiURL, err)
+	}
+	if s.botToken != "" {
+		msg = strings.ReplaceAll(msg, s.botToken, "[SLACK_BOT_TOKEN]")
+	}
+	return errors.New(msg)
+}
+
+// tlsCause is the certificate's complaint without the request around it ("x509: certificate
+// signed by unknown authority").
+func tlsCause(err error) error {
+	for {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+			continue
+		}
+		var verify *tls.CertificateVerificationError
+		if errors.As(err, &verify) && verify.Err != nil {
+			return verify.Err
+		}
+		return err
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // learnApp records the app id Slack names in a socket's hello. The app-level token belongs

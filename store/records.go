@@ -107,6 +107,10 @@ type Entry struct {
 	// Slot is, for a scheduled run, the cron slot it ran for: with ScheduleID it is the run's
 	// claim (see BeginRun).
 	Slot time.Time `json:"slot,omitzero"`
+	// Server is the MongoDB server's version and topology line (as bot check prints it, say
+	// "7.0.14, replica set primary") when the action ran: an audit reader can then tell which
+	// server behaviour applied. Empty in entries written before it was recorded.
+	Server string `json:"server,omitempty"`
 }
 
 // Schedule is a recurring password rotation.

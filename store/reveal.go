@@ -46,6 +46,9 @@ func (s *Store) PeekSecret(id, owner string) ([]byte, error) {
 // ExtendSecret seals secret id again with a time to live of ttl from now: a recovery copy
 // becomes a reveal with its own window, which starts when its owner is told.
 func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)

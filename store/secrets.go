@@ -142,11 +142,47 @@ func loadKeyring(dir string, key []byte, old [][]byte) (*keyring, error) {
 	return k, nil
 }
 
+// readKeyring is loadKeyring for a read-only store: it never creates the key file. Without a
+// key (none given, no key file) the keyring opens nothing and seals nothing.
+func readKeyring(dir string, key []byte, old [][]byte) (*keyring, error) {
+	if key != nil {
+		return loadKeyring(dir, key, old)
+	}
+	k := &keyring{dir: dir, byID: map[string]cipher.AEAD{}}
+	for _, o := range old {
+		if _, _, err := k.add(o); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range []string{KeyFileName, KeyFileName + ".new"} {
+		path := filepath.Join(dir, name)
+		raw, err := readKeyFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		key, err := ParseKey(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("store: key file %s: %w", path, err)
+		}
+		id, a, err := k.add(key)
+		if err != nil {
+			return nil, err
+		}
+		if name == KeyFileName {
+			k.id, k.current = id, a
+		}
+	}
+	return k, nil
+}
+
 // KeyFile is the path of the key file that holds the store's key, beside the journal, or ""
 // when the key was given in Options.Key (from BOT_ENCRYPTION_KEY). A key file travels with
 // every copy of the data folder (a backup, a volume snapshot), and so do the secrets it seals.
 func (s *Store) KeyFile() string {
-	if s.keys.fromEnv {
+	if s.keys.fromEnv || s.keys.current == nil {
 		return ""
 	}
 	return filepath.Join(s.keys.dir, KeyFileName)
@@ -243,6 +279,9 @@ func (k *keyring) open(id string, s sealed) ([]byte, error) {
 // PutSecret seals plain for owner with a time to live and returns its id, a random string that
 // is safe to put in a button's value.
 func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string, error) {
+	if s.readOnly {
+		return "", ErrReadOnly
+	}
 	idb := make([]byte, 16)
 	if _, err := rand.Read(idb); err != nil {
 		return "", err
@@ -265,6 +304,9 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 // read once. It returns ErrNotFound (never stored, or already taken), ErrExpired (deleted now),
 // or ErrNotOwner (kept).
 func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
+	if s.readOnly {
+		return nil, ErrReadOnly
+	}
 	var plain []byte
 	now := s.now()
 	var expiredNow bool
@@ -298,12 +340,27 @@ func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
 	return plain, err
 }
 
+// SecretCount is the number of sealed secrets held, whether or not they have expired: what
+// Rekey would re-encrypt.
+func (s *Store) SecretCount() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketSecrets).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
 // Rekey re-encrypts every stored secret with newKey in one transaction and makes it the
 // current key. When the store's key came from the key file, the file is replaced: the new key
 // is written beside it first, so a crash at any point leaves both keys readable at next Open.
 // When the key came from the environment, the operator sets BOT_ENCRYPTION_KEY to newKey (and
 // may keep the old one as an old key until the secrets' TTL has passed).
 func (s *Store) Rekey(newKey []byte) error {
+	// Checked first: a read-only store must not even write the new key file.
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	id, a, err := s.keys.add(newKey)
 	if err != nil {
 		return err

@@ -48,6 +48,12 @@ var (
 	ErrConflict = errors.New("store: state changed concurrently")
 	// ErrNewerSchema is returned by Open for a file written by a newer version of the bot.
 	ErrNewerSchema = errors.New("store: file written by a newer version")
+	// ErrNoJournal is returned by Open with Options.ReadOnly when the data folder or the
+	// journal file in it does not exist: a reader must not create them.
+	ErrNoJournal = errors.New("store: no journal")
+	// ErrReadOnly is returned by the methods that write (secrets, Rekey) on a store opened
+	// with Options.ReadOnly.
+	ErrReadOnly = errors.New("store: opened read-only")
 )
 
 // ConflictError says which record was not in the expected state, and what it was instead.
@@ -80,6 +86,12 @@ type Options struct {
 	// Retention, when positive, lets Purge delete finished journal entries older than it.
 	// Zero keeps the journal forever (the default: it is the audit trail).
 	Retention time.Duration
+	// ReadOnly opens an existing journal for reading only, as the journal commands do while
+	// the bot is stopped: nothing is created (no folder, no file, no key file), migrated or
+	// finished (an interrupted Rekey), and the methods that write fail. A missing folder or
+	// file is ErrNoJournal. The key file is read when it exists, so its mode is still
+	// checked; without it, sealed secrets cannot be opened, which readers never need.
+	ReadOnly bool
 	// NoSync skips fsync on commit. Only for benchmarks that want to measure the code, not
 	// the disk. IMPORTANT: a machine crash can then lose committed writes.
 	NoSync bool
@@ -92,6 +104,7 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	keys      *keyring
+	readOnly  bool
 }
 
 // Open opens (creating if needed) the store in dir. The folder is created 0700 and the file
@@ -103,6 +116,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
+	}
+	if opts.ReadOnly {
+		return openReadOnly(dir, opts)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data folder: %w", err)
@@ -134,6 +150,53 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("store: finish interrupted key rotation: %w", err)
 		}
+	}
+	return s, nil
+}
+
+// openReadOnly is Open for Options.ReadOnly. The file is opened with a shared lock, so a
+// running bot (which holds the exclusive one) still makes it ErrLocked after LockTimeout.
+func openReadOnly(dir string, opts Options) (*Store, error) {
+	path := filepath.Join(dir, FileName)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%w: the data folder %s does not exist", ErrNoJournal, dir)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: the data folder %s has no %s", ErrNoJournal, dir, FileName)
+	}
+	keys, err := readKeyring(dir, opts.Key, opts.OldKeys)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: another bot process holds %s", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true}
+	// Without migrate, the buckets must already be there: a file this version never set up
+	// is reported, not read as an empty journal.
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("store: %s is not a journal this bot has opened for writing (no %s bucket); start the bot once to set it up", path, b)
+			}
+		}
+		have := int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema)))
+		if have > SchemaVersion {
+			return fmt.Errorf("%w: %s has schema %d, this bot reads up to %d; run the newer bot or restore a backup",
+				ErrNewerSchema, path, have, SchemaVersion)
+		}
+		if have < SchemaVersion {
+			return fmt.Errorf("store: %s has schema %d and needs migrating to %d; start the bot once to migrate it", path, have, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }

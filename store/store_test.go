@@ -644,3 +644,90 @@ func TestKeyFileIsEmptyWithAGivenKey(t *testing.T) {
 		t.Fatalf("KeyFile() = %q with a given key, want \"\"", got)
 	}
 }
+
+// TestReadOnlyCreatesNothing: a reader never creates the data folder, the journal or a key
+// file, reads what a writer left, refuses to write, and still finds a running bot's lock.
+func TestReadOnlyCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := Open(dir, Options{ReadOnly: true}); !errors.Is(err, ErrNoJournal) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("missing folder: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the data folder was created: %v", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{ReadOnly: true}); !errors.Is(err, ErrNoJournal) {
+		t.Fatalf("empty folder: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("the reader created %v", ents)
+	}
+
+	w := open(t, dir, newClock())
+	w.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1", Server: "7.0.14, replica set primary"}, "bot")
+	sid, err := w.PutSecret("U1", []byte("pw"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer holds the exclusive lock: a reader waits its timeout and says so.
+	if _, err := Open(dir, Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("while a writer holds the file: %v", err)
+	}
+	w.Close()
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, KeyFileName))
+
+	r, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if e, err := r.Entry(1); err != nil || e.Server != "7.0.14, replica set primary" {
+		t.Fatalf("read: %+v %v", e, err)
+	}
+	if n, err := r.SecretCount(); err != nil || n != 1 {
+		t.Fatalf("SecretCount: %d %v", n, err)
+	}
+	if _, err := r.BeginEntry(Entry{Action: "x"}, "bot"); err == nil {
+		t.Fatal("a read-only store wrote an entry")
+	}
+	if err := r.Rekey([]byte(strings.Repeat("k", 32))); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Rekey: %v", err)
+	}
+	if _, err := r.TakeSecret(sid, "U1"); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("TakeSecret: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFileName+".new")); !os.IsNotExist(err) {
+		t.Fatalf("a new key file was written: %v", err)
+	}
+	if keyAfter, _ := os.ReadFile(filepath.Join(dir, KeyFileName)); !bytes.Equal(keyBefore, keyAfter) {
+		t.Fatal("the key file changed")
+	}
+}
+
+// TestReadOnlyWithoutKeyFile: a journal whose key comes from the environment is readable
+// without it, and no key file appears.
+func TestReadOnlyWithoutKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Key: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BeginEntry(Entry{Action: "grant-role"}, "bot")
+	s.Close()
+	r, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if es, _, err := r.History(0, 10); err != nil || len(es) != 1 {
+		t.Fatalf("History: %v %v", es, err)
+	}
+	if r.KeyFile() != "" {
+		t.Fatalf("KeyFile() = %q", r.KeyFile())
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFileName)); !os.IsNotExist(err) {
+		t.Fatalf("a key file was created: %v", err)
+	}
+}

@@ -1,139 +1,378 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"mongobot/connector"
 	"mongobot/store"
 )
 
 // check validates the config and reports, per connector, version, topology and which bot
-// actions its account can and cannot perform. A connector that cannot be reached, or that
-// lacks a privilege, makes the exit code non-zero.
-func check(ctx context.Context, env func(string) (string, bool), w io.Writer) error {
+// actions its account can and cannot perform, and whether the journal is readable. It lists
+// every finding and then gives one verdict, last, so that a reader (or a script) never sees
+// "ok" above a problem; the exit code matches the verdict.
+func check(ctx context.Context, args []string, env func(string) (string, bool), w io.Writer) error {
+	if err := parse(flags("check"), args, 0); err != nil {
+		return err
+	}
+	problems := 0
+	problem := func(format string, a ...any) {
+		fmt.Fprintf(w, format+"\n", a...)
+		problems++
+	}
+	defer func() {
+		if problems == 0 {
+			fmt.Fprintln(w, "check: ok")
+		} else {
+			fmt.Fprintf(w, "check: %d problem(s)\n", problems)
+		}
+	}()
 	cfg, err := loadConfig(env)
 	if err != nil {
-		return err
+		problem("config: %v", err)
+		return quietError{}
 	}
-	fmt.Fprintf(w, "config: ok (%d connector(s), approvals in %s)\n", len(cfg.Connectors), cfg.Approvals.Channel)
-	conns, err := connectors(cfg)
-	if err != nil {
-		return err
-	}
-	defer closeAll(conns)
-	var names []string
-	for n := range conns {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	problems := 0
-	for _, n := range names {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		info, err := conns[n].Discover(cctx)
-		cancel()
+	fmt.Fprintf(w, "config: %s read: %d connector(s), approvals in %s\n", getenv(env, "BOT_CONFIG", "bot.yaml"), len(cfg.Connectors), cfg.Approvals.Channel)
+	checkData(env, w, problem)
+	for i, cn := range cfg.Connectors {
+		m, err := newConnector(cn)
 		if err != nil {
-			fmt.Fprintf(w, "%s: cannot check: %v\n", n, err)
-			problems++
+			problem("%s: config: connectors[%d]: %v", cn.Name, i, err)
 			continue
 		}
-		fmt.Fprintf(w, "%s: %s\n", n, info)
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		info, err := m.Discover(cctx)
+		cancel()
+		closeAll(map[string]*connector.Mongo{cn.Name: m})
+		if err != nil {
+			problem("%s: cannot check: %v", cn.Name, err)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s\n", cn.Name, info)
 		for _, a := range info.Privileges.Actions {
-			switch {
-			case a.Allowed != "":
+			if a.Allowed != "" {
 				fmt.Fprintf(w, "  %-32s %s\n", a.Action, a.Allowed)
-			default:
-				fmt.Fprintf(w, "  %-32s cannot: missing %s\n", a.Action, strings.Join(a.Missing, ", "))
-				problems++
+			} else {
+				problem("  %-32s cannot: missing %s", a.Action, strings.Join(a.Missing, ", "))
 			}
 		}
 	}
 	if problems > 0 {
-		return fmt.Errorf("%d problem(s) found", problems)
+		return quietError{}
 	}
 	return nil
+}
+
+// checkData reports on the journal in BOT_DATA_DIR without creating anything. A data folder
+// that does not exist yet is normal before the first start, so it is said, not counted.
+func checkData(env func(string) (string, bool), w io.Writer, problem func(string, ...any)) {
+	dir := dataDir(env)
+	abs, _ := filepath.Abs(dir)
+	st, err := openStore(env, dir, store.Options{ReadOnly: true, LockTimeout: time.Second})
+	switch {
+	case err == nil:
+		defer st.Close()
+		if v, err := st.Schema(); err != nil {
+			problem("data: %s: %v", st.Path(), err)
+		} else {
+			fmt.Fprintf(w, "data: %s readable (schema %d)\n", st.Path(), v)
+		}
+	case errors.Is(err, store.ErrNoJournal):
+		fmt.Fprintf(w, "data: no journal in %s yet: serve creates it there on its first start (set BOT_DATA_DIR if the bot keeps it elsewhere)\n", abs)
+	case errors.Is(err, store.ErrLocked):
+		fmt.Fprintf(w, "data: %s is in use by a running bot\n", filepath.Join(abs, store.FileName))
+	default:
+		problem("data: %v", err)
+	}
+}
+
+// openJournal opens the journal in BOT_DATA_DIR for reading: it creates nothing, and a missing
+// folder or file is one sentence naming the folder and BOT_DATA_DIR. what is the verb the
+// caller is for ("read the journal"), used when a running bot holds the file.
+func openJournal(env func(string) (string, bool), what string) (*store.Store, error) {
+	dir := dataDir(env)
+	st, err := openStore(env, dir, store.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
+	if err == nil {
+		return st, nil
+	}
+	abs, _ := filepath.Abs(dir)
+	switch {
+	case errors.Is(err, store.ErrNoJournal):
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("there is no data folder %s: set BOT_DATA_DIR to the folder the bot keeps its journal in (default ./data)", abs)
+		}
+		return nil, fmt.Errorf("there is no journal in %s (no %s): set BOT_DATA_DIR to the folder the bot keeps its journal in (default ./data)", abs, store.FileName)
+	case errors.Is(err, store.ErrLocked):
+		return nil, fmt.Errorf("%v: stop the bot to %s", err, what)
+	}
+	return nil, err
 }
 
 // journal reads the journal file; it works while the bot is stopped, and says so clearly when
 // a running bot holds the file.
 func journal(args []string, env func(string) (string, bool), w io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id> or export"}
+		return usageError{"journal needs list, show <id> or export; run bot journal --help for its usage"}
 	}
-	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
-	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%v: stop the bot to read the journal, or use history in Slack", err)
+	sub := args[0]
+	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0}
+	n, ok := maxArgs[sub]
+	if !ok {
+		return usageError{fmt.Sprintf("journal %s: use list, show <id> or export; run bot journal --help for its usage", sub)}
+	}
+	fs := flags("journal " + sub)
+	if err := parse(fs, args[1:], n); err != nil {
+		return err
+	}
+	args = append([]string{sub}, fs.Args()...)
+	// The arguments are checked before the file is opened: a typo is a usage error even
+	// while the bot runs.
+	count := 20
+	var id uint64
+	switch {
+	case sub == "list" && len(args) > 1:
+		var err error
+		if count, err = strconv.Atoi(args[1]); err != nil || count < 1 {
+			return usageError{fmt.Sprintf("journal list: %q is not a count; run bot journal list --help for its usage", args[1])}
 		}
+	case sub == "show" && len(args) < 2:
+		return usageError{"journal show needs an id; run bot journal show --help for its usage"}
+	case sub == "show":
+		var err error
+		if id, err = strconv.ParseUint(strings.TrimPrefix(args[1], "#"), 10, 64); err != nil {
+			return usageError{fmt.Sprintf("journal show: %q is not an id; run bot journal show --help for its usage", args[1])}
+		}
+	}
+	st, err := openJournal(env, "read the journal, or use history in Slack")
+	if err != nil {
 		return err
 	}
 	defer st.Close()
-	switch args[0] {
+	switch sub {
 	case "list":
-		n := 20
-		if len(args) > 1 {
-			if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
-				return usageError{fmt.Sprintf("journal list: %q is not a count", args[1])}
-			}
-		}
-		es, _, err := st.History(0, n)
+		es, _, err := st.History(0, count)
 		if err != nil {
 			return err
 		}
+		rs := newRecorder(st)
 		for _, e := range es {
-			line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", e.ID, e.CreatedAt.UTC().Format(time.RFC3339), e.State, e.Action, e.Args["user"], e.Connector, e.Requester)
-			if e.Error != "" {
-				line += "  error: " + e.Error
-			}
-			fmt.Fprintln(w, line)
+			rs.record(e).print(w)
 		}
 		if len(es) == 0 {
 			fmt.Fprintln(w, "the journal is empty")
 		}
 	case "show":
-		if len(args) < 2 {
-			return usageError{"journal show needs an id"}
-		}
-		id, err := strconv.ParseUint(strings.TrimPrefix(args[1], "#"), 10, 64)
-		if err != nil {
-			return usageError{fmt.Sprintf("journal show: %q is not an id", args[1])}
-		}
 		e, err := st.Entry(id)
 		if err != nil {
 			return fmt.Errorf("journal entry #%d: %v", id, err)
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(e)
+		return enc.Encode(newRecorder(st).record(e))
 	case "export":
-		return st.Export(w)
-	default:
-		return usageError{fmt.Sprintf("journal %s: use list, show <id> or export", args[0])}
+		return export(st, w)
+	}
+	return nil
+}
+
+// record is a journal entry as the journal commands show it: the entry as stored, plus what an
+// audit reader needs that the entry only points to: its request's reason and votes (with
+// their times), and who rolled it back. The entry's own fields keep their names, so a record
+// decodes as a store.Entry.
+type record struct {
+	store.Entry
+	// Reason is the requester's --reason, from the request (a schedule's run: the
+	// schedule's request), or from the entry's arguments for a rollback run at once.
+	Reason string `json:"reason,omitempty"`
+	// Votes are the approvers' decisions with their times, lapsed ones marked.
+	Votes []store.Vote `json:"votes,omitempty"`
+	// RolledBackByUser and RolledBackAt say who started the rollback RolledBackBy, and when.
+	RolledBackByUser string    `json:"rolled_back_by_user,omitempty"`
+	RolledBackAt     time.Time `json:"rolled_back_at,omitzero"`
+}
+
+// recorder makes records, reading each request and rollback entry once.
+type recorder struct {
+	st       *store.Store
+	requests map[uint64]*store.Request
+	entries  map[uint64]*store.Entry
+}
+
+func newRecorder(st *store.Store) *recorder {
+	return &recorder{st: st, requests: map[uint64]*store.Request{}, entries: map[uint64]*store.Entry{}}
+}
+
+// record joins e with its request and its rollback. A request or entry that is gone (purged)
+// leaves its fields empty: the entry is still shown.
+func (rc *recorder) record(e store.Entry) record {
+	r := record{Entry: e, Reason: e.Args["reason"]}
+	if e.RequestID != 0 {
+		req, ok := rc.requests[e.RequestID]
+		if !ok {
+			if got, err := rc.st.Request(e.RequestID); err == nil {
+				req = &got
+			}
+			rc.requests[e.RequestID] = req
+		}
+		if req != nil {
+			if req.Reason != "" {
+				r.Reason = req.Reason
+			}
+			r.Votes = req.Votes
+		}
+	}
+	if e.RolledBackBy != 0 {
+		rb, ok := rc.entries[e.RolledBackBy]
+		if !ok {
+			if got, err := rc.st.Entry(e.RolledBackBy); err == nil {
+				rb = &got
+			}
+			rc.entries[e.RolledBackBy] = rb
+		}
+		if rb != nil {
+			r.RolledBackByUser, r.RolledBackAt = rb.Requester, rb.CreatedAt
+		}
+	}
+	return r
+}
+
+// print writes r for journal list: its line, then one indented line per fact it has.
+func (r record) print(w io.Writer) {
+	line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", r.ID, stamp(r.CreatedAt), r.State, r.Action, r.Args["user"], r.Connector, r.Requester)
+	if r.Error != "" {
+		line += "  error: " + r.Error
+	}
+	fmt.Fprintln(w, line)
+	fact := func(k, v string) { fmt.Fprintf(w, "      %-15s %s\n", k+":", v) }
+	if r.Reason != "" {
+		fact("reason", strconv.Quote(r.Reason))
+	}
+	if len(r.Votes) > 0 {
+		var vs []string
+		for _, v := range r.Votes {
+			s := fmt.Sprintf("%s %s at %s", v.User, map[bool]string{true: "approved", false: "denied"}[v.Approve], stamp(v.At))
+			if v.Lapsed {
+				s += " (no longer an approver; not counted)"
+			}
+			vs = append(vs, s)
+		}
+		fact("votes", strings.Join(vs, ", "))
+	} else if len(r.Approvers) > 0 {
+		fact("approvers", strings.Join(r.Approvers, ", "))
+	}
+	if r.ScheduleID != 0 {
+		s := fmt.Sprintf("#%d", r.ScheduleID)
+		if !r.Slot.IsZero() {
+			s += ", slot " + stamp(r.Slot)
+		}
+		fact("schedule", s)
+	}
+	if r.RollbackOf != 0 {
+		fact("rollback of", fmt.Sprintf("#%d", r.RollbackOf))
+	}
+	if r.RolledBackBy != 0 {
+		s := fmt.Sprintf("#%d", r.RolledBackBy)
+		if r.RolledBackByUser != "" {
+			s += fmt.Sprintf(", by %s at %s", r.RolledBackByUser, stamp(r.RolledBackAt))
+		}
+		fact("rolled back by", s)
+	}
+	if r.Server != "" {
+		fact("server", r.Server)
+	}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// export writes every entry as a record, one JSON line each, oldest first.
+func export(st *store.Store, w io.Writer) error {
+	var all []store.Entry
+	for before := uint64(0); ; {
+		es, next, err := st.History(before, 500)
+		if err != nil {
+			return err
+		}
+		all = append(all, es...)
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	rc := newRecorder(st)
+	enc := json.NewEncoder(w)
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := enc.Encode(rc.record(all[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // rekey re-encrypts the sealed passwords with a new key. With the key in the key file, a new
 // key is made and the file replaced; with BOT_ENCRYPTION_KEY, the new key must be given in
-// BOT_NEW_ENCRYPTION_KEY and then set as BOT_ENCRYPTION_KEY for the bot.
-func rekey(env func(string) (string, bool), w io.Writer) error {
+// BOT_NEW_ENCRYPTION_KEY and then set as BOT_ENCRYPTION_KEY for the bot. It is destructive
+// (the old key stops opening the secrets), so it says what it will do and goes ahead only
+// with --yes or a "yes" typed at a terminal; until then nothing is written.
+func rekey(args []string, env func(string) (string, bool), stdin io.Reader, w io.Writer) error {
+	fs := flags("rekey")
+	yes := fs.Bool("yes", false, "go ahead without asking")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
 	fromEnv := getenv(env, "BOT_ENCRYPTION_KEY", "") != ""
 	next := getenv(env, "BOT_NEW_ENCRYPTION_KEY", "")
 	if fromEnv && next == "" {
 		return usageError{"the key comes from BOT_ENCRYPTION_KEY: give the new one in BOT_NEW_ENCRYPTION_KEY (64 hex digits, e.g. from openssl rand -hex 32)"}
 	}
+	given := next != ""
 	if next == "" {
 		next = store.NewKey()
 	}
 	key, err := store.ParseKey(next)
 	if err != nil {
 		return usageError{fmt.Sprintf("BOT_NEW_ENCRYPTION_KEY: %v", err)}
+	}
+	// Look first, read-only: what there is to re-key, and whether a bot holds the file.
+	ro, err := openJournal(env, "change the key")
+	if err != nil {
+		return err
+	}
+	n, err := ro.SecretCount()
+	path, keyFile := ro.Path(), ro.KeyFile()
+	ro.Close()
+	if err != nil {
+		return err
+	}
+	switch {
+	case fromEnv:
+		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with the key in BOT_NEW_ENCRYPTION_KEY;\n"+
+			"the key in BOT_ENCRYPTION_KEY will no longer open them, so start the bot with BOT_ENCRYPTION_KEY set to the new key.\n", n, path)
+	case given:
+		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with the key in BOT_NEW_ENCRYPTION_KEY\n"+
+			"and write that key over the key file %s; the old key will no longer open them.\n", n, path, keyFile)
+	default:
+		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with a new random key\n"+
+			"and write it over the key file %s; the old key will no longer open them.\n", n, path, keyFile)
+	}
+	if !*yes {
+		if !isTerminal(stdin) {
+			return usageError{"rekey changes the encryption key, so it needs --yes to go ahead; nothing was changed"}
+		}
+		fmt.Fprint(w, "Type yes to go ahead: ")
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("rekey was not confirmed; nothing was changed")
+		}
 	}
 	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,21 +28,48 @@ func TestCheck(t *testing.T) {
 	}
 	defer limited.Close()
 	cfg := writeConfig(t)
+	data := filepath.Join(t.TempDir(), "data")
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": full.URI()}), nil, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "prod: 7.0.14, replica set primary") || !strings.Contains(out.String(), "grant-role") {
+	check := func(uri string) int {
+		out.Reset()
+		errb.Reset()
+		return run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": uri, "BOT_DATA_DIR": data}), nil, &out, &errb)
+	}
+	// verdict is check's last line; no line above it may claim the whole is ok.
+	verdict := func() string {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			if strings.Contains(l, ": ok") {
+				t.Errorf("a verdict before the end: %q", l)
+			}
+		}
+		return lines[len(lines)-1]
+	}
+	if code := check(full.URI()); code != 0 || !strings.Contains(out.String(), "prod: 7.0.14, replica set primary") ||
+		!strings.Contains(out.String(), "grant-role") || verdict() != "check: ok" || errb.Len() != 0 {
 		t.Fatalf("check on a full account: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	out.Reset()
-	errb.Reset()
-	code = run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": limited.URI()}), nil, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "cannot: missing") || !strings.Contains(errb.String(), "problem(s) found") {
+	if code := check(limited.URI()); code != 1 || !strings.Contains(out.String(), "cannot: missing") ||
+		!strings.HasPrefix(verdict(), "check: ") || !strings.HasSuffix(verdict(), " problem(s)") || errb.Len() != 0 {
 		t.Fatalf("check on a limited account: exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	out.Reset()
-	code = run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": "mongodb://u:p@127.0.0.1:1/?serverSelectionTimeoutMS=500"}), nil, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "prod: cannot check") {
+	if code := check("mongodb://u:p@127.0.0.1:1/?serverSelectionTimeoutMS=500"); code != 1 || !strings.Contains(out.String(), "prod: cannot check") ||
+		verdict() != "check: 1 problem(s)" {
 		t.Fatalf("check on a dead server: exit %d\n%s", code, out.String())
+	}
+	// A connection string the connector refuses is the connector's problem, in the one
+	// verdict: not "config: ok" followed by an error.
+	if code := check("postgres://u:pw-in-uri@x/"); code != 1 || !strings.Contains(out.String(), "prod: config: connectors[0]") ||
+		verdict() != "check: 1 problem(s)" || strings.Contains(out.String()+errb.String(), "pw-in-uri") {
+		t.Fatalf("check with a bad connection string: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": filepath.Join(t.TempDir(), "none.yaml")}), nil, &out, &errb); code != 1 ||
+		!strings.Contains(out.String(), "config: config file") || verdict() != "check: 1 problem(s)" {
+		t.Fatalf("check without a config file: exit %d\n%s", code, out.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("check created the data folder: %v", err)
 	}
 }
 
@@ -94,7 +122,7 @@ func TestRekey(t *testing.T) {
 	st.Close()
 	oldKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
+	if code := run(context.Background(), []string{"rekey", "--yes"}, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
 		t.Fatalf("rekey: %d %s", code, errb.String())
 	}
 	newKey, _ := os.ReadFile(filepath.Join(dir, store.KeyFileName))
@@ -111,5 +139,89 @@ func TestRekey(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": store.NewKey()}), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "BOT_NEW_ENCRYPTION_KEY") {
 		t.Fatalf("rekey with an env key and no new key: %d %s", code, errb.String())
+	}
+}
+
+// TestJournalShowsTheRecord: list, show and export each show an entry's requester, reason,
+// votes with their times, schedule, rollback (who, and which entry) and server line.
+func TestJournalShowsTheRecord(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	at := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	st, err := store.Open(dir, store.Options{Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := st.CreateRequest(store.Request{Action: "grant-role", Connector: "prod", Requester: "U0DEV", Reason: "ticket OPS-42",
+		Args: map[string]string{"user": "app"}, Votes: []store.Vote{
+			{User: "U0ALICE", Approve: true, At: at.Add(time.Minute)},
+			{User: "U0CAROL", Approve: true, At: at.Add(2 * time.Minute), Lapsed: true},
+		}}, "approved", "U0DEV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := st.BeginEntry(store.Entry{RequestID: req.ID, Requester: "U0DEV", Approvers: []string{"U0ALICE"}, Connector: "prod",
+		Action: "grant-role", Args: map[string]string{"user": "app"}, Server: "7.0.14, replica set primary"}, "bot")
+	st.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: store.EntryDone}, nil)
+	rb, err := st.BeginRollback(e.ID, store.Entry{Requester: "U0BOB", Connector: "prod", Action: "rollback", CreatedAt: at.Add(time.Hour),
+		Args: map[string]string{"user": "app", "reason": "wrong user"}}, "U0BOB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, _ := st.BeginEntry(store.Entry{ScheduleID: 7, Slot: at, Requester: "U0DEV", Connector: "prod", Action: "rotate-password",
+		Args: map[string]string{"user": "app", "schedule": "7"}}, "bot")
+	st.Close()
+	env := envOf(map[string]string{"BOT_DATA_DIR": dir})
+	var out, errb bytes.Buffer
+
+	if code := run(context.Background(), []string{"journal", "list"}, env, nil, &out, &errb); code != 0 {
+		t.Fatalf("list: %d %s", code, errb.String())
+	}
+	for _, want := range []string{
+		`grant-role app on prod  by U0DEV`,
+		`reason:         "ticket OPS-42"`,
+		`votes:          U0ALICE approved at 2026-03-04T10:01:00Z, U0CAROL approved at 2026-03-04T10:02:00Z (no longer an approver; not counted)`,
+		fmt.Sprintf(`rolled back by: #%d, by U0BOB at 2026-03-04T11:00:00Z`, rb.ID),
+		`server:         7.0.14, replica set primary`,
+		fmt.Sprintf(`rollback of:    #%d`, e.ID),
+		`reason:         "wrong user"`,
+		`schedule:       #7, slot 2026-03-04T10:00:00Z`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("list does not show %q:\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "show", fmt.Sprint(e.ID)}, env, nil, &out, &errb); code != 0 {
+		t.Fatalf("show: %d %s", code, errb.String())
+	}
+	var got record
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Requester != "U0DEV" || got.Reason != "ticket OPS-42" || len(got.Votes) != 2 || !got.Votes[0].At.Equal(at.Add(time.Minute)) ||
+		got.RolledBackBy != rb.ID || got.RolledBackByUser != "U0BOB" || got.Server != "7.0.14, replica set primary" {
+		t.Fatalf("show: %s", out.String())
+	}
+
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
+		t.Fatalf("export: %d %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("export: %d lines:\n%s", len(lines), out.String())
+	}
+	var recs []record
+	for _, l := range lines {
+		var r record
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if recs[0].ID != e.ID || recs[0].Reason != "ticket OPS-42" || len(recs[0].Votes) != 2 || recs[0].RolledBackByUser != "U0BOB" ||
+		recs[0].Server == "" || recs[1].RollbackOf != e.ID || recs[1].Reason != "wrong user" || recs[2].ID != sch.ID || recs[2].ScheduleID != 7 {
+		t.Fatalf("export, oldest first:\n%s", out.String())
 	}
 }

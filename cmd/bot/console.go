@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,12 +27,11 @@ var demoUsers = map[string]string{"U0DEV": "dev", "U0ALICE": "alice", "U0BOB": "
 // file, it uses the embedded demo config and starts the MongoDB emulator in-process as a demo
 // server, with a few users to play with.
 func console(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("console", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs := flags("console")
 	demo := fs.Bool("demo", false, "use the embedded demo config and an in-process demo MongoDB (the emulator)")
 	as := fs.String("as", "", "the user to act as at first (a name or a Slack user id)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parse(fs, args, 0); err != nil {
+		return err
 	}
 	cfgPath := getenv(env, "BOT_CONFIG", "bot.yaml")
 	if _, err := os.Stat(cfgPath); err != nil && !*demo {
@@ -119,10 +117,8 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 	defer stop()
 	go b.RunTimers(tctx, time.Second)
 	var prompt func(string)
-	if f, ok := stdin.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			prompt = func(user string) { fmt.Fprintf(stdout, "@%s> ", user) }
-		}
+	if isTerminal(stdin) {
+		prompt = func(user string) { fmt.Fprintf(stdout, "@%s> ", user) }
 	}
 	return con.Run(ctx, stdin, b, prompt)
 }

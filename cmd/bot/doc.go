@@ -1,12 +1,17 @@
 // Command bot is the MongoDB user-management Slack bot.
 //
 //	bot [serve]                 connect to Slack over Socket Mode and serve (the default)
-//	bot check                   validate the config and check each connector
+//	bot console [--demo]        the bot with the terminal as the chat
+//	bot check                   validate the config and check each connector; one verdict, last
 //	bot journal list [n]        the journal, newest first
 //	bot journal show <id>       one journal entry, whole
 //	bot journal export          the journal as JSON lines
-//	bot rekey                   re-encrypt the sealed passwords with a new key
-//	bot --version
+//	bot rekey [--yes]           re-encrypt the sealed passwords with a new key
+//	bot version
+//
+// Every command answers -h, --help and bot help <command> with its usage, on stdout, exit 0,
+// before it reads, creates or contacts anything. The journal commands and check only read:
+// they never create the data folder, the journal or a key.
 //
 // Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default
 // bot.yaml), BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY (optional; otherwise a key file

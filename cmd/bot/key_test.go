@@ -139,7 +139,7 @@ func TestKeyFileToEnvironment(t *testing.T) {
 	st.Close()
 	newKey := store.NewKey()
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"rekey"}, envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_NEW_ENCRYPTION_KEY": newKey}),
+	if code := run(context.Background(), []string{"rekey", "--yes"}, envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_NEW_ENCRYPTION_KEY": newKey}),
 		nil, &out, &errb); code != 0 {
 		t.Fatalf("rekey: exit %d: %s", code, errb.String())
 	}

@@ -33,33 +33,20 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// quietError ends the program with exit code 1 after the command has said everything itself,
+// as check does with its verdict: run prints nothing more.
+type quietError struct{}
+
+func (quietError) Error() string { return "" }
+
 // run is main with its world passed in, for tests. It returns the exit code.
 func run(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) int {
-	verb := "serve"
-	if len(args) > 0 {
-		verb, args = args[0], args[1:]
-	}
-	var err error
-	switch verb {
-	case "serve":
-		err = serve(ctx, env, stderr)
-	case "check":
-		err = check(ctx, env, stdout)
-	case "console":
-		err = console(ctx, args, env, stdin, stdout)
-	case "journal":
-		err = journal(args, env, stdout)
-	case "rekey":
-		err = rekey(env, stdout)
-	case "--version", "version", "-v":
-		fmt.Fprintf(stdout, "bot %s\n", version)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
-	default:
-		err = usageError{fmt.Sprintf("unknown command %q\n%s", verb, usage)}
-	}
+	err := dispatch(ctx, args, env, stdin, stdout, stderr)
 	if err == nil {
 		return 0
+	}
+	if errors.As(err, &quietError{}) {
+		return 1
 	}
 	fmt.Fprintf(stderr, "bot: %v\n", err)
 	var ue usageError
@@ -69,10 +56,43 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	return 1
 }
 
-const usage = `usage: bot [serve | console [--demo] [--as user] | check | journal list [n] | journal show <id> | journal export | rekey | --version]
-environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG, BOT_DATA_DIR, BOT_ENCRYPTION_KEY,
-  BOT_NEW_ENCRYPTION_KEY (rekey)
-`
+// dispatch runs the command args name. A command asked for help (-h, --help, bot help <command>)
+// prints its usage and returns before anything is read, created or contacted.
+func dispatch(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
+	verb := "serve"
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	switch {
+	case verb == "help" || isHelp(verb):
+		return help(args, stdout)
+	case verb == "journal" && len(args) > 0 && args[0] == "help":
+		return help(append([]string{"journal"}, args[1:]...), stdout)
+	case verb == "journal" && len(args) > 0 && !strings.HasPrefix(args[0], "-") && wantsHelp(args[1:]):
+		return help([]string{"journal", args[0]}, stdout)
+	case wantsHelp(args):
+		return help([]string{verb}, stdout)
+	}
+	switch verb {
+	case "serve":
+		return serve(ctx, args, env, stderr)
+	case "check":
+		return check(ctx, args, env, stdout)
+	case "console":
+		return console(ctx, args, env, stdin, stdout)
+	case "journal":
+		return journal(args, env, stdout)
+	case "rekey":
+		return rekey(args, env, stdin, stdout)
+	case "--version", "version", "-v":
+		if err := parse(flags("version"), args, 0); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bot %s\n", version)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q; run bot help for the list of commands", verb)}
+}
 
 func getenv(env func(string) (string, bool), key, def string) string {
 	if v, ok := env(key); ok && v != "" {
@@ -110,9 +130,7 @@ func orDefault(s, def string) string {
 func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
 	out := map[string]*connector.Mongo{}
 	for i, cn := range c.Connectors {
-		m, err := connector.New(connector.Config{Name: cn.Name, URI: cn.ConnectionString, TLSCAFile: cn.TLSCAFile, TLSCAPEM: cn.TLSCAPEM,
-			TLSCertificateKeyFile: cn.TLSCertificateKeyFile, TLSCertificateKeyPEM: cn.TLSCertificateKeyPEM,
-			Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin})
+		m, err := newConnector(cn)
 		if err != nil {
 			closeAll(out)
 			return nil, usageError{fmt.Sprintf("config: connectors[%d] (%s): %v", i, cn.Name, err)}
@@ -120,6 +138,13 @@ func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
 		out[cn.Name] = m
 	}
 	return out, nil
+}
+
+// newConnector makes the connector of one configured deployment; nothing touches the network.
+func newConnector(cn config.Connector) (*connector.Mongo, error) {
+	return connector.New(connector.Config{Name: cn.Name, URI: cn.ConnectionString, TLSCAFile: cn.TLSCAFile, TLSCAPEM: cn.TLSCAPEM,
+		TLSCertificateKeyFile: cn.TLSCertificateKeyFile, TLSCertificateKeyPEM: cn.TLSCertificateKeyPEM,
+		Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin})
 }
 
 func closeAll(ms map[string]*connector.Mongo) {
@@ -165,7 +190,10 @@ func asBot(conns map[string]*connector.Mongo) map[string]bot.Mongo {
 }
 
 // serve is the bot's main job.
-func serve(ctx context.Context, env func(string) (string, bool), stderr io.Writer) error {
+func serve(ctx context.Context, args []string, env func(string) (string, bool), stderr io.Writer) error {
+	if err := parse(flags("serve"), args, 0); err != nil {
+		return err
+	}
 	app, tok := getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
 	switch {
 	case app == "":

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,12 +28,28 @@ import (
 )
 
 // TestMain lets a test run this binary as the bot process: with BOT_TEST_CHILD set it serves,
-// like main, until it is killed or told to stop.
+// like main, until it is killed or told to stop; with BOT_TEST_MAIN set it is main itself,
+// its command line taken from its arguments.
 func TestMain(m *testing.M) {
+	if os.Getenv("BOT_TEST_MAIN") != "" {
+		main()
+	}
 	if os.Getenv("BOT_TEST_CHILD") != "" {
 		os.Exit(run(context.Background(), []string{"serve"}, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
+}
+
+// closedPort is an address where nothing listens: connecting is refused at once.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -73,6 +91,11 @@ func TestStartupMistakesSpeak(t *testing.T) {
 		}
 		return m
 	}
+	// A TLS server with its own certificate, which no system trusts.
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the point
+	untrusted.StartTLS()
+	defer untrusted.Close()
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("connectors: [{name: prod, connection_string: x}]\napprovals: {channel: C1}\n"), 0o600)
 	tests := []struct {
@@ -88,7 +111,12 @@ func TestStartupMistakesSpeak(t *testing.T) {
 		{with("MONGO_URI", ""), 2, "connectors[0].connection_string: the environment variable MONGO_URI is not set"},
 		{with("MONGO_URI", "postgres://x"), 2, "connectors[0] (prod)"},
 		{with("BOT_ENCRYPTION_KEY", "short"), 2, "BOT_ENCRYPTION_KEY"},
-		{with("SLACK_BOT_TOKEN", "xoxb-revoked"), 1, "SLACK_BOT_TOKEN is not accepted by Slack"},
+		{with("SLACK_BOT_TOKEN", "xoxb-revoked"), 1, "SLACK_BOT_TOKEN is not accepted by Slack (auth.test: invalid_auth)"},
+		// Not the token's fault: an API that refuses connections, a name that does not
+		// resolve, a certificate this machine does not trust. Each says so, not "token".
+		{with("SLACK_API_URL", "http://"+closedPort(t)+"/api/"), 1, "cannot be reached: the connection was refused"},
+		{with("SLACK_API_URL", "http://slack.invalid/api/"), 1, "the name slack.invalid does not resolve (DNS)"},
+		{with("SLACK_API_URL", untrusted.URL+"/api/"), 1, "cannot be trusted (x509: certificate signed by unknown authority)"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer
@@ -99,6 +127,12 @@ func TestStartupMistakesSpeak(t *testing.T) {
 		}
 		if strings.Contains(errb.String(), "pw-in-uri") {
 			t.Errorf("the connection string's password is in the error: %s", errb.String())
+		}
+		if tok := tt.env["SLACK_BOT_TOKEN"]; tok != "" && strings.Contains(errb.String(), tok) {
+			t.Errorf("the bot token is in the error: %s", errb.String())
+		}
+		if tt.code == 1 && !strings.Contains(tt.says, "SLACK_BOT_TOKEN") && strings.Contains(errb.String(), "not accepted") {
+			t.Errorf("a failure that is not the token's blames the token: %s", errb.String())
 		}
 	}
 	var out bytes.Buffer

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// usage is the program's own usage: what bot -h, bot --help and bot help print.
+const usage = `usage: bot <command> [flags] [arguments]
+
+A Slack bot that manages MongoDB users, with approvals and a journal.
+
+Commands:
+  serve                 connect to Slack over Socket Mode and serve (the default)
+  console               the bot with this terminal as the chat
+  check                 validate the config and check each connector
+  journal list [n]      the last n journal entries, newest first
+  journal show <id>     one journal entry, whole, as JSON
+  journal export        the whole journal as JSON lines, oldest first
+  rekey                 re-encrypt the sealed passwords with a new key
+  version               print the version
+
+Run bot <command> --help (or bot help <command>) for a command's flags, environment and an
+example. --help never changes anything.
+
+Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default bot.yaml),
+BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY, BOT_NEW_ENCRYPTION_KEY (rekey).
+`
+
+// helps is each command's usage, printed by bot <command> --help and bot help <command>:
+// what it does, its flags and arguments, the environment it reads, and an example.
+var helps = map[string]string{
+	"serve": `usage: bot serve
+
+Connects to Slack over Socket Mode and serves slash commands and button clicks until it is
+stopped (SIGINT or SIGTERM finish the work in flight first). It is what bot does with no command.
+
+At start it checks both Slack tokens, loads the config, opens (creating if needed) the journal
+in BOT_DATA_DIR, and asks Slack who the bot is (auth.test): a refused token, an unreachable
+Slack API and a TLS failure are each reported as such, and the bot exits 1.
+
+Flags: none.
+
+Environment:
+  SLACK_APP_TOKEN       app-level token (xapp-…, scope connections:write); required
+  SLACK_BOT_TOKEN       bot token (xoxb-…); required
+  SLACK_API_URL         Slack Web API base URL; default Slack's own (set it for GovSlack)
+  BOT_CONFIG            config file; default bot.yaml (${VAR} in it is read from the environment)
+  BOT_DATA_DIR          folder of the journal and other state; default ./data, created 0700
+  BOT_ENCRYPTION_KEY    32-byte key sealing new passwords (64 hex digits); without it a key
+                        file is created in BOT_DATA_DIR
+
+Example:
+  SLACK_APP_TOKEN=xapp-… SLACK_BOT_TOKEN=xoxb-… BOT_CONFIG=/etc/mongobot/bot.yaml bot serve
+`,
+	"console": `usage: bot console [--demo] [--as <user>]
+
+Runs the bot with this terminal as the chat: type slash commands, see the bot's messages as
+text and press buttons by number. Type help in the console for its own commands.
+
+Without a config file (or with --demo) it uses the embedded demo config and starts the
+MongoDB emulator inside the process, with a temporary data folder unless BOT_DATA_DIR is set.
+Otherwise it uses the config and the journal in BOT_DATA_DIR like serve, and every journal
+entry and card says it came from the console.
+
+Flags:
+  --demo                use the embedded demo config and an in-process demo MongoDB
+  --as <user>           the user to act as at first (a name or a Slack user id)
+
+Environment:
+  BOT_CONFIG            config file; default bot.yaml
+  BOT_DATA_DIR          folder of the journal; default ./data (a temporary one in the demo)
+  BOT_ENCRYPTION_KEY    key sealing new passwords; see bot serve --help
+
+Example:
+  bot console --demo
+`,
+	"check": `usage: bot check
+
+Validates the config and, for each connector, connects and reports the server's version and
+topology and which of the bot's actions its account can and cannot perform. It also says
+whether the journal in BOT_DATA_DIR is there and readable. It only reads: it creates no data
+folder, journal or key, and changes nothing on MongoDB.
+
+It lists its findings, then ends with one verdict, "check: ok" (exit 0) or "check: N
+problem(s)" (exit 1). A data folder that does not exist yet is reported but is not a problem:
+serve creates it on its first start.
+
+Flags: none.
+
+Environment:
+  BOT_CONFIG            config file; default bot.yaml (${VAR} in it is read from the environment)
+  BOT_DATA_DIR          folder of the journal; default ./data
+  BOT_ENCRYPTION_KEY    only checked to be a valid key when set
+
+Example:
+  BOT_CONFIG=/etc/mongobot/bot.yaml bot check
+`,
+	"journal": `usage: bot journal list [n] | show <id> | export
+
+Reads the journal, the record of every action the bot took, while the bot is stopped (a
+running bot holds the file; then use history in Slack). It only reads: a missing data folder
+or journal is reported, never created.
+
+Subcommands:
+  list [n]              the last n entries (default 20), newest first, with their details
+  show <id>             one entry, whole, as JSON
+  export                every entry as JSON lines, oldest first: the audit trail
+
+Each entry shows its requester, its reason, its approvers with when they voted, the schedule
+it ran for, who rolled it back and by which entry, and the server's version when recorded.
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot bot journal list 50
+`,
+	"journal list": `usage: bot journal list [n]
+
+Prints the last n journal entries (default 20), newest first: one line per entry (id, time,
+state, action, user, connector, requester), then indented lines with its reason, its
+approvers and when they voted, its schedule, its rollback and the server's version. It only
+reads, and works while the bot is stopped.
+
+Arguments:
+  n                     how many entries to print; default 20
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  bot journal list 50
+`,
+	"journal show": `usage: bot journal show <id>
+
+Prints one journal entry, whole, as indented JSON: the entry as recorded (state history,
+user state before and after, what a rollback would do) plus, from its request, the reason and
+the votes with their times, and who rolled it back. It only reads, and works while the bot is
+stopped.
+
+Arguments:
+  id                    the entry's number, as Slack shows it (#42 or 42)
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  bot journal show 42
+`,
+	"journal export": `usage: bot journal export
+
+Writes the whole journal to stdout as JSON lines, oldest first, each entry with its reason,
+votes and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It
+only reads, and works while the bot is stopped.
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  bot journal export > journal-$(date +%F).jsonl
+`,
+	"rekey": `usage: bot rekey [--yes]
+
+Re-encrypts every sealed password (those waiting for Reveal) in the journal with a new key.
+The bot must be stopped. It first says what it will do, then asks: it changes nothing
+without --yes or a "yes" typed at a terminal.
+
+  - With the key file in BOT_DATA_DIR (no BOT_ENCRYPTION_KEY): a new key is made (or taken
+    from BOT_NEW_ENCRYPTION_KEY) and replaces the key file.
+  - With BOT_ENCRYPTION_KEY: the new key must be given in BOT_NEW_ENCRYPTION_KEY; start the
+    bot afterwards with BOT_ENCRYPTION_KEY set to it.
+
+Flags:
+  --yes                 go ahead without asking
+
+Environment:
+  BOT_DATA_DIR            folder of the journal; default ./data
+  BOT_ENCRYPTION_KEY      the current key, when it is not the key file
+  BOT_NEW_ENCRYPTION_KEY  the new key (64 hex digits, e.g. from openssl rand -hex 32)
+
+Example:
+  BOT_NEW_ENCRYPTION_KEY=$(openssl rand -hex 32) bot rekey --yes
+`,
+	"version": `usage: bot version
+
+Prints the bot's version (also bot --version, bot -v).
+
+Example:
+  bot version
+`,
+}
+
+// isHelp reports whether arg asks for help the way the flag package, kubectl and terraform
+// take it.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// wantsHelp reports whether args ask for help anywhere before a "--": kubectl and terraform
+// take --help after the arguments too, and a command asked for help must never run.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelp(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// help prints the usage of the command named by args (none: the program's), for bot help.
+func help(args []string, w io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(w, usage)
+		return nil
+	}
+	name := strings.Join(args, " ")
+	if name == "--version" || name == "-v" {
+		name = "version"
+	}
+	text, ok := helps[name]
+	if !ok {
+		return usageError{fmt.Sprintf("there is no command %q; run bot help for the list", name)}
+	}
+	fmt.Fprint(w, text)
+	return nil
+}
+
+// flags is the flag set of command name: errors are returned, not printed, so that the
+// message is one sentence pointing at --help.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses args into fs and checks that at most maxArgs arguments remain.
+func parse(fs *flag.FlagSet, args []string, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v; run bot %s --help for its usage", fs.Name(), err, fs.Name())}
+	}
+	if extra := fs.Args(); len(extra) > maxArgs {
+		what := "no arguments"
+		if maxArgs > 0 {
+			what = fmt.Sprintf("at most %d argument(s)", maxArgs)
+		}
+		return usageError{fmt.Sprintf("%s takes %s, but was given %q; run bot %s --help for its usage",
+			fs.Name(), what, strings.Join(extra[maxArgs:], " "), fs.Name())}
+	}
+	return nil
+}
