@@ -720,6 +720,9 @@ func TestHighRiskRuleNeedsTwoApprovals(t *testing.T) {
 	card = e.cardSays(card, "1 of 2")
 	e.click(bob, card, bot.TextApprove)
 	e.result(card, "*Done*")
+	if ent, _ := e.st.Entry(1); ent.Server != "7.0.14, standalone" || ent.Args["risk"] != "high" {
+		t.Errorf("journal #1 records server %q and risk %q", ent.Server, ent.Args["risk"])
+	}
 	// app is an administrator now: anything done to it is high-risk too.
 	e.command(dev, "grant-role prod app read@shop")
 	e.card("Request #2", "*High risk*", "0 of 2")

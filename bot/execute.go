@@ -64,7 +64,7 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
-		Connector: r.Connector, Action: r.Action, Args: r.Args}
+		Connector: r.Connector, Action: r.Action, Args: r.Args, Server: m.ServerLine()}
 	// The state before, read now, journaled with the write-ahead step: reconciliation after a
 	// crash compares with it.
 	if pre, err := m.State(actx, target(r.Args)); err == nil {

@@ -188,7 +188,7 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	}
 	defer unlock()
 	re := store.Entry{RequestID: r.ID, Requester: by, Approvers: approvals.Approvers(votes(r.Votes)), Connector: e.Connector,
-		Action: commands.Rollback, Args: args, Before: e.After}
+		Action: commands.Rollback, Args: args, Before: e.After, Server: m.ServerLine()}
 	re, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRollback(e.ID, re, by) })
 	if err != nil {
 		who := b.humanOf(by, e)

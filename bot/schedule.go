@@ -355,7 +355,7 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	defer cancel()
 	args := map[string]string{"user": sc.User, "authdb": sc.DB, "schedule": strconv.FormatUint(id, 10)}
 	e := store.Entry{RequestID: sc.RequestID, Requester: sc.Owner, Connector: sc.Connector,
-		Action: commands.RotatePassword, Args: args}
+		Action: commands.RotatePassword, Args: args, Server: m.ServerLine()}
 	if r, err := b.store.Request(sc.RequestID); err == nil {
 		e.Approvers = approvals.Approvers(votes(r.Votes))
 	}
