@@ -133,6 +133,9 @@ func Parse(text string) (Command, error) {
 		flags = append(flags, publicFlag)
 	}
 	var pos []string
+	// seen refuses a flag given twice: keeping the last silently could drop the reason an
+	// approver reads or the --for someone meant.
+	seen := map[string]bool{}
 	for i := 1; i < len(words); i++ {
 		w := words[i]
 		if !strings.HasPrefix(w, "--") || w == "--" {
@@ -144,6 +147,10 @@ func Parse(text string) (Command, error) {
 		if !contains(flags, name) {
 			return Command{}, errorf(v.name, "`%s` does not take `--%s`.", v.name, short(name))
 		}
+		if seen[name] {
+			return Command{}, errorf(v.name, "`--%s` is given twice; give it once.", name)
+		}
+		seen[name] = true
 		if takesValue(name) && !hasValue {
 			if i+1 >= len(words) {
 				return Command{}, errorf(v.name, "`--%s` needs a value.", name)

@@ -92,6 +92,12 @@ func TestParseErrors(t *testing.T) {
 		{"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), DropUser, "reason is too long"},
 		{strings.Repeat("x", MaxText+1), "", "too long"},
 		{"drop-user prod \xff", "", "not valid text"},
+		{"drop-user prod app --reason a --reason b", DropUser, "`--reason` is given twice"},
+		{"drop-user prod app --reason=a --REASON b", DropUser, "`--reason` is given twice"},
+		{"grant-role prod app read --for 1h --for=2h", GrantRole, "`--for` is given twice"},
+		{"rotate-password prod app --db a --db a", RotatePassword, "`--db` is given twice"},
+		{"rotate-password prod app --kill-sessions --kill-sessions", RotatePassword, "`--kill-sessions` is given twice"},
+		{"history --public --public", History, "`--public` is given twice"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.in)
