@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -115,6 +116,12 @@ func Parse(text string) (Command, error) {
 	}
 	words, err := split(text)
 	if err != nil {
+		// The verb is usually readable before the broken quote: show its usage, not the list.
+		if f := strings.Fields(text); len(f) > 0 {
+			if v, ok := lookup(strings.ToLower(f[0])); ok {
+				err.Verb = v.name
+			}
+		}
 		return Command{}, err
 	}
 	if len(words) == 0 {
@@ -145,7 +152,7 @@ func Parse(text string) (Command, error) {
 		name, value, hasValue := strings.Cut(w[2:], "=")
 		name = strings.ToLower(name)
 		if !contains(flags, name) {
-			return Command{}, errorf(v.name, "`%s` does not take `--%s`.", v.name, short(name))
+			return Command{}, errorf(v.name, "`%s` does not take %s.", v.name, flagWord(name))
 		}
 		if seen[name] {
 			return Command{}, errorf(v.name, "`--%s` is given twice; give it once.", name)
@@ -195,7 +202,8 @@ func (c *Command) setFlag(verb, name, value string) error {
 	case "for":
 		d, err := ParseDuration(value)
 		if err != nil {
-			return errorf(verb, "%v", err)
+			// ParseDuration's errors follow Go's style; a usage message is a sentence.
+			return errorf(verb, "%s.", capital(err.Error()))
 		}
 		c.For = d
 	case reasonFlag:
@@ -329,20 +337,22 @@ func ParseSpan(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// ParseDuration reads a --for duration: a span between MinFor and MaxFor.
+// spanShape is every string that writes a span with a sign or of zero length (0s, -1h, -2d,
+// 0): well formed, so a --for of it is out of bounds rather than not a duration at all.
+var spanShape = regexp.MustCompile(`^[-+]?(0|[0-9]+d|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`)
+
+// ParseDuration reads a --for duration: a span between MinFor and MaxFor. A well-formed span
+// outside them (0s, -1h, 91d, 400d) gets an error that says the bounds, not one that says it
+// is not a duration.
 func ParseDuration(s string) (time.Duration, error) {
-	outOfBounds := fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
 	d, err := ParseSpan(s)
-	if err != nil {
-		if strings.HasPrefix(s, "-") || errors.Is(err, ErrSpanTooLong) {
-			return 0, outOfBounds
-		}
-		return 0, err
+	if err == nil && d >= MinFor && d <= MaxFor {
+		return d, nil
 	}
-	if d < MinFor || d > MaxFor {
-		return 0, outOfBounds
+	if err == nil || errors.Is(err, ErrSpanTooLong) || spanShape.MatchString(s) {
+		return 0, fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
 	}
-	return d, nil
+	return 0, fmt.Errorf("%q is not a duration: write one from %s to %s, such as 30m, 4h or 2d", short(s), FormatDuration(MinFor), FormatDuration(MaxFor))
 }
 
 // FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m.
@@ -356,6 +366,27 @@ func FormatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// capital starts s with a capital letter.
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// plainFlag is what a flag name looks like; anything else is quoted when shown back.
+var plainFlag = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+
+// flagWord shows a flag the person typed: in code style when it looks like a flag, quoted
+// otherwise, so a newline or a backquote in it cannot break the message's one line.
+func flagWord(name string) string {
+	if plainFlag.MatchString(name) {
+		return "`--" + name + "`"
+	}
+	return fmt.Sprintf("%q", "--"+short(name))
 }
 
 func missing(names []string) string {

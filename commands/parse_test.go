@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func TestParse(t *testing.T) {
@@ -71,13 +72,21 @@ func TestParseErrors(t *testing.T) {
 		{"rotate-password prod app --for 4h", RotatePassword, "does not take `--for`"},
 		{"rotate-password prod app --db", RotatePassword, "`--db` needs a value"},
 		{"rotate-password prod app --kill-sessions=yes", RotatePassword, "takes no value"},
-		{"rotate-password prod 'app", "", "quote is not closed"},
+		{"rotate-password prod 'app", RotatePassword, "quote is not closed"},
+		{"frobnicate 'app", "", "quote is not closed"},
 		{"grant-role prod app read@", GrantRole, "is not a role"},
 		{"grant-role prod app @shop", GrantRole, "is not a role"},
 		{"grant-role prod app read --for 10s", GrantRole, "between 1m and 90d"},
 		{"grant-role prod app read --for 91d", GrantRole, "between 1m and 90d"},
 		{"grant-role prod app read --for soon", GrantRole, `"soon" is not a duration`},
 		{"lock-user prod app --for -1h", LockUser, "between"},
+		{"grant-role prod app read --for 0s", GrantRole, "A duration must be between 1m and 90d, not 0s."},
+		{"grant-role prod app read --for 0", GrantRole, "A duration must be between 1m and 90d, not 0."},
+		{"grant-role prod app read --for -2d", GrantRole, "A duration must be between 1m and 90d, not -2d."},
+		{"grant-role prod app read --for 400d", GrantRole, "A duration must be between 1m and 90d, not 400d."},
+		{"grant-role prod app read --for 59s", GrantRole, "A duration must be between 1m and 90d, not 59s."},
+		{"grant-role prod app read --for --1h", GrantRole, `"--1h" is not a duration: write one from 1m to 90d, such as 30m, 4h or 2d.`},
+		{"users prod '--x`y'", Users, "`users` does not take \"--x`y\"."},
 		{"grant-role prod app read --for 213504d", GrantRole, "between 1m and 90d, not 213504d"},
 		{"lock-user prod app --for 9223372037s", LockUser, "between 1m and 90d, not 9223372037s"},
 		{`schedule drop-user prod app "@daily"`, Schedule, "Only `rotate-password` can be scheduled"},
@@ -111,6 +120,49 @@ func TestParseErrors(t *testing.T) {
 		}
 		if u := e.Usage("/mongo"); !strings.Contains(u, "/mongo") {
 			t.Errorf("usage of %q does not show the command: %q", tt.in, u)
+		}
+	}
+}
+
+// TestErrorShape checks that every usage error reads the same way: one sentence on one line,
+// ending with a period (the bot adds nothing after it), then a blank line and the usage of the
+// verb (or the list of verbs when there is no verb to speak of).
+func TestErrorShape(t *testing.T) {
+	for _, in := range []string{
+		"frobnicate", "help nothing", "rotate-password", "rotate-password prod app extra",
+		"rotate-password prod app --for 4h", "rotate-password prod app --db", "rotate-password prod app --kill-sessions=yes",
+		"rotate-password prod 'app", "grant-role prod app @shop", "grant-role prod app read --for 0s",
+		"grant-role prod app read --for soon", "grant-role prod app read --for -1h", "lock-user prod app --for 91d",
+		"lock-user prod app --for 9223372037s", "drop-user prod app --reason a --reason b", `drop-user prod ""`,
+		"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), `schedule drop-user prod app "@daily"`,
+		"cancel abc", "history 0", "users prod --reason x", "users prod --auth-db", "users prod --auth-db ''",
+		"users prod --auth-db a --auth-db b", "users prod '--a\nb'", strings.Repeat("x", MaxText+1),
+	} {
+		_, err := Parse(in)
+		e, ok := err.(*Error)
+		if !ok {
+			t.Errorf("Parse(%.40q) = %v, want a *Error", in, err)
+			continue
+		}
+		if strings.ContainsAny(e.Msg, "\n") || !strings.HasSuffix(e.Msg, ".") || strings.Contains(e.Msg, ". ") ||
+			strings.Contains(e.Msg, "Nothing was requested") {
+			t.Errorf("Parse(%.40q): %q is not one sentence ending with a period", in, e.Msg)
+		}
+		if r := []rune(e.Msg)[0]; unicode.IsLower(r) {
+			t.Errorf("Parse(%.40q): %q does not start with a capital", in, e.Msg)
+		}
+		u := e.Usage("/mongo")
+		rest, ok := strings.CutPrefix(u, e.Msg+"\n\n")
+		if !ok {
+			t.Errorf("Parse(%.40q): usage %q does not start with the message and a blank line", in, u)
+			continue
+		}
+		want := "Manage MongoDB users"
+		if e.Verb != "" {
+			want = "Usage: `/mongo " + e.Verb
+		}
+		if !strings.HasPrefix(rest, want) {
+			t.Errorf("Parse(%.40q): after the message %q, want %q", in, rest, want)
 		}
 	}
 }
