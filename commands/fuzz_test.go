@@ -14,6 +14,7 @@ import (
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "help", "help grant-role", "connectors --public", "users prod shop",
+		"users prod --auth-db=admin shop", "drop-user prod app --reason a --reason=b",
 		"rotate-password prod-mongo app_user --kill-sessions --logout-all --reason 'ticket OPS-1'",
 		`rotate-password prod app --reason="leaked in a log"`, "grant-role prod app read@shop --for 4h --db apps",
 		"revoke-role prod app dbAdmin@shop", "create-readonly-user prod reporter shop --db shop",

@@ -18,8 +18,15 @@ type Command struct {
 	User      string
 	// AuthDB is the user's authentication database (--db), "admin" unless given.
 	AuthDB string
-	// DB is a database word: the one users lists, or the one create-readonly-user grants read on.
+	// DB is the database create-readonly-user grants read on.
 	DB string
+	// WithRoleOn is users' [db]: list only the users holding a role on this database, whatever
+	// their authentication database ("" lists them all).
+	WithRoleOn string
+	// WithAuthDB is users' --auth-db: list only the users whose authentication database is this
+	// one, whatever their roles ("" lists them all). It is not AuthDB, which is "admin" unless
+	// given, because users without --auth-db lists every authentication database.
+	WithAuthDB string
 	// Role and RoleDB are grant-role's and revoke-role's role@db; RoleDB is "admin" unless given.
 	Role, RoleDB string
 	// Action is what schedule schedules (rotate-password).
@@ -54,6 +61,8 @@ func (c Command) Args() map[string]string {
 	set("user", c.User)
 	set("authdb", c.AuthDB)
 	set("db", c.DB)
+	set("with_role_on", c.WithRoleOn)
+	set("with_authdb", c.WithAuthDB)
 	if c.Role != "" {
 		set("role", c.Role+"@"+c.RoleDB)
 	}
@@ -186,7 +195,7 @@ func Parse(text string) (Command, error) {
 
 func takesValue(flag string) bool {
 	switch flag {
-	case "db", "for", reasonFlag:
+	case "db", "auth-db", "for", reasonFlag:
 		return true
 	}
 	return false
@@ -199,6 +208,11 @@ func (c *Command) setFlag(verb, name, value string) error {
 			return errorf(verb, "`--db` needs a database name.")
 		}
 		c.AuthDB = value
+	case "auth-db":
+		if value == "" {
+			return errorf(verb, "`--auth-db` needs a database name.")
+		}
+		c.WithAuthDB = value
 	case "for":
 		d, err := ParseDuration(value)
 		if err != nil {
@@ -242,7 +256,7 @@ func (c *Command) setWords(v verb, pos []string) error {
 			c.Topic = t
 		}
 	case Users:
-		c.Connector, c.DB = at(0), at(1)
+		c.Connector, c.WithRoleOn = at(0), at(1)
 	case RotatePassword, DropUser, LockUser, UnlockUser:
 		c.Connector, c.User = at(0), at(1)
 	case GrantRole, RevokeRole:

@@ -20,7 +20,10 @@ func TestParse(t *testing.T) {
 		{"HELP Drop-User", Command{Verb: Help, AuthDB: "admin", Topic: DropUser}},
 		{"connectors --public", Command{Verb: Connectors, AuthDB: "admin", Public: true}},
 		{"users prod", Command{Verb: Users, AuthDB: "admin", Connector: "prod"}},
-		{"users prod shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", DB: "shop"}},
+		{"users prod shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithRoleOn: "shop"}},
+		{"users prod --auth-db shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithAuthDB: "shop"}},
+		{"users prod --auth-db=admin", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithAuthDB: "admin"}},
+		{"users prod shop --auth-db admin --public", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithRoleOn: "shop", WithAuthDB: "admin", Public: true}},
 		{"rotate-password prod-mongo app_user", Command{Verb: RotatePassword, Connector: "prod-mongo", User: "app_user", AuthDB: "admin"}},
 		{"rotate-password prod app --db shop --kill-sessions --logout-all --reason 'ticket OPS-1'",
 			Command{Verb: RotatePassword, Connector: "prod", User: "app", AuthDB: "shop", KillSessions: true, LogoutAll: true, Reason: "ticket OPS-1"}},
@@ -96,6 +99,11 @@ func TestParseErrors(t *testing.T) {
 		{"history 500", History, "is not a count"},
 		{"help nothing", "", `no verb "nothing"`},
 		{"users prod --reason x", Users, "does not take `--reason`"},
+		{"users prod --db shop", Users, "does not take `--db`"},
+		{"users prod --auth-db", Users, "`--auth-db` needs a value"},
+		{"users prod --auth-db ''", Users, "`--auth-db` needs a database name"},
+		{"users prod --auth-db a --auth-db b", Users, "`--auth-db` is given twice"},
+		{"users prod shop more", Users, `"more" is one too many`},
 		{"drop-user prod app --public", DropUser, "does not take `--public`"},
 		{`drop-user prod ""`, DropUser, "empty word"},
 		{"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), DropUser, "reason is too long"},
@@ -201,6 +209,28 @@ func TestArgs(t *testing.T) {
 	}
 	if Mutating(Users) || Mutating(History) {
 		t.Fatal("read-only verbs are not mutating")
+	}
+}
+
+// TestUsersFilters checks that users' two filters are told apart in its help and in Args: the
+// word is a database the users hold a role on, --auth-db their authentication database.
+func TestUsersFilters(t *testing.T) {
+	h := HelpText("/mongo", Users)
+	for _, says := range []string{"[db] [--auth-db <authdb>]", "`users prod shop` lists the users holding a role on shop",
+		"`users prod --auth-db shop` lists the users whose authentication database is shop", "`users prod` lists every user"} {
+		if !strings.Contains(h, says) {
+			t.Errorf("help users does not say %q:\n%s", says, h)
+		}
+	}
+	c, err := Parse("users prod shop --auth-db apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Args(); got["with_role_on"] != "shop" || got["with_authdb"] != "apps" {
+		t.Fatalf("Args = %v", got)
+	}
+	if c, _ := Parse("users prod"); c.WithRoleOn != "" || c.WithAuthDB != "" || c.DB != "" {
+		t.Fatalf("users prod filters: %+v", c)
 	}
 }
 
