@@ -369,13 +369,17 @@ func ParseDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("%q is not a duration: write one from %s to %s, such as 30m, 4h or 2d", short(s), FormatDuration(MinFor), FormatDuration(MaxFor))
 }
 
-// FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m.
+// FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m, 1m40s. The bot
+// journals a --for this way and reads it back to know when to undo, so it must round-trip:
+// only zero units are dropped (1h0m0s is 1h), never a digit (1m40s once became "1m4").
 func FormatDuration(d time.Duration) string {
 	if d%(24*time.Hour) == 0 && d > 0 {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}

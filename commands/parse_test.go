@@ -246,6 +246,27 @@ func TestDurations(t *testing.T) {
 	}
 }
 
+// TestDurationRoundTrip checks that a --for survives FormatDuration and ParseDuration: the bot
+// journals it as text and reads it back to schedule the undo, and 100s used to be journaled as
+// "1m4", which read back as no duration at all, so the temporary lock was never undone.
+func TestDurationRoundTrip(t *testing.T) {
+	for in, want := range map[string]string{"100s": "1m40s", "2m30s": "2m30s", "3610s": "1h0m10s", "1h0m10s": "1h0m10s",
+		"90s": "1m30s", "60m": "1h", "1h10m": "1h10m", "1h0m20.5s": "1h0m20.5s", "48h": "2d", "49h": "49h"} {
+		d, err := ParseDuration(in)
+		if err != nil {
+			t.Fatalf("ParseDuration(%q): %v", in, err)
+		}
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for d := MinFor; d <= MaxFor; d = d*7/5 + 997*time.Millisecond + 10*time.Second {
+		if back, err := ParseDuration(FormatDuration(d)); err != nil || back != d {
+			t.Errorf("%v is written %q and read back as %v, %v", d, FormatDuration(d), back, err)
+		}
+	}
+}
+
 // TestSpanBounds checks that a span longer than MaxSpan is refused as too long, including one
 // whose days, hours or seconds overflow time.Duration (213504d used to wrap around to 25m26s).
 func TestSpanBounds(t *testing.T) {
