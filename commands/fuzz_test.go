@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// FuzzParse checks that any text gives a command or a usage error, never a panic, and that a
-// parsed command is one of the verbs with what it needs. CI runs it briefly; run it longer
+// FuzzParse checks that any text gives a command or a usage error (one line, one sentence),
+// never a panic, and that a parsed command is one of the verbs with what it needs and a --for
+// that reads back the same from its journaled words. CI runs it briefly; run it longer
 // with: go test ./commands -run '^$' -fuzz FuzzParse -fuzztime 5m
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -35,6 +36,11 @@ func FuzzParse(f *testing.F) {
 			}
 			if u := e.Usage("/mongo"); !strings.Contains(u, "/mongo") {
 				t.Fatalf("usage without the command: %q", u)
+			}
+			// The message is the first line of a private reply, before the usage: whatever
+			// was typed, it stays one line ending like a sentence.
+			if strings.Contains(e.Msg, "\n") || !strings.HasSuffix(e.Msg, ".") {
+				t.Fatalf("Parse(%q): %q is not one sentence on one line", text, e.Msg)
 			}
 			return
 		}
