@@ -59,14 +59,24 @@ func (c ScheduleConfig) withDefaults(approvalsChannel string) ScheduleConfig {
 // specParser reads five-field specs, @daily-style descriptors and a CRON_TZ= prefix.
 var specParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSpec reads a cron spec for a rotation, refusing one that runs more than once a minute.
+// ParseSpec reads a cron spec for a rotation, refusing one that never runs (0 3 31 2 *: no
+// 31 February) and one that runs more than once a minute (@every 30s).
 func ParseSpec(spec string) (cron.Schedule, error) {
 	s, err := specParser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a cron spec (%v): write five fields (minute hour day month weekday) such as \"0 3 * * 1\", or @daily, @weekly, @monthly; prefix CRON_TZ=Europe/Paris for a time zone (UTC otherwise)", spec, err)
 	}
+	// A fixed start keeps the answer the same whenever it is asked. Next looks five years
+	// ahead and returns the zero time when nothing matches; the five years from 2026 hold
+	// every day of every month (29 February 2028 included), so zero means a day a month
+	// never has, and the spec would never run.
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if a := s.Next(t); s.Next(a).Sub(a) < time.Minute {
+	a := s.Next(t)
+	if a.IsZero() {
+		return nil, fmt.Errorf("%q never runs: no date in the next five years matches its day and month", spec)
+	}
+	// A second run more than five years later is zero too, and is rare, not frequent.
+	if b := s.Next(a); !b.IsZero() && b.Sub(a) < time.Minute {
 		return nil, fmt.Errorf("%q runs more often than once a minute", spec)
 	}
 	return s, nil

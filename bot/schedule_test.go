@@ -51,6 +51,43 @@ func TestParseSpecAndNextRuns(t *testing.T) {
 	}
 }
 
+// TestParseSpecSaysWhy checks that a refused spec is refused for its real reason: a day that
+// no month has never runs (it used to read as running more than once a minute), and a rare
+// but real day such as 29 February is accepted.
+func TestParseSpecSaysWhy(t *testing.T) {
+	for spec, says := range map[string]string{
+		"0 3 31 2 *":                      `"0 3 31 2 *" never runs: no date in the next five years matches its day and month`,
+		"0 3 30 2 *":                      "never runs",
+		"0 0 31 4,6,9,11 *":               "never runs",
+		"CRON_TZ=Europe/Paris 0 3 31 2 *": "never runs",
+		"@every 30s":                      `"@every 30s" runs more often than once a minute`,
+		"@every 1s":                       "runs more often than once a minute",
+		"0 3 * * 1 extra":                 "is not a cron spec",
+		"CRON_TZ=Mars/Olympus 0 3 31 2 *": "is not a cron spec",
+	} {
+		_, err := bot.ParseSpec(spec)
+		if err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("ParseSpec(%q) = %v, want it to say %q", spec, err, says)
+		}
+	}
+	leap, err := bot.ParseSpec("0 3 29 2 *")
+	if err != nil {
+		t.Fatalf("29 February: %v", err)
+	}
+	var got []string
+	for _, r := range bot.NextRuns(leap, time.Date(2026, 3, 27, 12, 0, 0, 0, time.UTC), 2) {
+		got = append(got, r.Format(time.RFC3339))
+	}
+	if strings.Join(got, " ") != "2028-02-29T03:00:00Z 2032-02-29T03:00:00Z" {
+		t.Errorf("29 February runs %v", got)
+	}
+	for _, ok := range []string{"* * * * *", "@every 1m", "@yearly", "0 3 31 * *"} {
+		if _, err := bot.ParseSpec(ok); err != nil {
+			t.Errorf("ParseSpec(%q): %v", ok, err)
+		}
+	}
+}
+
 // schedule makes dev's schedule approved by alice and returns its card.
 func (e *env) schedule(user, spec string) slacktest.Message {
 	e.t.Helper()

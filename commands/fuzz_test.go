@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// FuzzParse checks that any text gives a command or a usage error, never a panic, and that a
-// parsed command is one of the verbs with what it needs. CI runs it briefly; run it longer
+// FuzzParse checks that any text gives a command or a usage error (one line, one sentence),
+// never a panic, and that a parsed command is one of the verbs with what it needs and a --for
+// that reads back the same from its journaled words. CI runs it briefly; run it longer
 // with: go test ./commands -run '^$' -fuzz FuzzParse -fuzztime 5m
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "help", "help grant-role", "connectors --public", "users prod shop",
+		"users prod --auth-db=admin shop", "drop-user prod app --reason a --reason=b",
 		"rotate-password prod-mongo app_user --kill-sessions --logout-all --reason 'ticket OPS-1'",
 		`rotate-password prod app --reason="leaked in a log"`, "grant-role prod app read@shop --for 4h --db apps",
 		"revoke-role prod app dbAdmin@shop", "create-readonly-user prod reporter shop --db shop",
@@ -34,6 +36,11 @@ func FuzzParse(f *testing.F) {
 			}
 			if u := e.Usage("/mongo"); !strings.Contains(u, "/mongo") {
 				t.Fatalf("usage without the command: %q", u)
+			}
+			// The message is the first line of a private reply, before the usage: whatever
+			// was typed, it stays one line ending like a sentence.
+			if strings.Contains(e.Msg, "\n") || !strings.HasSuffix(e.Msg, ".") {
+				t.Fatalf("Parse(%q): %q is not one sentence on one line", text, e.Msg)
 			}
 			return
 		}
@@ -56,7 +63,13 @@ func FuzzParse(f *testing.F) {
 		if c.For != 0 && (c.For < MinFor || c.For > MaxFor) {
 			t.Fatalf("Parse(%q): --for %v out of bounds", text, c.For)
 		}
-		_ = c.Args()
+		// The bot reads a temporary action's end back from the journal's words: a --for that
+		// does not survive Args and ParseDuration is an undo that never comes.
+		if c.For != 0 {
+			if d, err := ParseDuration(c.Args()["for"]); err != nil || d != c.For {
+				t.Fatalf("Parse(%q): --for %v is journaled as %q, read back as %v, %v", text, c.For, c.Args()["for"], d, err)
+			}
+		}
 	})
 }
 

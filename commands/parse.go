@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -17,8 +18,15 @@ type Command struct {
 	User      string
 	// AuthDB is the user's authentication database (--db), "admin" unless given.
 	AuthDB string
-	// DB is a database word: the one users lists, or the one create-readonly-user grants read on.
+	// DB is the database create-readonly-user grants read on.
 	DB string
+	// WithRoleOn is users' [db]: list only the users holding a role on this database, whatever
+	// their authentication database ("" lists them all).
+	WithRoleOn string
+	// WithAuthDB is users' --auth-db: list only the users whose authentication database is this
+	// one, whatever their roles ("" lists them all). It is not AuthDB, which is "admin" unless
+	// given, because users without --auth-db lists every authentication database.
+	WithAuthDB string
 	// Role and RoleDB are grant-role's and revoke-role's role@db; RoleDB is "admin" unless given.
 	Role, RoleDB string
 	// Action is what schedule schedules (rotate-password).
@@ -53,6 +61,8 @@ func (c Command) Args() map[string]string {
 	set("user", c.User)
 	set("authdb", c.AuthDB)
 	set("db", c.DB)
+	set("with_role_on", c.WithRoleOn)
+	set("with_authdb", c.WithAuthDB)
 	if c.Role != "" {
 		set("role", c.Role+"@"+c.RoleDB)
 	}
@@ -115,6 +125,12 @@ func Parse(text string) (Command, error) {
 	}
 	words, err := split(text)
 	if err != nil {
+		// The verb is usually readable before the broken quote: show its usage, not the list.
+		if f := strings.Fields(text); len(f) > 0 {
+			if v, ok := lookup(strings.ToLower(f[0])); ok {
+				err.Verb = v.name
+			}
+		}
 		return Command{}, err
 	}
 	if len(words) == 0 {
@@ -133,6 +149,9 @@ func Parse(text string) (Command, error) {
 		flags = append(flags, publicFlag)
 	}
 	var pos []string
+	// seen refuses a flag given twice: keeping the last silently could drop the reason an
+	// approver reads or the --for someone meant.
+	seen := map[string]bool{}
 	for i := 1; i < len(words); i++ {
 		w := words[i]
 		if !strings.HasPrefix(w, "--") || w == "--" {
@@ -142,8 +161,12 @@ func Parse(text string) (Command, error) {
 		name, value, hasValue := strings.Cut(w[2:], "=")
 		name = strings.ToLower(name)
 		if !contains(flags, name) {
-			return Command{}, errorf(v.name, "`%s` does not take `--%s`.", v.name, short(name))
+			return Command{}, errorf(v.name, "`%s` does not take %s.", v.name, flagWord(name))
 		}
+		if seen[name] {
+			return Command{}, errorf(v.name, "`--%s` is given twice; give it once.", name)
+		}
+		seen[name] = true
 		if takesValue(name) && !hasValue {
 			if i+1 >= len(words) {
 				return Command{}, errorf(v.name, "`--%s` needs a value.", name)
@@ -172,7 +195,7 @@ func Parse(text string) (Command, error) {
 
 func takesValue(flag string) bool {
 	switch flag {
-	case "db", "for", reasonFlag:
+	case "db", "auth-db", "for", reasonFlag:
 		return true
 	}
 	return false
@@ -185,10 +208,16 @@ func (c *Command) setFlag(verb, name, value string) error {
 			return errorf(verb, "`--db` needs a database name.")
 		}
 		c.AuthDB = value
+	case "auth-db":
+		if value == "" {
+			return errorf(verb, "`--auth-db` needs a database name.")
+		}
+		c.WithAuthDB = value
 	case "for":
 		d, err := ParseDuration(value)
 		if err != nil {
-			return errorf(verb, "%v", err)
+			// ParseDuration's errors follow Go's style; a usage message is a sentence.
+			return errorf(verb, "%s.", capital(err.Error()))
 		}
 		c.For = d
 	case reasonFlag:
@@ -227,7 +256,7 @@ func (c *Command) setWords(v verb, pos []string) error {
 			c.Topic = t
 		}
 	case Users:
-		c.Connector, c.DB = at(0), at(1)
+		c.Connector, c.WithRoleOn = at(0), at(1)
 	case RotatePassword, DropUser, LockUser, UnlockUser:
 		c.Connector, c.User = at(0), at(1)
 	case GrantRole, RevokeRole:
@@ -322,33 +351,60 @@ func ParseSpan(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// ParseDuration reads a --for duration: a span between MinFor and MaxFor.
+// spanShape is every string that writes a span with a sign or of zero length (0s, -1h, -2d,
+// 0): well formed, so a --for of it is out of bounds rather than not a duration at all.
+var spanShape = regexp.MustCompile(`^[-+]?(0|[0-9]+d|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`)
+
+// ParseDuration reads a --for duration: a span between MinFor and MaxFor. A well-formed span
+// outside them (0s, -1h, 91d, 400d) gets an error that says the bounds, not one that says it
+// is not a duration.
 func ParseDuration(s string) (time.Duration, error) {
-	outOfBounds := fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
 	d, err := ParseSpan(s)
-	if err != nil {
-		if strings.HasPrefix(s, "-") || errors.Is(err, ErrSpanTooLong) {
-			return 0, outOfBounds
-		}
-		return 0, err
+	if err == nil && d >= MinFor && d <= MaxFor {
+		return d, nil
 	}
-	if d < MinFor || d > MaxFor {
-		return 0, outOfBounds
+	if err == nil || errors.Is(err, ErrSpanTooLong) || spanShape.MatchString(s) {
+		return 0, fmt.Errorf("a duration must be between %s and %s, not %s", FormatDuration(MinFor), FormatDuration(MaxFor), short(s))
 	}
-	return d, nil
+	return 0, fmt.Errorf("%q is not a duration: write one from %s to %s, such as 30m, 4h or 2d", short(s), FormatDuration(MinFor), FormatDuration(MaxFor))
 }
 
-// FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m.
+// FormatDuration writes d the way ParseDuration reads it: 2d, 4h, 1h30m, 30m, 1m40s. The bot
+// journals a --for this way and reads it back to know when to undo, so it must round-trip:
+// only zero units are dropped (1h0m0s is 1h), never a digit (1m40s once became "1m4").
 func FormatDuration(d time.Duration) string {
 	if d%(24*time.Hour) == 0 && d > 0 {
 		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	}
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// capital starts s with a capital letter.
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// plainFlag is what a flag name looks like; anything else is quoted when shown back.
+var plainFlag = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
+
+// flagWord shows a flag the person typed: in code style when it looks like a flag, quoted
+// otherwise, so a newline or a backquote in it cannot break the message's one line.
+func flagWord(name string) string {
+	if plainFlag.MatchString(name) {
+		return "`--" + name + "`"
+	}
+	return fmt.Sprintf("%q", "--"+short(name))
 }
 
 func missing(names []string) string {

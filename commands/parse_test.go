@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func TestParse(t *testing.T) {
@@ -19,7 +20,10 @@ func TestParse(t *testing.T) {
 		{"HELP Drop-User", Command{Verb: Help, AuthDB: "admin", Topic: DropUser}},
 		{"connectors --public", Command{Verb: Connectors, AuthDB: "admin", Public: true}},
 		{"users prod", Command{Verb: Users, AuthDB: "admin", Connector: "prod"}},
-		{"users prod shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", DB: "shop"}},
+		{"users prod shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithRoleOn: "shop"}},
+		{"users prod --auth-db shop", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithAuthDB: "shop"}},
+		{"users prod --auth-db=admin", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithAuthDB: "admin"}},
+		{"users prod shop --auth-db admin --public", Command{Verb: Users, AuthDB: "admin", Connector: "prod", WithRoleOn: "shop", WithAuthDB: "admin", Public: true}},
 		{"rotate-password prod-mongo app_user", Command{Verb: RotatePassword, Connector: "prod-mongo", User: "app_user", AuthDB: "admin"}},
 		{"rotate-password prod app --db shop --kill-sessions --logout-all --reason 'ticket OPS-1'",
 			Command{Verb: RotatePassword, Connector: "prod", User: "app", AuthDB: "shop", KillSessions: true, LogoutAll: true, Reason: "ticket OPS-1"}},
@@ -71,13 +75,21 @@ func TestParseErrors(t *testing.T) {
 		{"rotate-password prod app --for 4h", RotatePassword, "does not take `--for`"},
 		{"rotate-password prod app --db", RotatePassword, "`--db` needs a value"},
 		{"rotate-password prod app --kill-sessions=yes", RotatePassword, "takes no value"},
-		{"rotate-password prod 'app", "", "quote is not closed"},
+		{"rotate-password prod 'app", RotatePassword, "quote is not closed"},
+		{"frobnicate 'app", "", "quote is not closed"},
 		{"grant-role prod app read@", GrantRole, "is not a role"},
 		{"grant-role prod app @shop", GrantRole, "is not a role"},
 		{"grant-role prod app read --for 10s", GrantRole, "between 1m and 90d"},
 		{"grant-role prod app read --for 91d", GrantRole, "between 1m and 90d"},
 		{"grant-role prod app read --for soon", GrantRole, `"soon" is not a duration`},
 		{"lock-user prod app --for -1h", LockUser, "between"},
+		{"grant-role prod app read --for 0s", GrantRole, "A duration must be between 1m and 90d, not 0s."},
+		{"grant-role prod app read --for 0", GrantRole, "A duration must be between 1m and 90d, not 0."},
+		{"grant-role prod app read --for -2d", GrantRole, "A duration must be between 1m and 90d, not -2d."},
+		{"grant-role prod app read --for 400d", GrantRole, "A duration must be between 1m and 90d, not 400d."},
+		{"grant-role prod app read --for 59s", GrantRole, "A duration must be between 1m and 90d, not 59s."},
+		{"grant-role prod app read --for --1h", GrantRole, `"--1h" is not a duration: write one from 1m to 90d, such as 30m, 4h or 2d.`},
+		{"users prod '--x`y'", Users, "`users` does not take \"--x`y\"."},
 		{"grant-role prod app read --for 213504d", GrantRole, "between 1m and 90d, not 213504d"},
 		{"lock-user prod app --for 9223372037s", LockUser, "between 1m and 90d, not 9223372037s"},
 		{`schedule drop-user prod app "@daily"`, Schedule, "Only `rotate-password` can be scheduled"},
@@ -87,11 +99,22 @@ func TestParseErrors(t *testing.T) {
 		{"history 500", History, "is not a count"},
 		{"help nothing", "", `no verb "nothing"`},
 		{"users prod --reason x", Users, "does not take `--reason`"},
+		{"users prod --db shop", Users, "does not take `--db`"},
+		{"users prod --auth-db", Users, "`--auth-db` needs a value"},
+		{"users prod --auth-db ''", Users, "`--auth-db` needs a database name"},
+		{"users prod --auth-db a --auth-db b", Users, "`--auth-db` is given twice"},
+		{"users prod shop more", Users, `"more" is one too many`},
 		{"drop-user prod app --public", DropUser, "does not take `--public`"},
 		{`drop-user prod ""`, DropUser, "empty word"},
 		{"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), DropUser, "reason is too long"},
 		{strings.Repeat("x", MaxText+1), "", "too long"},
 		{"drop-user prod \xff", "", "not valid text"},
+		{"drop-user prod app --reason a --reason b", DropUser, "`--reason` is given twice"},
+		{"drop-user prod app --reason=a --REASON b", DropUser, "`--reason` is given twice"},
+		{"grant-role prod app read --for 1h --for=2h", GrantRole, "`--for` is given twice"},
+		{"rotate-password prod app --db a --db a", RotatePassword, "`--db` is given twice"},
+		{"rotate-password prod app --kill-sessions --kill-sessions", RotatePassword, "`--kill-sessions` is given twice"},
+		{"history --public --public", History, "`--public` is given twice"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.in)
@@ -105,6 +128,49 @@ func TestParseErrors(t *testing.T) {
 		}
 		if u := e.Usage("/mongo"); !strings.Contains(u, "/mongo") {
 			t.Errorf("usage of %q does not show the command: %q", tt.in, u)
+		}
+	}
+}
+
+// TestErrorShape checks that every usage error reads the same way: one sentence on one line,
+// ending with a period (the bot adds nothing after it), then a blank line and the usage of the
+// verb (or the list of verbs when there is no verb to speak of).
+func TestErrorShape(t *testing.T) {
+	for _, in := range []string{
+		"frobnicate", "help nothing", "rotate-password", "rotate-password prod app extra",
+		"rotate-password prod app --for 4h", "rotate-password prod app --db", "rotate-password prod app --kill-sessions=yes",
+		"rotate-password prod 'app", "grant-role prod app @shop", "grant-role prod app read --for 0s",
+		"grant-role prod app read --for soon", "grant-role prod app read --for -1h", "lock-user prod app --for 91d",
+		"lock-user prod app --for 9223372037s", "drop-user prod app --reason a --reason b", `drop-user prod ""`,
+		"drop-user prod app --reason " + strings.Repeat("x", MaxReason+1), `schedule drop-user prod app "@daily"`,
+		"cancel abc", "history 0", "users prod --reason x", "users prod --auth-db", "users prod --auth-db ''",
+		"users prod --auth-db a --auth-db b", "users prod '--a\nb'", strings.Repeat("x", MaxText+1),
+	} {
+		_, err := Parse(in)
+		e, ok := err.(*Error)
+		if !ok {
+			t.Errorf("Parse(%.40q) = %v, want a *Error", in, err)
+			continue
+		}
+		if strings.ContainsAny(e.Msg, "\n") || !strings.HasSuffix(e.Msg, ".") || strings.Contains(e.Msg, ". ") ||
+			strings.Contains(e.Msg, "Nothing was requested") {
+			t.Errorf("Parse(%.40q): %q is not one sentence ending with a period", in, e.Msg)
+		}
+		if r := []rune(e.Msg)[0]; unicode.IsLower(r) {
+			t.Errorf("Parse(%.40q): %q does not start with a capital", in, e.Msg)
+		}
+		u := e.Usage("/mongo")
+		rest, ok := strings.CutPrefix(u, e.Msg+"\n\n")
+		if !ok {
+			t.Errorf("Parse(%.40q): usage %q does not start with the message and a blank line", in, u)
+			continue
+		}
+		want := "Manage MongoDB users"
+		if e.Verb != "" {
+			want = "Usage: `/mongo " + e.Verb
+		}
+		if !strings.HasPrefix(rest, want) {
+			t.Errorf("Parse(%.40q): after the message %q, want %q", in, rest, want)
 		}
 	}
 }
@@ -146,6 +212,28 @@ func TestArgs(t *testing.T) {
 	}
 }
 
+// TestUsersFilters checks that users' two filters are told apart in its help and in Args: the
+// word is a database the users hold a role on, --auth-db their authentication database.
+func TestUsersFilters(t *testing.T) {
+	h := HelpText("/mongo", Users)
+	for _, says := range []string{"[db] [--auth-db <authdb>]", "`users prod shop` lists the users holding a role on shop",
+		"`users prod --auth-db shop` lists the users whose authentication database is shop", "`users prod` lists every user"} {
+		if !strings.Contains(h, says) {
+			t.Errorf("help users does not say %q:\n%s", says, h)
+		}
+	}
+	c, err := Parse("users prod shop --auth-db apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Args(); got["with_role_on"] != "shop" || got["with_authdb"] != "apps" {
+		t.Fatalf("Args = %v", got)
+	}
+	if c, _ := Parse("users prod"); c.WithRoleOn != "" || c.WithAuthDB != "" || c.DB != "" {
+		t.Fatalf("users prod filters: %+v", c)
+	}
+}
+
 func TestDurations(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30m": 30 * time.Minute, "4h": 4 * time.Hour, "2d": 48 * time.Hour, "1h30m": 90 * time.Minute, "90d": MaxFor} {
 		d, err := ParseDuration(in)
@@ -154,6 +242,27 @@ func TestDurations(t *testing.T) {
 		}
 		if f := FormatDuration(d); f != in {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, f, in)
+		}
+	}
+}
+
+// TestDurationRoundTrip checks that a --for survives FormatDuration and ParseDuration: the bot
+// journals it as text and reads it back to schedule the undo, and 100s used to be journaled as
+// "1m4", which read back as no duration at all, so the temporary lock was never undone.
+func TestDurationRoundTrip(t *testing.T) {
+	for in, want := range map[string]string{"100s": "1m40s", "2m30s": "2m30s", "3610s": "1h0m10s", "1h0m10s": "1h0m10s",
+		"90s": "1m30s", "60m": "1h", "1h10m": "1h10m", "1h0m20.5s": "1h0m20.5s", "48h": "2d", "49h": "49h"} {
+		d, err := ParseDuration(in)
+		if err != nil {
+			t.Fatalf("ParseDuration(%q): %v", in, err)
+		}
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for d := MinFor; d <= MaxFor; d = d*7/5 + 997*time.Millisecond + 10*time.Second {
+		if back, err := ParseDuration(FormatDuration(d)); err != nil || back != d {
+			t.Errorf("%v is written %q and read back as %v, %v", d, FormatDuration(d), back, err)
 		}
 	}
 }

@@ -14,7 +14,7 @@ var quotes = map[rune]rune{'"': '"', '\'': '\'', '“': '”', '‘': '’', '�
 
 // split cuts text into words: whitespace separates them, and a quoted string is one word
 // (quotes removed; it may be empty).
-func split(text string) ([]string, error) {
+func split(text string) ([]string, *Error) {
 	text = unescape.Replace(text)
 	var words []string
 	var cur strings.Builder

@@ -42,8 +42,11 @@ const (
 var verbs = []verb{
 	{name: Help, usage: "[verb]", summary: "this help, or the details of one verb", optional: []string{"verb"}},
 	{name: Connectors, summary: "the MongoDB connectors and their health"},
-	{name: Users, usage: "<connector> [db]", summary: "list users and their roles (all databases, or one)",
-		args: []string{"connector"}, optional: []string{"db"}},
+	{name: Users, usage: "<connector> [db] [--auth-db <authdb>]", summary: "list users and their roles (all, or those with a role on one database)",
+		details: "`users prod shop` lists the users holding a role on shop, whatever database they authenticate against; " +
+			"`users prod --auth-db shop` lists the users whose authentication database is shop, whatever their roles. " +
+			"Both together list the users of that authentication database holding a role on that database; `users prod` lists every user.",
+		args: []string{"connector"}, optional: []string{"db"}, flags: []string{"auth-db"}},
 	{name: RotatePassword, usage: "<connector> <user> [--db <authdb>] [--kill-sessions] [--logout-all]",
 		summary: "give the user a new generated password; its owner reveals it once",
 		details: "Connections already logged in stay authenticated after a password change. " +
