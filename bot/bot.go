@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -465,28 +466,44 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 	return Message{Text: "Connectors", Blocks: []Block{{Text: "*Connectors*\n" + strings.Join(lines, "\n")}}}
 }
 
+// usersMessage lists users: every one, those holding a role on a database (users prod shop),
+// those whose authentication database it is (--auth-db), or both filters at once.
 func (b *Bot) usersMessage(ctx context.Context, cmd commands.Command) Message {
 	m, err := b.connector(cmd.Connector)
 	if err != nil {
 		return text("%s.", capital(err.Error()))
 	}
-	if cmd.DB != "" {
-		if err := connector.ValidateDB(cmd.DB); err != nil {
-			return text("%s", sentence(err))
+	for _, db := range []string{cmd.WithRoleOn, cmd.WithAuthDB} {
+		if db != "" {
+			if err := connector.ValidateDB(db); err != nil {
+				return text("%s", sentence(err))
+			}
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
-	users, err := m.Users(cctx, cmd.DB)
+	// --auth-db asks one database (usersInfo: 1, viewUser there); otherwise every database
+	// (forAllDBs, viewUser on the cluster), filtered here by the roles' database.
+	users, err := m.Users(cctx, cmd.WithAuthDB)
 	if err != nil {
 		return text("Could not list the users of %s: %s", cmd.Connector, sentence(err))
 	}
-	where := "all databases"
-	if cmd.DB != "" {
-		where = cmd.DB
+	var where []string
+	if cmd.WithRoleOn != "" {
+		where = append(where, "holding a role on "+cmd.WithRoleOn)
+		users = slices.DeleteFunc(users, func(u connector.User) bool {
+			return !slices.ContainsFunc(u.Roles, func(r connector.Role) bool { return r.DB == cmd.WithRoleOn })
+		})
 	}
+	if cmd.WithAuthDB != "" {
+		where = append(where, "authenticating on "+cmd.WithAuthDB)
+	}
+	if len(where) == 0 {
+		where = append(where, "all databases")
+	}
+	scope := esc(strings.Join(where, ", "))
 	if len(users) == 0 {
-		return text("No users on %s (%s).", cmd.Connector, where)
+		return text("No users on %s (%s).", cmd.Connector, scope)
 	}
 	var lines []string
 	for _, u := range users {
@@ -500,7 +517,7 @@ func (b *Bot) usersMessage(ctx context.Context, cmd commands.Command) Message {
 		}
 		lines = append(lines, fmt.Sprintf("• `%s`: %s", code(u.UserRef.String()), esc(rs)))
 	}
-	return paged(fmt.Sprintf("*Users on %s* (%s, %d)", cmd.Connector, where, len(users)), lines)
+	return paged(fmt.Sprintf("*Users on %s* (%s, %d)", cmd.Connector, scope, len(users)), lines)
 }
 
 func (b *Bot) requestsMessage() Message {

@@ -730,3 +730,26 @@ func TestHighRiskRuleNeedsTwoApprovals(t *testing.T) {
 	e.command(dev, "grant-role prod other read@shop")
 	e.card("Request #3", "0 of 1")
 }
+
+// users prod shop lists the users holding a role on shop, whatever their authentication
+// database; --auth-db lists those who authenticate on a database.
+func TestUsersFilters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app", connector.Role{Name: "read", DB: "shop"})
+	e.createUser("other", connector.Role{Name: "read", DB: "billing"})
+	if err := e.emu.CreateUser("local_app", "local-pw-1", "shop", []mongotest.Role{{Role: "readWrite", DB: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.command(dev, "users prod shop")
+	m := e.private(dev, "*Users on prod* (holding a role on shop, 2)", "`app@admin`", "`local_app@shop`")
+	if strings.Contains(m.All(), "other@admin") {
+		t.Error("a user without a role on shop is listed")
+	}
+	e.command(dev, "users prod --auth-db shop")
+	m = e.private(dev, "(authenticating on shop, 1)", "`local_app@shop`")
+	if strings.Contains(m.All(), "app@admin") {
+		t.Error("a user authenticating on admin is listed")
+	}
+	e.command(dev, "users prod")
+	e.private(dev, "(all databases, 4)")
+}
