@@ -249,6 +249,9 @@ func (rc *recorder) record(e store.Entry) record {
 // print writes r for journal list: its line, then one indented line per fact it has.
 func (r record) print(w io.Writer) {
 	line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", r.ID, stamp(r.CreatedAt), r.State, r.Action, r.Args["user"], r.Connector, r.Requester)
+	if via := r.Args["via"]; via != "" {
+		line += " (via " + via + ", not verified by Slack)"
+	}
 	if r.Error != "" {
 		line += "  error: " + r.Error
 	}

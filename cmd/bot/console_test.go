@@ -198,6 +198,13 @@ approvals:
 	if !strings.Contains(show.String(), `"via": "console"`) {
 		t.Errorf("journal show 4 does not say it came from the console:\n%s", show.String())
 	}
+	var list bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "list"}, env, nil, &list, &errb); code != 0 {
+		t.Fatalf("journal list: exit %d: %s", code, errb.String())
+	}
+	if n := strings.Count(list.String(), "(via console, not verified by Slack)"); n != 4 {
+		t.Errorf("journal list marks %d of 4 entries as typed in the console:\n%s", n, list.String())
+	}
 }
 
 // Attributes only on a terminal, colour only without NO_COLOR, nothing on a dumb terminal:
