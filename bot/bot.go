@@ -333,7 +333,8 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 		b.cfg.Metrics.Command("invalid")
 		var pe *commands.Error
 		if errors.As(err, &pe) {
-			b.private(ctx, in.Channel, in.User, text("%s", pe.Usage(b.cfg.Slash)))
+			// Like every refusal: what was wrong, that nothing happened, then how to write it.
+			b.private(ctx, in.Channel, in.User, text("%s Nothing was requested.\n\n%s", pe.Msg, commands.HelpText(b.cfg.Slash, pe.Verb)))
 		}
 		return
 	}

@@ -753,3 +753,19 @@ func TestUsersFilters(t *testing.T) {
 	e.command(dev, "users prod")
 	e.private(dev, "(all databases, 4)")
 }
+
+// A mistake in a command ends like every refusal: what was wrong, that nothing was requested,
+// and how to write it.
+func TestUsageErrorsEndLikeTheOthers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	for _, c := range []struct{ cmd, says string }{
+		{"grant-role prod app read@shop --for 0s", "between 1m and 90d"},
+		{`lock-user prod app --reason a --reason b`, "`--reason` is given twice"},
+	} {
+		e.command(dev, c.cmd)
+		e.private(dev, c.says, "Nothing was requested.", "Usage")
+	}
+	e.command(dev, `schedule rotate-password prod app "0 3 31 2 *"`)
+	e.private(dev, "never runs", "Nothing was requested.")
+}
