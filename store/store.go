@@ -32,6 +32,9 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
 		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced}
+	// firstBuckets are those every journal of schema 1 has; the others were added later and
+	// are created at the next start: a read-only open reads their absence as empty.
+	firstBuckets = allBuckets[:7]
 
 	keySchema = []byte("schema")
 )
@@ -179,7 +182,7 @@ func openReadOnly(dir string, opts Options) (*Store, error) {
 	// Without migrate, the buckets must already be there: a file this version never set up
 	// is reported, not read as an empty journal.
 	err = db.View(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
+		for _, b := range firstBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("store: %s is not a journal this bot has opened for writing (no %s bucket); start the bot once to set it up", path, b)
 			}

@@ -731,3 +731,36 @@ func TestReadOnlyWithoutKeyFile(t *testing.T) {
 		t.Fatalf("a key file was created: %v", err)
 	}
 }
+
+// A journal written before the offers and superseded buckets existed is read as it is by the
+// read-only commands (an operator upgrades, then runs check or journal list first), and gets
+// them at the next writable start.
+func TestReadOnlyReadsAnOlderJournal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	w := open(t, dir, newClock())
+	w.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1"}, "bot")
+	if err := w.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOffers, bucketReplaced} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("an older journal, read-only: %v", err)
+	}
+	if es, _, err := r.History(0, 10); err != nil || len(es) != 1 || r.SupersededBy("x") != 0 {
+		t.Fatalf("read %d entries: %v", len(es), err)
+	}
+	r.Close()
+	w = open(t, dir, newClock())
+	if _, err := w.SupersedeSecrets("prod/app@admin", "s1", 1); err != nil {
+		t.Fatalf("the buckets were not added at the writable start: %v", err)
+	}
+	w.Close()
+}
