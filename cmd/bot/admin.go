@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"mongobot/connector"
 	"mongobot/store"
@@ -255,8 +257,9 @@ func (r record) print(w io.Writer) {
 	if r.Error != "" {
 		line += "  error: " + r.Error
 	}
-	fmt.Fprintln(w, line)
-	fact := func(k, v string) { fmt.Fprintf(w, "      %-15s %s\n", k+":", v) }
+	// Names and errors come from people and from servers: shown, never obeyed by the terminal.
+	fmt.Fprintln(w, printable(line))
+	fact := func(k, v string) { fmt.Fprintf(w, "      %-15s %s\n", k+":", printable(v)) }
 	if r.Reason != "" {
 		fact("reason", strconv.Quote(r.Reason))
 	}
@@ -296,6 +299,28 @@ func (r record) print(w io.Writer) {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// printable shows control characters (escape sequences, bells, carriage returns), invalid
+// UTF-8 and bidirectional overrides escaped, so that text from the journal cannot move the
+// cursor, clear the screen or reorder a line on the reader's terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && len(s[i:]) > 0 && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			if r < 0x100 {
+				fmt.Fprintf(&b, "\\x%02x", r)
+			} else {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 // export writes every entry as a record, one JSON line each, oldest first.
 func export(st *store.Store, w io.Writer) error {

@@ -225,3 +225,23 @@ func TestJournalShowsTheRecord(t *testing.T) {
 		t.Fatalf("export, oldest first:\n%s", out.String())
 	}
 }
+
+// Text in the journal comes from people and servers: journal list shows escape sequences,
+// bells and bidirectional overrides escaped, never sends them to the terminal.
+func TestJournalListIsSafeOnATerminal(t *testing.T) {
+	var b strings.Builder
+	record{Entry: store.Entry{ID: 1, Action: "create-readonly-user", Connector: "prod",
+		Args:  map[string]string{"user": "ev\x1b[2J\x1b]0;pwned\x07il"},
+		Error: "user \"ev\x1b[2Jil\" \u202eexists", Server: "7.0\r14"}}.print(&b)
+	out := b.String()
+	for _, bad := range []string{"\x1b", "\x07", "\u202e", "\r"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("journal list sent %q to the terminal:\n%q", bad, out)
+		}
+	}
+	for _, shown := range []string{`ev\x1b[2J\x1b]0;pwned\x07il`, `\u202eexists`, `7.0\x0d14`} {
+		if !strings.Contains(out, shown) {
+			t.Errorf("journal list does not show %s:\n%s", shown, out)
+		}
+	}
+}
