@@ -689,19 +689,24 @@ func TestHighRiskIsFlaggedOnTheCard(t *testing.T) {
 	e.card("Request #2", "*High risk*", "a role on the local database")
 	e.command(dev, "lock-user prod dba")
 	e.card("Request #3", "*High risk*", "dba@admin holds root@admin: it is an administrator")
+	e.command(dev, "create-readonly-user prod spy local")
+	e.card("create-readonly-user", "*High risk*", "read@local is a role on the local database")
 	e.command(dev, "grant-role prod app read@shop")
-	c := e.card("Request #4")
+	c := e.card("Request #5")
 	if strings.Contains(c.All(), "High risk") {
 		t.Error("an ordinary grant is flagged high-risk")
 	}
 	// Rolling back a revoke of root grants root: judged, and flagged, as that grant.
 	e.command(dev, "revoke-role prod dba root")
-	rv := e.card("Request #5", "*High risk*")
+	rv := e.card("Request #6", "*High risk*")
 	e.click(alice, rv, bot.TextApprove)
 	e.result(rv, "*Done*")
 	e.command(dev, "rollback 1")
 	e.card("rollback of #1", "*High risk*", "root@admin can do anything")
-	for id, want := range map[uint64]string{1: "high", 2: "high", 3: "high", 4: ""} {
+	// Asking again points to the pending rollback instead of making another.
+	e.command(bob, "rollback 1")
+	e.private(bob, "to roll back journal #1 is already waiting for approval", "Nothing was requested")
+	for id, want := range map[uint64]string{1: "high", 2: "high", 3: "high", 4: "high", 5: ""} {
 		if r, _ := e.st.Request(id); r.Args["risk"] != want {
 			t.Errorf("request #%d risk %q, want %q", id, r.Args["risk"], want)
 		}

@@ -691,7 +691,7 @@ func (b *Bot) pendingTwin(action, conn string, args map[string]string) (store.Re
 		for _, r := range rs {
 			if r.Action == action && r.Connector == conn && target(r.Args) == target(args) && r.Args["role"] == args["role"] &&
 				b.now().Before(r.ExpiresAt) &&
-				(action != commands.Unschedule || r.Args["id"] == args["id"]) {
+				((action != commands.Unschedule && action != commands.Rollback) || r.Args["id"] == args["id"]) {
 				return r, true
 			}
 		}

@@ -24,8 +24,12 @@ func systemDB(db string) bool { return db == "admin" || db == "local" || db == "
 // locking or rotating an administrator cuts someone off, or takes over their access). Pure:
 // the card warns with it and policy rules may match on it (risk: high).
 func riskOf(action string, args map[string]string, st connector.UserState) string {
-	if action == commands.GrantRole || action == commands.RevokeRole {
-		if r, err := connector.ParseRole(args["role"]); err == nil {
+	role := args["role"]
+	if action == commands.CreateReadOnlyUser {
+		role = "read@" + args["db"] // read on local is the oplog; on admin, the users' hashes
+	}
+	if role != "" {
+		if r, err := connector.ParseRole(role); err == nil {
 			switch {
 			case rootLike(r):
 				return fmt.Sprintf("%s can do anything on this deployment (or grant itself anything)", r)

@@ -95,6 +95,13 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	if b.cfg.Via != "" {
 		args["via"] = b.cfg.Via
 	}
+	// One pending rollback of an entry: pressing Roll back again points to it.
+	defer b.asks.lock("rollback\x00" + args["id"])()
+	if p, ok := b.pendingTwin(commands.Rollback, e.Connector, args); ok {
+		b.private(ctx, channel, who.User, text("Request #%d (by <@%s>) to roll back journal #%d is already waiting for approval; approve or cancel it (`%s cancel %d`) instead. Nothing was requested.",
+			p.ID, p.Requester, id, b.cfg.Slash, p.ID))
+		return
+	}
 	// A rollback is judged as what it performs, its risk too: undoing a revoke of root grants
 	// root. The user's state is the one the action left (journaled).
 	var after connector.UserState
