@@ -26,6 +26,9 @@ var (
 		`Slack's usergroups.list API method gives each group's id, next to its handle`}
 )
 
+// anyID is the shape of every Slack id, whatever its kind.
+var anyID = regexp.MustCompile(`^[A-Z][A-Z0-9]+$`)
+
 // slackID is what is wrong with the id v at path, or "" when its shape is right.
 func (s *source) slackID(path, v string, k idKind) string {
 	if k.shape.MatchString(v) {
@@ -37,8 +40,13 @@ func (s *source) slackID(path, v string, k idKind) string {
 		return fmt.Sprintf("%s is empty: give a Slack %s id, like %s; %s", path, k.noun, k.example, k.find)
 	case strings.HasPrefix(v, "#") || strings.HasPrefix(v, "@"):
 		why = ", not a name"
-	case k.shape.MatchString(strings.ToUpper(v)):
+	case k.shape.MatchString(strings.ToUpper(v)) && strings.ContainsAny(v, "0123456789"):
+		// An id typed in lower case ("c0123456789"); a word ("general") is a name.
 		why = ", in capital letters"
+	case anyID.MatchString(v):
+		// Another kind of id (a user's where a channel goes): the sentence says which kind.
+	default:
+		why = ", not a name"
 	}
 	return fmt.Sprintf("%s: %s is not a Slack %s id: the bot needs the id, like %s%s; %s", path, s.show(path, v), k.noun, k.example, why, k.find)
 }
