@@ -123,6 +123,11 @@ func TestHelpChangesNothing(t *testing.T) {
 		call{[]string{"journal", "list", "5", "--help"}, "usage: bot journal list"},
 		call{[]string{"journal", "help", "export"}, "usage: bot journal export"},
 		call{[]string{"console", "--demo", "-h"}, "usage: bot console"},
+		// Every spelling the flag package takes as a help request.
+		call{[]string{"rekey", "-h=true"}, "usage: bot rekey"},
+		call{[]string{"check", "--h"}, "usage: bot check"},
+		call{[]string{"check", "-help=false"}, "usage: bot check"},
+		call{[]string{"journal", "list", "--help=1"}, "usage: bot journal list"},
 		call{[]string{"help", "--version"}, "usage: bot version"},
 		call{[]string{"-h"}, "usage: bot <command>"},
 		call{[]string{"--help"}, "usage: bot <command>"},

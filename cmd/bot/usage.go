@@ -194,8 +194,12 @@ Example:
 }
 
 // isHelp reports whether arg asks for help the way the flag package, kubectl and terraform
-// take it.
-func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+// take it: -h, -help, --h, --help, with any =value (the flag package answers every one of
+// those with ErrHelp, whatever the value).
+func isHelp(arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+	return strings.HasPrefix(arg, "-") && (name == "h" || name == "help")
+}
 
 // wantsHelp reports whether args ask for help anywhere before a "--": kubectl and terraform
 // take --help after the arguments too, and a command asked for help must never run.
