@@ -182,8 +182,7 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 		if len(errs) > 0 {
 			// Checks of meaning are left for when the file has the right shape: their messages
 			// would follow from these ("approvers lists nobody" for a misspelt approvers).
-			errs = byLine(append(errs, src.badValues...))
-			return nil, errors.New(secret.Scrub(strings.Join(errs, "; "), expanded...))
+			return nil, mistakes(byLine(append(errs, src.badValues...)), expanded)
 		}
 		if err := root.Decode(&f); err != nil {
 			// Not expected after the walk; a value in the wrong place is quoted by the YAML
@@ -207,9 +206,24 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
 		// Messages name values on purpose; none of them may be one from the environment.
-		return &c, errors.New(secret.Scrub(strings.Join(byLine(errs), "; "), expanded...))
+		return &c, mistakes(byLine(errs), expanded)
 	}
 	return &c, nil
+}
+
+// Mistakes are every mistake found in a config, one sentence each, in the order of the file:
+// bot check counts and prints them one by one.
+type Mistakes []string
+
+func (m Mistakes) Error() string { return strings.Join(m, "; ") }
+
+// mistakes scrubs each message of the values that came from the environment.
+func mistakes(msgs []string, expanded []secret.String) Mistakes {
+	out := make(Mistakes, len(msgs))
+	for i, m := range msgs {
+		out[i] = secret.Scrub(m, expanded...)
+	}
+	return out
 }
 
 // expand replaces ${VAR} in every scalar with the variable's value; a missing variable is an

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"mongobot/config"
 	"mongobot/connector"
 	"mongobot/store"
 )
@@ -39,8 +40,17 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 			fmt.Fprintf(w, "check: %d problem(s)\n", problems)
 		}
 	}()
-	cfg, err := loadConfig(env)
-	if err != nil {
+	path := getenv(env, "BOT_CONFIG", "bot.yaml")
+	cfg, err := config.Load(path, env)
+	var ms config.Mistakes
+	switch {
+	case errors.As(err, &ms):
+		fmt.Fprintf(w, "config: %s has %d mistake(s):\n", path, len(ms))
+		for _, m := range ms {
+			problem("  %s", m)
+		}
+		return quietError{}
+	case err != nil:
 		problem("config: %v", err)
 		return quietError{}
 	}

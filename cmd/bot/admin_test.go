@@ -68,6 +68,16 @@ func TestCheck(t *testing.T) {
 		!strings.Contains(out.String(), "config: config file") || verdict() != "check: 1 problem(s)" {
 		t.Fatalf("check without a config file: exit %d\n%s", code, out.String())
 	}
+	// Each config mistake is one problem, on its own line.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: general\n  approvers: {users: [alice, \"@bob\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": bad}), nil, &out, &errb); code != 1 ||
+		!strings.Contains(out.String(), "has 3 mistake(s):\n  approvals.channel (line 3)") || verdict() != "check: 3 problem(s)" {
+		t.Fatalf("check with config mistakes: exit %d\n%s", code, out.String())
+	}
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Fatalf("check created the data folder: %v", err)
 	}
