@@ -391,6 +391,11 @@ func rekey(args []string, env func(string) (string, bool), stdin io.Reader, w io
 	if err != nil {
 		return err
 	}
+	if !fromEnv && keyFile == "" && n > 0 {
+		// The passwords were sealed with a key from the environment, which is not set now:
+		// a new key file would open none of them.
+		return usageError{fmt.Sprintf("%s has %d sealed password(s) but no key file and BOT_ENCRYPTION_KEY is not set: they were sealed with a key from the environment; set BOT_ENCRYPTION_KEY to it and the new key in BOT_NEW_ENCRYPTION_KEY; nothing was changed", path, n)}
+	}
 	switch {
 	case fromEnv:
 		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with the key in BOT_NEW_ENCRYPTION_KEY;\n"+

@@ -286,3 +286,30 @@ func TestRekeyAsksFirst(t *testing.T) {
 		t.Fatalf("after rekey: %q %v", got, err)
 	}
 }
+
+// Passwords sealed with a key from the environment, and rekey run without it: refused before
+// anything is written, saying which variable to set (no stray key files left behind).
+func TestRekeyWithoutTheEnvironmentsKey(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	key, err := store.ParseKey(store.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(data, store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutSecret("U0DEV", []byte("sealed"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before := tree(t, dir)
+	code, _, errs := cli(t, dir, map[string]string{"BOT_DATA_DIR": data}, "rekey", "--yes")
+	if code == 0 || !strings.Contains(errs, "set BOT_ENCRYPTION_KEY to it") || !strings.Contains(errs, "nothing was changed") {
+		t.Fatalf("rekey without the environment's key: exit %d: %s", code, errs)
+	}
+	if after := tree(t, dir); len(after) != len(before) {
+		t.Fatalf("files before %v, after %v", names(before), names(after))
+	}
+}
