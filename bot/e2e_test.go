@@ -667,6 +667,11 @@ func TestSecondRotationSupersedesTheFirst(t *testing.T) {
 		_, ok := m.Find(bot.TextReveal)
 		return ok && m.Channel == "D"+dev && m.TS != first.TS
 	})
+	// The older offer says so at once, without its button; pressing it anyway says so too.
+	e.message("the first offer is marked replaced", func(m slacktest.Message) bool {
+		_, button := m.Find(bot.TextReveal)
+		return m.TS == first.TS && !button && strings.Contains(m.All(), "A later change (journal #2) replaced this password")
+	})
 	e.click(dev, first, bot.TextReveal)
 	e.message("the first offer says it was replaced", func(m slacktest.Message) bool {
 		return m.TS == first.TS && strings.Contains(m.All(), "A later change (journal #2) replaced this password")

@@ -398,16 +398,29 @@ func (b *Bot) offerReveal(ctx context.Context, e store.Entry, secretID string) {
 	if err := b.store.ExtendSecret(secretID, owner, b.cfg.RevealTTL); err != nil {
 		b.log.Error("start the reveal window", "err", err)
 	}
-	if gone, err := b.store.SupersedeSecrets(conn+"/"+u.String(), secretID, e.ID); err != nil {
+	label := conn + "/" + u.String()
+	gone, err := b.store.SupersedeSecrets(label, secretID, e.ID)
+	if err != nil {
 		b.log.Error("supersede earlier passwords", "err", err)
-	} else if len(gone) > 0 {
-		b.log.Info("earlier passwords superseded", "entry", e.ID, "count", len(gone))
 	}
-	b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", esc(u.String()), esc(conn)), Blocks: []Block{
+	for _, o := range gone {
+		// The older offer's button would show a password that no longer works: say so there.
+		if o.TS != "" {
+			if err := b.chat.Update(ctx, Ref{Channel: o.Channel, TS: o.TS}, text("A later change (journal #%d) replaced this password of `%s` on %s: it no longer works and is not kept. Use the newer one.", e.ID, code(u.String()), esc(conn))); err != nil {
+				b.log.Warn("mark a superseded offer", "err", err)
+			}
+		}
+	}
+	offered := b.dm(ctx, owner, Message{Text: fmt.Sprintf("A new password for %s on %s is ready", esc(u.String()), esc(conn)), Blocks: []Block{
 		{Text: fmt.Sprintf(":key: A new password for `%s` on *%s* is ready. Only you can reveal it, once, until %s; then it is gone for good.",
 			code(u.String()), esc(conn), clock(b.now().Add(b.cfg.RevealTTL)))},
 		{Buttons: []Button{{Text: TextReveal, Action: ActReveal, Value: secretID, Style: "primary"}}},
 	}})
+	if offered.TS != "" {
+		if err := b.store.NoteOffer(label, secretID, offered.Channel, offered.TS); err != nil {
+			b.log.Warn("note where a password was offered", "err", err)
+		}
+	}
 }
 
 // reveal shows a sealed password to the one who clicked, if they own it and may still use

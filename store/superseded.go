@@ -3,47 +3,86 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
 
+// Offer is a secret offered for a user's Reveal, and where its offer was posted.
+type Offer struct {
+	ID      string `json:"id"`
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+}
+
 // SupersedeSecrets records that secret keep, made by entry by, is now the password of the user
 // label names ("connector/user@db"), and deletes every earlier secret offered for that label:
 // those passwords no longer work, so revealing one would hand out a dead password. Each
-// deleted one leaves a mark saying which entry replaced it (SupersededBy). It returns the ids
-// it superseded.
-func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]string, error) {
-	var gone []string
+// deleted one leaves a mark saying which entry replaced it (SupersededBy). It returns the
+// offers it superseded, so that their messages can say so.
+func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error) {
+	var gone []Offer
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		offers, replaced, secrets := tx.Bucket(bucketOffers), tx.Bucket(bucketReplaced), tx.Bucket(bucketSecrets)
-		var ids []string
-		if raw := offers.Get([]byte(label)); raw != nil {
-			if err := json.Unmarshal(raw, &ids); err != nil {
-				return err
-			}
-		}
-		mark := binary.BigEndian.AppendUint64(nil, by)
-		for _, id := range ids {
-			if id == keep {
-				continue
-			}
-			if secrets.Get([]byte(id)) != nil {
-				gone = append(gone, id)
-				if err := secrets.Delete([]byte(id)); err != nil {
-					return err
-				}
-			}
-			if err := replaced.Put([]byte(id), mark); err != nil {
-				return err
-			}
-		}
-		raw, err := json.Marshal([]string{keep})
+		list, err := readOffers(offers, label)
 		if err != nil {
 			return err
 		}
-		return offers.Put([]byte(label), raw)
+		mark := binary.BigEndian.AppendUint64(nil, by)
+		kept := []Offer{{ID: keep}}
+		for _, o := range list {
+			if o.ID == keep {
+				kept[0] = o
+				continue
+			}
+			if secrets.Get([]byte(o.ID)) != nil {
+				gone = append(gone, o)
+				if err := secrets.Delete([]byte(o.ID)); err != nil {
+					return err
+				}
+			}
+			if err := replaced.Put([]byte(o.ID), mark); err != nil {
+				return err
+			}
+		}
+		return writeOffers(offers, label, kept)
 	})
 	return gone, err
+}
+
+// NoteOffer records where secret id's offer was posted.
+func (s *Store) NoteOffer(label, id, channel, ts string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOffers)
+		list, err := readOffers(b, label)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(list, func(o Offer) bool { return o.ID == id })
+		if i < 0 {
+			list, i = append(list, Offer{ID: id}), len(list)
+		}
+		list[i].Channel, list[i].TS = channel, ts
+		return writeOffers(b, label, list)
+	})
+}
+
+func readOffers(b *bolt.Bucket, label string) ([]Offer, error) {
+	var list []Offer
+	if raw := b.Get([]byte(label)); raw != nil {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
+func writeOffers(b *bolt.Bucket, label string, list []Offer) error {
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(label), raw)
 }
 
 // SupersededBy is the entry whose password replaced secret id, or 0.
