@@ -156,9 +156,12 @@ func (s *Store) Export(w io.Writer) error {
 // PurgeStats says what Purge removed.
 type PurgeStats struct {
 	Dedupe, Secrets, Entries int
+	// Offers counts the superseded marks and the finished offers dropped.
+	Offers int
 }
 
-// Purge deletes expired dedupe keys and secrets and, when a retention is set, finished journal
+// Purge deletes expired dedupe keys and secrets, old superseded marks and finished offers, and,
+// when a retention is set, finished journal
 // entries created before now minus the retention. Entries still executing are never purged.
 func (s *Store) Purge() (PurgeStats, error) {
 	var st PurgeStats
@@ -174,6 +177,9 @@ func (s *Store) Purge() (PurgeStats, error) {
 			var sec sealed
 			return json.Unmarshal(v, &sec) == nil && !now.Before(sec.ExpiresAt)
 		}); err != nil {
+			return err
+		}
+		if st.Offers, err = purgeOffers(tx, now); err != nil {
 			return err
 		}
 		if s.retention <= 0 {

@@ -764,3 +764,28 @@ func TestReadOnlyReadsAnOlderJournal(t *testing.T) {
 	}
 	w.Close()
 }
+
+// Superseded marks outlive every reveal window, then go; an offer goes with its secret.
+func TestPurgeDropsOldOffers(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	a, _ := s.PutSecret("U1", []byte("pw-a"), time.Hour)
+	if _, err := s.SupersedeSecrets("prod/app@admin", a, 1); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.PutSecret("U1", []byte("pw-b"), time.Hour)
+	if gone, err := s.SupersedeSecrets("prod/app@admin", b, 2); err != nil || len(gone) != 1 || gone[0].ID != a {
+		t.Fatalf("superseded %v, %v", gone, err)
+	}
+	if s.SupersededBy(a) != 2 {
+		t.Fatal("no mark")
+	}
+	if st, err := s.Purge(); err != nil || st.Offers != 0 || s.SupersededBy(a) != 2 {
+		t.Fatalf("a fresh mark or a live offer was purged: %+v %v", st, err)
+	}
+	c.Add(31 * 24 * time.Hour) // b has expired; a's mark is older than any reveal window
+	st, err := s.Purge()
+	if err != nil || st.Offers != 2 || s.SupersededBy(a) != 0 {
+		t.Fatalf("purge: %+v %v; mark %d", st, err, s.SupersededBy(a))
+	}
+}

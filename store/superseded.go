@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -28,7 +29,8 @@ func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error)
 		if err != nil {
 			return err
 		}
-		mark := binary.BigEndian.AppendUint64(nil, by)
+		// The mark: the replacing entry, then when (for Purge).
+		mark := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, by), uint64(s.now().Unix()))
 		kept := []Offer{{ID: keep}}
 		for _, o := range list {
 			if o.ID == keep {
@@ -93,10 +95,49 @@ func (s *Store) SupersededBy(id string) uint64 {
 		if b == nil {
 			return nil // a journal opened read-only from before these marks existed
 		}
-		if v := b.Get([]byte(id)); len(v) == 8 {
+		if v := b.Get([]byte(id)); len(v) >= 8 {
 			by = binary.BigEndian.Uint64(v)
 		}
 		return nil
 	})
 	return by
+}
+
+// markTTL is how long a superseded mark is kept: longer than any reveal window (at most 7
+// days), after which the older offer would have expired anyway.
+const markTTL = 30 * 24 * time.Hour
+
+// purgeOffers drops superseded marks older than markTTL and offers whose secret is gone
+// (revealed or expired), so neither bucket grows with every rotation ever made.
+func purgeOffers(tx *bolt.Tx, now time.Time) (int, error) {
+	cutoff := uint64(now.Add(-markTTL).Unix())
+	n, err := deleteWhere(tx.Bucket(bucketReplaced), func(v []byte) bool {
+		return len(v) == 16 && binary.BigEndian.Uint64(v[8:]) < cutoff
+	})
+	if err != nil {
+		return n, err
+	}
+	offers, secrets := tx.Bucket(bucketOffers), tx.Bucket(bucketSecrets)
+	var labels [][]byte
+	if err := offers.ForEach(func(k, _ []byte) error { labels = append(labels, append([]byte(nil), k...)); return nil }); err != nil {
+		return n, err
+	}
+	for _, label := range labels {
+		list, err := readOffers(offers, string(label))
+		if err != nil {
+			return n, err
+		}
+		live := slices.DeleteFunc(list, func(o Offer) bool { return secrets.Get([]byte(o.ID)) == nil })
+		switch {
+		case len(live) == 0:
+			err = offers.Delete(label)
+			n++
+		case len(live) < len(list):
+			err = writeOffers(offers, string(label), live)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
