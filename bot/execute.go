@@ -64,7 +64,7 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	if m.ServerLine() == "" {
-		_, _ = m.Discover(actx) // once per process: the journal names the server it acted on
+		_, _ = m.Discover(actx) // now and then: the journal names the server it acted on
 	}
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
 		Connector: r.Connector, Action: r.Action, Args: r.Args, Server: m.ServerLine()}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -279,17 +280,22 @@ func (m *Mongo) Discover(ctx context.Context) (ServerInfo, error) {
 		}
 	}
 	m.mu.Lock()
-	m.info = &info
+	m.info, m.infoAt = &info, time.Now()
 	m.mu.Unlock()
 	return info, nil
 }
 
-// ServerLine is the last discovery's one-line description of the deployment ("7.0.14, replica
-// set primary (rs0)"), or "" before the first: for the journal, with no round trip.
+// serverLineTTL is how long a discovery describes the deployment for the journal: a rolling
+// upgrade shows in the entries written after it.
+const serverLineTTL = 10 * time.Minute
+
+// ServerLine is the one-line description of the deployment ("7.0.14, replica set primary
+// (rs0)") from a discovery of the last ten minutes, or "" when there is none: for the journal,
+// with no round trip (the caller discovers again when it is "").
 func (m *Mongo) ServerLine() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.info == nil {
+	if m.info == nil || time.Since(m.infoAt) > serverLineTTL {
 		return ""
 	}
 	return m.info.String()

@@ -62,6 +62,7 @@ type Mongo struct {
 	closed bool // after Close, no new client: a closed connector sends nothing more
 	client *mongo.Client
 	info   *ServerInfo // cached after the first successful discovery
+	infoAt time.Time   // when info was discovered
 	// tooOldWire is the lowest maxWireVersion below 9 in the driver's latest description of
 	// the deployment while it refuses it as too old (0: it does not): the driver's refusal
 	// does not say which release it met.
