@@ -340,9 +340,7 @@ func (c *Config) check(src *source) []string {
 			add("%s", m)
 		}
 	}
-	if c.Approvals.Quorum < 0 {
-		add("approvals.quorum must be at least 1")
-	}
+	// A negative quorum is the policy's to say (Validate), once.
 	if err := c.Policy().Validate(Actions, names); err != nil {
 		ps := []error{err}
 		if m, ok := err.(interface{ Unwrap() []error }); ok {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,10 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 	}
 	cfgPath := getenv(env, "BOT_CONFIG", "bot.yaml")
 	if _, err := os.Stat(cfgPath); err != nil && !*demo {
+		if _, set := env("BOT_CONFIG"); set {
+			// A config named on purpose and not found is a mistake, not a wish for the demo.
+			return usageError{fmt.Sprintf("BOT_CONFIG names %s, which cannot be read (%v); fix the path, or run bot console --demo", cfgPath, errors.Unwrap(err))}
+		}
 		fmt.Fprintf(stdout, "(no config file %s: starting the demo)\n", cfgPath)
 		*demo = true
 	}

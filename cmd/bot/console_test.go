@@ -238,3 +238,14 @@ func TestConsoleTermStyle(t *testing.T) {
 		t.Errorf("a pipe gets %+v", got)
 	}
 }
+
+// A config named in BOT_CONFIG and not there is a mistake to report, not a reason to start
+// the demo instead.
+func TestConsoleWithAMissingConfigSaysSo(t *testing.T) {
+	var out, errb bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "bot.yaml")
+	code := run(context.Background(), []string{"console"}, envOf(map[string]string{"BOT_CONFIG": missing}), strings.NewReader(""), &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "BOT_CONFIG names "+missing) || strings.Contains(out.String(), "demo") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+}
