@@ -278,6 +278,8 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 				return nil, err
 			}
 			after.Roles = append(slices.Clone(st.Roles), r)
+			// In the order the server lists them, as the result will show them.
+			slices.SortFunc(after.Roles, func(a, b connector.Role) int { return strings.Compare(a.DB+"\x00"+a.Name, b.DB+"\x00"+b.Name) })
 			pv[pvRollback] = "revoke " + esc(r.String())
 		case !has:
 			return nil, fmt.Errorf("user %s does not have the role %s on %s, so there is nothing to revoke", u, r, m.Name())

@@ -123,8 +123,8 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	now := b.now()
 	r, err := b.store.CreateRequest(store.Request{Action: commands.Rollback, Connector: e.Connector, Args: args, Requester: who.User,
 		Reason: reason, CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter),
-		Preview: map[string]string{pvNow: "journal #" + args["id"] + ": " + summary(e.Action, e.Connector, e.Args), pvAfter: esc(ch.Undo.Describe),
-			pvRollback: "the rollback can itself be rolled back, judged as the action that would perform", pvRisk: esc(risk)}},
+		Preview: map[string]string{pvNow: "journal #" + args["id"] + " did " + summary(e.Action, e.Connector, e.Args), pvAfter: "the rollback will " + esc(ch.Undo.Describe),
+			pvRollback: "itself rolled back, judged as the action that performs", pvRisk: esc(risk)}},
 		approvals.Pending, who.User)
 	if err != nil {
 		b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))

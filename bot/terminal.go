@@ -83,7 +83,16 @@ func (r termRenderer) inline(b *strings.Builder, s string) {
 			}
 		case c == '`':
 			if end := strings.IndexAny(s[1:], "`\n"); end >= 0 && s[1+end] == '`' {
-				b.WriteString("`" + r.text(s[1:1+end]) + "`")
+				// On a terminal with attributes a code span shows as itself, in colour or
+				// bold; in plain text its backticks are what set it apart.
+				switch in := r.text(s[1 : 1+end]); {
+				case r.style.Color:
+					b.WriteString(r.color(sgrCyan, in))
+				case r.style.Bold:
+					b.WriteString(r.attr(sgrBold, sgrBoldOff, in))
+				default:
+					b.WriteString("`" + in + "`")
+				}
 				s, prev = s[2+end:], '`'
 				continue
 			}

@@ -227,6 +227,9 @@ func newRecorder(st *store.Store) *recorder {
 // record joins e with its request and its rollback. A request or entry that is gone (purged)
 // leaves its fields empty: the entry is still shown.
 func (rc *recorder) record(e store.Entry) record {
+	// The token is the Roll back button's proof of origin: it stays in the journal, not in
+	// the audit trail handed around.
+	e.Token = ""
 	r := record{Entry: e, Reason: e.Args["reason"]}
 	if e.RequestID != 0 {
 		req, ok := rc.requests[e.RequestID]
@@ -260,7 +263,11 @@ func (rc *recorder) record(e store.Entry) record {
 
 // print writes r for journal list: its line, then one indented line per fact it has.
 func (r record) print(w io.Writer) {
-	line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", r.ID, stamp(r.CreatedAt), r.State, r.Action, r.Args["user"], r.Connector, r.Requester)
+	what := r.Args["user"]
+	if role := r.Args["role"]; role != "" {
+		what += " " + role
+	}
+	line := fmt.Sprintf("#%d  %s  %-10s  %s %s on %s  by %s", r.ID, stamp(r.CreatedAt), r.State, r.Action, what, r.Connector, r.Requester)
 	if via := r.Args["via"]; via != "" {
 		line += " (via " + via + ", not verified by Slack)"
 	}

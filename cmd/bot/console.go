@@ -75,7 +75,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 			dir = tmp
 		}
 		fmt.Fprintf(stdout, "DEMO: connector %q is the MongoDB emulator (connector/mongotest) running inside this process at %s,\n"+
-			"not a real MongoDB. Its users: app_user (readWrite@shop), reporting (read@analytics).\n"+
+			"not a real MongoDB. Its users: app_user (readWrite@shop), reporting (read@analytics), and admin (root), the bot's own login.\n"+
 			"People: dev asks; alice and bob approve. Type help for the console's commands.\n", "demo", emu.Addr())
 	} else if cfg, err = loadConfig(env); err != nil {
 		return err
