@@ -206,6 +206,10 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
 		// Messages name values on purpose; none of them may be one from the environment.
+		// A field whose variable is unset is empty too: saying so twice would be noise.
+		errs = slices.DeleteFunc(errs, func(m string) bool {
+			return slices.ContainsFunc(src.unset, func(p string) bool { return strings.HasPrefix(m, p+" (line") && strings.HasSuffix(m, "is empty") })
+		})
 		return &c, mistakes(byLine(errs), expanded)
 	}
 	return &c, nil
@@ -270,7 +274,9 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool), src *sou
 			src.vars[path], src.values[path] = used, n.Value
 		}
 		if len(missing) > 0 {
-			return fmt.Errorf("%s: the environment variable %s is not set", path, strings.Join(missing, ", "))
+			// One mistake among the others, not a stop: the rest of the file is still checked.
+			src.badValues = append(src.badValues, fmt.Sprintf("%s (line %d): the environment variable %s is not set", path, n.Line, strings.Join(missing, ", ")))
+			src.unset = append(src.unset, path)
 		}
 		if substituted {
 			// An expanded value is a string, whatever it holds ("#", ": ", quotes), except a

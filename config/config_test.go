@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,7 +118,7 @@ func TestParseBad(t *testing.T) {
 		{"connectors: [", "not valid YAML"},
 		{base + "slash_command: mongo\n", `slash_command (line 3): "mongo" must be one word starting with /`},
 		{"approvals: {channel: C1, approvers: {users: [U1]}}\n", "connectors: at least one connector"},
-		{"connectors: [{name: a, connection_string: '${NOPE}'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string: the environment variable NOPE is not set"},
+		{"connectors: [{name: a, connection_string: '${NOPE}'}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string (line 1): the environment variable NOPE is not set"},
 		{"connectors: [{name: a, connection_string: x}, {name: a, connection_string: y}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", `connectors[1].name (line 1) "a" is used twice`},
 		{"connectors: [{name: a}]\napprovals: {channel: C1, approvers: {users: [U1]}}\n", "connectors[0].connection_string is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {approvers: {users: [U1]}}\n", "approvals.channel is empty"},
@@ -447,5 +448,14 @@ reveal_ttl: soon
 	_, err = Parse([]byte("connectors: [{name: a, connection_string: x}]\napprovals:\n  channel: C1\n  approver: {users: [U1]}\n  expire_after: 0s\n"), env(nil))
 	if err == nil || !strings.Contains(err.Error(), `approvals.approver (line 4): unknown key; did you mean "approvers"?; approvals.expire_after (line 5) must be at least 1m`) || strings.Contains(err.Error(), "lists nobody") {
 		t.Errorf("shape mistakes: %v", err)
+	}
+}
+
+// An unset ${VAR} is one mistake among the others, not a stop that hides them.
+func TestUnsetVariableHidesNothing(t *testing.T) {
+	_, err := Parse([]byte("connectors: [{name: a, connection_string: '${NOPE}'}]\napprovals: {channel: general, approvers: {users: [alice]}}\n"), env(nil))
+	var ms Mistakes
+	if !errors.As(err, &ms) || len(ms) != 3 || !strings.Contains(ms[0], "NOPE is not set") || strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("Parse = %v", err)
 	}
 }

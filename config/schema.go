@@ -23,8 +23,11 @@ type source struct {
 	// badValues are the mistakes walk found in values that the rest of the config can be
 	// checked without.
 	badValues []string
+	// unset are the paths whose ${VAR} is not set.
+	unset []string
 }
 
+// newSource starts the record of where each value came from.
 func newSource() *source {
 	return &source{lines: map[string]int{}, vars: map[string][]string{}, values: map[string]string{}}
 }

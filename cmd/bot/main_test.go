@@ -108,7 +108,7 @@ func TestStartupMistakesSpeak(t *testing.T) {
 		{with("SLACK_BOT_TOKEN", ""), 2, "SLACK_BOT_TOKEN is not set"},
 		{with("BOT_CONFIG", filepath.Join(t.TempDir(), "none.yaml")), 2, "does not exist (set BOT_CONFIG"},
 		{with("BOT_CONFIG", bad), 2, "approvers lists nobody"},
-		{with("MONGO_URI", ""), 2, "connectors[0].connection_string: the environment variable MONGO_URI is not set"},
+		{with("MONGO_URI", ""), 2, "connectors[0].connection_string (line 3): the environment variable MONGO_URI is not set"},
 		{with("MONGO_URI", "postgres://x"), 2, "connectors[0] (prod)"},
 		{with("BOT_ENCRYPTION_KEY", "short"), 2, "BOT_ENCRYPTION_KEY"},
 		{with("SLACK_BOT_TOKEN", "xoxb-revoked"), 1, "SLACK_BOT_TOKEN is not accepted by Slack (auth.test: invalid_auth)"},
