@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mongobot/approvals"
+	"mongobot/commands"
 )
 
 const good = `
@@ -366,8 +367,8 @@ func TestEveryDurationHasBounds(t *testing.T) {
 func TestFormatSpan(t *testing.T) {
 	for d, want := range map[time.Duration]string{10 * time.Second: "10s", 90 * time.Second: "1m30s", time.Minute: "1m",
 		time.Hour: "1h", 90 * time.Minute: "1h30m", 7 * 24 * time.Hour: "7d", 36 * time.Hour: "36h"} {
-		if got := formatSpan(d); got != want {
-			t.Errorf("formatSpan(%v) = %q, want %q", d, got, want)
+		if got := commands.FormatDuration(d); got != want {
+			t.Errorf("commands.FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func durationProblem(path, v, shown string) string {
 	if !ok {
 		b = fallbackBounds
 	}
-	rng := fmt.Sprintf("must be at least %s and at most %s", formatSpan(b.min), formatSpan(b.max))
+	rng := fmt.Sprintf("must be at least %s and at most %s", commands.FormatDuration(b.min), commands.FormatDuration(b.max))
 	d, err := commands.ParseSpan(v)
 	if errors.Is(err, commands.ErrSpanTooLong) {
 		return fmt.Sprintf("%s, not %s", rng, showSpan(v, shown))
@@ -83,20 +83,4 @@ func showSpan(v, shown string) string {
 		return v
 	}
 	return shown
-}
-
-// formatSpan writes d as the config is written: 10s, 1m, 1h30m, 7d. (commands.FormatDuration
-// turns 10s into "1": it trims "0s" off any string.)
-func formatSpan(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
