@@ -170,37 +170,6 @@ func (c *Console) where(id string) string {
 	return "#" + c.channelName(id)
 }
 
-// flatten is m as mrkdwn lines, its buttons numbered from first. Unlike Message.Plain it
-// leaves the entities alone: the renderer undoes them after it has read the markup, so a
-// typed "<@U0ALICE>" stays text instead of becoming a mention.
-func flatten(m Message, first int) (string, []Button) {
-	var b strings.Builder
-	var buttons []Button
-	if len(m.Blocks) == 0 {
-		b.WriteString(m.Text)
-	}
-	for _, bl := range m.Blocks {
-		switch {
-		case bl.Text != "":
-			b.WriteString(bl.Text + "\n")
-		case len(bl.Fields) > 0:
-			for _, f := range bl.Fields {
-				fmt.Fprintf(&b, "  %s: %s\n", f.Label, strings.ReplaceAll(f.Value, "\n", "\n    "))
-			}
-		case bl.Context != "":
-			b.WriteString("  (" + bl.Context + ")\n")
-		case len(bl.Buttons) > 0:
-			var parts []string
-			for _, bt := range bl.Buttons {
-				parts = append(parts, fmt.Sprintf("[%d %s]", first+len(buttons), bt.Text))
-				buttons = append(buttons, bt)
-			}
-			b.WriteString("  " + strings.Join(parts, " ") + "\n")
-		}
-	}
-	return strings.TrimRight(b.String(), "\n"), buttons
-}
-
 // header prints a message's header line; the text in it (names, ids) is cleaned too.
 func (c *Console) header(format string, a ...any) {
 	fmt.Fprintf(c.out, "%s\n", c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...))))

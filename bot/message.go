@@ -63,6 +63,18 @@ type Ref struct {
 // Plain renders m as text: for the console, for logs of what was said, and for tests.
 // Buttons are numbered from first, in order, as [n Text].
 func (m Message) Plain(first int) (string, []Button) {
+	s, buttons := flatten(m, first)
+	return unescape.Replace(s), buttons
+}
+
+func text(format string, a ...any) Message {
+	return Message{Text: fmt.Sprintf(format, a...)}
+}
+
+// flatten is m as mrkdwn lines, its buttons numbered from first. Unlike Message.Plain it
+// leaves the entities alone: the renderer undoes them after it has read the markup, so a
+// typed "<@U0ALICE>" stays text instead of becoming a mention.
+func flatten(m Message, first int) (string, []Button) {
 	var b strings.Builder
 	var buttons []Button
 	if len(m.Blocks) == 0 {
@@ -87,9 +99,5 @@ func (m Message) Plain(first int) (string, []Button) {
 			b.WriteString("  " + strings.Join(parts, " ") + "\n")
 		}
 	}
-	return unescape.Replace(strings.TrimRight(b.String(), "\n")), buttons
-}
-
-func text(format string, a ...any) Message {
-	return Message{Text: fmt.Sprintf(format, a...)}
+	return strings.TrimRight(b.String(), "\n"), buttons
 }
