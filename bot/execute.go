@@ -459,10 +459,11 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 		return
 	case errors.Is(err, store.ErrExpired):
 		msg = "This password expired before it was revealed and is gone; rotate the password again to get a new one."
-	case errors.Is(err, store.ErrNotFound) && b.store.SupersededBy(c.Value) != 0:
-		msg = fmt.Sprintf("A later change (journal #%d) replaced this password: it no longer works, so it is not shown. Use the newer one.", b.store.SupersededBy(c.Value))
 	case errors.Is(err, store.ErrNotFound):
 		msg = "This password was already revealed (or has expired) and is gone; rotate the password again if you need a new one."
+		if by := b.store.SupersededBy(c.Value); by != 0 {
+			msg = fmt.Sprintf("A later change (journal #%d) replaced this password: it no longer works, so it is not shown. Use the newer one.", by)
+		}
 	default:
 		b.log.Error("reveal", "err", err)
 		msg = "The password could not be read from the store: " + err.Error()
