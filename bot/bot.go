@@ -34,6 +34,8 @@ type Config struct {
 	ActionTimeout time.Duration
 	// Schedules is how scheduled rotations run.
 	Schedules ScheduleConfig
+	// Deliveries say where rotated passwords go (deliver.go).
+	Deliveries []Delivery
 	// Metrics counts commands, decisions and actions (default: none).
 	Metrics Metrics
 	// Via, when set, names where commands are typed other than the chat platform ("console"):
@@ -65,14 +67,18 @@ type Bot struct {
 	// the periodic check lists and claims what is executing: so the check never sees an
 	// entry between its creation and its claim (which would settle a running action).
 	claiming sync.RWMutex
-	cards    keyed           // request id -> the lock serializing its card's updates
-	reveals  keyed           // secret id -> the lock making one reveal deliver, then delete
-	targets  keyed           // connector and user -> the lock making actions on one user one at a time
-	asks     keyed           // action, connector and user -> the lock making one pending request of each
-	noticed  map[uint64]bool // entries already reported as not checkable yet
-	panics   atomic.Int64
-	busy     atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
-	entered  atomic.Int64 // deliveries handed to HandleCommand or HandleClick
+	cards    keyed // request id -> the lock serializing its card's updates
+	reveals  keyed // secret id -> the lock making one reveal deliver, then delete
+	targets  keyed // connector and user -> the lock making actions on one user one at a time
+	asks     keyed // action, connector and user -> the lock making one pending request of each
+	// deliveryLocks: journal entry -> the lock making one attempt at its delivery at a time.
+	deliveryLocks keyed
+	// pairs: alternating pair -> the lock making one rotation of the pair at a time.
+	pairs   keyed
+	noticed map[uint64]bool // entries already reported as not checkable yet
+	panics  atomic.Int64
+	busy    atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
+	entered atomic.Int64 // deliveries handed to HandleCommand or HandleClick
 }
 
 // add and done count one unit of work, for Shutdown and for Busy.

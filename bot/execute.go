@@ -20,6 +20,9 @@ type outcome struct {
 	change   connector.Change
 	err      error
 	secretID string // the sealed new password, for its owner
+	// secretOwner is whom secretID is sealed for, when not the entry's requester (the kept
+	// password a rollback of alternating users delivers again).
+	secretOwner string
 }
 
 // execute runs approved request id: it moves it approved → executing (so it runs once however
@@ -53,9 +56,22 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		b.failRequest(ctx, r, 0, capital(err.Error()))
 		return
 	}
-	unlock, pending, ok := b.lockTarget(r.Connector, target(r.Args))
+	args, deliveries := r.Args, []store.Delivery(nil)
+	if r.Action == commands.RotatePassword {
+		if d := b.deliveryFor(r.Connector, target(r.Args)); d != nil && d.Alternating {
+			defer b.pairs.lock(d.key())() // the pair's current user must not change under us
+		}
+		pctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+		args, deliveries, err = b.planDelivery(pctx, m, r.Args)
+		cancel()
+		if err != nil {
+			b.failRequest(ctx, r, 0, capital(sentence(err)))
+			return
+		}
+	}
+	unlock, pending, ok := b.lockTarget(r.Connector, target(args))
 	if !ok {
-		b.failRequest(ctx, r, 0, unsettled(target(r.Args), pending))
+		b.failRequest(ctx, r, 0, unsettled(target(args), pending))
 		return
 	}
 	defer unlock()
@@ -67,10 +83,10 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		_, _ = m.Discover(actx) // now and then: the journal names the server it acted on
 	}
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
-		Connector: r.Connector, Action: r.Action, Args: r.Args, Server: m.ServerLine()}
+		Connector: r.Connector, Action: r.Action, Args: args, Server: m.ServerLine(), Deliveries: deliveries}
 	// The state before, read now, journaled with the write-ahead step: reconciliation after a
 	// crash compares with it.
-	if pre, err := m.State(actx, target(r.Args)); err == nil {
+	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
 	// The entry is claimed as it is created, and stays claimed until its outcome is recorded
@@ -142,6 +158,12 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 	}
 	switch e.Action {
 	case commands.RotatePassword:
+		var twin []string
+		if e.Args["twin_of"] != "" {
+			if twin, out.err = b.makeTwin(ctx, m, e); out.err != nil {
+				return out
+			}
+		}
 		out.change, _, out.err = m.RotatePassword(ctx, connector.RotateOptions{User: u,
 			KillSessions: e.Args["kill_sessions"] == "true", LogoutAll: e.Args["logout_all"] == "true",
 			BeforeDrop: journalPre, BeforeApply: seal})
@@ -166,6 +188,7 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 		if errors.Is(out.err, connector.ErrRecreateFailed) {
 			out = b.recover(ctx, m, e, u, out, sealedPw)
 		}
+		out.change.Notes = append(twin, out.change.Notes...)
 	case commands.GrantRole, commands.RevokeRole:
 		role, err := connector.ParseRole(e.Args["role"])
 		if err != nil {
@@ -251,6 +274,9 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	if out.err != nil {
 		state, errText = store.EntryFailed, sentence(out.err)
 	}
+	if out.err == nil && e.Args["delivery"] == "alternating" && e.Args["redeliver"] == "" {
+		b.alternatingUndo(e, &ch)
+	}
 	var undoAt time.Time
 	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && out.err == nil && ch.Undo != nil {
 		undoAt = b.now().Add(d)
@@ -268,6 +294,11 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 		x.Notes = append(append([]string{}, ch.Notes...), ch.Warnings...)
 		x.Error = errText
 		x.PendingSecret = ""
+		if out.err == nil && out.secretID != "" && len(x.Deliveries) > 0 {
+			// In the transaction that records the change: from here the password is an
+			// obligation to deliver, which a crash cannot lose.
+			x.DeliverySecret, x.DeliveryOwner, x.DeliverAt = out.secretID, orDefault(out.secretOwner, e.Requester), b.now()
+		}
 	})
 	if err != nil {
 		// The entry stays executing: start-up reconciliation settles it.
@@ -301,6 +332,15 @@ func metricAction(e store.Entry) string {
 // report posts the result in the card's thread (or the approvals channel) with Roll back
 // where there is an undo, tells the requester, and hands a new password to its owner.
 func (b *Bot) report(ctx context.Context, r store.Request, e store.Entry, ch connector.Change, out outcome) {
+	if out.err == nil && len(e.Deliveries) > 0 {
+		// Delivered first (one attempt at every target), so that the result says where the
+		// password went and what was checked.
+		e = b.handOver(ctx, e.ID)
+		m := b.result(e, ch, nil)
+		m.Blocks = insertBefore(m.Blocks, deliveryResult(e, b.deliveryFor(e.Connector, deliveredUser(e))))
+		b.tell(ctx, r.Card, b.told(e), m)
+		return
+	}
 	b.tell(ctx, r.Card, b.told(e), b.result(e, ch, out.err))
 	if out.err == nil && out.secretID != "" {
 		b.offerReveal(ctx, e, out.secretID)

@@ -92,6 +92,7 @@ type env struct {
 	sched   bot.ScheduleConfig
 	// actionTimeout is the bot's ActionTimeout.
 	actionTimeout time.Duration
+	deliveries    func(e *env) []bot.Delivery
 }
 
 type envOptions struct {
@@ -104,6 +105,8 @@ type envOptions struct {
 	version string
 	// adminRoles are the roles of the bot's account on the emulator (default root).
 	adminRoles []mongotest.Role
+	// deliveries, when set, makes the bot's delivery configuration (at every start).
+	deliveries func(e *env) []bot.Delivery
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -139,7 +142,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.policy != nil {
 		p = *o.policy
 	}
-	e.sched, e.actionTimeout = o.schedules, o.actionTimeout
+	e.sched, e.actionTimeout, e.deliveries = o.schedules, o.actionTimeout, o.deliveries
 	if e.actionTimeout == 0 {
 		e.actionTimeout = 20 * time.Second
 	}
@@ -174,7 +177,7 @@ func (e *env) start(p approvals.Policy) {
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo, "atlas": atlas},
-		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched}, st, sl, sl)
+		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched, Deliveries: e.deliveriesNow()}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)
 	b.Reconcile(ctx)
@@ -187,6 +190,13 @@ func (e *env) start(p approvals.Policy) {
 	if err := e.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() }); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+func (e *env) deliveriesNow() []bot.Delivery {
+	if e.deliveries == nil {
+		return nil
+	}
+	return e.deliveries(e)
 }
 
 // advance moves the clock on and runs what is due, waiting for it to finish.

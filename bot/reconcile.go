@@ -299,7 +299,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		}
 		b.settle(ctx, e, store.EntryDone, &ch.After, why, "the user had been dropped; it was re-created from its journaled pre-image with the new password")
 		if id != "" {
-			b.offerReveal(ctx, e, id)
+			b.offerOrDeliver(ctx, e, id)
 		}
 		return true
 	}
@@ -330,7 +330,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 		return true
 	}
 	b.settle(ctx, e, store.EntryDone, &now, why, "logging in with the new password works, so the rotation took effect")
-	b.offerReveal(ctx, e, e.PendingSecret)
+	b.offerOrDeliver(ctx, e, e.PendingSecret)
 	return true
 }
 
@@ -396,6 +396,10 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 		}
 		x.UndoAt = undoAt
 		x.Notes = append(x.Notes, note)
+		if state == store.EntryDone && x.PendingSecret != "" && len(x.Deliveries) > 0 {
+			// As in finish: the obligation to deliver is recorded with the outcome.
+			x.DeliverySecret, x.DeliveryOwner, x.DeliverAt = x.PendingSecret, x.Requester, b.now()
+		}
 		x.PendingSecret = ""
 		if state != store.EntryDone {
 			x.Error = note

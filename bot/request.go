@@ -20,7 +20,8 @@ const (
 	pvNow      = "now"
 	pvAfter    = "after"
 	pvRollback = "rollback"
-	pvRisk     = "risk" // why the change is high-risk, when it is
+	pvRisk     = "risk"  // why the change is high-risk, when it is
+	pvDrift    = "drift" // how two alternating users differ, when they do
 )
 
 // target is the user an action's arguments name.
@@ -241,6 +242,21 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		pv[pvAfter] = fmt.Sprintf("a new password for `%s` on the schedule `%s`, each run without a new approval, each password revealed to the requester; next runs: %s",
 			code(u.String()), code(args["spec"]), runTimes(NextRuns(spec, b.now(), 3)))
 		pv[pvRollback] = "nothing; `unschedule` stops it"
+		if d := b.deliveryFor(m.Name(), u); d != nil {
+			if d.Alternating {
+				for _, x := range d.Users {
+					if sc, ok := b.activeSchedule(m.Name(), x); ok {
+						return nil, fmt.Errorf("%s and %s alternate, and %s already has schedule #%d (`%s`): one schedule rotates the pair; unschedule it first", d.Users[0], d.Users[1], x, sc.ID, sc.Spec)
+					}
+				}
+			}
+			rollback := pv[pvRollback]
+			if err := b.previewDelivery(ctx, m, u, pv); err != nil {
+				return nil, err
+			}
+			pv[pvAfter] = fmt.Sprintf("on the schedule `%s`, each run without a new approval: %s; next runs: %s", code(args["spec"]), pv[pvAfter], runTimes(NextRuns(spec, b.now(), 3)))
+			pv[pvRollback] = rollback
+		}
 	case commands.RotatePassword:
 		if !st.Exists {
 			return nil, missing
@@ -260,6 +276,9 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 			after += "; logged-in connections stay authenticated"
 		}
 		pv[pvAfter], pv[pvRollback] = after, "none: the old password is never stored"
+		if err := b.previewDelivery(ctx, m, u, pv); err != nil {
+			return nil, err
+		}
 	case commands.GrantRole, commands.RevokeRole:
 		if !st.Exists {
 			return nil, missing
@@ -326,7 +345,7 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	if r.Reason != "" {
 		fields = append(fields, Field{"Reason", esc(r.Reason)})
 	}
-	for _, k := range []struct{ key, label string }{{pvNow, "Now"}, {pvAfter, "After"}, {pvRollback, "Roll back would"}} {
+	for _, k := range []struct{ key, label string }{{pvNow, "Now"}, {pvAfter, "After"}, {pvRollback, "Roll back would"}, {pvDrift, "Twins differ"}} {
 		if v := r.Preview[k.key]; v != "" {
 			fields = append(fields, Field{k.label, v})
 		}

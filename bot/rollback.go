@@ -65,6 +65,9 @@ func performs(u *connector.Undo) string {
 			return commands.LockUser
 		}
 		return commands.UnlockUser
+	case connector.UndoRedeliver:
+		// Applications get another login: judged as the rotation that gives them one.
+		return commands.RotatePassword
 	}
 	return commands.Rollback
 }
@@ -75,6 +78,10 @@ func rollbackArgs(e store.Entry, ch connector.Change, reason string) map[string]
 		"performs": performs(ch.Undo)}
 	if ch.Undo.Role != nil {
 		args["role"] = ch.Undo.Role.String()
+	}
+	if ch.Undo.Action == connector.UndoRedeliver {
+		// The rollback delivers the user e replaced, in place of e's.
+		args["redeliver"], args["replaces"], args["delivery"] = e.Args["replaces"], target(e.Args).String(), "alternating"
 	}
 	if reason != "" {
 		args["reason"] = reason
@@ -182,6 +189,9 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	} else if b.cfg.Via != "" {
 		args["via"] = b.cfg.Via
 	}
+	if d := b.deliveryFor(e.Connector, target(e.Args)); d != nil && d.Alternating && ch.Undo.Action == connector.UndoRedeliver {
+		defer b.pairs.lock(d.key())() // before the user's lock, in the order execute takes them
+	}
 	unlock, pending, ok := b.lockTarget(e.Connector, target(e.Args))
 	if !ok {
 		err := errors.New(unsettled(target(e.Args), pending))
@@ -196,6 +206,11 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	defer unlock()
 	re := store.Entry{RequestID: r.ID, Requester: by, Approvers: approvals.Approvers(votes(r.Votes)), Connector: e.Connector,
 		Action: commands.Rollback, Args: args, Before: e.After, Server: m.ServerLine()}
+	if ch.Undo.Action == connector.UndoRedeliver {
+		for _, d := range e.Deliveries {
+			re.Deliveries = append(re.Deliveries, store.Delivery{Target: d.Target, State: store.DeliveryPending})
+		}
+	}
 	re, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRollback(e.ID, re, by) })
 	if err != nil {
 		who := b.humanOf(by, e)
@@ -231,9 +246,13 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	var undo connector.Change
 	var uerr error
-	if auto {
+	var kept store.PairUser // for a redelivery: the kept password it delivers
+	switch {
+	case ch.Undo.Action == connector.UndoRedeliver:
+		undo, kept, uerr = b.redeliver(cctx, m, e)
+	case auto:
 		undo, uerr = b.endTemporary(cctx, m, ch)
-	} else {
+	default:
 		undo, uerr = m.Undo(cctx, ch)
 	}
 	cancel()
@@ -253,7 +272,7 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		}
 		b.markRolledBack(ctx, e, re.ID, by)
 	}
-	b.finish(ctx, r, re, outcome{change: undo, err: uerr})
+	b.finish(ctx, r, re, outcome{change: undo, err: uerr, secretID: kept.Secret, secretOwner: kept.Owner})
 	if uerr != nil {
 		return rollbackFailed, uerr
 	}

@@ -112,8 +112,10 @@ type timers struct {
 	// should have ended (the entry's UndoAt): past due and still here is overdue.
 	temporary map[uint64]time.Time
 	due       map[uint64]time.Time
-	slots     map[string]chan struct{}
-	inFlight  map[string]int
+	// deliveries maps a journal entry whose password some target lacks to its next attempt.
+	deliveries map[uint64]time.Time
+	slots      map[string]chan struct{}
+	inFlight   map[string]int
 	// MaxInFlight is the most runs seen at once on one connector (for tests).
 	maxInFlight int
 }
@@ -131,7 +133,7 @@ type planned struct {
 
 func newTimers() *timers {
 	return &timers{ctx: context.Background(), schedules: map[uint64]*planned{}, temporary: map[uint64]time.Time{},
-		due: map[uint64]time.Time{}, slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
+		deliveries: map[uint64]time.Time{}, due: map[uint64]time.Time{}, slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
 }
 
 // LoadTimers registers the active schedules and pending temporary ends from the store, and
@@ -192,7 +194,7 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 	for _, e := range es {
 		b.scheduleTemporary(e.ID, e.UndoAt, e.UndoAt)
 	}
-	return nil
+	return b.loadDeliveries()
 }
 
 // plan makes the in-memory plan of schedule sc: its parsed spec and next run.
@@ -259,6 +261,14 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 			}()
 			b.safely("scheduled run", func() { b.runSchedule(id, slot, retry) })
 		})
+	}
+	for id, at := range tm.deliveries {
+		if at.After(now) {
+			continue
+		}
+		// Registered again by the attempt when it fails; a panic registers it here.
+		tm.deliveries[id] = now.Add(deliveryRetry(1))
+		wg.Go(func() { b.safely("delivery", func() { b.retryDelivery(tm.ctx, id) }) })
 	}
 	for id, at := range tm.temporary {
 		if at.After(now) {
@@ -355,17 +365,25 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	}
 	release := b.acquire(sc.Connector)
 	defer release()
-	unlock, pending, ok := b.lockTarget(sc.Connector, connector.UserRef{User: sc.User, DB: sc.DB})
+	args := map[string]string{"user": sc.User, "authdb": sc.DB, "schedule": strconv.FormatUint(id, 10)}
+	if d := b.deliveryFor(sc.Connector, target(args)); d != nil && d.Alternating {
+		defer b.pairs.lock(d.key())() // the pair's current user must not change under us
+	}
+	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	defer cancel()
+	args, deliveries, err := b.planDelivery(actx, m, args)
+	if err != nil {
+		b.failedRun(ctx, sc, slot, err)
+		return
+	}
+	unlock, pending, ok := b.lockTarget(sc.Connector, target(args))
 	if !ok {
-		b.failedRun(ctx, sc, slot, errors.New(unsettled(connector.UserRef{User: sc.User, DB: sc.DB}, pending)))
+		b.failedRun(ctx, sc, slot, errors.New(unsettled(target(args), pending)))
 		return
 	}
 	defer unlock()
-	actx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
-	defer cancel()
-	args := map[string]string{"user": sc.User, "authdb": sc.DB, "schedule": strconv.FormatUint(id, 10)}
 	e := store.Entry{RequestID: sc.RequestID, Requester: sc.Owner, Connector: sc.Connector,
-		Action: commands.RotatePassword, Args: args, Server: m.ServerLine()}
+		Action: commands.RotatePassword, Args: args, Server: m.ServerLine(), Deliveries: deliveries}
 	if r, err := b.store.Request(sc.RequestID); err == nil {
 		e.Approvers = approvals.Approvers(votes(r.Votes))
 	}

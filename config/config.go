@@ -25,6 +25,8 @@ type Config struct {
 	Approvals    Approvals   `yaml:"approvals"`
 	Access       Group       `yaml:"access"`
 	Schedules    Schedules   `yaml:"schedules"`
+	// Deliveries say where rotated passwords go so that applications read them from there.
+	Deliveries []Delivery `yaml:"deliveries"`
 	// RevealTTL is how long a new password waits for its owner (default 1h).
 	RevealTTL Duration `yaml:"reveal_ttl"`
 	Log       Log      `yaml:"log"`
@@ -356,6 +358,7 @@ func (c *Config) check(src *source) []string {
 			add("%v", p)
 		}
 	}
+	c.checkDeliveries(src, names, add)
 	if r := c.Schedules.Retries; r != nil && (*r < 0 || *r > 10) {
 		add("schedules.retries must be between 0 and 10")
 	}

@@ -106,6 +106,12 @@ func (s *source) walk(n *yaml.Node, t reflect.Type, path string, errs *[]string)
 		}
 		return
 	}
+	if t == reflect.TypeFor[Secret]() {
+		if n.Kind != yaml.ScalarNode {
+			fail("expected text (a ${VAR}), got %s", kind(n))
+		}
+		return
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {

@@ -174,6 +174,9 @@ const (
 	UndoGrantRole       = "grant-role"
 	UndoDropUser        = "drop-user"
 	UndoSetRestrictions = "set-restrictions"
+	// UndoRedeliver is not done on the server: the bot gives applications the other user of
+	// a pair of alternating users again (Undo refuses it).
+	UndoRedeliver = "redeliver"
 )
 
 // Change is what an action did: the journal stores it, the result message shows it, and Undo

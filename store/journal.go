@@ -140,6 +140,25 @@ func (s *Store) Temporary() ([]Entry, error) {
 	return out, err
 }
 
+// Undelivered returns the entries whose password some target still waits for, oldest first:
+// registered again at start-up, like Temporary.
+func (s *Store) Undelivered() ([]Entry, error) {
+	var out []Entry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if e.AwaitsDelivery() {
+				out = append(out, e)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
 func (s *Store) Export(w io.Writer) error {
 	return s.db.View(func(tx *bolt.Tx) error {

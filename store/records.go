@@ -111,6 +111,51 @@ type Entry struct {
 	// "7.0.14, replica set primary") when the action ran: an audit reader can then tell which
 	// server behaviour applied. Empty in entries written before it was recorded.
 	Server string `json:"server,omitempty"`
+	// Deliveries are, for a rotation whose password goes where applications read it, one
+	// record per target in the configured order: journaled pending with the write-ahead
+	// step, then written, then verified (see Delivery).
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	// DeliverySecret is the id of the sealed password kept until every target has it,
+	// whatever the Reveal window (never the password). Empty once delivered (or superseded).
+	DeliverySecret string `json:"delivery_secret,omitempty"`
+	// DeliveryOwner is whom DeliverySecret is sealed for (the store checks it on every read).
+	DeliveryOwner string `json:"delivery_owner,omitempty"`
+	// DeliverAt is when the next attempt at a pending delivery is due: an obligation like
+	// UndoAt, kept until every target has the password; DeliverTries counts the attempts.
+	DeliverAt    time.Time `json:"deliver_at,omitzero"`
+	DeliverTries int       `json:"deliver_tries,omitempty"`
+}
+
+// Delivery states.
+const (
+	DeliveryPending    = "pending"    // not yet written
+	DeliveryWritten    = "written"    // written; not yet read back
+	DeliveryVerified   = "verified"   // read back (or, for a command, accepted)
+	DeliverySuperseded = "superseded" // a later rotation's password replaced this one first
+)
+
+// Delivery is one target's part in a delivering rotation.
+type Delivery struct {
+	Target   string    `json:"target"` // the target as it describes itself
+	State    string    `json:"state"`
+	Version  string    `json:"version,omitempty"`  // what the write created ("version 7")
+	Verified string    `json:"verified,omitempty"` // how it was checked, in words
+	Error    string    `json:"error,omitempty"`    // the last failure, in words
+	Tries    int       `json:"tries,omitempty"`
+	At       time.Time `json:"at,omitzero"` // of the last state change or failure
+}
+
+// AwaitsDelivery reports whether some target still waits for e's password.
+func (e Entry) AwaitsDelivery() bool {
+	if e.DeliverySecret == "" {
+		return false
+	}
+	for _, d := range e.Deliveries {
+		if d.State == DeliveryPending || d.State == DeliveryWritten {
+			return true
+		}
+	}
+	return false
 }
 
 // Schedule is a recurring password rotation.

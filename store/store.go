@@ -29,9 +29,10 @@ var (
 	bucketDedupe    = []byte("dedupe")
 	bucketOffers    = []byte("offers")     // a user's offered secrets, to supersede them
 	bucketReplaced  = []byte("superseded") // secret id -> the entry whose password replaced it
+	bucketPairs     = []byte("pairs")      // alternating users: which one applications use now
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
-		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced}
+		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs}
 	// firstBuckets are those every journal of schema 1 has; the others were added later and
 	// are created at the next start: a read-only open reads their absence as empty.
 	firstBuckets = allBuckets[:7]

@@ -1,0 +1,752 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"mongobot/connector"
+	"mongobot/delivery"
+	"mongobot/secret"
+	"mongobot/store"
+)
+
+// Target is one place a rotated password is delivered to, where applications read it: a
+// Vault secret, a Kubernetes Secret, a command. The adapters under delivery/ have it.
+type Target interface {
+	// Describe names the place, without secrets: the journal records deliveries by it.
+	Describe() string
+	// Deliver writes c with optimistic concurrency and says what it wrote ("version 7").
+	Deliver(ctx context.Context, c delivery.Credential) (version string, err error)
+	// Verify reads version back and says how it checked, or why it could not.
+	Verify(ctx context.Context, c delivery.Credential, version string) (how string, err error)
+}
+
+// Delivery says where the password of one user, or of a pair of alternating users, goes.
+type Delivery struct {
+	Connector string
+	// Users is the one user, or the two alternating users (the first the one applications
+	// use before the bot has delivered either).
+	Users       []connector.UserRef
+	Alternating bool
+	// Reveal lets the owner (requester, schedule owner) also reveal the password once.
+	Reveal  bool
+	Targets []Target
+}
+
+// key names d in the store (alternating pairs) and in locks.
+func (d *Delivery) key() string {
+	names := make([]string, len(d.Users))
+	for i, u := range d.Users {
+		names[i] = u.String()
+	}
+	return d.Connector + "/" + strings.Join(names, "+")
+}
+
+// where is the list of d's targets, in words.
+func (d *Delivery) where() string {
+	var ts []string
+	for _, t := range d.Targets {
+		ts = append(ts, t.Describe())
+	}
+	return strings.Join(ts, "; ")
+}
+
+// deliveryFor is the delivery of user u of connector conn, nil when its password is not
+// delivered anywhere.
+func (b *Bot) deliveryFor(conn string, u connector.UserRef) *Delivery {
+	for i := range b.cfg.Deliveries {
+		d := &b.cfg.Deliveries[i]
+		if d.Connector == conn && slices.Contains(d.Users, u) {
+			return d
+		}
+	}
+	return nil
+}
+
+// pairNow is the user of alternating pair d that applications use now, and the pair's record.
+func (b *Bot) pairNow(d *Delivery) (connector.UserRef, store.Pair, error) {
+	p, ok, err := b.store.Pair(d.key())
+	if err != nil {
+		return connector.UserRef{}, p, err
+	}
+	cur := d.Users[0]
+	if ok {
+		for _, u := range d.Users {
+			if u.String() == p.Current.User {
+				cur = u
+			}
+		}
+	}
+	return cur, p, nil
+}
+
+// other is the user of pair d that is not u.
+func (d *Delivery) other(u connector.UserRef) connector.UserRef {
+	if d.Users[0] == u {
+		return d.Users[1]
+	}
+	return d.Users[0]
+}
+
+// planDelivery prepares the arguments and the journal's delivery records of a rotation of the
+// user args name, before anything is journaled: for alternating users it picks the one
+// applications do not use now (whichever of the two was named), and says when it must first
+// be created as a twin of the other. Nil records: the user's password is not delivered.
+func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string) (map[string]string, []store.Delivery, error) {
+	d := b.deliveryFor(m.Name(), target(args))
+	if d == nil {
+		return args, nil, nil
+	}
+	args = clone(args)
+	if d.Alternating {
+		cur, _, err := b.pairNow(d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the journal could not say which of %s applications use now (%v)", d.key(), err)
+		}
+		next := d.other(cur)
+		args["user"], args["authdb"], args["replaces"] = next.User, next.DB, cur.String()
+		args["delivery"] = "alternating"
+		st, err := m.State(ctx, next)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !st.Exists {
+			args["twin_of"] = cur.String()
+		}
+	} else {
+		args["delivery"] = "single"
+	}
+	var ds []store.Delivery
+	for _, t := range d.Targets {
+		ds = append(ds, store.Delivery{Target: t.Describe(), State: store.DeliveryPending})
+	}
+	return args, ds, nil
+}
+
+func clone(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// makeTwin creates the user a first alternating rotation changes, with the roles, custom data
+// and restrictions of the one applications use (twin): the rotation that follows gives it its
+// password. Its own password is random and never kept: nobody needs it.
+func (b *Bot) makeTwin(ctx context.Context, m Mongo, e store.Entry) ([]string, error) {
+	twin, err := parseRef(e.Args["twin_of"])
+	if err != nil {
+		return nil, err
+	}
+	u := target(e.Args)
+	now, err := m.State(ctx, u)
+	if err != nil || now.Exists {
+		return nil, err // made already (a retry): the rotation goes on with it
+	}
+	model, err := m.State(ctx, twin)
+	if err != nil {
+		return nil, err
+	}
+	if !model.Exists {
+		return nil, fmt.Errorf("%s, the user applications use, does not exist on %s, so its twin %s cannot be made from it", twin, m.Name(), u)
+	}
+	if _, _, err := m.Recreate(ctx, u, model, secret.String{}); err != nil {
+		return nil, fmt.Errorf("creating %s as the twin of %s failed: %w", u, twin, err)
+	}
+	note := fmt.Sprintf("created %s as the alternating twin of %s, with its roles (%s)", u, twin, model.Describe())
+	_, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.Notes = append(x.Notes, note); return nil })
+	return []string{note}, nil
+}
+
+// deliveredUser is the user whose login entry e delivers: the one it rotated, or for a
+// rollback of an alternating rotation, the user it gives applications again.
+func deliveredUser(e store.Entry) connector.UserRef {
+	if r := e.Args["redeliver"]; r != "" {
+		if u, err := parseRef(r); err == nil {
+			return u
+		}
+	}
+	return target(e.Args)
+}
+
+// handOver hands the password of finished entry id to its delivery targets (tried once now,
+// then retried until done), and offers it for Reveal to its owner when the configuration
+// allows. The entry got its DeliverySecret in the transaction that finished it, so a crash
+// from here on leaves a delivery the next start resumes. It returns the entry as the first
+// attempt left it.
+func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
+	e, err := b.store.Entry(id)
+	if err != nil || !e.AwaitsDelivery() {
+		return e
+	}
+	d := b.deliveryFor(e.Connector, deliveredUser(e))
+	if d != nil && d.Reveal && e.Args["redeliver"] == "" {
+		// A copy of its own: the delivery's copy lives until every target has it, the
+		// owner's until the Reveal window ends.
+		if pw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err == nil {
+			if sid, err := b.store.PutSecret(e.Requester, pw, store.RecoveryTTL); err == nil {
+				b.offerReveal(ctx, e, sid)
+			}
+		}
+	}
+	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
+		x.History = append(x.History, store.Step{State: "delivering", By: "bot", At: b.now(),
+			Note: "the new password stays sealed until every target has it"})
+		return nil
+	})
+	if err != nil {
+		b.log.Error("journal the delivery", "entry", e.ID, "err", err)
+		return e
+	}
+	b.scheduleDelivery(e.ID, b.now().Add(deliveryRetry(1))) // the obligation, until done
+	b.supersedeDeliveries(ctx, cur)
+	return b.attemptDelivery(ctx, cur.ID)
+}
+
+// offerOrDeliver is, for an entry settled as done after an interruption, what report is
+// after a run: deliver its password where it goes, or offer it for Reveal.
+func (b *Bot) offerOrDeliver(ctx context.Context, e store.Entry, secretID string) {
+	if len(e.Deliveries) == 0 {
+		b.offerReveal(ctx, e, secretID)
+		return
+	}
+	cur, err := b.store.Entry(e.ID)
+	if err != nil {
+		return
+	}
+	if cur.DeliverySecret == "" && secretID != "" {
+		cur, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
+			x.DeliverySecret, x.DeliveryOwner, x.DeliverAt = secretID, e.Requester, b.now()
+			return nil
+		})
+	}
+	cur = b.handOver(ctx, cur.ID)
+	b.announceTo(ctx, b.deliveryChannel(cur), fmt.Sprintf("Journal #%d, delivery: %s", cur.ID, deliveryState(cur)))
+}
+
+// supersedeDeliveries ends the pending deliveries of earlier rotations of the user e rotated:
+// e changed the password they carry, so it no longer works and must not reach applications.
+func (b *Bot) supersedeDeliveries(ctx context.Context, e store.Entry) {
+	u := deliveredUser(e)
+	for _, id := range b.pendingDeliveries() {
+		if id == e.ID {
+			continue
+		}
+		old, err := b.store.Entry(id)
+		if err != nil || old.Connector != e.Connector || deliveredUser(old) != u || !old.AwaitsDelivery() {
+			continue
+		}
+		func() {
+			defer b.deliveryLocks.lock(id)()
+			_, err := b.store.UpdateEntry(id, func(x *store.Entry) error {
+				for i := range x.Deliveries {
+					if x.Deliveries[i].State != store.DeliveryVerified {
+						x.Deliveries[i].State, x.Deliveries[i].At = store.DeliverySuperseded, b.now()
+					}
+				}
+				x.History = append(x.History, store.Step{State: "delivery superseded", By: "bot", At: b.now(),
+					Note: fmt.Sprintf("journal #%d changed the password again before this one reached every target", e.ID)})
+				x.DeliverySecret, x.DeliverAt = "", time.Time{}
+				return nil
+			})
+			if err == nil {
+				_, _ = b.store.TakeSecret(old.DeliverySecret, old.DeliveryOwner)
+				b.forgetDelivery(id)
+				b.announceTo(ctx, b.deliveryChannel(old), fmt.Sprintf("Journal #%d's password of `%s` on %s was never delivered everywhere; journal #%d replaced it, and its delivery replaces this one.",
+					id, code(u.String()), esc(e.Connector), e.ID))
+			}
+		}()
+	}
+}
+
+// attemptDelivery tries once every target of entry id that does not have its password yet,
+// journaling each step, and completes the delivery when all have it. What fails is retried
+// later with backoff (the entry's DeliverAt), loudly.
+func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
+	defer b.deliveryLocks.lock(id)()
+	e, err := b.store.Entry(id)
+	if err != nil || !e.AwaitsDelivery() {
+		return e
+	}
+	raw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner)
+	if err != nil {
+		// Without the sealed password nothing can be delivered, ever: say so once, loudly.
+		b.forgetDelivery(id)
+		e, _ = b.store.UpdateEntry(id, func(x *store.Entry) error {
+			x.DeliverySecret, x.DeliverAt = "", time.Time{}
+			x.History = append(x.History, store.Step{State: "delivery abandoned", By: "bot", At: b.now(), Note: "its sealed password is gone: " + err.Error()})
+			return nil
+		})
+		b.deliveryAlarm(ctx, e, fmt.Sprintf(":rotating_light: Journal #%d: the sealed password to deliver is gone (%v). MongoDB has a password no target has: rotate `%s` again.", id, err, code(deliveredUser(e).String())))
+		return e
+	}
+	u := deliveredUser(e)
+	cred := delivery.Credential{Connector: e.Connector, User: u.User, Database: u.DB, Password: secret.New(string(raw)), Entry: e.ID}
+	d := b.deliveryFor(e.Connector, u)
+	for i, rec := range e.Deliveries {
+		if rec.State != store.DeliveryPending && rec.State != store.DeliveryWritten {
+			continue
+		}
+		t := d.targetNamed(rec.Target)
+		if t == nil {
+			b.noteDelivery(id, i, "", "", fmt.Errorf("%s is no longer in the configuration's deliveries for %s; put it back, or rotate again to deliver to the targets configured now", rec.Target, u))
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, b.deliveryTimeout())
+		if rec.State == store.DeliveryPending {
+			v, err := t.Deliver(dctx, cred)
+			err = scrubbed(err, cred.Password)
+			b.noteDelivery(id, i, store.DeliveryWritten, v, err)
+			if err != nil {
+				cancel()
+				continue
+			}
+			rec.Version = v
+		}
+		how, err := t.Verify(dctx, cred, rec.Version)
+		cancel()
+		err = scrubbed(err, cred.Password)
+		if errors.Is(err, delivery.ErrMismatch) {
+			// Someone wrote over it since: write it again at the next attempt.
+			b.noteDelivery(id, i, store.DeliveryPending, "", err)
+			continue
+		}
+		b.noteDelivery(id, i, store.DeliveryVerified, how, err)
+	}
+	e, err = b.store.Entry(id)
+	if err != nil {
+		return e
+	}
+	if e.AwaitsDelivery() {
+		return b.deliveryFailed(ctx, e)
+	}
+	return b.deliveryDone(ctx, e, cred)
+}
+
+// targetNamed is the configured target that describes itself as name.
+func (d *Delivery) targetNamed(name string) Target {
+	if d == nil {
+		return nil
+	}
+	for _, t := range d.Targets {
+		if t.Describe() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// scrubbed takes the password out of err's text, whatever a target's library put in it.
+func scrubbed(err error, pw secret.String) error {
+	if err == nil {
+		return nil
+	}
+	if s := secret.Scrub(err.Error(), pw); s != err.Error() {
+		return errors.New(s)
+	}
+	return err
+}
+
+// noteDelivery journals one step of delivery i of entry id: its new state (what it says, in
+// words), or its failure.
+func (b *Bot) noteDelivery(id uint64, i int, state, what string, err error) {
+	_, jerr := b.store.UpdateEntry(id, func(x *store.Entry) error {
+		if i >= len(x.Deliveries) {
+			return nil
+		}
+		d := &x.Deliveries[i]
+		d.At = b.now()
+		step := store.Step{By: "bot", At: b.now()}
+		if err != nil {
+			d.Tries++
+			d.Error = sentence(err)
+			if state == store.DeliveryPending {
+				d.State, d.Version = state, ""
+			}
+			step.State, step.Note = "delivery failed", d.Target+": "+d.Error
+		} else {
+			d.State, d.Error = state, ""
+			switch state {
+			case store.DeliveryWritten:
+				d.Version = what
+				step.State, step.Note = "delivered", strings.TrimSpace(d.Target+" "+what)
+			case store.DeliveryVerified:
+				d.Verified = what
+				step.State, step.Note = "delivery verified", d.Target+": "+what
+			}
+		}
+		x.History = append(x.History, step)
+		return nil
+	})
+	if jerr != nil {
+		b.log.Error("journal a delivery step", "entry", id, "err", jerr)
+	}
+}
+
+// deliveryDone completes e's delivery: every target has the password. For a single user the
+// sealed copy is deleted now; for alternating users the pair records the delivered user as
+// the one applications use, and keeps its sealed password for a rollback.
+func (b *Bot) deliveryDone(ctx context.Context, e store.Entry, cred delivery.Credential) store.Entry {
+	b.forgetDelivery(e.ID)
+	note := "every target has the new password"
+	keep := false
+	if d := b.deliveryFor(e.Connector, deliveredUser(e)); d != nil && d.Alternating {
+		u := deliveredUser(e)
+		_, err := b.store.SwapPair(d.key(), e.Args["replaces"], store.PairUser{User: u.String(), Entry: e.ID, Secret: e.DeliverySecret, Owner: e.DeliveryOwner})
+		if err != nil {
+			b.log.Error("record the pair's current user", "entry", e.ID, "err", err)
+			note += "; but recording " + u.String() + " as the user applications use failed (" + err.Error() + ")"
+		} else {
+			keep = true
+			note += "; applications now use " + u.String() + ", and " + e.Args["replaces"] + " keeps working until the next rotation"
+		}
+	}
+	took := b.now().Sub(e.CreatedAt)
+	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
+		x.DeliverySecret, x.DeliverAt = "", time.Time{}
+		x.History = append(x.History, store.Step{State: "delivered everywhere", By: "bot", At: b.now(), Note: note})
+		x.Notes = append(x.Notes, fmt.Sprintf("delivered to every target %s after the rotation began", roundDuration(took)))
+		return nil
+	})
+	if err != nil {
+		b.log.Error("journal the delivery's end", "entry", e.ID, "err", err)
+		return e
+	}
+	if !keep {
+		_, _ = b.store.TakeSecret(e.DeliverySecret, e.DeliveryOwner)
+	}
+	if e.DeliverTries > 0 {
+		b.announceTo(ctx, b.deliveryChannel(e), fmt.Sprintf(":white_check_mark: Journal #%d: the password of `%s` on %s is now delivered to every target (after %d failed attempt(s)); nothing is pending.",
+			e.ID, code(cred.User+"@"+cred.Database), esc(e.Connector), e.DeliverTries))
+		if e.DeliveryOwner != "" && e.DeliveryOwner != botActor {
+			b.dm(ctx, e.DeliveryOwner, text("Journal #%d: the password of `%s` on %s is now delivered to every target.", e.ID, code(cred.User+"@"+cred.Database), esc(e.Connector)))
+		}
+	}
+	return cur
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(100 * time.Millisecond).String()
+	}
+}
+
+// deliveryRetry is the wait before attempt tries+1: 15s, 30s, 1m ... at most 10m.
+func deliveryRetry(tries int) time.Duration {
+	d := 15 * time.Second
+	for i := 1; i < tries && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
+}
+
+// deliveryFailed records a failed attempt at e's delivery, plans the next, and says so where
+// people will see it: the schedule's channel (or the approvals channel) and the owner. It
+// speaks on the first failures and then less often, not at every retry.
+func (b *Bot) deliveryFailed(ctx context.Context, e store.Entry) store.Entry {
+	var next time.Time
+	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
+		x.DeliverTries++
+		next = b.now().Add(deliveryRetry(x.DeliverTries))
+		x.DeliverAt = next
+		return nil
+	})
+	if err != nil {
+		b.log.Error("journal a failed delivery", "entry", e.ID, "err", err)
+		cur, next = e, b.now().Add(deliveryRetry(e.DeliverTries+1))
+	}
+	b.scheduleDelivery(e.ID, next)
+	if n := cur.DeliverTries; n <= 2 || n%10 == 0 {
+		b.deliveryAlarm(ctx, cur, fmt.Sprintf(":rotating_light: DELIVERY PENDING, journal #%d (attempt %d): %s The bot tries again at %s and keeps the password sealed until every target has it.",
+			cur.ID, n, deliveryState(cur), clock(next)))
+	}
+	return cur
+}
+
+// deliveryAlarm posts s to where e's delivery is watched and to its owner.
+func (b *Bot) deliveryAlarm(ctx context.Context, e store.Entry, s string) {
+	b.announceTo(ctx, b.deliveryChannel(e), s)
+	if e.DeliveryOwner != "" && e.DeliveryOwner != botActor {
+		b.dm(ctx, e.DeliveryOwner, text("%s", s))
+	}
+}
+
+// deliveryChannel is where news of e's delivery goes: the schedules channel for a scheduled
+// run, the approvals channel otherwise.
+func (b *Bot) deliveryChannel(e store.Entry) string {
+	if e.ScheduleID != 0 {
+		return b.scfg.Channel
+	}
+	return b.cfg.Channel
+}
+
+// deliveryState says, in one paragraph, where e's password is: MongoDB, each target.
+func deliveryState(e store.Entry) string {
+	u := deliveredUser(e)
+	var parts []string
+	for _, d := range e.Deliveries {
+		switch d.State {
+		case store.DeliveryVerified:
+			parts = append(parts, fmt.Sprintf("%s has it (%s)", d.Target, d.Verified))
+		case store.DeliveryWritten:
+			parts = append(parts, fmt.Sprintf("%s was written (%s) but not yet read back: %s", d.Target, d.Version, orDefault(d.Error, "not checked yet")))
+		case store.DeliverySuperseded:
+			parts = append(parts, d.Target+": superseded by a later rotation")
+		default:
+			parts = append(parts, fmt.Sprintf("%s does NOT have it: %s", d.Target, orDefault(d.Error, "not tried yet")))
+		}
+	}
+	mongo := fmt.Sprintf("MongoDB has the new password of `%s` on %s", code(u.String()), esc(e.Connector))
+	if e.Args["redeliver"] != "" {
+		mongo = fmt.Sprintf("MongoDB is unchanged (`%s` keeps its password)", code(u.String()))
+	}
+	return esc(mongo + "; " + strings.Join(parts, "; ") + ".")
+}
+
+// deliveryTimeout bounds one target's write and read-back.
+func (b *Bot) deliveryTimeout() time.Duration { return min(b.cfg.ActionTimeout, time.Minute) }
+
+// scheduleDelivery registers the next attempt at delivering entry id.
+func (b *Bot) scheduleDelivery(id uint64, at time.Time) {
+	tm := b.tm
+	tm.mu.Lock()
+	tm.deliveries[id] = at
+	tm.mu.Unlock()
+}
+
+func (b *Bot) forgetDelivery(id uint64) {
+	tm := b.tm
+	tm.mu.Lock()
+	delete(tm.deliveries, id)
+	tm.mu.Unlock()
+}
+
+// pendingDeliveries are the entries whose password some target is still waiting for.
+func (b *Bot) pendingDeliveries() []uint64 {
+	tm := b.tm
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	var out []uint64
+	for id := range tm.deliveries {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// DeliveryPending is how many rotations have a password some target does not have yet (the
+// mongobot_delivery_pending gauge).
+func (b *Bot) DeliveryPending() int { return len(b.pendingDeliveries()) }
+
+// deliveryResult is the part of a rotation's result message that says where the password went.
+func deliveryResult(e store.Entry, d *Delivery) []Block {
+	if len(e.Deliveries) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, rec := range e.Deliveries {
+		switch rec.State {
+		case store.DeliveryVerified:
+			lines = append(lines, fmt.Sprintf(":white_check_mark: %s: %s", esc(rec.Target), esc(strings.TrimSpace(rec.Version+"; "+rec.Verified))))
+		case store.DeliveryWritten:
+			lines = append(lines, fmt.Sprintf(":warning: %s: written (%s), not yet read back: %s", esc(rec.Target), esc(rec.Version), esc(rec.Error)))
+		default:
+			lines = append(lines, fmt.Sprintf(":x: %s: not delivered: %s", esc(rec.Target), esc(orDefault(rec.Error, "not tried yet"))))
+		}
+	}
+	out := []Block{{Text: "*Delivered to*\n" + strings.Join(lines, "\n")}}
+	reveal := "Nobody can reveal it (reveal: none): it went only to the targets above."
+	if d != nil && d.Reveal {
+		reveal = "Its owner can also reveal it once (reveal: owner)."
+	}
+	var ctxs []string
+	if e.AwaitsDelivery() {
+		ctxs = append(ctxs, fmt.Sprintf("Delivery is PENDING: the bot retries at %s and keeps the password sealed until every target has it.", clock(e.DeliverAt)))
+	}
+	if e.Args["delivery"] == "single" {
+		ctxs = append(ctxs, "One user: between the change on MongoDB and an application reading the new password, its new logins fail. Alternating users (strategy: alternating) avoid that window.")
+	}
+	ctxs = append(ctxs, reveal)
+	out = append(out, Block{Context: strings.Join(ctxs, " ")})
+	return out
+}
+
+// retryDelivery is the timer's attempt at entry id's delivery.
+func (b *Bot) retryDelivery(ctx context.Context, id uint64) {
+	if !b.begin() {
+		return // shutting down: DeliverySecret stays journaled, the next start retries
+	}
+	defer b.done()
+	b.attemptDelivery(ctx, id)
+}
+
+// loadDeliveries registers, at start-up, every delivery the journal says is unfinished:
+// attempted at the next RunDue.
+func (b *Bot) loadDeliveries() error {
+	es, err := b.store.Undelivered()
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		b.scheduleDelivery(e.ID, e.DeliverAt)
+	}
+	return nil
+}
+
+// redeliver is the rollback of an alternating rotation e: applications get the user e
+// replaced again, whose password the bot kept and which still works (checked by logging in
+// now). MongoDB is not changed. The rollback entry's deliveries then run as any delivery.
+func (b *Bot) redeliver(ctx context.Context, m Mongo, e store.Entry) (connector.Change, store.PairUser, error) {
+	none := store.PairUser{}
+	d := b.deliveryFor(e.Connector, target(e.Args))
+	if d == nil || !d.Alternating {
+		return connector.Change{}, none, fmt.Errorf("%s on %s is no longer delivered as alternating users, so there is nothing to give back", target(e.Args), e.Connector)
+	}
+	_, p, err := b.pairNow(d)
+	if err != nil {
+		return connector.Change{}, none, err
+	}
+	if p.Current.Entry != e.ID {
+		return connector.Change{}, none, fmt.Errorf("applications no longer use what journal #%d delivered (journal #%d delivered %s since); roll that back instead", e.ID, p.Current.Entry, p.Current.User)
+	}
+	prev, err := parseRef(p.Previous.User)
+	if err != nil || p.Previous.Secret == "" {
+		return connector.Change{}, none, fmt.Errorf("the bot does not hold %s's password (it was in use before the bot first delivered this pair)", p.Previous.User)
+	}
+	raw, err := b.store.PeekSecret(p.Previous.Secret, p.Previous.Owner)
+	if err != nil {
+		return connector.Change{}, none, fmt.Errorf("%s's sealed password is gone (%v)", prev, err)
+	}
+	if err := m.Login(ctx, prev, secret.New(string(raw))); err != nil {
+		return connector.Change{}, none, fmt.Errorf("%s's kept password no longer logs in (%v), so giving it to applications would break them", prev, sentence(err))
+	}
+	st, _ := m.State(ctx, prev)
+	ch := connector.Change{Action: "redeliver", Connector: e.Connector, User: prev, Before: st, After: st,
+		Notes:  []string{fmt.Sprintf("logging in as %s with its kept password works; it goes to every target again, and %s keeps working", prev, target(e.Args))},
+		NoUndo: "rotate again to move applications to the other user"}
+	return ch, p.Previous, nil
+}
+
+// parseRef reads "user@db" as UserRef.String writes it; a user name may hold "@" itself.
+func parseRef(s string) (connector.UserRef, error) {
+	i := strings.LastIndex(s, "@")
+	if i <= 0 || i == len(s)-1 {
+		return connector.UserRef{}, fmt.Errorf("%q is not user@db", s)
+	}
+	return connector.UserRef{User: s[:i], DB: s[i+1:]}, nil
+}
+
+// insertBefore puts extra before the result's closing context and buttons.
+func insertBefore(blocks, extra []Block) []Block {
+	i := len(blocks)
+	for i > 0 && (blocks[i-1].Context != "" || len(blocks[i-1].Buttons) > 0) {
+		i--
+	}
+	return append(append(slices.Clone(blocks[:i]), extra...), blocks[i:]...)
+}
+
+// alternatingUndo gives a rotation of alternating users its rollback: applications get the
+// user it replaced again, whose password the bot kept and which keeps working until the next
+// rotation. Without that password (the user was in use before the bot first delivered the
+// pair) there is none, and the result says why.
+func (b *Bot) alternatingUndo(e store.Entry, ch *connector.Change) {
+	d := b.deliveryFor(e.Connector, target(e.Args))
+	if d == nil || !d.Alternating {
+		return
+	}
+	_, p, err := b.pairNow(d)
+	replaces := e.Args["replaces"]
+	if err != nil || p.Current.User != replaces || p.Current.Secret == "" {
+		ch.Undo, ch.NoUndo = nil, fmt.Sprintf("the bot does not hold the password of %s (it was in use before the bot first delivered this pair), so it cannot give it back; the next rotation changes %s", replaces, replaces)
+		return
+	}
+	ch.Undo = &connector.Undo{Action: connector.UndoRedeliver,
+		Describe: fmt.Sprintf("give applications %s again (its kept password still works) through %s; %s keeps its new password", replaces, d.where(), target(e.Args))}
+	ch.NoUndo = ""
+}
+
+// previewDelivery tells, on the card of a rotation (or schedule) of a delivered user, where
+// the password goes, which user of an alternating pair changes (and whether it must first be
+// created), what Roll back will do, and how the two users differ.
+func (b *Bot) previewDelivery(ctx context.Context, m Mongo, u connector.UserRef, pv map[string]string) error {
+	d := b.deliveryFor(m.Name(), u)
+	if d == nil {
+		return nil
+	}
+	where := "delivered to " + esc(d.where()) + " and read back from each"
+	if d.Reveal {
+		where += "; its owner may also reveal it once"
+	} else {
+		where += "; nobody is shown it"
+	}
+	if !d.Alternating {
+		pv[pvAfter] = "same roles; a new generated password, " + where + ". One user: its new logins fail until applications read the new password"
+		return nil
+	}
+	cur, p, err := b.pairNow(d)
+	if err != nil {
+		return err
+	}
+	next := d.other(cur)
+	cst, err := m.State(ctx, cur)
+	if err != nil {
+		return err
+	}
+	nst, err := m.State(ctx, next)
+	if err != nil {
+		return err
+	}
+	if !cst.Exists {
+		return fmt.Errorf("%s, which applications use now, does not exist on %s", cur, m.Name())
+	}
+	after := fmt.Sprintf("alternating users: applications use `%s` now, so `%s` gets a new password, %s; `%s` keeps working until the next rotation",
+		code(cur.String()), code(next.String()), where, code(cur.String()))
+	if !nst.Exists {
+		after = fmt.Sprintf("`%s` does not exist yet: it is created first with the roles of `%s` (%s); then ", code(next.String()), code(cur.String()), esc(cst.Describe())) + after
+	} else if diff := twinDrift(cur, cst, next, nst); diff != "" {
+		pv[pvDrift] = esc(diff)
+	}
+	pv[pvAfter] = after
+	if p.Current.Secret != "" && p.Current.User == cur.String() {
+		pv[pvRollback] = fmt.Sprintf("give applications `%s` again (its password is kept sealed and still works)", code(cur.String()))
+	} else {
+		pv[pvRollback] = fmt.Sprintf("nothing this time: the bot never had the password of `%s`; from the next rotation on, Roll back gives applications the previous user again", code(cur.String()))
+	}
+	return nil
+}
+
+// twinDrift says how two alternating users differ in what applications rely on: roles and
+// authentication restrictions. Applications switch between them at every rotation.
+func twinDrift(a connector.UserRef, as connector.UserState, b connector.UserRef, bs connector.UserState) string {
+	var out []string
+	only := func(x, y connector.UserState) []string {
+		var r []string
+		for _, role := range x.Roles {
+			if !y.HasRole(role) {
+				r = append(r, role.String())
+			}
+		}
+		return r
+	}
+	if r := only(as, bs); len(r) > 0 {
+		out = append(out, fmt.Sprintf("only %s has %s", a, strings.Join(r, ", ")))
+	}
+	if r := only(bs, as); len(r) > 0 {
+		out = append(out, fmt.Sprintf("only %s has %s", b, strings.Join(r, ", ")))
+	}
+	if as.Locked() != bs.Locked() || len(as.Restrictions) != len(bs.Restrictions) {
+		out = append(out, "their authentication restrictions differ")
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return strings.Join(out, "; ") + ": applications switch between them at every rotation, so fix it before they do"
+}

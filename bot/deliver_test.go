@@ -1,0 +1,242 @@
+package bot_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mongobot/bot"
+	"mongobot/bot/slacktest"
+	"mongobot/connector"
+	"mongobot/delivery/command"
+	"mongobot/store"
+)
+
+// appSide is a real program as a delivery target: a shell script that keeps what it receives
+// on its standard input in a file with mode 0600, where the application reads it, and that
+// refuses (exit 3) while a "down" file exists beside it.
+type appSide struct {
+	dir string
+}
+
+func newAppSide(t *testing.T) *appSide {
+	t.Helper()
+	a := &appSide{dir: t.TempDir()}
+	script := filepath.Join(a.dir, "deliver.sh")
+	body := `#!/bin/sh
+umask 077
+if [ -e "$APP_DIR/down" ]; then echo "the application's secret store is down" >&2; exit 3; fi
+cat > "$APP_DIR/cred.json.tmp" && mv "$APP_DIR/cred.json.tmp" "$APP_DIR/cred.json"
+`
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// target is the script as the bot's delivery target.
+func (a *appSide) target(t *testing.T) bot.Target {
+	t.Helper()
+	c, err := command.New(command.Config{Argv: []string{filepath.Join(a.dir, "deliver.sh")}, Env: map[string]string{"APP_DIR": a.dir}, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// down makes the target refuse (true) or accept (false).
+func (a *appSide) down(t *testing.T, down bool) {
+	t.Helper()
+	p := filepath.Join(a.dir, "down")
+	if down {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	_ = os.Remove(p)
+}
+
+// cred is what the application reads: the user and password last delivered.
+func (a *appSide) cred(t *testing.T) (user, pw string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(a.dir, "cred.json"))
+	if err != nil {
+		return "", ""
+	}
+	var c struct{ Username, Password string }
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("the delivered document: %v", err)
+	}
+	return c.Username, c.Password
+}
+
+func TestRotationDeliveredToACommand(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{app.target(t)}}}
+	}})
+	old := e.createUser("app", connector.Role{Name: "readWrite", DB: "shop"})
+	e.command(dev, `rotate-password prod app --reason "quarterly"`)
+	card := e.card("Request #1", "delivered to command", "read back from each", "nobody is shown it", "new logins fail until applications read")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*, journal #1", "*Delivered to*", "a command cannot be read back: it exited with status 0",
+		"Nobody can reveal it (reveal: none)", "Alternating users (strategy: alternating) avoid that window")
+	if strings.Contains(res.All(), bot.TextReveal) {
+		t.Fatalf("a delivered password with reveal: none was offered for Reveal: %s", res.All())
+	}
+	user, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if user != "app" || pw == "" {
+		t.Fatalf("the application got user %q", user)
+	}
+	if err := e.login("app", pw); err != nil {
+		t.Fatalf("the delivered password does not log in: %v", err)
+	}
+	if err := e.login("app", old); err == nil {
+		t.Fatal("the old password still works")
+	}
+	ent, _ := e.st.Entry(1)
+	if ent.AwaitsDelivery() || ent.DeliverySecret != "" || len(ent.Deliveries) != 1 || ent.Deliveries[0].State != store.DeliveryVerified {
+		t.Fatalf("journal #1 after delivery: %+v", ent)
+	}
+	var steps []string
+	for _, s := range ent.History {
+		steps = append(steps, s.State)
+	}
+	if got := strings.Join(steps, ","); !strings.Contains(got, "executing,done,delivering,delivered,delivery verified,delivered everywhere") {
+		t.Fatalf("journal #1 steps: %s", got)
+	}
+	if n, _ := e.st.SecretCount(); n != 0 {
+		t.Fatalf("%d sealed secret(s) left after delivery; want none", n)
+	}
+	if _, ok := e.slack.Find(func(m slacktest.Message) bool { _, ok := m.Find(bot.TextReveal); return ok }); ok {
+		t.Fatal("a Reveal button was posted")
+	}
+}
+
+func TestDeliveryRetriedUntilDeliveredAcrossRestart(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{schedules: bot.ScheduleConfig{Channel: "C0SCHED"}, deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{app.target(t)}}}
+	}})
+	e.createUser("app")
+	app.down(t, true)
+	e.schedule("app", "0 3 * * *")
+	e.advance(18 * time.Hour) // 03:00
+	e.message("the run's result with the pending delivery", func(m slacktest.Message) bool {
+		return m.Channel == "C0SCHED" && strings.Contains(m.All(), "*Done*, journal #2") && strings.Contains(m.All(), ": not delivered: ") &&
+			strings.Contains(m.All(), "exited with status 3: the application's secret store is down") && strings.Contains(m.All(), "Delivery is PENDING")
+	})
+	e.message("the alarm in the schedule's channel", func(m slacktest.Message) bool {
+		return m.Channel == "C0SCHED" && strings.Contains(m.All(), "DELIVERY PENDING, journal #2 (attempt 1)") &&
+			strings.Contains(m.All(), "MongoDB has the new password of `app@admin` on prod") && strings.Contains(m.All(), "does NOT have it")
+	})
+	e.message("the alarm to the owner", func(m slacktest.Message) bool {
+		return m.Channel == "D"+dev && strings.Contains(m.All(), "DELIVERY PENDING, journal #2")
+	})
+	if e.bot.DeliveryPending() != 1 {
+		t.Fatalf("mongobot_delivery_pending = %d, want 1", e.bot.DeliveryPending())
+	}
+	if n, _ := e.st.SecretCount(); n != 1 {
+		t.Fatalf("%d sealed secrets while the delivery is pending; want 1", n)
+	}
+	// A restart keeps the obligation: it is in the journal, not only in memory.
+	e.stop()
+	e.start(testPolicy())
+	if e.bot.DeliveryPending() != 1 {
+		t.Fatalf("after a restart, mongobot_delivery_pending = %d, want 1", e.bot.DeliveryPending())
+	}
+	e.advance(time.Minute) // still down: a second failure
+	e.message("the second alarm", slacktest.Containing("DELIVERY PENDING, journal #2 (attempt 2)"))
+	app.down(t, false)
+	e.advance(10 * time.Minute)
+	e.message("delivered at last", func(m slacktest.Message) bool {
+		return m.Channel == "C0SCHED" && strings.Contains(m.All(), "Journal #2: the password of `app@admin` on prod is now delivered to every target (after 2 failed attempt(s))")
+	})
+	user, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if user != "app" {
+		t.Fatalf("delivered user %q", user)
+	}
+	if err := e.login("app", pw); err != nil {
+		t.Fatalf("the late delivery does not log in: %v", err)
+	}
+	if e.bot.DeliveryPending() != 0 {
+		t.Fatalf("mongobot_delivery_pending = %d after delivery", e.bot.DeliveryPending())
+	}
+	if n, _ := e.st.SecretCount(); n != 0 {
+		t.Fatalf("%d sealed secrets left after the delivery; want 0", n)
+	}
+}
+
+func TestAlternatingUsersAndRollback(t *testing.T) {
+	app := newAppSide(t)
+	pair := []connector.UserRef{{User: "orders_a", DB: "admin"}, {User: "orders_b", DB: "admin"}}
+	e := newEnv(t, envOptions{deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: pair, Alternating: true, Targets: []bot.Target{app.target(t)}}}
+	}})
+	oldA := e.createUser("orders_a", connector.Role{Name: "readWrite", DB: "orders"})
+
+	// First use: the twin does not exist; the card says it is made with orders_a's roles.
+	e.command(dev, "rotate-password prod orders_a")
+	card := e.card("Request #1", "`orders_b@admin` does not exist yet: it is created first with the roles of `orders_a@admin`",
+		"the bot never had the password of `orders_a@admin`")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #1", "created orders_b@admin as the alternating twin of orders_a@admin", "No rollback: the bot does not hold the password of orders_a@admin")
+	user, pwB := app.cred(t)
+	e.secrets = append(e.secrets, pwB)
+	if user != "orders_b" {
+		t.Fatalf("first rotation delivered %q, want orders_b", user)
+	}
+	if st := e.state("orders_b"); !st.HasRole(connector.Role{Name: "readWrite", DB: "orders"}) {
+		t.Fatalf("the twin lacks orders_a's role: %s", st.Describe())
+	}
+	if err := e.login("orders_a", oldA); err != nil {
+		t.Fatalf("orders_a stopped working after the first rotation: %v", err)
+	}
+
+	// Second: orders_a changes, orders_b keeps working; Roll back is real now.
+	e.command(dev, "rotate-password prod orders_b") // either name of the pair
+	card2 := e.card("Request #2", "applications use `orders_b@admin` now, so `orders_a@admin` gets a new password",
+		"give applications `orders_b@admin` again")
+	e.click(alice, card2, bot.TextApprove)
+	res := e.result(card2, "*Done*, journal #2", "rotate-password `orders_a@admin`", "Roll back will give applications orders_b@admin again")
+	user, pwA := app.cred(t)
+	e.secrets = append(e.secrets, pwA)
+	if user != "orders_a" || e.login("orders_a", pwA) != nil || e.login("orders_b", pwB) != nil {
+		t.Fatalf("after the second rotation: app uses %q; both users must work", user)
+	}
+	if e.login("orders_a", oldA) == nil {
+		t.Fatal("orders_a's first password still works")
+	}
+	// Different roles on the twins show on the next card.
+	if _, err := e.admin.GrantRole(t.Context(), pair[0], connector.Role{Name: "read", DB: "audit"}); err != nil {
+		t.Fatal(err)
+	}
+	e.command(dev, "rotate-password prod orders_a")
+	drift := e.card("Request #3", "Twins differ", "only orders_a@admin has read@audit")
+	e.command(dev, "cancel 3")
+	e.cardSays(drift, "Cancelled")
+
+	e.click(dev, res, bot.TextRollback)
+	e.approveRollback(2, alice)
+	e.message("the rollback's result", slacktest.Containing("*Done*, journal #3", "*Delivered to*"))
+	user, pw := app.cred(t)
+	if user != "orders_b" || pw != pwB {
+		t.Fatalf("after the rollback the application has %q (same password: %v); want orders_b with its kept password", user, pw == pwB)
+	}
+	if err := e.login("orders_b", pw); err != nil {
+		t.Fatalf("the redelivered password does not log in: %v", err)
+	}
+	ent, _ := e.st.Entry(2)
+	if ent.State != store.EntryRolledBack {
+		t.Fatalf("journal #2 is %s after its rollback", ent.State)
+	}
+	// The next rotation changes orders_a again (applications use orders_b).
+	e.command(dev, "rotate-password prod orders_a")
+	e.card("Request #5", "applications use `orders_b@admin` now, so `orders_a@admin` gets a new password")
+}
