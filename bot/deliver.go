@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -135,32 +136,58 @@ func clone(m map[string]string) map[string]string {
 	return out
 }
 
-// makeTwin creates the user a first alternating rotation changes, with the roles, custom data
-// and restrictions of the one applications use (twin): the rotation that follows gives it its
-// password. Its own password is random and never kept: nobody needs it.
-func (b *Bot) makeTwin(ctx context.Context, m Mongo, e store.Entry) ([]string, error) {
-	twin, err := parseRef(e.Args["twin_of"])
+// actionCreateTwin is the journal's name for the bot creating the second user of a pair of
+// alternating users, before the first rotation of the pair: its own entry, journaled
+// write-ahead like any change, so that a rotation failing after it still leaves the creation
+// accounted for.
+const actionCreateTwin = "create-twin"
+
+// createTwin creates the user the first rotation of an alternating pair changes (args name
+// it, and the user it is the twin of), with the roles, custom data and restrictions of the
+// one applications use, as part of the approved rotation (base carries its request or
+// schedule). Its own password is random and never kept: the rotation gives it the one
+// applications get. It says what it did, for the rotation's result.
+func (b *Bot) createTwin(ctx context.Context, m Mongo, base store.Entry, args map[string]string) (string, error) {
+	model, err := parseRef(args["twin_of"])
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	u := target(e.Args)
-	now, err := m.State(ctx, u)
-	if err != nil || now.Exists {
-		return nil, err // made already (a retry): the rotation goes on with it
+	u := target(args)
+	if st, err := m.State(ctx, u); err != nil || st.Exists {
+		return "", err // made already (a retry after a failed rotation): the rotation goes on
 	}
-	model, err := m.State(ctx, twin)
+	mst, err := m.State(ctx, model)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if !model.Exists {
-		return nil, fmt.Errorf("%s, the user applications use, does not exist on %s, so its twin %s cannot be made from it", twin, m.Name(), u)
+	if !mst.Exists {
+		return "", fmt.Errorf("%s, the user applications use, does not exist on %s, so its twin %s cannot be made from it", model, m.Name(), u)
 	}
-	if _, _, err := m.Recreate(ctx, u, model, secret.String{}); err != nil {
-		return nil, fmt.Errorf("creating %s as the twin of %s failed: %w", u, twin, err)
+	e := store.Entry{RequestID: base.RequestID, ScheduleID: base.ScheduleID, Requester: base.Requester, Approvers: base.Approvers,
+		Connector: base.Connector, Action: actionCreateTwin, Server: base.Server,
+		Args: map[string]string{"user": u.User, "authdb": u.DB, "twin_of": model.String()}}
+	e.Before, _ = json.Marshal(connector.UserState{})
+	e, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginEntry(e, "bot") })
+	if err != nil {
+		return "", fmt.Errorf("the journal could not record the twin's creation (%v), so nothing was run", err)
 	}
-	note := fmt.Sprintf("created %s as the alternating twin of %s, with its roles (%s)", u, twin, model.Describe())
-	_, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error { x.Notes = append(x.Notes, note); return nil })
-	return []string{note}, nil
+	defer release()
+	ch, _, err := m.Recreate(ctx, u, mst, secret.String{})
+	if maybeApplied(err) || errors.Is(err, connector.ErrRecreateFailed) {
+		// Whether it exists is for reconciliation to say; the rotation waits for it.
+		b.uncertain(ctx, store.MessageRef{Channel: b.deliveryChannel(base)}, e, err)
+		return "", fmt.Errorf("creating %s as the twin of %s was interrupted: %w", u, model, err)
+	}
+	note := fmt.Sprintf("created %s as the alternating twin of %s, with its roles (%s)", u, model, mst.Describe())
+	if err != nil {
+		note = ""
+	}
+	ch.NoUndo = "the twin is one of the pair applications alternate between; drop-user removes it"
+	b.finish(ctx, store.Request{}, e, outcome{change: ch, err: err, quiet: true})
+	if err != nil {
+		return "", fmt.Errorf("creating %s as the twin of %s failed: %w", u, model, err)
+	}
+	return note, nil
 }
 
 // deliveredUser is the user whose login entry e delivers: the one it rotated, or for a

@@ -22,7 +22,7 @@ type appSide struct {
 	dir string
 }
 
-func newAppSide(t *testing.T) *appSide {
+func newAppSide(t testing.TB) *appSide {
 	t.Helper()
 	a := &appSide{dir: t.TempDir()}
 	script := filepath.Join(a.dir, "deliver.sh")
@@ -38,7 +38,7 @@ cat > "$APP_DIR/cred.json.tmp" && mv "$APP_DIR/cred.json.tmp" "$APP_DIR/cred.jso
 }
 
 // target is the script as the bot's delivery target.
-func (a *appSide) target(t *testing.T) bot.Target {
+func (a *appSide) target(t testing.TB) bot.Target {
 	t.Helper()
 	c, err := command.New(command.Config{Argv: []string{filepath.Join(a.dir, "deliver.sh")}, Env: map[string]string{"APP_DIR": a.dir}, Timeout: 10 * time.Second})
 	if err != nil {
@@ -48,7 +48,7 @@ func (a *appSide) target(t *testing.T) bot.Target {
 }
 
 // down makes the target refuse (true) or accept (false).
-func (a *appSide) down(t *testing.T, down bool) {
+func (a *appSide) down(t testing.TB, down bool) {
 	t.Helper()
 	p := filepath.Join(a.dir, "down")
 	if down {
@@ -61,7 +61,7 @@ func (a *appSide) down(t *testing.T, down bool) {
 }
 
 // cred is what the application reads: the user and password last delivered.
-func (a *appSide) cred(t *testing.T) (user, pw string) {
+func (a *appSide) cred(t testing.TB) (user, pw string) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(a.dir, "cred.json"))
 	if err != nil {
@@ -186,7 +186,7 @@ func TestAlternatingUsersAndRollback(t *testing.T) {
 	card := e.card("Request #1", "`orders_b@admin` does not exist yet: it is created first with the roles of `orders_a@admin`",
 		"the bot never had the password of `orders_a@admin`")
 	e.click(alice, card, bot.TextApprove)
-	e.result(card, "*Done*, journal #1", "created orders_b@admin as the alternating twin of orders_a@admin", "No rollback: the bot does not hold the password of orders_a@admin")
+	e.result(card, "*Done*, journal #2", "created orders_b@admin as the alternating twin of orders_a@admin", "No rollback: the bot does not hold the password of orders_a@admin")
 	user, pwB := app.cred(t)
 	e.secrets = append(e.secrets, pwB)
 	if user != "orders_b" {
@@ -204,7 +204,7 @@ func TestAlternatingUsersAndRollback(t *testing.T) {
 	card2 := e.card("Request #2", "applications use `orders_b@admin` now, so `orders_a@admin` gets a new password",
 		"give applications `orders_b@admin` again")
 	e.click(alice, card2, bot.TextApprove)
-	res := e.result(card2, "*Done*, journal #2", "rotate-password `orders_a@admin`", "Roll back will give applications orders_b@admin again")
+	res := e.result(card2, "*Done*, journal #3", "rotate-password `orders_a@admin`", "Roll back will give applications orders_b@admin again")
 	user, pwA := app.cred(t)
 	e.secrets = append(e.secrets, pwA)
 	if user != "orders_a" || e.login("orders_a", pwA) != nil || e.login("orders_b", pwB) != nil {
@@ -223,8 +223,8 @@ func TestAlternatingUsersAndRollback(t *testing.T) {
 	e.cardSays(drift, "Cancelled")
 
 	e.click(dev, res, bot.TextRollback)
-	e.approveRollback(2, alice)
-	e.message("the rollback's result", slacktest.Containing("*Done*, journal #3", "*Delivered to*"))
+	e.approveRollback(3, alice)
+	e.message("the rollback's result", slacktest.Containing("*Done*, journal #4", "*Delivered to*"))
 	user, pw := app.cred(t)
 	if user != "orders_b" || pw != pwB {
 		t.Fatalf("after the rollback the application has %q (same password: %v); want orders_b with its kept password", user, pw == pwB)
@@ -232,9 +232,12 @@ func TestAlternatingUsersAndRollback(t *testing.T) {
 	if err := e.login("orders_b", pw); err != nil {
 		t.Fatalf("the redelivered password does not log in: %v", err)
 	}
-	ent, _ := e.st.Entry(2)
+	ent, _ := e.st.Entry(3)
 	if ent.State != store.EntryRolledBack {
-		t.Fatalf("journal #2 is %s after its rollback", ent.State)
+		t.Fatalf("journal #3 is %s after its rollback", ent.State)
+	}
+	if twin, _ := e.st.Entry(1); twin.Action != "create-twin" || twin.State != store.EntryDone || twin.RequestID != 1 {
+		t.Fatalf("journal #1 should be the twin's creation for request #1: %+v", twin)
 	}
 	// The next rotation changes orders_a again (applications use orders_b).
 	e.command(dev, "rotate-password prod orders_a")

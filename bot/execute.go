@@ -23,6 +23,8 @@ type outcome struct {
 	// secretOwner is whom secretID is sealed for, when not the entry's requester (the kept
 	// password a rollback of alternating users delivers again).
 	secretOwner string
+	// quiet: the entry is a step of a larger action, which reports it: no message of its own.
+	quiet bool
 }
 
 // execute runs approved request id: it moves it approved → executing (so it runs once however
@@ -84,6 +86,14 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	}
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
 		Connector: r.Connector, Action: r.Action, Args: args, Server: m.ServerLine(), Deliveries: deliveries}
+	if args["twin_of"] != "" {
+		note, err := b.createTwin(actx, m, e, args)
+		if err != nil {
+			b.failRequest(ctx, r, 0, capital(sentence(err)))
+			return
+		}
+		e.Args["twin_note"] = note
+	}
 	// The state before, read now, journaled with the write-ahead step: reconciliation after a
 	// crash compares with it.
 	if pre, err := m.State(actx, target(args)); err == nil {
@@ -158,12 +168,6 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 	}
 	switch e.Action {
 	case commands.RotatePassword:
-		var twin []string
-		if e.Args["twin_of"] != "" {
-			if twin, out.err = b.makeTwin(ctx, m, e); out.err != nil {
-				return out
-			}
-		}
 		out.change, _, out.err = m.RotatePassword(ctx, connector.RotateOptions{User: u,
 			KillSessions: e.Args["kill_sessions"] == "true", LogoutAll: e.Args["logout_all"] == "true",
 			BeforeDrop: journalPre, BeforeApply: seal})
@@ -188,7 +192,9 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 		if errors.Is(out.err, connector.ErrRecreateFailed) {
 			out = b.recover(ctx, m, e, u, out, sealedPw)
 		}
-		out.change.Notes = append(twin, out.change.Notes...)
+		if t := e.Args["twin_note"]; t != "" {
+			out.change.Notes = append([]string{t}, out.change.Notes...)
+		}
 	case commands.GrantRole, commands.RevokeRole:
 		role, err := connector.ParseRole(e.Args["role"])
 		if err != nil {
@@ -317,7 +323,9 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 			r = r2
 		}
 	}
-	b.report(ctx, r, e, ch, out)
+	if !out.quiet {
+		b.report(ctx, r, e, ch, out)
+	}
 }
 
 // metricAction is the action label of e in metrics: the bot's own end of a temporary action

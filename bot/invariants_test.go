@@ -17,6 +17,7 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +39,7 @@ import (
 	"mongobot/commands"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
+	"mongobot/delivery"
 	"mongobot/secret"
 	"mongobot/store"
 )
@@ -114,8 +117,10 @@ func genSteps(seed uint64, n int) []Step {
 			s = Step{Kind: "checkloop"}
 		case w < 96:
 			s = Step{Kind: "clock", N: r.IntN(len(jumps))}
-		default:
+		case w < 98:
 			s = Step{Kind: "drift", User: pick(targets[:4]), Text: pick(roles), N: r.IntN(2)}
+		default:
+			s = Step{Kind: "target", N: r.IntN(2)}
 		}
 		out = append(out, s)
 	}
@@ -201,6 +206,12 @@ type world struct {
 	panics  int64
 	secrets []string
 	admin   *connector.Mongo
+	// app and pair are where the rotated passwords of u3 (one user) and of u4/u5 (alternating
+	// users) are delivered: real programs writing files, as an application reads them.
+	app, pair *appSide
+	// generation counts bot processes: a "killed" one's goroutines may run on, but a dead
+	// process delivers nothing, so its targets refuse.
+	generation atomic.Int64
 
 	problems []string
 	// What earlier steps saw, for the checks that judge a change at the step it happened.
@@ -247,7 +258,32 @@ func newWorld(t testing.TB) (*world, error) {
 		}
 	}
 	w.policy = checkerPolicy(0)
+	w.app, w.pair = newAppSide(t), newAppSide(t)
 	return w, w.start()
+}
+
+// gated is a real delivery target that refuses once its bot process is gone.
+type gated struct {
+	bot.Target
+	alive func() bool
+}
+
+func (g gated) Deliver(ctx context.Context, c delivery.Credential) (string, error) {
+	if !g.alive() {
+		return "", errors.New("the process is dead")
+	}
+	return g.Target.Deliver(ctx, c)
+}
+
+// deliveries is the checker's delivery configuration for the bot of this generation.
+func (w *world) deliveries() []bot.Delivery {
+	gen := w.generation.Add(1)
+	alive := func() bool { return w.generation.Load() == gen }
+	ref := func(u string) connector.UserRef { return connector.UserRef{User: u, DB: "admin"} }
+	return []bot.Delivery{
+		{Connector: "prod", Users: []connector.UserRef{ref("u3")}, Targets: []bot.Target{gated{w.app.target(w.t), alive}}},
+		{Connector: "prod", Users: []connector.UserRef{ref("u4"), ref("u5")}, Alternating: true, Targets: []bot.Target{gated{w.pair.target(w.t), alive}}},
+	}
 }
 
 func (w *world) start() error {
@@ -267,7 +303,7 @@ func (w *world) start() error {
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m},
-		Now: w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond}, st, sl, sl)
+		Now: w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: w.deliveries()}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.st, w.b, w.cancel, w.done, w.sent = st, b, cancel, make(chan error, 1), 0
 	before := w.slack.Connections()
@@ -475,6 +511,9 @@ func (w *world) apply(s Step) error {
 		w.b.ExpireDue(context.Background())
 		w.tick()
 		w.b.ReconcileStale(context.Background())
+	case "target":
+		w.app.down(w.t, s.N == 0)
+		w.pair.down(w.t, s.N == 0)
 	case "drift":
 		u := connector.UserRef{User: s.User, DB: "admin"}
 		r, _ := connector.ParseRole(s.Text)
@@ -592,6 +631,8 @@ func (w *world) close() {
 func (w *world) finish() {
 	w.stepNo = -1
 	w.emu.ClearFaults()
+	w.app.down(w.t, false)
+	w.pair.down(w.t, false)
 	for range 6 {
 		for deadline := time.Now().Add(5 * time.Second); w.emu.Faulted() > 0 && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
@@ -607,6 +648,7 @@ func (w *world) finish() {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
 	}
 	w.checkUsers()
+	w.checkDelivered()
 	w.checkSecrets()
 	if debugHook != nil && len(w.problems) > 0 {
 		debugHook(w)
@@ -655,6 +697,8 @@ func kinds(e store.Entry) []string {
 			return []string{u + " pwd", u + " drop", u + " create"}
 		}
 		return []string{u + " pwd"}
+	case "create-twin": // the first rotation of alternating users makes the second user
+		return []string{u + " create"}
 	case commands.GrantRole:
 		return []string{u + " grant " + e.Args["role"]}
 	case commands.RevokeRole:
@@ -801,6 +845,20 @@ func (w *world) check() {
 				w.problem("a password was revealed to %s, who may no longer use the bot", m.User)
 			}
 		}
+	}
+	// 4. A password some target lacks is an obligation: sealed, and held for a retry.
+	awaiting := 0
+	for _, e := range es {
+		if !e.AwaitsDelivery() || e.State != store.EntryDone && e.State != store.EntryRolledBack {
+			continue
+		}
+		awaiting++
+		if _, err := w.st.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err != nil {
+			w.problem("journal #%d awaits delivery but its sealed password cannot be read (%v): it can never be delivered", e.ID, err)
+		}
+	}
+	if held := w.b.DeliveryPending(); held < awaiting {
+		w.problem("%d rotations await delivery but the bot holds only %d of them to retry: an obligation was dropped", awaiting, held)
 	}
 	// 5. No panic.
 	if n := w.panics + w.b.Panics(); n > 0 {
@@ -1082,4 +1140,54 @@ func shrink(t testing.TB, steps []Step) []Step {
 		}
 	}
 	return cur
+}
+
+// checkDelivered checks, once everything has settled with the targets up, that applications
+// were left with a login that works: for u3, and for whichever of u4 and u5 the pair uses. A
+// user the run dropped, locked or left unsettled is not judged, nor one whose latest rotation
+// did not end as done (it may have been applied or not; a person must look).
+func (w *world) checkDelivered() {
+	es := w.entries()
+	for _, e := range es {
+		if e.AwaitsDelivery() {
+			w.problem("journal #%d still awaits delivery after the run settled with every target up (deliveries %+v)", e.ID, e.Deliveries)
+		}
+	}
+	for _, c := range []struct {
+		app   *appSide
+		users []string
+	}{{w.app, []string{"u3"}}, {w.pair, []string{"u4", "u5"}}} {
+		var latest store.Entry
+		for _, e := range es { // newest first
+			u := deliveredUser(e)
+			if slices.Contains(c.users, u) && len(e.Deliveries) > 0 && e.State != store.EntryFailed {
+				latest = e
+				break
+			}
+		}
+		if latest.ID == 0 || latest.State != store.EntryDone && latest.State != store.EntryRolledBack {
+			continue
+		}
+		user, pw := c.app.cred(w.t)
+		if pw == "" {
+			w.problem("journal #%d delivered %s, but the application has no password", latest.ID, deliveredUser(latest))
+			continue
+		}
+		w.secrets = append(w.secrets, pw)
+		st, err := w.admin.State(context.Background(), connector.UserRef{User: user, DB: "admin"})
+		if err != nil || !st.Exists || st.LoginRestricted() {
+			continue
+		}
+		if err := w.admin.Login(context.Background(), connector.UserRef{User: user, DB: "admin"}, secret.New(pw)); err != nil {
+			w.problem("after journal #%d, the application holds %s's password, which does not log in (%v): a delivery left it broken", latest.ID, user, err)
+		}
+	}
+}
+
+// deliveredUser is the user whose login entry e gave applications.
+func deliveredUser(e store.Entry) string {
+	if r := e.Args["redeliver"]; r != "" {
+		return strings.TrimSuffix(r, "@admin")
+	}
+	return e.Args["user"]
 }

@@ -149,6 +149,8 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 		applied(has == (e.Action == commands.GrantRole), "the server shows the change applied", "the server shows it was not applied; nothing changed")
 	case commands.CreateReadOnlyUser:
 		settled = b.reconcileCreate(ctx, m, e, u, before, now, why)
+	case actionCreateTwin:
+		applied(now.Exists, "the twin exists (the next rotation of the pair gives it its password)", "the twin was not created; nothing changed")
 	case commands.DropUser:
 		applied(!now.Exists || !before.SameUser(now), "the user is gone (a user of the same name may have been created since)", "the user still exists; nothing changed")
 	case commands.LockUser:

@@ -387,6 +387,15 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	if r, err := b.store.Request(sc.RequestID); err == nil {
 		e.Approvers = approvals.Approvers(votes(r.Votes))
 	}
+	if args["twin_of"] != "" {
+		e.ScheduleID = sc.ID
+		note, err := b.createTwin(actx, m, e, args)
+		if err != nil {
+			b.failedRun(ctx, sc, slot, err)
+			return
+		}
+		e.ScheduleID, e.Args["twin_note"] = 0, note
+	}
 	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
 	}
@@ -649,8 +658,16 @@ func (b *Bot) executeSchedule(ctx context.Context, r store.Request) {
 	}
 	r, _ = b.store.TransitionRequest(r.ID, []string{approvals.Executing}, store.Step{State: approvals.Done, By: "bot", Note: fmt.Sprintf("schedule #%d", sc.ID)}, nil)
 	b.refreshCard(ctx, r)
-	msg := text(":calendar: Schedule #%d is active: rotate-password `%s` on %s, `%s`. Next runs: %s. Each new password goes to <@%s>; `%s unschedule %d` removes it.",
-		sc.ID, code(u.String()), sc.Connector, code(sc.Spec), runTimes(NextRuns(p.spec, b.now(), 3)), sc.Owner, b.cfg.Slash, sc.ID)
+	goes := fmt.Sprintf("Each new password goes to <@%s>", sc.Owner)
+	if d := b.deliveryFor(sc.Connector, u); d != nil {
+		goes = "Each new password is delivered to " + esc(d.where()) + ", with no one to wake"
+		if d.Alternating {
+			goes = fmt.Sprintf("Each run changes whichever of `%s` and `%s` applications do not use, and delivers it to %s, with no one to wake",
+				code(d.Users[0].String()), code(d.Users[1].String()), esc(d.where()))
+		}
+	}
+	msg := text(":calendar: Schedule #%d is active: rotate-password `%s` on %s, `%s`. Next runs: %s. %s; `%s unschedule %d` removes it.",
+		sc.ID, code(u.String()), sc.Connector, code(sc.Spec), runTimes(NextRuns(p.spec, b.now(), 3)), goes, b.cfg.Slash, sc.ID)
 	b.tell(ctx, r.Card, r.Requester, msg)
 }
 

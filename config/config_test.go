@@ -125,7 +125,7 @@ func TestParseBad(t *testing.T) {
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {approvers: {users: [U1]}}\n", "approvals.channel is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1}\n", "approvers lists nobody"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, quorum: 2}\n", "quorum is 2 but only 1 approver"},
-		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connectors, http, log, reveal_ttl, schedules, slash_command"},
+		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connectors, deliveries, http, log, reveal_ttl, schedules, slash_command"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, expire_after: soon}\n", `"soon" is not a duration`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, require: [drop-table]}\n", `"drop-table" is not an action`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, rules: [{connectors: [b]}]}\n", `"b" is not a configured connector`},
@@ -458,5 +458,101 @@ func TestUnsetVariableHidesNothing(t *testing.T) {
 	var ms Mistakes
 	if !errors.As(err, &ms) || len(ms) != 3 || !strings.Contains(ms[0], "NOPE is not set") || strings.Contains(err.Error(), "is empty") {
 		t.Fatalf("Parse = %v", err)
+	}
+}
+
+func TestDeliveries(t *testing.T) {
+	dir := t.TempDir()
+	idFile := filepath.Join(dir, "role-id")
+	if err := os.WriteFile(idFile, []byte("r"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := `connectors: [{name: prod, connection_string: 'mongodb://x'}]
+approvals: {channel: C0APPROVALS, approvers: {users: [U0ALICE]}}
+deliveries:
+  - connector: prod
+    strategy: alternating
+    users: [orders_a, orders_b]
+    reveal: owner
+    targets:
+      - vault_kv:
+          address: https://vault.example:8200
+          path: apps/orders
+          timeout: 20s
+          auth:
+            approle: {role_id_file: ` + idFile + `, secret_id: "${SECRET_ID}"}
+      - kubernetes_secret: {namespace: orders, name: orders-mongo, kubeconfig: ` + idFile + `}
+      - exec: {command: [/usr/local/bin/reload-orders, --now], timeout: 1m, env: {REGION: eu}}
+  - connector: prod
+    user: reports
+    db: reporting
+    targets:
+      - vault_kv: {address: http://127.0.0.1:8200, path: apps/reports, auth: {token: "${VAULT_TOKEN}"}}
+`
+	env := func(k string) (string, bool) {
+		return map[string]string{"SECRET_ID": "secret-id-value", "VAULT_TOKEN": "hvs.token-value"}[k], true
+	}
+	c, err := Parse([]byte(good), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Deliveries) != 2 || c.Deliveries[0].Names()[1] != "orders_b" || c.Deliveries[1].Names()[0] != "reports" {
+		t.Fatalf("deliveries: %+v", c.Deliveries)
+	}
+	v := c.Deliveries[0].Targets[0].VaultKV
+	if v.Auth.AppRole.SecretID.Reveal() != "secret-id-value" || time.Duration(v.Timeout) != 20*time.Second {
+		t.Fatalf("vault_kv: %+v", v)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", v.Auth, v.Auth, c.Deliveries[1].Targets[0].VaultKV.Auth); strings.Contains(s, "secret-id-value") || strings.Contains(s, "hvs.token-value") {
+		t.Fatalf("a credential prints: %s", s)
+	}
+
+	bad := `connectors: [{name: prod, connection_string: 'mongodb://x'}]
+approvals: {channel: C0APPROVALS, approvers: {users: [U0ALICE]}}
+deliveries:
+  - connector: prd
+    user: x
+    users: [y]
+    targets:
+      - vault_kv: {address: vault, path: "", auth: {token: literal-token, token_file: /nonexistent/token}}
+      - kubernetes_secret: {namespace: a}
+      - {}
+      - exec: {command: [reload.sh], timeout: 0s}
+  - connector: prod
+    strategy: alternating
+    users: [a, a]
+    reveal: everyone
+    targets: []
+  - connector: prod
+    user: a
+    targets: [{exec: {command: [/bin/true]}}]
+`
+	_, err = Parse([]byte(bad), nil)
+	var ms Mistakes
+	if !errors.As(err, &ms) {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{
+		`deliveries[0].connector (line 4) "prd" is not a connector of this file; did you mean "prod"?`,
+		`deliveries[0].users (line 6) is for strategy: alternating; a single user is given as user`,
+		`deliveries[0].targets[0].vault_kv.address (line 8) "vault" must be a URL like https://vault.example.com:8200`,
+		`deliveries[0].targets[0].vault_kv.path (line 8) is empty`,
+		`deliveries[0].targets[0].vault_kv.auth (line 8): give token or token_file, not both`,
+		`deliveries[0].targets[0].vault_kv.auth.token_file (line 8) "/nonexistent/token" cannot be read: no such file or directory`,
+		`deliveries[0].targets[0].vault_kv.auth.token (line 8) is written in the file: give it as ${VAR}`,
+		`deliveries[0].targets[1].kubernetes_secret.name is empty`,
+		`deliveries[0].targets[2] (line 10) must have exactly one of vault_kv, kubernetes_secret, exec`,
+		`deliveries[0].targets[3].exec.timeout (line 11) must be at least 1s`,
+		`deliveries[0].targets[3].exec.command[0] (line 11) "reload.sh" must be an absolute path`,
+		`deliveries[1].users (line 14) must name two different users`,
+		`deliveries[1].reveal (line 15) "everyone" is not none or owner`,
+		`deliveries[1].targets (line 16) is empty`,
+		`deliveries[2] (line 17): a@admin on prod is already delivered by deliveries[1]: one delivery per user`,
+	}
+	all := ms.Error()
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("missing mistake %q\nin:\n%s", w, strings.Join(ms, "\n"))
+		}
 	}
 }

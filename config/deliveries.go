@@ -147,9 +147,9 @@ func (c *Config) checkDeliveries(src *source, connectors []string, add func(stri
 		default:
 			add("%s.reveal %q is not none or owner", f, d.Reveal)
 		}
-		for _, u := range d.Names() {
-			if u == "" {
-				continue
+		for j, u := range d.Names() {
+			if u == "" || j > 0 && u == d.Names()[0] {
+				continue // reported above
 			}
 			k := d.Connector + "/" + u + "@" + orAdmin(d.DB)
 			if prev, dup := seen[k]; dup {

@@ -31,6 +31,13 @@ var durationBounds = map[string]span{
 	// Shorter than 10s a retry meets the same passing failure (an election, a network
 	// blip); past a day it runs into the next scheduled run.
 	"schedules.retry_delay": {10 * time.Second, 24 * time.Hour},
+	// One call to a secret store or the Kubernetes API: under a second fails on any real
+	// network; past five minutes a dead target holds a delivery attempt far too long (the bot
+	// retries anyway).
+	"deliveries[].targets[].vault_kv.timeout":          {time.Second, 5 * time.Minute},
+	"deliveries[].targets[].kubernetes_secret.timeout": {time.Second, 5 * time.Minute},
+	// A command may do more (call an API, restart a pod), but not hold a delivery for ages.
+	"deliveries[].targets[].exec.timeout": {time.Second, 10 * time.Minute},
 }
 
 // fallbackBounds are those of a duration field missing from durationBounds: what any span
