@@ -243,3 +243,42 @@ func TestAlternatingUsersAndRollback(t *testing.T) {
 	e.command(dev, "rotate-password prod orders_a")
 	e.card("Request #5", "applications use `orders_b@admin` now, so `orders_a@admin` gets a new password")
 }
+
+func TestRevealOwnerAndSupersededDelivery(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Reveal: true, Targets: []bot.Target{app.target(t)}}}
+	}})
+	e.createUser("app")
+	app.down(t, true)
+	e.command(dev, "rotate-password prod app")
+	card := e.card("Request #1", "its owner may also reveal it once")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #1", "Delivery is PENDING", "Its owner can also reveal it once (reveal: owner)")
+	first := e.reveal(dev, "app") // the owner's own copy, whatever the delivery's state
+	if err := e.login("app", first); err != nil {
+		t.Fatalf("the revealed password does not log in: %v", err)
+	}
+	// A second rotation before the first reached the target: the first's delivery is
+	// superseded (its password no longer works) and only the second is delivered.
+	e.command(dev, "rotate-password prod app")
+	card2 := e.card("Request #2")
+	e.click(alice, card2, bot.TextApprove)
+	e.result(card2, "*Done*, journal #2")
+	e.message("the superseded delivery", slacktest.Containing("Journal #1's password of `app@admin` on prod was never delivered everywhere; journal #2 replaced it"))
+	app.down(t, false)
+	e.advance(time.Minute)
+	e.message("journal #2 delivered", slacktest.Containing("Journal #2: the password of `app@admin` on prod is now delivered to every target"))
+	user, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if user != "app" || e.login("app", pw) != nil || pw == first {
+		t.Fatal("the application does not have the second rotation's working password")
+	}
+	one, _ := e.st.Entry(1)
+	if one.AwaitsDelivery() || one.Deliveries[0].State != store.DeliverySuperseded {
+		t.Fatalf("journal #1 after being superseded: %+v", one.Deliveries)
+	}
+	if e.bot.DeliveryPending() != 0 {
+		t.Fatalf("%d deliveries pending", e.bot.DeliveryPending())
+	}
+}
