@@ -185,6 +185,7 @@ func (s *Server) start() error {
 	}
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = log, log
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
 		return err
