@@ -17,11 +17,20 @@ set -euo pipefail
 version=v1.21.4
 out="${XDG_CACHE_HOME:-$HOME/.cache}/mongobot/vault-$version"
 bin="$out/vault"
-if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "Vault $version"; then
+built() { [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "Vault $version"; }
+if built; then
   echo "$bin"
   exit 0
 fi
 mkdir -p "$out"
+# go test runs packages in parallel, and each test binary that needs Vault runs this script:
+# one builds, the others wait for it (flock) and take its binary.
+exec 9>"$out/.lock"
+flock 9
+if built; then
+  echo "$bin"
+  exit 0
+fi
 # Only the module proxy is reachable: ",direct" would hang trying GitHub.
 export GOPROXY=https://proxy.golang.org GOFLAGS="-mod=mod -buildvcs=false"
 build="$out/build"
