@@ -34,3 +34,24 @@ func TestScrub(t *testing.T) {
 		t.Errorf("Scrub: %q", got)
 	}
 }
+
+// A String in an unexported field is printed by reflection, without its String method: it
+// must still not show the value.
+func TestUnexportedFieldDoesNotPrint(t *testing.T) {
+	type holder struct {
+		name  string
+		token String
+	}
+	h := holder{"vault", New("s.hunter2-token")}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(f, h); strings.Contains(out, "hunter2") {
+			t.Errorf("%s prints the value: %s", f, out)
+		}
+		if out := fmt.Sprintf(f, &h); strings.Contains(out, "hunter2") {
+			t.Errorf("%s of a pointer prints the value: %s", f, out)
+		}
+	}
+	if New("x").Reveal() != "x" || !New("").Empty() || !(String{}).Empty() || (String{}).Reveal() != "" {
+		t.Fatal("New, Reveal, Empty")
+	}
+}
