@@ -433,11 +433,12 @@ func (b *Bot) deliveryDone(ctx context.Context, e store.Entry, cred delivery.Cre
 			note += "; applications now use " + u.String() + ", and " + e.Args["replaces"] + " keeps working until the next rotation"
 		}
 	}
-	took := b.now().Sub(e.CreatedAt)
 	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
 		x.DeliverySecret, x.DeliverAt = "", time.Time{}
 		x.History = append(x.History, store.Step{State: "delivered everywhere", By: "bot", At: b.now(), Note: note})
-		x.Notes = append(x.Notes, fmt.Sprintf("delivered to every target %s after the rotation began", roundDuration(took)))
+		if w, ok := deliveryWindow(*x); ok {
+			x.Notes = append(x.Notes, "delivered to every target "+roundDuration(w)+" after MongoDB had the new password")
+		}
 		return nil
 	})
 	if err != nil {
@@ -599,7 +600,11 @@ func deliveryResult(e store.Entry, d *Delivery) []Block {
 		ctxs = append(ctxs, fmt.Sprintf("Delivery is PENDING: the bot retries at %s and keeps the password sealed until every target has it.", clock(e.DeliverAt)))
 	}
 	if e.Args["delivery"] == "single" {
-		ctxs = append(ctxs, "One user: between the change on MongoDB and an application reading the new password, its new logins fail. Alternating users (strategy: alternating) avoid that window.")
+		took := ""
+		if w, ok := deliveryWindow(e); ok {
+			took = " Delivery to every target took " + roundDuration(w) + " after MongoDB had it; the window lasts until the application re-reads its secret."
+		}
+		ctxs = append(ctxs, "One user: between the change on MongoDB and an application reading the new password, its new logins fail."+took+" Alternating users (strategy: alternating) avoid that window.")
 	}
 	ctxs = append(ctxs, reveal)
 	out = append(out, Block{Context: strings.Join(ctxs, " ")})
@@ -776,4 +781,24 @@ func twinDrift(a connector.UserRef, as connector.UserState, b connector.UserRef,
 		return ""
 	}
 	return strings.Join(out, "; ") + ": applications switch between them at every rotation, so fix it before they do"
+}
+
+// deliveryWindow is how long after MongoDB had e's new password (the entry done) every target
+// had it: with one user, the least time its new logins failed.
+func deliveryWindow(e store.Entry) (time.Duration, bool) {
+	var set, all time.Time
+	for _, s := range e.History {
+		switch s.State {
+		case store.EntryDone:
+			if set.IsZero() {
+				set = s.At
+			}
+		case "delivered everywhere":
+			all = s.At
+		}
+	}
+	if set.IsZero() || all.IsZero() {
+		return 0, false
+	}
+	return all.Sub(set), true
 }
