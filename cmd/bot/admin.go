@@ -79,6 +79,7 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 			}
 		}
 	}
+	checkTargets(ctx, cfg, w, problem)
 	if problems > 0 {
 		return quietError{}
 	}

@@ -110,6 +110,9 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 		fmt.Fprint(stdout, consoleIntro(con, cfgPath, groups))
 	}
 	bc := botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr))
+	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
+		return err
+	}
 	// Anyone at this terminal can type as anyone, the demo too (its journal can be kept with
 	// BOT_DATA_DIR): every journal entry and every card made here says it came from the console.
 	bc.Via = "console"

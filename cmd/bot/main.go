@@ -229,6 +229,9 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	bc := botConfig(cfg, asBot(conns), log)
+	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
+		return err
+	}
 	var metrics *observe.Metrics
 	if cfg.HTTP.Listen != "" {
 		metrics = observe.New()
@@ -241,6 +244,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	if metrics != nil {
 		metrics.GaugeFunc("mongobot_pending_requests", "Approval requests waiting for a decision.", func() float64 { return float64(b.PendingRequests()) })
 		metrics.GaugeFunc("mongobot_temporary_overdue", "Temporary grants and locks past their end that the bot has not ended yet.", func() float64 { return float64(b.OverdueTemporary()) })
+		metrics.GaugeFunc("mongobot_delivery_pending", "Rotated passwords that some delivery target does not have yet (the bot retries them).", func() float64 { return float64(b.DeliveryPending()) })
 		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
 		ready := func() error {
 			if !sl.Connected() {

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"mongobot/bot"
+	"mongobot/config"
+	"mongobot/connector"
+	"mongobot/delivery/command"
+	"mongobot/delivery/kubesecret"
+	"mongobot/delivery/vaultkv"
+)
+
+// target is what the binary needs from a delivery target: the bot's interface, and a check
+// that it can be reached and written (bot check).
+type target interface {
+	bot.Target
+	Check(ctx context.Context) error
+}
+
+// deliveries makes the configured delivery targets; nothing touches the network.
+func deliveries(c *config.Config) ([]bot.Delivery, []target, error) {
+	var out []bot.Delivery
+	var all []target
+	for i, d := range c.Deliveries {
+		db := d.DB
+		if db == "" {
+			db = "admin"
+		}
+		bd := bot.Delivery{Connector: d.Connector, Alternating: d.Strategy == "alternating", Reveal: d.Reveal == "owner"}
+		for _, u := range d.Names() {
+			bd.Users = append(bd.Users, connector.UserRef{User: u, DB: db})
+		}
+		for j, t := range d.Targets {
+			tg, err := newTarget(t)
+			if err != nil {
+				return nil, nil, usageError{fmt.Sprintf("config: deliveries[%d].targets[%d]: %v", i, j, err)}
+			}
+			bd.Targets = append(bd.Targets, tg)
+			all = append(all, tg)
+		}
+		out = append(out, bd)
+	}
+	return out, all, nil
+}
+
+func newTarget(t config.Target) (target, error) {
+	switch {
+	case t.VaultKV != nil:
+		v := t.VaultKV
+		vc := vaultkv.Config{Address: v.Address, Mount: v.Mount, Path: v.Path, UsernameField: v.UsernameField,
+			PasswordField: v.PasswordField, TLSCAFile: v.TLSCAFile, Namespace: v.Namespace, Timeout: time.Duration(v.Timeout),
+			Token: v.Auth.Token.String, TokenFile: v.Auth.TokenFile}
+		if a := v.Auth.AppRole; a != nil {
+			vc.AppRole = &vaultkv.AppRole{Mount: a.Mount, RoleID: a.RoleID, RoleIDFile: a.RoleIDFile, SecretID: a.SecretID.String, SecretIDFile: a.SecretIDFile}
+		}
+		if k := v.Auth.Kubernetes; k != nil {
+			vc.Kubernetes = &vaultkv.Kubernetes{Mount: k.Mount, Role: k.Role, JWTFile: k.JWTFile}
+		}
+		return vaultkv.New(vc)
+	case t.KubernetesSecret != nil:
+		k := t.KubernetesSecret
+		return kubesecret.New(kubesecret.Config{Namespace: k.Namespace, Name: k.Name, UsernameKey: k.UsernameKey,
+			PasswordKey: k.PasswordKey, Kubeconfig: k.Kubeconfig, Context: k.Context, Timeout: time.Duration(k.Timeout)})
+	case t.Exec != nil:
+		x := t.Exec
+		return command.New(command.Config{Argv: x.Command, Timeout: time.Duration(x.Timeout), Env: x.Env, Dir: x.Dir})
+	}
+	return nil, fmt.Errorf("no target given")
+}
+
+// checkTargets says, for bot check, whether every delivery target can be reached and written.
+func checkTargets(ctx context.Context, cfg *config.Config, w io.Writer, problem func(string, ...any)) {
+	if len(cfg.Deliveries) == 0 {
+		return
+	}
+	_, ts, err := deliveries(cfg)
+	if err != nil {
+		problem("deliveries: %v", err)
+		return
+	}
+	for _, t := range ts {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := t.Check(cctx)
+		cancel()
+		if err != nil {
+			problem("delivery: %s: %v", t.Describe(), err)
+			continue
+		}
+		fmt.Fprintf(w, "delivery: %s: can be written\n", t.Describe())
+	}
+}
