@@ -14,6 +14,8 @@ import (
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
 	"mongobot/delivery/command"
+	"mongobot/delivery/kubesecret"
+	"mongobot/delivery/kubesecret/kubetest"
 	"mongobot/delivery/vaultkv"
 	"mongobot/delivery/vaultkv/vaulttest"
 	"mongobot/secret"
@@ -280,5 +282,41 @@ func (e *env) entriesOf(action string) []store.Entry {
 		if en.Action == action {
 			out = append(out, en)
 		}
+	}
+}
+
+func TestRotationDeliveredToAKubernetesSecret(t *testing.T) {
+	k, err := kubetest.Start(t.TempDir())
+	if err != nil {
+		t.Fatalf("kube-apiserver: %v", err)
+	}
+	t.Cleanup(k.Stop)
+	t.Logf("delivery target: %s", k)
+	if err := k.Namespace("orders"); err != nil {
+		t.Fatal(err)
+	}
+	// The application team's Secret, with a key of their own that the delivery must keep.
+	if err := k.PutSecret("orders", "orders-mongo", map[string]string{"username": "app", "password": "unknown", "region": "eu"}); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := kubesecret.New(kubesecret.Config{Namespace: "orders", Name: "orders-mongo", Kubeconfig: k.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{tg}}}
+	}})
+	e.createUser("app")
+	e.command(dev, "rotate-password prod app")
+	card := e.card("Request #1", "delivered to Kubernetes Secret orders/orders-mongo")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #1", ":white_check_mark: Kubernetes Secret orders/orders-mongo: resourceVersion", "user and password match")
+	data, _, err := k.Secret("orders", "orders-mongo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.secrets = append(e.secrets, data["password"])
+	if data["username"] != "app" || data["region"] != "eu" || e.login("app", data["password"]) != nil {
+		t.Fatalf("the Secret after delivery: user %q, region %q; its password must log in", data["username"], data["region"])
 	}
 }
