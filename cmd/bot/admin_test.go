@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mongobot/connector/mongotest"
+	"mongobot/delivery/vaultkv/vaulttest"
 	"mongobot/store"
 )
 
@@ -258,4 +259,66 @@ func TestJournalListIsSafeOnATerminal(t *testing.T) {
 			t.Errorf("journal list does not show %s:\n%s", shown, out)
 		}
 	}
+}
+
+// bot check writes to nothing, but asks each delivery target whether the bot could: a real
+// Vault, with a token that may and one that may only read.
+func TestCheckDeliveryTargets(t *testing.T) {
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	v, err := vaulttest.Start(t.TempDir())
+	if err != nil {
+		t.Fatalf("Vault: %v", err)
+	}
+	defer v.Stop()
+	t.Logf("delivery target: %s", v)
+	if err := v.Policy("rw", `path "secret/data/apps/orders" { capabilities = ["create", "read", "update"] }
+path "secret/metadata/apps/orders" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Policy("ro", `path "secret/data/apps/orders" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	rw, err := v.Token("rw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := v.Token("ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	body := `connectors: [{name: prod, connection_string: "${MONGO_URI}"}]
+approvals: {channel: C0APPROVALS, approvers: {users: [U0ALICE]}}
+deliveries:
+  - connector: prod
+    user: orders
+    targets:
+      - vault_kv: {address: "` + v.Addr + `", path: apps/orders, auth: {token: "${VAULT_TOKEN}"}}
+      - exec: {command: [/bin/cat]}
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	check := func(token string) int {
+		out.Reset()
+		errb.Reset()
+		return run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": emu.URI(),
+			"BOT_DATA_DIR": filepath.Join(t.TempDir(), "data"), "VAULT_TOKEN": token}), nil, &out, &errb)
+	}
+	if code := check(rw); code != 0 || !strings.Contains(out.String(), "delivery: Vault KV secret/apps/orders at "+strings.TrimPrefix(v.Addr, "")) ||
+		!strings.Contains(out.String(), "delivery: command /bin/cat") || !strings.Contains(out.String(), "ready to deliver") {
+		t.Fatalf("check with a token that may write: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if code := check(ro); code != 1 || !strings.Contains(out.String(), "delivery: Vault KV secret/apps/orders") || !strings.HasSuffix(strings.TrimSpace(out.String()), "check: 1 problem(s)") {
+		t.Fatalf("check with a read-only token: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), ro) || strings.Contains(out.String()+errb.String(), rw) {
+		t.Fatal("check printed a Vault token")
+	}
+	t.Logf("check with a read-only token says:\n%s", out.String())
 }

@@ -90,6 +90,6 @@ func checkTargets(ctx context.Context, cfg *config.Config, w io.Writer, problem 
 			problem("delivery: %s: %v", t.Describe(), err)
 			continue
 		}
-		fmt.Fprintf(w, "delivery: %s: can be written\n", t.Describe())
+		fmt.Fprintf(w, "delivery: %s: ready to deliver\n", t.Describe())
 	}
 }
