@@ -314,6 +314,19 @@ func (r record) print(w io.Writer) {
 	if r.Server != "" {
 		fact("server", r.Server)
 	}
+	for _, d := range r.Deliveries {
+		s := d.Target + ": " + d.State
+		switch {
+		case d.State == store.DeliveryVerified:
+			s += " (" + strings.TrimPrefix(strings.TrimSpace(d.Version+"; "+d.Verified), "; ") + ")"
+		case d.Error != "":
+			s += fmt.Sprintf(" (%d failed attempt(s), the last: %s)", d.Tries, d.Error)
+		}
+		fact("delivery", s)
+	}
+	if r.AwaitsDelivery() {
+		fact("next attempt", stamp(r.DeliverAt))
+	}
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
