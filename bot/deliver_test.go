@@ -282,3 +282,21 @@ func TestRevealOwnerAndSupersededDelivery(t *testing.T) {
 		t.Fatalf("%d deliveries pending", e.bot.DeliveryPending())
 	}
 }
+
+func TestScheduledRunFailingOnMongoDBSaysNothingWasDelivered(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{schedules: bot.ScheduleConfig{Channel: "C0SCHED"}, deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{app.target(t)}}}
+	}})
+	e.createUser("app")
+	e.schedule("app", "0 3 * * *")
+	e.emu.Inject(mongotestFault("updateUser", 13))
+	e.advance(18 * time.Hour)
+	e.message("the failure with the state of everything", func(m slacktest.Message) bool {
+		return m.Channel == "C0SCHED" && strings.Contains(m.All(), "Scheduled rotation #1 of `app@admin` on prod FAILED (attempt 1 of 3)") &&
+			strings.Contains(m.All(), "MongoDB was not changed and nothing was delivered: applications keep the login they have.")
+	})
+	if user, _ := app.cred(t); user != "" {
+		t.Fatal("a failed rotation delivered something")
+	}
+}

@@ -458,6 +458,11 @@ func (b *Bot) failedRun(ctx context.Context, sc store.Schedule, slot time.Time, 
 		return nil
 	})
 	who := code(sc.User + "@" + sc.DB)
+	state := ""
+	if b.deliveryFor(sc.Connector, connector.UserRef{User: sc.User, DB: sc.DB}) != nil {
+		// Where everything is, for whoever reads this at 03:00.
+		state = " MongoDB was not changed and nothing was delivered: applications keep the login they have."
+	}
 	tm.mu.Lock()
 	p := tm.schedules[sc.ID]
 	var msg string
@@ -465,11 +470,11 @@ func (b *Bot) failedRun(ctx context.Context, sc store.Schedule, slot time.Time, 
 		p.failed++
 		if p.failed <= b.scfg.Retries {
 			p.retryAt, p.retrySlot = b.now().Add(b.scfg.RetryDelay), slot
-			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED (attempt %d of %d): %s Retrying at %s.",
-				sc.ID, who, sc.Connector, p.failed, b.scfg.Retries+1, sentence(cause), clock(p.retryAt))
+			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED (attempt %d of %d): %s%s Retrying at %s.",
+				sc.ID, who, sc.Connector, p.failed, b.scfg.Retries+1, sentence(cause), state, clock(p.retryAt))
 		} else {
-			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED %d times; giving up until its next run at %s. Last error: %s",
-				sc.ID, who, sc.Connector, p.failed, clock(p.next), sentence(cause))
+			msg = fmt.Sprintf(":rotating_light: Scheduled rotation #%d of `%s` on %s FAILED %d times; giving up until its next run at %s. Last error: %s%s",
+				sc.ID, who, sc.Connector, p.failed, clock(p.next), sentence(cause), state)
 			p.failed = 0
 		}
 	}
