@@ -29,7 +29,6 @@
 // certificate that does not verify); plain errors for what may pass (sealed, unreachable,
 // timeouts, 5xx), each a sentence that names the Vault address and what was being done.
 //
-// The tests run against a real Vault (vaulttest). The Kubernetes login is tested there up to
-// the point where Vault asks a Kubernetes API server to confirm the token; a whole login
-// needs a real kube-apiserver.
+// The tests run against a real Vault (vaulttest); the Kubernetes login also against a real
+// kube-apiserver (kubesecret/kubetest), which answers Vault's TokenReview.
 package vaultkv
