@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"mongobot/commands"
 	"mongobot/connector"
 	"mongobot/delivery"
 	"mongobot/secret"
@@ -104,6 +105,9 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 	}
 	args = clone(args)
 	if d.Alternating {
+		if err := b.pairSettled(d, args); err != nil {
+			return nil, nil, err
+		}
 		cur, _, err := b.pairNow(d)
 		if err != nil {
 			return nil, nil, fmt.Errorf("the journal could not say which of %s applications use now (%v)", d.key(), err)
@@ -122,10 +126,34 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 		args["delivery"] = "single"
 	}
 	var ds []store.Delivery
-	for _, t := range d.Targets {
-		ds = append(ds, store.Delivery{Target: t.Describe(), State: store.DeliveryPending})
+	for i, t := range d.Targets {
+		ds = append(ds, store.Delivery{Target: t.Describe(), Index: i, State: store.DeliveryPending})
 	}
 	return args, ds, nil
+}
+
+// pairSettled refuses a rotation of alternating pair d that would be unsafe now: while a
+// delivery to the pair is unfinished, some applications may already use the user that
+// rotation would change; and --kill-sessions or --logout-all would act on the user
+// applications do not use, not on the one named.
+func (b *Bot) pairSettled(d *Delivery, args map[string]string) error {
+	for _, f := range []string{"kill_sessions", "logout_all"} {
+		if args[f] == "true" {
+			return fmt.Errorf("users %s and %s alternate: a rotation changes the one applications do not use, so --%s would not act on %s. To cut off %s, lock it (lock-user), or rotate twice: the second rotation changes it",
+				d.Users[0], d.Users[1], strings.ReplaceAll(f, "_", "-"), target(args), target(args))
+		}
+	}
+	es, err := b.store.Undelivered()
+	if err != nil {
+		return fmt.Errorf("the journal could not say whether a delivery to %s is unfinished (%v)", d.key(), err)
+	}
+	for _, e := range es {
+		if e.Connector == d.Connector && slices.Contains(d.Users, deliveredUser(e)) {
+			return fmt.Errorf("the delivery of journal #%d (%s) is not finished, and applications reading a target that has it may already use %s: the pair's next rotation waits for it. The bot retries it (next attempt %s); `bot journal show %d` says where it stands",
+				e.ID, deliveredUser(e), deliveredUser(e), clock(e.DeliverAt), e.ID)
+		}
+	}
+	return nil
 }
 
 func clone(m map[string]string) map[string]string {
@@ -205,7 +233,7 @@ func deliveredUser(e store.Entry) connector.UserRef {
 // then retried until done), and offers it for Reveal to its owner when the configuration
 // allows. The entry got its DeliverySecret in the transaction that finished it, so a crash
 // from here on leaves a delivery the next start resumes. It returns the entry as the first
-// attempt left it.
+// attempt left it. For alternating users the caller holds the pair's lock.
 func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
 	e, err := b.store.Entry(id)
 	if err != nil || !e.AwaitsDelivery() {
@@ -213,10 +241,10 @@ func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
 	}
 	d := b.deliveryFor(e.Connector, deliveredUser(e))
 	if d != nil && d.Reveal && e.Args["redeliver"] == "" {
-		// A copy of its own: the delivery's copy lives until every target has it, the
-		// owner's until the Reveal window ends.
+		// A copy of its own, alive for the Reveal window only: the delivery's copy lives
+		// until every target has it.
 		if pw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err == nil {
-			if sid, err := b.store.PutSecret(e.Requester, pw, store.RecoveryTTL); err == nil {
+			if sid, err := b.store.PutSecret(e.Requester, pw, b.cfg.RevealTTL); err == nil {
 				b.offerReveal(ctx, e, sid)
 			}
 		}
@@ -242,11 +270,14 @@ func (b *Bot) offerOrDeliver(ctx context.Context, e store.Entry, secretID string
 		b.offerReveal(ctx, e, secretID)
 		return
 	}
+	if d := b.deliveryFor(e.Connector, deliveredUser(e)); d != nil && d.Alternating {
+		defer b.pairs.lock(d.key())()
+	}
 	cur, err := b.store.Entry(e.ID)
 	if err != nil {
 		return
 	}
-	if cur.DeliverySecret == "" && secretID != "" {
+	if cur.DeliverySecret == "" && secretID != "" && cur.State == store.EntryDone {
 		cur, _ = b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
 			x.DeliverySecret, x.DeliveryOwner, x.DeliverAt = secretID, e.Requester, b.now()
 			return nil
@@ -256,59 +287,100 @@ func (b *Bot) offerOrDeliver(ctx context.Context, e store.Entry, secretID string
 	b.announceTo(ctx, b.deliveryChannel(cur), fmt.Sprintf("Journal #%d, delivery: %s", cur.ID, deliveryState(cur)))
 }
 
-// supersedeDeliveries ends the pending deliveries of earlier rotations of the user e rotated:
-// e changed the password they carry, so it no longer works and must not reach applications.
+// userDeliveryKey names the lock serializing deliveries of one user's passwords: two entries
+// writing the same target at once could leave the older password there.
+func userDeliveryKey(e store.Entry) string { return e.Connector + "/" + deliveredUser(e).String() }
+
+// supersedeDeliveries ends the unfinished deliveries of earlier rotations of the user e
+// rotated: e changed the password they carry, so it no longer works and must not reach
+// applications. The journal says which they are, not memory: after a restart both may be
+// loaded.
 func (b *Bot) supersedeDeliveries(ctx context.Context, e store.Entry) {
+	if e.Action != commands.RotatePassword {
+		return
+	}
+	es, err := b.store.Undelivered()
+	if err != nil {
+		b.log.Error("list unfinished deliveries", "err", err)
+		return
+	}
+	for _, old := range es {
+		if old.ID < e.ID && old.Connector == e.Connector && deliveredUser(old) == deliveredUser(e) {
+			func() {
+				defer b.deliveryLocks.lock(userDeliveryKey(old))()
+				b.supersede(ctx, old.ID, e.ID)
+			}()
+		}
+	}
+}
+
+// supersede ends entry id's delivery because entry by changed the same user's password
+// after it. The caller holds the user's delivery lock.
+func (b *Bot) supersede(ctx context.Context, id, by uint64) {
+	step := store.Step{State: "delivery superseded", By: "bot", At: b.now(),
+		Note: fmt.Sprintf("journal #%d changed the password again before this one reached every target", by)}
+	old, err := b.store.DropDelivery(id, store.DeliverySuperseded, step)
+	if err != nil {
+		b.log.Error("supersede a delivery", "entry", id, "err", err)
+		return
+	}
+	b.forgetDelivery(id)
+	b.announceTo(ctx, b.deliveryChannel(old), fmt.Sprintf("Journal #%d's password of `%s` on %s was never delivered everywhere; journal #%d replaced it, and its delivery replaces this one.",
+		id, code(deliveredUser(old).String()), esc(old.Connector), by))
+}
+
+// laterRotation is the id of a rotation of the same user journaled after e that changed its
+// password (0 when there is none): e's password no longer works.
+func (b *Bot) laterRotation(e store.Entry) uint64 {
 	u := deliveredUser(e)
-	for _, id := range b.pendingDeliveries() {
-		if id == e.ID {
-			continue
+	var before uint64
+	for {
+		es, next, err := b.store.History(before, 100)
+		if err != nil {
+			return 0
 		}
-		old, err := b.store.Entry(id)
-		if err != nil || old.Connector != e.Connector || deliveredUser(old) != u || !old.AwaitsDelivery() {
-			continue
-		}
-		func() {
-			defer b.deliveryLocks.lock(id)()
-			_, err := b.store.UpdateEntry(id, func(x *store.Entry) error {
-				for i := range x.Deliveries {
-					if x.Deliveries[i].State != store.DeliveryVerified {
-						x.Deliveries[i].State, x.Deliveries[i].At = store.DeliverySuperseded, b.now()
-					}
-				}
-				x.History = append(x.History, store.Step{State: "delivery superseded", By: "bot", At: b.now(),
-					Note: fmt.Sprintf("journal #%d changed the password again before this one reached every target", e.ID)})
-				x.DeliverySecret, x.DeliverAt = "", time.Time{}
-				return nil
-			})
-			if err == nil {
-				_, _ = b.store.TakeSecret(old.DeliverySecret, old.DeliveryOwner)
-				b.forgetDelivery(id)
-				b.announceTo(ctx, b.deliveryChannel(old), fmt.Sprintf("Journal #%d's password of `%s` on %s was never delivered everywhere; journal #%d replaced it, and its delivery replaces this one.",
-					id, code(u.String()), esc(e.Connector), e.ID))
+		for _, x := range es {
+			if x.ID <= e.ID {
+				return 0
 			}
-		}()
+			if x.Action == commands.RotatePassword && x.Connector == e.Connector && target(x.Args) == u &&
+				(x.State == store.EntryDone || x.State == store.EntryRolledBack) {
+				return x.ID
+			}
+		}
+		if next == 0 {
+			return 0
+		}
+		before = next
 	}
 }
 
 // attemptDelivery tries once every target of entry id that does not have its password yet,
-// journaling each step, and completes the delivery when all have it. What fails is retried
-// later with backoff (the entry's DeliverAt), loudly.
+// journaling each step, and finishes the delivery when all have it. What fails is retried
+// later with backoff (the entry's DeliverAt), loudly. One attempt per user at a time; for
+// alternating users the caller holds the pair's lock.
 func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
-	defer b.deliveryLocks.lock(id)()
 	e, err := b.store.Entry(id)
 	if err != nil || !e.AwaitsDelivery() {
 		return e
+	}
+	defer b.deliveryLocks.lock(userDeliveryKey(e))()
+	if e, err = b.store.Entry(id); err != nil || !e.AwaitsDelivery() {
+		return e // finished meanwhile
+	}
+	if later := b.laterRotation(e); later != 0 {
+		b.supersede(ctx, id, later)
+		e, _ = b.store.Entry(id)
+		return e
+	}
+	if !e.TargetsPending() {
+		return b.deliveryDone(ctx, e) // every target had it before a crash: finish
 	}
 	raw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner)
 	if err != nil {
 		// Without the sealed password nothing can be delivered, ever: say so once, loudly.
 		b.forgetDelivery(id)
-		e, _ = b.store.UpdateEntry(id, func(x *store.Entry) error {
-			x.DeliverySecret, x.DeliverAt = "", time.Time{}
-			x.History = append(x.History, store.Step{State: "delivery abandoned", By: "bot", At: b.now(), Note: "its sealed password is gone: " + err.Error()})
-			return nil
-		})
+		e, _ = b.store.DropDelivery(id, "", store.Step{State: "delivery abandoned", By: "bot", At: b.now(), Note: "its sealed password is gone: " + err.Error()})
 		b.deliveryAlarm(ctx, e, fmt.Sprintf(":rotating_light: Journal #%d: the sealed password to deliver is gone (%v). MongoDB has a password no target has: rotate `%s` again.", id, err, code(deliveredUser(e).String())))
 		return e
 	}
@@ -319,7 +391,7 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 		if rec.State != store.DeliveryPending && rec.State != store.DeliveryWritten {
 			continue
 		}
-		t := d.targetNamed(rec.Target)
+		t := d.target(rec)
 		if t == nil {
 			b.noteDelivery(id, i, "", "", fmt.Errorf("%s is no longer in the configuration's deliveries for %s; put it back, or rotate again to deliver to the targets configured now", rec.Target, u))
 			continue
@@ -345,23 +417,26 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 		}
 		b.noteDelivery(id, i, store.DeliveryVerified, how, err)
 	}
-	e, err = b.store.Entry(id)
-	if err != nil {
+	if e, err = b.store.Entry(id); err != nil {
 		return e
 	}
-	if e.AwaitsDelivery() {
+	if e.TargetsPending() {
 		return b.deliveryFailed(ctx, e)
 	}
-	return b.deliveryDone(ctx, e, cred)
+	return b.deliveryDone(ctx, e)
 }
 
-// targetNamed is the configured target that describes itself as name.
-func (d *Delivery) targetNamed(name string) Target {
+// target is the configured target that rec was journaled for: at its place in the list, if
+// it still describes itself the same, else the one that does.
+func (d *Delivery) target(rec store.Delivery) Target {
 	if d == nil {
 		return nil
 	}
+	if rec.Index >= 0 && rec.Index < len(d.Targets) && d.Targets[rec.Index].Describe() == rec.Target {
+		return d.Targets[rec.Index]
+	}
 	for _, t := range d.Targets {
-		if t.Describe() == name {
+		if t.Describe() == rec.Target {
 			return t
 		}
 	}
@@ -380,7 +455,8 @@ func scrubbed(err error, pw secret.String) error {
 }
 
 // noteDelivery journals one step of delivery i of entry id: its new state (what it says, in
-// words), or its failure.
+// words), or its failure. A target that keeps failing the same way adds a step at its first
+// failures and then every tenth, not at every retry: the journal of a long outage stays short.
 func (b *Bot) noteDelivery(id uint64, i int, state, what string, err error) {
 	_, jerr := b.store.UpdateEntry(id, func(x *store.Entry) error {
 		if i >= len(x.Deliveries) {
@@ -391,11 +467,15 @@ func (b *Bot) noteDelivery(id uint64, i int, state, what string, err error) {
 		step := store.Step{By: "bot", At: b.now()}
 		if err != nil {
 			d.Tries++
+			same := d.Error == sentence(err)
 			d.Error = sentence(err)
 			if state == store.DeliveryPending {
 				d.State, d.Version = state, ""
 			}
-			step.State, step.Note = "delivery failed", d.Target+": "+d.Error
+			if same && d.Tries > 3 && d.Tries%10 != 0 {
+				return nil
+			}
+			step.State, step.Note = "delivery failed", fmt.Sprintf("%s (attempt %d): %s", d.Target, d.Tries, d.Error)
 		} else {
 			d.State, d.Error = state, ""
 			switch state {
@@ -415,47 +495,58 @@ func (b *Bot) noteDelivery(id uint64, i int, state, what string, err error) {
 	}
 }
 
-// deliveryDone completes e's delivery: every target has the password. For a single user the
-// sealed copy is deleted now; for alternating users the pair records the delivered user as
-// the one applications use, and keeps its sealed password for a rollback.
-func (b *Bot) deliveryDone(ctx context.Context, e store.Entry, cred delivery.Credential) store.Entry {
-	b.forgetDelivery(e.ID)
+// deliveryDone finishes e's delivery: every target has the password. In one transaction the
+// sealed copy is deleted (one user), or handed to the pair, which records the delivered user
+// as the one applications use and keeps its password for a rollback (alternating users; the
+// caller holds the pair's lock).
+func (b *Bot) deliveryDone(ctx context.Context, e store.Entry) store.Entry {
+	u := deliveredUser(e)
 	note := "every target has the new password"
-	keep := false
-	if d := b.deliveryFor(e.Connector, deliveredUser(e)); d != nil && d.Alternating {
-		u := deliveredUser(e)
-		_, err := b.store.SwapPair(d.key(), e.Args["replaces"], store.PairUser{User: u.String(), Entry: e.ID, Secret: e.DeliverySecret, Owner: e.DeliveryOwner})
-		if err != nil {
-			b.log.Error("record the pair's current user", "entry", e.ID, "err", err)
-			note += "; but recording " + u.String() + " as the user applications use failed (" + err.Error() + ")"
-		} else {
-			keep = true
-			note += "; applications now use " + u.String() + ", and " + e.Args["replaces"] + " keeps working until the next rotation"
-		}
+	var swap *store.PairSwap
+	if d := b.deliveryFor(e.Connector, u); d != nil && d.Alternating {
+		swap = &store.PairSwap{Key: d.key(), Expect: e.Args["replaces"], User: u.String()}
+		note += "; applications now use " + u.String() + ", and " + e.Args["replaces"] + " keeps working until the next rotation"
 	}
-	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
-		x.DeliverySecret, x.DeliverAt = "", time.Time{}
-		x.History = append(x.History, store.Step{State: "delivered everywhere", By: "bot", At: b.now(), Note: note})
-		if w, ok := deliveryWindow(*x); ok {
-			x.Notes = append(x.Notes, "delivered to every target "+roundDuration(w)+" after MongoDB had the new password")
-		}
-		return nil
-	})
+	now := b.now()
+	window := ""
+	if set := doneAt(e); !set.IsZero() {
+		window = "delivered to every target " + roundDuration(now.Sub(set)) + " after MongoDB had the new password"
+	}
+	step := store.Step{State: "delivered everywhere", By: "bot", At: now, Note: note}
+	cur, err := b.store.FinishDelivery(e.ID, step, window, swap)
+	var ce *store.ConflictError
+	if errors.As(err, &ce) && swap != nil {
+		// The targets hold u now, whatever the record said: the record follows them.
+		b.log.Error("the pair's record disagreed with its delivery", "entry", e.ID, "err", err)
+		b.announceTo(ctx, b.deliveryChannel(e), fmt.Sprintf(":warning: Journal #%d delivered `%s`, but the bot's record of the pair said applications used `%s`, not `%s`; it now records `%s`, which is what every target holds.",
+			e.ID, code(u.String()), code(ce.Got), code(swap.Expect), code(u.String())))
+		swap.Expect = ce.Got
+		cur, err = b.store.FinishDelivery(e.ID, step, window, swap)
+	}
 	if err != nil {
 		b.log.Error("journal the delivery's end", "entry", e.ID, "err", err)
+		b.scheduleDelivery(e.ID, now.Add(deliveryRetry(1))) // finished at the next attempt
 		return e
 	}
-	if !keep {
-		_, _ = b.store.TakeSecret(e.DeliverySecret, e.DeliveryOwner)
-	}
+	b.forgetDelivery(e.ID)
 	if e.DeliverTries > 0 {
 		b.announceTo(ctx, b.deliveryChannel(e), fmt.Sprintf(":white_check_mark: Journal #%d: the password of `%s` on %s is now delivered to every target (after %d failed attempt(s)); nothing is pending.",
-			e.ID, code(cred.User+"@"+cred.Database), esc(e.Connector), e.DeliverTries))
+			e.ID, code(u.String()), esc(e.Connector), e.DeliverTries))
 		if e.DeliveryOwner != "" && e.DeliveryOwner != botActor {
-			b.dm(ctx, e.DeliveryOwner, text("Journal #%d: the password of `%s` on %s is now delivered to every target.", e.ID, code(cred.User+"@"+cred.Database), esc(e.Connector)))
+			b.dm(ctx, e.DeliveryOwner, text("Journal #%d: the password of `%s` on %s is now delivered to every target.", e.ID, code(u.String()), esc(e.Connector)))
 		}
 	}
 	return cur
+}
+
+// doneAt is when MongoDB had e's change: the entry's done step.
+func doneAt(e store.Entry) time.Time {
+	for _, s := range e.History {
+		if s.State == store.EntryDone {
+			return s.At
+		}
+	}
+	return time.Time{}
 }
 
 func roundDuration(d time.Duration) string {
@@ -617,6 +708,13 @@ func (b *Bot) retryDelivery(ctx context.Context, id uint64) {
 		return // shutting down: DeliverySecret stays journaled, the next start retries
 	}
 	defer b.done()
+	e, err := b.store.Entry(id)
+	if err != nil {
+		return
+	}
+	if d := b.deliveryFor(e.Connector, deliveredUser(e)); d != nil && d.Alternating {
+		defer b.pairs.lock(d.key())() // as a rotation of the pair takes them: pair, then user
+	}
 	b.attemptDelivery(ctx, id)
 }
 
@@ -641,6 +739,9 @@ func (b *Bot) redeliver(ctx context.Context, m Mongo, e store.Entry) (connector.
 	d := b.deliveryFor(e.Connector, target(e.Args))
 	if d == nil || !d.Alternating {
 		return connector.Change{}, none, fmt.Errorf("%s on %s is no longer delivered as alternating users, so there is nothing to give back", target(e.Args), e.Connector)
+	}
+	if cur, err := b.store.Entry(e.ID); err == nil && cur.AwaitsDelivery() {
+		return connector.Change{}, none, fmt.Errorf("journal #%d's delivery is not finished (the bot retries it); roll it back once it is", e.ID)
 	}
 	_, p, err := b.pairNow(d)
 	if err != nil {
@@ -708,7 +809,7 @@ func (b *Bot) alternatingUndo(e store.Entry, ch *connector.Change) {
 // previewDelivery tells, on the card of a rotation (or schedule) of a delivered user, where
 // the password goes, which user of an alternating pair changes (and whether it must first be
 // created), what Roll back will do, and how the two users differ.
-func (b *Bot) previewDelivery(ctx context.Context, m Mongo, u connector.UserRef, pv map[string]string) error {
+func (b *Bot) previewDelivery(ctx context.Context, m Mongo, u connector.UserRef, args map[string]string, pv map[string]string) error {
 	d := b.deliveryFor(m.Name(), u)
 	if d == nil {
 		return nil
@@ -720,8 +821,11 @@ func (b *Bot) previewDelivery(ctx context.Context, m Mongo, u connector.UserRef,
 		where += "; nobody is shown it"
 	}
 	if !d.Alternating {
-		pv[pvAfter] = "same roles; a new generated password, " + where + ". One user: its new logins fail until applications read the new password"
+		pv[pvAfter] = strings.Replace(pv[pvAfter], "revealed once to the requester", where, 1) + ". One user: its new logins fail until applications read the new password"
 		return nil
+	}
+	if err := b.pairSettled(d, args); err != nil {
+		return err
 	}
 	cur, p, err := b.pairNow(d)
 	if err != nil {

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,5 +299,135 @@ func TestScheduledRunFailingOnMongoDBSaysNothingWasDelivered(t *testing.T) {
 	})
 	if user, _ := app.cred(t); user != "" {
 		t.Fatal("a failed rotation delivered something")
+	}
+}
+
+// editJournal changes the stopped bot's journal as a crash at some instant would have left it.
+func (e *env) editJournal(fn func(st *store.Store)) {
+	e.t.Helper()
+	e.stop()
+	st, err := store.Open(e.dir, store.Options{Now: e.clock.Now, NoSync: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	fn(st)
+	st.Close()
+	e.start(testPolicy())
+}
+
+func alternating(app *appSide, t *testing.T) func(*env) []bot.Delivery {
+	return func(*env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "orders_a", DB: "admin"}, {User: "orders_b", DB: "admin"}},
+			Alternating: true, Targets: []bot.Target{app.target(t)}}}
+	}
+}
+
+// A crash after the last target verified and before the delivery was recorded as finished:
+// the next start finishes it (the pair records the delivered user), instead of forgetting it.
+func TestDeliveryFinishedAfterACrashBeforeItWasRecorded(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: alternating(app, t)})
+	e.createUser("orders_a", connector.Role{Name: "read", DB: "orders"})
+	app.down(t, true)
+	e.command(dev, "rotate-password prod orders_a")
+	e.click(alice, e.card("Request #1"), bot.TextApprove)
+	e.message("the pending delivery", slacktest.Containing("DELIVERY PENDING, journal #2"))
+	app.down(t, false)
+	e.editJournal(func(st *store.Store) {
+		if _, err := st.UpdateEntry(2, func(x *store.Entry) error {
+			for i := range x.Deliveries {
+				x.Deliveries[i].State = store.DeliveryVerified // every target had it; then the crash
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if e.bot.DeliveryPending() != 1 {
+		t.Fatalf("after the restart, %d deliveries pending; the unfinished one must be held", e.bot.DeliveryPending())
+	}
+	e.advance(time.Minute)
+	if e.bot.DeliveryPending() != 0 {
+		t.Fatal("the delivery was not finished at the next attempt")
+	}
+	ent, _ := e.st.Entry(2)
+	if ent.DeliverySecret != "" || ent.History[len(ent.History)-1].State != "delivered everywhere" {
+		t.Fatalf("journal #2 after its finish: %+v", ent.History[len(ent.History)-1])
+	}
+	p, ok, _ := e.st.Pair("prod/orders_a@admin+orders_b@admin")
+	if !ok || p.Current.User != "orders_b@admin" || p.Current.Entry != 2 || p.Current.Secret == "" {
+		t.Fatalf("the pair after the finish: %+v", p)
+	}
+	e.command(dev, "rotate-password prod orders_b")
+	e.card("Request #2", "applications use `orders_b@admin` now, so `orders_a@admin` gets a new password")
+}
+
+// While a delivery to a pair is unfinished, some applications may use the user the next
+// rotation would change: it is refused until the delivery is done. --kill-sessions and
+// --logout-all would act on the other user: refused with what to do instead.
+func TestPairRotationWaitsForItsDelivery(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: alternating(app, t)})
+	e.createUser("orders_a")
+	e.command(dev, "rotate-password prod orders_a --logout-all")
+	e.private(dev, "Users orders_a@admin and orders_b@admin alternate", "--logout-all would not act on orders_a@admin", "lock it (lock-user), or rotate twice", "Nothing was requested")
+	app.down(t, true)
+	e.command(dev, "rotate-password prod orders_a")
+	e.click(alice, e.card("Request #1"), bot.TextApprove)
+	e.message("the pending delivery", slacktest.Containing("DELIVERY PENDING, journal #2"))
+	e.command(dev, "rotate-password prod orders_a")
+	e.private(dev, "The delivery of journal #2 (orders_b@admin) is not finished", "the pair's next rotation waits for it", "Nothing was requested")
+	app.down(t, false)
+	e.advance(time.Minute)
+	e.command(dev, "rotate-password prod orders_a")
+	e.card("Request #2", "applications use `orders_b@admin` now")
+}
+
+// After a crash between a second rotation's change and its delivery superseding the first's,
+// both are unfinished at the next start: the older password must never be the one left on
+// the target.
+func TestOlderDeliveryNeverWinsAfterARestart(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: func(*env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{app.target(t)}}}
+	}})
+	e.createUser("app")
+	app.down(t, true)
+	for i := range 2 {
+		e.command(dev, "rotate-password prod app")
+		e.click(alice, e.card(fmt.Sprintf("Request #%d", i+1)), bot.TextApprove)
+		e.message("the pending delivery", slacktest.Containing(fmt.Sprintf("DELIVERY PENDING, journal #%d", i+1)))
+	}
+	// Journal #1 as if #2 had not superseded it yet: pending, with a sealed (old) password.
+	e.editJournal(func(st *store.Store) {
+		one, _ := st.Entry(1)
+		id, err := st.PutSecret(one.Requester, []byte("the-older-password"), store.RecoveryTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.UpdateEntry(1, func(x *store.Entry) error {
+			x.DeliverySecret, x.DeliveryOwner, x.DeliverAt = id, one.Requester, e.clock.Now()
+			for i := range x.Deliveries {
+				x.Deliveries[i].State = store.DeliveryPending
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.secrets = append(e.secrets, "the-older-password")
+	app.down(t, false)
+	e.advance(time.Minute)
+	user, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if user != "app" || e.login("app", pw) != nil {
+		t.Fatalf("the application was left with a password that does not log in (older: %v)", pw == "the-older-password")
+	}
+	one, _ := e.st.Entry(1)
+	if one.AwaitsDelivery() || one.Deliveries[0].State != store.DeliverySuperseded {
+		t.Fatalf("journal #1: %+v", one.Deliveries)
+	}
+	if n, _ := e.st.SecretCount(); n != 0 {
+		t.Fatalf("%d sealed secrets left", n)
 	}
 }

@@ -319,6 +319,18 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 			// Authentication restrictions (the bot's lock among them, or a role's) may refuse a login,
 			// so a failed login says nothing of the password: a person must look. The
 			// sealed password is offered, since it may well be the one in force.
+			if len(e.Deliveries) > 0 {
+				// Delivering a password that may not be in force could break applications that
+				// work now; revealing it is for reveal: owner only.
+				d := b.deliveryFor(e.Connector, u)
+				b.settle(ctx, e, store.EntryUnknown, &now, why, "the user has authentication restrictions (it may be locked), so logging in cannot tell whether the new password was set; it was NOT delivered (applications keep what they have, which may no longer work): rotate again once the user can log in")
+				if d != nil && d.Reveal {
+					b.offerReveal(ctx, e, e.PendingSecret)
+				} else {
+					b.forgetSecret(e)
+				}
+				return true
+			}
 			b.settle(ctx, e, store.EntryUnknown, &now, why, "the user has authentication restrictions (it may be locked), so logging in cannot tell whether the new password was set; the new password is offered to its owner, and the old one may still be the one in force: rotate again once the user can log in")
 			b.offerReveal(ctx, e, e.PendingSecret)
 			return true

@@ -251,7 +251,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 				}
 			}
 			rollback := pv[pvRollback]
-			if err := b.previewDelivery(ctx, m, u, pv); err != nil {
+			if err := b.previewDelivery(ctx, m, u, args, pv); err != nil {
 				return nil, err
 			}
 			pv[pvAfter] = fmt.Sprintf("on the schedule `%s`, each run without a new approval: %s; next runs: %s", code(args["spec"]), pv[pvAfter], runTimes(NextRuns(spec, b.now(), 3)))
@@ -276,7 +276,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 			after += "; logged-in connections stay authenticated"
 		}
 		pv[pvAfter], pv[pvRollback] = after, "none: the old password is never stored"
-		if err := b.previewDelivery(ctx, m, u, pv); err != nil {
+		if err := b.previewDelivery(ctx, m, u, args, pv); err != nil {
 			return nil, err
 		}
 	case commands.GrantRole, commands.RevokeRole:

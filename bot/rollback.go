@@ -208,7 +208,7 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		Action: commands.Rollback, Args: args, Before: e.After, Server: m.ServerLine()}
 	if ch.Undo.Action == connector.UndoRedeliver {
 		for _, d := range e.Deliveries {
-			re.Deliveries = append(re.Deliveries, store.Delivery{Target: d.Target, State: store.DeliveryPending})
+			re.Deliveries = append(re.Deliveries, store.Delivery{Target: d.Target, Index: d.Index, State: store.DeliveryPending})
 		}
 	}
 	re, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRollback(e.ID, re, by) })

@@ -207,7 +207,9 @@ func (s *Store) Purge() (PurgeStats, error) {
 		cutoff := now.Add(-s.retention)
 		st.Entries, err = deleteWhere(tx.Bucket(bucketEntries), func(v []byte) bool {
 			var e Entry
-			return json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && e.CreatedAt.Before(cutoff)
+			// An entry whose password some target still waits for is an obligation, like one
+			// executing: kept whatever its age.
+			return json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && !e.AwaitsDelivery() && e.CreatedAt.Before(cutoff)
 		})
 		return err
 	})

@@ -51,43 +51,130 @@ func (s *Store) Pair(key string) (p Pair, ok bool, err error) {
 	return p, ok, err
 }
 
-// SwapPair makes user, delivered by entry with the sealed password secret (owned by owner),
-// the current user of pair key, if the current one is still expect (compare-and-set: two
+// SwapPair makes next (a user, the entry that delivered it, and its sealed password) the
+// current user of pair key, if the current one is still expect (compare-and-set: two
 // deliveries to one pair cannot both win). The former current user becomes the previous one.
 // The sealed password the pair held for the former previous user is deleted in the same
-// transaction: this rotation changed that user's password, so it no longer works (for a
+// transaction: the rotation changed that user's password, so it no longer works (for a
 // rollback, which delivers the previous user again, it is the one passed in, and kept).
+// Swapping to what is already current (the same user by the same entry) changes nothing.
 func (s *Store) SwapPair(key, expect string, next PairUser) (Pair, error) {
 	if s.readOnly {
 		return Pair{}, ErrReadOnly
 	}
 	var p Pair
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPairs)
-		if raw := b.Get([]byte(key)); raw != nil {
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return fmt.Errorf("store: pair %q does not decode: %w", key, err)
-			}
-		}
-		cur := p.Current.User
-		if cur != expect && !(cur == "" && p.Key == "") {
-			return &ConflictError{Kind: "pair " + key, Want: []string{expect}, Got: cur}
-		}
-		if old := p.Previous.Secret; old != "" && old != next.Secret {
-			if err := tx.Bucket(bucketSecrets).Delete([]byte(old)); err != nil {
-				return err
-			}
-		}
-		prev := p.Current
-		if prev.User == "" {
-			prev = PairUser{User: expect}
-		}
-		p = Pair{Key: key, Current: next, Previous: prev, Updated: s.now()}
-		raw, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(key), raw)
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		p, err = s.swapPair(tx, key, expect, next)
+		return err
 	})
 	return p, err
+}
+
+func (s *Store) swapPair(tx *bolt.Tx, key, expect string, next PairUser) (Pair, error) {
+	var p Pair
+	b := tx.Bucket(bucketPairs)
+	if raw := b.Get([]byte(key)); raw != nil {
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return p, fmt.Errorf("store: pair %q does not decode: %w", key, err)
+		}
+	}
+	if p.Current.User == next.User && p.Current.Entry == next.Entry && p.Key != "" {
+		return p, nil // done before (a retry after a crash)
+	}
+	cur := p.Current.User
+	if cur != expect && !(cur == "" && p.Key == "") {
+		return p, &ConflictError{Kind: "pair " + key, Want: []string{expect}, Got: cur}
+	}
+	if old := p.Previous.Secret; old != "" && old != next.Secret {
+		if err := tx.Bucket(bucketSecrets).Delete([]byte(old)); err != nil {
+			return p, err
+		}
+	}
+	prev := p.Current
+	if prev.User == "" {
+		prev = PairUser{User: expect}
+	}
+	p = Pair{Key: key, Current: next, Previous: prev, Updated: s.now()}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return p, err
+	}
+	return p, b.Put([]byte(key), raw)
+}
+
+// FinishDelivery records, in one transaction, that every target has entry id's password:
+// the step is appended, DeliverySecret cleared, and the sealed password either deleted (one
+// user) or handed to pair (alternating users: SwapPair's compare-and-set, the pair keeping
+// it for a rollback). A crash leaves all of it done or none of it. Finishing an entry that is
+// already finished changes nothing.
+func (s *Store) FinishDelivery(id uint64, step Step, note string, pair *PairSwap) (Entry, error) {
+	if s.readOnly {
+		return Entry{}, ErrReadOnly
+	}
+	var e Entry
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
+			return err
+		}
+		if e.DeliverySecret == "" {
+			return nil
+		}
+		if pair != nil {
+			next := PairUser{User: pair.User, Entry: id, Secret: e.DeliverySecret, Owner: e.DeliveryOwner}
+			if _, err := s.swapPair(tx, pair.Key, pair.Expect, next); err != nil {
+				return err
+			}
+		} else if err := tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret)); err != nil {
+			return err
+		}
+		e.DeliverySecret, e.DeliverAt = "", time.Time{}
+		if step.At.IsZero() {
+			step.At = s.now()
+		}
+		e.History = append(e.History, step)
+		if note != "" {
+			e.Notes = append(e.Notes, note)
+		}
+		return put(tx, bucketEntries, id, &e)
+	})
+	return e, err
+}
+
+// PairSwap is what FinishDelivery records for alternating users: in pair Key, User (delivered
+// by the entry) replaces Expect as the one applications use.
+type PairSwap struct {
+	Key, Expect, User string
+}
+
+// DropDelivery ends entry id's delivery unfinished, in one transaction: every delivery not
+// verified is marked markAs (when not empty), the step appended, DeliverySecret cleared and
+// its sealed password deleted. For a delivery a later rotation superseded, or whose sealed
+// password is gone.
+func (s *Store) DropDelivery(id uint64, markAs string, step Step) (Entry, error) {
+	if s.readOnly {
+		return Entry{}, ErrReadOnly
+	}
+	var e Entry
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
+			return err
+		}
+		if e.DeliverySecret == "" {
+			return nil
+		}
+		if err := tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret)); err != nil {
+			return err
+		}
+		for i := range e.Deliveries {
+			if markAs != "" && e.Deliveries[i].State != DeliveryVerified {
+				e.Deliveries[i].State, e.Deliveries[i].At = markAs, s.now()
+			}
+		}
+		e.DeliverySecret, e.DeliverAt = "", time.Time{}
+		e.History = append(e.History, step)
+		return put(tx, bucketEntries, id, &e)
+	})
+	return e, err
 }

@@ -136,7 +136,9 @@ const (
 
 // Delivery is one target's part in a delivering rotation.
 type Delivery struct {
-	Target   string    `json:"target"` // the target as it describes itself
+	Target string `json:"target"` // the target as it describes itself
+	// Index is the target's place in the configured list (descriptions may repeat).
+	Index    int       `json:"index"`
 	State    string    `json:"state"`
 	Version  string    `json:"version,omitempty"`  // what the write created ("version 7")
 	Verified string    `json:"verified,omitempty"` // how it was checked, in words
@@ -145,11 +147,14 @@ type Delivery struct {
 	At       time.Time `json:"at,omitzero"` // of the last state change or failure
 }
 
-// AwaitsDelivery reports whether some target still waits for e's password.
-func (e Entry) AwaitsDelivery() bool {
-	if e.DeliverySecret == "" {
-		return false
-	}
+// AwaitsDelivery reports whether e's delivery is unfinished: its sealed password is still
+// held for it. That includes the moment after every target has it and before the delivery is
+// recorded as finished (FinishDelivery), which a crash can make last: the next start finishes
+// it.
+func (e Entry) AwaitsDelivery() bool { return e.DeliverySecret != "" && len(e.Deliveries) > 0 }
+
+// TargetsPending reports whether some target of e does not have its password yet.
+func (e Entry) TargetsPending() bool {
 	for _, d := range e.Deliveries {
 		if d.State == DeliveryPending || d.State == DeliveryWritten {
 			return true
