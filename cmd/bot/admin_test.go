@@ -322,3 +322,24 @@ deliveries:
 	}
 	t.Logf("check with a read-only token says:\n%s", out.String())
 }
+
+func TestDeliveryTargetsMustDiffer(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	body := `connectors: [{name: prod, connection_string: "mongodb://127.0.0.1:1/"}]
+approvals: {channel: C0APPROVALS, approvers: {users: [U0ALICE]}}
+deliveries:
+  - connector: prod
+    user: orders
+    targets:
+      - exec: {command: [/bin/cat], env: {A: "1"}}
+      - exec: {command: [/bin/cat], env: {A: "2"}}
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": filepath.Join(t.TempDir(), "data")}), nil, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "deliveries[0].targets[0] and targets[1] are both command /bin/cat") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}

@@ -34,11 +34,18 @@ func deliveries(c *config.Config) ([]bot.Delivery, []target, error) {
 		for _, u := range d.Names() {
 			bd.Users = append(bd.Users, connector.UserRef{User: u, DB: db})
 		}
+		seen := map[string]int{}
 		for j, t := range d.Targets {
 			tg, err := newTarget(t)
 			if err != nil {
 				return nil, nil, usageError{fmt.Sprintf("config: deliveries[%d].targets[%d]: %v", i, j, err)}
 			}
+			// The journal names a delivery by its target's description: two alike could not be
+			// told apart after a restart.
+			if k, dup := seen[tg.Describe()]; dup {
+				return nil, nil, usageError{fmt.Sprintf("config: deliveries[%d].targets[%d] and targets[%d] are both %s: one target once per delivery", i, k, j, tg.Describe())}
+			}
+			seen[tg.Describe()] = j
 			bd.Targets = append(bd.Targets, tg)
 			all = append(all, tg)
 		}
