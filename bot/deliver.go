@@ -393,7 +393,11 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 		}
 		t := d.target(rec)
 		if t == nil {
-			b.noteDelivery(id, i, "", "", fmt.Errorf("%s is no longer in the configuration's deliveries for %s; put it back, or rotate again to deliver to the targets configured now", rec.Target, u))
+			// The configuration is the operator's word: a target taken out of it is not
+			// waited for (a pair would otherwise wait for it forever), but it is said loudly.
+			b.noteDelivery(id, i, store.DeliveryDropped, "", nil)
+			b.deliveryAlarm(ctx, e, fmt.Sprintf(":warning: Journal #%d: %s is no longer among the configured targets of `%s` on %s, so the new password was NOT delivered there; applications reading it keep what they have.",
+				id, esc(rec.Target), code(u.String()), esc(e.Connector)))
 			continue
 		}
 		dctx, cancel := context.WithTimeout(ctx, b.deliveryTimeout())
@@ -485,6 +489,8 @@ func (b *Bot) noteDelivery(id uint64, i int, state, what string, err error) {
 			case store.DeliveryVerified:
 				d.Verified = what
 				step.State, step.Note = "delivery verified", d.Target+": "+what
+			case store.DeliveryDropped:
+				step.State, step.Note = "delivery dropped", d.Target+": no longer configured"
 			}
 		}
 		x.History = append(x.History, step)
@@ -619,6 +625,8 @@ func deliveryState(e store.Entry) string {
 			parts = append(parts, fmt.Sprintf("%s was written (%s) but not yet read back: %s", d.Target, d.Version, orDefault(d.Error, "not checked yet")))
 		case store.DeliverySuperseded:
 			parts = append(parts, d.Target+": superseded by a later rotation")
+		case store.DeliveryDropped:
+			parts = append(parts, d.Target+": no longer configured, not delivered")
 		default:
 			parts = append(parts, fmt.Sprintf("%s does NOT have it: %s", d.Target, orDefault(d.Error, "not tried yet")))
 		}
@@ -630,8 +638,9 @@ func deliveryState(e store.Entry) string {
 	return esc(mongo + "; " + strings.Join(parts, "; ") + ".")
 }
 
-// deliveryTimeout bounds one target's write and read-back.
-func (b *Bot) deliveryTimeout() time.Duration { return min(b.cfg.ActionTimeout, time.Minute) }
+// deliveryTimeout bounds one target's write and read-back, as a guard: each target has its
+// own, shorter, timeout (a command's may be up to 10 minutes).
+func (b *Bot) deliveryTimeout() time.Duration { return 11 * time.Minute }
 
 // scheduleDelivery registers the next attempt at delivering entry id.
 func (b *Bot) scheduleDelivery(id uint64, at time.Time) {
@@ -677,6 +686,8 @@ func deliveryResult(e store.Entry, d *Delivery) []Block {
 			lines = append(lines, fmt.Sprintf(":white_check_mark: %s: %s", esc(rec.Target), esc(strings.TrimSpace(rec.Version+"; "+rec.Verified))))
 		case store.DeliveryWritten:
 			lines = append(lines, fmt.Sprintf(":warning: %s: written (%s), not yet read back: %s", esc(rec.Target), esc(rec.Version), esc(rec.Error)))
+		case store.DeliveryDropped:
+			lines = append(lines, fmt.Sprintf(":warning: %s: no longer configured, not delivered", esc(rec.Target)))
 		default:
 			lines = append(lines, fmt.Sprintf(":x: %s: not delivered: %s", esc(rec.Target), esc(orDefault(rec.Error, "not tried yet"))))
 		}

@@ -431,3 +431,29 @@ func TestOlderDeliveryNeverWinsAfterARestart(t *testing.T) {
 		t.Fatalf("%d sealed secrets left", n)
 	}
 }
+
+// A target taken out of the config while a delivery waits for it is dropped, loudly, and the
+// delivery finishes with the others: a pair must not wait forever for it.
+func TestTargetRemovedFromTheConfigIsDropped(t *testing.T) {
+	app, gone := newAppSide(t), newAppSide(t)
+	pair := []connector.UserRef{{User: "orders_a", DB: "admin"}, {User: "orders_b", DB: "admin"}}
+	e := newEnv(t, envOptions{deliveries: func(*env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: pair, Alternating: true, Targets: []bot.Target{app.target(t), gone.target(t)}}}
+	}})
+	e.createUser("orders_a")
+	gone.down(t, true)
+	e.command(dev, "rotate-password prod orders_a")
+	e.click(alice, e.card("Request #1"), bot.TextApprove)
+	e.message("the pending delivery", slacktest.Containing("DELIVERY PENDING, journal #2"))
+	e.deliveries = func(*env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: pair, Alternating: true, Targets: []bot.Target{app.target(t)}}}
+	}
+	e.editJournal(func(*store.Store) {})
+	e.advance(time.Minute)
+	e.message("the dropped target said", slacktest.Containing("is no longer among the configured targets of `orders_b@admin` on prod, so the new password was NOT delivered there"))
+	if e.bot.DeliveryPending() != 0 {
+		t.Fatal("the delivery still waits for a target that is no longer configured")
+	}
+	e.command(dev, "rotate-password prod orders_a")
+	e.card("Request #2", "applications use `orders_b@admin` now")
+}

@@ -132,6 +132,7 @@ const (
 	DeliveryWritten    = "written"    // written; not yet read back
 	DeliveryVerified   = "verified"   // read back (or, for a command, accepted)
 	DeliverySuperseded = "superseded" // a later rotation's password replaced this one first
+	DeliveryDropped    = "dropped"    // the target left the configuration before it had it
 )
 
 // Delivery is one target's part in a delivering rotation.

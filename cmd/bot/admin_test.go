@@ -339,7 +339,7 @@ deliveries:
 	}
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": filepath.Join(t.TempDir(), "data")}), nil, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "deliveries[0].targets[0] and targets[1] are both command /bin/cat") {
+	if code != 1 || !strings.Contains(out.String(), "delivery: deliveries[0].targets[0] and targets[1] are both command /bin/cat") {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }

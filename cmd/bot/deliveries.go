@@ -79,24 +79,30 @@ func newTarget(t config.Target) (target, error) {
 	return nil, fmt.Errorf("no target given")
 }
 
-// checkTargets says, for bot check, whether every delivery target can be reached and written.
+// checkTargets says, for bot check, whether every delivery target can be built from the
+// config, and reached and written: each one, whatever the others say.
 func checkTargets(ctx context.Context, cfg *config.Config, w io.Writer, problem func(string, ...any)) {
-	if len(cfg.Deliveries) == 0 {
-		return
-	}
-	_, ts, err := deliveries(cfg)
-	if err != nil {
-		problem("deliveries: %v", err)
-		return
-	}
-	for _, t := range ts {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := t.Check(cctx)
-		cancel()
-		if err != nil {
-			problem("delivery: %s: %v", t.Describe(), err)
-			continue
+	for i, d := range cfg.Deliveries {
+		seen := map[string]int{}
+		for j, ct := range d.Targets {
+			t, err := newTarget(ct)
+			if err != nil {
+				problem("delivery: deliveries[%d].targets[%d]: %v", i, j, err)
+				continue
+			}
+			if k, dup := seen[t.Describe()]; dup {
+				problem("delivery: deliveries[%d].targets[%d] and targets[%d] are both %s: one target once per delivery", i, k, j, t.Describe())
+				continue
+			}
+			seen[t.Describe()] = j
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err = t.Check(cctx)
+			cancel()
+			if err != nil {
+				problem("delivery: %s: %v", t.Describe(), err)
+				continue
+			}
+			fmt.Fprintf(w, "delivery: %s: ready to deliver\n", t.Describe())
 		}
-		fmt.Fprintf(w, "delivery: %s: ready to deliver\n", t.Describe())
 	}
 }

@@ -81,8 +81,10 @@ Example:
 
 Validates the config and, for each connector, connects and reports the server's version and
 topology and which of the bot's actions its account can and cannot perform. It also says
-whether the journal in BOT_DATA_DIR is there and readable. It only reads: it creates no data
-folder, journal or key, and changes nothing on MongoDB.
+whether the journal in BOT_DATA_DIR is there and readable, and, for each delivery target,
+whether it can be reached and written (the Vault token's policy on the secret's path, the
+Kubernetes account's access to the Secret, the command's program). It only reads: it creates
+no data folder, journal or key, changes nothing on MongoDB and writes to no target.
 
 It lists its findings, then ends with one verdict, "check: ok" (exit 0) or "check: N
 problem(s)" (exit 1). A data folder that does not exist yet is reported but is not a problem:
