@@ -239,16 +239,7 @@ func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
 	if err != nil || !e.AwaitsDelivery() {
 		return e
 	}
-	d := b.deliveryFor(e.Connector, deliveredUser(e))
-	if d != nil && d.Reveal && e.Args["redeliver"] == "" {
-		// A copy of its own, alive for the Reveal window only: the delivery's copy lives
-		// until every target has it.
-		if pw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err == nil {
-			if sid, err := b.store.PutSecret(e.Requester, pw, b.cfg.RevealTTL); err == nil {
-				b.offerReveal(ctx, e, sid)
-			}
-		}
-	}
+	b.revealCopy(ctx, e)
 	cur, err := b.store.UpdateEntry(e.ID, func(x *store.Entry) error {
 		x.History = append(x.History, store.Step{State: "delivering", By: "bot", At: b.now(),
 			Note: "the new password stays sealed until every target has it"})
@@ -264,14 +255,14 @@ func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
 }
 
 // offerOrDeliver is, for an entry settled as done after an interruption, what report is
-// after a run: deliver its password where it goes, or offer it for Reveal.
+// after a run: its password goes where it goes, or is offered for Reveal. Reconciliation may
+// run inside an action that holds the pair's and the user's locks (an uncertain outcome
+// checked at once), so the delivery is not attempted here: it is registered, and the timers
+// attempt it within a second, taking the locks in order.
 func (b *Bot) offerOrDeliver(ctx context.Context, e store.Entry, secretID string) {
 	if len(e.Deliveries) == 0 {
 		b.offerReveal(ctx, e, secretID)
 		return
-	}
-	if d := b.deliveryFor(e.Connector, deliveredUser(e)); d != nil && d.Alternating {
-		defer b.pairs.lock(d.key())()
 	}
 	cur, err := b.store.Entry(e.ID)
 	if err != nil {
@@ -283,8 +274,28 @@ func (b *Bot) offerOrDeliver(ctx context.Context, e store.Entry, secretID string
 			return nil
 		})
 	}
-	cur = b.handOver(ctx, cur.ID)
-	b.announceTo(ctx, b.deliveryChannel(cur), fmt.Sprintf("Journal #%d, delivery: %s", cur.ID, deliveryState(cur)))
+	if !cur.AwaitsDelivery() {
+		return
+	}
+	b.scheduleDelivery(cur.ID, b.now())
+	b.revealCopy(ctx, cur)
+	b.announceTo(ctx, b.deliveryChannel(cur), fmt.Sprintf("Journal #%d: the new password of `%s` on %s goes to its targets now.",
+		cur.ID, code(deliveredUser(cur).String()), esc(cur.Connector)))
+}
+
+// revealCopy offers the owner of e's delivered password a copy of their own, when its
+// delivery allows a Reveal (reveal: owner): alive for the Reveal window only, while the
+// delivery's copy lives until every target has it.
+func (b *Bot) revealCopy(ctx context.Context, e store.Entry) {
+	d := b.deliveryFor(e.Connector, deliveredUser(e))
+	if d == nil || !d.Reveal || e.Args["redeliver"] != "" {
+		return
+	}
+	if pw, err := b.store.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err == nil {
+		if sid, err := b.store.PutSecret(e.Requester, pw, b.cfg.RevealTTL); err == nil {
+			b.offerReveal(ctx, e, sid)
+		}
+	}
 }
 
 // userDeliveryKey names the lock serializing deliveries of one user's passwords: two entries
@@ -330,29 +341,70 @@ func (b *Bot) supersede(ctx context.Context, id, by uint64) {
 }
 
 // laterRotation is the id of a rotation of the same user journaled after e that changed its
-// password (0 when there is none): e's password no longer works.
-func (b *Bot) laterRotation(e store.Entry) uint64 {
+// password (0 when there is none): e's password no longer works. wait is true while such a
+// rotation is still running: its outcome decides.
+func (b *Bot) laterRotation(e store.Entry) (id uint64, wait bool, err error) {
 	u := deliveredUser(e)
 	var before uint64
 	for {
 		es, next, err := b.store.History(before, 100)
 		if err != nil {
-			return 0
+			return 0, false, err
 		}
 		for _, x := range es {
 			if x.ID <= e.ID {
-				return 0
+				return 0, false, nil
 			}
-			if x.Action == commands.RotatePassword && x.Connector == e.Connector && target(x.Args) == u &&
-				(x.State == store.EntryDone || x.State == store.EntryRolledBack) {
-				return x.ID
+			if x.Action != commands.RotatePassword || x.Connector != e.Connector || target(x.Args) != u {
+				continue
+			}
+			switch x.State {
+			case store.EntryDone, store.EntryRolledBack, store.EntryUnknown:
+				// Unknown: a person must look; this older password is no safer to deliver.
+				return x.ID, false, nil
+			case store.EntryExecuting:
+				return 0, true, nil
 			}
 		}
 		if next == 0 {
-			return 0
+			return 0, false, nil
 		}
 		before = next
 	}
+}
+
+// untouched reports whether no target of e has been written yet.
+func untouched(e store.Entry) bool {
+	for _, d := range e.Deliveries {
+		if d.State != store.DeliveryPending {
+			return false
+		}
+	}
+	return true
+}
+
+// loginWorks checks that u logs in with pw on e's connector. An error with stop set says it
+// does not (delivering it would break applications); without, MongoDB could not tell now.
+func (b *Bot) loginWorks(ctx context.Context, e store.Entry, u connector.UserRef, pw secret.String) (stop bool, err error) {
+	m, err := b.connector(e.Connector)
+	if err != nil {
+		return false, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	defer cancel()
+	err = m.Login(lctx, u, pw)
+	switch {
+	case err == nil:
+		return false, nil
+	case maybeApplied(err):
+		return false, err
+	}
+	var ce *connector.Error
+	why := err.Error()
+	if errors.As(err, &ce) {
+		why = ce.Msg
+	}
+	return true, fmt.Errorf("the new password of %s no longer logs in (%s): the user was locked, dropped or changed since the rotation", u, strings.TrimSuffix(why, "."))
 }
 
 // attemptDelivery tries once every target of entry id that does not have its password yet,
@@ -368,7 +420,13 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 	if e, err = b.store.Entry(id); err != nil || !e.AwaitsDelivery() {
 		return e // finished meanwhile
 	}
-	if later := b.laterRotation(e); later != 0 {
+	later, wait, err := b.laterRotation(e)
+	switch {
+	case err != nil || wait:
+		// A later rotation of the user is still running (or the journal cannot say): its
+		// outcome decides whether this password still works. Ask again later.
+		return b.deliveryFailed(ctx, e)
+	case later != 0:
 		b.supersede(ctx, id, later)
 		e, _ = b.store.Entry(id)
 		return e
@@ -387,6 +445,26 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 	u := deliveredUser(e)
 	cred := delivery.Credential{Connector: e.Connector, User: u.User, Database: u.DB, Password: secret.New(string(raw)), Entry: e.ID}
 	d := b.deliveryFor(e.Connector, u)
+	if d != nil && d.Alternating && untouched(e) {
+		// Delivering switches applications to u: only while its password logs in. The user
+		// may have been locked, dropped or changed since the rotation.
+		if stop, err := b.loginWorks(ctx, e, u, cred.Password); err != nil {
+			if !stop {
+				for i, rec := range e.Deliveries {
+					if rec.State == store.DeliveryPending {
+						b.noteDelivery(id, i, "", "", fmt.Errorf("whether the password still logs in could not be checked: %w", err))
+					}
+				}
+				e, _ = b.store.Entry(id)
+				return b.deliveryFailed(ctx, e)
+			}
+			b.forgetDelivery(id)
+			e, _ = b.store.DropDelivery(id, store.DeliveryDropped, store.Step{State: "delivery abandoned", By: "bot", At: b.now(), Note: sentence(err)})
+			b.deliveryAlarm(ctx, e, fmt.Sprintf(":rotating_light: Journal #%d: %s Nothing was delivered: applications keep using `%s`, which was not changed.",
+				id, sentence(err), code(e.Args["replaces"])))
+			return e
+		}
+	}
 	for i, rec := range e.Deliveries {
 		if rec.State != store.DeliveryPending && rec.State != store.DeliveryWritten {
 			continue
@@ -535,6 +613,11 @@ func (b *Bot) deliveryDone(ctx context.Context, e store.Entry) store.Entry {
 		return e
 	}
 	b.forgetDelivery(e.ID)
+	if e.RollbackOf != 0 && e.Args["redeliver"] != "" {
+		if orig, err := b.store.Entry(e.RollbackOf); err == nil && orig.State == store.EntryDone {
+			b.markRolledBack(ctx, orig, e.ID, e.Requester)
+		}
+	}
 	if e.DeliverTries > 0 {
 		b.announceTo(ctx, b.deliveryChannel(e), fmt.Sprintf(":white_check_mark: Journal #%d: the password of `%s` on %s is now delivered to every target (after %d failed attempt(s)); nothing is pending.",
 			e.ID, code(u.String()), esc(e.Connector), e.DeliverTries))

@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"mongobot/bot"
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
+	"mongobot/connector/mongotest"
 	"mongobot/delivery/command"
 	"mongobot/store"
 )
@@ -456,4 +458,98 @@ func TestTargetRemovedFromTheConfigIsDropped(t *testing.T) {
 	}
 	e.command(dev, "rotate-password prod orders_a")
 	e.card("Request #2", "applications use `orders_b@admin` now")
+}
+
+// An alternating rotation whose updateUser is applied but answered too late, with MongoDB back
+// when the action's own reconciliation looks: the delivery must still start (reconciliation
+// runs under the pair's lock, which it must not take again).
+func TestAlternatingRotationSettledAfterATimeoutIsDelivered(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{actionTimeout: 300 * time.Millisecond, deliveries: alternating(app, t)})
+	e.createUser("orders_a")
+	e.createUser("orders_b")
+	e.command(dev, "rotate-password prod orders_a")
+	card := e.card("Request #1")
+	e.emu.Inject(mongotest.Fault{Command: "updateUser", DelayAfter: time.Second, Times: 1})
+	e.emu.Inject(mongotest.Fault{Command: "saslStart", Drop: true, Times: 1}) // the action's own login check fails once
+	e.click(alice, card, bot.TextApprove)
+	e.message("reconciled done", slacktest.Containing("Journal #1", "it is now done"))
+	waitUntil(t, "the delivery after reconciliation", func() bool {
+		e.bot.RunDue(context.Background()).Wait()
+		user, _ := app.cred(t)
+		return user == "orders_b"
+	})
+	_, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if err := e.login("orders_b", pw); err != nil {
+		t.Fatalf("the delivered password does not log in: %v", err)
+	}
+	e.command(dev, "rotate-password prod orders_a")
+	e.card("Request #2", "applications use `orders_b@admin` now")
+}
+
+// A pair's pending delivery whose user was locked meanwhile is abandoned, not finished:
+// applications must not move to a user that cannot log in.
+func TestPendingPairDeliveryOfALockedUserIsAbandoned(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: alternating(app, t)})
+	e.createUser("orders_a")
+	e.createUser("orders_b")
+	app.down(t, true)
+	e.command(dev, "rotate-password prod orders_a") // changes orders_b
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*, journal #1", "Delivery is PENDING")
+	e.command(dev, "lock-user prod orders_b")
+	card2 := e.card("Request #2")
+	e.click(alice, card2, bot.TextApprove)
+	e.result(card2, "*Done*, journal #2")
+	app.down(t, false)
+	e.advance(time.Minute)
+	e.message("the abandoned delivery", slacktest.Containing("Journal #1: The new password of orders_b@admin no longer logs in", "Nothing was delivered: applications keep using `orders_a@admin`"))
+	if user, _ := app.cred(t); user != "" {
+		t.Fatalf("the application was given %q", user)
+	}
+	if p, _, _ := e.st.Pair("prod/orders_a@admin+orders_b@admin"); p.Current.User == "orders_b@admin" {
+		t.Fatal("the pair records the locked user as the one applications use")
+	}
+	if e.bot.DeliveryPending() != 0 {
+		t.Fatal("the abandoned delivery is still pending")
+	}
+	if n, _ := e.st.SecretCount(); n != 0 {
+		t.Fatalf("%d sealed secrets left", n)
+	}
+}
+
+// A crash in the rollback of an alternating rotation after it was journaled and before its
+// redelivery was recorded: the next start finds it not applied and the rotation can be rolled
+// back again (it is not marked rolled back before the redelivery is recorded).
+func TestRedeliveryRollbackInterruptedCanBeTriedAgain(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: alternating(app, t)})
+	e.createUser("orders_a")
+	e.createUser("orders_b")
+	var res slacktest.Message
+	for i := range 2 {
+		e.command(dev, "rotate-password prod orders_a")
+		card := e.card(fmt.Sprintf("Request #%d", i+1))
+		e.click(alice, card, bot.TextApprove)
+		res = e.result(card, fmt.Sprintf("*Done*, journal #%d", i+1))
+	}
+	e.editJournal(func(st *store.Store) {
+		if _, err := st.BeginRollback(2, store.Entry{Requester: dev, Connector: "prod", Action: "rollback",
+			Args:       map[string]string{"id": "2", "user": "orders_a", "authdb": "admin", "performs": "rotate-password", "redeliver": "orders_b@admin", "replaces": "orders_a@admin", "delivery": "alternating"},
+			Deliveries: []store.Delivery{{Target: "x", State: store.DeliveryPending}}}, dev); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(5 * time.Minute) // past the time its action could still land
+	})
+	two, _ := e.st.Entry(2)
+	if two.State != store.EntryDone || two.RolledBackBy != 0 {
+		t.Fatalf("journal #2 after the interrupted rollback was settled: %s, rolled back by #%d", two.State, two.RolledBackBy)
+	}
+	e.click(dev, res, bot.TextRollback)
+	e.click(alice, e.card("Request #3", "rollback of #2"), bot.TextApprove)
+	waitUntil(t, "the redelivery of orders_b", func() bool { user, _ := app.cred(t); return user == "orders_b" })
+	waitUntil(t, "journal #2 marked rolled back", func() bool { two, _ = e.st.Entry(2); return two.State == store.EntryRolledBack })
 }

@@ -316,6 +316,9 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	if !undoAt.IsZero() && err == nil {
 		b.scheduleTemporary(e.ID, undoAt, undoAt)
 	}
+	if err == nil && e.AwaitsDelivery() {
+		b.scheduleDelivery(e.ID, b.now().Add(deliveryRetry(1))) // the obligation, from its commit on
+	}
 	b.log.Info("action", "entry", e.ID, "action", e.Action, "connector", e.Connector, "state", state)
 	b.cfg.Metrics.Action(e.Connector, metricAction(e), state, b.now().Sub(e.CreatedAt))
 	if r.ID != 0 {

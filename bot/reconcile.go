@@ -401,7 +401,7 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && ch != nil && ch.Undo != nil && state == store.EntryDone {
 		undoAt = e.CreatedAt.Add(d)
 	}
-	_, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot", Note: note}, func(x *store.Entry) {
+	settled, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot", Note: note}, func(x *store.Entry) {
 		if now != nil {
 			x.After, _ = json.Marshal(*now)
 		}
@@ -422,6 +422,9 @@ func (b *Bot) settleWith(ctx context.Context, e store.Entry, state string, now *
 	if err != nil {
 		b.log.Error("reconcile settle", "entry", e.ID, "err", err)
 		return
+	}
+	if settled.AwaitsDelivery() {
+		b.scheduleDelivery(e.ID, b.now().Add(deliveryRetry(1))) // the obligation, from its commit on
 	}
 	b.mu.Lock()
 	delete(b.noticed, e.ID)

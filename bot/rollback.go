@@ -270,7 +270,11 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		if auto {
 			undo.Undo, undo.NoUndo = nil, "this was the bot ending a temporary action because its --for ran out; ask again with a new request to have it back"
 		}
-		b.markRolledBack(ctx, e, re.ID, by)
+		if ch.Undo.Action != connector.UndoRedeliver {
+			// A redelivery rolls e back when every target has the other user again:
+			// deliveryDone marks it then, so a crash before leaves nothing half-said.
+			b.markRolledBack(ctx, e, re.ID, by)
+		}
 	}
 	b.finish(ctx, r, re, outcome{change: undo, err: uerr, secretID: kept.Secret, secretOwner: kept.Owner})
 	if uerr != nil {

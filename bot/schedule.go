@@ -112,8 +112,10 @@ type timers struct {
 	// should have ended (the entry's UndoAt): past due and still here is overdue.
 	temporary map[uint64]time.Time
 	due       map[uint64]time.Time
-	// deliveries maps a journal entry whose password some target lacks to its next attempt.
+	// deliveries maps a journal entry whose password some target lacks to its next attempt;
+	// delivering holds those with an attempt running, which is never doubled.
 	deliveries map[uint64]time.Time
+	delivering map[uint64]bool
 	slots      map[string]chan struct{}
 	inFlight   map[string]int
 	// MaxInFlight is the most runs seen at once on one connector (for tests).
@@ -133,7 +135,7 @@ type planned struct {
 
 func newTimers() *timers {
 	return &timers{ctx: context.Background(), schedules: map[uint64]*planned{}, temporary: map[uint64]time.Time{},
-		deliveries: map[uint64]time.Time{}, due: map[uint64]time.Time{}, slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
+		deliveries: map[uint64]time.Time{}, delivering: map[uint64]bool{}, due: map[uint64]time.Time{}, slots: map[string]chan struct{}{}, inFlight: map[string]int{}}
 }
 
 // LoadTimers registers the active schedules and pending temporary ends from the store, and
@@ -263,12 +265,20 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 		})
 	}
 	for id, at := range tm.deliveries {
-		if at.After(now) {
+		if at.After(now) || tm.delivering[id] {
 			continue
 		}
 		// Registered again by the attempt when it fails; a panic registers it here.
 		tm.deliveries[id] = now.Add(deliveryRetry(1))
-		wg.Go(func() { b.safely("delivery", func() { b.retryDelivery(tm.ctx, id) }) })
+		tm.delivering[id] = true
+		wg.Go(func() {
+			defer func() {
+				tm.mu.Lock()
+				delete(tm.delivering, id)
+				tm.mu.Unlock()
+			}()
+			b.safely("delivery", func() { b.retryDelivery(tm.ctx, id) })
+		})
 	}
 	for id, at := range tm.temporary {
 		if at.After(now) {
