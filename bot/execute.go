@@ -243,34 +243,18 @@ func maybeApplied(err error) bool {
 
 // restrictionsBeforeLock finds, in the journal, the restrictions u had before the bot's most
 // recent lock of it, so that unlock-user puts exactly those back. Nil when the journal has
-// no such lock (the user was locked some other way): the lock is then simply removed.
+// no such lock in force (the user was locked some other way, or the bot's lock was already
+// undone): the lock is then simply removed.
 func (b *Bot) restrictionsBeforeLock(conn string, u connector.UserRef) []connector.Restriction {
-	var before uint64
-	for {
-		es, next, err := b.store.History(before, 200)
-		if err != nil {
-			return nil
-		}
-		for _, e := range es {
-			if e.Connector != conn || target(e.Args) != u || e.State != store.EntryDone {
-				continue
-			}
-			if e.Action == commands.UnlockUser {
-				return nil // the latest lock was already undone; this one came from elsewhere
-			}
-			if e.Action == commands.LockUser {
-				var ch connector.Change
-				if json.Unmarshal(e.Undo, &ch) == nil && ch.Undo != nil {
-					return ch.Undo.Restrictions
-				}
-				return nil
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		before = next
+	e, ok, err := b.store.LatestLock(conn, u.User, u.DB)
+	if err != nil || !ok {
+		return nil
 	}
+	var ch connector.Change
+	if json.Unmarshal(e.Undo, &ch) == nil && ch.Undo != nil {
+		return ch.Undo.Restrictions
+	}
+	return nil
 }
 
 // finish records the outcome of entry e (of request r) and tells everyone concerned.

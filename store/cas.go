@@ -27,7 +27,7 @@ func insert[T any, P interface {
 	if first.At.IsZero() {
 		first.At = s.now()
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		id, err := tx.Bucket(b).NextSequence()
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func update[T any, P interface {
 	record
 }](s *Store, b []byte, id uint64, fn func(P) error) (T, error) {
 	var out T
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rec, err := get[T](tx, b, id)
 		if err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 // deliveries of the same key exactly one sees first == true. An expired key counts as new.
 func (s *Store) Seen(key string, ttl time.Duration) (first bool, err error) {
 	now := s.now()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDedupe)
 		if v := b.Get([]byte(key)); v != nil && !expired(v, now) {
 			return nil

@@ -11,6 +11,11 @@
 //     a *[ConflictError]. Two callers racing on one record: exactly one wins.
 //   - No secret in clear. Passwords go only into the secrets bucket, sealed with AES-256-GCM;
 //     records that describe actions never hold one. The file is created 0600 in a 0700 folder.
+//   - Indexes move with their records. The hot questions (pending requests, entries executing,
+//     awaiting a temporary end or a delivery, the lock an unlock undoes) are answered from
+//     index buckets that put updates in the transaction that writes the record, so their cost
+//     does not grow with the journal. Open rebuilds them when the file's last write did not
+//     keep them (a journal from an older build); [Store.Reindex] rebuilds them on demand.
 //   - Never misread. The file carries a schema version; a file written by a newer bot is
 //     refused with a message, older ones are migrated in one transaction.
 //

@@ -1,13 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mongobot/commands"
 )
 
 // BeginEntry is the write-ahead step: it commits e in state EntryExecuting and returns it with
@@ -37,7 +42,7 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 	if r.Token == "" {
 		r.Token = newToken()
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		orig, err := get[Entry](tx, bucketEntries, of)
 		if err != nil {
 			return err
@@ -125,17 +130,13 @@ func (s *Store) History(before uint64, limit int) ([]Entry, uint64, error) {
 // rollback may fail, or have died with the process, and the obligation stays until one works.
 func (s *Store) Temporary() ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if !e.UndoAt.IsZero() && e.State == EntryDone {
-				out = append(out, e)
-			}
-			return nil
-		})
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		if s.indexed {
+			out, err = entriesIn(tx, bucketTemporary)
+		} else {
+			out, err = scanEntries(tx, func(e *Entry) bool { return !e.UndoAt.IsZero() && e.State == EntryDone })
+		}
+		return err
 	})
 	return out, err
 }
@@ -144,19 +145,64 @@ func (s *Store) Temporary() ([]Entry, error) {
 // registered again at start-up, like Temporary.
 func (s *Store) Undelivered() ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if e.AwaitsDelivery() {
-				out = append(out, e)
-			}
-			return nil
-		})
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		if s.indexed {
+			out, err = entriesIn(tx, bucketDelivering)
+		} else {
+			out, err = scanEntries(tx, func(e *Entry) bool { return e.AwaitsDelivery() })
+		}
+		return err
 	})
 	return out, err
+}
+
+// LatestLock returns the bot's lock of user (of database db, "admin" when empty) on connector
+// conn that is in force: the most recent done lock-user entry for that user, unless a done
+// unlock-user entry came after it. ok is false when there is none, or when the latest was
+// unlocked: a lock found on the server then came from elsewhere. A lock that was rolled back
+// is not done any more, and the one before it counts again.
+func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) {
+	prefix := lockPrefix(conn, user, db)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		var id uint64
+		if s.indexed {
+			k := seekBelow(tx.Bucket(bucketLocks).Cursor(), prefix, u64(math.MaxUint64))
+			if k == nil {
+				return nil
+			}
+			id = idOf(k)
+		} else {
+			// Newest first, the first done lock or unlock of the user decides.
+			c := tx.Bucket(bucketEntries).Cursor()
+			for k, v := c.Last(); k != nil; k, v = c.Prev() {
+				var x Entry
+				if err := json.Unmarshal(v, &x); err != nil {
+					return fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
+				}
+				// The keys the index would hold say whether x is such a lock or unlock.
+				ks := entryKeys(binary.BigEndian.Uint64(k), &x)
+				if slices.ContainsFunc(ks, func(ik indexKey) bool {
+					return bytes.Equal(ik.bucket, bucketLocks) && bytes.HasPrefix(ik.key, prefix)
+				}) {
+					id = binary.BigEndian.Uint64(k)
+					break
+				}
+			}
+			if id == 0 {
+				return nil
+			}
+		}
+		var err error
+		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
+			return err
+		}
+		ok = e.Action == commands.LockUser
+		return nil
+	})
+	if !ok {
+		e = Entry{}
+	}
+	return e, ok, err
 }
 
 // Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
@@ -185,7 +231,7 @@ type PurgeStats struct {
 func (s *Store) Purge() (PurgeStats, error) {
 	var st PurgeStats
 	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		if st.Dedupe, err = deleteWhere(tx.Bucket(bucketDedupe), func(v []byte) bool {
 			return expired(v, now)
@@ -205,13 +251,27 @@ func (s *Store) Purge() (PurgeStats, error) {
 			return nil
 		}
 		cutoff := now.Add(-s.retention)
-		st.Entries, err = deleteWhere(tx.Bucket(bucketEntries), func(v []byte) bool {
+		// An entry whose password some target still waits for is an obligation, like one
+		// executing: kept whatever its age.
+		var old []uint64
+		err = tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			var e Entry
-			// An entry whose password some target still waits for is an obligation, like one
-			// executing: kept whatever its age.
-			return json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && !e.AwaitsDelivery() && e.CreatedAt.Before(cutoff)
+			if json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && !e.AwaitsDelivery() && e.CreatedAt.Before(cutoff) {
+				old = append(old, binary.BigEndian.Uint64(k))
+			}
+			return nil
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		for _, id := range old {
+			// remove, not a bare delete: the entry's index keys go with it.
+			if err := remove(tx, bucketEntries, id); err != nil {
+				return err
+			}
+		}
+		st.Entries = len(old)
+		return nil
 	})
 	return st, err
 }

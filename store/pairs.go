@@ -63,7 +63,7 @@ func (s *Store) SwapPair(key, expect string, next PairUser) (Pair, error) {
 		return Pair{}, ErrReadOnly
 	}
 	var p Pair
-	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+	err := s.update(func(tx *bolt.Tx) (err error) {
 		p, err = s.swapPair(tx, key, expect, next)
 		return err
 	})
@@ -112,7 +112,7 @@ func (s *Store) FinishDelivery(id uint64, step Step, note string, pair *PairSwap
 		return Entry{}, ErrReadOnly
 	}
 	var e Entry
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
 			return err
@@ -156,7 +156,7 @@ func (s *Store) DropDelivery(id uint64, markAs string, step Step) (Entry, error)
 		return Entry{}, ErrReadOnly
 	}
 	var e Entry
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
 			return err

@@ -41,8 +41,13 @@ func (s *Store) UpdateRequest(id uint64, fn func(*Request) error) (Request, erro
 	return update(s, bucketRequests, id, fn)
 }
 
-// Requests lists requests newest first; when states is not empty only those in one of them.
+// Requests lists requests newest first, limit at a time; when states is not empty only those
+// in one of them. Pass the returned next as before for the following page; next is 0 on the
+// last page. With states, a page costs what it holds, however many requests are in others.
 func (s *Store) Requests(before uint64, limit int, states ...string) ([]Request, uint64, error) {
+	if len(states) > 0 && s.indexed {
+		return s.requestsIn(before, limit, states)
+	}
 	return list(s, bucketRequests, before, limit, func(r *Request) bool {
 		return len(states) == 0 || slices.Contains(states, r.State)
 	})

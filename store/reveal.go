@@ -21,7 +21,7 @@ func (s *Store) PeekSecret(id, owner string) ([]byte, error) {
 	var plain []byte
 	now := s.now()
 	var expiredNow bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)
 		if err != nil {
@@ -49,7 +49,7 @@ func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)
 		if err != nil {

@@ -61,7 +61,7 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 		e.Token = newToken()
 	}
 	e.ScheduleID, e.Slot = scheduleID, slot.UTC()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		sc, err := get[Schedule](tx, bucketSchedules, scheduleID)
 		if err != nil {
 			return err

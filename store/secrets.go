@@ -295,7 +295,7 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 	if err != nil {
 		return "", err
 	}
-	return id, s.db.Update(func(tx *bolt.Tx) error {
+	return id, s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSecrets).Put([]byte(id), raw)
 	})
 }
@@ -310,7 +310,7 @@ func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
 	var plain []byte
 	now := s.now()
 	var expiredNow bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		raw := b.Get([]byte(id))
 		if raw == nil {
@@ -378,7 +378,7 @@ func (s *Store) Rekey(newKey []byte) error {
 			return fmt.Errorf("store: write new key file: %w", err)
 		}
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		type kv struct {
 			k []byte

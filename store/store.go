@@ -32,9 +32,11 @@ var (
 	bucketPairs     = []byte("pairs")      // alternating users: which one applications use now
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
-		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs}
+		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs,
+		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks}
 	// firstBuckets are those every journal of schema 1 has; the others were added later and
-	// are created at the next start: a read-only open reads their absence as empty.
+	// are created at the next start: a read-only open reads their absence as empty, or, for
+	// an index, answers by reading every record.
 	firstBuckets = allBuckets[:7]
 
 	keySchema = []byte("schema")
@@ -109,6 +111,10 @@ type Store struct {
 	retention time.Duration
 	keys      *keyring
 	readOnly  bool
+	// indexed says the indexes can be trusted: always after a writable Open, which rebuilds
+	// them when they are not; for a read-only one, only when the file's last writer kept
+	// them. Without, the questions they answer are answered by reading every record.
+	indexed bool
 }
 
 // Open opens (creating if needed) the store in dir. The folder is created 0700 and the file
@@ -144,7 +150,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys}
+	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -196,6 +202,7 @@ func openReadOnly(dir string, opts Options) (*Store, error) {
 		if have < SchemaVersion {
 			return fmt.Errorf("store: %s has schema %d and needs migrating to %d; start the bot once to migrate it", path, have, SchemaVersion)
 		}
+		s.indexed = indexFresh(tx)
 		return nil
 	})
 	if err != nil {
@@ -222,19 +229,23 @@ func (s *Store) migrate() error {
 	return s.migrateTo(SchemaVersion, migrations)
 }
 
+// migrateTo creates the buckets a journal lacks, runs the migrations from the file's schema
+// to target, and rebuilds the indexes unless the last transaction kept them (a new file; a
+// journal from before the indexes; one written since by an older build), all in one
+// transaction: a crash leaves the file as it was.
 func (s *Store) migrateTo(target int, steps []migration) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		fresh := indexFresh(tx) // first: creating the buckets would hide their absence
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keySchema)
-		if v == nil {
-			return meta.Put(keySchema, u64(uint64(target)))
+		have := target
+		if v := meta.Get(keySchema); v != nil {
+			have = int(binary.BigEndian.Uint64(v))
 		}
-		have := int(binary.BigEndian.Uint64(v))
 		if have > target {
 			return fmt.Errorf("%w: %s has schema %d, this bot reads up to %d; run the newer bot or restore a backup",
 				ErrNewerSchema, s.path, have, target)
@@ -244,7 +255,15 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 				return fmt.Errorf("store: migrate schema %d to %d: %w", have, have+1, err)
 			}
 		}
-		return meta.Put(keySchema, u64(uint64(target)))
+		if err := meta.Put(keySchema, u64(uint64(target))); err != nil {
+			return err
+		}
+		if !fresh {
+			if _, err := reindex(tx); err != nil {
+				return fmt.Errorf("store: rebuild the indexes: %w", err)
+			}
+		}
+		return markIndexed(tx)
 	})
 }
 
@@ -258,7 +277,8 @@ func (s *Store) Schema() (int, error) {
 	return v, err
 }
 
-// Check runs bbolt's consistency check over the whole file and decodes every record.
+// Check runs bbolt's consistency check over the whole file, decodes every record, and
+// compares every index in use with what the records say it should hold.
 func (s *Store) Check() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
@@ -275,6 +295,9 @@ func (s *Store) Check() error {
 			if err != nil {
 				return err
 			}
+		}
+		if s.indexed {
+			return checkIndexes(tx)
 		}
 		return nil
 	})
@@ -299,24 +322,32 @@ func get[T any](tx *bolt.Tx, b []byte, id uint64) (T, error) {
 	return v, nil
 }
 
+// put stores v as record id of bucket b and, in the same transaction, moves its index keys
+// from those of the record it replaces: the write-ahead index among them, so an entry is
+// never executing without being listed by Executing.
 func put(tx *bolt.Tx, b []byte, id uint64, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
 	}
-	if e, ok := v.(*Entry); ok {
-		// Keep the write-ahead index in the same transaction as the entry itself.
-		idx := tx.Bucket(bucketExecuting)
-		if e.State == EntryExecuting {
-			err = idx.Put(u64(id), []byte{})
-		} else {
-			err = idx.Delete(u64(id))
-		}
-		if err != nil {
-			return err
-		}
+	bk := tx.Bucket(b)
+	if err := reindexRecord(tx, b, id, bk.Get(u64(id)), v); err != nil {
+		return err
 	}
-	return tx.Bucket(b).Put(u64(id), raw)
+	return bk.Put(u64(id), raw)
+}
+
+// remove deletes record id of bucket b and its index keys.
+func remove(tx *bolt.Tx, b []byte, id uint64) error {
+	bk := tx.Bucket(b)
+	old := bk.Get(u64(id))
+	if old == nil {
+		return nil
+	}
+	if err := reindexRecord(tx, b, id, old, nil); err != nil {
+		return err
+	}
+	return bk.Delete(u64(id))
 }
 
 func kindOf(b []byte) string {

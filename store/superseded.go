@@ -23,7 +23,7 @@ type Offer struct {
 // offers it superseded, so that their messages can say so.
 func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error) {
 	var gone []Offer
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		offers, replaced, secrets := tx.Bucket(bucketOffers), tx.Bucket(bucketReplaced), tx.Bucket(bucketSecrets)
 		list, err := readOffers(offers, label)
 		if err != nil {
@@ -54,7 +54,7 @@ func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error)
 
 // NoteOffer records where secret id's offer was posted.
 func (s *Store) NoteOffer(label, id, channel, ts string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOffers)
 		list, err := readOffers(b, label)
 		if err != nil {

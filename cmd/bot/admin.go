@@ -135,17 +135,20 @@ func openJournal(env func(string) (string, bool), what string) (*store.Store, er
 // a running bot holds the file.
 func journal(args []string, env func(string) (string, bool), w io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id> or export; run bot journal --help for its usage"}
+		return usageError{"journal needs list, show <id>, export or reindex; run bot journal --help for its usage"}
 	}
 	sub := args[0]
-	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0}
+	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0}
 	n, ok := maxArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("journal %s: use list, show <id> or export; run bot journal --help for its usage", sub)}
+		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export or reindex; run bot journal --help for its usage", sub)}
 	}
 	fs := flags("journal " + sub)
 	if err := parse(fs, args[1:], n); err != nil {
 		return err
+	}
+	if sub == "reindex" {
+		return reindex(env, w)
 	}
 	args = append([]string{sub}, fs.Args()...)
 	// The arguments are checked before the file is opened: a typo is a usage error even
@@ -375,6 +378,44 @@ func export(st *store.Store, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// reindex rebuilds the journal's indexes from its records and says what it rebuilt. It
+// changes no record, and a running bot would rebuild the same at its next start anyway, so it
+// asks nothing; like the other journal commands it needs the bot stopped, and creates nothing
+// where there is no journal.
+func reindex(env func(string) (string, bool), w io.Writer) error {
+	// Look first, read-only: a missing journal is reported, not created, and a running bot
+	// is named before anything is opened for writing.
+	ro, err := openJournal(env, "rebuild the indexes")
+	if err != nil {
+		return err
+	}
+	noKeyFile := ro.KeyFile() == ""
+	ro.Close()
+	opts := store.Options{LockTimeout: 2 * time.Second}
+	if noKeyFile && getenv(env, "BOT_ENCRYPTION_KEY", "") == "" {
+		// A writable open without a key makes a key file; reindex seals nothing, so a key
+		// used for this open only leaves the data folder as it was.
+		opts.Key, _ = store.ParseKey(store.NewKey())
+	}
+	st, err := openStore(env, dataDir(env), opts)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("%v: stop the bot to rebuild the indexes", err)
+		}
+		return err
+	}
+	stats, err := st.Reindex()
+	if err != nil {
+		st.Close()
+		return err
+	}
+	fmt.Fprintf(w, "rebuilt the indexes of %s from %d entries and %d requests:\n", st.Path(), stats.Entries, stats.Requests)
+	for _, ix := range stats.Indexes {
+		fmt.Fprintf(w, "  %-20s %d key(s)\n", ix.Name, ix.Keys)
+	}
+	return st.Close()
 }
 
 // rekey re-encrypts the sealed passwords with a new key. With the key in the key file, a new

@@ -120,6 +120,51 @@ func TestJournalCommands(t *testing.T) {
 	}
 }
 
+// journal reindex rebuilds the indexes with the bot stopped, says what they hold, and makes
+// no key file for a journal whose key comes from the environment.
+func TestJournalReindex(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	key, _ := store.ParseKey(store.NewKey())
+	st, err := store.Open(dir, store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"lock-user", "grant-role"} {
+		e, _ := st.BeginEntry(store.Entry{Action: action, Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "app"}}, "bot")
+		st.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: store.EntryDone}, nil)
+	}
+	st.CreateRequest(store.Request{Action: "grant-role", Connector: "prod"}, "pending", "U0DEV")
+	env := envOf(map[string]string{"BOT_DATA_DIR": dir})
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "reindex"}, env, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "stop the bot to rebuild the indexes") {
+		t.Fatalf("locked: exit %d %q", code, errb.String())
+	}
+	st.Close()
+	errb.Reset()
+	if code := run(context.Background(), []string{"journal", "reindex"}, env, nil, &out, &errb); code != 0 {
+		t.Fatalf("reindex: exit %d %q", code, errb.String())
+	}
+	for _, want := range []string{"from 2 entries and 1 requests", "requests_by_state    1 key(s)", "entries_locks        1 key(s)", "entries_temporary    0 key(s)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("reindex does not say %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.KeyFileName)); !os.IsNotExist(err) {
+		t.Fatalf("reindex made a key file: %v", err)
+	}
+	st, err = store.Open(dir, store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.LatestLock("prod", "app", "admin"); !ok {
+		t.Fatal("the lock is not found after reindex")
+	}
+}
+
 func TestRekey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	st, err := store.Open(dir, store.Options{})

@@ -102,7 +102,7 @@ func tripwire(t *testing.T) (addr string, hits *atomic.Int64) {
 func TestHelpChangesNothing(t *testing.T) {
 	addr, hits := tripwire(t)
 	cfg := writeConfig(t)
-	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "rekey", "version"}
+	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "journal reindex", "rekey", "version"}
 	type call struct {
 		args []string
 		want string // the usage's first line
@@ -163,7 +163,7 @@ func TestHelpChangesNothing(t *testing.T) {
 		"serve":   {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "SLACK_API_URL", "BOT_CONFIG", "BOT_DATA_DIR", "BOT_ENCRYPTION_KEY"},
 		"console": {"--demo", "--as", "BOT_CONFIG", "BOT_DATA_DIR"},
 		"check":   {"BOT_CONFIG", "BOT_DATA_DIR", "check: ok"},
-		"journal": {"list", "show", "export", "BOT_DATA_DIR"},
+		"journal": {"list", "show", "export", "reindex", "BOT_DATA_DIR"},
 		"rekey":   {"--yes", "BOT_ENCRYPTION_KEY", "BOT_NEW_ENCRYPTION_KEY", "BOT_DATA_DIR"},
 	} {
 		_, out, _ := cli(t, dir, nil, cmd, "--help")
@@ -183,7 +183,7 @@ func TestHelpChangesNothing(t *testing.T) {
 func TestExtraArgumentsAreErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "now"}, {"check", "prod"}, {"console", "extra"}, {"journal", "export", "all"},
-		{"journal", "list", "5", "6"}, {"journal", "show", "1", "2"}, {"rekey", "now"}, {"version", "x"},
+		{"journal", "list", "5", "6"}, {"journal", "show", "1", "2"}, {"journal", "reindex", "all"}, {"rekey", "now"}, {"version", "x"},
 		{"rekey", "--force"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestExtraArgumentsAreErrors(t *testing.T) {
 // data folder, say which folder and how to set BOT_DATA_DIR, and create nothing.
 func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	cfg := writeConfig(t)
-	for _, args := range [][]string{{"journal", "list"}, {"journal", "show", "1"}, {"journal", "export"}, {"rekey", "--yes"}} {
+	for _, args := range [][]string{{"journal", "list"}, {"journal", "show", "1"}, {"journal", "export"}, {"journal", "reindex"}, {"rekey", "--yes"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")

@@ -19,6 +19,7 @@ Commands:
   journal list [n]      the last n journal entries, newest first
   journal show <id>     one journal entry, whole, as JSON
   journal export        the whole journal as JSON lines, oldest first
+  journal reindex       rebuild the journal's indexes (the bot stopped)
   rekey                 re-encrypt the sealed passwords with a new key
   version               print the version
 
@@ -100,16 +101,17 @@ Environment:
 Example:
   BOT_CONFIG=/etc/mongobot/bot.yaml bot check
 `,
-	"journal": `usage: bot journal list [n] | show <id> | export
+	"journal": `usage: bot journal list [n] | show <id> | export | reindex
 
 Reads the journal, the record of every action the bot took, while the bot is stopped (a
-running bot holds the file; then use history in Slack). It only reads: a missing data folder
-or journal is reported, never created.
+running bot holds the file; then use history in Slack). A missing data folder or journal is
+reported, never created. list, show and export only read; reindex rebuilds the indexes.
 
 Subcommands:
   list [n]              the last n entries (default 20), newest first, with their details
   show <id>             one entry, whole, as JSON
   export                every entry as JSON lines, oldest first: the audit trail
+  reindex               rebuild the indexes from the records, and say what they hold
 
 Each entry shows its requester, its reason, its approvers with when they voted, the schedule
 it ran for, who rolled it back and by which entry, and the server's version when recorded.
@@ -163,6 +165,26 @@ Environment:
 
 Example:
   bot journal export > journal-$(date +%F).jsonl
+`,
+	"journal reindex": `usage: bot journal reindex
+
+Rebuilds the journal's indexes (requests by state, entries executing, awaiting a temporary
+end or a delivery, locks in force) from its records, in one transaction, and prints how many
+records it read and how many keys each index holds. The bot must be stopped.
+
+The bot keeps the indexes with every write and rebuilds them by itself at start when the
+journal's last write did not (a journal from an older version), so this is for after a
+consistency check found one wrong, or to do the rebuild before a start. It changes no record,
+so it asks nothing; a missing data folder or journal is reported, never created.
+
+Flags: none.
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+  BOT_ENCRYPTION_KEY    the key, when it is not the key file (opening for writing checks it)
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot bot journal reindex
 `,
 	"rekey": `usage: bot rekey [--yes]
 
