@@ -29,9 +29,24 @@ type Config struct {
 	Deliveries []Delivery `yaml:"deliveries"`
 	// RevealTTL is how long a new password waits for its owner (default 1h).
 	RevealTTL Duration `yaml:"reveal_ttl"`
-	Log       Log      `yaml:"log"`
-	HTTP      HTTP     `yaml:"http"`
+	// Retention is how long the journal keeps what it no longer needs (default 400 days).
+	Retention Retention `yaml:"retention"`
+	Log       Log       `yaml:"log"`
+	HTTP      HTTP      `yaml:"http"`
 }
+
+// Retention says how long finished journal entries and requests are kept. Whatever their age,
+// the bot keeps those it still needs (an action executing, a temporary grant not yet ended,
+// a password not yet delivered, the lock of a user it still holds locked).
+type Retention struct {
+	// Keep is the age past which a finished record is deleted (default 400d): over a year,
+	// so a yearly audit finds the whole year. Export (bot journal export --since) before
+	// anything older is needed.
+	Keep Duration `yaml:"keep"`
+}
+
+// DefaultRetention is Retention.Keep when the config does not set it.
+const DefaultRetention = 400 * 24 * time.Hour
 
 // HTTP is the optional listener for /healthz, /readyz and /metrics.
 type HTTP struct {
@@ -111,7 +126,7 @@ type Duration time.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := commands.ParseSpan(strings.TrimSpace(n.Value))
+	v, err := parseSpan(strings.TrimSpace(n.Value))
 	if errors.Is(err, commands.ErrSpanTooLong) {
 		return err
 	}
@@ -205,6 +220,9 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	if c.RevealTTL == 0 {
 		c.RevealTTL = Duration(time.Hour)
+	}
+	if c.Retention.Keep == 0 {
+		c.Retention.Keep = Duration(DefaultRetention)
 	}
 	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
 		// Messages name values on purpose; none of them may be one from the environment.

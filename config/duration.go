@@ -38,6 +38,26 @@ var durationBounds = map[string]span{
 	"deliveries[].targets[].kubernetes_secret.timeout": {time.Second, 5 * time.Minute},
 	// A command may do more (call an API, restart a pod), but not hold a delivery for ages.
 	"deliveries[].targets[].exec.timeout": {time.Second, 10 * time.Minute},
+	// The journal is the audit trail: kept for less than a month it cannot answer "who did
+	// this last month", which is a mistake, not a choice; ten years is longer than any audit.
+	"retention.keep": {30 * 24 * time.Hour, maxSpan},
+}
+
+// maxSpan is the longest duration a config field may hold: ten years, for retention.keep.
+// It is longer than commands.MaxSpan, which bounds the waits the bot measures; every field
+// but retention has bounds well inside that.
+const maxSpan = 3650 * 24 * time.Hour
+
+// parseSpan is commands.ParseSpan, also reading spans longer than commands.MaxSpan up to
+// maxSpan, which only retention.keep allows: the fields' bounds say which span fits which.
+func parseSpan(v string) (time.Duration, error) {
+	d, err := commands.ParseSpan(v)
+	if errors.Is(err, commands.ErrSpanTooLong) {
+		if long, ok := signedSpan(v); ok && long > 0 && long <= maxSpan {
+			return long, nil
+		}
+	}
+	return d, err
 }
 
 // fallbackBounds are those of a duration field missing from durationBounds: what any span
@@ -55,7 +75,7 @@ func durationProblem(path, v, shown string) string {
 		b = fallbackBounds
 	}
 	rng := fmt.Sprintf("must be at least %s and at most %s", commands.FormatDuration(b.min), commands.FormatDuration(b.max))
-	d, err := commands.ParseSpan(v)
+	d, err := parseSpan(v)
 	if errors.Is(err, commands.ErrSpanTooLong) {
 		return fmt.Sprintf("%s, not %s", rng, showSpan(v, shown))
 	}

@@ -215,7 +215,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer closeAll(conns)
-	st, err := openStore(env, dataDir(env), store.Options{})
+	st, err := openStore(env, dataDir(env), store.Options{Retention: time.Duration(cfg.Retention.Keep)})
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func botConfig(cfg *config.Config, ms map[string]bot.Mongo, log *slog.Logger) bo
 }
 
 // housekeeping expires pending requests, checks entries whose MongoDB stopped answering, and
-// purges expired secrets and dedupe keys: each on its own goroutine, so a check stuck on a
+// purges expired secrets and dedupe keys, and records older than the retention: each on its own goroutine, so a check stuck on a
 // black-holed MongoDB never delays the expiry of requests.
 func housekeeping(ctx context.Context, b *bot.Bot, st *store.Store, log *slog.Logger) {
 	go every(ctx, 30*time.Second, func() { b.ExpireDue(ctx) })
