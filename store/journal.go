@@ -220,14 +220,15 @@ func (s *Store) Export(w io.Writer) error {
 
 // PurgeStats says what Purge removed.
 type PurgeStats struct {
-	Dedupe, Secrets, Entries int
+	Dedupe, Secrets, Entries, Requests int
 	// Offers counts the superseded marks and the finished offers dropped.
 	Offers int
 }
 
 // Purge deletes expired dedupe keys and secrets, old superseded marks and finished offers, and,
-// when a retention is set, finished journal
-// entries created before now minus the retention. Entries still executing are never purged.
+// when a retention is set, the entries and requests created before now minus the retention
+// that the bot no longer needs (see purgeOld for what it keeps), with the sealed passwords
+// they point to. All in one transaction.
 func (s *Store) Purge() (PurgeStats, error) {
 	var st PurgeStats
 	now := s.now()
@@ -244,34 +245,16 @@ func (s *Store) Purge() (PurgeStats, error) {
 		}); err != nil {
 			return err
 		}
-		if st.Offers, err = purgeOffers(tx, now); err != nil {
-			return err
-		}
-		if s.retention <= 0 {
-			return nil
-		}
-		cutoff := now.Add(-s.retention)
-		// An entry whose password some target still waits for is an obligation, like one
-		// executing: kept whatever its age.
-		var old []uint64
-		err = tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
-			var e Entry
-			if json.Unmarshal(v, &e) == nil && e.State != EntryExecuting && !e.AwaitsDelivery() && e.CreatedAt.Before(cutoff) {
-				old = append(old, binary.BigEndian.Uint64(k))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, id := range old {
-			// remove, not a bare delete: the entry's index keys go with it.
-			if err := remove(tx, bucketEntries, id); err != nil {
+		if s.retention > 0 {
+			var secrets int
+			if st.Entries, st.Requests, secrets, err = purgeOld(tx, now.Add(-s.retention)); err != nil {
 				return err
 			}
+			st.Secrets += secrets
 		}
-		st.Entries = len(old)
-		return nil
+		// Last: an offer whose secret went with its entry goes too.
+		st.Offers, err = purgeOffers(tx, now)
+		return err
 	})
 	return st, err
 }

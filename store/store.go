@@ -89,8 +89,9 @@ type Options struct {
 	Key []byte
 	// OldKeys are earlier keys, still accepted to read secrets sealed before a rotation.
 	OldKeys [][]byte
-	// Retention, when positive, lets Purge delete finished journal entries older than it.
-	// Zero keeps the journal forever (the default: it is the audit trail).
+	// Retention, when positive, lets Purge delete the entries and requests older than it
+	// that the bot no longer needs (see Purge). Zero keeps the journal forever; the bot
+	// passes the config's retention.keep (400 days by default).
 	Retention time.Duration
 	// ReadOnly opens an existing journal for reading only, as the journal commands do while
 	// the bot is stopped: nothing is created (no folder, no file, no key file), migrated or

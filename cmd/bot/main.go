@@ -303,7 +303,7 @@ func housekeeping(ctx context.Context, b *bot.Bot, st *store.Store, log *slog.Lo
 		if n, err := st.Purge(); err != nil {
 			log.Error("purge", "err", err)
 		} else {
-			log.Debug("purged", "dedupe", n.Dedupe, "secrets", n.Secrets, "entries", n.Entries)
+			log.Debug("purged", "dedupe", n.Dedupe, "secrets", n.Secrets, "entries", n.Entries, "requests", n.Requests)
 		}
 	})
 }

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"mongobot/approvals"
+	"mongobot/commands"
+)
+
+const day = 24 * time.Hour
+
+// oldJournal fills s with every kind of record, all created at the clock's time; it returns
+// the ids Purge must keep once they are past the retention, and the number it must delete.
+type oldJournal struct {
+	keepEntries, keepRequests []uint64
+	goneEntries, goneRequests []uint64
+	keepSecrets, goneSecrets  []string
+}
+
+func fillOld(t *testing.T, s *Store) oldJournal {
+	t.Helper()
+	var j oldJournal
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := func() string {
+		id, err := s.PutSecret("U1", []byte("pw"), 1000*day)
+		must(err)
+		return id
+	}
+	entry := func(e Entry, state string, mutate func(*Entry)) Entry {
+		t.Helper()
+		e, err := s.BeginEntry(e, "U1")
+		must(err)
+		if state != EntryExecuting {
+			e, err = s.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: state}, mutate)
+			must(err)
+		}
+		return e
+	}
+	lock := func(action, user string) Entry {
+		return entry(Entry{Action: action, Connector: "prod", Args: map[string]string{"user": user}}, EntryDone, nil)
+	}
+
+	executing := entry(Entry{Action: "grant-role"}, EntryExecuting, nil)
+	temporary := entry(Entry{Action: "grant-role"}, EntryDone, func(e *Entry) { e.UndoAt = s.now().Add(time.Hour) })
+	delivering := secret()
+	awaiting := entry(Entry{Action: "rotate-password"}, EntryDone, func(e *Entry) {
+		e.DeliverySecret, e.Deliveries = delivering, []Delivery{{Target: "vault", State: DeliveryPending}}
+	})
+	locked := lock(commands.LockUser, "u1") // in force
+	unlocked := []Entry{lock(commands.LockUser, "u2"), lock(commands.UnlockUser, "u2")}
+	relocked := []Entry{lock(commands.LockUser, "u3"), lock(commands.LockUser, "u3")} // the second in force
+	beforeUnlock := lock(commands.LockUser, "u4")                                     // unlocked later, recently
+	paired, pairSecret := entry(Entry{Action: "rotate-password"}, EntryDone, nil), secret()
+	_, err := s.SwapPair("prod/app", "app_a", PairUser{User: "app_b", Entry: paired.ID, Secret: pairSecret, Owner: "U1"})
+	must(err)
+	// An old entry still pointing at the pair's password: the entry goes, the password stays.
+	sharing := entry(Entry{Action: "rotate-password"}, EntryDone, func(e *Entry) { e.PendingSecret = pairSecret })
+	pending := secret()
+	plain := entry(Entry{Action: "rotate-password"}, EntryDone, func(e *Entry) { e.PendingSecret = pending })
+	failed := entry(Entry{Action: "drop-user"}, EntryFailed, nil)
+	undone := entry(Entry{Action: "grant-role"}, EntryDone, nil)
+	rollback, err := s.BeginRollback(undone.ID, Entry{Action: "revoke-role"}, "U1")
+	must(err)
+
+	request := func(state string, entry uint64) uint64 {
+		r, err := s.CreateRequest(Request{Action: "grant-role", EntryID: entry}, state, "U1")
+		must(err)
+		return r.ID
+	}
+	open := []uint64{request(approvals.Pending, 0), request(approvals.Approved, 0), request(approvals.Executing, 0)}
+	ofKept := request(approvals.Done, executing.ID)
+	ofGone := request(approvals.Done, failed.ID)
+	denied := request(approvals.Denied, 0)
+	scheduled := request(approvals.Done, 0)
+	_, err = s.CreateSchedule(Schedule{Connector: "prod", User: "app", Spec: "@monthly", RequestID: scheduled}, "U1")
+	must(err)
+
+	j.keepEntries = []uint64{executing.ID, temporary.ID, awaiting.ID, locked.ID, relocked[1].ID, beforeUnlock.ID,
+		paired.ID, undone.ID, rollback.ID}
+	j.goneEntries = []uint64{unlocked[0].ID, unlocked[1].ID, relocked[0].ID, sharing.ID, plain.ID, failed.ID}
+	j.keepRequests = append(open, ofKept, scheduled)
+	j.goneRequests = []uint64{ofGone, denied}
+	j.keepSecrets, j.goneSecrets = []string{delivering, pairSecret}, []string{pending}
+	return j
+}
+
+// TestPurgeKeepsWhatTheBotNeeds: past the retention, Purge deletes every finished record the
+// bot no longer needs, with its index keys and sealed passwords, and keeps exactly the others.
+func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
+	c := newClock()
+	s, err := Open(t.TempDir(), Options{Now: c.Now, Retention: 400 * day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j := fillOld(t, s)
+	c.Add(500 * day)
+	// Recent: never purged; the unlock of u4 keeps its older lock, which a rollback of it
+	// would bring back in force.
+	recent, _ := s.BeginEntry(Entry{Action: commands.UnlockUser, Connector: "prod", Args: map[string]string{"user": "u4"}}, "U1")
+	s.TransitionEntry(recent.ID, []string{EntryExecuting}, Step{State: EntryDone}, nil)
+	young, _ := s.CreateRequest(Request{Action: "grant-role"}, approvals.Denied, "U1")
+	j.keepEntries = append(j.keepEntries, recent.ID)
+	j.keepRequests = append(j.keepRequests, young.ID)
+
+	st, err := s.Purge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != len(j.goneEntries) || st.Requests != len(j.goneRequests) || st.Secrets != len(j.goneSecrets) {
+		t.Errorf("purge %+v, want %d entries, %d requests, %d secrets", st, len(j.goneEntries), len(j.goneRequests), len(j.goneSecrets))
+	}
+	for _, id := range j.keepEntries {
+		if _, err := s.Entry(id); err != nil {
+			t.Errorf("entry %d: %v; it must be kept", id, err)
+		}
+	}
+	for _, id := range j.goneEntries {
+		if _, err := s.Entry(id); err == nil {
+			t.Errorf("entry %d was kept", id)
+		}
+	}
+	for _, id := range j.keepRequests {
+		if _, err := s.Request(id); err != nil {
+			t.Errorf("request %d: %v; it must be kept", id, err)
+		}
+	}
+	for _, id := range j.goneRequests {
+		if _, err := s.Request(id); err == nil {
+			t.Errorf("request %d was kept", id)
+		}
+	}
+	if n, _ := s.SecretCount(); n != len(j.keepSecrets) {
+		t.Errorf("%d sealed passwords left, want %d", n, len(j.keepSecrets))
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]bool{"u1": true, "u2": false, "u3": true, "u4": false} {
+		if _, ok, err := s.LatestLock("prod", user, ""); err != nil || ok != want {
+			t.Errorf("LatestLock %s = %v, %v; want %v", user, ok, err, want)
+		}
+	}
+	// Rolling back the recent unlock brings u4's old lock back in force: it was kept for that.
+	if _, err := s.TransitionEntry(recent.ID, []string{EntryDone}, Step{State: EntryRolledBack}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, _ := s.LatestLock("prod", "u4", ""); !ok || e.ID != j.keepEntries[5] {
+		t.Errorf("after the unlock's rollback, u4's lock is %v %d", ok, e.ID)
+	}
+
+	// A second pass finds nothing more to delete.
+	if st, err := s.Purge(); err != nil || st.Entries+st.Requests+st.Secrets != 0 {
+		t.Errorf("second purge %+v %v", st, err)
+	}
+	es, _, _ := s.History(0, 100)
+	var ids []uint64
+	for _, e := range es {
+		ids = append(ids, e.ID)
+	}
+	slices.Sort(ids)
+	want := slices.Sorted(slices.Values(j.keepEntries))
+	if !slices.Equal(ids, want) {
+		t.Errorf("entries left %v, want %v", ids, want)
+	}
+}
