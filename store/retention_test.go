@@ -1,9 +1,17 @@
 package store
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -170,4 +178,86 @@ func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
 	if !slices.Equal(ids, want) {
 		t.Errorf("entries left %v, want %v", ids, want)
 	}
+}
+
+// dump is every key and value of every bucket, but the mark of the transaction that last
+// kept the indexes, which a copy renumbers.
+func dump(t *testing.T, s *Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			out[string(name)+"/seq"] = fmt.Sprint(b.Sequence())
+			return b.ForEach(func(k, v []byte) error {
+				if string(name) != string(bucketMeta) || string(k) != string(keyIndexed) {
+					out[string(name)+"/"+string(k)] = string(v)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestCompactReclaimsPurgedSpace: after a purge, Compact makes the file smaller and keeps
+// every record, bucket sequence and index as it was; it refuses while the bot runs.
+func TestCompactReclaimsPurgedSpace(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	key, _ := ParseKey(NewKey())
+	s, err := Open(dir, Options{Now: c.Now, Retention: 400 * day, Key: key, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillOld(t, s)
+	reason := strings.Repeat("why ", 200)
+	for i := range 3000 {
+		e, err := s.BeginEntry(Entry{Action: "grant-role", Args: map[string]string{"user": fmt.Sprint("u", i), "reason": reason}}, "U1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone}, nil)
+	}
+	c.Add(500 * day)
+	s.BeginEntry(Entry{Action: "grant-role"}, "U1") // young, executing
+	if st, err := s.Purge(); err != nil || st.Entries < 3000 {
+		t.Fatalf("purge %+v %v", st, err)
+	}
+	want := dump(t, s)
+
+	if _, err := Compact(dir, 50*time.Millisecond); !errors.Is(err, ErrLocked) {
+		t.Fatalf("compact while the store is open: %v, want ErrLocked", err)
+	}
+	s.Close()
+	st, err := Compact(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("journal file: %d bytes before, %d after", st.Before, st.After)
+	if st.After >= st.Before/2 || st.After == 0 {
+		t.Errorf("compact: %d bytes before, %d after", st.Before, st.After)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, FileName+".*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, FileName)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	s, err = Open(dir, Options{Now: c.Now, Key: key, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.indexed {
+		t.Error("the copy's indexes are not marked as kept: the next start would rebuild them")
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, s); !maps.Equal(got, want) {
+		t.Errorf("the copy differs: %d keys, want %d", len(got), len(want))
+	}
+	s.Close()
 }
