@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -133,22 +134,44 @@ func openJournal(env func(string) (string, bool), what string) (*store.Store, er
 
 // journal reads the journal file; it works while the bot is stopped, and says so clearly when
 // a running bot holds the file.
-func journal(args []string, env func(string) (string, bool), w io.Writer) error {
+func journal(args []string, env func(string) (string, bool), stdin io.Reader, w io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id>, export or reindex; run bot journal --help for its usage"}
+		return usageError{"journal needs list, show <id>, export, reindex or compact; run bot journal --help for its usage"}
 	}
 	sub := args[0]
-	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0}
+	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0, "compact": 0}
 	n, ok := maxArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export or reindex; run bot journal --help for its usage", sub)}
+		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, reindex or compact; run bot journal --help for its usage", sub)}
 	}
 	fs := flags("journal " + sub)
+	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
+	since := fs.String("since", "", "only entries created at or after this date or this long ago (export)")
 	if err := parse(fs, args[1:], n); err != nil {
 		return err
 	}
-	if sub == "reindex" {
+	// Each flag belongs to one subcommand: given to another, it is a mistake, not ignored.
+	var wrong string
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "yes") != (sub == "compact") || (f.Name == "since") != (sub == "export") {
+			wrong = f.Name
+		}
+	})
+	if wrong != "" {
+		return usageError{fmt.Sprintf("journal %s: flag provided but not defined: -%s; run bot journal %s --help for its usage", sub, wrong, sub)}
+	}
+	switch sub {
+	case "reindex":
 		return reindex(env, w)
+	case "compact":
+		return compact(env, *yes, stdin, w)
+	}
+	var from time.Time
+	if *since != "" {
+		var err error
+		if from, err = parseSince(*since, time.Now()); err != nil {
+			return usageError{fmt.Sprintf("journal export --since: %v; run bot journal export --help for its usage", err)}
+		}
 	}
 	args = append([]string{sub}, fs.Args()...)
 	// The arguments are checked before the file is opened: a typo is a usage error even
@@ -196,7 +219,7 @@ func journal(args []string, env func(string) (string, bool), w io.Writer) error 
 		enc.SetIndent("", "  ")
 		return enc.Encode(newRecorder(st).record(e))
 	case "export":
-		return export(st, w)
+		return export(st, from, w)
 	}
 	return nil
 }
@@ -356,15 +379,21 @@ func printable(s string) string {
 	return b.String()
 }
 
-// export writes every entry as a record, one JSON line each, oldest first.
-func export(st *store.Store, w io.Writer) error {
+// export writes every entry created at or after since (zero: every entry) as a record, one
+// JSON line each, oldest first.
+func export(st *store.Store, since time.Time, w io.Writer) error {
 	var all []store.Entry
 	for before := uint64(0); ; {
 		es, next, err := st.History(before, 500)
 		if err != nil {
 			return err
 		}
-		all = append(all, es...)
+		for _, e := range es {
+			// Every entry is read: ids grow with time, but an archive must not rely on it.
+			if !e.CreatedAt.Before(since) {
+				all = append(all, e)
+			}
+		}
 		if next == 0 {
 			break
 		}
@@ -378,6 +407,81 @@ func export(st *store.Store, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// parseSince reads export's --since: a date (2026-01-01, midnight UTC), a time in RFC 3339
+// (2026-01-01T00:00:00Z), or a span back from now (30d, 12h), which may be longer than a year:
+// an archive is often of everything the retention is about to delete.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			return time.Time{}, fmt.Errorf("%q is not a date (2026-01-01), a time (2026-01-01T00:00:00Z) or a span (30d)", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if parsed, err := time.ParseDuration(v); err == nil && parsed > 0 {
+		d = parsed
+	} else {
+		return time.Time{}, fmt.Errorf("%q is not a date (2026-01-01), a time (2026-01-01T00:00:00Z) or a span (30d)", v)
+	}
+	return now.Add(-d), nil
+}
+
+// compact rewrites the journal file to give back the space of purged records. It needs the
+// bot stopped, and, since it replaces the file, asks like rekey: --yes, or "yes" typed at a
+// terminal; until then nothing is written.
+func compact(env func(string) (string, bool), yes bool, stdin io.Reader, w io.Writer) error {
+	// Look first, read-only: a missing journal is reported, not created, and a running bot
+	// is named before anything is asked.
+	ro, err := openJournal(env, "compact the journal")
+	if err != nil {
+		return err
+	}
+	path := ro.Path()
+	ro.Close()
+	before := int64(0)
+	if fi, err := os.Stat(path); err == nil {
+		before = fi.Size()
+	}
+	fmt.Fprintf(w, "compact will rewrite %s (%s) into a new file holding only its live records, and put it in its place;\n"+
+		"take a backup (or bot journal export) first if you want one.\n", path, size(before))
+	if !yes {
+		if !isTerminal(stdin) {
+			return usageError{"journal compact replaces the journal file, so it needs --yes to go ahead; nothing was changed"}
+		}
+		fmt.Fprint(w, "Type yes to go ahead: ")
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("journal compact was not confirmed; nothing was changed")
+		}
+	}
+	st, err := store.Compact(dataDir(env), 2*time.Second)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%v: stop the bot to compact the journal", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "compacted %s: %s before, %s after\n", path, size(st.Before), size(st.After))
+	return nil
+}
+
+// size is a file size for people: 8.0 MiB, 64 KiB, 512 bytes.
+func size(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // reindex rebuilds the journal's indexes from its records and says what it rebuilt. It

@@ -388,3 +388,98 @@ deliveries:
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// journal compact refuses while the bot runs and without --yes, then shrinks a purged journal
+// and leaves every record as it was.
+func TestJournalCompact(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	key, _ := store.ParseKey(store.NewKey())
+	now := time.Now()
+	clock := func() time.Time { return now }
+	st, err := store.Open(dir, store.Options{Key: key, Now: clock, Retention: 400 * 24 * time.Hour, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := strings.Repeat("why ", 200)
+	for i := range 2000 {
+		e, _ := st.BeginEntry(store.Entry{Action: "grant-role", Connector: "prod", CreatedAt: now.AddDate(-2, 0, 0),
+			Args: map[string]string{"user": fmt.Sprint("u", i), "reason": reason}}, "bot")
+		st.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: store.EntryDone}, nil)
+	}
+	kept, _ := st.BeginEntry(store.Entry{Action: "grant-role", Connector: "prod", Args: map[string]string{"user": "app"}}, "bot")
+	if ps, err := st.Purge(); err != nil || ps.Entries != 2000 {
+		t.Fatalf("purge %+v %v", ps, err)
+	}
+	env := envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": fmt.Sprintf("%x", key)})
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "compact", "--yes"}, env, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "stop the bot to compact the journal") {
+		t.Fatalf("locked: exit %d %q", code, errb.String())
+	}
+	st.Close()
+	errb.Reset()
+	if code := run(context.Background(), []string{"journal", "compact"}, env, nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "needs --yes") {
+		t.Fatalf("without --yes: exit %d %q", code, errb.String())
+	}
+	before, _ := os.Stat(filepath.Join(dir, store.FileName))
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "compact", "--yes"}, env, nil, &out, &errb); code != 0 {
+		t.Fatalf("compact: exit %d %q", code, errb.String())
+	}
+	after, _ := os.Stat(filepath.Join(dir, store.FileName))
+	t.Logf("%s(file: %d bytes before, %d after)", out.String(), before.Size(), after.Size())
+	if after.Size() >= before.Size() || !strings.Contains(out.String(), "before,") {
+		t.Errorf("compact: %d bytes before, %d after:\n%s", before.Size(), after.Size(), out.String())
+	}
+	st, err = store.Open(dir, store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Entry(kept.ID); err != nil || got.Args["user"] != "app" || got.State != store.EntryExecuting {
+		t.Fatalf("the kept entry after compact: %+v %v", got, err)
+	}
+}
+
+// journal export --since writes only the entries created since a date, a time or a span ago.
+func TestJournalExportSince(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{time.Date(2025, 12, 31, 23, 59, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(-time.Hour)} {
+		st.BeginEntry(store.Entry{Action: "grant-role", Connector: "prod", CreatedAt: at}, "bot")
+	}
+	st.Close()
+	env := envOf(map[string]string{"BOT_DATA_DIR": dir})
+	for since, want := range map[string][]uint64{"": {1, 2, 3}, "2026-01-01": {2, 3}, "2026-01-01T00:00:01Z": {3}, "2d": {3}, "90m": {3}, "30m": nil} {
+		var out, errb bytes.Buffer
+		args := []string{"journal", "export"}
+		if since != "" {
+			args = append(args, "--since", since)
+		}
+		if code := run(context.Background(), args, env, nil, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d %q", args, code, errb.String())
+		}
+		var got []uint64
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var e store.Entry
+			if line != "" && json.Unmarshal([]byte(line), &e) == nil {
+				got = append(got, e.ID)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("--since %q: %v, want %v", since, got, want)
+		}
+	}
+	for _, args := range [][]string{{"journal", "export", "--since", "yesterday"}, {"journal", "export", "--since", "0d"},
+		{"journal", "list", "--since", "2d"}, {"journal", "export", "--yes"}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, env, nil, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d %q, want a usage error", args, code, errb.String())
+		}
+	}
+}

@@ -102,7 +102,7 @@ func tripwire(t *testing.T) (addr string, hits *atomic.Int64) {
 func TestHelpChangesNothing(t *testing.T) {
 	addr, hits := tripwire(t)
 	cfg := writeConfig(t)
-	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "journal reindex", "rekey", "version"}
+	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "journal reindex", "journal compact", "rekey", "version"}
 	type call struct {
 		args []string
 		want string // the usage's first line
@@ -119,6 +119,7 @@ func TestHelpChangesNothing(t *testing.T) {
 	calls = append(calls,
 		// Help wins wherever it is, and over flags that would act.
 		call{[]string{"rekey", "--yes", "--help"}, "usage: bot rekey"},
+		call{[]string{"journal", "compact", "--yes", "--help"}, "usage: bot journal compact"},
 		call{[]string{"journal", "show", "1", "-h"}, "usage: bot journal show"},
 		call{[]string{"journal", "list", "5", "--help"}, "usage: bot journal list"},
 		call{[]string{"journal", "help", "export"}, "usage: bot journal export"},

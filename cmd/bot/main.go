@@ -81,7 +81,7 @@ func dispatch(ctx context.Context, args []string, env func(string) (string, bool
 	case "console":
 		return console(ctx, args, env, stdin, stdout)
 	case "journal":
-		return journal(args, env, stdout)
+		return journal(args, env, stdin, stdout)
 	case "rekey":
 		return rekey(args, env, stdin, stdout)
 	case "--version", "version", "-v":

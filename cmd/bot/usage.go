@@ -18,8 +18,9 @@ Commands:
   check                 validate the config and check each connector
   journal list [n]      the last n journal entries, newest first
   journal show <id>     one journal entry, whole, as JSON
-  journal export        the whole journal as JSON lines, oldest first
+  journal export        the journal as JSON lines, oldest first (--since to limit it)
   journal reindex       rebuild the journal's indexes (the bot stopped)
+  journal compact       rewrite the journal file to reclaim space (the bot stopped)
   rekey                 re-encrypt the sealed passwords with a new key
   version               print the version
 
@@ -101,17 +102,20 @@ Environment:
 Example:
   BOT_CONFIG=/etc/mongobot/bot.yaml bot check
 `,
-	"journal": `usage: bot journal list [n] | show <id> | export | reindex
+	"journal": `usage: bot journal list [n] | show <id> | export [--since <when>] | reindex | compact [--yes]
 
 Reads the journal, the record of every action the bot took, while the bot is stopped (a
 running bot holds the file; then use history in Slack). A missing data folder or journal is
-reported, never created. list, show and export only read; reindex rebuilds the indexes.
+reported, never created. list, show and export only read; reindex rebuilds the indexes;
+compact rewrites the file.
 
 Subcommands:
   list [n]              the last n entries (default 20), newest first, with their details
   show <id>             one entry, whole, as JSON
-  export                every entry as JSON lines, oldest first: the audit trail
+  export [--since <when>]  every entry (or those since a date or a span ago) as JSON lines,
+                        oldest first: the audit trail
   reindex               rebuild the indexes from the records, and say what they hold
+  compact [--yes]       rewrite the file without the space of purged records
 
 Each entry shows its requester, its reason, its approvers with when they voted, the schedule
 it ran for, who rolled it back and by which entry, and the server's version when recorded.
@@ -154,17 +158,44 @@ Environment:
 Example:
   bot journal show 42
 `,
-	"journal export": `usage: bot journal export
+	"journal export": `usage: bot journal export [--since <when>]
 
-Writes the whole journal to stdout as JSON lines, oldest first, each entry with its reason,
-votes and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It
-only reads, and works while the bot is stopped.
+Writes the journal to stdout as JSON lines, oldest first, each entry with its reason, votes
+and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It only
+reads, and works while the bot is stopped. The bot deletes finished entries older than the
+config's retention.keep (400d by default): archive them before, if they must outlive it.
+
+Flags:
+  --since <when>        only the entries created at or after when: a date (2026-01-01, from
+                        midnight UTC), a time (2026-01-01T00:00:00Z), or a span back from
+                        now (30d, 12h)
 
 Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
   bot journal export > journal-$(date +%F).jsonl
+  bot journal export --since 2026-01-01 > journal-2026.jsonl
+`,
+	"journal compact": `usage: bot journal compact [--yes]
+
+Rewrites the journal file so that it holds only its live records: the bot deletes old
+records (retention.keep in the config), but the file keeps the space they took until it is
+compacted. The bot must be stopped. It says what it will do, then asks: it changes nothing
+without --yes or a "yes" typed at a terminal. It prints the file's size before and after.
+
+The copy is written to a temporary file in the same folder (mode 0600), synced and checked,
+then renamed over the journal: a crash at any point leaves the old journal or the new one,
+whole. Export first (bot journal export) if you want an archive of what was purged before.
+
+Flags:
+  --yes                 go ahead without asking
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot bot journal compact --yes
 `,
 	"journal reindex": `usage: bot journal reindex
 
