@@ -18,6 +18,11 @@ import (
 // action to run: such a request is never purged, whatever its age.
 var openRequestStates = []string{approvals.Pending, approvals.Approved, approvals.Executing}
 
+// purgeBatch bounds the entries, and the requests, one pass deletes: the first pass over a
+// journal of years would otherwise rewrite most of the file in one transaction, holding it
+// all in memory. The hourly passes take the rest. A variable for tests.
+var purgeBatch = 10_000
+
 // purgeOld deletes the entries and requests created before cutoff that the bot no longer
 // needs, with their index keys and the sealed passwords they still point to. What it keeps,
 // whatever its age, is what the bot would miss:
@@ -53,9 +58,11 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 		return 0, 0, 0, err
 	}
 	err = tx.Bucket(bucketExecuting).ForEach(func(k, _ []byte) error {
-		e, err := get[Entry](tx, bucketEntries, idOf(k))
-		keepEntry[e.RollbackOf] = true
-		return err
+		// An index key without its entry is Check's to report; it undoes nothing.
+		if e, err := get[Entry](tx, bucketEntries, idOf(k)); err == nil {
+			keepEntry[e.RollbackOf] = true
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, 0, 0, err
@@ -79,8 +86,8 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 	c := tx.Bucket(bucketEntries).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		var e Entry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return 0, 0, 0, fmt.Errorf("store: entry %d does not decode: %w", binary.BigEndian.Uint64(k), err)
+		if json.Unmarshal(v, &e) != nil {
+			continue // kept for a person to read: Check reports it
 		}
 		if !e.CreatedAt.Before(cutoff) {
 			break
@@ -95,6 +102,9 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 		}
 		doomed = append(doomed, e)
 		gone[e.ID] = true
+		if len(doomed) == purgeBatch {
+			break
+		}
 	}
 	// Deleted after the reading: stillNeeded looks at the lock index as it was.
 	for _, e := range doomed {
@@ -117,8 +127,8 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 	c = rb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		var r Request
-		if err := json.Unmarshal(v, &r); err != nil {
-			return 0, 0, 0, fmt.Errorf("store: request %d does not decode: %w", binary.BigEndian.Uint64(k), err)
+		if json.Unmarshal(v, &r) != nil {
+			continue // kept, like an entry that does not decode
 		}
 		if !r.CreatedAt.Before(cutoff) {
 			break
@@ -129,7 +139,9 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 		if slices.Contains(openRequestStates, r.State) || keepRequest[r.ID] || entryStays {
 			continue
 		}
-		oldRequests = append(oldRequests, r.ID)
+		if oldRequests = append(oldRequests, r.ID); len(oldRequests) == purgeBatch {
+			break
+		}
 	}
 	for _, id := range oldRequests {
 		if err := remove(tx, bucketRequests, id); err != nil {
