@@ -328,6 +328,9 @@ func (b *Bot) supersedeDeliveries(ctx context.Context, e store.Entry) {
 // supersede ends entry id's delivery because entry by changed the same user's password
 // after it. The caller holds the user's delivery lock.
 func (b *Bot) supersede(ctx context.Context, id, by uint64) {
+	if cur, err := b.store.Entry(id); err != nil || !cur.AwaitsDelivery() {
+		return // finished (or superseded) meanwhile: nothing to end, nothing to say
+	}
 	step := store.Step{State: "delivery superseded", By: "bot", At: b.now(),
 		Note: fmt.Sprintf("journal #%d changed the password again before this one reached every target", by)}
 	old, err := b.store.DropDelivery(id, store.DeliverySuperseded, step)
