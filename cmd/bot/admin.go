@@ -58,7 +58,7 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 	fmt.Fprintf(w, "config: %s read: %d connector(s), approvals in %s\n", getenv(env, "BOT_CONFIG", "bot.yaml"), len(cfg.Connectors), cfg.Approvals.Channel)
 	checkData(env, w, problem)
 	for i, cn := range cfg.Connectors {
-		m, err := newConnector(cn)
+		m, err := newConnector(cn, cfg)
 		if err != nil {
 			problem("%s: config: connectors[%d]: %v", cn.Name, i, err)
 			continue
