@@ -2,6 +2,9 @@ package connector
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,5 +109,90 @@ func TestCloseStopsIdleTimer(t *testing.T) {
 	}
 	if _, _, err := m.acquire(); err == nil {
 		t.Fatal("acquire after Close made a client")
+	}
+}
+
+// TestThousandConnectors: a thousand connectors (one emulator behind a thousand names) cost
+// little to configure, and once each has been used and left idle, nothing of them runs. The
+// figures are logged, not bounded by time: a slow machine must not fail it.
+func TestThousandConnectors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a thousand discoveries")
+	}
+	const n = 1000
+	s := startIdleEmulator(t)
+	uri := secret.New(s.URI())
+	goroutines := runtime.NumGoroutine()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	ms := make([]*Mongo, n)
+	for i := range ms {
+		m, err := New(Config{Name: fmt.Sprintf("c%04d", i), URI: uri, IdleTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = m
+	}
+	made := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("New × %d: %v, heap %+.1f MiB, %d goroutines (%d before)", n, made, float64(heap)/(1<<20), runtime.NumGoroutine(), goroutines)
+	if heap > 50<<20 {
+		t.Errorf("%d connectors hold %.1f MiB of heap; want under 50 MiB", n, float64(heap)/(1<<20))
+	}
+	for _, m := range ms {
+		if m.clientOpen() {
+			t.Fatalf("%s: New made a client", m.Name())
+		}
+	}
+	defer func() {
+		for _, m := range ms {
+			m.Close(context.Background())
+		}
+	}()
+
+	// One discovery on each, sixteen at a time; each client closes 200ms after its use.
+	start = time.Now()
+	peak := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, m := range ms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := m.Discover(ctx); err != nil {
+				t.Errorf("%s: %v", m.Name(), err)
+			}
+			mu.Lock()
+			peak = max(peak, runtime.NumGoroutine())
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	t.Logf("Discover × %d, 16 at a time: %v, at most %d goroutines", n, time.Since(start), peak)
+	if t.Failed() {
+		return
+	}
+	start = time.Now()
+	for _, m := range ms {
+		waitClosed(t, m, 30*time.Second)
+	}
+	// Closed clients' goroutines (monitors, pools, the emulator's side) wind down.
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > goroutines+20 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	g := runtime.NumGoroutine()
+	t.Logf("all %d clients closed %v after the last discovery; %d goroutines (%d before New)", n, time.Since(start), g, goroutines)
+	if g > goroutines+20 {
+		t.Errorf("%d goroutines after every client closed, %d before: idle connectors still run something", g, goroutines)
 	}
 }
