@@ -31,8 +31,12 @@ type Config struct {
 	RevealTTL Duration `yaml:"reveal_ttl"`
 	// Retention is how long the journal keeps what it no longer needs (default 400 days).
 	Retention Retention `yaml:"retention"`
-	Log       Log       `yaml:"log"`
-	HTTP      HTTP      `yaml:"http"`
+	// ConnectorIdleTimeout is how long a connector keeps its MongoDB connections after its last
+	// operation (default 10m): a bot with many connectors holds connections, heartbeats and
+	// goroutines only for those in use.
+	ConnectorIdleTimeout Duration `yaml:"connector_idle_timeout"`
+	Log                  Log      `yaml:"log"`
+	HTTP                 HTTP     `yaml:"http"`
 }
 
 // Retention says how long finished journal entries and requests are kept. Whatever their age,
@@ -47,6 +51,9 @@ type Retention struct {
 
 // DefaultRetention is Retention.Keep when the config does not set it.
 const DefaultRetention = 400 * 24 * time.Hour
+
+// DefaultConnectorIdleTimeout is ConnectorIdleTimeout when the config does not set it.
+const DefaultConnectorIdleTimeout = 10 * time.Minute
 
 // HTTP is the optional listener for /healthz, /readyz and /metrics.
 type HTTP struct {
@@ -223,6 +230,9 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	if c.Retention.Keep == 0 {
 		c.Retention.Keep = Duration(DefaultRetention)
+	}
+	if c.ConnectorIdleTimeout == 0 {
+		c.ConnectorIdleTimeout = Duration(DefaultConnectorIdleTimeout)
 	}
 	if errs := append(src.badValues, c.check(src)...); len(errs) > 0 {
 		// Messages name values on purpose; none of them may be one from the environment.

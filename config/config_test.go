@@ -105,7 +105,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SlashCommand != "/mongo" || time.Duration(c.RevealTTL) != time.Hour || time.Duration(c.Retention.Keep) != DefaultRetention {
+	if c.SlashCommand != "/mongo" || time.Duration(c.RevealTTL) != time.Hour || time.Duration(c.Retention.Keep) != DefaultRetention ||
+		time.Duration(c.ConnectorIdleTimeout) != DefaultConnectorIdleTimeout {
 		t.Fatalf("%+v", c)
 	}
 	if e := c.Policy().For("drop-user", "a"); !e.Required || e.Quorum != 1 || e.ExpireAfter != time.Hour {
@@ -125,7 +126,7 @@ func TestParseBad(t *testing.T) {
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {approvers: {users: [U1]}}\n", "approvals.channel is empty"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1}\n", "approvers lists nobody"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, quorum: 2}\n", "quorum is 2 but only 1 approver"},
-		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connectors, deliveries, http, log, retention, reveal_ttl, schedules, slash_command"},
+		{base + "approvals_typo: 1\n", "approvals_typo (line 3): unknown key; the keys here are access, approvals, connector_idle_timeout, connectors, deliveries, http, log, retention, reveal_ttl, schedules, slash_command"},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, expire_after: soon}\n", `"soon" is not a duration`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, require: [drop-table]}\n", `"drop-table" is not an action`},
 		{"connectors: [{name: a, connection_string: x}]\napprovals: {channel: C1, approvers: {users: [U1]}, rules: [{connectors: [b]}]}\n", `"b" is not a configured connector`},
@@ -311,6 +312,8 @@ func TestDurationBounds(t *testing.T) {
 		{"retry delay", head + "schedules: {retry_delay: 2d}\n", "schedules.retry_delay (line 5) must be at least 10s and at most 1d, not 2d"},
 		{"short retention", head + "retention: {keep: 29d}\n", "retention.keep (line 5) must be at least 30d and at most 3650d, not 29d"},
 		{"long retention", head + "retention: {keep: 3651d}\n", "retention.keep (line 5) must be at least 30d and at most 3650d, not 3651d"},
+		{"short idle", head + "connector_idle_timeout: 30s\n", "connector_idle_timeout (line 5) must be at least 1m and at most 1d, not 30s"},
+		{"long idle", head + "connector_idle_timeout: 2d\n", "connector_idle_timeout (line 5) must be at least 1m and at most 1d, not 2d"},
 		{"a year is not a wait", head + "reveal_ttl: 400d\n", "reveal_ttl (line 5) must be at least 1m and at most 7d, not 400d"},
 		{"not a duration", head + "  expire_after: soon\n", `approvals.expire_after (line 5): "soon" is not a duration: write 30m, 4h or 2d`},
 		{"from the environment", head + "  expire_after: ${TTL}\n", "approvals.expire_after (line 5) must be at least 1m and at most 30d, not the value of ${TTL}"},
@@ -324,7 +327,7 @@ func TestDurationBounds(t *testing.T) {
 		})
 	}
 	// The ends of each range are in it.
-	ok := head + "  expire_after: 30d\n  rules: [{expire_after: 1m}]\nreveal_ttl: 7d\nschedules: {missed_run_window: 1m, retry_delay: 10s}\n"
+	ok := head + "  expire_after: 30d\n  rules: [{expire_after: 1m}]\nreveal_ttl: 7d\nschedules: {missed_run_window: 1m, retry_delay: 10s}\nconnector_idle_timeout: 1m\n"
 	if _, err := Parse([]byte(ok), env(nil)); err != nil {
 		t.Errorf("bounds: %v", err)
 	}

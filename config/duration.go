@@ -41,6 +41,9 @@ var durationBounds = map[string]span{
 	// The journal is the audit trail: kept for less than a month it cannot answer "who did
 	// this last month", which is a mistake, not a choice; ten years is longer than any audit.
 	"retention.keep": {30 * 24 * time.Hour, maxSpan},
+	// Under a minute a connector used now and then reconnects (TLS, login) for nearly every
+	// operation; past a day an unused connector keeps its connections and heartbeats for good.
+	"connector_idle_timeout": {time.Minute, 24 * time.Hour},
 }
 
 // maxSpan is the longest duration a config field may hold: ten years, for retention.keep.

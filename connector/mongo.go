@@ -44,7 +44,15 @@ type Config struct {
 	ServerSelectionTimeout time.Duration
 	// CommandTimeout bounds each command, and each verifying login; default 15s.
 	CommandTimeout time.Duration
+	// IdleTimeout is how long the driver client stays open after the last operation ended;
+	// then it is closed (its pool, its monitoring connections and goroutines go) and made
+	// again at the next use. Default DefaultIdleTimeout; a bot with many connectors pays
+	// only for the ones in use.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is Config.IdleTimeout when it is not set.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Mongo is one configured MongoDB deployment. Its client is created on first use and shared;
 // it is safe for concurrent use.
@@ -61,8 +69,14 @@ type Mongo struct {
 	mu     sync.Mutex
 	closed bool // after Close, no new client: a closed connector sends nothing more
 	client *mongo.Client
-	info   *ServerInfo // cached after the first successful discovery
-	infoAt time.Time   // when info was discovered
+	// inflight counts the operations using client: it is never closed while one runs.
+	inflight int
+	// idle closes client once no operation has run for cfg.IdleTimeout; idleGen tells a
+	// stale firing (one overtaken by a later use) from the current one.
+	idle    *time.Timer
+	idleGen uint64
+	info    *ServerInfo // cached after the first successful discovery
+	infoAt  time.Time   // when info was discovered
 	// tooOldWire is the lowest maxWireVersion below 9 in the driver's latest description of
 	// the deployment while it refuses it as too old (0: it does not): the driver's refusal
 	// does not say which release it met.
@@ -101,6 +115,9 @@ func New(cfg Config) (*Mongo, error) {
 	}
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 15 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	m := &Mongo{cfg: cfg, name: cfg.Name, password: secret.New(password), account: accountOf(cfg.URI.Reveal())}
 	for _, h := range hosts {
@@ -252,7 +269,20 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 		}
 		o.SetTLSConfig(tc)
 	}
+	// The driver's default heartbeat (10s, unless the connection string sets
+	// heartbeatFrequencyMS) is kept: it is what notices a new primary between operations,
+	// and its cost is bounded by the connectors in use, since an idle connector's client is
+	// closed (IdleTimeout) and monitors nothing. It is set explicitly so that a driver
+	// upgrade cannot change it behind our back.
+	if o.HeartbeatInterval == nil {
+		o.SetHeartbeatInterval(10 * time.Second)
+	}
 	o.SetServerMonitor(&event.ServerMonitor{TopologyDescriptionChanged: func(e *event.TopologyDescriptionChangedEvent) {
+		if len(e.NewDescription.Servers) == 0 {
+			// A client being closed (idle, or at shutdown) says last that it knows no
+			// server; what it knew still holds for the next client's first operation.
+			return
+		}
 		m.sawTopology(e.NewDescription)
 		if cred == nil {
 			m.watchTopology(e)
@@ -267,21 +297,65 @@ func (m *Mongo) clientOptions(cred *options.Credential) *options.ClientOptions {
 	return o
 }
 
-func (m *Mongo) getClient() (*mongo.Client, error) {
+// acquire returns the client, making it if needed, and counts an operation in flight until
+// release is called: the client is not closed for idleness while one runs.
+func (m *Mongo) acquire() (c *mongo.Client, release func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.client != nil {
-		return m.client, nil
-	}
 	if m.closed {
-		return nil, &Error{Kind: ErrUnavailable, Op: "connect", Msg: fmt.Sprintf("the connector %s is closed (the bot is stopping)", m.name)}
+		return nil, nil, &Error{Kind: ErrUnavailable, Op: "connect", Msg: fmt.Sprintf("the connector %s is closed (the bot is stopping)", m.name)}
 	}
-	c, err := mongo.Connect(m.clientOptions(nil))
-	if err != nil {
-		return nil, &Error{Kind: ErrInvalid, Op: "connect", Msg: fmt.Sprintf("cannot set up a client for %s: %s", m.name, scrub(err, m.secrets()...)), err: scrub(err, m.secrets()...)}
+	if m.client == nil {
+		c, err := mongo.Connect(m.clientOptions(nil))
+		if err != nil {
+			return nil, nil, &Error{Kind: ErrInvalid, Op: "connect", Msg: fmt.Sprintf("cannot set up a client for %s: %s", m.name, scrub(err, m.secrets()...)), err: scrub(err, m.secrets()...)}
+		}
+		m.client = c
 	}
-	m.client = c
-	return c, nil
+	m.inflight++
+	m.idleGen++
+	if m.idle != nil {
+		m.idle.Stop()
+		m.idle = nil
+	}
+	var once sync.Once
+	return m.client, func() { once.Do(m.release) }, nil
+}
+
+// release ends an operation; the last one out starts the idle countdown.
+func (m *Mongo) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inflight--
+	if m.inflight > 0 || m.client == nil || m.closed {
+		return
+	}
+	m.idleGen++
+	gen := m.idleGen
+	m.idle = time.AfterFunc(m.cfg.IdleTimeout, func() { m.closeIdle(gen) })
+}
+
+// closeIdle closes the client if nothing used it since the countdown gen started.
+func (m *Mongo) closeIdle(gen uint64) {
+	m.mu.Lock()
+	c := m.client
+	if gen != m.idleGen || m.inflight > 0 || c == nil {
+		m.mu.Unlock()
+		return
+	}
+	m.client, m.idle = nil, nil
+	m.mu.Unlock()
+	// No operation uses c, so this only closes idle connections and stops the monitors.
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.CommandTimeout)
+	defer cancel()
+	_ = c.Disconnect(ctx)
+}
+
+// clientOpen reports whether the connector holds a driver client now (for tests).
+func (m *Mongo) clientOpen() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client != nil
 }
 
 // Close disconnects the client, if one was made, for good: a closed connector makes no new
@@ -290,6 +364,11 @@ func (m *Mongo) Close(ctx context.Context) error {
 	m.mu.Lock()
 	c := m.client
 	m.client, m.closed = nil, true
+	if m.idle != nil {
+		m.idle.Stop()
+		m.idle = nil
+	}
+	m.idleGen++
 	m.mu.Unlock()
 	if c == nil {
 		return nil
@@ -308,10 +387,11 @@ func (m *Mongo) run(ctx context.Context, db string, cmd bson.D, out any, what st
 	if s, ok := cmd[0].Value.(string); ok {
 		op = fmt.Sprintf("%s %q on %s", cmd[0].Key, s, db)
 	}
-	c, err := m.getClient()
+	c, release, err := m.acquire()
 	if err != nil {
 		return err
 	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 	defer cancel()
 	res := c.Database(db).RunCommand(ctx, cmd)

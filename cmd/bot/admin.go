@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -57,26 +58,12 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 	}
 	fmt.Fprintf(w, "config: %s read: %d connector(s), approvals in %s\n", getenv(env, "BOT_CONFIG", "bot.yaml"), len(cfg.Connectors), cfg.Approvals.Channel)
 	checkData(env, w, problem)
-	for i, cn := range cfg.Connectors {
-		m, err := newConnector(cn)
-		if err != nil {
-			problem("%s: config: connectors[%d]: %v", cn.Name, i, err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		info, err := m.Discover(cctx)
-		cancel()
-		closeAll(map[string]*connector.Mongo{cn.Name: m})
-		if err != nil {
-			problem("%s: cannot check: %v", cn.Name, err)
-			continue
-		}
-		fmt.Fprintf(w, "%s: %s\n", cn.Name, info)
-		for _, a := range info.Privileges.Actions {
-			if a.Allowed != "" {
-				fmt.Fprintf(w, "  %-32s %s\n", a.Action, a.Allowed)
+	for _, r := range checkConnectors(ctx, cfg, os.Stderr) {
+		for _, l := range r {
+			if l.problem {
+				problem("%s", l.text)
 			} else {
-				problem("  %-32s cannot: missing %s", a.Action, strings.Join(a.Missing, ", "))
+				fmt.Fprintln(w, l.text)
 			}
 		}
 	}
@@ -85,6 +72,75 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 		return quietError{}
 	}
 	return nil
+}
+
+// checkParallel is how many connectors check discovers at once: enough that a thousand take
+// seconds, not minutes, when a few do not answer (each may take its whole 20s), few enough
+// not to open a thousand connections at once.
+const checkParallel = 8
+
+// checkLine is one line of check's report on a connector; a problem counts against the verdict.
+type checkLine struct {
+	text    string
+	problem bool
+}
+
+// checkConnectors discovers every configured connector, checkParallel at a time, each within
+// 20s, and returns their reports in config order. While it runs it shows how far it got on
+// progress, when that is a terminal.
+func checkConnectors(ctx context.Context, cfg *config.Config, progress *os.File) [][]checkLine {
+	out := make([][]checkLine, len(cfg.Connectors))
+	show := isTerminal(progress)
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, checkParallel)
+	for i, cn := range cfg.Connectors {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = checkConnector(ctx, cfg, i, cn)
+			if show {
+				mu.Lock()
+				done++
+				fmt.Fprintf(progress, "\rchecked %d/%d", done, len(cfg.Connectors))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if show && len(cfg.Connectors) > 0 {
+		fmt.Fprintln(progress)
+	}
+	return out
+}
+
+// checkConnector is the report on one connector: its server, and what its account may do.
+func checkConnector(ctx context.Context, cfg *config.Config, i int, cn config.Connector) []checkLine {
+	m, err := newConnector(cn, cfg)
+	if err != nil {
+		return []checkLine{{fmt.Sprintf("%s: config: connectors[%d]: %v", cn.Name, i, err), true}}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	info, err := m.Discover(cctx)
+	cancel()
+	closeAll(map[string]*connector.Mongo{cn.Name: m})
+	if err != nil {
+		return []checkLine{{fmt.Sprintf("%s: cannot check: %v", cn.Name, err), true}}
+	}
+	out := []checkLine{{text: fmt.Sprintf("%s: %s", cn.Name, info)}}
+	for _, a := range info.Privileges.Actions {
+		if a.Allowed != "" {
+			out = append(out, checkLine{text: fmt.Sprintf("  %-32s %s", a.Action, a.Allowed)})
+		} else {
+			out = append(out, checkLine{fmt.Sprintf("  %-32s cannot: missing %s", a.Action, strings.Join(a.Missing, ", ")), true})
+		}
+	}
+	return out
 }
 
 // checkData reports on the journal in BOT_DATA_DIR without creating anything. A data folder

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"mongobot/config"
 	"mongobot/connector/mongotest"
 	"mongobot/delivery/vaultkv/vaulttest"
+	"mongobot/secret"
 	"mongobot/store"
 )
 
@@ -480,6 +482,37 @@ func TestJournalExportSince(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, env, nil, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d %q, want a usage error", args, code, errb.String())
+		}
+	}
+}
+
+// TestCheckConnectorsInOrder: connectors are checked at once, a bounded number at a time, and
+// reported in config order, however long each takes.
+func TestCheckConnectorsInOrder(t *testing.T) {
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	cfg := &config.Config{}
+	for i := range 24 {
+		uri := emu.URI()
+		if i%3 == 0 {
+			uri = "mongodb://u:p@127.0.0.1:1/?serverSelectionTimeoutMS=300" // slow to fail
+		}
+		cfg.Connectors = append(cfg.Connectors, config.Connector{Name: fmt.Sprintf("c%02d", i), ConnectionString: secret.New(uri)})
+	}
+	reports := checkConnectors(context.Background(), cfg, nil)
+	if len(reports) != len(cfg.Connectors) {
+		t.Fatalf("%d reports for %d connectors", len(reports), len(cfg.Connectors))
+	}
+	for i, r := range reports {
+		name := fmt.Sprintf("c%02d: ", i)
+		if len(r) == 0 || !strings.HasPrefix(r[0].text, name) {
+			t.Fatalf("report %d: %+v, want it to start with %q", i, r, name)
+		}
+		if dead := i%3 == 0; r[0].problem != dead || (dead && !strings.Contains(r[0].text, "cannot check")) {
+			t.Errorf("report %d: %+v", i, r[0])
 		}
 	}
 }

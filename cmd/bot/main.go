@@ -130,7 +130,7 @@ func orDefault(s, def string) string {
 func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
 	out := map[string]*connector.Mongo{}
 	for i, cn := range c.Connectors {
-		m, err := newConnector(cn)
+		m, err := newConnector(cn, c)
 		if err != nil {
 			closeAll(out)
 			return nil, usageError{fmt.Sprintf("config: connectors[%d] (%s): %v", i, cn.Name, err)}
@@ -141,10 +141,11 @@ func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
 }
 
 // newConnector makes the connector of one configured deployment; nothing touches the network.
-func newConnector(cn config.Connector) (*connector.Mongo, error) {
+func newConnector(cn config.Connector, c *config.Config) (*connector.Mongo, error) {
 	return connector.New(connector.Config{Name: cn.Name, URI: cn.ConnectionString, TLSCAFile: cn.TLSCAFile, TLSCAPEM: cn.TLSCAPEM,
 		TLSCertificateKeyFile: cn.TLSCertificateKeyFile, TLSCertificateKeyPEM: cn.TLSCertificateKeyPEM,
-		Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin})
+		Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}, SkipVerifyLogin: cn.VerifyLogin != nil && !*cn.VerifyLogin,
+		IdleTimeout: time.Duration(c.ConnectorIdleTimeout)})
 }
 
 func closeAll(ms map[string]*connector.Mongo) {
