@@ -11,6 +11,14 @@ if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
   exit 0
 fi
 mkdir -p "$out"
+# go test runs several test binaries at once, each of which may run this script: one builds,
+# the others wait for it (flock) and take its binary.
+exec 9>"$out/.lock"
+flock 9
+if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
+  echo "$bin"
+  exit 0
+fi
 # Build outside any module so the project's go.mod is not consulted.
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT

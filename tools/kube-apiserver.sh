@@ -10,6 +10,10 @@ k8s=v1.37.2 staging=v0.37.2 etcd=v3.7.3
 out="${XDG_CACHE_HOME:-$HOME/.cache}/mongobot/kube-$k8s"
 bin="$out/bin"
 mkdir -p "$bin"
+# go test runs several test binaries at once, each of which may run this script: one builds,
+# the others wait for it (flock) and find the binaries built.
+exec 9>"$out/.lock"
+flock 9
 export CGO_ENABLED=0 GOPROXY=https://proxy.golang.org GOFLAGS=-buildvcs=false
 if ! [ -x "$bin/etcd" ]; then
   # server/v3's go.mod has ../api-style replaces, so `go install pkg@version` refuses it;

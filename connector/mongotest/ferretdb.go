@@ -8,10 +8,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"mongobot/internal/toolbuild"
 )
 
 // FerretDB is a real FerretDB v1.24.2 process with authentication on: a real wire-protocol
@@ -38,40 +39,9 @@ func FerretDBBinary() (string, error) {
 			ferretBin = b
 			return
 		}
-		script, err := findUp("tools/ferretdb.sh")
-		if err != nil {
-			ferretErr = err
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			ferretErr = fmt.Errorf("building FerretDB: %v\n%s", err, stderr.String())
-			return
-		}
-		ferretBin = strings.TrimSpace(string(out))
+		ferretBin, ferretErr = toolbuild.Run("tools/ferretdb.sh")
 	})
 	return ferretBin, ferretErr
-}
-
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }
 
 // StartFerretDB starts FerretDB on a free loopback port with its data in dir, and an admin

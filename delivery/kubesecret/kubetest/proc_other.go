@@ -15,5 +15,3 @@ func setProcAttr(*exec.Cmd) {}
 func terminate(p *os.Process) error { return p.Kill() }
 func pause(*os.Process) error       { return errors.ErrUnsupported }
 func resume(*os.Process) error      { return errors.ErrUnsupported }
-
-func lockBuild() (func(), error) { return func() {}, nil }

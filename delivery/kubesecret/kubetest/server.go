@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mongobot/internal/toolbuild"
 )
 
 // Server is a kube-apiserver and the etcd it stores in, running until Stop.
@@ -381,25 +382,10 @@ func BinDir() (string, error) {
 func findBinDir() (string, error) {
 	dir := os.Getenv("KUBE_BIN_DIR")
 	if dir == "" {
-		script, err := findUp("tools/kube-apiserver.sh")
-		if err != nil {
-			return "", err
+		var err error
+		if dir, err = toolbuild.Run("tools/kube-apiserver.sh"); err != nil {
+			return "", fmt.Errorf("kubetest: %w", err)
 		}
-		// go test runs packages' test binaries at once, and two copies of the script would
-		// build into the same folder: the second waits, then finds the binaries built.
-		unlock, err := lockBuild()
-		if err != nil {
-			return "", err
-		}
-		defer unlock()
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("kubetest: building kube-apiserver and etcd: %v\n%s", err, stderr.String())
-		}
-		dir = strings.TrimSpace(string(out))
 	}
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
@@ -407,22 +393,4 @@ func findBinDir() (string, error) {
 		}
 	}
 	return dir, nil
-}
-
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("kubetest: " + rel + " not found above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mongobot/internal/toolbuild"
 )
 
 // Server is a running `vault server -dev`.
@@ -55,40 +57,9 @@ func Binary() (string, error) {
 			binPath = b
 			return
 		}
-		script, err := findUp("tools/vault.sh")
-		if err != nil {
-			binErr = err
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			binErr = fmt.Errorf("building Vault with %s: %v\n%s", script, err, stderr.String())
-			return
-		}
-		binPath = strings.TrimSpace(string(out))
+		binPath, binErr = toolbuild.Run("tools/vault.sh")
 	})
 	return binPath, binErr
-}
-
-func findUp(rel string) (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("%s not found above the working directory", rel)
-		}
-		dir = parent
-	}
 }
 
 // Start starts `vault server -dev` on a free loopback port with dir as its HOME, and waits
