@@ -108,37 +108,17 @@ func (s *Store) swapPair(tx *bolt.Tx, key, expect string, next PairUser) (Pair, 
 // it for a rollback). A crash leaves all of it done or none of it. Finishing an entry that is
 // already finished changes nothing.
 func (s *Store) FinishDelivery(id uint64, step Step, note string, pair *PairSwap) (Entry, error) {
-	if s.readOnly {
-		return Entry{}, ErrReadOnly
-	}
-	var e Entry
-	err := s.update(func(tx *bolt.Tx) error {
-		var err error
-		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
-			return err
-		}
-		if e.DeliverySecret == "" {
-			return nil
-		}
-		if pair != nil {
-			next := PairUser{User: pair.User, Entry: id, Secret: e.DeliverySecret, Owner: e.DeliveryOwner}
-			if _, err := s.swapPair(tx, pair.Key, pair.Expect, next); err != nil {
-				return err
-			}
-		} else if err := tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret)); err != nil {
-			return err
-		}
-		e.DeliverySecret, e.DeliverAt = "", time.Time{}
-		if step.At.IsZero() {
-			step.At = s.now()
-		}
-		e.History = append(e.History, step)
+	return s.endDelivery(id, step, func(tx *bolt.Tx, e *Entry) error {
 		if note != "" {
 			e.Notes = append(e.Notes, note)
 		}
-		return put(tx, bucketEntries, id, &e)
+		if pair == nil {
+			return tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret))
+		}
+		next := PairUser{User: pair.User, Entry: id, Secret: e.DeliverySecret, Owner: e.DeliveryOwner}
+		_, err := s.swapPair(tx, pair.Key, pair.Expect, next)
+		return err
 	})
-	return e, err
 }
 
 // PairSwap is what FinishDelivery records for alternating users: in pair Key, User (delivered
@@ -152,27 +132,36 @@ type PairSwap struct {
 // its sealed password deleted. For a delivery a later rotation superseded, or whose sealed
 // password is gone.
 func (s *Store) DropDelivery(id uint64, markAs string, step Step) (Entry, error) {
+	return s.endDelivery(id, step, func(tx *bolt.Tx, e *Entry) error {
+		for i := range e.Deliveries {
+			if markAs != "" && e.Deliveries[i].State != DeliveryVerified {
+				e.Deliveries[i].State, e.Deliveries[i].At = markAs, s.now()
+			}
+		}
+		return tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret))
+	})
+}
+
+// endDelivery is what finishing and dropping a delivery share: in one transaction, fn settles
+// the sealed password (deleted, or handed to a pair), then DeliverySecret is cleared and step
+// appended. An entry whose delivery already ended is returned unchanged.
+func (s *Store) endDelivery(id uint64, step Step, fn func(*bolt.Tx, *Entry) error) (Entry, error) {
 	if s.readOnly {
 		return Entry{}, ErrReadOnly
 	}
 	var e Entry
 	err := s.update(func(tx *bolt.Tx) error {
 		var err error
-		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
+		if e, err = get[Entry](tx, bucketEntries, id); err != nil || e.DeliverySecret == "" {
 			return err
 		}
-		if e.DeliverySecret == "" {
-			return nil
-		}
-		if err := tx.Bucket(bucketSecrets).Delete([]byte(e.DeliverySecret)); err != nil {
+		if err := fn(tx, &e); err != nil {
 			return err
-		}
-		for i := range e.Deliveries {
-			if markAs != "" && e.Deliveries[i].State != DeliveryVerified {
-				e.Deliveries[i].State, e.Deliveries[i].At = markAs, s.now()
-			}
 		}
 		e.DeliverySecret, e.DeliverAt = "", time.Time{}
+		if step.At.IsZero() {
+			step.At = s.now()
+		}
 		e.History = append(e.History, step)
 		return put(tx, bucketEntries, id, &e)
 	})
