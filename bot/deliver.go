@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 	if d == nil {
 		return args, nil, nil
 	}
-	args = clone(args)
+	args = maps.Clone(args)
 	if d.Alternating {
 		if err := b.pairSettled(d, args); err != nil {
 			return nil, nil, err
@@ -154,14 +155,6 @@ func (b *Bot) pairSettled(d *Delivery, args map[string]string) error {
 		}
 	}
 	return nil
-}
-
-func clone(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // actionCreateTwin is the journal's name for the bot creating the second user of a pair of
@@ -249,7 +242,6 @@ func (b *Bot) handOver(ctx context.Context, id uint64) store.Entry {
 		b.log.Error("journal the delivery", "entry", e.ID, "err", err)
 		return e
 	}
-	b.scheduleDelivery(e.ID, b.now().Add(deliveryRetry(1))) // the obligation, until done
 	b.supersedeDeliveries(ctx, cur)
 	return b.attemptDelivery(ctx, cur.ID)
 }
@@ -596,10 +588,10 @@ func (b *Bot) deliveryDone(ctx context.Context, e store.Entry) store.Entry {
 	}
 	now := b.now()
 	window := ""
-	if set := doneAt(e); !set.IsZero() {
+	if set := stepAt(e, store.EntryDone); !set.IsZero() {
 		window = "delivered to every target " + roundDuration(now.Sub(set)) + " after MongoDB had the new password"
 	}
-	step := store.Step{State: "delivered everywhere", By: "bot", At: now, Note: note}
+	step := store.Step{State: stepDelivered, By: "bot", At: now, Note: note}
 	cur, err := b.store.FinishDelivery(e.ID, step, window, swap)
 	var ce *store.ConflictError
 	if errors.As(err, &ce) && swap != nil {
@@ -631,23 +623,26 @@ func (b *Bot) deliveryDone(ctx context.Context, e store.Entry) store.Entry {
 	return cur
 }
 
-// doneAt is when MongoDB had e's change: the entry's done step.
-func doneAt(e store.Entry) time.Time {
+// stepDelivered is the history step that ends a delivery every target had.
+const stepDelivered = "delivered everywhere"
+
+// stepAt is when e first reached state (zero if it never did): done is when MongoDB had the
+// change.
+func stepAt(e store.Entry, state string) time.Time {
 	for _, s := range e.History {
-		if s.State == store.EntryDone {
+		if s.State == state {
 			return s.At
 		}
 	}
 	return time.Time{}
 }
 
+// roundDuration shows d to the millisecond under a second, to a tenth above.
 func roundDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
+	if d < time.Second {
 		return d.Round(time.Millisecond).String()
-	default:
-		return d.Round(100 * time.Millisecond).String()
 	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // deliveryRetry is the wait before attempt tries+1: 15s, 30s, 1m ... at most 10m.
@@ -987,17 +982,7 @@ func twinDrift(a connector.UserRef, as connector.UserState, b connector.UserRef,
 // deliveryWindow is how long after MongoDB had e's new password (the entry done) every target
 // had it: with one user, the least time its new logins failed.
 func deliveryWindow(e store.Entry) (time.Duration, bool) {
-	var set, all time.Time
-	for _, s := range e.History {
-		switch s.State {
-		case store.EntryDone:
-			if set.IsZero() {
-				set = s.At
-			}
-		case "delivered everywhere":
-			all = s.At
-		}
-	}
+	set, all := stepAt(e, store.EntryDone), stepAt(e, stepDelivered)
 	if set.IsZero() || all.IsZero() {
 		return 0, false
 	}
