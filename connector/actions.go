@@ -286,6 +286,9 @@ func (m *Mongo) verifyLogin(ctx context.Context, ch *Change, pw secret.String) {
 
 // Login opens a separate connection as u with password pw and pings: it proves the password.
 func (m *Mongo) Login(ctx context.Context, u UserRef, pw secret.String) error {
+	if err := m.refuseIfDown("login as " + u.String()); err != nil {
+		return err
+	}
 	c, err := mongo.Connect(m.clientOptions(&options.Credential{Username: u.User, Password: pw.Reveal(), AuthSource: u.DB}))
 	if err != nil {
 		return m.mapErrSecret(m.mapErr(err, "login as "+u.String(), "user "+u.String()), pw)

@@ -49,6 +49,9 @@ type Config struct {
 	// again at the next use. Default DefaultIdleTimeout; a bot with many connectors pays
 	// only for the ones in use.
 	IdleTimeout time.Duration
+	// ProbeInterval is how often a connector marked down (health.go) is tried again;
+	// default DefaultProbeInterval.
+	ProbeInterval time.Duration
 }
 
 // DefaultIdleTimeout is Config.IdleTimeout when it is not set.
@@ -82,7 +85,8 @@ type Mongo struct {
 	// does not say which release it met.
 	tooOldWire atomic.Int32
 	// topo is the deployment as the driver last described it (routers, members).
-	topo atomic.Pointer[deployment]
+	topo   atomic.Pointer[deployment]
+	health breaker
 }
 
 // New checks cfg and returns a connector. It does not touch the network.
@@ -119,7 +123,11 @@ func New(cfg Config) (*Mongo, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
 	m := &Mongo{cfg: cfg, name: cfg.Name, password: secret.New(password), account: accountOf(cfg.URI.Reveal())}
+	m.health.stop = make(chan struct{})
 	for _, h := range hosts {
 		if isAtlasHost(h) {
 			m.atlas = true
@@ -303,7 +311,7 @@ func (m *Mongo) acquire() (c *mongo.Client, release func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, nil, &Error{Kind: ErrUnavailable, Op: "connect", Msg: fmt.Sprintf("the connector %s is closed (the bot is stopping)", m.name)}
+		return nil, nil, &Error{Kind: ErrUnavailable, Op: "connect", Msg: fmt.Sprintf("the connector %s is closed (the bot is stopping)", m.name), err: ErrNotSent}
 	}
 	if m.client == nil {
 		c, err := mongo.Connect(m.clientOptions(nil))
@@ -359,9 +367,13 @@ func (m *Mongo) clientOpen() bool {
 }
 
 // Close disconnects the client, if one was made, for good: a closed connector makes no new
-// client, so nothing that outlives a shutdown reaches the server again.
+// client, so nothing that outlives a shutdown reaches the server again. It waits at most the
+// command timeout, whatever ctx allows.
 func (m *Mongo) Close(ctx context.Context) error {
 	m.mu.Lock()
+	if !m.closed {
+		close(m.health.stop)
+	}
 	c := m.client
 	m.client, m.closed = nil, true
 	if m.idle != nil {
@@ -373,6 +385,10 @@ func (m *Mongo) Close(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	// Disconnect tells the server to end the client's sessions: a server that does not
+	// answer must not hold the caller past the command timeout.
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
 	return scrub(c.Disconnect(ctx), m.secrets()...)
 }
 
@@ -382,11 +398,22 @@ var writeConcern = bson.D{{Key: "w", Value: "majority"}, {Key: "wtimeout", Value
 
 // run sends cmd to db, bounded by the command timeout, and decodes the reply into out (when
 // not nil). Errors come back mapped; what names the target for the sentence.
+// While the connector is down (health.go) nothing is sent, and the error says so.
 func (m *Mongo) run(ctx context.Context, db string, cmd bson.D, out any, what string) error {
 	op := fmt.Sprintf("%s on %s", cmd[0].Key, db)
 	if s, ok := cmd[0].Value.(string); ok {
 		op = fmt.Sprintf("%s %q on %s", cmd[0].Key, s, db)
 	}
+	if err := m.refuseIfDown(op); err != nil {
+		return err
+	}
+	err := m.send(ctx, db, cmd, out, op, what)
+	m.observe(ctx, err)
+	return err
+}
+
+// send is run without the circuit breaker (the probe's way to the server).
+func (m *Mongo) send(ctx context.Context, db string, cmd bson.D, out any, op, what string) error {
 	c, release, err := m.acquire()
 	if err != nil {
 		return err
