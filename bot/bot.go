@@ -36,6 +36,8 @@ type Config struct {
 	Schedules ScheduleConfig
 	// Deliveries say where rotated passwords go (deliver.go).
 	Deliveries []Delivery
+	// Limits bound each connector's work, by connector name (executor.go); missing: defaults.
+	Limits map[string]Limits
 	// Metrics counts commands, decisions and actions (default: none).
 	Metrics Metrics
 	// Via, when set, names where commands are typed other than the chat platform ("console"):
@@ -75,6 +77,7 @@ type Bot struct {
 	deliveryLocks keyed
 	// pairs: alternating pair -> the lock making one rotation of the pair at a time.
 	pairs   keyed
+	execs   executors
 	noticed map[uint64]bool // entries already reported as not checkable yet
 	panics  atomic.Int64
 	busy    atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
@@ -232,7 +235,7 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 		cfg.Metrics = noMetrics{}
 	}
 	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel),
-		tm: newTimers(), inflight: map[uint64]bool{}, noticed: map[uint64]bool{}}
+		tm: newTimers(), inflight: map[uint64]bool{}, noticed: map[uint64]bool{}, execs: executors{lim: cfg.Limits}}
 }
 
 // Invocation is one slash command as the chat platform delivered it.
@@ -455,22 +458,83 @@ func (b *Bot) connectorNames() []string {
 	return names
 }
 
+// Bounds of the connectors command: it asks every connector at once, at most
+// connectorsAtOnce at a time, and answers by connectorsDeadline with what it has.
+const (
+	connectorsAtOnce   = 16
+	connectorsDeadline = 20 * time.Second
+)
+
+// connectorsMessage asks each connector how it is, in parallel: a bot with a thousand
+// connectors answers in seconds, and one that does not answer costs its own line, not
+// everyone's wait. Connectors in trouble are listed first.
 func (b *Bot) connectorsMessage(ctx context.Context) Message {
-	var lines []string
-	for _, name := range b.connectorNames() {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		info, err := b.cfg.Connectors[name].Discover(cctx)
-		cancel()
-		if err != nil {
-			lines = append(lines, fmt.Sprintf("• *%s*: unhealthy: %s", esc(name), sentence(err)))
-			continue
-		}
-		lines = append(lines, fmt.Sprintf("• *%s*: %s", esc(name), esc(info.String())))
-	}
-	if len(lines) == 0 {
+	names := b.connectorNames()
+	if len(names) == 0 {
 		return text("No connectors are configured.")
 	}
-	return Message{Text: "Connectors", Blocks: []Block{{Text: "*Connectors*\n" + strings.Join(lines, "\n")}}}
+	dctx, cancel := context.WithTimeout(ctx, connectorsDeadline)
+	defer cancel()
+	lines := make([]string, len(names))
+	bad := make([]bool, len(names))
+	sem := make(chan struct{}, connectorsAtOnce)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		m := b.cfg.Connectors[name]
+		line, down := b.connectorLine(name, m)
+		if down {
+			lines[i], bad[i] = line, true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-dctx.Done():
+				lines[i], bad[i] = fmt.Sprintf("• *%s*: not asked: the others took the %s this command allows", esc(name), connectorsDeadline), true
+				return
+			}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+			info, err := m.Discover(cctx)
+			cancel()
+			if err != nil {
+				lines[i], bad[i] = fmt.Sprintf("• *%s*: unhealthy: %s", esc(name), sentence(err)), true
+				return
+			}
+			lines[i] = fmt.Sprintf("• *%s*: %s%s", esc(name), esc(info.String()), line)
+		}()
+	}
+	wg.Wait()
+	var first, rest []string
+	for i, l := range lines {
+		if bad[i] {
+			first = append(first, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	title := "Connectors"
+	if len(names) > 1 {
+		title = fmt.Sprintf("Connectors (%d: %d answering, %d not)", len(names), len(rest), len(first))
+	}
+	m := paged("*"+title+"*", append(first, rest...))
+	m.Text = title
+	return m
+}
+
+// connectorLine is what the bot itself knows of a connector, asking nothing: marked down (the
+// whole line, and down set), or the load on its executor (a suffix to the line, or "").
+func (b *Bot) connectorLine(name string, m Mongo) (line string, down bool) {
+	if h := m.Health(); h.Down {
+		return fmt.Sprintf("• *%s*: down: %s", esc(name), downSentence(name, h)), true
+	}
+	q := b.queued(name)
+	if q.Running == 0 && q.Waiting == 0 {
+		return "", false
+	}
+	return fmt.Sprintf("; %d actions running (of %d at once), %d waiting (of %d)", q.Running, q.Limits.Concurrency, q.Waiting, q.Limits.Queue), false
 }
 
 // usersMessage lists users: every one, those holding a role on a database (users prod shop),
@@ -487,6 +551,11 @@ func (b *Bot) usersMessage(ctx context.Context, cmd commands.Command) Message {
 			}
 		}
 	}
+	release, why := b.reading(m)
+	if release == nil {
+		return text("%s", why)
+	}
+	defer release()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	defer cancel()
 	// --auth-db asks one database (usersInfo: 1, viewUser there); otherwise every database

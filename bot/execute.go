@@ -58,6 +58,12 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		b.failRequest(ctx, r, 0, capital(err.Error()))
 		return
 	}
+	if h := m.Health(); h.Down {
+		// Known not to answer: fail now, with nothing sent, rather than wait out a timeout
+		// and leave an uncertain entry behind.
+		b.failRequest(ctx, r, 0, downSentence(r.Connector, h)+" Nothing was changed; ask again once it answers")
+		return
+	}
 	args, deliveries := r.Args, []store.Delivery(nil)
 	if r.Action == commands.RotatePassword {
 		if d := b.deliveryFor(r.Connector, target(r.Args)); d != nil && d.Alternating {

@@ -93,6 +93,12 @@ type env struct {
 	// actionTimeout is the bot's ActionTimeout.
 	actionTimeout time.Duration
 	deliveries    func(e *env) []bot.Delivery
+	// proxy, when set, stands between the bot's "prod" connector and the server (so a test
+	// can black-hole it); "stage" then reaches the same server directly.
+	proxy          *mongotest.Proxy
+	limits         map[string]bot.Limits
+	commandTimeout time.Duration
+	conns          map[string]*connector.Mongo // the bot's connectors, as last started
 }
 
 type envOptions struct {
@@ -107,6 +113,11 @@ type envOptions struct {
 	adminRoles []mongotest.Role
 	// deliveries, when set, makes the bot's delivery configuration (at every start).
 	deliveries func(e *env) []bot.Delivery
+	// proxy puts a black-holeable proxy before "prod" and adds "stage", direct (env.proxy).
+	proxy bool
+	// limits are the connectors' executor limits; commandTimeout their command timeout.
+	limits         map[string]bot.Limits
+	commandTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -143,6 +154,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		p = *o.policy
 	}
 	e.sched, e.actionTimeout, e.deliveries = o.schedules, o.actionTimeout, o.deliveries
+	e.limits, e.commandTimeout = o.limits, o.commandTimeout
+	if o.proxy {
+		u, err := url.Parse(e.uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.proxy, err = mongotest.NewProxy(u.Host); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.proxy.Close)
+	}
 	if e.actionTimeout == 0 {
 		e.actionTimeout = 20 * time.Second
 	}
@@ -164,9 +186,25 @@ func (e *env) start(p approvals.Policy) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	mongo, err := connector.New(connector.Config{Name: "prod", URI: secret.New(e.uri), ServerSelectionTimeout: time.Second})
+	uri := e.uri
+	if e.proxy != nil {
+		uri = e.proxy.URI(e.uri)
+	}
+	cc := connector.Config{Name: "prod", URI: secret.New(uri), ServerSelectionTimeout: time.Second,
+		CommandTimeout: e.commandTimeout, ProbeInterval: 200 * time.Millisecond}
+	mongo, err := connector.New(cc)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	e.conns = map[string]*connector.Mongo{"prod": mongo}
+	conns := map[string]bot.Mongo{"prod": mongo}
+	if e.proxy != nil {
+		cc.Name, cc.URI = "stage", secret.New(e.uri)
+		stage, err := connector.New(cc)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.conns["stage"], conns["stage"] = stage, stage
 	}
 	atlas, err := connector.New(connector.Config{Name: "atlas", URI: secret.New("mongodb+srv://bot:atlas-secret-pw@cluster0.ab1cd.mongodb.net/")})
 	if err != nil {
@@ -176,7 +214,8 @@ func (e *env) start(p approvals.Policy) {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
-	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: map[string]bot.Mongo{"prod": mongo, "atlas": atlas},
+	e.conns["atlas"], conns["atlas"] = atlas, atlas
+	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: conns, Limits: e.limits,
 		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched, Deliveries: e.deliveriesNow()}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)
@@ -238,6 +277,9 @@ func (e *env) stop() {
 	defer cancel()
 	if err := e.bot.Shutdown(ctx); err != nil {
 		e.t.Error(err)
+	}
+	for _, m := range e.conns {
+		_ = m.Close(ctx)
 	}
 	e.st.Close()
 	e.cancel = nil

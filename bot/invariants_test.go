@@ -62,7 +62,7 @@ const (
 // Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
 // what exists then (messages, buttons, envelopes), so a shrunk list still means something.
 type Step struct {
-	Kind string // cmd, click, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal
+	Kind string // cmd, click, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage
 	User string
 	Text string
 	N, M int
@@ -115,8 +115,10 @@ func genSteps(seed uint64, n int) []Step {
 			s = Step{Kind: "reload", N: r.IntN(8)}
 		case w < 87:
 			s = Step{Kind: "checkloop"}
-		case w < 96:
+		case w < 95:
 			s = Step{Kind: "clock", N: r.IntN(len(jumps))}
+		case w < 96:
+			s = Step{Kind: "outage", N: r.IntN(2)}
 		case w < 98:
 			s = Step{Kind: "drift", User: pick(targets[:4]), Text: pick(roles), N: r.IntN(2)}
 		default:
@@ -189,6 +191,7 @@ type world struct {
 	t       testing.TB
 	slack   *slacktest.Server
 	emu     *mongotest.Server
+	proxy   *mongotest.Proxy
 	botURI  string
 	dir     string
 	clock   *clock
@@ -245,7 +248,11 @@ func newWorld(t testing.TB) (*world, error) {
 	if err := emu.CreateUser("botadmin", botPwd, "admin", []mongotest.Role{{Role: "root", DB: "admin"}}); err != nil {
 		return nil, err
 	}
-	w.botURI = emu.UserURI("botadmin", botPwd, "admin")
+	// The bot reaches the server through a proxy that an outage step black-holes.
+	if w.proxy, err = mongotest.NewProxy(emu.Addr()); err != nil {
+		return nil, err
+	}
+	w.botURI = w.proxy.URI(emu.UserURI("botadmin", botPwd, "admin"))
 	w.secrets = append(w.secrets, botPwd, emu.AdminPassword())
 	admin, err := connector.New(connector.Config{Name: "check", URI: secret.New(emu.URI())})
 	if err != nil {
@@ -294,7 +301,7 @@ func (w *world) start() error {
 	if err := st.Check(); err != nil {
 		w.problem("the journal is not consistent after a stop: %v", err)
 	}
-	m, err := connector.New(connector.Config{Name: "prod", URI: secret.New(w.botURI), ServerSelectionTimeout: time.Second})
+	m, err := connector.New(connector.Config{Name: "prod", URI: secret.New(w.botURI), ServerSelectionTimeout: time.Second, CommandTimeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -302,7 +309,8 @@ func (w *world) start() error {
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sl := bot.NewSlack(bot.SlackConfig{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
-	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m},
+	// Small limits, so that steps meet a full executor and a full queue.
+	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m}, Limits: map[string]bot.Limits{"prod": {Concurrency: 2, Queue: 2}},
 		Now: w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: w.deliveries()}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.st, w.b, w.cancel, w.done, w.sent = st, b, cancel, make(chan error, 1), 0
@@ -511,6 +519,12 @@ func (w *world) apply(s Step) error {
 		w.b.ExpireDue(context.Background())
 		w.tick()
 		w.b.ReconcileStale(context.Background())
+	case "outage":
+		if s.N == 0 {
+			w.proxy.BlackHole()
+		} else {
+			w.restore()
+		}
 	case "target":
 		w.app.down(w.t, s.N == 0)
 		w.pair.down(w.t, s.N == 0)
@@ -618,6 +632,7 @@ func (w *world) close() {
 		c.Close(context.Background())
 	}
 	w.admin.Close(context.Background())
+	w.proxy.Close()
 	w.emu.Close()
 	w.slack.Close()
 	w.emu = nil
@@ -631,6 +646,7 @@ func (w *world) close() {
 func (w *world) finish() {
 	w.stepNo = -1
 	w.emu.ClearFaults()
+	w.restore()
 	w.app.down(w.t, false)
 	w.pair.down(w.t, false)
 	for range 6 {
@@ -652,6 +668,18 @@ func (w *world) finish() {
 	w.checkSecrets()
 	if debugHook != nil && len(w.problems) > 0 {
 		debugHook(w)
+	}
+}
+
+// restore ends an outage, and waits until the bot's connector has seen the server answer.
+func (w *world) restore() {
+	w.proxy.Restore()
+	m := w.conns[len(w.conns)-1]
+	for deadline := time.Now().Add(10 * time.Second); m.Health().Down; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			w.problem("the connector is still marked down 10s after the server answers again: %+v", m.Health())
+			return
+		}
 	}
 }
 

@@ -63,6 +63,8 @@ type Mongo interface {
 	Aftercare(ctx context.Context, u connector.UserRef, killSessions bool) []string
 	// CheckRole says whether a role exists, before anyone is asked to approve a grant of it.
 	CheckRole(ctx context.Context, r connector.Role) error
+	// Health is the connector's circuit breaker: down, nothing is sent to the server.
+	Health() connector.Health
 	// ServerLine describes the deployment as last discovered, for the journal ("" before).
 	ServerLine() string
 	LockUser(ctx context.Context, u connector.UserRef) (connector.Change, error)

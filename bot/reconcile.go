@@ -65,12 +65,12 @@ func (b *Bot) Reconcile(ctx context.Context) {
 	var withEntry map[uint64]bool // requests that have a journal entry, read once if needed
 	for _, r := range rs {
 		if r.State == approvals.Executing && r.EntryID == 0 && withEntry == nil {
-			withEntry = b.requestsWithEntry()
+			withEntry = b.requestsWithEntry(oldestUnlinked(rs))
 		}
 		switch {
 		case r.State == approvals.Approved:
-			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
-			b.execute(ctx, r.ID)
+			b.start(ctx, r, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started", r.ID, summary(r.Action, r.Connector, r.Args)),
+				func(m Message) { b.announce(ctx, m.Text) })
 		case r.EntryID == 0 && !withEntry[r.ID]:
 			b.failRequest(ctx, r, 0, "the bot stopped before running it; nothing was changed, ask again")
 			b.announce(ctx, fmt.Sprintf("Request #%d (%s) was interrupted before it ran: nothing was changed; it is marked failed.", r.ID, summary(r.Action, r.Connector, r.Args)))
@@ -78,10 +78,22 @@ func (b *Bot) Reconcile(ctx context.Context) {
 	}
 }
 
-// requestsWithEntry is the set of requests some journal entry names, in one pass over the
-// journal.
-func (b *Bot) requestsWithEntry() map[uint64]bool {
+// oldestUnlinked is when the oldest request left executing without an entry was made.
+func oldestUnlinked(rs []store.Request) time.Time {
+	var t time.Time
+	for _, r := range rs {
+		if r.State == approvals.Executing && r.EntryID == 0 && (t.IsZero() || r.CreatedAt.Before(t)) {
+			t = r.CreatedAt
+		}
+	}
+	return t
+}
+
+// requestsWithEntry is the set of requests some journal entry made since since names: a walk
+// of the journal newest first, as far back as those requests go, not over all of it.
+func (b *Bot) requestsWithEntry(since time.Time) map[uint64]bool {
 	out := map[uint64]bool{}
+	since = since.Add(-time.Hour) // margin for a wall clock stepped back between them
 	var before uint64
 	for {
 		es, next, err := b.store.History(before, 500)
@@ -89,6 +101,9 @@ func (b *Bot) requestsWithEntry() map[uint64]bool {
 			return out
 		}
 		for _, e := range es {
+			if e.CreatedAt.Before(since) {
+				return out
+			}
 			out[e.RequestID] = true
 		}
 		if next == 0 {

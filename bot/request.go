@@ -146,9 +146,18 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 			p.ID, summary(p.Action, p.Connector, p.Args), p.Requester, b.cfg.Slash, p.ID)
 		return
 	}
+	release, why := func() {}, ""
+	if cmd.Verb != commands.Unschedule { // unscheduling asks the server nothing
+		release, why = b.reading(m)
+	}
+	if release == nil {
+		refuse("%s Nothing was requested.", why)
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
 	pv, err := b.preview(pctx, m, cmd.Verb, args)
 	cancel()
+	release()
 	if err != nil {
 		refuse("%s Nothing was requested.", sentence(err))
 		return
@@ -183,8 +192,8 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
-		b.private(ctx, in.Channel, in.User, text("Request #%d (%s) needs no approval under the policy: running it now.", r.ID, summary(r.Action, r.Connector, r.Args)))
-		b.spawn("execute", func() { b.execute(ctx, r.ID) })
+		b.start(ctx, r, fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args)),
+			func(m Message) { b.private(ctx, in.Channel, in.User, m) })
 		return
 	}
 	where := "the approvals channel"
@@ -592,10 +601,9 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	case approvals.Denied:
 		b.dm(ctx, r.Requester, text("<@%s> denied request #%d (%s); nothing was changed.", c.User, id, s))
 	case approvals.Approved:
-		b.dm(ctx, r.Requester, text("Request #%d (%s) is approved; running it now.", id, s))
-		// The action runs beside the click's work, never in its slot: a slow MongoDB must
-		// not hold up clicks on other requests.
-		b.spawn("execute", func() { b.execute(ctx, id) })
+		// The action runs on its connector's executor, never in the click's slot: a slow
+		// MongoDB must not hold up clicks on other requests.
+		b.start(ctx, r, fmt.Sprintf("Request #%d (%s) is approved", id, s), func(m Message) { b.dm(ctx, r.Requester, m) })
 	}
 }
 

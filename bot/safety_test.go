@@ -103,7 +103,8 @@ func TestAutomaticEndIsTheBots(t *testing.T) {
 func TestCheckBesideActions(t *testing.T) {
 	p := testPolicy()
 	p.Require = []string{} // every action runs at once
-	e := newEnv(t, envOptions{policy: &p})
+	// A queue long enough for the burst: none is refused as busy, each request has its entry.
+	e := newEnv(t, envOptions{policy: &p, limits: map[string]bot.Limits{"prod": {Concurrency: 8, Queue: 1000}}})
 	e.createUser("app")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

@@ -76,6 +76,11 @@ type Connector struct {
 	PasswordLength int `yaml:"password_length"`
 	// VerifyLogin, default true, logs in with each new password.
 	VerifyLogin *bool `yaml:"verify_login"`
+	// Concurrency is how many approved actions run on this connector at once (default 4,
+	// at most 64); Queue how many more may wait for a turn (default 100, at most 10,000).
+	// Beyond the queue an approved request fails at once, saying the connector is busy.
+	Concurrency int `yaml:"concurrency"`
+	Queue       int `yaml:"queue"`
 }
 
 // Group is a list of users and user groups.
@@ -356,6 +361,12 @@ func (c *Config) check(src *source) []string {
 		}
 		if cn.PasswordLength != 0 && (cn.PasswordLength < 16 || cn.PasswordLength > 256) {
 			add("%s.password_length must be between 16 and 256", f)
+		}
+		if cn.Concurrency < 0 || cn.Concurrency > 64 {
+			add("%s.concurrency must be between 1 and 64", f)
+		}
+		if cn.Queue < 0 || cn.Queue > 10000 {
+			add("%s.queue must be between 1 and 10000", f)
 		}
 	}
 	addID := func(m string) { add("%s", m) }

@@ -246,6 +246,8 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		metrics.GaugeFunc("mongobot_pending_requests", "Approval requests waiting for a decision.", func() float64 { return float64(b.PendingRequests()) })
 		metrics.GaugeFunc("mongobot_temporary_overdue", "Temporary grants and locks past their end that the bot has not ended yet.", func() float64 { return float64(b.OverdueTemporary()) })
 		metrics.GaugeFunc("mongobot_delivery_pending", "Rotated passwords that some delivery target does not have yet (the bot retries them).", func() float64 { return float64(b.DeliveryPending()) })
+		metrics.GaugeFunc("mongobot_connectors_down", "Connectors whose MongoDB stopped answering: requests for them are refused at once until a probe gets an answer.", func() float64 { return float64(b.ConnectorsDown()) })
+		metrics.GaugeFunc("mongobot_actions_waiting", "Approved actions waiting for a turn on their connector.", func() float64 { return float64(b.ActionsWaiting()) })
 		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
 		ready := func() error {
 			if !sl.Connected() {
@@ -290,8 +292,12 @@ func botConfig(cfg *config.Config, ms map[string]bot.Mongo, log *slog.Logger) bo
 			sc.Retries = -1 // none
 		}
 	}
+	limits := map[string]bot.Limits{}
+	for _, cn := range cfg.Connectors {
+		limits[cn.Name] = bot.Limits{Concurrency: cn.Concurrency, Queue: cn.Queue}
+	}
 	return bot.Config{Slash: cfg.SlashCommand, Channel: cfg.Approvals.Channel, Policy: cfg.Policy(), Connectors: ms,
-		RevealTTL: time.Duration(cfg.RevealTTL), Log: log, Schedules: sc}
+		RevealTTL: time.Duration(cfg.RevealTTL), Log: log, Schedules: sc, Limits: limits}
 }
 
 // housekeeping expires pending requests, checks entries whose MongoDB stopped answering, and
