@@ -208,8 +208,17 @@ func (b *Bot) plan(sc store.Schedule) (*planned, error) {
 	return &planned{spec: spec, next: spec.Next(b.now())}, nil
 }
 
-// RunTimers calls RunDue every interval until ctx ends.
+// RunTimers calls RunDue every interval until ctx ends. The ticks fall on whole multiples
+// of every on the wall clock (every second, just after it turns): cron slots begin on whole
+// minutes, so a slot is seen due within milliseconds of its time, not up to a tick later.
 func (b *Bot) RunTimers(ctx context.Context, every time.Duration) {
+	now := time.Now()
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(now.Truncate(every).Add(every).Sub(now)):
+	}
+	b.safely("timers", func() { b.RunDue(ctx) })
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -229,6 +238,20 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 	tm := b.tm
 	now := b.now()
 	var wg sync.WaitGroup
+	// The slots that fell due are journaled as due together, in one transaction, before
+	// their runs wait for turns on their connectors.
+	due := map[uint64]time.Time{}
+	var runs []func()
+	defer func() {
+		if len(due) > 0 {
+			if err := b.store.MarkDue(due); err != nil {
+				b.log.Error("journal due schedules", "schedules", len(due), "err", err)
+			}
+		}
+		for _, run := range runs {
+			wg.Go(run)
+		}
+	}()
 	tm.mu.Lock()
 	defer tm.mu.Unlock()
 	for id, p := range tm.schedules {
@@ -255,7 +278,10 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 			continue
 		}
 		p.running = true
-		wg.Go(func() {
+		if !retry {
+			due[id] = slot
+		}
+		runs = append(runs, func() {
 			defer func() {
 				tm.mu.Lock()
 				p.running = false

@@ -184,6 +184,11 @@ type Schedule struct {
 	// cannot run one slot twice.
 	Slot      time.Time `json:"slot,omitzero"`
 	SlotEntry uint64    `json:"slot_entry,omitempty"`
+	// DueSlot is the latest slot the bot saw fall due, and DueAt when: journaled at once,
+	// for all the schedules due together, before their runs wait for a turn on their
+	// connector. A DueSlot later than Slot is a run due and not yet claimed.
+	DueSlot time.Time `json:"due_slot,omitzero"`
+	DueAt   time.Time `json:"due_at,omitzero"`
 	// Paused says why a paused schedule does not run (its owner lost access, say).
 	Paused string `json:"paused,omitempty"`
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -42,6 +43,32 @@ func (s *Store) TransitionSchedule(id uint64, from []string, next Step, mutate f
 // UpdateSchedule lets fn change schedule id in one transaction (last run, last result).
 func (s *Store) UpdateSchedule(id uint64, fn func(*Schedule) error) (Schedule, error) {
 	return update(s, bucketSchedules, id, fn)
+}
+
+// MarkDue journals, in one transaction, that each schedule of due fell due for its slot
+// (DueSlot, DueAt). Schedules no longer active, or whose slot was already claimed, are left
+// alone. It is a record, not a claim: BeginRun still decides which run may go.
+func (s *Store) MarkDue(due map[uint64]time.Time) error {
+	at := s.now()
+	return s.update(func(tx *bolt.Tx) error {
+		for id, slot := range due {
+			sc, err := get[Schedule](tx, bucketSchedules, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if sc.State != ScheduleActive || !sc.Slot.Before(slot) || !sc.DueSlot.Before(slot) {
+				continue
+			}
+			sc.DueSlot, sc.DueAt = slot.UTC(), at
+			if err := put(tx, bucketSchedules, id, &sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ErrSlotTaken is returned (wrapped) by BeginRun when the slot was already claimed by a run.

@@ -789,3 +789,42 @@ func TestPurgeDropsOldOffers(t *testing.T) {
 		t.Fatalf("purge: %+v %v; mark %d", st, err, s.SupersededBy(a))
 	}
 }
+
+// MarkDue records the slot each schedule fell due for, in one transaction, and leaves alone
+// those that are not active, whose slot was claimed already, or which were removed.
+func TestMarkDue(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	slot := c.Now().Add(time.Minute).Truncate(time.Minute)
+	a, _ := s.CreateSchedule(Schedule{Connector: "prod", User: "a", DB: "admin", Spec: "* * * * *", Owner: "U1"}, "U1")
+	b, _ := s.CreateSchedule(Schedule{Connector: "prod", User: "b", DB: "admin", Spec: "* * * * *", Owner: "U1"}, "U1")
+	p, _ := s.CreateSchedule(Schedule{Connector: "prod", User: "p", DB: "admin", Spec: "* * * * *", Owner: "U1"}, "U1")
+	if _, err := s.BeginRun(b.ID, slot, false, Entry{Action: "rotate-password", Connector: "prod"}, "schedule"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TransitionSchedule(p.ID, []string{ScheduleActive}, Step{State: SchedulePaused}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(90 * time.Second)
+	if err := s.MarkDue(map[uint64]time.Time{a.ID: slot, b.ID: slot, p.ID: slot, 999: slot}); err != nil {
+		t.Fatal(err)
+	}
+	got := func(id uint64) Schedule { sc, _ := s.Schedule(id); return sc }
+	if x := got(a.ID); !x.DueSlot.Equal(slot) || !x.DueAt.Equal(c.Now()) {
+		t.Fatalf("the due schedule: due %v at %v, want %v at %v", x.DueSlot, x.DueAt, slot, c.Now())
+	}
+	if x := got(b.ID); !x.DueSlot.IsZero() {
+		t.Fatalf("a schedule whose slot was claimed was marked due: %+v", x)
+	}
+	if x := got(p.ID); !x.DueSlot.IsZero() {
+		t.Fatalf("a paused schedule was marked due: %+v", x)
+	}
+	// The same slot again (a second RunDue) does not move DueAt.
+	c.Add(time.Second)
+	if err := s.MarkDue(map[uint64]time.Time{a.ID: slot}); err != nil {
+		t.Fatal(err)
+	}
+	if x := got(a.ID); !x.DueAt.Equal(c.Now().Add(-time.Second)) {
+		t.Fatalf("marking the same slot again moved DueAt to %v", x.DueAt)
+	}
+}
