@@ -73,12 +73,12 @@ func (m *Mongo) refuseIfDown(op string) error {
 			m.name, b.failures, b.since.UTC().Format("15:04:05 UTC"), strings.TrimSuffix(b.why, "."), m.cfg.ProbeInterval)}
 }
 
-// observe records how an operation ended. ctx is the caller's: an operation its caller
-// cancelled says nothing of the server, but one that outlived the caller's deadline went
-// unanswered for that long.
+// observe records how an operation ended. ctx is the caller's: an operation that its caller
+// cancelled, or whose caller's deadline came before the connector's own timeouts, says
+// nothing of the server (a command given milliseconds must not mark a healthy server down).
 func (m *Mongo) observe(ctx context.Context, err error) {
 	unanswered := errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)
-	if errors.Is(err, ErrNotSent) || (unanswered && errors.Is(ctx.Err(), context.Canceled)) {
+	if errors.Is(err, ErrNotSent) || (unanswered && ctx.Err() != nil) {
 		return
 	}
 	b := &m.health
@@ -92,10 +92,7 @@ func (m *Mongo) observe(ctx context.Context, err error) {
 		return // a failure of the bot's own side (a client that cannot be made): no news
 	}
 	b.failures++
-	var ce *Error
-	if errors.As(err, &ce) {
-		b.why = ce.Msg
-	}
+	b.why = m.unansweredWhy(err)
 	if b.failures >= tripAfter && !b.down {
 		b.down, b.since = true, time.Now()
 		if !b.probing && b.stop != nil {
@@ -128,9 +125,7 @@ func (m *Mongo) probe(stop chan struct{}) {
 			b.mu.Unlock()
 			return
 		}
-		if ce := (*Error)(nil); errors.As(err, &ce) {
-			b.why = ce.Msg
-		}
+		b.why = m.unansweredWhy(err)
 		b.mu.Unlock()
 	}
 }
@@ -140,4 +135,17 @@ func (m *Mongo) probe(stop chan struct{}) {
 func answered(err error) bool {
 	var ce *Error
 	return err == nil || (errors.As(err, &ce) && ce.Code != 0)
+}
+
+// unansweredWhy says how an operation went unanswered, naming no command: the sentence is
+// shown to everyone refused on the connector, and the command may name someone's user.
+func (m *Mongo) unansweredWhy(err error) string {
+	var ce *Error
+	if errors.Is(err, ErrTimeout) || !errors.As(err, &ce) {
+		return "it did not answer in time"
+	}
+	if rest, ok := strings.CutPrefix(ce.Msg, m.name+" is "); ok {
+		return "it was " + rest
+	}
+	return ce.Msg
 }
