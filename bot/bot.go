@@ -462,7 +462,8 @@ func (b *Bot) connectorNames() []string {
 // connectorsAtOnce at a time, and answers by connectorsDeadline with what it has.
 const (
 	connectorsAtOnce   = 16
-	connectorsDeadline = 20 * time.Second
+	connectorsDeadline = 30 * time.Second
+	connectorWait      = 10 * time.Second // for each one
 )
 
 // connectorsMessage asks each connector how it is, in parallel: a bot with a thousand
@@ -491,12 +492,16 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
+				defer func() { <-sem }()
 			case <-dctx.Done():
+			}
+			if dl, _ := dctx.Deadline(); time.Until(dl) < connectorWait {
+				// Too little time left for a fair answer: an operation cut short would count
+				// against a server that did nothing wrong.
 				lines[i], bad[i] = fmt.Sprintf("• *%s*: not asked: the others took the %s this command allows", esc(name), connectorsDeadline), true
 				return
 			}
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+			cctx, cancel := context.WithTimeout(dctx, connectorWait)
 			info, err := m.Discover(cctx)
 			cancel()
 			if err != nil {
@@ -551,7 +556,7 @@ func (b *Bot) usersMessage(ctx context.Context, cmd commands.Command) Message {
 			}
 		}
 	}
-	release, why := b.reading(m)
+	release, why := b.reading(ctx, m)
 	if release == nil {
 		return text("%s", why)
 	}

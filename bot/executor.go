@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"mongobot/connector"
 	"mongobot/store"
@@ -26,8 +27,10 @@ const (
 	DefaultQueue       = 100
 	// readsPerConnector bounds the reads made for people waiting on an answer (previews,
 	// `users`): each holds one of the chat adapter's few work slots while it waits, so one
-	// connector that does not answer may take at most this many of them.
+	// connector that does not answer may take at most this many of them. A read waits for a
+	// turn at most readWait, then is refused as busy.
 	readsPerConnector = 4
+	readWait          = 5 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -53,8 +56,8 @@ type executors struct {
 type executor struct {
 	limits  Limits
 	running int
-	waiting []uint64 // approved requests, oldest first
-	reads   int
+	waiting []uint64      // approved requests, oldest first
+	reads   chan struct{} // read turns (readsPerConnector)
 }
 
 func (xs *executors) get(conn string) *executor {
@@ -63,7 +66,7 @@ func (xs *executors) get(conn string) *executor {
 	}
 	x := xs.by[conn]
 	if x == nil {
-		x = &executor{limits: xs.lim[conn].withDefaults()}
+		x = &executor{limits: xs.lim[conn].withDefaults(), reads: make(chan struct{}, readsPerConnector)}
 		xs.by[conn] = x
 	}
 	return x
@@ -91,7 +94,7 @@ type errBusy struct {
 }
 
 func (e errBusy) Error() string {
-	return fmt.Sprintf("%s is busy: %d actions are running on it and %d more are waiting, the most it queues", e.conn, e.running, e.waiting)
+	return fmt.Sprintf("connector %s is busy: %d actions are running on it and %d more are waiting, the most it queues", e.conn, e.running, e.waiting)
 }
 
 // runQueued runs approved request id on conn's executor: at once if one of its turns is free,
@@ -100,14 +103,16 @@ func (e errBusy) Error() string {
 // errBusy says the queue is full and id was not taken. A
 // queued request stays approved in the journal: if the bot stops before its turn, the next
 // start runs it.
-func (b *Bot) runQueued(ctx context.Context, conn string, id uint64, tell func(ahead int)) error {
+func (b *Bot) runQueued(ctx context.Context, conn string, id uint64, force bool, tell func(ahead int)) error {
+	// The action outlives whatever delivered its approval: only Shutdown stops the executor.
+	ctx = context.WithoutCancel(ctx)
 	xs := &b.execs
 	xs.mu.Lock()
 	x := xs.get(conn)
 	switch {
 	case x.running < x.limits.Concurrency:
 		x.running++
-	case len(x.waiting) >= x.limits.Queue:
+	case len(x.waiting) >= x.limits.Queue && !force:
 		err := errBusy{conn: conn, running: x.running, waiting: len(x.waiting)}
 		xs.mu.Unlock()
 		return err
@@ -150,8 +155,10 @@ func (b *Bot) runQueued(ctx context.Context, conn string, id uint64, tell func(a
 
 // start hands approved request r to its connector's executor and tells its requester, with
 // the words of lead ("Request #7 (…) is approved"), whether it runs now or waits its turn.
-func (b *Bot) start(ctx context.Context, r store.Request, lead string, tell func(Message)) {
-	err := b.runQueued(ctx, r.Connector, r.ID, func(ahead int) {
+// force queues it even beyond the queue's bound: a request approved before a restart is not
+// refused for the backlog the restart found.
+func (b *Bot) start(ctx context.Context, r store.Request, force bool, lead string, tell func(Message)) {
+	err := b.runQueued(ctx, r.Connector, r.ID, force, func(ahead int) {
 		switch {
 		case ahead < 0:
 			tell(text("%s; the bot is stopping, so it runs when the bot starts again.", lead))
@@ -160,7 +167,7 @@ func (b *Bot) start(ctx context.Context, r store.Request, lead string, tell func
 			tell(text("%s: running it now.", lead))
 			return
 		}
-		tell(text("%s, and queued: %s is busy (%d actions ahead of it). It runs when a turn frees; `%s requests` shows it.", lead, r.Connector, ahead, b.cfg.Slash))
+		tell(text("%s, and queued: connector %s is busy (%d actions ahead of it). It runs when a turn frees; `%s requests` shows it.", lead, r.Connector, ahead, b.cfg.Slash))
 	})
 	if err != nil {
 		b.failRequest(ctx, r, 0, err.Error()+"; it was not run and nothing was changed: ask again later")
@@ -174,31 +181,32 @@ func (b *Bot) stopping() bool {
 	return b.closed
 }
 
-// reading takes one of conn's read turns for someone waiting on an answer, and false with the
-// sentence to send when none is free or the connector is down: nobody's work slot waits on a
-// server that already keeps others waiting.
-func (b *Bot) reading(m Mongo) (release func(), why string) {
+// reading takes one of conn's read turns for someone waiting on an answer, waiting readWait
+// at most, or returns nil and the sentence to send: nobody's work slot waits long on a server
+// that already keeps others waiting, and none waits at all on one marked down.
+func (b *Bot) reading(ctx context.Context, m Mongo) (release func(), why string) {
 	if h := m.Health(); h.Down {
 		return nil, downSentence(m.Name(), h)
 	}
 	xs := &b.execs
 	xs.mu.Lock()
-	defer xs.mu.Unlock()
 	x := xs.get(m.Name())
-	if x.reads >= readsPerConnector {
-		return nil, fmt.Sprintf("%s is slow to answer: %d requests are already waiting on it. Try again in a minute; `%s connectors` shows its state.", m.Name(), x.reads, b.cfg.Slash)
+	xs.mu.Unlock()
+	t := time.NewTimer(readWait)
+	defer t.Stop()
+	select {
+	case x.reads <- struct{}{}:
+		return func() { <-x.reads }, ""
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	x.reads++
-	return func() {
-		xs.mu.Lock()
-		x.reads--
-		xs.mu.Unlock()
-	}, ""
+	return nil, fmt.Sprintf("Connector %s is busy: %d requests were already waiting on it for an answer, for over %s. Try again in a minute; `%s connectors` shows its state.",
+		m.Name(), readsPerConnector, readWait, b.cfg.Slash)
 }
 
 // downSentence says that a connector is marked down, and what happens next.
 func downSentence(name string, h connector.Health) string {
-	return fmt.Sprintf("%s is not answering (since %s: %s). The bot tries it again every %s and takes requests for it as soon as it answers.",
+	return fmt.Sprintf("Connector %s is not answering (since %s: %s). The bot tries it again every %s and takes requests for it as soon as it answers.",
 		name, clock(h.Since), strings.TrimSuffix(esc(h.Why), "."), h.Probe)
 }
 

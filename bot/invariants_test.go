@@ -301,7 +301,7 @@ func (w *world) start() error {
 	if err := st.Check(); err != nil {
 		w.problem("the journal is not consistent after a stop: %v", err)
 	}
-	m, err := connector.New(connector.Config{Name: "prod", URI: secret.New(w.botURI), ServerSelectionTimeout: time.Second, CommandTimeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond})
+	m, err := connector.New(connector.Config{Name: "prod", URI: secret.New(w.botURI), ServerSelectionTimeout: 200 * time.Millisecond, CommandTimeout: 2 * time.Second, ProbeInterval: 50 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -671,13 +671,20 @@ func (w *world) finish() {
 	}
 }
 
-// restore ends an outage, and waits until the bot's connector has seen the server answer.
+// restore ends an outage, and waits until the bot's connector has seen the server answer and
+// answers itself again (its driver has found the server anew).
 func (w *world) restore() {
 	w.proxy.Restore()
 	m := w.conns[len(w.conns)-1]
-	for deadline := time.Now().Add(10 * time.Second); m.Health().Down; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := m.State(ctx, connector.UserRef{User: "u1", DB: "admin"})
+		cancel()
+		if err == nil && !m.Health().Down {
+			return
+		}
 		if time.Now().After(deadline) {
-			w.problem("the connector is still marked down 10s after the server answers again: %+v", m.Health())
+			w.problem("the connector does not answer 20s after the server does again: %v (%+v)", err, m.Health())
 			return
 		}
 	}

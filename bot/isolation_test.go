@@ -32,8 +32,8 @@ func TestDeadConnectorSlowsNoOneElse(t *testing.T) {
 	}
 	// Two run (and hang), three wait their turn, two are refused at once.
 	e.private(dev, "is approved: running it now")
-	e.private(dev, "is approved, and queued: prod is busy (4 actions ahead of it)")
-	e.private(dev, "failed: prod is busy: 2 actions are running on it and 3 more are waiting, the most it queues; it was not run and nothing was changed")
+	e.private(dev, "is approved, and queued: connector prod is busy (4 actions ahead of it)")
+	e.private(dev, "failed: connector prod is busy: 2 actions are running on it and 3 more are waiting, the most it queues; it was not run and nothing was changed")
 	refused := func() (n int) {
 		for _, m := range e.slack.Messages() {
 			if m.Channel == "D"+dev && strings.Contains(m.All(), "the most it queues") {
@@ -54,9 +54,9 @@ func TestDeadConnectorSlowsNoOneElse(t *testing.T) {
 	}
 
 	// The hung actions time out; prod is marked down; the queued ones fail without waiting.
-	e.private(dev, "prod is not answering", "Nothing was changed; ask again once it answers")
+	e.private(dev, "Connector prod is not answering", "Nothing was changed; ask again once it answers")
 	e.command(dev, "rotate-password prod app0")
-	e.private(dev, "prod is not answering", "Nothing was requested")
+	e.private(dev, "Connector prod is not answering", "Nothing was requested")
 	e.command(dev, "connectors")
 	e.private(dev, "Connectors (3: 1 answering, 2 not)", "*prod*: down", "*stage*: ")
 

@@ -69,7 +69,7 @@ func (b *Bot) Reconcile(ctx context.Context) {
 		}
 		switch {
 		case r.State == approvals.Approved:
-			b.start(ctx, r, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started", r.ID, summary(r.Action, r.Connector, r.Args)),
+			b.start(ctx, r, true, fmt.Sprintf("Request #%d (%s) was approved before the bot stopped and had not started", r.ID, summary(r.Action, r.Connector, r.Args)),
 				func(m Message) { b.announce(ctx, m.Text) })
 		case r.EntryID == 0 && !withEntry[r.ID]:
 			b.failRequest(ctx, r, 0, "the bot stopped before running it; nothing was changed, ask again")

@@ -146,18 +146,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 			p.ID, summary(p.Action, p.Connector, p.Args), p.Requester, b.cfg.Slash, p.ID)
 		return
 	}
-	release, why := func() {}, ""
-	if cmd.Verb != commands.Unschedule { // unscheduling asks the server nothing
-		release, why = b.reading(m)
-	}
-	if release == nil {
-		refuse("%s Nothing was requested.", why)
-		return
-	}
-	pctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
-	pv, err := b.preview(pctx, m, cmd.Verb, args)
-	cancel()
-	release()
+	pv, err := b.previewOn(ctx, m, cmd.Verb, args)
 	if err != nil {
 		refuse("%s Nothing was requested.", sentence(err))
 		return
@@ -192,7 +181,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
-		b.start(ctx, r, fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args)),
+		b.start(ctx, r, false, fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args)),
 			func(m Message) { b.private(ctx, in.Channel, in.User, m) })
 		return
 	}
@@ -207,6 +196,21 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	b.private(ctx, in.Channel, in.User, text("Request #%d (%s) is waiting for approval in %s; it expires %s. `%s cancel %d` withdraws it.",
 		r.ID, summary(r.Action, r.Connector, r.Args), where, clock(r.ExpiresAt), b.cfg.Slash, r.ID))
+}
+
+// previewOn runs preview in one of the connector's read turns, bounded by the action timeout
+// (unscheduling asks the server nothing, and needs no turn).
+func (b *Bot) previewOn(ctx context.Context, m Mongo, action string, args map[string]string) (map[string]string, error) {
+	if action != commands.Unschedule {
+		release, why := b.reading(ctx, m)
+		if release == nil {
+			return nil, errors.New(why)
+		}
+		defer release()
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.ActionTimeout)
+	defer cancel()
+	return b.preview(ctx, m, action, args)
 }
 
 // preview reads the user's state and says what the action will change, refusing actions that
@@ -603,7 +607,7 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	case approvals.Approved:
 		// The action runs on its connector's executor, never in the click's slot: a slow
 		// MongoDB must not hold up clicks on other requests.
-		b.start(ctx, r, fmt.Sprintf("Request #%d (%s) is approved", id, s), func(m Message) { b.dm(ctx, r.Requester, m) })
+		b.start(ctx, r, false, fmt.Sprintf("Request #%d (%s) is approved", id, s), func(m Message) { b.dm(ctx, r.Requester, m) })
 	}
 }
 

@@ -218,8 +218,8 @@ func (b *Bot) RunTimers(ctx context.Context, every time.Duration) {
 		return
 	case <-time.After(now.Truncate(every).Add(every).Sub(now)):
 	}
+	t := time.NewTicker(every) // before the first run, which must not shift the ticks
 	b.safely("timers", func() { b.RunDue(ctx) })
-	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -771,6 +771,10 @@ func (b *Bot) schedulesMessage() Message {
 			}
 		} else if sc.LastResult != "" {
 			last = sc.LastResult
+		}
+		if sc.DueSlot.After(sc.Slot) {
+			// Journaled as due, not yet claimed: it waits for a turn on its connector.
+			last = fmt.Sprintf("due since %s, waiting for a turn on %s; %s", clock(sc.DueSlot), sc.Connector, last)
 		}
 		lines = append(lines, fmt.Sprintf("• #%d rotate-password `%s` on %s `%s`, owner <@%s>: next %s; %s", sc.ID, code(sc.User+"@"+sc.DB), sc.Connector, code(sc.Spec), sc.Owner, esc(unescape.Replace(next)), esc(unescape.Replace(last))))
 	}
