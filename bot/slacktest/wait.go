@@ -27,6 +27,24 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
+// CallsSince is the Web API calls served after the first n (Calls()[n:], without copying the
+// rest): a load generator watching for its answers reads only the new ones.
+func (s *Server) CallsSince(n int) []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n >= len(s.calls) {
+		return nil
+	}
+	return append([]Call(nil), s.calls[n:]...)
+}
+
+// CallCount is how many Web API calls were served so far.
+func (s *Server) CallCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
 // GroupLookups is how many usergroups.users.list calls for group have been answered
 // (rate-limited and failed ones included).
 func (s *Server) GroupLookups(group string) int {
