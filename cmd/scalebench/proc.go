@@ -166,8 +166,10 @@ func reply(sl *slacktest.Server, user, text string) (time.Duration, error) {
 }
 
 // acks sends n commands (texts in turn), at most inflight of them unacknowledged, and
-// returns their ack latencies.
+// returns their ack latencies once every command has been answered (so that what is measured
+// next does not wait behind them).
 func acks(sl *slacktest.Server, n, inflight int, user func(int) string, texts ...string) ([]time.Duration, error) {
+	from := sl.CallCount()
 	ids := make([]string, 0, n)
 	acked := 0
 	for i := range n {
@@ -186,6 +188,18 @@ func acks(sl *slacktest.Server, n, inflight int, user func(int) string, texts ..
 		if _, err := sl.WaitAck(ids[acked], 30*time.Second); err != nil {
 			return nil, err
 		}
+	}
+	answered := func(s *slacktest.Server) bool {
+		k := 0
+		for _, c := range s.CallsSince(from) {
+			if c.Method == "chat.postEphemeral" {
+				k++
+			}
+		}
+		return k >= n
+	}
+	if err := sl.Wait(2*time.Minute, "every command answered", answered); err != nil {
+		return nil, err
 	}
 	lat := make([]time.Duration, len(ids))
 	for i, id := range ids {
