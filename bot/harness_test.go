@@ -19,6 +19,7 @@ import (
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
+	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 	"mongobot/store"
 )
@@ -49,19 +50,6 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects the bot's log lines, to search them for secrets.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func testPolicy() approvals.Policy {
 	return approvals.Policy{
 		Access:      approvals.Group{Users: []string{alice, bob, dev}, Usergroups: []string{"S0DBAS"}},
@@ -82,7 +70,7 @@ type env struct {
 	admin  *connector.Mongo // the test's own view of the server
 	dir    string
 	clock  *clock
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	st     *store.Store
 	bot    *bot.Bot
 	cancel context.CancelFunc
@@ -123,7 +111,7 @@ type envOptions struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"),
-		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncbuf.Buffer{}}
 	t.Cleanup(e.slack.Close)
 	e.slack.SetGroup("S0DBAS", carol)
 	if o.ferret {

@@ -40,6 +40,7 @@ import (
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/delivery"
+	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 	"mongobot/store"
 )
@@ -195,7 +196,7 @@ type world struct {
 	botURI  string
 	dir     string
 	clock   *clock
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	pv      int // the policy version in force
 	policy  approvals.Policy
 	st      *store.Store
@@ -236,7 +237,7 @@ func (w *world) problem(format string, a ...any) {
 
 func newWorld(t testing.TB) (*world, error) {
 	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"),
-		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncBuffer{},
+		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncbuf.Buffer{},
 		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}, revealSeen: map[string]bool{}, clickedEver: map[string]bool{}}
 	w.slack.SetGroup("S0DBAS", carol)
 	emu, err := mongotest.NewServer(mongotest.Options{})

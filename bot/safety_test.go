@@ -17,6 +17,7 @@ import (
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
+	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 	"mongobot/store"
 )
@@ -399,7 +400,7 @@ func TestConsoleTypedRequestsSaySo(t *testing.T) {
 	if _, _, err := m.CreateUser(context.Background(), "setup", connector.UserRef{User: "app", DB: "admin"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	con := bot.NewConsole(&out, slash, map[string]string{dev: "dev"}, map[string]string{appr: "approvals"})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: testPolicy(), Connectors: map[string]bot.Mongo{"prod": m}, Via: "console"}, st, con, nil)
 	b.HandleCommand(context.Background(), bot.Invocation{User: dev, Channel: "C0CONSOLE", Text: "rotate-password prod app"})

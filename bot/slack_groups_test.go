@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"mongobot/bot/slacktest"
+	"mongobot/internal/syncbuf"
 )
 
 const slackTestWait = 10 * time.Second
@@ -32,30 +32,12 @@ func (c *slackClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// lockedBuffer collects log lines written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newTestSlack is an adapter on a fresh stand-in, watching groups, on clock.
-func newTestSlack(t *testing.T, clock *slackClock, groups ...string) (*Slack, *slacktest.Server, *lockedBuffer) {
+func newTestSlack(t *testing.T, clock *slackClock, groups ...string) (*Slack, *slacktest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	srv := slacktest.New()
 	t.Cleanup(srv.Close)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	s := NewSlack(SlackConfig{AppToken: srv.AppToken, BotToken: srv.BotToken, APIURL: srv.URL(), Slash: "/mongo",
 		Usergroups: groups, GroupsTTL: 10 * time.Minute, Now: clock.Now,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"mongobot/bot/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
+	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 	"mongobot/store"
 )
@@ -144,24 +144,12 @@ func TestStartupMistakesSpeak(t *testing.T) {
 // child is the bot running as a separate process.
 type child struct {
 	cmd *exec.Cmd
-	log *lockedBuffer
+	log *syncbuf.Buffer
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func startChild(t *testing.T, env map[string]string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(os.Args[0]), log: &lockedBuffer{}}
+	c := &child{cmd: exec.Command(os.Args[0]), log: &syncbuf.Buffer{}}
 	c.cmd.Env = append(os.Environ(), "BOT_TEST_CHILD=1")
 	for k, v := range env {
 		c.cmd.Env = append(c.cmd.Env, k+"="+v)
@@ -341,7 +329,7 @@ func TestServeHealthAndMetrics(t *testing.T) {
 		"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, []string{"serve"}, envOf(env), nil, &logs, &logs) }()
 	get := func(path string) (int, string) {

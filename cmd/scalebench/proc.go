@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"mongobot/bot/slacktest"
+	"mongobot/internal/syncbuf"
 )
 
 // botProc is cmd/bot serve running as its own process against the Slack stand-in.
@@ -24,7 +24,7 @@ type botProc struct {
 	metrics string // the /metrics address
 	// startup is from exec to the Socket Mode connection being open (the bot answers from then).
 	startup time.Duration
-	stderr  *logBuf
+	stderr  *syncbuf.Buffer
 }
 
 // buildBot builds cmd/bot into dir.
@@ -53,7 +53,7 @@ func startBot(bin, data, config string, env []string, sl *slacktest.Server) (*bo
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	p := &botProc{sl: sl, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), stderr: &logBuf{}}
+	p := &botProc{sl: sl, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), stderr: &syncbuf.Buffer{}}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = append(os.Environ(), append(env, "SLACK_APP_TOKEN="+sl.AppToken, "SLACK_BOT_TOKEN="+sl.BotToken,
 		"SLACK_API_URL="+sl.URL(), "BOT_CONFIG="+cfg, "BOT_DATA_DIR="+data)...)
@@ -219,21 +219,3 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 func mib(b int64) string        { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// logBuf keeps the bot's stderr, to show when something fails.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

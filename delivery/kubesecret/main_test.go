@@ -1,14 +1,12 @@
 package kubesecret
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -16,6 +14,7 @@ import (
 
 	"mongobot/delivery"
 	"mongobot/delivery/kubesecret/kubetest"
+	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 )
 
@@ -23,7 +22,7 @@ import (
 var srv *kubetest.Server
 
 // klogOut collects everything client-go logs, so a test can check that no secret reached it.
-var klogOut lockedBuffer
+var klogOut syncbuf.Buffer
 
 func TestMain(m *testing.M) {
 	klog.LogToStderr(false)
@@ -49,23 +48,6 @@ func TestMain(m *testing.M) {
 	srv.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var nsCount atomic.Int32

@@ -1,7 +1,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -19,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"mongobot/internal/syncbuf"
 	"mongobot/internal/toolbuild"
 )
 
@@ -35,7 +35,7 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below
 	cmd       *exec.Cmd
 	done      chan struct{}
-	log       *syncBuffer
+	log       *syncbuf.Buffer
 	unsealKey string
 	approle   bool // the approle auth method is enabled
 	trusted   bool // http trusts CAFile
@@ -129,7 +129,7 @@ var unsealLine = regexp.MustCompile(`Unseal Key: ([A-Za-z0-9+/=]+)`)
 
 func (s *Server) start() error {
 	s.mu.Lock()
-	log := &syncBuffer{}
+	log := &syncbuf.Buffer{}
 	args := []string{"server", "-dev",
 		"-dev-listen-address=" + s.listen,
 		"-dev-root-token-id=" + s.RootToken,
@@ -312,21 +312,4 @@ func random(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
