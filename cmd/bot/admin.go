@@ -508,15 +508,8 @@ func compact(env func(string) (string, bool), yes bool, stdin io.Reader, w io.Wr
 	}
 	fmt.Fprintf(w, "compact will rewrite %s (%s) into a new file holding only its live records, and put it in its place;\n"+
 		"take a backup (or bot journal export) first if you want one.\n", path, size(before))
-	if !yes {
-		if !isTerminal(stdin) {
-			return usageError{"journal compact replaces the journal file, so it needs --yes to go ahead; nothing was changed"}
-		}
-		fmt.Fprint(w, "Type yes to go ahead: ")
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			return errors.New("journal compact was not confirmed; nothing was changed")
-		}
+	if err := confirm(stdin, w, yes, "journal compact", "replaces the journal file"); err != nil {
+		return err
 	}
 	st, err := store.Compact(dataDir(env), 2*time.Second)
 	if errors.Is(err, store.ErrLocked) {
@@ -629,15 +622,8 @@ func rekey(args []string, env func(string) (string, bool), stdin io.Reader, w io
 		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with a new random key\n"+
 			"and write it over the key file %s; the old key will no longer open them.\n", n, path, keyFile)
 	}
-	if !*yes {
-		if !isTerminal(stdin) {
-			return usageError{"rekey changes the encryption key, so it needs --yes to go ahead; nothing was changed"}
-		}
-		fmt.Fprint(w, "Type yes to go ahead: ")
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "yes" {
-			return errors.New("rekey was not confirmed; nothing was changed")
-		}
+	if err := confirm(stdin, w, *yes, "rekey", "changes the encryption key"); err != nil {
+		return err
 	}
 	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
 	if err != nil {
@@ -654,6 +640,23 @@ func rekey(args []string, env func(string) (string, bool), stdin io.Reader, w io
 		fmt.Fprintln(w, "sealed passwords re-encrypted: set BOT_ENCRYPTION_KEY to the value of BOT_NEW_ENCRYPTION_KEY before starting the bot")
 	} else {
 		fmt.Fprintln(w, "sealed passwords re-encrypted with a new key; the key file is replaced")
+	}
+	return nil
+}
+
+// confirm asks the person at a terminal to type yes before command, which does, goes ahead;
+// given yes (--yes) it asks nothing, and with no terminal and no --yes it refuses.
+func confirm(stdin io.Reader, w io.Writer, yes bool, command, does string) error {
+	if yes {
+		return nil
+	}
+	if !isTerminal(stdin) {
+		return usageError{fmt.Sprintf("%s %s, so it needs --yes to go ahead; nothing was changed", command, does)}
+	}
+	fmt.Fprint(w, "Type yes to go ahead: ")
+	line, _ := bufio.NewReader(stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return fmt.Errorf("%s was not confirmed; nothing was changed", command)
 	}
 	return nil
 }
