@@ -129,27 +129,24 @@ func (s *Store) History(before uint64, limit int) ([]Entry, uint64, error) {
 // first: registered again at start-up. It includes entries a rollback is undoing now: that
 // rollback may fail, or have died with the process, and the obligation stays until one works.
 func (s *Store) Temporary() ([]Entry, error) {
-	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		if s.indexed {
-			out, err = entriesIn(tx, bucketTemporary)
-		} else {
-			out, err = scanEntries(tx, func(e *Entry) bool { return !e.UndoAt.IsZero() && e.State == EntryDone })
-		}
-		return err
-	})
-	return out, err
+	return s.indexedEntries(bucketTemporary, func(e *Entry) bool { return !e.UndoAt.IsZero() && e.State == EntryDone })
 }
 
 // Undelivered returns the entries whose password some target still waits for, oldest first:
 // registered again at start-up, like Temporary.
 func (s *Store) Undelivered() ([]Entry, error) {
+	return s.indexedEntries(bucketDelivering, (*Entry).AwaitsDelivery)
+}
+
+// indexedEntries lists the entries of index, oldest first; on a journal whose indexes are not
+// built yet it reads every entry and keeps those that match, the index's own definition.
+func (s *Store) indexedEntries(index []byte, match func(*Entry) bool) ([]Entry, error) {
 	var out []Entry
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
 		if s.indexed {
-			out, err = entriesIn(tx, bucketDelivering)
+			out, err = entriesIn(tx, index)
 		} else {
-			out, err = scanEntries(tx, func(e *Entry) bool { return e.AwaitsDelivery() })
+			out, err = scanEntries(tx, match)
 		}
 		return err
 	})
