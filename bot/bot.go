@@ -482,11 +482,11 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 	var wg sync.WaitGroup
 	for i, name := range names {
 		m := b.cfg.Connectors[name]
-		line, down := b.connectorLine(name, m)
-		if down {
-			lines[i], bad[i] = line, true
+		if h := m.Health(); h.Down {
+			lines[i], bad[i] = fmt.Sprintf("• *%s*: down: %s", esc(name), downSentence(name, h)), true
 			continue
 		}
+		load := b.load(name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -508,7 +508,7 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 				lines[i], bad[i] = fmt.Sprintf("• *%s*: unhealthy: %s", esc(name), sentence(err)), true
 				return
 			}
-			lines[i] = fmt.Sprintf("• *%s*: %s%s", esc(name), esc(info.String()), line)
+			lines[i] = fmt.Sprintf("• *%s*: %s%s", esc(name), esc(info.String()), load)
 		}()
 	}
 	wg.Wait()
@@ -529,17 +529,13 @@ func (b *Bot) connectorsMessage(ctx context.Context) Message {
 	return m
 }
 
-// connectorLine is what the bot itself knows of a connector, asking nothing: marked down (the
-// whole line, and down set), or the load on its executor (a suffix to the line, or "").
-func (b *Bot) connectorLine(name string, m Mongo) (line string, down bool) {
-	if h := m.Health(); h.Down {
-		return fmt.Sprintf("• *%s*: down: %s", esc(name), downSentence(name, h)), true
-	}
+// load is what a connector's executor holds now, as a suffix to its line ("" when idle).
+func (b *Bot) load(name string) string {
 	q := b.queued(name)
 	if q.Running == 0 && q.Waiting == 0 {
-		return "", false
+		return ""
 	}
-	return fmt.Sprintf("; %d actions running (of %d at once), %d waiting (of %d)", q.Running, q.Limits.Concurrency, q.Waiting, q.Limits.Queue), false
+	return fmt.Sprintf("; %d actions running (of %d at once), %d waiting (of %d)", q.Running, q.Limits.Concurrency, q.Waiting, q.Limits.Queue)
 }
 
 // usersMessage lists users: every one, those holding a role on a database (users prod shop),

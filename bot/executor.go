@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -205,10 +204,7 @@ func (b *Bot) reading(ctx context.Context, m Mongo) (release func(), why string)
 }
 
 // downSentence says that a connector is marked down, and what happens next.
-func downSentence(name string, h connector.Health) string {
-	return fmt.Sprintf("Connector %s is not answering (since %s: %s). The bot tries it again every %s and takes requests for it as soon as it answers.",
-		name, clock(h.Since), strings.TrimSuffix(esc(h.Why), "."), h.Probe)
-}
+func downSentence(name string, h connector.Health) string { return esc(h.Sentence(name)) }
 
 // ConnectorsDown is how many connectors are marked down now (the mongobot_connectors_down gauge).
 func (b *Bot) ConnectorsDown() int {

@@ -60,17 +60,19 @@ func (m *Mongo) Health() Health {
 	return Health{Down: b.down, Since: b.since, Why: b.why, Failures: b.failures, Probe: m.cfg.ProbeInterval}
 }
 
+// Sentence says, for people, that the connector named name is down and what happens next.
+func (h Health) Sentence(name string) string {
+	return fmt.Sprintf("Connector %s is not answering: %d operations in a row went unanswered, since %s (last: %s). The bot tries it again every %s and takes requests for it as soon as it answers.",
+		name, h.Failures, h.Since.UTC().Format("2006-01-02 15:04:05 UTC"), strings.TrimSuffix(h.Why, "."), h.Probe)
+}
+
 // refuseIfDown returns the error for an operation the breaker does not let through.
 func (m *Mongo) refuseIfDown(op string) error {
-	b := &m.health
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.down {
+	h := m.Health()
+	if !h.Down {
 		return nil
 	}
-	return &Error{Kind: ErrUnavailable, Op: op, err: ErrNotSent,
-		Msg: fmt.Sprintf("%s is not answering: %d operations in a row went unanswered, since %s (last: %s). Nothing was sent; the bot tries it again every %s and takes requests for it as soon as it answers",
-			m.name, b.failures, b.since.UTC().Format("15:04:05 UTC"), strings.TrimSuffix(b.why, "."), m.cfg.ProbeInterval)}
+	return &Error{Kind: ErrUnavailable, Op: op, err: ErrNotSent, Msg: h.Sentence(m.name) + " Nothing was sent"}
 }
 
 // observe records how an operation ended. ctx is the caller's: an operation that its caller
