@@ -87,6 +87,7 @@ type env struct {
 	limits         map[string]bot.Limits
 	commandTimeout time.Duration
 	conns          map[string]*connector.Mongo // the bot's connectors, as last started
+	dead           int
 }
 
 type envOptions struct {
@@ -106,6 +107,8 @@ type envOptions struct {
 	// limits are the connectors' executor limits; commandTimeout their command timeout.
 	limits         map[string]bot.Limits
 	commandTimeout time.Duration
+	// dead adds that many connectors (dead00, dead01, ...) behind the proxy as well.
+	dead int
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -142,7 +145,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		p = *o.policy
 	}
 	e.sched, e.actionTimeout, e.deliveries = o.schedules, o.actionTimeout, o.deliveries
-	e.limits, e.commandTimeout = o.limits, o.commandTimeout
+	e.limits, e.commandTimeout, e.dead = o.limits, o.commandTimeout, o.dead
 	if o.proxy {
 		u, err := url.Parse(e.uri)
 		if err != nil {
@@ -193,6 +196,14 @@ func (e *env) start(p approvals.Policy) {
 			e.t.Fatal(err)
 		}
 		e.conns["stage"], conns["stage"] = stage, stage
+		for i := range e.dead {
+			cc.Name, cc.URI = fmt.Sprintf("dead%02d", i), secret.New(uri)
+			d, err := connector.New(cc)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			e.conns[cc.Name], conns[cc.Name] = d, d
+		}
 	}
 	atlas, err := connector.New(connector.Config{Name: "atlas", URI: secret.New("mongodb+srv://bot:atlas-secret-pw@cluster0.ab1cd.mongodb.net/")})
 	if err != nil {

@@ -71,3 +71,24 @@ func TestDeadConnectorSlowsNoOneElse(t *testing.T) {
 	e.command(dev, "rotate-password prod app6")
 	e.card("rotate-password", "app6", "#8")
 }
+
+// TestConnectorsAsksInParallel: 40 connectors behind a black hole each take a whole server
+// selection timeout (1 s) to fail; one at a time they would outlast the command's 30 s and
+// be listed as not asked. Asked 16 at a time, every one is answered for, and the one that
+// answers is listed after those in trouble.
+func TestConnectorsAsksInParallel(t *testing.T) {
+	e := newEnv(t, envOptions{proxy: true, dead: 40})
+	e.proxy.BlackHole()
+	e.command(dev, "connectors")
+	m := e.private(dev, "Connectors (43: 1 answering, 42 not)")
+	if strings.Contains(m.All(), "not asked") {
+		t.Fatalf("some connectors were not asked in time:\n%s", m.All())
+	}
+	if strings.Count(m.All(), ": unhealthy: ") != 42 {
+		t.Fatalf("want 42 unhealthy lines:\n%s", m.All())
+	}
+	all := m.All()
+	if strings.Index(all, "*stage*") < strings.LastIndex(all, "unhealthy") {
+		t.Fatalf("the connector that answers is not listed after those in trouble:\n%s", all)
+	}
+}
