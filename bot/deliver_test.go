@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/delivery/command"

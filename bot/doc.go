@@ -1,14 +1,18 @@
-// Package bot is the conversation: it turns chat events (slash commands, button clicks) into
-// work, and work into messages. It owns the flow request → approval → execution → result →
-// rollback, start-up reconciliation, and the Slack Socket Mode adapter.
+// Package bot is the conversation engine: it turns chat events (slash commands, button
+// clicks, form submissions, home tab views) into work, and work into messages. It owns the
+// flow request → approval → execution → result → rollback, start-up reconciliation, timers
+// and schedules. It knows no chat platform.
 //
 // The flow talks to the outside through small interfaces declared here: Chat (post, update,
-// ephemeral, direct message), Directory (user group membership) and Mongo (one connector).
-// The Slack adapter implements Chat and Directory; connector.Mongo implements Mongo; the
-// store is used as is.
+// ephemeral, direct message), Directory (user group membership) and Mongo (one connector),
+// and speaks in its own models: Message for what it says, Form for what it asks, Home for
+// what a person sees of their own business. The adapters live beside it, each owning its
+// rendering: bot/slack (Socket Mode, Block Kit, modals, the App Home; its stand-in is
+// bot/slack/slacktest) and bot/console (the terminal, which asks a form's fields one by
+// one). connector.Mongo implements Mongo; the store is used as is.
 //
 // Invariants:
-//   - Ack first: the Slack adapter acknowledges every envelope before any other work.
+//   - Ack first: an adapter acknowledges every delivery before any other work (bot/slack).
 //   - Write ahead: a journal entry is committed "executing" before MongoDB is touched, and a
 //     request moves approved → executing by compare-and-set, so it runs at most once however
 //     many clicks, retries or approvers arrive together.

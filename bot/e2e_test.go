@@ -8,7 +8,7 @@ import (
 
 	"mongobot/approvals"
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/store"

@@ -16,7 +16,8 @@ import (
 
 	"mongobot/approvals"
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/internal/syncbuf"
@@ -211,7 +212,7 @@ func (e *env) start(p approvals.Policy) {
 	}
 	e.secrets = append(e.secrets, "atlas-secret-pw")
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sl := bot.NewSlack(bot.SlackConfig{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
+	sl := slack.New(slack.Config{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
 	e.conns["atlas"], conns["atlas"] = atlas, atlas
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: conns, Limits: e.limits,

@@ -35,7 +35,8 @@ import (
 
 	"mongobot/approvals"
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/commands"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
@@ -308,7 +309,7 @@ func (w *world) start() error {
 	}
 	w.conns = append(w.conns, m)
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sl := bot.NewSlack(bot.SlackConfig{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
+	sl := slack.New(slack.Config{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
 	// Small limits, so that steps meet a full executor and a full queue.
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m}, Limits: map[string]bot.Limits{"prod": {Concurrency: 2, Queue: 2}},

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 )
 
 // TestDeadConnectorSlowsNoOneElse black-holes prod (behind a proxy) with approved actions on

@@ -63,7 +63,7 @@ type Ref struct {
 // Plain renders m as text: for the console, for logs of what was said, and for tests.
 // Buttons are numbered from first, in order, as [n Text].
 func (m Message) Plain(first int) (string, []Button) {
-	s, buttons := flatten(m, first)
+	s, buttons := m.Markup(first)
 	return unescape.Replace(s), buttons
 }
 
@@ -71,10 +71,10 @@ func text(format string, a ...any) Message {
 	return Message{Text: fmt.Sprintf(format, a...)}
 }
 
-// flatten is m as mrkdwn lines, its buttons numbered from first. Unlike Message.Plain it
-// leaves the entities alone: the renderer undoes them after it has read the markup, so a
-// typed "<@U0ALICE>" stays text instead of becoming a mention.
-func flatten(m Message, first int) (string, []Button) {
+// Markup is m as mrkdwn lines, its buttons numbered from first. Unlike Plain it leaves the
+// entities alone: a text renderer undoes them after it has read the markup, so a typed
+// "<@U0ALICE>" stays text instead of becoming a mention.
+func (m Message) Markup(first int) (string, []Button) {
 	var b strings.Builder
 	var buttons []Button
 	if len(m.Blocks) == 0 {

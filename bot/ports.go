@@ -75,3 +75,9 @@ type Mongo interface {
 }
 
 var _ Mongo = (*connector.Mongo)(nil)
+
+// Handler is what a chat adapter hands work to: the Bot implements it.
+type Handler interface {
+	HandleCommand(ctx context.Context, in Invocation)
+	HandleClick(ctx context.Context, c Click)
+}

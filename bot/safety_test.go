@@ -14,7 +14,8 @@ import (
 
 	"mongobot/approvals"
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/console"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/internal/syncbuf"
@@ -401,7 +402,7 @@ func TestConsoleTypedRequestsSaySo(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncbuf.Buffer
-	con := bot.NewConsole(&out, slash, map[string]string{dev: "dev"}, map[string]string{appr: "approvals"})
+	con := console.New(&out, slash, map[string]string{dev: "dev"}, map[string]string{appr: "approvals"})
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: testPolicy(), Connectors: map[string]bot.Mongo{"prod": m}, Via: "console"}, st, con, nil)
 	b.HandleCommand(context.Background(), bot.Invocation{User: dev, Channel: "C0CONSOLE", Text: "rotate-password prod app"})
 	if !strings.Contains(out.String(), "Typed in the bot's console, not in Slack") {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"mongobot/bot"
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/store"

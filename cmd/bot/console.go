@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mongobot/bot"
+	"mongobot/bot/console"
 	"mongobot/config"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
@@ -24,10 +25,10 @@ var demoConfig []byte
 // demoUsers are the console's people in the demo: dev asks, alice and bob approve.
 var demoUsers = map[string]string{"U0DEV": "dev", "U0ALICE": "alice", "U0BOB": "bob"}
 
-// console runs the bot with the terminal as the chat. With --demo, or when there is no config
+// runConsole runs the bot with the terminal as the chat. With --demo, or when there is no config
 // file, it uses the embedded demo config and starts the MongoDB emulator in-process as a demo
 // server, with a few users to play with.
-func console(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout io.Writer) error {
+func runConsole(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout io.Writer) error {
 	fs := flags("console")
 	demo := fs.Bool("demo", false, "use the embedded demo config and an in-process demo MongoDB (the emulator)")
 	as := fs.String("as", "", "the user to act as at first (a name or a Slack user id)")
@@ -93,7 +94,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 	if !*demo {
 		warnKeyFile(newLogger(cfg.Log, os.Stderr), st)
 	}
-	con := bot.NewConsole(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
+	con := console.New(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
 	con.SetStyle(termStyle(stdout, env))
 	start := *as
 	if start == "" && *demo {
@@ -133,7 +134,7 @@ func console(ctx context.Context, args []string, env func(string) (string, bool)
 
 // consoleIntro is what the console says at start outside the demo: who you are, how to be
 // someone else, and that nobody is verified here.
-func consoleIntro(con *bot.Console, cfgPath string, groups []string) string {
+func consoleIntro(con *console.Adapter, cfgPath string, groups []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Console on %s: this terminal is the chat; commands run on the config's real connectors.\n", cfgPath)
 	fmt.Fprintf(&b, "You are %s. %s\n", con.User(), con.SwitchHelp())
@@ -176,7 +177,7 @@ func configPeople(cfg *config.Config) (ids, groups []string) {
 // termStyle is what the console may send besides text: attributes on a terminal only (a
 // transcript in a file stays clean), colour too unless NO_COLOR is set (https://no-color.org),
 // and nothing on TERM=dumb.
-func termStyle(w io.Writer, env func(string) (string, bool)) bot.TermStyle {
+func termStyle(w io.Writer, env func(string) (string, bool)) console.Style {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -186,12 +187,12 @@ func termStyle(w io.Writer, env func(string) (string, bool)) bot.TermStyle {
 	return styleFor(tty, env)
 }
 
-func styleFor(tty bool, env func(string) (string, bool)) bot.TermStyle {
+func styleFor(tty bool, env func(string) (string, bool)) console.Style {
 	if term, _ := env("TERM"); !tty || term == "dumb" {
-		return bot.TermStyle{}
+		return console.Style{}
 	}
 	noColor, _ := env("NO_COLOR")
-	return bot.TermStyle{Bold: true, Color: noColor == ""}
+	return console.Style{Bold: true, Color: noColor == ""}
 }
 
 // seedDemo creates the demo server's users.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"mongobot/bot"
+	"mongobot/bot/console"
 	"mongobot/connector/mongotest"
 )
 
@@ -213,14 +213,14 @@ func TestConsoleTermStyle(t *testing.T) {
 	tests := []struct {
 		tty  bool
 		env  map[string]string
-		want bot.TermStyle
+		want console.Style
 	}{
-		{false, nil, bot.TermStyle{}},
-		{false, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{}},
-		{true, map[string]string{"TERM": "xterm-256color"}, bot.TermStyle{Bold: true, Color: true}},
-		{true, map[string]string{"NO_COLOR": "1"}, bot.TermStyle{Bold: true}},
-		{true, map[string]string{"NO_COLOR": ""}, bot.TermStyle{Bold: true, Color: true}}, // no-color.org: set and not empty
-		{true, map[string]string{"TERM": "dumb"}, bot.TermStyle{}},
+		{false, nil, console.Style{}},
+		{false, map[string]string{"TERM": "xterm-256color"}, console.Style{}},
+		{true, map[string]string{"TERM": "xterm-256color"}, console.Style{Bold: true, Color: true}},
+		{true, map[string]string{"NO_COLOR": "1"}, console.Style{Bold: true}},
+		{true, map[string]string{"NO_COLOR": ""}, console.Style{Bold: true, Color: true}}, // no-color.org: set and not empty
+		{true, map[string]string{"TERM": "dumb"}, console.Style{}},
 	}
 	for _, tc := range tests {
 		if got := styleFor(tc.tty, envOf(tc.env)); got != tc.want {
@@ -234,7 +234,7 @@ func TestConsoleTermStyle(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if got := termStyle(w, envOf(map[string]string{"TERM": "xterm"})); got != (bot.TermStyle{}) {
+	if got := termStyle(w, envOf(map[string]string{"TERM": "xterm"})); got != (console.Style{}) {
 		t.Errorf("a pipe gets %+v", got)
 	}
 }

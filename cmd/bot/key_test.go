@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector/mongotest"
 	"mongobot/store"
 )

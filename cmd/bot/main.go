@@ -15,6 +15,7 @@ import (
 	_ "time/tzdata" // CRON_TZ= time zones work in a static binary without /usr/share/zoneinfo
 
 	"mongobot/bot"
+	"mongobot/bot/slack"
 	"mongobot/config"
 	"mongobot/connector"
 	"mongobot/observe"
@@ -79,7 +80,7 @@ func dispatch(ctx context.Context, args []string, env func(string) (string, bool
 	case "check":
 		return check(ctx, args, env, stdout)
 	case "console":
-		return console(ctx, args, env, stdin, stdout)
+		return runConsole(ctx, args, env, stdin, stdout)
 	case "journal":
 		return journal(args, env, stdin, stdout)
 	case "rekey":
@@ -221,7 +222,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer st.Close()
-	sl := bot.NewSlack(bot.SlackConfig{AppToken: app, BotToken: tok, APIURL: getenv(env, "SLACK_API_URL", ""),
+	sl := slack.New(slack.Config{AppToken: app, BotToken: tok, APIURL: getenv(env, "SLACK_API_URL", ""),
 		Slash: cfg.SlashCommand, Usergroups: cfg.Usergroups(), Log: log})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = sl.Check(cctx)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector/mongotest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/secret"

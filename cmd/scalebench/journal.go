@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector/mongotest"
 	"mongobot/store"
 )

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/internal/syncbuf"
 )
 

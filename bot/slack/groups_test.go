@@ -1,4 +1,4 @@
-package bot
+package slack
 
 import (
 	"context"
@@ -13,7 +13,8 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
-	"mongobot/bot/slacktest"
+	"mongobot/bot"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/internal/syncbuf"
 )
 
@@ -33,12 +34,12 @@ func (c *slackClock) Add(d time.Duration) {
 }
 
 // newTestSlack is an adapter on a fresh stand-in, watching groups, on clock.
-func newTestSlack(t *testing.T, clock *slackClock, groups ...string) (*Slack, *slacktest.Server, *syncbuf.Buffer) {
+func newTestSlack(t *testing.T, clock *slackClock, groups ...string) (*Adapter, *slacktest.Server, *syncbuf.Buffer) {
 	t.Helper()
 	srv := slacktest.New()
 	t.Cleanup(srv.Close)
 	logs := &syncbuf.Buffer{}
-	s := NewSlack(SlackConfig{AppToken: srv.AppToken, BotToken: srv.BotToken, APIURL: srv.URL(), Slash: "/mongo",
+	s := New(Config{AppToken: srv.AppToken, BotToken: srv.BotToken, APIURL: srv.URL(), Slash: "/mongo",
 		Usergroups: groups, GroupsTTL: 10 * time.Minute, Now: clock.Now,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	return s, srv, logs
@@ -61,13 +62,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // idle reports whether no lookup of g is under way.
-func (s *Slack) idle(g string) bool {
+func (s *Adapter) idle(g string) bool {
 	s.groupsMu.Lock()
 	defer s.groupsMu.Unlock()
 	return s.groups[g].flight == nil
 }
 
-func wantGroups(t *testing.T, s *Slack, user string, want ...string) {
+func wantGroups(t *testing.T, s *Adapter, user string, want ...string) {
 	t.Helper()
 	got, err := s.Groups(context.Background(), user)
 	if err != nil {
@@ -283,14 +284,14 @@ func TestGroupsConcurrentCallersShareOneLookup(t *testing.T) {
 
 // replier answers every command and click it is handed with an ephemeral message, as the
 // bot would, so that the test sees which envelopes reached it.
-type replier struct{ s *Slack }
+type replier struct{ s *Adapter }
 
-func (r replier) HandleCommand(ctx context.Context, in Invocation) {
-	_ = r.s.Ephemeral(ctx, in.Channel, in.User, Message{Text: "command: " + in.Text})
+func (r replier) HandleCommand(ctx context.Context, in bot.Invocation) {
+	_ = r.s.Ephemeral(ctx, in.Channel, in.User, bot.Message{Text: "command: " + in.Text})
 }
 
-func (r replier) HandleClick(ctx context.Context, c Click) {
-	_ = r.s.Ephemeral(ctx, c.Channel, c.User, Message{Text: "click: " + c.Value})
+func (r replier) HandleClick(ctx context.Context, c bot.Click) {
+	_ = r.s.Ephemeral(ctx, c.Channel, c.User, bot.Message{Text: "click: " + c.Value})
 }
 
 func TestForeignEnvelopesIgnored(t *testing.T) {
@@ -365,9 +366,9 @@ func TestForeignEnvelopesIgnored(t *testing.T) {
 // TestUnknownIdentityAccepted: before the team and app are known (no Check, no hello) an
 // envelope is not judged; once they are, a foreign one is dropped.
 func TestUnknownIdentityAccepted(t *testing.T) {
-	s := NewSlack(SlackConfig{Log: slog.New(slog.DiscardHandler)})
+	s := New(Config{Log: slog.New(slog.DiscardHandler)})
 	got := make(chan string, 4)
-	h := handlerFunc(func(in Invocation) { got <- in.Text })
+	h := handlerFunc(func(in bot.Invocation) { got <- in.Text })
 	foreign := socketmode.Event{Type: socketmode.EventTypeSlashCommand,
 		Data: slack.SlashCommand{TeamID: "T0FORGED", APIAppID: "A0FORGED", Command: "/x", Text: "unjudged"}}
 	s.dispatch(context.Background(), foreign, h)
@@ -394,7 +395,7 @@ func TestUnknownIdentityAccepted(t *testing.T) {
 	}
 }
 
-type handlerFunc func(Invocation)
+type handlerFunc func(bot.Invocation)
 
-func (f handlerFunc) HandleCommand(_ context.Context, in Invocation) { f(in) }
-func (f handlerFunc) HandleClick(context.Context, Click)             {}
+func (f handlerFunc) HandleCommand(_ context.Context, in bot.Invocation) { f(in) }
+func (f handlerFunc) HandleClick(context.Context, bot.Click)             {}

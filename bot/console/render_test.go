@@ -1,8 +1,10 @@
-package bot
+package console
 
 import (
 	"strings"
 	"testing"
+
+	"mongobot/bot"
 )
 
 func TestRenderTerminal(t *testing.T) {
@@ -19,10 +21,10 @@ func TestRenderTerminal(t *testing.T) {
 		}
 		return id
 	}
-	plain, tty, noColor := TermStyle{}, TermStyle{Bold: true, Color: true}, TermStyle{Bold: true}
+	plain, tty, noColor := Style{}, Style{Bold: true, Color: true}, Style{Bold: true}
 	tests := []struct {
 		name  string
-		style TermStyle
+		style Style
 		in    string
 		want  string
 	}{
@@ -82,7 +84,7 @@ func TestRenderTerminal(t *testing.T) {
 func TestRenderTerminalNeverPassesControls(t *testing.T) {
 	ins := []string{"\x1b", "*\x1b*", "<\x1b|\x1b>", "<@\x1b>", "<#\x1b|\x1b>", "<!\x1b>", "`\x1b`", "```\x1b```", ":\x1b:", "&\x1b;", "\r\x07\x00\u0085\u009b"}
 	for _, in := range ins {
-		for _, st := range []TermStyle{{}, {Bold: true, Color: true}} {
+		for _, st := range []Style{{}, {Bold: true, Color: true}} {
 			r := termRenderer{style: st, user: func(s string) string { return s }, channel: func(s string) string { return s }}
 			got := r.render(in)
 			stripped := got
@@ -101,17 +103,17 @@ func TestRenderTerminalNeverPassesControls(t *testing.T) {
 // and shown in full (with a number) once it is updated.
 func TestConsoleRenderNumbering(t *testing.T) {
 	ctx := t.Context()
-	for _, st := range []TermStyle{{}, {Bold: true}, {Bold: true, Color: true}} {
+	for _, st := range []Style{{}, {Bold: true}, {Bold: true, Color: true}} {
 		var out strings.Builder
-		c := NewConsole(&out, "/mongo", map[string]string{"U0DEV": "dev"}, map[string]string{"C0A": "approvals"})
+		c := New(&out, "/mongo", map[string]string{"U0DEV": "dev"}, map[string]string{"C0A": "approvals"})
 		c.SetStyle(st)
-		c.Ephemeral(ctx, "C0A", "U0DEV", text("private"))
-		card, _ := c.Post(ctx, "C0A", Message{Text: "*Request #1*", Blocks: []Block{{Text: "*Request #1*"}, {Buttons: []Button{{Text: TextApprove, Action: "a"}}}}})
-		res := Message{Thread: card.TS, Blocks: []Block{{Text: ":white_check_mark: *Done*"}, {Buttons: []Button{{Text: TextRollback, Action: "r"}}}}}
+		c.Ephemeral(ctx, "C0A", "U0DEV", bot.Message{Text: "private"})
+		card, _ := c.Post(ctx, "C0A", bot.Message{Text: "*Request #1*", Blocks: []bot.Block{{Text: "*Request #1*"}, {Buttons: []bot.Button{{Text: bot.TextApprove, Action: "a"}}}}})
+		res := bot.Message{Thread: card.TS, Blocks: []bot.Block{{Text: ":white_check_mark: *Done*"}, {Buttons: []bot.Button{{Text: bot.TextRollback, Action: "r"}}}}}
 		c.Post(ctx, "C0A", res)
 		res.Thread = ""
 		dm, _ := c.DM(ctx, "U0DEV", res)
-		c.Update(ctx, dm, text("rolled back"))
+		c.Update(ctx, dm, bot.Message{Text: "rolled back"})
 		got := out.String()
 		plainGot := got
 		for _, seq := range []string{sgrBold, sgrBoldOff, sgrGreen, sgrCyan, sgrColorOff} {

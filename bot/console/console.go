@@ -1,4 +1,4 @@
-package bot
+package console
 
 import (
 	"bufio"
@@ -11,13 +11,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mongobot/bot"
 )
 
-// Console is the terminal as the chat, like Hubot's shell adapter: lines typed (or piped) are
+// Adapter is the terminal as the chat, like Hubot's shell adapter: lines typed (or piped) are
 // slash commands and button presses, and what the bot says is printed as text from the same
-// Message model Slack gets. It implements Chat. Work runs synchronously, one line at a time,
+// bot.Message model Slack gets. It implements bot.Chat. Work runs synchronously, one line at a time,
 // so a piped script gives the same output every run.
-type Console struct {
+type Adapter struct {
 	out   io.Writer
 	slash string
 	// names maps user ids to display names, and back.
@@ -28,7 +30,7 @@ type Console struct {
 
 	mu    sync.Mutex
 	user  string // the acting user's id
-	style TermStyle
+	style Style
 	known []string // user ids the config names, suggested when there are no names
 	// shown counts the messages printed with a number: numbers are what the person at the
 	// terminal sees, from 1, in the order printed. A ref's TS is its number; a message that
@@ -43,17 +45,17 @@ type Console struct {
 }
 
 type consoleButton struct {
-	Button
-	ref     Ref
+	bot.Button
+	ref     bot.Ref
 	channel string
 	owner   string // for a button on an ephemeral message: the only user who sees it
 }
 
-// NewConsole writes to out; users maps ids to names ("U0ALICE": "alice"); the acting user
+// New writes to out; users maps ids to names ("U0ALICE": "alice"); the acting user
 // is the first of them in name order unless SetUser is called. It writes plain text until
 // SetStyle says the output is a terminal.
-func NewConsole(out io.Writer, slash string, users, channels map[string]string) *Console {
-	c := &Console{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{}}
+func New(out io.Writer, slash string, users, channels map[string]string) *Adapter {
+	c := &Adapter{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{}}
 	var names []string
 	for id, n := range users {
 		c.ids[n] = id
@@ -68,10 +70,10 @@ func NewConsole(out io.Writer, slash string, users, channels map[string]string) 
 	return c
 }
 
-var _ Chat = (*Console)(nil)
+var _ bot.Chat = (*Adapter)(nil)
 
-// SetStyle says what the output may show besides text (see TermStyle).
-func (c *Console) SetStyle(s TermStyle) {
+// SetStyle says what the output may show besides text (see Style).
+func (c *Adapter) SetStyle(s Style) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.style = s
@@ -79,14 +81,14 @@ func (c *Console) SetStyle(s TermStyle) {
 
 // SetKnown gives the user ids the config names (its approvers, its access list): with no
 // names to go by, the console suggests them to act as.
-func (c *Console) SetKnown(ids []string) {
+func (c *Adapter) SetKnown(ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.known = append([]string(nil), ids...)
 }
 
 // SwitchHelp says how to act as someone else, with the names or ids the console accepts.
-func (c *Console) SwitchHelp() string {
+func (c *Adapter) SwitchHelp() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.ids) > 0 {
@@ -107,14 +109,14 @@ func (c *Console) SwitchHelp() string {
 }
 
 // User is who is typing, as shown: a name, or the id.
-func (c *Console) User() string {
+func (c *Adapter) User() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.name(c.user)
 }
 
 // SetUser changes who is typing, by name or id.
-func (c *Console) SetUser(who string) error {
+func (c *Adapter) SetUser(who string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	who = strings.TrimPrefix(who, "@")
@@ -141,7 +143,7 @@ func (c *Console) SetUser(who string) error {
 	return fmt.Errorf("no user %q; the users are %s", who, strings.Join(names, ", "))
 }
 
-func (c *Console) name(id string) string {
+func (c *Adapter) name(id string) string {
 	if n, ok := c.names[id]; ok {
 		return n
 	}
@@ -151,11 +153,11 @@ func (c *Console) name(id string) string {
 var slackID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
 // renderer renders for this console's terminal and people. Call it with c.mu held.
-func (c *Console) renderer() termRenderer {
+func (c *Adapter) renderer() termRenderer {
 	return termRenderer{style: c.style, user: c.name, channel: c.channelName}
 }
 
-func (c *Console) channelName(id string) string {
+func (c *Adapter) channelName(id string) string {
 	if n, ok := c.channels[id]; ok {
 		return n
 	}
@@ -163,7 +165,7 @@ func (c *Console) channelName(id string) string {
 }
 
 // where names a channel for a header: "#approvals", or "direct message to @dev".
-func (c *Console) where(id string) string {
+func (c *Adapter) where(id string) string {
 	if _, ok := c.channels[id]; !ok && strings.HasPrefix(id, "D") {
 		return "direct message to @" + c.name(strings.TrimPrefix(id, "D"))
 	}
@@ -171,13 +173,13 @@ func (c *Console) where(id string) string {
 }
 
 // header prints a message's header line; the text in it (names, ids) is cleaned too.
-func (c *Console) header(format string, a ...any) {
+func (c *Adapter) header(format string, a ...any) {
 	fmt.Fprintf(c.out, "%s\n", c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...))))
 }
 
 // show prints m and numbers its buttons. Call it with c.mu held.
-func (c *Console) show(ref Ref, m Message, owner string) {
-	body, buttons := flatten(m, len(c.buttons)+1)
+func (c *Adapter) show(ref bot.Ref, m bot.Message, owner string) {
+	body, buttons := m.Markup(len(c.buttons) + 1)
 	for _, b := range buttons {
 		c.buttons = append(c.buttons, consoleButton{Button: b, ref: ref, channel: ref.Channel, owner: owner})
 	}
@@ -187,26 +189,26 @@ func (c *Console) show(ref Ref, m Message, owner string) {
 }
 
 // number gives the next message number, and the ref that carries it. Call it with c.mu held.
-func (c *Console) number(channel string) Ref {
+func (c *Adapter) number(channel string) bot.Ref {
 	c.shown++
-	return Ref{Channel: channel, TS: strconv.Itoa(c.shown)}
+	return bot.Ref{Channel: channel, TS: strconv.Itoa(c.shown)}
 }
 
 // unnumbered is a ref for a message shown without a number. Call it with c.mu held.
-func (c *Console) unnumbered(channel, kind string) Ref {
+func (c *Adapter) unnumbered(channel, kind string) bot.Ref {
 	c.hidden++
-	return Ref{Channel: channel, TS: kind + strconv.Itoa(c.hidden)}
+	return bot.Ref{Channel: channel, TS: kind + strconv.Itoa(c.hidden)}
 }
 
 // content is what makes two messages the same to the eye, buttons (and what they do)
 // included; where they are posted is not.
-func content(m Message) string {
+func content(m bot.Message) string {
 	m.Thread = ""
 	return fmt.Sprintf("%#v", m)
 }
 
 // forget drops message n from the messages a copy may be folded into: it changed.
-func (c *Console) forget(ts string) {
+func (c *Adapter) forget(ts string) {
 	for k, n := range c.same {
 		if strconv.Itoa(n) == ts {
 			delete(c.same, k)
@@ -214,8 +216,8 @@ func (c *Console) forget(ts string) {
 	}
 }
 
-// Post implements Chat.
-func (c *Console) Post(_ context.Context, channel string, m Message) (Ref, error) {
+// Post implements bot.Chat.
+func (c *Adapter) Post(_ context.Context, channel string, m bot.Message) (bot.Ref, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ref := c.number(channel)
@@ -229,8 +231,8 @@ func (c *Console) Post(_ context.Context, channel string, m Message) (Ref, error
 	return ref, nil
 }
 
-// Update implements Chat.
-func (c *Console) Update(_ context.Context, ref Ref, m Message) error {
+// Update implements bot.Chat.
+func (c *Adapter) Update(_ context.Context, ref bot.Ref, m bot.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Buttons of the old version are gone.
@@ -253,8 +255,8 @@ func (c *Console) Update(_ context.Context, ref Ref, m Message) error {
 	return nil
 }
 
-// Ephemeral implements Chat.
-func (c *Console) Ephemeral(_ context.Context, channel, user string, m Message) error {
+// Ephemeral implements bot.Chat.
+func (c *Adapter) Ephemeral(_ context.Context, channel, user string, m bot.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Slack cannot update or thread under an ephemeral message, so it needs no number.
@@ -264,8 +266,8 @@ func (c *Console) Ephemeral(_ context.Context, channel, user string, m Message) 
 	return nil
 }
 
-// DM implements Chat.
-func (c *Console) DM(_ context.Context, user string, m Message) (Ref, error) {
+// DM implements bot.Chat.
+func (c *Adapter) DM(_ context.Context, user string, m bot.Message) (bot.Ref, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n, ok := c.same[content(m)]; ok {
@@ -287,7 +289,7 @@ func (c *Console) DM(_ context.Context, user string, m Message) (Ref, error) {
 //	help                this list
 //
 // prompt, when not nil, is called before each line is read (for a terminal).
-func (c *Console) Run(ctx context.Context, in io.Reader, h Handler, prompt func(user string)) error {
+func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt func(user string)) error {
 	sc := bufio.NewScanner(in)
 	for {
 		if prompt != nil {
@@ -318,7 +320,7 @@ func (c *Console) Run(ctx context.Context, in io.Reader, h Handler, prompt func(
 // quiet waits, when h can say so, until what the last line started has finished (an action
 // runs beside the click that approved it): a console shows each line's whole outcome before
 // it reads the next, as a person at a terminal expects.
-func quiet(ctx context.Context, h Handler) {
+func quiet(ctx context.Context, h bot.Handler) {
 	b, ok := h.(interface{ Busy() int64 })
 	if !ok {
 		return
@@ -336,24 +338,24 @@ func quiet(ctx context.Context, h Handler) {
 
 // say prints a line of the console's own, cleaned: it may hold what was typed (an echoed
 // line, a name that is no one's), which must not reach the terminal as control sequences.
-func (c *Console) say(format string, a ...any) {
+func (c *Adapter) say(format string, a ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	fmt.Fprintf(c.out, "%s\n", clean(fmt.Sprintf(format, a...)))
 }
 
-func (c *Console) current() string {
+func (c *Adapter) current() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.user
 }
 
-func (c *Console) do(ctx context.Context, line string, h Handler) error {
+func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 	word, rest, _ := strings.Cut(line, " ")
 	rest = strings.TrimSpace(rest)
 	switch {
 	case word == c.slash || word == "/mongo":
-		h.HandleCommand(ctx, Invocation{User: c.current(), Channel: "C0CONSOLE", Text: rest})
+		h.HandleCommand(ctx, bot.Invocation{User: c.current(), Channel: "C0CONSOLE", Text: rest})
 	case word == "as":
 		if err := c.SetUser(rest); err != nil {
 			return err
@@ -364,7 +366,7 @@ func (c *Console) do(ctx context.Context, line string, h Handler) error {
 		if err != nil {
 			return err
 		}
-		h.HandleClick(ctx, Click{User: c.current(), Channel: b.channel, Message: b.ref, Action: b.Action, Value: b.Value})
+		h.HandleClick(ctx, bot.Click{User: c.current(), Channel: b.channel, Message: b.ref, Action: b.Action, Value: b.Value})
 	case word == "quit" || word == "exit":
 		return io.EOF
 	case word == "help":
@@ -381,7 +383,7 @@ func (c *Console) do(ctx context.Context, line string, h Handler) error {
 }
 
 // find is button n, or the latest live button with that text the acting user can see.
-func (c *Console) find(arg string) (consoleButton, error) {
+func (c *Adapter) find(arg string) (consoleButton, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	visible := func(b consoleButton) bool { return b.owner == "" || b.owner == c.user }

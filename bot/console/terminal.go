@@ -1,4 +1,4 @@
-package bot
+package console
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// TermStyle is what the console's terminal may be sent besides text. The zero value, plain
+// Style is what the console's terminal may be sent besides text. The zero value, plain
 // text, is right for a pipe or a file: a transcript must not fill with escape sequences.
-type TermStyle struct {
+type Style struct {
 	// Bold shows *bold*, _italic_ and ~strike~ with ANSI attributes (a terminal only).
 	Bold bool
 	// Color colours headers, ✓ ✗ ⚠ and errors (a terminal only, and never with NO_COLOR:
@@ -59,7 +59,7 @@ var shortcode = regexp.MustCompile(`^:([a-z0-9_+-]+):`)
 // markup again. Every piece of text goes through clean, so no typed or server-sent byte can
 // reach the terminal as a control sequence.
 type termRenderer struct {
-	style   TermStyle
+	style   Style
 	user    func(id string) string // a user id as shown: a name, or the id
 	channel func(id string) string // a channel id as shown, without "#"
 }

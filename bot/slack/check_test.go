@@ -1,4 +1,4 @@
-package bot
+package slack
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func TestSlackCheckSaysWhatFailed(t *testing.T) {
 		{notFound.URL, "answered auth.test with HTTP 404; check SLACK_API_URL"},
 		{echo.URL, "Slack's auth.test failed (unexpected [SLACK_BOT_TOKEN])"},
 	} {
-		s := NewSlack(SlackConfig{AppToken: "xapp-1", BotToken: token, APIURL: tc.url})
+		s := New(Config{AppToken: "xapp-1", BotToken: token, APIURL: tc.url})
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		err := s.Check(ctx)
 		cancel()

@@ -1,4 +1,4 @@
-package bot
+package slack
 
 import (
 	"context"
@@ -19,12 +19,14 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+
+	"mongobot/bot"
 )
 
-// Slack is the Socket Mode adapter: it receives slash commands and button clicks over the
+// Adapter is the Socket Mode adapter: it receives slash commands and button clicks over the
 // websocket, acknowledges each envelope before anything else, and hands the work to a
-// Handler on its own goroutine. It is also the bot's Chat and Directory, over the Web API.
-type Slack struct {
+// bot.Handler on its own goroutine. It is also the bot's bot.Chat and bot.Directory, over the Web API.
+type Adapter struct {
 	api   *slack.Client
 	sm    *socketmode.Client
 	log   *slog.Logger
@@ -67,8 +69,8 @@ type identity struct {
 	app       string
 }
 
-// SlackConfig is what the adapter needs.
-type SlackConfig struct {
+// Config is what the adapter needs.
+type Config struct {
 	AppToken, BotToken string
 	// APIURL is the Web API base URL ("" for Slack's own); GovSlack and test stand-ins set it.
 	APIURL string
@@ -86,8 +88,8 @@ type SlackConfig struct {
 	Now func() time.Time
 }
 
-// NewSlack makes the adapter; nothing is sent until Check or Run.
-func NewSlack(cfg SlackConfig) *Slack {
+// New makes the adapter; nothing is sent until Check or Run.
+func New(cfg Config) *Adapter {
 	opts := []slack.Option{slack.OptionAppLevelToken(cfg.AppToken)}
 	if cfg.APIURL != "" {
 		u := cfg.APIURL
@@ -124,20 +126,20 @@ func NewSlack(cfg SlackConfig) *Slack {
 	if cfg.PingInterval > 0 {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.PingInterval))
 	}
-	return &Slack{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, now: cfg.Now,
+	return &Adapter{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, now: cfg.Now,
 		apiURL: apiURL, botToken: cfg.BotToken,
 		busy: make(chan struct{}, maxWork), dms: map[string]string{},
 		groups: groups, watched: watched, groupsTTL: cfg.GroupsTTL, lookupTimeout: groupLookupTimeout}
 }
 
 var (
-	_ Chat      = (*Slack)(nil)
-	_ Directory = (*Slack)(nil)
+	_ bot.Chat      = (*Adapter)(nil)
+	_ bot.Directory = (*Adapter)(nil)
 )
 
 // Check verifies the bot token (auth.test), so that a bad token is one clear line at start,
 // and learns from the answer which workspace the bot serves.
-func (s *Slack) Check(ctx context.Context) error {
+func (s *Adapter) Check(ctx context.Context) error {
 	var r *slack.AuthTestResponse
 	err := retry(ctx, func() (err error) {
 		r, err = s.api.AuthTestContext(ctx)
@@ -166,7 +168,7 @@ var refusedToken = []string{"invalid_auth", "not_authed", "account_inactive", "t
 // refuses, a Slack API this machine cannot reach, and a TLS connection it cannot trust: each
 // has another fix, and calling a network failure a bad token sends the operator to rotate a
 // token that works. The token is never in it.
-func (s *Slack) checkError(err error) error {
+func (s *Adapter) checkError(err error) error {
 	var se slack.SlackErrorResponse
 	var sc slack.StatusCodeError
 	var dns *net.DNSError
@@ -227,7 +229,7 @@ func isTimeout(err error) bool {
 // learnApp records the app id Slack names in a socket's hello. The app-level token belongs
 // to one app, so a different id later is a surprise: the first one is kept, and envelopes for
 // the other are ignored.
-func (s *Slack) learnApp(app string) {
+func (s *Adapter) learnApp(app string) {
 	if app == "" {
 		return
 	}
@@ -245,7 +247,7 @@ func (s *Slack) learnApp(app string) {
 // ours reports whether an envelope from team for app is for this bot, and logs a warning
 // when it is not. What is not known yet is not judged: Run learns the team before it
 // connects, and each connection's hello names the app before any envelope.
-func (s *Slack) ours(evt socketmode.Event, team, app string) bool {
+func (s *Adapter) ours(evt socketmode.Event, team, app string) bool {
 	s.selfMu.Lock()
 	self := s.self
 	s.selfMu.Unlock()
@@ -262,18 +264,12 @@ func (s *Slack) ours(evt socketmode.Event, team, app string) bool {
 }
 
 // Connected reports whether the socket is open (for readiness).
-func (s *Slack) Connected() bool { return s.connected.Load() }
-
-// Handler is what the adapter hands work to.
-type Handler interface {
-	HandleCommand(ctx context.Context, in Invocation)
-	HandleClick(ctx context.Context, c Click)
-}
+func (s *Adapter) Connected() bool { return s.connected.Load() }
 
 // Run connects and serves until ctx ends; it reconnects by itself on disconnect requests and
 // dropped sockets. The work of each envelope runs on its own goroutine, after the ack; Run
-// does not wait for it (the Handler's own shutdown does, bounded).
-func (s *Slack) Run(ctx context.Context, h Handler) error {
+// does not wait for it (the bot.Handler's own shutdown does, bounded).
+func (s *Adapter) Run(ctx context.Context, h bot.Handler) error {
 	s.selfMu.Lock()
 	known := s.self.teamKnown
 	s.selfMu.Unlock()
@@ -307,7 +303,7 @@ func (s *Slack) Run(ctx context.Context, h Handler) error {
 }
 
 // dispatch acks evt first, then starts its work.
-func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
+func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Handler) {
 	if evt.Request != nil && evt.Request.EnvelopeID != "" {
 		if err := s.sm.Ack(*evt.Request); err != nil {
 			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
@@ -341,22 +337,22 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
 		if !ok || !s.ours(evt, cmd.TeamID, cmd.APIAppID) || (s.slash != "" && cmd.Command != s.slash) {
 			return
 		}
-		in := Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
+		in := bot.Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
 		go func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) }()
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)
 		if !ok || !s.ours(evt, cb.Team.ID, cb.APIAppID) || cb.Type != slack.InteractionTypeBlockActions {
 			return
 		}
-		ref := Ref{Channel: cb.Channel.ID, TS: cb.Message.Timestamp}
+		ref := bot.Ref{Channel: cb.Channel.ID, TS: cb.Message.Timestamp}
 		if ref.TS == "" {
-			ref = Ref{Channel: cb.Container.ChannelID, TS: cb.Container.MessageTs}
+			ref = bot.Ref{Channel: cb.Container.ChannelID, TS: cb.Container.MessageTs}
 		}
 		if ref.Channel == "" {
 			ref.Channel = cb.Container.ChannelID
 		}
 		for i, a := range cb.ActionCallback.BlockActions {
-			c := Click{User: cb.User.ID, Channel: ref.Channel, Message: ref, Action: a.ActionID, Value: a.Value,
+			c := bot.Click{User: cb.User.ID, Channel: ref.Channel, Message: ref, Action: a.ActionID, Value: a.Value,
 				Key: deliveryKey(cb.TriggerID, evt.Request) + fmt.Sprintf("/%d", i)}
 			go func() { s.slot(); defer s.free(); h.HandleClick(wctx, c) }()
 		}
@@ -368,8 +364,8 @@ func (s *Slack) dispatch(ctx context.Context, evt socketmode.Event, h Handler) {
 // loop that acks; fewer would let a few slow MongoDB calls hold up every other command.
 const maxWork = 16
 
-func (s *Slack) slot() { s.busy <- struct{}{} }
-func (s *Slack) free() { <-s.busy }
+func (s *Adapter) slot() { s.busy <- struct{}{} }
+func (s *Adapter) free() { <-s.busy }
 
 // deliveryKey identifies one delivery: Slack's trigger id stays the same when it delivers the
 // same payload again; the envelope id is the fallback.
@@ -383,8 +379,8 @@ func deliveryKey(trigger string, req *socketmode.Request) string {
 	return ""
 }
 
-// Post implements Chat.
-func (s *Slack) Post(ctx context.Context, channel string, m Message) (Ref, error) {
+// Post implements bot.Chat.
+func (s *Adapter) Post(ctx context.Context, channel string, m bot.Message) (bot.Ref, error) {
 	opts := msgOptions(m)
 	if m.Thread != "" {
 		opts = append(opts, slack.MsgOptionTS(m.Thread))
@@ -395,13 +391,13 @@ func (s *Slack) Post(ctx context.Context, channel string, m Message) (Ref, error
 		return err
 	})
 	if err != nil {
-		return Ref{}, slackError("chat.postMessage", channel, err)
+		return bot.Ref{}, slackError("chat.postMessage", channel, err)
 	}
-	return Ref{Channel: ch, TS: ts}, nil
+	return bot.Ref{Channel: ch, TS: ts}, nil
 }
 
-// Update implements Chat.
-func (s *Slack) Update(ctx context.Context, ref Ref, m Message) error {
+// Update implements bot.Chat.
+func (s *Adapter) Update(ctx context.Context, ref bot.Ref, m bot.Message) error {
 	err := retry(ctx, func() error {
 		_, _, _, err := s.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, msgOptions(m)...)
 		return err
@@ -412,8 +408,8 @@ func (s *Slack) Update(ctx context.Context, ref Ref, m Message) error {
 	return nil
 }
 
-// Ephemeral implements Chat.
-func (s *Slack) Ephemeral(ctx context.Context, channel, user string, m Message) error {
+// Ephemeral implements bot.Chat.
+func (s *Adapter) Ephemeral(ctx context.Context, channel, user string, m bot.Message) error {
 	err := retry(ctx, func() error {
 		_, err := s.api.PostEphemeralContext(ctx, channel, user, msgOptions(m)...)
 		return err
@@ -425,7 +421,7 @@ func (s *Slack) Ephemeral(ctx context.Context, channel, user string, m Message) 
 }
 
 // DM implements Chat: conversations.open once per user, then a post there.
-func (s *Slack) DM(ctx context.Context, user string, m Message) (Ref, error) {
+func (s *Adapter) DM(ctx context.Context, user string, m bot.Message) (bot.Ref, error) {
 	s.dmMu.Lock()
 	ch := s.dms[user]
 	s.dmMu.Unlock()
@@ -438,7 +434,7 @@ func (s *Slack) DM(ctx context.Context, user string, m Message) (Ref, error) {
 			return err
 		})
 		if err != nil {
-			return Ref{}, slackError("conversations.open", user, err)
+			return bot.Ref{}, slackError("conversations.open", user, err)
 		}
 		s.dmMu.Lock()
 		s.dms[user] = ch
@@ -480,7 +476,7 @@ type groupLookup struct {
 // wait for it. Each call starts at most one lookup per group, and callers needing the same
 // group share one lookup; lookups of different groups run at once and do not wait for
 // each other. A call waits no longer than ctx allows.
-func (s *Slack) Groups(ctx context.Context, user string) ([]string, error) {
+func (s *Adapter) Groups(ctx context.Context, user string) ([]string, error) {
 	if len(s.watched) == 0 {
 		return nil, nil
 	}
@@ -545,7 +541,7 @@ func (s *Slack) Groups(ctx context.Context, user string) ([]string, error) {
 // lookupGroup starts a lookup of g's members; call with groupsMu held. The lookup has its
 // own deadline rather than a caller's context, so that one caller giving up does not fail
 // the others waiting for it.
-func (s *Slack) lookupGroup(g string, c *groupCache) *groupLookup {
+func (s *Adapter) lookupGroup(g string, c *groupCache) *groupLookup {
 	f := &groupLookup{done: make(chan struct{})}
 	began := s.now()
 	go func() {
@@ -635,7 +631,7 @@ func retry(ctx context.Context, call func() error) error {
 }
 
 // msgOptions renders m as Block Kit within Slack's limits.
-func msgOptions(m Message) []slack.MsgOption {
+func msgOptions(m bot.Message) []slack.MsgOption {
 	opts := []slack.MsgOption{slack.MsgOptionText(cut(m.Text, 3000), false)}
 	if len(m.Blocks) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(blocks(m.Blocks)...))
@@ -643,7 +639,7 @@ func msgOptions(m Message) []slack.MsgOption {
 	return opts
 }
 
-func blocks(bs []Block) []slack.Block {
+func blocks(bs []bot.Block) []slack.Block {
 	var out []slack.Block
 	for _, b := range bs {
 		if len(out) == maxBlocks {
@@ -677,6 +673,13 @@ func blocks(bs []Block) []slack.Block {
 	}
 	return out
 }
+
+// Slack's limits (reference: expectations.md).
+const (
+	maxSection = 3000
+	maxBlocks  = 50
+	maxButton  = 75
+)
 
 func mrkdwn(s string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
