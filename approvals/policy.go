@@ -83,13 +83,15 @@ type Policy struct {
 	// Require lists the actions that need approval; nil means DefaultRequire.
 	Require []string
 	Rules   []Rule
+	// JIT is the just-in-time access policy, by connector (jit.go).
+	JIT map[string]JIT
 }
 
 // DefaultRequire is every action that changes something. Rollback is not in it: a rollback
 // returns to a state an approved action started from; list "rollback" to make it need
 // approval too.
 var DefaultRequire = []string{"rotate-password", "grant-role", "revoke-role", "create-readonly-user",
-	"drop-user", "lock-user", "unlock-user", "schedule", "unschedule"}
+	"drop-user", "lock-user", "unlock-user", "schedule", "unschedule", "access"}
 
 // Defaults of the policy.
 const (
@@ -197,6 +199,7 @@ func (p Policy) Validate(actions, connectors []string) error {
 			add("approvals.rules[%d].risk: %q is not a risk a rule may name: the risks are %s", i, r.Risk, joinRisks(RuleRisks))
 		}
 	}
+	p.validateJIT(connectors, add)
 	// A policy that leaves nobody able to approve is one mistake, however many actions and
 	// connectors it strands: say it once, naming them.
 	// A high-risk request is checked too, as rules for it may strand it alone; when it is
@@ -204,6 +207,9 @@ func (p Policy) Validate(actions, connectors []string) error {
 	var stuck []stranded
 	for _, a := range actions {
 		for _, c := range connectors {
+			if _, ok := p.JIT[c]; a == "access" && !ok {
+				continue // access is refused on a connector without a jit policy
+			}
 			var normal string
 			for _, risk := range []Risk{RiskNormal, RiskHigh} {
 				e := p.ForRisk(a, c, risk)

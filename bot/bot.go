@@ -240,9 +240,12 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 
 // Invocation is one slash command as the chat platform delivered it.
 type Invocation struct {
-	User    string
-	Channel string
-	Text    string
+	User string
+	// UserName is the person's handle on the platform ("" when it gave none): just-in-time
+	// users are named after it.
+	UserName string
+	Channel  string
+	Text     string
 	// Key identifies the delivery (Slack's trigger or envelope id): a second delivery with
 	// the same key is ignored.
 	Key string
@@ -381,6 +384,8 @@ func (b *Bot) HandleCommand(ctx context.Context, in Invocation) {
 		b.cancel(ctx, in, cmd.ID)
 	case commands.Rollback:
 		b.rollbackCommand(ctx, in, who, cmd)
+	case commands.AccessEnd:
+		b.accessEnd(ctx, in, who, cmd.ID)
 	default:
 		b.request(ctx, in, who, cmd)
 	}

@@ -78,6 +78,8 @@ func TestRotateOnFerretDB(t *testing.T) {
 	e.private(dev, "is FerretDB", "has no roles", "Nothing was requested")
 	e.command(dev, "rotate-password prod svc --kill-sessions")
 	e.private(dev, "has no killAllSessions", "Nothing was requested")
+	e.command(dev, "access prod read@shop --for 1h")
+	e.private(dev, "is FerretDB", "has no roles", "access cannot work there", "Nothing was requested")
 	e.command(dev, "lock-user prod svc")
 	e.private(dev, "ignores authenticationRestrictions", "Nothing was requested")
 	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 1 {

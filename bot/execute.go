@@ -213,6 +213,14 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 		}
 	case commands.CreateReadOnlyUser:
 		out.change, _, out.err = m.CreateReadOnlyUser(ctx, u, e.Args["db"], seal)
+	case commands.Access:
+		roles, err := accessRoles(e.Args)
+		if err != nil {
+			return outcome{err: err}
+		}
+		d, _ := commands.ParseDuration(e.Args["for"])
+		owner := connector.AccessOwner{ChatUser: e.Requester, Request: e.RequestID, Until: b.now().Add(d)}
+		out.change, _, out.err = m.CreateAccessUser(ctx, u, roles, owner, seal)
 	case commands.DropUser:
 		out.change, out.err = m.DropUser(ctx, u, journalPre)
 	case commands.LockUser:

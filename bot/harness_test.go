@@ -58,6 +58,7 @@ func testPolicy() approvals.Policy {
 		Quorum:      1,
 		ExpireAfter: time.Hour,
 		Rules:       []approvals.Rule{{Actions: []string{"drop-user"}, Connectors: []string{"prod"}, Quorum: 2}},
+		JIT:         map[string]approvals.JIT{"prod": {Roles: []string{"read@*", "readWrite@shop"}, MaxFor: 4 * time.Hour}},
 	}
 }
 

@@ -138,7 +138,7 @@ func genCommand(r *rand.Rand, pick func([]string) string) string {
 		forD = " --for " + pick(durations)
 	}
 	id := strconv.Itoa(1 + r.IntN(12))
-	switch r.IntN(16) {
+	switch r.IntN(18) {
 	case 0, 1, 2:
 		return "grant-role prod " + u + " " + role + forD + why
 	case 3, 4:
@@ -161,6 +161,13 @@ func genCommand(r *rand.Rand, pick func([]string) string) string {
 		return "rollback " + id + why
 	case 14:
 		return "cancel " + id
+	case 15:
+		// Just-in-time access: roles the policy offers, one it does not, an auto-approved
+		// read, a duration past the policy's bound.
+		return "access prod " + pick([]string{"read@shop", "readWrite@shop", "read@shop readWrite@shop", "root"}) +
+			" --for " + pick([]string{"30m", "1h", "4h", "5h"}) + why
+	case 16:
+		return "access-end " + id
 	}
 	return pick([]string{"requests", "history", "schedules", "users prod", "help"})
 }
@@ -174,12 +181,17 @@ func checkerPolicy(v int) approvals.Policy {
 		Quorum:      1,
 		ExpireAfter: time.Hour,
 		Rules:       []approvals.Rule{{Actions: []string{"drop-user"}, Connectors: []string{"prod"}, Quorum: 2}},
+		JIT: map[string]approvals.JIT{"prod": {Roles: []string{"read@*", "readWrite@shop"}, MaxFor: 4 * time.Hour,
+			AutoApprove: []approvals.JITAuto{{Roles: []string{"read@*"}, Who: approvals.Group{Users: []string{dev}}}}}},
 	}
 	if v&1 != 0 { // frank loses access
 		p.Access.Users = []string{alice, bob, dev}
 	}
-	if v&2 != 0 { // bob is no longer an approver
+	if v&2 != 0 { // bob is no longer an approver, and dev's reads are no longer auto-approved
 		p.Approvers.Users = []string{alice}
+		j := p.JIT["prod"]
+		j.AutoApprove = nil
+		p.JIT["prod"] = j
 	}
 	if v&4 != 0 { // revokes and unlocks need no approval
 		p.Require = []string{"rotate-password", "grant-role", "create-readonly-user", "drop-user", "lock-user", "schedule", "unschedule"}
@@ -740,7 +752,7 @@ func kinds(e store.Entry) []string {
 		return []string{u + " grant " + e.Args["role"]}
 	case commands.RevokeRole:
 		return []string{u + " revoke " + e.Args["role"]}
-	case commands.CreateReadOnlyUser:
+	case commands.CreateReadOnlyUser, commands.Access:
 		return []string{u + " create"}
 	case commands.DropUser:
 		return []string{u + " drop"}
@@ -858,6 +870,7 @@ func (w *world) check() {
 			w.problem("journal #%d (%s %s) should have ended at %s; it is %s and no overdue alarm was posted", e.ID, e.Action, e.Args["role"], e.UndoAt, now)
 		}
 	}
+	w.checkJITUsers(es, msgs)
 	// An alarm once is not enough: the bot must still hold every overdue end, to retry it.
 	if held := w.b.OverdueTemporary(); held < overdue {
 		w.problem("%d temporary actions are overdue but the bot holds only %d of them to retry: an obligation was dropped", overdue, held)
@@ -929,6 +942,14 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 		if e.Args["automatic"] == "" || !ok || orig.UndoAt.IsZero() || w.clock.Now().Before(orig.UndoAt) {
 			w.problem("journal #%d was done by the bot, but not as the due end of a temporary action", e.ID)
 		}
+	case e.Args["ended_early"] == "true":
+		// access-end: by the access's requester or an approver, of an access.
+		orig, ok := byID[e.RollbackOf]
+		if !ok || orig.Action != commands.Access {
+			w.problem("journal #%d ended early something that is not an access (#%d)", e.ID, e.RollbackOf)
+		} else if e.Requester != orig.Requester && !eff(commands.Access, orig.Args).Approvers.Has(w.whoIs(e.Requester)) {
+			w.problem("journal #%d: %s ended access #%d of %s, being neither its requester nor an approver", e.ID, e.Requester, orig.RequestID, orig.Requester)
+		}
 	case e.ScheduleID != 0:
 		sc, err := w.st.Schedule(e.ScheduleID)
 		if err != nil {
@@ -954,12 +975,60 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("journal #%d ran for request #%d, which was never approved", e.ID, e.RequestID)
 			return
 		}
-		if r.History[0].State == approvals.Approved && eff(r.Action, r.Args).Required {
+		if r.Action == commands.Access {
+			w.checkAccess(e, r)
+		}
+		if r.History[0].State == approvals.Approved && r.Args["auto"] == "jit" {
+			if j, ok := w.policy.JITFor("prod"); !ok || !j.AutoApproved(w.whoIs(r.Requester), strings.Split(r.Args["roles"], ",")) {
+				w.problem("request #%d (access %s) ran without a vote, but the JIT policy does not approve it for %s", r.ID, r.Args["roles"], r.Requester)
+			}
+		} else if r.History[0].State == approvals.Approved && eff(r.Action, r.Args).Required {
 			w.problem("request #%d (%s) ran without approval, but the policy requires it", r.ID, r.Action)
 		}
 	}
 	if acct := "botadmin"; e.Args["user"] == acct && cmpOr(e.Args["authdb"], "admin") == "admin" {
 		w.problem("journal #%d acted on the bot's own login (%s)", e.ID, e.Action)
+	}
+}
+
+// checkAccess judges access entry e of request r by the JIT policy in force: only offered
+// roles, for no longer than the policy's bound, for its requester's own user.
+func (w *world) checkAccess(e store.Entry, r store.Request) {
+	j, ok := w.policy.JITFor("prod")
+	d, err := commands.ParseDuration(r.Args["for"])
+	switch {
+	case !ok || err != nil:
+		w.problem("journal #%d: access ran without a JIT policy or a readable --for", e.ID)
+	case j.Check(strings.Split(r.Args["roles"], ","), d) != nil:
+		w.problem("journal #%d: access %s for %s ran, which the JIT policy refuses (%v)", e.ID, r.Args["roles"], r.Args["for"], j.Check(strings.Split(r.Args["roles"], ","), d))
+	case e.Requester != r.Requester || !strings.HasPrefix(e.Args["user"], "jit-"):
+		w.problem("journal #%d: access made %s for %s, not a jit- user for its requester %s", e.ID, e.Args["user"], e.Requester, r.Requester)
+	}
+}
+
+// checkJITUsers: no just-in-time user outlives its end by more than the retry interval
+// without an overdue alarm, judged from the server's users, not from the journal's word.
+func (w *world) checkJITUsers(es []store.Entry, msgs []slacktest.Message) {
+	now := w.clock.Now()
+	for ref := range w.emu.Snapshot() {
+		if !strings.HasPrefix(ref.User, "jit-") {
+			continue
+		}
+		i := slices.IndexFunc(es, func(e store.Entry) bool {
+			return e.Action == commands.Access && e.Args["user"] == ref.User && e.State != store.EntryFailed
+		})
+		if i < 0 {
+			w.problem("user %s@%s exists on the server, but no access in the journal made it", ref.User, ref.DB)
+			continue
+		}
+		e := es[i]
+		if e.UndoAt.IsZero() || now.Before(e.UndoAt.Add(11*time.Minute)) {
+			continue
+		}
+		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
+		if !slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) }) {
+			w.problem("just-in-time user %s should have been dropped at %s; it is %s, it still exists, and no overdue alarm was posted", ref.User, e.UndoAt, now)
+		}
 	}
 }
 

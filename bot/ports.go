@@ -53,6 +53,7 @@ type Mongo interface {
 	GrantRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
 	RevokeRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error)
 	CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string, beforeApply func(secret.String) error) (connector.Change, secret.String, error)
+	CreateAccessUser(ctx context.Context, u connector.UserRef, roles []connector.Role, owner connector.AccessOwner, beforeApply func(secret.String) error) (connector.Change, secret.String, error)
 	DropUser(ctx context.Context, u connector.UserRef, beforeDrop func(connector.UserState) error) (connector.Change, error)
 	Supports(ctx context.Context, action string, killSessions bool) error
 	// CanRecreate says whether the account can create u again as st after a drop

@@ -52,6 +52,9 @@ func summary(action, conn string, args map[string]string) string {
 	if args["role"] != "" {
 		fmt.Fprintf(&b, " role `%s`", code(args["role"]))
 	}
+	if args["roles"] != "" {
+		fmt.Fprintf(&b, " with `%s`", code(strings.ReplaceAll(args["roles"], ",", ", ")))
+	}
 	if action == commands.CreateReadOnlyUser && args["db"] != "" {
 		fmt.Fprintf(&b, " (read on `%s`)", code(args["db"]))
 	}
@@ -118,6 +121,12 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		refuse("%s; nothing was requested.", capital(err.Error()))
 		return
 	}
+	if cmd.Verb == commands.Access {
+		if err := b.prepareAccess(in, &cmd); err != nil {
+			refuse("%s Nothing was requested.", sentence(err))
+			return
+		}
+	}
 	if err := validate(cmd); err != nil {
 		refuse("%s Nothing was requested.", sentence(err))
 		return
@@ -155,6 +164,10 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		args["risk"] = "high" // journaled with the request: the policy is judged on it again at execution
 	}
 	eff := b.policyFor(cmd.Verb, cmd.Connector, args)
+	if cmd.Verb == commands.Access && eff.Required && b.jitAuto(cmd.Connector, args, who) {
+		eff.Required = false
+		args["auto"] = "jit" // judged again when it runs (accessStill)
+	}
 	now := b.now()
 	r := store.Request{Action: cmd.Verb, Connector: cmd.Connector, Args: args, Requester: in.User, Reason: cmd.Reason,
 		CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter), Preview: pv}
@@ -181,7 +194,11 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
-		b.start(ctx, r, false, fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args)),
+		lead := fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args))
+		if args["auto"] == "jit" {
+			lead = fmt.Sprintf("Request #%d (%s) is approved by %s's just-in-time policy, which gives you these roles without a vote", r.ID, summary(r.Action, r.Connector, r.Args), esc(r.Connector))
+		}
+		b.start(ctx, r, false, lead,
 			func(m Message) { b.private(ctx, in.Channel, in.User, m) })
 		return
 	}
@@ -242,7 +259,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		pv[pvRisk] = esc(why)
 	}
 	defer func() {
-		if d := args["for"]; d != "" && pv[pvAfter] != "" {
+		if d := args["for"]; d != "" && pv[pvAfter] != "" && action != commands.Access {
 			pv[pvAfter] += "; temporary: undone automatically " + d + " after it runs"
 		}
 	}()
@@ -326,6 +343,22 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		}
 		pv[pvAfter] = "a new user with role read@" + esc(args["db"]) + " and a generated password, revealed once to the requester"
 		pv[pvRollback] = "drop the new user"
+	case commands.Access:
+		if st.Exists {
+			return nil, fmt.Errorf("user %s already exists on %s, so it cannot be made for this access; ask again for another name", u, m.Name())
+		}
+		roles, err := accessRoles(args)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range roles {
+			if err := m.CheckRole(ctx, r); err != nil {
+				return nil, err
+			}
+		}
+		pv[pvAfter] = fmt.Sprintf("a new user `%s`, for the requester only, with exactly %s and a generated password revealed once to them; dropped by the bot %s after it is made",
+			code(u.String()), esc(strings.ReplaceAll(args["roles"], ",", ", ")), esc(args["for"]))
+		pv[pvRollback] = "drop the user (`access-end` ends it early)"
 	case commands.DropUser:
 		if !st.Exists {
 			return nil, missing
@@ -631,6 +664,15 @@ func (b *Bot) lapsedVoters(ctx context.Context, r store.Request, eff approvals.E
 func (b *Bot) stillApproved(ctx context.Context, r store.Request) error {
 	if _, err := b.mayRequest(ctx, r.Requester); err != nil {
 		return fmt.Errorf("its requester <@%s> may no longer use the bot (%v)", r.Requester, err)
+	}
+	if r.Action == commands.Access {
+		auto, err := b.accessStill(ctx, r)
+		if err != nil {
+			return err
+		}
+		if auto {
+			return nil
+		}
 	}
 	eff := b.policyFor(r.Action, r.Connector, r.Args)
 	if !eff.Required {

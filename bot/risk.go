@@ -3,6 +3,7 @@ package bot
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"mongobot/commands"
 	"mongobot/connector"
@@ -24,12 +25,15 @@ func systemDB(db string) bool { return db == "admin" || db == "local" || db == "
 // locking or rotating an administrator cuts someone off, or takes over their access). Pure:
 // the card warns with it and policy rules may match on it (risk: high).
 func riskOf(action string, args map[string]string, st connector.UserState) string {
-	role := args["role"]
-	if action == commands.CreateReadOnlyUser {
-		role = "read@" + args["db"] // read on local is the oplog; on admin, the users' hashes
+	roles := []string{args["role"]}
+	switch action {
+	case commands.CreateReadOnlyUser:
+		roles = []string{"read@" + args["db"]} // read on local is the oplog; on admin, the users' hashes
+	case commands.Access:
+		roles = strings.Split(args["roles"], ",")
 	}
-	if role != "" {
-		if r, err := connector.ParseRole(role); err == nil {
+	for _, role := range roles {
+		if r, err := connector.ParseRole(role); err == nil && role != "" {
 			switch {
 			case rootLike(r):
 				return fmt.Sprintf("%s can do anything on this deployment (or grant itself anything)", r)

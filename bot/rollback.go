@@ -184,9 +184,12 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		return rollbackNotRun, err
 	}
 	args := rollbackArgs(e, ch, reason)
-	if auto {
+	switch {
+	case auto && by == botActor:
 		args["automatic"] = "--for " + e.Args["for"] + " ended"
-	} else if b.cfg.Via != "" {
+	case auto:
+		args["ended_early"] = "true" // access-end: the person's end of an access, as the bot's would be
+	case b.cfg.Via != "":
 		args["via"] = b.cfg.Via
 	}
 	if d := b.deliveryFor(e.Connector, target(e.Args)); d != nil && d.Alternating && ch.Undo.Action == connector.UndoRedeliver {
@@ -267,8 +270,11 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 			b.log.Error("release rollback", "entry", e.ID, "err", err)
 		}
 	} else {
-		if auto {
+		switch {
+		case auto && by == botActor:
 			undo.Undo, undo.NoUndo = nil, "this was the bot ending a temporary action because its --for ran out; ask again with a new request to have it back"
+		case auto:
+			undo.Undo, undo.NoUndo = nil, "this ended a temporary action early; ask again with a new request to have it back"
 		}
 		if ch.Undo.Action != connector.UndoRedeliver {
 			// A redelivery rolls e back when every target has the other user again:
@@ -318,6 +324,13 @@ func (b *Bot) endTemporary(ctx context.Context, m Mongo, ch connector.Change) (c
 			return gone(fmt.Sprintf("%s was no longer locked by the bot", ch.User))
 		}
 		return m.UnlockUser(ctx, ch.User, u.Restrictions)
+	case connector.UndoDropUser:
+		// The end of an access: the user goes, whatever was done to it since (roles granted
+		// to it meanwhile are no reason to keep it).
+		if !now.Exists {
+			return gone(fmt.Sprintf("%s was dropped", ch.User))
+		}
+		return m.DropUser(ctx, ch.User, nil)
 	}
 	return m.Undo(ctx, ch)
 }

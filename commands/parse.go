@@ -29,6 +29,8 @@ type Command struct {
 	WithAuthDB string
 	// Role and RoleDB are grant-role's and revoke-role's role@db; RoleDB is "admin" unless given.
 	Role, RoleDB string
+	// Roles are access's roles, each role@db ("admin" unless given), in the order typed.
+	Roles []string
 	// Action is what schedule schedules (rotate-password).
 	Action       string
 	Spec         string
@@ -66,6 +68,7 @@ func (c Command) Args() map[string]string {
 	if c.Role != "" {
 		set("role", c.Role+"@"+c.RoleDB)
 	}
+	set("roles", strings.Join(c.Roles, ","))
 	set("action", c.Action)
 	set("spec", c.Spec)
 	if c.KillSessions {
@@ -90,6 +93,8 @@ const (
 	// MaxFor is the longest temporary grant or lock.
 	MaxFor = 90 * 24 * time.Hour
 	MinFor = time.Minute
+	// MaxRoles is the most roles one access asks for.
+	MaxRoles = 10
 	// MaxHistory is the most entries history lists at once.
 	MaxHistory = 50
 )
@@ -99,6 +104,9 @@ const (
 type Error struct {
 	Verb string
 	Msg  string
+	// Field names what the error is about, for a form: a positional word's name (connector,
+	// user, role, db, roles) or a flag's (for, reason, db); "" when it is the whole command.
+	Field string
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -133,6 +141,67 @@ func Parse(text string) (Command, error) {
 		}
 		return Command{}, err
 	}
+	return parseWords(words)
+}
+
+// Form is what a request form submits: the verb and its fields by name (the names in the
+// verb's usage: connector, user, role, roles, db, and the flags without "--": for, reason,
+// db for --db, kill-sessions and logout-all as "true"). Empty fields are left out.
+type Form struct {
+	Verb   string
+	Fields map[string]string
+}
+
+// FromForm reads a submitted form as the same words a slash command gives, so it goes
+// through the same checks; an error names the field it is about (Error.Field). Unlike typed
+// text, nothing is split or unquoted: each field is one word, whatever it holds (roles
+// excepted, which are separated by spaces or commas).
+func FromForm(f Form) (Command, error) {
+	v, ok := lookup(f.Verb)
+	if !ok || !v.mutating {
+		return Command{}, &Error{Field: "action", Msg: fmt.Sprintf("%q is not an action a form can ask for.", short(f.Verb))}
+	}
+	words := []string{v.name}
+	for _, a := range v.args {
+		if a == "role" && v.more != "" { // access: the roles field, one word per role
+			words = append(words, strings.FieldsFunc(f.Fields["roles"], func(r rune) bool { return r == ',' || unicode.IsSpace(r) })...)
+			continue
+		}
+		if f.Fields[a] == "" {
+			return Command{}, &Error{Verb: v.name, Field: a, Msg: fmt.Sprintf("`%s` needs %s.", v.name, missing([]string{a}))}
+		}
+		words = append(words, f.Fields[a])
+	}
+	for _, flag := range append(append([]string{}, v.flags...), reasonFlag) {
+		val := f.Fields[formField(flag)]
+		switch {
+		case val == "":
+		case takesValue(flag):
+			words = append(words, "--"+flag, val)
+		case val == "true":
+			words = append(words, "--"+flag)
+		}
+	}
+	return parseWords(words)
+}
+
+// formField is the form's name of a flag: --db is the user's authentication database,
+// "authdb", apart from create-readonly-user's <db>.
+func formField(flag string) string {
+	if flag == "db" {
+		return "authdb"
+	}
+	return flag
+}
+
+// on sets the field e is about, for a form.
+func (e *Error) on(field string) *Error {
+	e.Field = field
+	return e
+}
+
+// parseWords reads a command from its words, the verb first.
+func parseWords(words []string) (Command, error) {
 	if len(words) == 0 {
 		return Command{Verb: Help}, nil
 	}
@@ -161,29 +230,29 @@ func Parse(text string) (Command, error) {
 		name, value, hasValue := strings.Cut(w[2:], "=")
 		name = strings.ToLower(name)
 		if !contains(flags, name) {
-			return Command{}, errorf(v.name, "`%s` does not take %s.", v.name, flagWord(name))
+			return Command{}, errorf(v.name, "`%s` does not take %s.", v.name, flagWord(name)).on(formField(name))
 		}
 		if seen[name] {
-			return Command{}, errorf(v.name, "`--%s` is given twice; give it once.", name)
+			return Command{}, errorf(v.name, "`--%s` is given twice; give it once.", name).on(formField(name))
 		}
 		seen[name] = true
 		if takesValue(name) && !hasValue {
 			if i+1 >= len(words) {
-				return Command{}, errorf(v.name, "`--%s` needs a value.", name)
+				return Command{}, errorf(v.name, "`--%s` needs a value.", name).on(formField(name))
 			}
 			i++
 			value = words[i]
 		} else if !takesValue(name) && hasValue {
-			return Command{}, errorf(v.name, "`--%s` takes no value.", name)
+			return Command{}, errorf(v.name, "`--%s` takes no value.", name).on(formField(name))
 		}
 		if err := c.setFlag(v.name, name, value); err != nil {
-			return Command{}, err
+			return Command{}, err.on(formField(name))
 		}
 	}
 	if len(pos) < len(v.args) {
-		return Command{}, errorf(v.name, "`%s` needs %s.", v.name, missing(v.args[len(pos):]))
+		return Command{}, errorf(v.name, "`%s` needs %s.", v.name, missing(v.args[len(pos):])).on(v.args[len(pos)])
 	}
-	if len(pos) > len(v.args)+len(v.optional) {
+	if len(pos) > len(v.args)+len(v.optional) && v.more == "" {
 		return Command{}, errorf(v.name, "`%s` got more words than it takes (%q is one too many); quote a word that has spaces.",
 			v.name, short(pos[len(v.args)+len(v.optional)]))
 	}
@@ -201,7 +270,7 @@ func takesValue(flag string) bool {
 	return false
 }
 
-func (c *Command) setFlag(verb, name, value string) error {
+func (c *Command) setFlag(verb, name, value string) *Error {
 	switch name {
 	case "db":
 		if value == "" {
@@ -238,7 +307,7 @@ func (c *Command) setFlag(verb, name, value string) error {
 func (c *Command) setWords(v verb, pos []string) error {
 	for _, w := range pos {
 		if strings.TrimSpace(w) == "" {
-			return errorf(v.name, "An empty word is not a name.")
+			return errorf(v.name, "An empty word is not a name.").on("user")
 		}
 	}
 	at := func(i int) string {
@@ -261,22 +330,36 @@ func (c *Command) setWords(v verb, pos []string) error {
 		c.Connector, c.User = at(0), at(1)
 	case GrantRole, RevokeRole:
 		c.Connector, c.User = at(0), at(1)
-		c.Role, c.RoleDB = at(2), "admin"
-		if i := strings.LastIndexByte(at(2), '@'); i >= 0 {
-			name, db := at(2)[:i], at(2)[i+1:]
-			if name == "" || db == "" {
-				return errorf(v.name, "%q is not a role: write `role` or `role@db`.", short(at(2)))
-			}
-			c.Role, c.RoleDB = name, db
+		name, db, err := roleWord(v.name, at(2))
+		if err != nil {
+			return err.on("role")
 		}
+		c.Role, c.RoleDB = name, db
 	case CreateReadOnlyUser:
 		c.Connector, c.User, c.DB = at(0), at(1), at(2)
+	case Access:
+		c.Connector = at(0)
+		for _, w := range pos[1:] {
+			name, db, err := roleWord(v.name, w)
+			if err != nil {
+				return err.on("roles")
+			}
+			if r := name + "@" + db; !contains(c.Roles, r) {
+				c.Roles = append(c.Roles, r)
+			}
+		}
+		if len(c.Roles) > MaxRoles {
+			return errorf(v.name, "That is %d roles; ask for at most %d at once.", len(c.Roles), MaxRoles).on("roles")
+		}
+		if c.For == 0 {
+			return errorf(v.name, "`access` needs `--for <duration>`: just-in-time access always ends.").on("for")
+		}
 	case Schedule:
 		if strings.ToLower(at(0)) != RotatePassword {
 			return errorf(v.name, "Only `rotate-password` can be scheduled, not %q.", short(at(0)))
 		}
 		c.Action, c.Connector, c.User, c.Spec = RotatePassword, at(1), at(2), strings.TrimSpace(at(3))
-	case Unschedule, Cancel, Rollback:
+	case Unschedule, Cancel, Rollback, AccessEnd:
 		id, err := strconv.ParseUint(strings.TrimPrefix(at(0), "#"), 10, 64)
 		if err != nil || id == 0 {
 			return errorf(v.name, "%q is not an id: ids are numbers, like `%s 42`.", short(at(0)), v.name)
@@ -293,6 +376,19 @@ func (c *Command) setWords(v verb, pos []string) error {
 		}
 	}
 	return nil
+}
+
+// roleWord reads role or role@db; the database is admin unless given.
+func roleWord(verb, w string) (name, db string, err *Error) {
+	i := strings.LastIndexByte(w, '@')
+	if i < 0 {
+		return w, "admin", nil
+	}
+	name, db = w[:i], w[i+1:]
+	if name == "" || db == "" {
+		return "", "", errorf(verb, "%q is not a role: write `role` or `role@db`.", short(w))
+	}
+	return name, db, nil
 }
 
 // MaxSpan is the longest span ParseSpan accepts: a year is longer than any wait the bot

@@ -19,6 +19,8 @@ const (
 	Cancel             = "cancel"
 	History            = "history"
 	Rollback           = "rollback"
+	Access             = "access"
+	AccessEnd          = "access-end"
 )
 
 // verb describes one verb: its usage line, what it does, its positional words and its flags.
@@ -29,6 +31,8 @@ type verb struct {
 	details  string
 	args     []string // names of required positional words
 	optional []string // names of optional positional words, after the required ones
+	// more, when set, names further positional words the verb takes, as many as given.
+	more     string
 	flags    []string // allowed flags, without "--"
 	mutating bool
 }
@@ -85,6 +89,15 @@ var verbs = []verb{
 	{name: Requests, summary: "pending approval requests"},
 	{name: Cancel, usage: "<request-id>", summary: "withdraw your pending request", args: []string{"request-id"}},
 	{name: History, usage: "[<n>]", summary: "the last n journal entries (default 10)", optional: []string{"n"}},
+	{name: Access, usage: "<connector> <role>[@<db>] [<role>[@<db>] …] --for <duration>",
+		summary: "just-in-time access: a personal user for you, with exactly these roles, dropped when the time is up",
+		details: "After approval the bot creates a user for you (named from the connector's template, `jit-<your handle>-<6 random>` by default) " +
+			"with exactly the roles asked for, reveals its password to you once, and drops it when `--for` runs out. " +
+			"The connector's `jit` policy says which roles may be asked for and for how long; `access-end` ends it early.",
+		args: []string{"connector", "role"}, more: "role", flags: []string{"for"}, mutating: true},
+	{name: AccessEnd, usage: "<access-id>", summary: "end a just-in-time access early: its user is dropped now (its requester or an approver)",
+		details: "The access id is the number of its request (`Request #12`: `access-end 12`).",
+		args:    []string{"access-id"}},
 	{name: Rollback, usage: "<journal-id>", summary: "undo a journaled action, if the user is still as it left it; approved as the action the undo performs (undoing a grant is a revoke-role)",
 		args: []string{"journal-id"}, mutating: true},
 }
@@ -105,4 +118,4 @@ func Mutating(name string) bool {
 }
 
 // Actions are the verbs that change a MongoDB user, in SPEC order.
-var Actions = []string{RotatePassword, GrantRole, RevokeRole, CreateReadOnlyUser, DropUser, LockUser, UnlockUser}
+var Actions = []string{RotatePassword, GrantRole, RevokeRole, CreateReadOnlyUser, DropUser, LockUser, UnlockUser, Access}

@@ -81,6 +81,23 @@ type Connector struct {
 	// Beyond the queue an approved request fails at once, saying the connector is busy.
 	Concurrency int `yaml:"concurrency"`
 	Queue       int `yaml:"queue"`
+	// JIT, when set, lets people ask for just-in-time access of their own on this connector.
+	JIT *JIT `yaml:"jit"`
+}
+
+// JIT is one connector's just-in-time access policy (approvals.JIT says what each field does).
+type JIT struct {
+	Roles        []string  `yaml:"roles"`
+	MaxFor       Duration  `yaml:"max_for"`
+	UserTemplate string    `yaml:"user_template"`
+	AutoApprove  []JITAuto `yaml:"auto_approve"`
+}
+
+// JITAuto is one auto-approval rule: these roles, for these people.
+type JITAuto struct {
+	Roles      []string `yaml:"roles"`
+	Users      []string `yaml:"users"`
+	Usergroups []string `yaml:"usergroups"`
 }
 
 // Group is a list of users and user groups.
@@ -437,6 +454,19 @@ func (c *Config) Policy() approvals.Policy {
 		}
 		p.Rules = append(p.Rules, pr)
 	}
+	for _, cn := range c.Connectors {
+		if cn.JIT == nil {
+			continue
+		}
+		j := approvals.JIT{Roles: cn.JIT.Roles, MaxFor: time.Duration(cn.JIT.MaxFor), UserTemplate: cn.JIT.UserTemplate}
+		for _, a := range cn.JIT.AutoApprove {
+			j.AutoApprove = append(j.AutoApprove, approvals.JITAuto{Roles: a.Roles, Who: approvals.Group{Users: a.Users, Usergroups: a.Usergroups}})
+		}
+		if p.JIT == nil {
+			p.JIT = map[string]approvals.JIT{}
+		}
+		p.JIT[cn.Name] = j
+	}
 	return p
 }
 
@@ -455,6 +485,13 @@ func (c *Config) Usergroups() []string {
 	for _, r := range c.Approvals.Rules {
 		if r.Approvers != nil {
 			add(r.Approvers.Usergroups)
+		}
+	}
+	for _, cn := range c.Connectors {
+		if cn.JIT != nil {
+			for _, a := range cn.JIT.AutoApprove {
+				add(a.Usergroups)
+			}
 		}
 	}
 	return out

@@ -41,6 +41,8 @@ var durationBounds = map[string]span{
 	// The journal is the audit trail: kept for less than a month it cannot answer "who did
 	// this last month", which is a mistake, not a choice; ten years is longer than any audit.
 	"retention.keep": {30 * 24 * time.Hour, maxSpan},
+	// Just-in-time access is asked for by the hour; it is bounded like any --for.
+	"connectors[].jit.max_for": {commands.MinFor, commands.MaxFor},
 	// Under a minute a connector used now and then reconnects (TLS, login) for nearly every
 	// operation; past a day an unused connector keeps its connections and heartbeats for good.
 	"connector_idle_timeout": {time.Minute, 24 * time.Hour},

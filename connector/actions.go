@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -397,16 +398,57 @@ func (m *Mongo) CreateReadOnlyUser(ctx context.Context, u UserRef, db string, be
 		return m.newChange("create-readonly-user", u, UserState{}), secret.String{},
 			newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no roles and no authorization: any user it has can read and write everything, so the bot will not create one and call it read-only", m.name, info.FerretDB)
 	}
-	return m.createUser(ctx, "create-readonly-user", u, []Role{{Name: "read", DB: db}}, beforeApply)
+	return m.createUser(ctx, "create-readonly-user", u, UserState{Roles: []Role{{Name: "read", DB: db}}}, beforeApply)
+}
+
+// AccessOwner is who a just-in-time user is for, and until when: written into the user's
+// customData, so that anyone listing the server's users can tell whose it is and that it is
+// temporary.
+type AccessOwner struct {
+	// ChatUser is the requester's chat id (a Slack user id).
+	ChatUser string
+	Request  uint64
+	Until    time.Time
+}
+
+// customData is o as the user's customData, in canonical Extended JSON.
+func (o AccessOwner) customData() string {
+	doc := bson.D{{Key: "mongobot", Value: bson.D{{Key: "jit", Value: true}, {Key: "slack_user", Value: o.ChatUser},
+		{Key: "request", Value: int64(o.Request)}, {Key: "until", Value: bson.NewDateTimeFromTime(o.Until)}}}}
+	raw, err := bson.MarshalExtJSON(doc, true, false)
+	if err != nil {
+		return "" // unreachable: the document is made of plain values
+	}
+	return string(raw)
+}
+
+// CreateAccessUser creates u for one person's just-in-time access: exactly roles, a generated
+// password (handed to beforeApply first, to be sealed), and customData naming its owner and
+// end. Undo drops it. FerretDB is refused: it has no roles, so the user could do anything.
+func (m *Mongo) CreateAccessUser(ctx context.Context, u UserRef, roles []Role, owner AccessOwner, beforeApply func(secret.String) error) (Change, secret.String, error) {
+	const action = "access"
+	if len(roles) == 0 {
+		return m.newChange(action, u, UserState{}), secret.String{}, newErr(ErrInvalid, "", "access needs at least one role")
+	}
+	info, err := m.serverInfo(ctx)
+	if err != nil {
+		return m.newChange(action, u, UserState{}), secret.String{}, err
+	}
+	if info.FerretDB != "" {
+		return m.newChange(action, u, UserState{}), secret.String{},
+			newErr(ErrUnsupported, "", "%s is FerretDB %s, which has no roles and no authorization: a user it has can read and write everything, so the bot will not create one for limited access", m.name, info.FerretDB)
+	}
+	return m.createUser(ctx, action, u, UserState{Roles: roles, CustomData: owner.customData()}, beforeApply)
 }
 
 // CreateUser creates u with a generated password and exactly roles (which may be empty),
 // then logs in with it. Undo drops the user. action names the change.
 func (m *Mongo) CreateUser(ctx context.Context, action string, u UserRef, roles []Role) (Change, secret.String, error) {
-	return m.createUser(ctx, action, u, roles, nil)
+	return m.createUser(ctx, action, u, UserState{Roles: roles}, nil)
 }
 
-func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles []Role, beforeApply func(secret.String) error) (Change, secret.String, error) {
+func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, like UserState, beforeApply func(secret.String) error) (Change, secret.String, error) {
+	roles := like.Roles
 	ch := m.newChange(action, u, UserState{})
 	if err := m.checkTarget(u, true); err != nil {
 		return ch, secret.String{}, err
@@ -432,7 +474,7 @@ func (m *Mongo) createUser(ctx context.Context, action string, u UserRef, roles 
 			return ch, secret.String{}, err
 		}
 	}
-	if err := m.create(ctx, u, pw, UserState{Roles: roles}, &ch); err != nil {
+	if err := m.create(ctx, u, pw, like, &ch); err != nil {
 		return ch, secret.String{}, err
 	}
 	if err := m.reread(ctx, &ch, UserState{Exists: true, Roles: sortedRoles(roles)}); err != nil {
@@ -651,7 +693,7 @@ func (m *Mongo) Supports(ctx context.Context, action string, killSessions bool) 
 			return m.canKillSessions(ctx)
 		}
 		return nil
-	case "grant-role", "revoke-role", "create-readonly-user":
+	case "grant-role", "revoke-role", "create-readonly-user", "access":
 		info, err := m.serverInfo(ctx)
 		if err != nil {
 			return err

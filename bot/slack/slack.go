@@ -337,7 +337,7 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 		if !ok || !s.ours(evt, cmd.TeamID, cmd.APIAppID) || (s.slash != "" && cmd.Command != s.slash) {
 			return
 		}
-		in := bot.Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
+		in := bot.Invocation{User: cmd.UserID, UserName: cmd.UserName, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
 		go func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) }()
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)

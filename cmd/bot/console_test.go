@@ -44,6 +44,7 @@ func TestConsoleDemo(t *testing.T) {
 		"Your new password",
 		"Denied by @bob",
 		"• #1 ", "rolled back by #2",
+		"Request #4: access `jit-dev-", "approved by demo's just-in-time policy", "Access #4 is ended",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the demo does not show %q", want)
@@ -52,8 +53,9 @@ func TestConsoleDemo(t *testing.T) {
 	if strings.Contains(got, "  ! ") {
 		t.Errorf("the demo script hit an error:\n%s", got)
 	}
-	if n := len(regexp.MustCompile(`(?m)^  │ [A-Za-z0-9._~-]{32}$`).FindAllString(got, -1)); n != 1 {
-		t.Errorf("the new password was shown %d times, want once", n)
+	// Two new passwords: the rotation's and the access's, each shown once.
+	if n := len(regexp.MustCompile(`(?m)^  │ [A-Za-z0-9._~-]{32}$`).FindAllString(got, -1)); n != 2 {
+		t.Errorf("new passwords were shown %d times, want twice (once each)", n)
 	}
 	if errb.Len() > 0 {
 		t.Errorf("stderr: %s", errb.String())

@@ -1,0 +1,169 @@
+package bot_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"mongobot/approvals"
+	"mongobot/bot"
+	"mongobot/bot/slack/slacktest"
+	"mongobot/commands"
+	"mongobot/connector"
+	"mongobot/connector/mongotest"
+	"mongobot/store"
+)
+
+// accessEntry is the journal entry of the access of request id, once it has one.
+func (e *env) accessEntry(id uint64) store.Entry {
+	e.t.Helper()
+	r, err := e.st.Request(id)
+	if err != nil || r.EntryID == 0 {
+		e.t.Fatalf("request #%d has no journal entry: %+v, %v", id, r, err)
+	}
+	ent, err := e.st.Entry(r.EntryID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ent
+}
+
+// exists reports whether user name@admin exists on the server.
+func (e *env) exists(name string) bool {
+	e.t.Helper()
+	return e.state(name).Exists
+}
+
+// Just-in-time access on the emulator: approved, the user exists with exactly the roles
+// asked for and the requester's id in its customData, its password (revealed once to the
+// requester) logs in, and it is dropped when its time is up, across a restart.
+func TestAccessEndToEnd(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.command(dev, `access prod read@shop readWrite@shop --for 2h --reason "OPS-12: look at an order"`)
+	card := e.card("Request #1", "access `jit-u0dev-", "with `read@shop, readWrite@shop`", "for 2h",
+		"for the requester only, with exactly read@shop, readWrite@shop", "dropped by the bot 2h after it is made")
+	e.private(dev, "Request #1", "is waiting for approval")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*", "the bot undoes it by itself at 2026-11-27 11:00 UTC")
+	ent := e.accessEntry(1)
+	name := ent.Args["user"]
+	if !strings.HasPrefix(name, "jit-u0dev-") || len(name) != len("jit-u0dev-")+6 {
+		t.Fatalf("user name %q", name)
+	}
+	st := e.state(name)
+	got := []string{}
+	for _, r := range st.Roles {
+		got = append(got, r.String())
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"read@shop", "readWrite@shop"}) {
+		t.Fatalf("roles %v, want exactly read@shop and readWrite@shop", got)
+	}
+	if !strings.Contains(st.CustomData, `"slack_user":"U0DEV"`) || !strings.Contains(st.CustomData, `"jit":true`) {
+		t.Fatalf("customData %s does not name its owner", st.CustomData)
+	}
+	pw := e.reveal(dev, name)
+	if err := e.login(name, pw); err != nil {
+		t.Fatalf("the revealed password does not log in: %v", err)
+	}
+
+	e.advance(time.Hour)
+	if !e.exists(name) {
+		t.Fatal("dropped an hour early")
+	}
+	// The end survives a restart: it is in the journal, not only in a timer.
+	e.stop()
+	e.clock.Add(70 * time.Minute)
+	e.start(testPolicy())
+	e.advance(0)
+	e.result(card, "*Done*, journal #2", "rollback of #1", "by the bot (--for 2h ended)")
+	if e.exists(name) {
+		t.Fatal("the access outlived its end")
+	}
+	if err := e.login(name, pw); err == nil {
+		t.Fatal("the password still logs in after the end")
+	}
+	e.checkNoSecrets()
+}
+
+// The end of an access is an obligation: a MongoDB that refuses the drop gets retried, with
+// an overdue alarm, until the user is gone. Auto-approval by the JIT policy: no vote, still
+// journaled and posted.
+func TestAccessEndRetriedUntilDone(t *testing.T) {
+	p := testPolicy()
+	j := p.JIT["prod"]
+	j.AutoApprove = []approvals.JITAuto{{Roles: []string{"read@*"}, Who: approvals.Group{Users: []string{dev}}}}
+	p.JIT["prod"] = j
+	e := newEnv(t, envOptions{policy: &p})
+	e.command(dev, "access prod read@shop --for 30m")
+	card := e.card("Request #1", "access `jit-u0dev-")
+	e.result(card, "*Done*")
+	ent := e.accessEntry(1)
+	if ent.Approvers != nil || ent.Args["auto"] != "jit" {
+		t.Fatalf("auto-approved access journaled as %+v", ent)
+	}
+	name := ent.Args["user"]
+	if !e.exists(name) {
+		t.Fatal("no user")
+	}
+	// readWrite is not auto-approved for dev: it waits for a vote.
+	e.command(dev, "access prod readWrite@shop --for 30m")
+	e.card("Request #2", "access `jit-u0dev-")
+	e.private(dev, "Request #2", "is waiting for approval")
+
+	e.emu.Inject(mongotest.Fault{Command: "dropUser", Code: 13, Message: "not authorized on admin to execute command", Times: 2})
+	e.advance(30 * time.Minute)
+	e.message("the overdue alarm", slacktest.Containing("OVERDUE: journal #1 ", "attempt 1"))
+	if !e.exists(name) {
+		t.Fatal("the fault did not hold the drop")
+	}
+	e.advance(time.Minute)
+	e.message("the second alarm", slacktest.Containing("OVERDUE: journal #1 ", "attempt 2"))
+	e.advance(2 * time.Minute)
+	e.result(card, "*Done*", "by the bot (--for 30m ended)")
+	if e.exists(name) {
+		t.Fatal("the access was not ended after the fault cleared")
+	}
+}
+
+// access-end: by the requester or an approver, nobody else; the timer then does nothing more.
+// Refusals say why and change nothing.
+func TestAccessEndEarlyAndRefusals(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.command(dev, "access prod read@shop --for 4h")
+	card := e.card("Request #1", "access")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	name := e.accessEntry(1).Args["user"]
+
+	e.command(eve, "access-end 1")
+	e.private(eve, "Sorry")
+	e.command(carol, "access-end 1") // an approver through the S0DBAS group
+	e.private(carol, "Access #1 is ended", "is dropped from prod")
+	if e.exists(name) {
+		t.Fatal("access-end did not drop the user")
+	}
+	e.command(dev, "access-end 1")
+	e.private(dev, "Access #1 is already ended")
+	e.advance(5 * time.Hour)
+	if es, _, _ := e.st.History(0, 100); len(es) != 2 {
+		t.Fatalf("%d journal entries, want 2: the timer ran after access-end", len(es))
+	}
+
+	for _, c := range []struct{ text, want string }{
+		{"access prod root --for 1h", "The role root@admin is not offered for just-in-time access on this connector (offered: read@*, readWrite@shop)"},
+		{"access prod read@shop --for 5h", "Access on this connector lasts at most 4h, not 5h"},
+		{"access prod read@shop", "`access` needs `--for <duration>`"},
+		{"access prod nosuchrole@shop read@x --for 1h", "The role nosuchrole@shop is not offered"},
+		{"access-end 99", "There is no access #99"},
+	} {
+		e.command(dev, c.text)
+		e.private(dev, c.want)
+	}
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 1 {
+		t.Fatalf("%d requests, want 1: a refusal recorded one", len(rs))
+	}
+	_ = commands.Access
+	_ = connector.Role{}
+}
