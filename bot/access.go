@@ -38,18 +38,21 @@ func accessRoles(args map[string]string) ([]connector.Role, error) {
 func (b *Bot) prepareAccess(in Invocation, cmd *commands.Command) error {
 	j, ok := b.cfg.Policy.JITFor(cmd.Connector)
 	if !ok {
-		return fmt.Errorf("%s offers no just-in-time access (its config has no `jit` section); ask its operators", cmd.Connector)
+		return fieldError{"connector", fmt.Errorf("%s offers no just-in-time access (its config has no `jit` section); ask its operators", cmd.Connector)}
+	}
+	if cmd.For > j.MaxFor {
+		return fieldError{"for", j.Check(nil, cmd.For)}
 	}
 	if err := j.Check(cmd.Roles, cmd.For); err != nil {
-		return err
+		return fieldError{"roles", err}
 	}
 	for _, s := range cmd.Roles {
 		r, err := connector.ParseRole(s)
-		if err != nil {
-			return err
+		if err == nil {
+			err = connector.ValidateRole(r)
 		}
-		if err := connector.ValidateRole(r); err != nil {
-			return err
+		if err != nil {
+			return fieldError{"roles", err}
 		}
 	}
 	name, err := jitName(j.UserTemplate, handleOf(in.UserName, in.User))

@@ -78,6 +78,8 @@ type Bot struct {
 	// pairs: alternating pair -> the lock making one rotation of the pair at a time.
 	pairs   keyed
 	execs   executors
+	options optionCache     // connectors' users, briefly, for forms' choices
+	homes   homes           // who looks at their home tab, for refreshes
 	noticed map[uint64]bool // entries already reported as not checkable yet
 	panics  atomic.Int64
 	busy    atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
@@ -255,11 +257,13 @@ type Invocation struct {
 type Click struct {
 	User    string
 	Channel string
-	// Message is the message the button is on.
+	// Message is the message the button is on (empty on a home tab).
 	Message Ref
-	Action  string
-	Value   string
-	Key     string
+	// Home is set when the button is on the clicker's own home tab, as the platform vouches.
+	Home   bool
+	Action string
+	Value  string
+	Key    string
 }
 
 const dedupeTTL = 24 * time.Hour

@@ -470,6 +470,7 @@ func (b *Bot) offerReveal(ctx context.Context, e store.Entry, secretID string) {
 			b.log.Warn("note where a password was offered", "err", err)
 		}
 	}
+	b.refreshHome(ctx, owner)
 }
 
 // reveal shows a sealed password to the one who clicked, if they own it and may still use
@@ -557,6 +558,25 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 		b.startRollback(ctx, c.Channel, who, id, "")
 	case ActReveal:
 		b.reveal(ctx, c)
+		b.refreshHome(ctx, c.User)
+	case ActCancel, ActAccessEnd:
+		id, token, ok := parseButton(c.Value)
+		r, err := b.store.Request(id)
+		if !ok || err != nil || !store.TokenMatches(r.Token, token) {
+			b.refuseClick(ctx, c, "This button does not belong to a request as the journal knows it (a stale or forged button).")
+			return
+		}
+		who, err := b.mayRequest(ctx, c.User)
+		if err != nil {
+			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
+			return
+		}
+		in := Invocation{User: c.User, Channel: c.Channel}
+		if c.Action == ActCancel {
+			b.cancel(ctx, in, id)
+		} else {
+			b.accessEnd(ctx, in, who, id)
+		}
 	default:
 		b.refuseClick(ctx, c, "This button is not one the bot knows.")
 	}

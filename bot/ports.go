@@ -47,6 +47,8 @@ type Mongo interface {
 	Account() connector.UserRef
 	Discover(ctx context.Context) (connector.ServerInfo, error)
 	Users(ctx context.Context, db string) ([]connector.User, error)
+	// Roles lists the roles that can be granted on db (for a form's choices).
+	Roles(ctx context.Context, db string) ([]connector.Role, error)
 	State(ctx context.Context, u connector.UserRef) (connector.UserState, error)
 	Login(ctx context.Context, u connector.UserRef, pw secret.String) error
 	RotatePassword(ctx context.Context, o connector.RotateOptions) (connector.Change, secret.String, error)

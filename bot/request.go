@@ -84,19 +84,19 @@ func summary(action, conn string, args map[string]string) string {
 // validate checks the names of cmd against MongoDB's rules before anything is sent or asked.
 func validate(cmd commands.Command) error {
 	if err := connector.ValidateUser(cmd.User); err != nil {
-		return err
+		return fieldError{"user", err}
 	}
 	if err := connector.ValidateDB(cmd.AuthDB); err != nil {
-		return err
+		return fieldError{"user", err}
 	}
 	if cmd.Role != "" {
 		if err := connector.ValidateRole(connector.Role{Name: cmd.Role, DB: cmd.RoleDB}); err != nil {
-			return err
+			return fieldError{"role", err}
 		}
 	}
 	if cmd.Verb == commands.CreateReadOnlyUser {
 		if err := connector.ValidateDB(cmd.DB); err != nil {
-			return err
+			return fieldError{"db", err}
 		}
 	}
 	return nil
@@ -192,6 +192,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 			b.refreshCard(ctx, r)
 		}
 	}
+	b.refreshHomes(ctx, r) // its requester's and its approvers' homes list it now
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
 		lead := fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args))
@@ -507,11 +508,13 @@ func (b *Bot) refreshCard(ctx context.Context, r store.Request) {
 		r = cur
 	}
 	if r.Card.TS == "" {
+		b.refreshHomes(ctx, r)
 		return
 	}
 	if err := b.chat.Update(ctx, Ref{Channel: r.Card.Channel, TS: r.Card.TS}, b.card(r, b.policyFor(r.Action, r.Connector, r.Args))); err != nil {
 		b.log.Error("update card", "request", r.ID, "err", err)
 	}
+	b.refreshHomes(ctx, r)
 }
 
 // buttonValue is what a button carries: the record's id and its token.
@@ -589,8 +592,10 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		b.refuseClick(ctx, c, fmt.Sprintf("The card of request #%d was never recorded (posting it failed); ask again with a new request.", id))
 		return
 	}
-	if c.Message.Channel != r.Card.Channel || c.Message.TS != r.Card.TS {
-		b.refuseClick(ctx, c, fmt.Sprintf("Request #%d can only be approved or denied on its own card in the approvals channel.", id))
+	// The card, or the voter's own home tab: only the bot can put buttons there, and the
+	// platform says whose it is (the adapter sets Home only for the bot's own home view).
+	if !c.Home && (c.Message.Channel != r.Card.Channel || c.Message.TS != r.Card.TS) {
+		b.refuseClick(ctx, c, fmt.Sprintf("Request #%d can only be approved or denied on its own card in the approvals channel, or in your App Home.", id))
 		return
 	}
 	eff := b.policyFor(r.Action, r.Connector, r.Args)

@@ -185,6 +185,45 @@ var (
 		"directShardOperations", "searchCoordinator", "__queryableBackup", "__system"}
 )
 
+// Roles lists the roles that can be granted on db, for a form's choices: the built-in ones
+// (known here) and the custom ones the server has there (rolesInfo: 1). A server that will
+// not list them (no viewRole) gives the built-in ones alone, and no error.
+func (m *Mongo) Roles(ctx context.Context, db string) ([]Role, error) {
+	if err := ValidateDB(db); err != nil {
+		return nil, err
+	}
+	var out []Role
+	for _, n := range dbRoles {
+		out = append(out, Role{Name: n, DB: db})
+	}
+	if db == "admin" {
+		for _, n := range adminRoles {
+			if !strings.HasPrefix(n, "__") {
+				out = append(out, Role{Name: n, DB: db})
+			}
+		}
+	}
+	var reply struct {
+		Roles []struct {
+			Role string `bson:"role"`
+			DB   string `bson:"db"`
+		} `bson:"roles"`
+	}
+	err := m.run(ctx, db, bson.D{{Key: "rolesInfo", Value: 1}}, &reply, "the roles of "+db)
+	switch {
+	case errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnsupported):
+		return out, nil
+	case err != nil:
+		return out, err
+	}
+	for _, x := range reply.Roles {
+		if r := (Role{Name: x.Role, DB: x.DB}); !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // CheckRole says, before anyone is asked to approve a grant, whether role r exists: built-in
 // roles are known here, custom ones are asked for (rolesInfo on r's database). It answers
 // ErrRoleNotFound with a sentence that says what was probably meant, and nil when r exists or

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -338,6 +339,41 @@ func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
 		return nil, ErrExpired
 	}
 	return plain, err
+}
+
+// SecretInfo is what may be said of a sealed secret without opening it.
+type SecretInfo struct {
+	ID string
+	// Label names the user it is the password of ("connector/user@db").
+	Label     string
+	ExpiresAt time.Time
+}
+
+// OfferedTo lists the passwords offered to owner for a Reveal that are still sealed and not
+// expired, soonest to expire first (for a home tab's Reveal buttons). Only offered ones:
+// a copy kept for a delivery, or a recovery copy not yet offered, is nobody's to reveal.
+// Nothing is opened.
+func (s *Store) OfferedTo(owner string) ([]SecretInfo, error) {
+	var out []SecretInfo
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		secrets := tx.Bucket(bucketSecrets)
+		return tx.Bucket(bucketOffers).ForEach(func(label, _ []byte) error {
+			list, err := readOffers(tx.Bucket(bucketOffers), string(label))
+			if err != nil {
+				return nil // not this reader's to judge
+			}
+			for _, o := range list {
+				rec, err := getSealed(secrets, o.ID)
+				if err == nil && rec.Owner == owner && now.Before(rec.ExpiresAt) {
+					out = append(out, SecretInfo{ID: o.ID, Label: string(label), ExpiresAt: rec.ExpiresAt})
+				}
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b SecretInfo) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	return out, err
 }
 
 // SecretCount is the number of sealed secrets held, whether or not they have expired: what

@@ -42,6 +42,8 @@ type Adapter struct {
 	// sends a result to the thread and to the requester directly, and at one terminal that
 	// is one person, who sees it once.
 	same map[string]int
+	// form, when set, is the form being asked: the next line answers its field (form.go).
+	form *textForm
 }
 
 type consoleButton struct {
@@ -49,6 +51,7 @@ type consoleButton struct {
 	ref     bot.Ref
 	channel string
 	owner   string // for a button on an ephemeral message: the only user who sees it
+	home    bool   // on the owner's home (home)
 }
 
 // New writes to out; users maps ids to names ("U0ALICE": "alice"); the acting user
@@ -353,7 +356,14 @@ func (c *Adapter) current() string {
 func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 	word, rest, _ := strings.Cut(line, " ")
 	rest = strings.TrimSpace(rest)
+	f, forms := h.(Forms)
 	switch {
+	case c.form != nil && forms:
+		c.answer(ctx, f, line)
+	case (word == c.slash || word == "/mongo") && rest == "" && forms:
+		c.startForm(ctx, f)
+	case word == "home" && forms:
+		c.showHome(ctx, f)
 	case word == c.slash || word == "/mongo":
 		h.HandleCommand(ctx, bot.Invocation{User: c.current(), UserName: c.name(c.current()), Channel: "C0CONSOLE", Text: rest})
 	case word == "as":
@@ -366,7 +376,15 @@ func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 		if err != nil {
 			return err
 		}
-		h.HandleClick(ctx, bot.Click{User: c.current(), Channel: b.channel, Message: b.ref, Action: b.Action, Value: b.Value})
+		if b.Action == bot.ActOpenForm && forms {
+			c.startForm(ctx, f)
+			return nil
+		}
+		msg := b.ref
+		if b.home {
+			msg = bot.Ref{}
+		}
+		h.HandleClick(ctx, bot.Click{User: c.current(), Channel: b.channel, Message: msg, Home: b.home, Action: b.Action, Value: b.Value})
 	case word == "quit" || word == "exit":
 		return io.EOF
 	case word == "help":
@@ -374,8 +392,8 @@ func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 		if len(c.names) == 0 {
 			who = "<user id>"
 		}
-		c.say("  %s <verb> …   a slash command (%s help lists the verbs)\n  as %-13s act as another user\n  press <n|text>   press a button by number or by its text\n  quit\n  You are @%s. %s",
-			c.slash, c.slash, who, c.name(c.current()), c.SwitchHelp())
+		c.say("  %s <verb> …   a slash command (%s help lists the verbs)\n  %s alone       the request form, asked field by field\n  home             your requests, approvals, access and passwords\n  as %-13s act as another user\n  press <n|text>   press a button by number or by its text\n  quit\n  You are @%s. %s",
+			c.slash, c.slash, c.slash, who, c.name(c.current()), c.SwitchHelp())
 	default:
 		return fmt.Errorf("type %s <verb>, as <user>, press <n>, help or quit", c.slash)
 	}

@@ -302,8 +302,21 @@ func (s *Adapter) Run(ctx context.Context, h bot.Handler) error {
 	}
 }
 
-// dispatch acks evt first, then starts its work.
+// dispatch acks evt first, then starts its work. The interactions Slack wants answered in
+// the ack (a form's submission, an option lookup) are answered there, within Slack's window
+// (forms.go).
 func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Handler) {
+	switch evt.Type {
+	case socketmode.EventTypeInteractive:
+		if cb, ok := evt.Data.(slack.InteractionCallback); ok && cb.Type != slack.InteractionTypeBlockActions || ok && cb.View.ID != "" {
+			if s.ours(evt, cb.Team.ID, cb.APIAppID) && s.interactive(ctx, evt, cb, h) {
+				return
+			}
+		}
+	case socketmode.EventTypeEventsAPI:
+		s.event(ctx, evt, h)
+		return
+	}
 	if evt.Request != nil && evt.Request.EnvelopeID != "" {
 		if err := s.sm.Ack(*evt.Request); err != nil {
 			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
@@ -335,6 +348,11 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if !ok || !s.ours(evt, cmd.TeamID, cmd.APIAppID) || (s.slash != "" && cmd.Command != s.slash) {
+			return
+		}
+		if f, ok := h.(Forms); ok && strings.TrimSpace(cmd.Text) == "" {
+			// /mongo alone opens the request form (SPEC).
+			go func() { s.slot(); defer s.free(); s.openForm(wctx, f, cmd.TriggerID, cmd.UserID, cmd.ChannelID, nil) }()
 			return
 		}
 		in := bot.Invocation{User: cmd.UserID, UserName: cmd.UserName, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
@@ -408,8 +426,16 @@ func (s *Adapter) Update(ctx context.Context, ref bot.Ref, m bot.Message) error 
 	return nil
 }
 
-// Ephemeral implements bot.Chat.
+// Ephemeral implements bot.Chat. With no channel (a click on the App Home) it is shown in
+// the person's direct conversation with the bot.
 func (s *Adapter) Ephemeral(ctx context.Context, channel, user string, m bot.Message) error {
+	if channel == "" {
+		ch, err := s.imWith(ctx, user)
+		if err != nil {
+			return err
+		}
+		channel = ch
+	}
 	err := retry(ctx, func() error {
 		_, err := s.api.PostEphemeralContext(ctx, channel, user, msgOptions(m)...)
 		return err
@@ -422,6 +448,15 @@ func (s *Adapter) Ephemeral(ctx context.Context, channel, user string, m bot.Mes
 
 // DM implements Chat: conversations.open once per user, then a post there.
 func (s *Adapter) DM(ctx context.Context, user string, m bot.Message) (bot.Ref, error) {
+	ch, err := s.imWith(ctx, user)
+	if err != nil {
+		return bot.Ref{}, err
+	}
+	return s.Post(ctx, ch, m)
+}
+
+// imWith is the direct conversation of the bot with user: conversations.open once per user.
+func (s *Adapter) imWith(ctx context.Context, user string) (string, error) {
 	s.dmMu.Lock()
 	ch := s.dms[user]
 	s.dmMu.Unlock()
@@ -434,13 +469,13 @@ func (s *Adapter) DM(ctx context.Context, user string, m bot.Message) (bot.Ref, 
 			return err
 		})
 		if err != nil {
-			return bot.Ref{}, slackError("conversations.open", user, err)
+			return "", slackError("conversations.open", user, err)
 		}
 		s.dmMu.Lock()
 		s.dms[user] = ch
 		s.dmMu.Unlock()
 	}
-	return s.Post(ctx, ch, m)
+	return ch, nil
 }
 
 // groupLookupTimeout bounds one usergroups.users.list lookup, retries after a rate limit
@@ -639,10 +674,13 @@ func msgOptions(m bot.Message) []slack.MsgOption {
 	return opts
 }
 
-func blocks(bs []bot.Block) []slack.Block {
+func blocks(bs []bot.Block) []slack.Block { return blocksUpTo(bs, maxBlocks) }
+
+// blocksUpTo renders at most max blocks: 50 in a message, 100 in a view.
+func blocksUpTo(bs []bot.Block, max int) []slack.Block {
 	var out []slack.Block
 	for _, b := range bs {
-		if len(out) == maxBlocks {
+		if len(out) == max {
 			break
 		}
 		switch {

@@ -45,6 +45,8 @@ func TestConsoleDemo(t *testing.T) {
 		"Denied by @bob",
 		"• #1 ", "rolled back by #2",
 		"Request #4: access `jit-dev-", "approved by demo's just-in-time policy", "Access #4 is ended",
+		"? What do you need?", "(submitted)", "Request #5: grant-role `app_user@admin` role `read@shop` on demo",
+		"── your home · private, only @alice sees this", "Waiting for your approval (1)", "── your home · private, only @dev sees this",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the demo does not show %q", want)

@@ -106,6 +106,12 @@ type Server struct {
 	missing   map[string]bool
 	changed   chan struct{}
 	seq       int
+	// Views (views.go): modals by view id, home tabs by user, trigger ids by id, and the
+	// payloads of acks that answered.
+	views    map[string]*View
+	homes    map[string]*View
+	triggers map[string]trigger
+	answers  map[string][]byte
 }
 
 // New starts a stand-in.
@@ -113,7 +119,8 @@ func New() *Server {
 	s := &Server{BotToken: "xoxb-standin", AppToken: "xapp-standin", messages: map[string]*Message{},
 		acks: map[string]time.Time{}, sent: map[string]time.Time{}, envelopes: map[string][]byte{},
 		groups: map[string][]string{}, groupErr: map[string]string{}, holds: map[string]chan struct{}{}, closing: make(chan struct{}),
-		limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{})}
+		limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{}),
+		views: map[string]*View{}, homes: map[string]*View{}, triggers: map[string]trigger{}, answers: map[string][]byte{}}
 	s.up = upstream.NewTestServer(func(c upstream.Customize) {
 		c.Handle("/auth.test", s.web("auth.test", s.authTest))
 		c.Handle("/apps.connections.open", s.connectionsOpen)
@@ -123,6 +130,9 @@ func New() *Server {
 		c.Handle("/chat.postEphemeral", s.web("chat.postEphemeral", s.postEphemeral))
 		c.Handle("/conversations.open", s.web("conversations.open", s.conversationsOpen))
 		c.Handle("/usergroups.users.list", s.held(s.web("usergroups.users.list", s.usergroupMembers)))
+		c.Handle("/views.open", s.webJSON("views.open", s.viewsOpen))
+		c.Handle("/views.update", s.webJSON("views.update", s.viewsUpdate))
+		c.Handle("/views.publish", s.webJSON("views.publish", s.viewsPublish))
 	})
 	s.up.Start()
 	return s
@@ -378,8 +388,14 @@ func checkBlocks(raw string) ([]map[string]any, string) {
 	if err := json.Unmarshal([]byte(raw), &bs); err != nil {
 		return nil, "invalid_blocks_format"
 	}
-	if len(bs) > 50 {
-		return nil, "invalid_blocks"
+	return bs, checkList(bs, 50)
+}
+
+// checkList enforces the limits of blocks, at most max of them (50 in a message, 100 in a
+// view); it returns Slack's error code, "" when they are within them.
+func checkList(bs []map[string]any, max int) string {
+	if len(bs) > max {
+		return "invalid_blocks"
 	}
 	runes := func(v any) int {
 		t, _ := v.(map[string]any)
@@ -389,37 +405,37 @@ func checkBlocks(raw string) ([]map[string]any, string) {
 		switch b["type"] {
 		case "section":
 			if runes(b["text"]) > 3000 {
-				return nil, "invalid_blocks"
+				return "invalid_blocks"
 			}
 			fs, _ := b["fields"].([]any)
 			if len(fs) > 10 {
-				return nil, "invalid_blocks"
+				return "invalid_blocks"
 			}
 			for _, f := range fs {
 				if runes(f) > 2000 {
-					return nil, "invalid_blocks"
+					return "invalid_blocks"
 				}
 			}
 			if b["text"] == nil && len(fs) == 0 {
-				return nil, "invalid_blocks"
+				return "invalid_blocks"
 			}
 		case "actions":
 			els, _ := b["elements"].([]any)
 			if len(els) == 0 || len(els) > 25 {
-				return nil, "invalid_blocks"
+				return "invalid_blocks"
 			}
 			for _, e := range els {
 				el, _ := e.(map[string]any)
 				if runes(el["text"]) > 75 || len(str(el["value"])) > 2000 || len(str(el["action_id"])) > 255 {
-					return nil, "invalid_blocks"
+					return "invalid_blocks"
 				}
 			}
 		case "context":
 			els, _ := b["elements"].([]any)
 			if len(els) == 0 || len(els) > 10 {
-				return nil, "invalid_blocks"
+				return "invalid_blocks"
 			}
 		}
 	}
-	return bs, ""
+	return ""
 }

@@ -61,6 +61,9 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 			s.mu.Lock()
 			if _, seen := s.acks[ack.EnvelopeID]; !seen {
 				s.acks[ack.EnvelopeID] = time.Now()
+				if len(ack.Payload) > 0 {
+					s.answers[ack.EnvelopeID] = ack.Payload
+				}
 			}
 			s.notify()
 			s.mu.Unlock()
@@ -114,7 +117,7 @@ func (s *Server) SlashCommandFrom(team, app, user, channel, command, text string
 		"token": "deprecated-verification-token", "team_id": team, "team_domain": "standin",
 		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": user,
 		"command": command, "text": text, "api_app_id": app, "is_enterprise_install": "false",
-		"response_url": "https://hooks.slack.test/commands/" + id, "trigger_id": s.nextID("trigger-"),
+		"response_url": "https://hooks.slack.test/commands/" + id, "trigger_id": s.newTrigger(user),
 	}
 	return id, s.sendEnvelope(id, map[string]any{"envelope_id": id, "type": "slash_commands",
 		"accepts_response_payload": true, "payload": payload, "retry_attempt": 0, "retry_reason": ""})
@@ -133,7 +136,7 @@ func (s *Server) ClickFrom(team, app, user string, m Message, b Button) (string,
 	payload := map[string]any{
 		"type": "block_actions", "team": map[string]any{"id": team, "domain": "standin"},
 		"user":       map[string]any{"id": user, "username": user, "team_id": team},
-		"api_app_id": app, "token": "deprecated-verification-token", "trigger_id": s.nextID("trigger-"),
+		"api_app_id": app, "token": "deprecated-verification-token", "trigger_id": s.newTrigger(user),
 		"container":    map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": m.Ephemeral},
 		"channel":      map[string]any{"id": m.Channel, "name": "ops"},
 		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text},

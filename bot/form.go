@@ -1,0 +1,387 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mongobot/commands"
+	"mongobot/connector"
+)
+
+// The request form is a second way to type a command, not a second code path: what it
+// submits becomes the words of a slash command (commands.FromForm) and runs through the same
+// parsing, checks, preview and request as typed text. Errors that need no server (a missing
+// field, a bad name, a role the JIT policy does not offer) come back on their field; the
+// rest (the preview's) come as a message, like a typed command's.
+
+// Form is a form to fill, independent of the chat platform: Slack renders it as a modal, the
+// console asks its fields one by one.
+type Form struct {
+	Title  string
+	Submit string
+	Fields []FormField
+}
+
+// Kinds of form fields.
+const (
+	FieldChoice = "choice" // one of Options
+	FieldSearch = "search" // one of the options FormOptions gives for what is typed
+	FieldText   = "text"
+	FieldFlag   = "flag" // yes or no
+)
+
+// FormField is one field of a form.
+type FormField struct {
+	// ID names the field; it is the key of its value in a submission.
+	ID    string
+	Label string
+	Kind  string
+	// Options are a choice's options.
+	Options []Option
+	// Value is the field's current value ("true" for a flag that is set).
+	Value    string
+	Optional bool
+	Hint     string
+	// Refresh asks the adapter for the form again (RequestForm) when the value changes:
+	// other fields depend on it.
+	Refresh   bool
+	Multiline bool
+}
+
+// Option is one option of a choice or a search.
+type Option struct {
+	Value, Label string
+}
+
+// Limits of a form, Slack's: a static or external select takes at most 100 options, and
+// an option's text at most 75 characters.
+const (
+	maxOptions     = 100
+	maxOptionLabel = 75
+)
+
+// FormSubmission is a filled-in form.
+type FormSubmission struct {
+	User, UserName string
+	// Channel is where the form was opened from ("" for none): replies go there, privately.
+	Channel string
+	Values  map[string]string
+	// Key identifies the delivery, like Invocation.Key.
+	Key string
+}
+
+// formActions are the actions the form offers, with their labels, in the order shown.
+var formActions = []Option{
+	{commands.Access, "Just-in-time access for me"},
+	{commands.GrantRole, "Grant a role"},
+	{commands.RevokeRole, "Revoke a role"},
+	{commands.RotatePassword, "Rotate a password"},
+	{commands.LockUser, "Lock a user"},
+	{commands.UnlockUser, "Unlock a user"},
+	{commands.CreateReadOnlyUser, "Create a read-only user"},
+	{commands.DropUser, "Drop a user"},
+}
+
+// durations are the choices of a form's duration field.
+var durations = []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour,
+	24 * time.Hour, 3 * 24 * time.Hour, 7 * 24 * time.Hour}
+
+// RequestForm is the request form for user, with the fields the chosen action needs and the
+// values given so far. It asks no server, so it answers within a chat platform's short
+// windows (Slack gives 3 seconds to open a modal).
+func (b *Bot) RequestForm(_ context.Context, user string, values map[string]string) Form {
+	action := values["action"]
+	if !slices.ContainsFunc(formActions, func(o Option) bool { return o.Value == action }) {
+		action = ""
+	}
+	f := Form{Title: "MongoDB request", Submit: "Request"}
+	f.Fields = append(f.Fields, FormField{ID: "action", Label: "What do you need?", Kind: FieldChoice, Options: formActions, Value: action, Refresh: true})
+	if action == "" {
+		return f
+	}
+	conns := b.connectorNames()
+	if action == commands.Access {
+		conns = slices.DeleteFunc(conns, func(c string) bool { _, ok := b.cfg.Policy.JITFor(c); return !ok })
+	}
+	var opts []Option
+	for _, c := range conns {
+		opts = append(opts, Option{c, c})
+	}
+	conn := values["connector"]
+	if !slices.Contains(conns, conn) {
+		conn = ""
+	}
+	if len(opts) > maxOptions {
+		// More than a select holds: the connector is typed instead, and checked on submit.
+		f.Fields = append(f.Fields, FormField{ID: "connector", Label: "Connector", Kind: FieldText, Value: values["connector"], Refresh: true,
+			Hint: fmt.Sprintf("one of %d connectors; `%s connectors` lists them", len(opts), b.cfg.Slash)})
+		conn = values["connector"]
+	} else {
+		hint := ""
+		if action == commands.Access && len(opts) == 0 {
+			hint = "No connector offers just-in-time access (a `jit` section in its config)."
+		}
+		f.Fields = append(f.Fields, FormField{ID: "connector", Label: "Connector", Kind: FieldChoice, Options: opts, Value: conn, Refresh: true, Hint: hint})
+	}
+	switch action {
+	case commands.Access:
+		hint := "Roles as role@db, separated by spaces."
+		if j, ok := b.cfg.Policy.JITFor(conn); ok {
+			hint = fmt.Sprintf("Roles as role@db, separated by spaces; offered on %s: %s.", conn, strings.Join(j.Roles, ", "))
+		}
+		f.Fields = append(f.Fields, FormField{ID: "roles", Label: "Roles", Kind: FieldText, Value: values["roles"], Hint: hint})
+	case commands.CreateReadOnlyUser:
+		f.Fields = append(f.Fields,
+			FormField{ID: "user", Label: "New user's name", Kind: FieldText, Value: values["user"], Hint: "Created in admin."},
+			FormField{ID: "db", Label: "Database it may read", Kind: FieldText, Value: values["db"]})
+	default:
+		f.Fields = append(f.Fields, FormField{ID: "user", Label: "User", Kind: FieldSearch, Value: values["user"],
+			Hint: "Type to search the connector's users (user@authdb)."})
+	}
+	switch action {
+	case commands.GrantRole:
+		f.Fields = append(f.Fields, FormField{ID: "role", Label: "Role", Kind: FieldSearch, Value: values["role"],
+			Hint: "Type role@db: the built-in roles and that database's own are offered."})
+	case commands.RevokeRole:
+		f.Fields = append(f.Fields, FormField{ID: "role", Label: "Role", Kind: FieldSearch, Value: values["role"],
+			Hint: "The roles the user holds."})
+	case commands.RotatePassword:
+		f.Fields = append(f.Fields, FormField{ID: "kill-sessions", Label: "Also end the user's sessions", Kind: FieldFlag, Value: values["kill-sessions"], Optional: true})
+	}
+	switch action {
+	case commands.Access, commands.GrantRole, commands.LockUser:
+		longest := commands.MaxFor
+		if j, ok := b.cfg.Policy.JITFor(conn); ok && action == commands.Access {
+			longest = j.MaxFor
+		}
+		var ds []Option
+		for _, d := range durations {
+			if d <= longest {
+				ds = append(ds, Option{commands.FormatDuration(d), commands.FormatDuration(d)})
+			}
+		}
+		f.Fields = append(f.Fields, FormField{ID: "for", Label: "For how long", Kind: FieldChoice, Options: ds, Value: values["for"],
+			Optional: action != commands.Access, Hint: map[bool]string{true: "The bot ends it by itself when the time is up.", false: "Leave empty for good; the bot ends it by itself when the time is up."}[action == commands.Access]})
+	}
+	f.Fields = append(f.Fields, FormField{ID: "reason", Label: "Reason", Kind: FieldText, Value: values["reason"], Optional: true, Multiline: true,
+		Hint: "Shown to approvers and kept in the journal (a ticket, an incident)."})
+	return f
+}
+
+// FormOptions are the options of search field for what is typed (query), given the values
+// chosen so far: the connector's users, or roles. The connector is asked at most once per
+// optionsTTL for its users; ctx bounds the wait (a platform gives a few seconds).
+func (b *Bot) FormOptions(ctx context.Context, user string, values map[string]string, field, query string) []Option {
+	if _, err := b.mayRequest(ctx, user); err != nil {
+		return nil
+	}
+	m, err := b.connector(values["connector"])
+	if err != nil {
+		return nil
+	}
+	query = strings.ToLower(strings.TrimSpace(query))
+	var opts []Option
+	add := func(value string) {
+		if len(opts) < maxOptions && strings.Contains(strings.ToLower(value), query) {
+			opts = append(opts, Option{value, shorten(value, maxOptionLabel)})
+		}
+	}
+	switch field {
+	case "user":
+		users, _ := b.options.users(ctx, b, m)
+		for _, u := range users {
+			add(u.UserRef.String())
+		}
+	case "role":
+		if values["action"] == commands.RevokeRole {
+			u, err := parseUserRef(values["user"])
+			if err != nil {
+				return nil
+			}
+			users, _ := b.options.users(ctx, b, m)
+			for _, x := range users {
+				if x.UserRef == u {
+					for _, r := range x.Roles {
+						add(r.String())
+					}
+				}
+			}
+			return opts
+		}
+		db := "admin"
+		if _, d, ok := strings.Cut(query, "@"); ok && connector.ValidateDB(d) == nil {
+			db = d
+		}
+		release, _ := b.reading(ctx, m)
+		if release == nil {
+			return nil
+		}
+		defer release()
+		roles, _ := m.Roles(ctx, db)
+		for _, r := range roles {
+			add(r.String())
+		}
+	}
+	return opts
+}
+
+// parseUserRef reads user@db as a form's user option gives it (admin when there is no @).
+func parseUserRef(s string) (connector.UserRef, error) {
+	i := strings.LastIndexByte(s, '@')
+	if i < 0 {
+		return connector.UserRef{User: s, DB: "admin"}, connector.ValidateUser(s)
+	}
+	u := connector.UserRef{User: s[:i], DB: s[i+1:]}
+	if err := connector.ValidateUser(u.User); err != nil {
+		return u, err
+	}
+	return u, connector.ValidateDB(u.DB)
+}
+
+// optionsTTL is how long a connector's users are kept for a form's choices: long enough
+// that typing does not ask the server at each letter, short enough that a new user shows.
+const optionsTTL = 30 * time.Second
+
+// optionCache keeps each connector's users briefly, for forms.
+type optionCache struct {
+	mu     sync.Mutex
+	byConn map[string]cachedUsers
+}
+
+type cachedUsers struct {
+	at    time.Time
+	users []connector.User
+}
+
+// users are m's users, from the cache when they are fresh.
+func (c *optionCache) users(ctx context.Context, b *Bot, m Mongo) ([]connector.User, error) {
+	c.mu.Lock()
+	cu, ok := c.byConn[m.Name()]
+	c.mu.Unlock()
+	if ok && b.now().Sub(cu.at) < optionsTTL {
+		return cu.users, nil
+	}
+	release, why := b.reading(ctx, m)
+	if release == nil {
+		return cu.users, errors.New(why)
+	}
+	defer release()
+	users, err := m.Users(ctx, "")
+	if err != nil {
+		return cu.users, err
+	}
+	c.mu.Lock()
+	if c.byConn == nil {
+		c.byConn = map[string]cachedUsers{}
+	}
+	c.byConn[m.Name()] = cachedUsers{at: b.now(), users: users}
+	c.mu.Unlock()
+	return users, nil
+}
+
+// SubmitForm runs a filled-in request form as the slash command it stands for. It returns
+// the errors to show on fields (by field id), having started nothing; or nil, having
+// started the request (its outcome is told like a typed command's). It asks no server
+// before returning, so a platform's short window for the answer is kept.
+func (b *Bot) SubmitForm(ctx context.Context, s FormSubmission) map[string]string {
+	vals := map[string]string{}
+	for k, v := range s.Values {
+		vals[k] = strings.TrimSpace(v)
+	}
+	if u := vals["user"]; u != "" && vals["action"] != commands.CreateReadOnlyUser {
+		ref, err := parseUserRef(u)
+		if err != nil {
+			return map[string]string{"user": sentence(err)}
+		}
+		vals["user"], vals["authdb"] = ref.User, ref.DB
+		if ref.DB == "admin" {
+			delete(vals, "authdb")
+		}
+	}
+	cmd, err := commands.FromForm(commands.Form{Verb: vals["action"], Fields: vals})
+	if err != nil {
+		return formError(err)
+	}
+	if _, err := b.connector(cmd.Connector); err != nil {
+		return map[string]string{"connector": capital(err.Error()) + "."}
+	}
+	in := Invocation{User: s.User, UserName: s.UserName, Channel: s.Channel, Key: s.Key}
+	if cmd.Verb == commands.Access {
+		if err := b.prepareAccess(in, &cmd); err != nil {
+			return formError(err)
+		}
+	}
+	if err := validate(cmd); err != nil {
+		return formError(err)
+	}
+	// Counted as work before this returns, so that whoever waits for the bot to be quiet
+	// (Shutdown, a console between lines) waits for it too.
+	if !b.begin() {
+		return map[string]string{"action": "The bot is shutting down; try again in a minute."}
+	}
+	go func() {
+		defer b.done()
+		b.runForm(context.WithoutCancel(ctx), in, cmd)
+	}()
+	return nil
+}
+
+// runForm runs a submitted form's command as HandleCommand runs a typed one.
+func (b *Bot) runForm(ctx context.Context, in Invocation, cmd commands.Command) {
+	if !b.enter(ctx, in.Channel, in.User, in.Key) {
+		return
+	}
+	defer b.done()
+	defer b.recoverFor(ctx, in.Channel, in.User, "request form")
+	b.log.Info("form", "user", in.User, "verb", cmd.Verb, "connector", cmd.Connector)
+	b.cfg.Metrics.Command(cmd.Verb)
+	who, err := b.mayRequest(ctx, in.User)
+	if err != nil {
+		b.private(ctx, in.Channel, in.User, text("Sorry, %v.", err))
+		return
+	}
+	b.request(ctx, in, who, cmd)
+}
+
+// fieldError is a check's error that is about one field of a form.
+type fieldError struct {
+	field string
+	error
+}
+
+func (e fieldError) Unwrap() error { return e.error }
+
+// formError puts an error on the field it is about ("action" when it is about none).
+func formError(err error) map[string]string {
+	field, msg := "", sentence(err)
+	var pe *commands.Error
+	var fe fieldError
+	switch {
+	case errors.As(err, &pe):
+		field, msg = pe.Field, pe.Msg
+	case errors.As(err, &fe):
+		field = fe.field
+	}
+	switch field {
+	case "connector", "user", "role", "roles", "db", "for", "reason", "kill-sessions":
+	case "authdb":
+		field = "user"
+	default:
+		field = "action"
+	}
+	return map[string]string{field: msg}
+}
+
+// shorten cuts s to at most n characters, marking the cut.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
