@@ -97,17 +97,24 @@ func (j JIT) AutoApproved(w Who, roles []string) bool {
 
 // matchAny reports whether role (role@db) matches one of patterns.
 func matchAny(patterns []string, role string) bool {
-	name, db, _ := strings.Cut(role, "@")
+	name, db := splitRole(role)
 	for _, p := range patterns {
-		pn, pd, ok := strings.Cut(p, "@")
-		if !ok {
-			pd = "admin"
-		}
+		pn, pd := splitRole(p)
 		if glob(pn, name) && glob(pd, db) {
 			return true
 		}
 	}
 	return false
+}
+
+// splitRole cuts role@db at its last @ (admin when there is none), as connector.ParseRole
+// does: a role name may hold an @, a database name may not.
+func splitRole(r string) (name, db string) {
+	i := strings.LastIndexByte(r, '@')
+	if i < 0 {
+		return r, "admin"
+	}
+	return r[:i], r[i+1:]
 }
 
 // glob matches a name against a pattern where * stands for any run of characters; a name
@@ -140,6 +147,11 @@ func (p Policy) validateJIT(connectors []string, add func(string, ...any)) {
 		}
 		if j.MaxFor < 0 {
 			add("%s.max_for must be positive", field)
+		}
+		// Without approval every person allowed to use the bot could give themselves any
+		// role of jit.roles: auto_approve is the way to say who needs no vote, for what.
+		if !p.ForRisk("access", name, RiskNormal).Required {
+			add("%s: access needs no approval on %s (approvals.require or a rule), so anyone allowed could give themselves any role of jit.roles without a vote; require it, and list in jit.auto_approve who may have what without one", field, name)
 		}
 		if j.UserTemplate != "" && !strings.Contains(j.UserTemplate, "{random}") {
 			add("%s.user_template must contain {random}: two accesses of one person would otherwise need the same user", field)

@@ -40,6 +40,12 @@ func (b *Bot) prepareAccess(in Invocation, cmd *commands.Command) error {
 	if !ok {
 		return fieldError{"connector", fmt.Errorf("%s offers no just-in-time access (its config has no `jit` section); ask its operators", cmd.Connector)}
 	}
+	for _, s := range cmd.Roles {
+		if strings.Contains(s, ",") {
+			// The journal keeps an access's roles as one comma-separated word.
+			return fieldError{"roles", fmt.Errorf("%q is not a role: a role name in an access may not contain a comma", s)}
+		}
+	}
 	if cmd.For > j.MaxFor {
 		return fieldError{"for", j.Check(nil, cmd.For)}
 	}
@@ -127,7 +133,7 @@ func (b *Bot) accessStill(ctx context.Context, r store.Request) (auto bool, err 
 	if err := j.Check(strings.Split(r.Args["roles"], ","), d); err != nil {
 		return false, fmt.Errorf("the policy changed since it was asked: %v", err)
 	}
-	if r.Args["auto"] != "jit" {
+	if r.Args["auto"] != "jit" || r.Args["risk"] != "" {
 		return false, nil
 	}
 	w, gerr := b.who(ctx, r.Requester)

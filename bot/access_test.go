@@ -9,8 +9,6 @@ import (
 	"mongobot/approvals"
 	"mongobot/bot"
 	"mongobot/bot/slack/slacktest"
-	"mongobot/commands"
-	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/store"
 )
@@ -164,6 +162,48 @@ func TestAccessEndEarlyAndRefusals(t *testing.T) {
 	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 1 {
 		t.Fatalf("%d requests, want 1: a refusal recorded one", len(rs))
 	}
-	_ = commands.Access
-	_ = connector.Role{}
+}
+
+// An access whose createUser outlives the bot's wait is settled by the periodic check: found
+// applied, it keeps its end (the journaled start plus --for) and its user is dropped on time.
+func TestAccessInterruptedStillEnds(t *testing.T) {
+	e := newEnv(t, envOptions{actionTimeout: time.Second})
+	e.emu.Inject(mongotest.Fault{Command: "createUser", Delay: 1500 * time.Millisecond, Times: 1})
+	e.command(dev, "access prod read@shop --for 1h")
+	card := e.card("Request #1", "access")
+	e.click(alice, card, bot.TextApprove)
+	e.private(dev, "Journal #1", "MongoDB stopped answering in the middle")
+	waitUntil(t, "the late create to land", func() bool { return e.emu.Count("createUser") == 1 })
+	e.checkUntil("the outcome", slacktest.Containing("Journal #1", "it is now done"))
+	ent := e.accessEntry(1)
+	if ent.State != store.EntryDone || !ent.UndoAt.Equal(ent.CreatedAt.Add(time.Hour)) {
+		t.Fatalf("reconciled access: state %s, ends %s (created %s)", ent.State, ent.UndoAt, ent.CreatedAt)
+	}
+	name := ent.Args["user"]
+	e.advance(time.Hour)
+	e.result(card, "by the bot (--for 1h ended)")
+	if e.exists(name) {
+		t.Fatal("an interrupted access was never ended")
+	}
+}
+
+// Auto-approval never covers a high-risk access, the policy refuses a jit connector where
+// access needs no approval, and a role with a comma (the journal's separator) is refused.
+func TestAccessGuards(t *testing.T) {
+	p := testPolicy()
+	j := p.JIT["prod"]
+	j.AutoApprove = []approvals.JITAuto{{Roles: []string{"read@*"}, Who: approvals.Group{Users: []string{dev}}}}
+	p.JIT["prod"] = j
+	e := newEnv(t, envOptions{policy: &p})
+	e.command(dev, "access prod read@admin --for 1h")
+	e.card("Request #1", "access", "read@admin")
+	e.private(dev, "Request #1", "is waiting for approval")
+	e.command(dev, `access prod "read,x@shop" --for 1h`)
+	e.private(dev, "may not contain a comma", "Nothing was requested")
+
+	open := p
+	open.Require = []string{"grant-role"}
+	if err := open.Validate([]string{"grant-role", "access"}, []string{"prod"}); err == nil || !strings.Contains(err.Error(), "access needs no approval on prod") {
+		t.Fatalf("a jit connector whose access needs no approval: %v", err)
+	}
 }

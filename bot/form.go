@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"mongobot/approvals"
 	"mongobot/commands"
 	"mongobot/connector"
 )
@@ -24,6 +25,9 @@ import (
 type Form struct {
 	Title  string
 	Submit string
+	// Note, when set, is said above the fields; a form with a note and no fields cannot be
+	// submitted (the person may not use the bot, say).
+	Note   string
 	Fields []FormField
 }
 
@@ -94,13 +98,21 @@ var durations = []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour, 4 * 
 // RequestForm is the request form for user, with the fields the chosen action needs and the
 // values given so far. It asks no server, so it answers within a chat platform's short
 // windows (Slack gives 3 seconds to open a modal).
-func (b *Bot) RequestForm(_ context.Context, user string, values map[string]string) Form {
+func (b *Bot) RequestForm(ctx context.Context, user string, values map[string]string) Form {
+	f := Form{Title: "MongoDB request", Submit: "Request"}
+	if _, err := b.mayAsk(ctx, user); err != nil {
+		f.Note = capital(err.Error()) + "."
+		return f
+	}
+	actions := formActions
+	if !slices.ContainsFunc(b.connectorNames(), func(c string) bool { _, ok := b.cfg.Policy.JITFor(c); return ok }) {
+		actions = actions[1:] // no connector offers just-in-time access
+	}
 	action := values["action"]
-	if !slices.ContainsFunc(formActions, func(o Option) bool { return o.Value == action }) {
+	if !slices.ContainsFunc(actions, func(o Option) bool { return o.Value == action }) {
 		action = ""
 	}
-	f := Form{Title: "MongoDB request", Submit: "Request"}
-	f.Fields = append(f.Fields, FormField{ID: "action", Label: "What do you need?", Kind: FieldChoice, Options: formActions, Value: action, Refresh: true})
+	f.Fields = append(f.Fields, FormField{ID: "action", Label: "What do you need?", Kind: FieldChoice, Options: actions, Value: action, Refresh: true})
 	if action == "" {
 		return f
 	}
@@ -165,6 +177,9 @@ func (b *Bot) RequestForm(_ context.Context, user string, values map[string]stri
 				ds = append(ds, Option{commands.FormatDuration(d), commands.FormatDuration(d)})
 			}
 		}
+		if len(ds) == 0 || longest < durations[len(durations)-1] && !slices.ContainsFunc(ds, func(o Option) bool { return o.Value == commands.FormatDuration(longest) }) {
+			ds = append(ds, Option{commands.FormatDuration(longest), commands.FormatDuration(longest) + " (the longest)"})
+		}
 		f.Fields = append(f.Fields, FormField{ID: "for", Label: "For how long", Kind: FieldChoice, Options: ds, Value: values["for"],
 			Optional: action != commands.Access, Hint: map[bool]string{true: "The bot ends it by itself when the time is up.", false: "Leave empty for good; the bot ends it by itself when the time is up."}[action == commands.Access]})
 	}
@@ -177,7 +192,7 @@ func (b *Bot) RequestForm(_ context.Context, user string, values map[string]stri
 // chosen so far: the connector's users, or roles. The connector is asked at most once per
 // optionsTTL for its users; ctx bounds the wait (a platform gives a few seconds).
 func (b *Bot) FormOptions(ctx context.Context, user string, values map[string]string, field, query string) []Option {
-	if _, err := b.mayRequest(ctx, user); err != nil {
+	if _, err := b.mayAsk(ctx, user); err != nil {
 		return nil
 	}
 	m, err := b.connector(values["connector"])
@@ -193,7 +208,7 @@ func (b *Bot) FormOptions(ctx context.Context, user string, values map[string]st
 	}
 	switch field {
 	case "user":
-		users, _ := b.options.users(ctx, b, m)
+		users, _ := b.usersOf(ctx, m)
 		for _, u := range users {
 			add(u.UserRef.String())
 		}
@@ -203,7 +218,7 @@ func (b *Bot) FormOptions(ctx context.Context, user string, values map[string]st
 			if err != nil {
 				return nil
 			}
-			users, _ := b.options.users(ctx, b, m)
+			users, _ := b.usersOf(ctx, m)
 			for _, x := range users {
 				if x.UserRef == u {
 					for _, r := range x.Roles {
@@ -217,13 +232,16 @@ func (b *Bot) FormOptions(ctx context.Context, user string, values map[string]st
 		if _, d, ok := strings.Cut(query, "@"); ok && connector.ValidateDB(d) == nil {
 			db = d
 		}
-		release, _ := b.reading(ctx, m)
-		if release == nil {
-			return nil
-		}
-		defer release()
-		roles, _ := m.Roles(ctx, db)
-		for _, r := range roles {
+		roles, _ := b.options.get(b, m.Name()+"\x00roles\x00"+db, func() (any, error) {
+			release, why := b.reading(ctx, m)
+			if release == nil {
+				return nil, errors.New(why)
+			}
+			defer release()
+			return m.Roles(ctx, db)
+		})
+		rs, _ := roles.([]connector.Role)
+		for _, r := range rs {
 			add(r.String())
 		}
 	}
@@ -243,45 +261,66 @@ func parseUserRef(s string) (connector.UserRef, error) {
 	return u, connector.ValidateDB(u.DB)
 }
 
-// optionsTTL is how long a connector's users are kept for a form's choices: long enough
-// that typing does not ask the server at each letter, short enough that a new user shows.
+// optionsTTL is how long what a connector lists for a form's choices (its users, the roles
+// of a database) is kept: long enough that typing does not ask the server at each letter,
+// short enough that a new user shows.
 const optionsTTL = 30 * time.Second
 
-// optionCache keeps each connector's users briefly, for forms.
+// optionCache keeps what connectors listed for forms, briefly, by key.
 type optionCache struct {
-	mu     sync.Mutex
-	byConn map[string]cachedUsers
+	mu    sync.Mutex
+	byKey map[string]cachedList
 }
 
-type cachedUsers struct {
-	at    time.Time
-	users []connector.User
+type cachedList struct {
+	at   time.Time
+	list any
 }
 
-// users are m's users, from the cache when they are fresh.
-func (c *optionCache) users(ctx context.Context, b *Bot, m Mongo) ([]connector.User, error) {
+// get is the list kept under key when it is fresh, or what load gives (kept when it works).
+func (c *optionCache) get(b *Bot, key string, load func() (any, error)) (any, error) {
 	c.mu.Lock()
-	cu, ok := c.byConn[m.Name()]
+	cl, ok := c.byKey[key]
 	c.mu.Unlock()
-	if ok && b.now().Sub(cu.at) < optionsTTL {
-		return cu.users, nil
+	if ok && b.now().Sub(cl.at) < optionsTTL {
+		return cl.list, nil
 	}
-	release, why := b.reading(ctx, m)
-	if release == nil {
-		return cu.users, errors.New(why)
-	}
-	defer release()
-	users, err := m.Users(ctx, "")
+	list, err := load()
 	if err != nil {
-		return cu.users, err
+		return cl.list, err
 	}
 	c.mu.Lock()
-	if c.byConn == nil {
-		c.byConn = map[string]cachedUsers{}
+	if c.byKey == nil {
+		c.byKey = map[string]cachedList{}
 	}
-	c.byConn[m.Name()] = cachedUsers{at: b.now(), users: users}
+	c.byKey[key] = cachedList{at: b.now(), list: list}
 	c.mu.Unlock()
-	return users, nil
+	return list, nil
+}
+
+// usersOf are m's users, for a form's choices.
+func (b *Bot) usersOf(ctx context.Context, m Mongo) ([]connector.User, error) {
+	list, err := b.options.get(b, m.Name()+"\x00users", func() (any, error) {
+		release, why := b.reading(ctx, m)
+		if release == nil {
+			return nil, errors.New(why)
+		}
+		defer release()
+		return m.Users(ctx, "")
+	})
+	users, _ := list.([]connector.User)
+	return users, err
+}
+
+// formAsk bounds how long a form waits to know whether the person may use the bot (their
+// user groups): the platform's window for the answer is short.
+const formAsk = 1500 * time.Millisecond
+
+// mayAsk is mayRequest within formAsk.
+func (b *Bot) mayAsk(ctx context.Context, user string) (approvals.Who, error) {
+	ctx, cancel := context.WithTimeout(ctx, formAsk)
+	defer cancel()
+	return b.mayRequest(ctx, user)
 }
 
 // SubmitForm runs a filled-in request form as the slash command it stands for. It returns
@@ -289,14 +328,32 @@ func (c *optionCache) users(ctx context.Context, b *Bot, m Mongo) ([]connector.U
 // started the request (its outcome is told like a typed command's). It asks no server
 // before returning, so a platform's short window for the answer is kept.
 func (b *Bot) SubmitForm(ctx context.Context, s FormSubmission) map[string]string {
+	if _, err := b.mayAsk(ctx, s.User); err != nil {
+		return map[string]string{"action": "Sorry, " + err.Error() + "."}
+	}
 	vals := map[string]string{}
 	for k, v := range s.Values {
 		vals[k] = strings.TrimSpace(v)
 	}
+	// An error goes on a field the person sees; one about anything else, on the action.
+	shown := map[string]bool{}
+	for _, f := range b.RequestForm(ctx, s.User, vals).Fields {
+		shown[f.ID] = true
+	}
+	onShown := func(errs map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range errs {
+			if !shown[k] {
+				k = "action"
+			}
+			out[k] = v
+		}
+		return out
+	}
 	if u := vals["user"]; u != "" && vals["action"] != commands.CreateReadOnlyUser {
 		ref, err := parseUserRef(u)
 		if err != nil {
-			return map[string]string{"user": sentence(err)}
+			return onShown(map[string]string{"user": sentence(err)})
 		}
 		vals["user"], vals["authdb"] = ref.User, ref.DB
 		if ref.DB == "admin" {
@@ -305,19 +362,19 @@ func (b *Bot) SubmitForm(ctx context.Context, s FormSubmission) map[string]strin
 	}
 	cmd, err := commands.FromForm(commands.Form{Verb: vals["action"], Fields: vals})
 	if err != nil {
-		return formError(err)
+		return onShown(formError(err))
 	}
 	if _, err := b.connector(cmd.Connector); err != nil {
-		return map[string]string{"connector": capital(err.Error()) + "."}
+		return onShown(map[string]string{"connector": capital(err.Error()) + "."})
 	}
 	in := Invocation{User: s.User, UserName: s.UserName, Channel: s.Channel, Key: s.Key}
 	if cmd.Verb == commands.Access {
 		if err := b.prepareAccess(in, &cmd); err != nil {
-			return formError(err)
+			return onShown(formError(err))
 		}
 	}
 	if err := validate(cmd); err != nil {
-		return formError(err)
+		return onShown(formError(err))
 	}
 	// Counted as work before this returns, so that whoever waits for the bot to be quiet
 	// (Shutdown, a console between lines) waits for it too.

@@ -1,7 +1,12 @@
 package bot_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +15,37 @@ import (
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 )
+
+var flagViews = flag.String("write-views", "", "write the request form and a home tab as the bot sent them (Block Kit JSON) to this folder (docs/views)")
+
+// writeView writes the view of the last call to method as the bot sent it, for the README
+// (go test ./bot -run 'TestRequestForm|TestAppHome' -write-views ../docs/views).
+func (e *env) writeView(method, file string) {
+	e.t.Helper()
+	if *flagViews == "" {
+		return
+	}
+	var last string
+	for _, c := range e.slack.Calls() {
+		if c.Method == method && c.Error == "" {
+			last = c.Args.Get("json")
+		}
+	}
+	var body struct {
+		View json.RawMessage `json:"view"`
+	}
+	if err := json.Unmarshal([]byte(last), &body); err != nil {
+		e.t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, body.View, "", "  "); err != nil {
+		e.t.Fatal(err)
+	}
+	out.WriteString("\n")
+	if err := os.WriteFile(filepath.Join(*flagViews, file), out.Bytes(), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
 
 // modal waits for user's latest modal to satisfy cond.
 func (e *env) modal(what, user string, cond func(slacktest.View) bool) slacktest.View {
@@ -108,6 +144,7 @@ func TestRequestForm(t *testing.T) {
 		t.Fatalf("%d requests after refused submissions", len(rs))
 	}
 
+	e.writeView("views.update", "request-form.json")
 	e.slack.Fill(v, "role", "read@shop")
 	e.slack.Fill(v, "for", "4h")
 	e.slack.Fill(v, "reason", "OPS-7 <!channel>")
@@ -142,11 +179,22 @@ func TestRequestForm(t *testing.T) {
 	if errs, _ = e.slack.Submit(bob, a); !strings.Contains(errs["roles"], "root@admin is not offered") {
 		t.Fatalf("errors %v, want one on roles", errs)
 	}
+	e.slack.Fill(a, "roles", " , ")
+	if errs, _ = e.slack.Submit(bob, a); !strings.Contains(errs["roles"], "needs <role>") {
+		t.Fatalf("errors %v, want one on roles", errs)
+	}
 	e.slack.Fill(a, "roles", "read@shop")
 	if errs, err = e.slack.Submit(bob, a); err != nil || errs != nil {
 		t.Fatalf("submission refused: %v, %v", errs, err)
 	}
 	e.card("Request #2", "access `jit-u0bob-", "with `read@shop`")
+
+	// Someone who may not use the bot gets a form that says so, and cannot submit it.
+	e.command(eve, "")
+	ev := e.modal("eve's form", eve, func(v slacktest.View) bool { return true })
+	if _, ok := ev.Field("action"); ok || !strings.Contains(ev.All(), "not on the list of people who may use this bot") {
+		t.Fatalf("eve's form: %s", ev.All())
+	}
 	e.checkNoSecrets()
 }
 
@@ -172,6 +220,7 @@ func TestAppHome(t *testing.T) {
 	e.acked(id)
 	e.result(card, "*Done*")
 	e.home(alice, "Waiting for your approval* (1)")
+	e.writeView("views.publish", "home.json")
 
 	// dev's home: the pending request with Cancel, the temporary grant with its time left.
 	if _, err := e.slack.HomeOpened(dev); err != nil {

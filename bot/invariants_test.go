@@ -194,7 +194,7 @@ func checkerPolicy(v int) approvals.Policy {
 		p.JIT["prod"] = j
 	}
 	if v&4 != 0 { // revokes and unlocks need no approval
-		p.Require = []string{"rotate-password", "grant-role", "create-readonly-user", "drop-user", "lock-user", "schedule", "unschedule"}
+		p.Require = []string{"rotate-password", "grant-role", "create-readonly-user", "drop-user", "lock-user", "schedule", "unschedule", "access"}
 	}
 	return p
 }
@@ -1022,7 +1022,16 @@ func (w *world) checkJITUsers(es []store.Entry, msgs []slacktest.Message) {
 			continue
 		}
 		e := es[i]
-		if e.UndoAt.IsZero() || now.Before(e.UndoAt.Add(11*time.Minute)) {
+		switch {
+		case e.State == store.EntryExecuting:
+			continue // its outcome is still being found out
+		case e.State == store.EntryUnknown || e.State == store.EntryDone && e.UndoAt.IsZero():
+			w.problem("just-in-time user %s exists, but its access (journal #%d, %s) has no end planned: nothing will drop it", ref.User, e.ID, e.State)
+			continue
+		case e.State == store.EntryRolledBack:
+			w.problem("just-in-time user %s exists, but its access (journal #%d) is journaled as ended", ref.User, e.ID)
+			continue
+		case now.Before(e.UndoAt.Add(11 * time.Minute)):
 			continue
 		}
 		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)

@@ -162,7 +162,9 @@ func (b *Bot) reconcileEntry(ctx context.Context, e store.Entry, why string) boo
 		role, _ := connector.ParseRole(e.Args["role"])
 		has := now.HasRole(role)
 		applied(has == (e.Action == commands.GrantRole), "the server shows the change applied", "the server shows it was not applied; nothing changed")
-	case commands.CreateReadOnlyUser:
+	case commands.CreateReadOnlyUser, commands.Access:
+		// An access found applied keeps its end (the journaled start plus --for): its user
+		// is dropped on time like any other.
 		settled = b.reconcileCreate(ctx, m, e, u, before, now, why)
 	case actionCreateTwin:
 		applied(now.Exists, "the twin exists (the next rotation of the pair gives it its password)", "the twin was not created; nothing changed")
@@ -249,7 +251,7 @@ func (b *Bot) reconcileRollback(ctx context.Context, e store.Entry, now connecto
 // that Roll back still works. Nil when there is none (rotations, drops) or the state before
 // is unknown.
 func reconciledChange(e store.Entry, before, now connector.UserState) *connector.Change {
-	if !before.Exists && e.Action != commands.CreateReadOnlyUser {
+	if !before.Exists && e.Action != commands.CreateReadOnlyUser && e.Action != commands.Access {
 		return nil
 	}
 	ch := &connector.Change{Action: e.Action, Connector: e.Connector, User: target(e.Args), Before: before, After: now}
@@ -266,7 +268,7 @@ func reconciledChange(e store.Entry, before, now connector.UserState) *connector
 			return nil
 		}
 		ch.Undo = &connector.Undo{Action: connector.UndoGrantRole, Role: &role, Describe: fmt.Sprintf("grant %s to %s again", role, ch.User)}
-	case commands.CreateReadOnlyUser:
+	case commands.CreateReadOnlyUser, commands.Access:
 		ch.Undo = &connector.Undo{Action: connector.UndoDropUser, Describe: fmt.Sprintf("drop %s", ch.User)}
 	case commands.LockUser:
 		ch.Undo = &connector.Undo{Action: connector.UndoSetRestrictions, Restrictions: before.Restrictions, Describe: fmt.Sprintf("unlock %s (restore its previous authentication restrictions)", ch.User)}

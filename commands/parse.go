@@ -156,7 +156,7 @@ type Form struct {
 // through the same checks; an error names the field it is about (Error.Field). Unlike typed
 // text, nothing is split or unquoted: each field is one word, whatever it holds (roles
 // excepted, which are separated by spaces or commas).
-func FromForm(f Form) (Command, error) {
+func FromForm(f Form) (c Command, err error) {
 	v, ok := lookup(f.Verb)
 	if !ok || !v.mutating {
 		return Command{}, &Error{Field: "action", Msg: fmt.Sprintf("%q is not an action a form can ask for.", short(f.Verb))}
@@ -172,6 +172,13 @@ func FromForm(f Form) (Command, error) {
 		}
 		words = append(words, f.Fields[a])
 	}
+	defer func() {
+		// access's roles are one field of the form, however many words they give.
+		var e *Error
+		if v.more != "" && errors.As(err, &e) && e.Field == "role" {
+			e.Field = "roles"
+		}
+	}()
 	for _, flag := range append(append([]string{}, v.flags...), reasonFlag) {
 		val := f.Fields[formField(flag)]
 		switch {

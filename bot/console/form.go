@@ -44,6 +44,11 @@ func (c *Adapter) startForm(ctx context.Context, f Forms) {
 func (c *Adapter) askNext(ctx context.Context, f Forms) {
 	tf := c.form
 	form := f.RequestForm(ctx, tf.user, tf.values)
+	if len(form.Fields) == 0 {
+		c.form = nil
+		c.say("  ! %s", form.Note)
+		return
+	}
 	for _, fl := range form.Fields {
 		if !tf.done[fl.ID] {
 			tf.field, tf.choices = fl, fl.Options
@@ -58,10 +63,20 @@ func (c *Adapter) askNext(ctx context.Context, f Forms) {
 		return
 	}
 	ids := make([]string, 0, len(errs))
+	again := false // an error on a field that can be asked again
 	for id := range errs {
 		ids = append(ids, id)
+		again = again || slices.ContainsFunc(form.Fields, func(fl bot.FormField) bool { return fl.ID == id })
 	}
 	slices.Sort(ids)
+	if !again {
+		c.form = nil
+		for _, id := range ids {
+			c.say("  ! %s", errs[id])
+		}
+		c.say("  (nothing was requested)")
+		return
+	}
 	for _, id := range ids {
 		c.say("  ! %s: %s", id, errs[id])
 		delete(tf.done, id)

@@ -48,13 +48,19 @@ type formMeta struct {
 	Channel string `json:"c,omitempty"`
 }
 
-// openForm opens the request form for user with trigger, values filled in.
-func (s *Adapter) openForm(ctx context.Context, f Forms, trigger, user, channel string, values map[string]string) {
-	ctx, cancel := context.WithTimeout(ctx, answerWithin)
+// openForm opens the request form for user with trigger, values filled in. It runs on its
+// own goroutine without waiting for a work slot: the trigger lives 3 seconds from the click
+// (received), and the form asks no server. When it cannot be opened, the person is told.
+func (s *Adapter) openForm(ctx context.Context, f Forms, received time.Time, trigger, user, channel string) {
+	ctx, cancel := context.WithDeadline(ctx, received.Add(answerWithin))
 	defer cancel()
-	view := modal(f.RequestForm(ctx, user, values), formMeta{Channel: channel})
+	view := modal(f.RequestForm(ctx, user, nil), formMeta{Channel: channel})
 	if _, err := s.api.OpenViewContext(ctx, trigger, view); err != nil {
 		s.log.Error("views.open", "user", user, "err", err)
+		msg := bot.Message{Text: "The request form could not be opened just now (Slack gives the bot 3 seconds, and it took longer or Slack refused). Try again, or type the command: `" + s.slash + " help` lists them."}
+		if _, derr := s.DM(context.WithoutCancel(ctx), user, msg); derr != nil {
+			s.log.Error("tell that the form did not open", "user", user, "err", derr)
+		}
 	}
 }
 
@@ -82,25 +88,34 @@ func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, cb slac
 		}
 	}
 	wctx := context.WithoutCancel(ctx)
+	received := time.Now()
 	switch {
 	case cb.Type == slack.InteractionTypeShortcut && cb.CallbackID == shortcutCallback:
 		ack(nil)
-		go func() { s.slot(); defer s.free(); s.openForm(wctx, f, cb.TriggerID, cb.User.ID, "", nil) }()
+		go s.openForm(wctx, f, received, cb.TriggerID, cb.User.ID, "")
 	case cb.Type == slack.InteractionTypeBlockSuggestion && cb.View.CallbackID == formCallback:
-		actx, cancel := context.WithTimeout(wctx, answerWithin)
-		defer cancel()
-		opts := f.FormOptions(actx, cb.User.ID, formValues(cb.View.State), cb.ActionID, cb.Value)
-		ack(map[string]any{"options": options(opts)})
+		// The lookup may ask the connector: never in the loop that reads the socket. The
+		// answer is the ack, due within 3 seconds of the envelope.
+		go func() {
+			actx, cancel := context.WithDeadline(wctx, received.Add(answerWithin))
+			defer cancel()
+			opts := f.FormOptions(actx, cb.User.ID, formValues(cb.View.State), cb.ActionID, cb.Value)
+			ack(map[string]any{"options": options(opts)})
+		}()
 	case cb.Type == slack.InteractionTypeViewSubmission && cb.View.CallbackID == formCallback:
 		var meta formMeta
 		_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
-		errs := f.SubmitForm(wctx, bot.FormSubmission{User: cb.User.ID, UserName: cb.User.Name, Channel: meta.Channel,
-			Values: formValues(cb.View.State), Key: deliveryKey(cb.TriggerID, evt.Request)})
-		if len(errs) > 0 {
-			ack(map[string]any{"response_action": "errors", "errors": errs})
-			return true
-		}
-		ack(nil) // closes the modal; the request's messages follow
+		go func() {
+			actx, cancel := context.WithDeadline(wctx, received.Add(answerWithin))
+			defer cancel()
+			errs := f.SubmitForm(actx, bot.FormSubmission{User: cb.User.ID, UserName: cb.User.Name, Channel: meta.Channel,
+				Values: formValues(cb.View.State), Key: deliveryKey(cb.TriggerID, evt.Request)})
+			if len(errs) > 0 {
+				ack(map[string]any{"response_action": "errors", "errors": errs})
+				return
+			}
+			ack(nil) // closes the modal; the request's messages follow
+		}()
 	case cb.Type == slack.InteractionTypeBlockActions && cb.View.Type == slack.VTModal && cb.View.CallbackID == formCallback:
 		// A field other fields depend on changed: show the form again with what it needs.
 		ack(nil)
@@ -119,7 +134,7 @@ func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, cb slac
 		ack(nil)
 		for i, a := range cb.ActionCallback.BlockActions {
 			if a.ActionID == bot.ActOpenForm {
-				go func() { s.slot(); defer s.free(); s.openForm(wctx, f, cb.TriggerID, cb.User.ID, "", nil) }()
+				go s.openForm(wctx, f, received, cb.TriggerID, cb.User.ID, "")
 				continue
 			}
 			c := bot.Click{User: cb.User.ID, Home: true, Action: a.ActionID, Value: a.Value,
@@ -174,15 +189,21 @@ func modal(f bot.Form, meta formMeta) slack.ModalViewRequest {
 		md = "" // the answers then go by direct message
 	}
 	var bs []slack.Block
+	if f.Note != "" {
+		bs = append(bs, slack.NewSectionBlock(mrkdwn(cut(f.Note, maxSection)), nil, nil))
+	}
 	for _, fl := range f.Fields {
 		if len(bs) == maxViewBlocks {
 			break
 		}
 		bs = append(bs, inputBlock(fl))
 	}
-	return slack.ModalViewRequest{Type: slack.VTModal, CallbackID: formCallback, PrivateMetadata: md,
-		Title: plain(cut(f.Title, maxTitle)), Submit: plain(cut(f.Submit, maxTitle)), Close: plain("Cancel"),
-		Blocks: slack.Blocks{BlockSet: bs}}
+	v := slack.ModalViewRequest{Type: slack.VTModal, CallbackID: formCallback, PrivateMetadata: md,
+		Title: plain(cut(f.Title, maxTitle)), Close: plain("Cancel"), Blocks: slack.Blocks{BlockSet: bs}}
+	if len(f.Fields) > 0 {
+		v.Submit = plain(cut(f.Submit, maxTitle)) // a modal without inputs may have no Submit
+	}
+	return v
 }
 
 func plain(s string) *slack.TextBlockObject {

@@ -306,6 +306,7 @@ func (s *Adapter) Run(ctx context.Context, h bot.Handler) error {
 // the ack (a form's submission, an option lookup) are answered there, within Slack's window
 // (forms.go).
 func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Handler) {
+	received := time.Now()
 	switch evt.Type {
 	case socketmode.EventTypeInteractive:
 		if cb, ok := evt.Data.(slack.InteractionCallback); ok && cb.Type != slack.InteractionTypeBlockActions || ok && cb.View.ID != "" {
@@ -352,7 +353,7 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 		}
 		if f, ok := h.(Forms); ok && strings.TrimSpace(cmd.Text) == "" {
 			// /mongo alone opens the request form (SPEC).
-			go func() { s.slot(); defer s.free(); s.openForm(wctx, f, cmd.TriggerID, cmd.UserID, cmd.ChannelID, nil) }()
+			go s.openForm(wctx, f, received, cmd.TriggerID, cmd.UserID, cmd.ChannelID)
 			return
 		}
 		in := bot.Invocation{User: cmd.UserID, UserName: cmd.UserName, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
