@@ -61,9 +61,10 @@ type Rule struct {
 	Approvers   *Group
 	Quorum      int
 	ExpireAfter time.Duration
-	// AllowSelfApproval and Require override when not nil.
+	// AllowSelfApproval, Require and RequireReason override when not nil.
 	AllowSelfApproval *bool
 	Require           *bool
+	RequireReason     *bool
 }
 
 func (r Rule) matches(action, connector string, risk Risk) bool {
@@ -80,6 +81,8 @@ type Policy struct {
 	Quorum            int
 	ExpireAfter       time.Duration
 	AllowSelfApproval bool
+	// RequireReason refuses requests without --reason (a ticket, an incident).
+	RequireReason bool
 	// Require lists the actions that need approval; nil means DefaultRequire.
 	Require []string
 	Rules   []Rule
@@ -106,6 +109,7 @@ type Effective struct {
 	Quorum            int
 	ExpireAfter       time.Duration
 	AllowSelfApproval bool
+	RequireReason     bool
 }
 
 // For is the policy for action on connector, for a request not judged high-risk: rules with
@@ -122,7 +126,7 @@ func (p Policy) ForRisk(action, connector string, risk Risk) Effective {
 		req = DefaultRequire
 	}
 	e := Effective{Required: slices.Contains(req, action), Approvers: p.Approvers, Quorum: p.Quorum,
-		ExpireAfter: p.ExpireAfter, AllowSelfApproval: p.AllowSelfApproval}
+		ExpireAfter: p.ExpireAfter, AllowSelfApproval: p.AllowSelfApproval, RequireReason: p.RequireReason}
 	for _, r := range p.Rules {
 		if !r.matches(action, connector, risk) {
 			continue
@@ -138,6 +142,9 @@ func (p Policy) ForRisk(action, connector string, risk Risk) Effective {
 		}
 		if r.AllowSelfApproval != nil {
 			e.AllowSelfApproval = *r.AllowSelfApproval
+		}
+		if r.RequireReason != nil {
+			e.RequireReason = *r.RequireReason
 		}
 		if r.Require != nil {
 			e.Required = *r.Require

@@ -207,3 +207,25 @@ func TestAccessGuards(t *testing.T) {
 		t.Fatalf("a jit connector whose access needs no approval: %v", err)
 	}
 }
+
+// A policy that asks for a reason refuses a request without one, typed or through the form,
+// where the reason field is then not optional.
+func TestReasonRequired(t *testing.T) {
+	p := testPolicy()
+	yes := true
+	p.Rules = append(p.Rules, approvals.Rule{Actions: []string{"access"}, RequireReason: &yes})
+	e := newEnv(t, envOptions{policy: &p})
+	e.command(dev, "access prod read@shop --for 1h")
+	e.private(dev, "The policy asks for a reason for access on prod", "Nothing was requested")
+	e.command(dev, "")
+	v := e.modal("the form", dev, func(v slacktest.View) bool { _, ok := v.Field("action"); return ok })
+	v = e.choose(dev, v, "action", "access", "roles")
+	v = e.choose(dev, v, "connector", "prod", "roles")
+	for _, b := range v.Blocks {
+		if b["block_id"] == "reason" && b["optional"] == true {
+			t.Fatal("the reason is optional in the form though the policy requires it")
+		}
+	}
+	e.command(dev, `access prod read@shop --for 1h --reason "INC-9"`)
+	e.card("Request #1", "INC-9")
+}

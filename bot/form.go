@@ -183,7 +183,10 @@ func (b *Bot) RequestForm(ctx context.Context, user string, values map[string]st
 		f.Fields = append(f.Fields, FormField{ID: "for", Label: "For how long", Kind: FieldChoice, Options: ds, Value: values["for"],
 			Optional: action != commands.Access, Hint: map[bool]string{true: "The bot ends it by itself when the time is up.", false: "Leave empty for good; the bot ends it by itself when the time is up."}[action == commands.Access]})
 	}
-	f.Fields = append(f.Fields, FormField{ID: "reason", Label: "Reason", Kind: FieldText, Value: values["reason"], Optional: true, Multiline: true,
+	// Required when the policy says so for this action here (high-risk rules are judged on
+	// submission: the form cannot know the user's state).
+	needed := b.cfg.Policy.For(action, conn).RequireReason
+	f.Fields = append(f.Fields, FormField{ID: "reason", Label: "Reason", Kind: FieldText, Value: values["reason"], Optional: !needed, Multiline: true,
 		Hint: "Shown to approvers and kept in the journal (a ticket, an incident)."})
 	return f
 }

@@ -164,6 +164,10 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 		args["risk"] = "high" // journaled with the request: the policy is judged on it again at execution
 	}
 	eff := b.policyFor(cmd.Verb, cmd.Connector, args)
+	if eff.RequireReason && strings.TrimSpace(cmd.Reason) == "" {
+		refuse("The policy asks for a reason for %s on %s: add `--reason \"<ticket or why>\"`. Nothing was requested.", cmd.Verb, esc(cmd.Connector))
+		return
+	}
 	// Never for a high-risk access (a role on admin, local or config, or root-like): the
 	// policy's rules for high risk apply to it like to any other request.
 	if cmd.Verb == commands.Access && eff.Required && args["risk"] == "" && b.jitAuto(cmd.Connector, args, who) {

@@ -113,8 +113,10 @@ type Approvals struct {
 	Quorum            int      `yaml:"quorum"`
 	ExpireAfter       Duration `yaml:"expire_after"`
 	AllowSelfApproval bool     `yaml:"allow_self_approval"`
-	Require           []string `yaml:"require"`
-	Rules             []Rule   `yaml:"rules"`
+	// RequireReason refuses requests without --reason (default false); rules may override it.
+	RequireReason bool     `yaml:"require_reason"`
+	Require       []string `yaml:"require"`
+	Rules         []Rule   `yaml:"rules"`
 }
 
 // Rule overrides the approvals policy for some actions and connectors.
@@ -128,6 +130,7 @@ type Rule struct {
 	ExpireAfter       Duration `yaml:"expire_after"`
 	AllowSelfApproval *bool    `yaml:"allow_self_approval"`
 	Require           *bool    `yaml:"require"`
+	RequireReason     *bool    `yaml:"require_reason"`
 }
 
 // Schedules configures scheduled rotations.
@@ -443,11 +446,12 @@ func (c *Config) Policy() approvals.Policy {
 		Quorum:            a.Quorum,
 		ExpireAfter:       time.Duration(a.ExpireAfter),
 		AllowSelfApproval: a.AllowSelfApproval,
+		RequireReason:     a.RequireReason,
 		Require:           a.Require,
 	}
 	for _, r := range a.Rules {
 		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Risk: approvals.Risk(r.Risk), Quorum: r.Quorum,
-			ExpireAfter: time.Duration(r.ExpireAfter), AllowSelfApproval: r.AllowSelfApproval, Require: r.Require}
+			ExpireAfter: time.Duration(r.ExpireAfter), AllowSelfApproval: r.AllowSelfApproval, Require: r.Require, RequireReason: r.RequireReason}
 		if r.Approvers != nil {
 			g := approvals.Group(*r.Approvers)
 			pr.Approvers = &g
