@@ -71,10 +71,12 @@ sleep 0.15
 // with it, over and over, counting the logins that fail.
 type application struct {
 	ok, failed atomic.Int64
-	stop       chan struct{}
-	done       sync.WaitGroup
-	mu         sync.Mutex
-	seen       []string // every password it read, for the secrets scan
+	// cycles counts the reads of the secret whose login has finished.
+	cycles atomic.Int64
+	stop   chan struct{}
+	done   sync.WaitGroup
+	mu     sync.Mutex
+	seen   []string // every password it read, for the secrets scan
 }
 
 func runApplication(t *testing.T, e *env, v *vaulttest.Server, path string, every time.Duration) *application {
@@ -98,6 +100,7 @@ func runApplication(t *testing.T, e *env, v *vaulttest.Server, path string, ever
 			} else {
 				a.ok.Add(1)
 			}
+			a.cycles.Add(1)
 		}
 	})
 	return a
@@ -134,8 +137,11 @@ func scanExec(t *testing.T, app *appSide, passwords []string) {
 }
 
 // rotations runs n scheduled rotations (every 5 minutes on the bot's clock), each with no
-// click, giving the application time to re-read its secret between them.
-func rotations(t *testing.T, e *env, n int) {
+// click. Between two, the application re-reads its secret and logs in twice: in five real
+// minutes it would have done so thousands of times, and a read made before a delivery must
+// have finished its login before the next rotation, as it would have. (A fixed 60 ms pause
+// here once let a read stalled by the race detector log in after the next rotation.)
+func rotations(t *testing.T, e *env, n int, a *application) {
 	t.Helper()
 	for i := range n {
 		e.advance(5 * time.Minute)
@@ -143,7 +149,8 @@ func rotations(t *testing.T, e *env, n int) {
 		e.message(fmt.Sprintf("scheduled rotation %d", i+1), func(m slacktest.Message) bool {
 			return m.Channel == "C0SCHED" && strings.Contains(m.All(), want) && strings.Count(allResults(e), want) >= i+1
 		})
-		time.Sleep(60 * time.Millisecond)
+		c := a.cycles.Load()
+		waitUntil(t, "the application to read its secret again", func() bool { return a.cycles.Load() >= c+2 })
 	}
 	if n := e.bot.DeliveryPending(); n != 0 {
 		t.Fatalf("%d deliveries pending after the rotations", n)
@@ -183,7 +190,7 @@ func TestScheduledDeliveryAlternatingUsersZeroFailedLogins(t *testing.T) {
 	e.message("the schedule confirmed", slacktest.Containing("Schedule #1 is active", "Each run changes whichever of `orders_a@admin` and `orders_b@admin` applications do not use"))
 
 	a := runApplication(t, e, v, "apps/orders", 5*time.Millisecond)
-	rotations(t, e, 20)
+	rotations(t, e, 20, a)
 	a.halt(e)
 	t.Logf("alternating users: %d logins by the application over 20 scheduled rotations, %d failed", a.ok.Load()+a.failed.Load(), a.failed.Load())
 	if a.ok.Load() < 100 {
@@ -220,7 +227,7 @@ func TestScheduledDeliverySingleUserCountsTheWindow(t *testing.T) {
 	e.clock.Add(-e.clock.Now().Sub(e.clock.Now().Truncate(5 * time.Minute)))
 	e.schedule("reports", "*/5 * * * *")
 	a := runApplication(t, e, v, "apps/reports", 5*time.Millisecond)
-	rotations(t, e, 20)
+	rotations(t, e, 20, a)
 	a.halt(e)
 	t.Logf("one user: %d logins by the application over 20 scheduled rotations, %d failed (the window between MongoDB and the secret store)", a.ok.Load()+a.failed.Load(), a.failed.Load())
 	if a.failed.Load() == 0 {
