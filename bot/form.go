@@ -96,8 +96,9 @@ var durations = []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour, 4 * 
 	24 * time.Hour, 3 * 24 * time.Hour, 7 * 24 * time.Hour}
 
 // RequestForm is the request form for user, with the fields the chosen action needs and the
-// values given so far. It asks no server, so it answers within a chat platform's short
-// windows (Slack gives 3 seconds to open a modal).
+// values given so far. It asks no MongoDB server, and waits at most formAsk for the person's
+// user groups, so it answers within a chat platform's short windows (Slack gives 3 seconds
+// to open a modal). Someone who may not use the bot gets a form that says so, and no fields.
 func (b *Bot) RequestForm(ctx context.Context, user string, values map[string]string) Form {
 	f := Form{Title: "MongoDB request", Submit: "Request"}
 	if _, err := b.mayAsk(ctx, user); err != nil {
@@ -134,11 +135,7 @@ func (b *Bot) RequestForm(ctx context.Context, user string, values map[string]st
 			Hint: fmt.Sprintf("one of %d connectors; `%s connectors` lists them", len(opts), b.cfg.Slash)})
 		conn = values["connector"]
 	} else {
-		hint := ""
-		if action == commands.Access && len(opts) == 0 {
-			hint = "No connector offers just-in-time access (a `jit` section in its config)."
-		}
-		f.Fields = append(f.Fields, FormField{ID: "connector", Label: "Connector", Kind: FieldChoice, Options: opts, Value: conn, Refresh: true, Hint: hint})
+		f.Fields = append(f.Fields, FormField{ID: "connector", Label: "Connector", Kind: FieldChoice, Options: opts, Value: conn, Refresh: true})
 	}
 	switch action {
 	case commands.Access:

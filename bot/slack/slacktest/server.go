@@ -280,14 +280,19 @@ func (s *Server) web(method string, h func(url.Values) map[string]any) http.Hand
 		} else {
 			out = h(r.Form)
 		}
-		if ok, _ := out["ok"].(bool); !ok {
-			call.Error = str(out["error"])
-		}
-		s.calls = append(s.calls, call)
-		s.notify()
+		s.record(call, out)
 		s.mu.Unlock()
 		reply(w, out)
 	}
+}
+
+// record keeps call, answered with out. Call it with s.mu held.
+func (s *Server) record(call Call, out map[string]any) {
+	if ok, _ := out["ok"].(bool); !ok {
+		call.Error = str(out["error"])
+	}
+	s.calls = append(s.calls, call)
+	s.notify()
 }
 
 func (s *Server) authTest(url.Values) map[string]any {

@@ -108,11 +108,7 @@ func (s *Server) webJSON(method string, h func(body map[string]any) map[string]a
 		default:
 			out = h(body)
 		}
-		if ok, _ := out["ok"].(bool); !ok {
-			call.Error = str(out["error"])
-		}
-		s.calls = append(s.calls, call)
-		s.notify()
+		s.record(call, out)
 		s.mu.Unlock()
 		reply(w, out)
 	}
