@@ -317,3 +317,46 @@ func (a Applied) clone() Applied {
 	a.After = a.After.clone()
 	return a
 }
+
+// UpdateUser changes user name@db directly in the emulator's state, as a control plane
+// (the Atlas stand-in) applies a change it accepted: a new password when pwd is not empty,
+// and the roles when roles is not nil. It is recorded in Applied with a zero By.
+func (s *Server) UpdateUser(name, db, pwd string, roles []Role) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[userKey{db, name}]
+	if u == nil {
+		return fmt.Errorf("mongotest: no user %s@%s", name, db)
+	}
+	before := u.snapshot()
+	var fields []string
+	if pwd != "" {
+		if err := u.setPassword(pwd, u.mechanisms); err != nil {
+			return err
+		}
+		u.pwdVersion++
+		fields = append(fields, "pwd")
+	}
+	if roles != nil {
+		u.roles = slices.Clone(roles)
+		fields = append(fields, "roles")
+	}
+	u.gen++
+	s.record(nil, "updateUser", &before, u, fields, pwd != "")
+	return nil
+}
+
+// RemoveUser drops user name@db directly, as UpdateUser changes one.
+func (s *Server) RemoveUser(name, db string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := userKey{db, name}
+	u := s.users[key]
+	if u == nil {
+		return fmt.Errorf("mongotest: no user %s@%s", name, db)
+	}
+	before := u.snapshot()
+	delete(s.users, key)
+	s.record(nil, "dropUser", &before, nil, nil, false)
+	return nil
+}
