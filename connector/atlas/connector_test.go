@@ -1,0 +1,133 @@
+package atlas_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"mongobot/connector"
+	"mongobot/connector/atlas"
+	"mongobot/connector/atlas/atlastest"
+	"mongobot/connector/mongotest"
+	"mongobot/secret"
+)
+
+// project is an Atlas project as the tests see it: the API stand-in, its cluster (the
+// emulator, which Atlas changes reach after delay) and a connector on both.
+func project(t *testing.T, delay, within time.Duration) (*atlas.Connector, *atlastest.Server, *mongotest.Server) {
+	t.Helper()
+	cluster, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	s := atlastest.New(t, atlastest.Options{ClientID: clientID, ClientSecret: clientSecret, Cluster: cluster, ApplyDelay: delay})
+	wire, err := connector.New(connector.Config{Name: "cluster0", URI: secret.New(cluster.URI())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wire.Close(context.Background()) })
+	c := atlas.NewConnector(atlas.ConnectorConfig{Name: "prod-atlas", Client: clients(t, s)["service account"], Clusters: []string{"cluster0"},
+		Verify: wire, VerifyWithin: within, VerifyEvery: 20 * time.Millisecond})
+	return c, s, cluster
+}
+
+// Every action the bot has, on Atlas: each change is accepted by the API (validated against
+// its spec), reaches the cluster after a delay, and is verified there over the wire before
+// it is reported; what Atlas cannot do is refused with its reason.
+func TestConnectorActions(t *testing.T) {
+	c, s, cluster := project(t, 150*time.Millisecond, 10*time.Second)
+	ctx := t.Context()
+	u := connector.UserRef{User: "reports", DB: "admin"}
+	var sealed secret.String
+	ch, pw, err := c.CreateReadOnlyUser(ctx, u, "shop", func(p secret.String) error { sealed = p; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed.Reveal() != pw.Reveal() || ch.Undo == nil || ch.Undo.Action != connector.UndoDropUser {
+		t.Fatalf("create: sealed first %v, undo %+v", sealed.Reveal() == pw.Reveal(), ch.Undo)
+	}
+	if !strings.Contains(strings.Join(ch.Notes, " "), "accepted by Atlas; live on the cluster after") {
+		t.Fatalf("create notes: %v", ch.Notes)
+	}
+	if !cluster.CheckPassword(mongotest.UserRef{User: "reports", DB: "admin"}, pw.Reveal()) {
+		t.Fatal("reported live, but the cluster does not have it")
+	}
+
+	rot, pw2, err := c.RotatePassword(ctx, connector.RotateOptions{User: u})
+	if err != nil || pw2.Reveal() == pw.Reveal() {
+		t.Fatalf("rotate: %v", err)
+	}
+	if err := c.Login(ctx, u, pw2); err != nil || !strings.Contains(strings.Join(rot.Notes, " "), "live on the cluster") {
+		t.Fatalf("rotate: login %v, notes %v", err, rot.Notes)
+	}
+
+	rw := connector.Role{Name: "readWrite", DB: "shop"}
+	g, err := c.GrantRole(ctx, u, rw)
+	if err != nil || !g.After.HasRole(rw) || !strings.Contains(strings.Join(g.Notes, " "), "live on the cluster after") {
+		t.Fatalf("grant: %+v, %v", g.After, err)
+	}
+	if _, err := c.GrantRole(ctx, u, rw); !errors.Is(err, connector.ErrConflict) {
+		t.Fatalf("a second grant: %v", err)
+	}
+	back, err := c.Undo(ctx, g)
+	if err != nil || back.After.HasRole(rw) {
+		t.Fatalf("undo of the grant: %+v, %v", back.After, err)
+	}
+	s.WaitApplied()
+	if snap := cluster.Snapshot()[mongotest.UserRef{User: "reports", DB: "admin"}]; len(snap.Roles) != 1 {
+		t.Fatalf("the cluster's roles after grant and undo: %v", snap.Roles)
+	}
+
+	for _, err := range []error{
+		func() error { _, err := c.LockUser(ctx, u); return err }(),
+		c.Supports(ctx, "unlock-user", false),
+		c.Supports(ctx, "rotate-password", true),
+		func() error {
+			_, _, err := c.RotatePassword(ctx, connector.RotateOptions{User: u, LogoutAll: true})
+			return err
+		}(),
+	} {
+		if !errors.Is(err, connector.ErrUnsupported) || !strings.Contains(err.Error(), "Atlas") {
+			t.Errorf("refused as %v", err)
+		}
+	}
+
+	until := time.Now().Add(2 * time.Hour)
+	a := connector.UserRef{User: "jit-dev-abc123", DB: "admin"}
+	ach, _, err := c.CreateAccessUser(ctx, a, []connector.Role{{Name: "read", DB: "shop"}}, connector.AccessOwner{ChatUser: "U0DEV", Request: 7, Until: until}, nil)
+	if err != nil || !strings.Contains(strings.Join(ach.Notes, " "), "Atlas deletes it by itself at") {
+		t.Fatalf("access: %v, %v", ach.Notes, err)
+	}
+	if gone := s.Expire(until.Add(time.Second)); len(gone) != 1 {
+		t.Fatalf("Atlas's own expiry removed %v", gone)
+	}
+
+	d, err := c.DropUser(ctx, u, func(pre connector.UserState) error {
+		if !pre.Exists {
+			t.Error("the pre-image of a drop says it does not exist")
+		}
+		return nil
+	})
+	if err != nil || d.NoUndo == "" {
+		t.Fatalf("drop: %v", err)
+	}
+	if st, err := c.State(ctx, u); err != nil || st.Exists {
+		t.Fatalf("after the drop: %+v, %v", st, err)
+	}
+}
+
+// A change Atlas accepts but its cluster does not apply in time is reported as such: never
+// as live.
+func TestConnectorSaysWhenNotLive(t *testing.T) {
+	c, _, _ := project(t, 2*time.Second, 300*time.Millisecond)
+	ch, _, err := c.CreateReadOnlyUser(t.Context(), connector.UserRef{User: "slow", DB: "admin"}, "shop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch.Warnings) == 0 || !strings.Contains(ch.Warnings[0], "not live on the cluster after 300ms") {
+		t.Fatalf("warnings %v, notes %v", ch.Warnings, ch.Notes)
+	}
+}
