@@ -90,6 +90,7 @@ type env struct {
 	commandTimeout time.Duration
 	conns          map[string]*connector.Mongo // the bot's connectors, as last started
 	dead           int
+	extra          func(e *env) map[string]bot.Mongo
 }
 
 type envOptions struct {
@@ -111,6 +112,8 @@ type envOptions struct {
 	commandTimeout time.Duration
 	// dead adds that many connectors (dead00, dead01, ...) behind the proxy as well.
 	dead int
+	// extra adds connectors of other kinds (an Atlas project), made at every start.
+	extra func(e *env) map[string]bot.Mongo
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -147,7 +150,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		p = *o.policy
 	}
 	e.sched, e.actionTimeout, e.deliveries = o.schedules, o.actionTimeout, o.deliveries
-	e.limits, e.commandTimeout, e.dead = o.limits, o.commandTimeout, o.dead
+	e.limits, e.commandTimeout, e.dead, e.extra = o.limits, o.commandTimeout, o.dead, o.extra
 	if o.proxy {
 		u, err := url.Parse(e.uri)
 		if err != nil {
@@ -216,6 +219,11 @@ func (e *env) start(p approvals.Policy) {
 	sl := slack.New(slack.Config{AppToken: e.slack.AppToken, BotToken: e.slack.BotToken, APIURL: e.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second})
 	e.conns["atlas"], conns["atlas"] = atlas, atlas
+	if e.extra != nil {
+		for n, m := range e.extra(e) {
+			conns[n] = m
+		}
+	}
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: conns, Limits: e.limits,
 		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched, Deliveries: e.deliveriesNow()}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -63,10 +63,25 @@ type HTTP struct {
 
 // Connector is the credential fields of one MongoDB deployment.
 type Connector struct {
-	Name             string        `yaml:"name"`
+	Name string `yaml:"name"`
+	// Type is "mongodb" (the default: users managed over the wire) or "atlas" (through the
+	// Atlas Administration API; the connection string is then optional and only used to
+	// verify changes on the cluster).
+	Type             string        `yaml:"type"`
 	ConnectionString secret.String `yaml:"-"`
-	TLSCAFile        string        `yaml:"tls_ca_file"`
-	TLSCAPEM         string        `yaml:"tls_ca_pem"`
+	// Atlas: the project, the cluster(s) created users may reach, the API's base URL (Atlas
+	// for Government has its own), and one credential: a service account (client_id,
+	// client_secret) or an API key (public_key, private_key).
+	ProjectID    string        `yaml:"project_id"`
+	Cluster      string        `yaml:"cluster"`
+	Clusters     []string      `yaml:"clusters"`
+	BaseURL      string        `yaml:"base_url"`
+	ClientID     string        `yaml:"client_id"`
+	ClientSecret secret.String `yaml:"-"`
+	PublicKey    string        `yaml:"public_key"`
+	PrivateKey   secret.String `yaml:"-"`
+	TLSCAFile    string        `yaml:"tls_ca_file"`
+	TLSCAPEM     string        `yaml:"tls_ca_pem"`
 	// TLSCertificateKeyFile or TLSCertificateKeyPEM (not both) is the bot's own client
 	// certificate and its private key, PEM, in one: with no user in the connection string the
 	// bot logs in with it (MONGODB-X509).
@@ -174,12 +189,17 @@ type connectorYAML struct {
 	Connector            `yaml:",inline"`
 	ConnectionString     string `yaml:"connection_string"`
 	TLSCertificateKeyPEM string `yaml:"tls_certificate_key_pem"`
+	ClientSecret         string `yaml:"client_secret"`
+	PrivateKey           string `yaml:"private_key"`
 }
 
 type fileYAML struct {
 	Config     `yaml:",inline"`
 	Connectors []connectorYAML `yaml:"connectors"`
 }
+
+// atlasProject is an Atlas project id.
+var atlasProject = regexp.MustCompile(`^[a-f0-9]{24}$`)
 
 // Actions are the action names the policy may name.
 var Actions = append(append([]string{}, commands.Actions...), "schedule", "unschedule", "rollback")
@@ -245,6 +265,10 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 		cn := cy.Connector
 		cn.ConnectionString = secret.New(cy.ConnectionString)
 		cn.TLSCertificateKeyPEM = secret.New(cy.TLSCertificateKeyPEM)
+		cn.ClientSecret, cn.PrivateKey = secret.New(cy.ClientSecret), secret.New(cy.PrivateKey)
+		if cn.Cluster != "" {
+			cn.Clusters = append([]string{cn.Cluster}, cn.Clusters...)
+		}
 		c.Connectors = append(c.Connectors, cn)
 	}
 	if c.SlashCommand == "" {
@@ -370,8 +394,35 @@ func (c *Config) check(src *source) []string {
 			add("%s.name %q is used twice", f, cn.Name)
 		}
 		names = append(names, cn.Name)
-		if cn.ConnectionString.Empty() {
-			add("%s.connection_string is empty", f)
+		switch cn.Type {
+		case "", "mongodb":
+			if cn.ConnectionString.Empty() {
+				add("%s.connection_string is empty", f)
+			}
+			if cn.ProjectID != "" || cn.ClientID != "" || cn.PublicKey != "" || len(cn.Clusters) > 0 {
+				add("%s: project_id, cluster, client_id and public_key are for type: atlas", f)
+			}
+		case "atlas":
+			if !atlasProject.MatchString(cn.ProjectID) {
+				add("%s.project_id %q is not an Atlas project id (24 hexadecimal digits, in the project's settings)", f, cn.ProjectID)
+			}
+			service := cn.ClientID != "" || !cn.ClientSecret.Empty()
+			key := cn.PublicKey != "" || !cn.PrivateKey.Empty()
+			switch {
+			case service && key:
+				add("%s: give client_id/client_secret (a service account) or public_key/private_key (an API key), not both", f)
+			case service && (cn.ClientID == "" || cn.ClientSecret.Empty()):
+				add("%s: a service account needs client_id and client_secret", f)
+			case key && (cn.PublicKey == "" || cn.PrivateKey.Empty()):
+				add("%s: an API key needs public_key and private_key", f)
+			case !service && !key:
+				add("%s: type atlas needs a credential: client_id and client_secret (a service account), or public_key and private_key (an API key)", f)
+			}
+			if len(cn.Clusters) == 0 {
+				add("%s: type atlas needs cluster (or clusters): the users it creates are scoped to them, never to the whole project", f)
+			}
+		default:
+			add("%s.type %q is not mongodb or atlas", f, cn.Type)
 		}
 		if cn.TLSCAFile != "" && cn.TLSCAPEM != "" {
 			add("%s: give tls_ca_file or tls_ca_pem, not both", f)

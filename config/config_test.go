@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -565,6 +566,35 @@ deliveries:
 	for _, w := range want {
 		if !strings.Contains(all, w) {
 			t.Errorf("missing mistake %q\nin:\n%s", w, strings.Join(ms, "\n"))
+		}
+	}
+}
+
+// An Atlas connector: its credential from the environment, never in an error; the mistakes
+// that would leave it unusable each said.
+func TestAtlasConnector(t *testing.T) {
+	head := "approvals: {channel: C1, approvers: {users: [U1]}}\nconnectors:\n"
+	c, err := Parse([]byte(head+"  - {name: prod-atlas, type: atlas, project_id: 5f0c0ffee0ddba11de7ec7ed, cluster: cluster0, client_id: mdb_sa_id_1, client_secret: '${ATLAS_SECRET}'}\n"),
+		env(map[string]string{"ATLAS_SECRET": "mdb_sa_sk_from-the-environment"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := c.Connectors[0]
+	if cn.Type != "atlas" || cn.ClientSecret.Reveal() != "mdb_sa_sk_from-the-environment" || !slices.Equal(cn.Clusters, []string{"cluster0"}) || strings.Contains(fmt.Sprintf("%v %+v", cn, cn), "mdb_sa_sk") {
+		t.Fatalf("parsed %+v", cn)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"  - {name: a, type: atlas, project_id: nope, cluster: c, public_key: k, private_key: '${K}'}\n", "is not an Atlas project id"},
+		{"  - {name: a, type: atlas, project_id: 5f0c0ffee0ddba11de7ec7ed, cluster: c}\n", "type atlas needs a credential"},
+		{"  - {name: a, type: atlas, project_id: 5f0c0ffee0ddba11de7ec7ed, cluster: c, client_id: i, public_key: k, private_key: '${K}'}\n", "not both"},
+		{"  - {name: a, type: atlas, project_id: 5f0c0ffee0ddba11de7ec7ed, public_key: k, private_key: '${K}'}\n", "needs cluster"},
+		{"  - {name: a, type: atlas, project_id: 5f0c0ffee0ddba11de7ec7ed, cluster: c, public_key: k}\n", "an API key needs public_key and private_key"},
+		{"  - {name: a, type: cosmos, connection_string: x}\n", `"cosmos" is not mongodb or atlas`},
+		{"  - {name: a, connection_string: x, project_id: 5f0c0ffee0ddba11de7ec7ed}\n", "are for type: atlas"},
+	} {
+		_, err := Parse([]byte(head+tt.yaml), env(map[string]string{"K": "private-key-secret-value"}))
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "private-key-secret-value") {
+			t.Errorf("%s: %v, want %q", tt.yaml, err, tt.want)
 		}
 	}
 }

@@ -17,8 +17,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"mongobot/bot"
 	"mongobot/config"
-	"mongobot/connector"
+	"mongobot/connector/atlas"
 	"mongobot/store"
 )
 
@@ -121,6 +122,9 @@ func checkConnectors(ctx context.Context, cfg *config.Config, progress *os.File)
 
 // checkConnector is the report on one connector: its server, and what its account may do.
 func checkConnector(ctx context.Context, cfg *config.Config, i int, cn config.Connector) []checkLine {
+	if cn.Type == "atlas" {
+		return checkAtlas(ctx, cfg, i, cn)
+	}
 	m, err := newConnector(cn, cfg)
 	if err != nil {
 		return []checkLine{{fmt.Sprintf("%s: config: connectors[%d]: %v", cn.Name, i, err), true}}
@@ -128,7 +132,7 @@ func checkConnector(ctx context.Context, cfg *config.Config, i int, cn config.Co
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	info, err := m.Discover(cctx)
 	cancel()
-	closeAll(map[string]*connector.Mongo{cn.Name: m})
+	closeAll(map[string]bot.Mongo{cn.Name: m})
 	if err != nil {
 		return []checkLine{{fmt.Sprintf("%s: cannot check: %v", cn.Name, err), true}}
 	}
@@ -139,6 +143,35 @@ func checkConnector(ctx context.Context, cfg *config.Config, i int, cn config.Co
 		} else {
 			out = append(out, checkLine{fmt.Sprintf("  %-32s cannot: missing %s", a.Action, strings.Join(a.Missing, ", ")), true})
 		}
+	}
+	return out
+}
+
+// checkAtlas checks an Atlas connector without changing anything: the credential reads the
+// project's users, may manage them (a create Atlas refuses either way, telling which), and
+// the cluster answers a login, when its address is configured.
+func checkAtlas(ctx context.Context, cfg *config.Config, i int, cn config.Connector) []checkLine {
+	client, err := atlas.New(atlas.Config{BaseURL: cn.BaseURL, ProjectID: cn.ProjectID, ClientID: cn.ClientID, ClientSecret: cn.ClientSecret,
+		PublicKey: cn.PublicKey, PrivateKey: cn.PrivateKey, Timeout: 20 * time.Second})
+	if err != nil {
+		return []checkLine{{fmt.Sprintf("%s: config: connectors[%d]: %v", cn.Name, i, err), true}}
+	}
+	users, err := client.Users(ctx)
+	if err != nil {
+		return []checkLine{{fmt.Sprintf("%s: cannot check: %v", cn.Name, err), true}}
+	}
+	out := []checkLine{{text: fmt.Sprintf("%s: MongoDB Atlas project %s, %d database users; users it creates reach %s", cn.Name, cn.ProjectID, len(users), strings.Join(cn.Clusters, ", "))}}
+	switch ok, err := client.CanManage(ctx); {
+	case err != nil:
+		out = append(out, checkLine{fmt.Sprintf("  manage database users         cannot tell: %v", err), true})
+	case ok:
+		out = append(out, checkLine{text: "  manage database users         yes"})
+	default:
+		out = append(out, checkLine{"  manage database users         cannot: give the credential Project Owner, or Project Database Access Admin, on the project", true})
+	}
+	out = append(out, checkLine{text: "  lock-user, unlock-user        not on Atlas: it has no login restriction for database users"})
+	if cn.ConnectionString.Empty() {
+		out = append(out, checkLine{text: "  verify on the cluster         no connection_string: changes are reported as accepted by Atlas, not as live"})
 	}
 	return out
 }

@@ -110,7 +110,7 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 		con.SetKnown(ids)
 		fmt.Fprint(stdout, consoleIntro(con, cfgPath, groups))
 	}
-	bc := botConfig(cfg, asBot(conns), newLogger(config.Log{Level: "error"}, os.Stderr))
+	bc := botConfig(cfg, conns, newLogger(config.Log{Level: "error"}, os.Stderr))
 	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
 		return err
 	}

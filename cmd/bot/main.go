@@ -18,6 +18,7 @@ import (
 	"mongobot/bot/slack"
 	"mongobot/config"
 	"mongobot/connector"
+	"mongobot/connector/atlas"
 	"mongobot/observe"
 	"mongobot/store"
 )
@@ -128,10 +129,16 @@ func orDefault(s, def string) string {
 }
 
 // connectors makes one connector per configured deployment; nothing touches the network.
-func connectors(c *config.Config) (map[string]*connector.Mongo, error) {
-	out := map[string]*connector.Mongo{}
+func connectors(c *config.Config) (map[string]bot.Mongo, error) {
+	out := map[string]bot.Mongo{}
 	for i, cn := range c.Connectors {
-		m, err := newConnector(cn, c)
+		var m bot.Mongo
+		var err error
+		if cn.Type == "atlas" {
+			m, err = newAtlas(cn, c)
+		} else {
+			m, err = newConnector(cn, c)
+		}
 		if err != nil {
 			closeAll(out)
 			return nil, usageError{fmt.Sprintf("config: connectors[%d] (%s): %v", i, cn.Name, err)}
@@ -149,7 +156,26 @@ func newConnector(cn config.Connector, c *config.Config) (*connector.Mongo, erro
 		IdleTimeout: time.Duration(c.ConnectorIdleTimeout)})
 }
 
-func closeAll(ms map[string]*connector.Mongo) {
+// newAtlas makes an Atlas connector: the Administration API client, and, when the config
+// gives the cluster's connection string, a wire connector to verify changes there.
+func newAtlas(cn config.Connector, c *config.Config) (*atlas.Connector, error) {
+	client, err := atlas.New(atlas.Config{BaseURL: cn.BaseURL, ProjectID: cn.ProjectID, ClientID: cn.ClientID, ClientSecret: cn.ClientSecret,
+		PublicKey: cn.PublicKey, PrivateKey: cn.PrivateKey})
+	if err != nil {
+		return nil, err
+	}
+	cfg := atlas.ConnectorConfig{Name: cn.Name, Client: client, Clusters: cn.Clusters, Passwords: connector.PasswordPolicy{Length: cn.PasswordLength}}
+	if !cn.ConnectionString.Empty() {
+		wire, err := newConnector(cn, c)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Verify = wire
+	}
+	return atlas.NewConnector(cfg), nil
+}
+
+func closeAll(ms map[string]bot.Mongo) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, m := range ms {
@@ -180,15 +206,6 @@ func warnKeyFile(log *slog.Logger, st *store.Store) {
 			"(a backup, a volume snapshot) carries both the sealed passwords and their key; "+
 			"set BOT_ENCRYPTION_KEY from a secret store instead", "key_file", p)
 	}
-}
-
-// asBot is the connectors as the bot sees them.
-func asBot(conns map[string]*connector.Mongo) map[string]bot.Mongo {
-	out := map[string]bot.Mongo{}
-	for n, m := range conns {
-		out[n] = m
-	}
-	return out
 }
 
 // serve is the bot's main job.
@@ -230,7 +247,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	if err != nil {
 		return err
 	}
-	bc := botConfig(cfg, asBot(conns), log)
+	bc := botConfig(cfg, conns, log)
 	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
 		return err
 	}

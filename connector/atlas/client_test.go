@@ -180,3 +180,18 @@ func TestErrorsInWords(t *testing.T) {
 		t.Fatal("an empty call")
 	}
 }
+
+// The permission check changes nothing, and tells a read-only credential from a manager.
+func TestCanManage(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		s := atlastest.New(t, atlastest.Options{PublicKey: publicKey, PrivateKey: privateKey, ReadOnly: ro})
+		c := clients(t, s)["API key"]
+		ok, err := c.CanManage(t.Context())
+		if err != nil || ok == ro {
+			t.Fatalf("read-only %v: can manage %v, %v", ro, ok, err)
+		}
+		if users, err := c.Users(t.Context()); err != nil || len(users) != 0 {
+			t.Fatalf("the check left %d users, %v", len(users), err)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package atlas
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -112,4 +114,24 @@ func (c *Client) UpdateUser(ctx context.Context, u DatabaseUser) (DatabaseUser, 
 // DeleteUser deletes user db/name (204).
 func (c *Client) DeleteUser(ctx context.Context, db, user string) error {
 	return c.call(ctx, http.MethodDelete, userPath(c.cfg.ProjectID, db, user), nil, nil, nil, http.StatusNoContent)
+}
+
+// CanManage says, without changing anything, whether the credential may create database
+// users: it asks to create one whose deleteAfterDate is in the past, which Atlas refuses as
+// invalid (400) when the credential has the permission, and as forbidden (403) when it has
+// not. The spec does not say which check comes first; Atlas's permission check does.
+func (c *Client) CanManage(ctx context.Context) (bool, error) {
+	past := time.Unix(0, 0).UTC()
+	_, err := c.CreateUser(ctx, DatabaseUser{DatabaseName: "admin", Username: "mongobot-permission-check", Password: "never-used-0000", DeleteAfterDate: &past})
+	switch {
+	case errors.Is(err, &Error{Kind: ErrInvalid}):
+		return true, nil
+	case errors.Is(err, &Error{Kind: ErrForbidden}):
+		return false, nil
+	case err == nil:
+		// Created after all: remove it at once, and say that the probe misbehaved.
+		derr := c.DeleteUser(ctx, "admin", "mongobot-permission-check")
+		return true, fmt.Errorf("atlas: the permission check created its probe user (deleteAfterDate in the past was accepted); deleting it: %v", derr)
+	}
+	return false, err
 }

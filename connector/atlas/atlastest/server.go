@@ -52,6 +52,8 @@ type Options struct {
 	// accepts a change, then its clusters apply it.
 	Cluster    *mongotest.Server
 	ApplyDelay time.Duration
+	// ReadOnly makes the credentials those of a Project Read Only member: changes get 403.
+	ReadOnly bool
 }
 
 // Server is the stand-in. Every request it receives and every response it sends is validated
@@ -267,6 +269,10 @@ func (s *Server) handle(rec *recorder, r *http.Request, params map[string]string
 		return
 	}
 	key := params["databaseName"] + "/" + params["username"]
+	if s.o.ReadOnly && r.Method != http.MethodGet {
+		rec.fail(http.StatusForbidden, "USER_CANNOT_ACCESS_RESOURCE", "the credential lacks the permission for "+r.Method+" "+r.URL.Path)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
