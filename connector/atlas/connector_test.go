@@ -131,3 +131,29 @@ func TestConnectorSaysWhenNotLive(t *testing.T) {
 		t.Fatalf("warnings %v, notes %v", ch.Warnings, ch.Notes)
 	}
 }
+
+// Roll back refuses when the user changed in Atlas since the action (someone edited its roles
+// in the UI): the whole role list would otherwise be written over their edit.
+func TestConnectorUndoRefusesDrift(t *testing.T) {
+	c, s, _ := project(t, 10*time.Millisecond, 5*time.Second)
+	ctx := t.Context()
+	u := connector.UserRef{User: "svc", DB: "admin"}
+	if _, _, err := c.CreateReadOnlyUser(ctx, u, "shop", nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := c.GrantRole(ctx, u, connector.Role{Name: "readWrite", DB: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := clients(t, s)["service account"]
+	if _, err := client.UpdateUser(ctx, atlas.DatabaseUser{DatabaseName: "admin", Username: "svc",
+		Roles: []atlas.Role{{DatabaseName: "shop", RoleName: "read"}, {DatabaseName: "shop", RoleName: "readWrite"}, {DatabaseName: "orders", RoleName: "read"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Undo(ctx, g); !errors.Is(err, connector.ErrDrift) || !strings.Contains(err.Error(), "changed in Atlas since the action") {
+		t.Fatalf("undo after someone else's edit: %v", err)
+	}
+	if st, _ := c.State(ctx, u); len(st.Roles) != 3 {
+		t.Fatalf("the other edit was overwritten: %v", st.Roles)
+	}
+}
