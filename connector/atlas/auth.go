@@ -28,7 +28,9 @@ func authenticated(cfg Config) (*http.Client, error) {
 		}
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 			TokenURL: cfg.BaseURL + "/api/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
-		base := &http.Client{Transport: cfg.Transport}
+		// x/oauth2 fetches a token without the request's context: its own client's timeout
+		// bounds a token endpoint that does not answer.
+		base := &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout}
 		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, base)
 		return &http.Client{Transport: &tokenErrors{next: cc.Client(ctx).Transport}}, nil
 	case apiKey:
@@ -52,8 +54,15 @@ func (t *tokenErrors) RoundTrip(r *http.Request) (*http.Response, error) {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		return nil, &retrieveError{err: &Error{Op: "POST /api/oauth/token", Status: status, Kind: ErrUnauthorized, Code: re.ErrorCode,
-			Msg: fmt.Sprintf("Atlas did not give the service account a token (HTTP %d %s): check client_id and client_secret, that the secret is not expired, and that this machine's address is on the service account's access list", status, re.ErrorCode)}}
+		e := &Error{Op: "POST /api/oauth/token", Status: status, Kind: ErrUnauthorized, Code: re.ErrorCode,
+			Msg: fmt.Sprintf("Atlas did not give the service account a token (HTTP %d %s): check client_id and client_secret, that the secret is not expired, and that this machine's address is on the service account's access list", status, re.ErrorCode)}
+		switch {
+		case status == http.StatusTooManyRequests:
+			e.Kind, e.Msg = ErrRateLimited, "Atlas is rate-limiting the service account's token requests; try again in a minute"
+		case status >= 500:
+			e.Kind, e.Msg = ErrServer, fmt.Sprintf("Atlas's token endpoint failed with HTTP %d; nothing was sent; try again later", status)
+		}
+		return nil, &retrieveError{err: e}
 	}
 	return resp, err
 }

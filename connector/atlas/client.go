@@ -133,6 +133,16 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 			return nil
 		}
 		e := apiError(op, resp.StatusCode, data)
+		// A write that failed on Atlas's side (5xx, a gateway's 502 or 504 among them) may
+		// have been applied before the failure: it is not sent again, and the caller is told
+		// it may have taken effect, so the outcome is checked, not assumed. A 429 was not
+		// processed and is retried for any method.
+		write := method != http.MethodGet
+		if write && resp.StatusCode >= 500 {
+			e.MaybeApplied = true
+			e.Msg += "; whether the change took effect is checked before anything is reported"
+			return e
+		}
 		if !e.Retryable() || attempt >= c.cfg.Retries {
 			return e
 		}

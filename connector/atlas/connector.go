@@ -97,6 +97,10 @@ func toRoles(rs []Role) []connector.Role {
 	return out
 }
 
+func sortRoles(rs []connector.Role) []connector.Role {
+	return toRoles(fromRoles(rs))
+}
+
 func fromRoles(rs []connector.Role) []Role {
 	out := []Role{}
 	for _, r := range rs {
@@ -124,7 +128,10 @@ func (c *Connector) Users(ctx context.Context, db string) ([]connector.User, err
 // get reads u: its Atlas document and its state (Exists false when Atlas has none).
 func (c *Connector) get(ctx context.Context, u connector.UserRef) (DatabaseUser, connector.UserState, error) {
 	du, err := c.cfg.Client.User(ctx, u.DB, u.User)
-	if errors.Is(err, &Error{Kind: ErrNotFound}) {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrNotFound && !strings.Contains(e.Code, "GROUP") && !strings.Contains(e.Code, "PROJECT") {
+		// Absent. A 404 about the project (gone, or out of the credential's sight) is an
+		// error, not the user's absence: reconciling on it would be wrong both ways.
 		return du, connector.UserState{}, nil
 	}
 	if err != nil {
@@ -232,9 +239,11 @@ func (c *Connector) RotatePassword(ctx context.Context, o connector.RotateOption
 			return ch, secret.String{}, err
 		}
 	}
-	// PATCH takes the whole user (the spec reuses the full schema): only the password
-	// changes, the rest is sent back as read.
-	patch := DatabaseUser{DatabaseName: u.DB, Username: u.User, Password: pw.Reveal()}
+	// PATCH takes the whole user (the spec reuses the full schema) and does not say whether
+	// a field left out is kept or cleared: the user is sent back as read (its scopes and
+	// collection-scoped roles included), with only the password changed.
+	patch := du
+	patch.Password = pw.Reveal()
 	if _, err := c.cfg.Client.UpdateUser(ctx, patch); err != nil {
 		return ch, secret.String{}, c.wrap(err, "rotate the password of "+u.String())
 	}
@@ -250,9 +259,16 @@ func (c *Connector) RotatePassword(ctx context.Context, o connector.RotateOption
 func (c *Connector) setRoles(ctx context.Context, action string, u connector.UserRef, r connector.Role, want func([]connector.Role) ([]connector.Role, error)) (connector.Change, error) {
 	ch := c.change(action, u, connector.UserState{})
 	ch.Role = &r
-	_, st, err := c.get(ctx, u)
+	du, st, err := c.get(ctx, u)
 	if err != nil {
 		return ch, err
+	}
+	for _, x := range du.Roles {
+		if x.CollectionName != "" {
+			// The bot's roles are role@db: writing the list back would widen a role on one
+			// collection to its whole database.
+			return ch, c.unsupported(action+" on "+u.String(), fmt.Sprintf("it holds a role on one collection (%s on %s.%s), which the bot does not manage; change its roles in Atlas", x.RoleName, x.DatabaseName, x.CollectionName))
+		}
 	}
 	ch.Before = st
 	if !st.Exists {
@@ -262,6 +278,9 @@ func (c *Connector) setRoles(ctx context.Context, action string, u connector.Use
 	if err != nil {
 		return ch, err
 	}
+	if len(roles) == 0 {
+		return ch, c.unsupported("revoking the last role of "+u.String(), "an Atlas database user has at least one role; drop the user instead")
+	}
 	// The API has no version to compare and set: read again just before writing.
 	_, again, err := c.get(ctx, u)
 	if err != nil {
@@ -270,12 +289,19 @@ func (c *Connector) setRoles(ctx context.Context, action string, u connector.Use
 	if !slices.Equal(again.Roles, st.Roles) {
 		return ch, &connector.Error{Kind: connector.ErrDrift, Msg: fmt.Sprintf("the roles of %s changed in Atlas while the bot was changing them; nothing was written, so as not to undo someone else's edit: ask again", u)}
 	}
-	if _, err := c.cfg.Client.UpdateUser(ctx, DatabaseUser{DatabaseName: u.DB, Username: u.User, Roles: fromRoles(roles)}); err != nil {
+	patch := du // the user as read, with only its roles changed (see RotatePassword)
+	patch.Roles = fromRoles(roles)
+	if _, err := c.cfg.Client.UpdateUser(ctx, patch); err != nil {
 		return ch, c.wrap(err, action+" "+r.String()+" on "+u.String())
 	}
 	_, after, err := c.get(ctx, u)
-	if err != nil {
+	switch {
+	case err != nil:
 		after = connector.UserState{Exists: true, Roles: roles}
+		ch.Warnings = append(ch.Warnings, "Atlas accepted the change, but the user could not be read back ("+err.Error()+")")
+	case !slices.Equal(after.Roles, sortRoles(roles)):
+		// Written, but not what reads back: someone changed it at the same moment.
+		ch.Warnings = append(ch.Warnings, fmt.Sprintf("Atlas accepted the change, but %s reads back as %s, not as written: someone may have changed it at the same moment", u, after.Describe()))
 	}
 	ch.After = after
 	c.liveState(ctx, &ch, u, after)
@@ -338,7 +364,9 @@ func (c *Connector) create(ctx context.Context, action string, u connector.UserR
 	for _, cl := range c.cfg.Clusters {
 		du.Scopes = append(du.Scopes, Scope{Name: cl, Type: "CLUSTER"})
 	}
-	if !until.IsZero() && until.Sub(c.cfg.Now()) <= 7*24*time.Hour {
+	// Atlas takes a deleteAfterDate in the future and at most a week away; an end sooner
+	// than a minute is left to the bot alone.
+	if left := until.Sub(c.cfg.Now()); !until.IsZero() && left > time.Minute && left <= 7*24*time.Hour {
 		t := until.UTC()
 		du.DeleteAfterDate = &t
 		ch.Notes = append(ch.Notes, "Atlas deletes it by itself at "+t.Format("2006-01-02 15:04 UTC")+", even if the bot is down then")
@@ -406,6 +434,10 @@ func (c *Connector) Undo(ctx context.Context, ch connector.Change) (connector.Ch
 	}
 	if now.Exists != ch.After.Exists || !slices.Equal(now.Roles, ch.After.Roles) {
 		return out, &connector.Error{Kind: connector.ErrDrift, Msg: fmt.Sprintf("rollback refused: %s changed in Atlas since the action (%s, now %s)", ch.User, ch.After.Describe(), now.Describe())}
+	}
+	switch {
+	case (ch.Undo.Action == connector.UndoRevokeRole || ch.Undo.Action == connector.UndoGrantRole) && ch.Undo.Role == nil:
+		return out, &connector.Error{Kind: connector.ErrNoUndo, Msg: "the journaled rollback names no role"}
 	}
 	switch ch.Undo.Action {
 	case connector.UndoRevokeRole:
@@ -511,6 +543,11 @@ func (c *Connector) wrap(err error, op string) error {
 	case ErrUnreachable:
 		kind = connector.ErrUnavailable
 	case ErrTimeout:
+		kind = connector.ErrTimeout
+	}
+	if e.MaybeApplied {
+		// The bot's journal treats a timeout as "may have been applied": the entry stays
+		// executing and its outcome is read back from Atlas (reconciliation).
 		kind = connector.ErrTimeout
 	}
 	msg := e.Msg

@@ -157,3 +157,47 @@ func TestConnectorUndoRefusesDrift(t *testing.T) {
 		t.Fatalf("the other edit was overwritten: %v", st.Roles)
 	}
 }
+
+// A write Atlas fails on (a 5xx) is not sent again and is reported as perhaps applied, so the
+// bot checks its outcome instead of calling it failed; roles the bot cannot write faithfully
+// are refused before anything is sent.
+func TestConnectorWritesThatMayHaveApplied(t *testing.T) {
+	c, s, _ := project(t, 10*time.Millisecond, 5*time.Second)
+	ctx := t.Context()
+	u := connector.UserRef{User: "svc", DB: "admin"}
+	s.FailNext("POST", 500, true)
+	_, _, err := c.CreateReadOnlyUser(ctx, u, "shop", nil)
+	if !errors.Is(err, connector.ErrTimeout) || !strings.Contains(err.Error(), "whether the change took effect is checked") {
+		t.Fatalf("a create answered 500 after it applied: %v", err)
+	}
+	posts := 0
+	for _, call := range s.Calls() {
+		if strings.HasPrefix(call, "POST ") {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Fatalf("the failed create was sent %d times", posts)
+	}
+	if st, err := c.State(ctx, u); err != nil || !st.Exists {
+		t.Fatalf("the state after it: %+v, %v", st, err)
+	}
+	if _, err := c.RevokeRole(ctx, u, connector.Role{Name: "read", DB: "shop"}); !errors.Is(err, connector.ErrUnsupported) || !strings.Contains(err.Error(), "at least one role") {
+		t.Fatalf("revoking the last role: %v", err)
+	}
+	client := clients(t, s)["service account"]
+	if _, err := client.UpdateUser(ctx, atlas.DatabaseUser{DatabaseName: "admin", Username: "svc",
+		Roles: []atlas.Role{{DatabaseName: "shop", RoleName: "read", CollectionName: "orders"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GrantRole(ctx, u, connector.Role{Name: "readWrite", DB: "shop"}); !errors.Is(err, connector.ErrUnsupported) || !strings.Contains(err.Error(), "on one collection") {
+		t.Fatalf("a grant to a user with a collection role: %v", err)
+	}
+	// A rotation sends the user back whole: its collection role survives.
+	if _, _, err := c.RotatePassword(ctx, connector.RotateOptions{User: u}); err != nil {
+		t.Fatal(err)
+	}
+	if du, err := client.User(ctx, "admin", "svc"); err != nil || len(du.Roles) != 1 || du.Roles[0].CollectionName != "orders" || len(du.Scopes) != 1 {
+		t.Fatalf("after a rotation: %+v, %v", du, err)
+	}
+}

@@ -27,6 +27,8 @@ type Error struct {
 	Kind   string
 	Code   string
 	Msg    string
+	// MaybeApplied is set on a write Atlas failed (5xx) after receiving it.
+	MaybeApplied bool
 }
 
 func (e *Error) Error() string { return e.Msg }

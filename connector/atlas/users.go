@@ -2,6 +2,8 @@ package atlas
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -122,7 +124,15 @@ func (c *Client) DeleteUser(ctx context.Context, db, user string) error {
 // not. The spec does not say which check comes first; Atlas's permission check does.
 func (c *Client) CanManage(ctx context.Context) (bool, error) {
 	past := time.Unix(0, 0).UTC()
-	_, err := c.CreateUser(ctx, DatabaseUser{DatabaseName: "admin", Username: "mongobot-permission-check", Password: "never-used-0000", DeleteAfterDate: &past})
+	pw := make([]byte, 24)
+	if _, err := rand.Read(pw); err != nil {
+		return false, err
+	}
+	// A random password, a single role and a scope of no cluster: were it ever created, it
+	// could reach nothing, and nobody knows its password.
+	_, err := c.CreateUser(ctx, DatabaseUser{DatabaseName: "admin", Username: "mongobot-permission-check", Password: hex.EncodeToString(pw),
+		Roles: []Role{{DatabaseName: "mongobot_permission_check", RoleName: "read"}}, Scopes: []Scope{{Name: "mongobot-no-such-cluster", Type: "CLUSTER"}},
+		DeleteAfterDate: &past})
 	switch {
 	case errors.Is(err, &Error{Kind: ErrInvalid}):
 		return true, nil

@@ -69,6 +69,7 @@ type Server struct {
 	tokens   map[string]time.Time
 	nonces   map[string]bool
 	limited  int // how many next API calls answer 429
+	fail     *failure
 	calls    []string
 	applying sync.WaitGroup
 	applied  []string
@@ -134,6 +135,21 @@ func (s *Server) URL() string { return s.http.URL }
 func (s *Server) Close() {
 	s.applying.Wait()
 	s.http.Close()
+}
+
+// failure is the next answer a method gets instead of its own.
+type failure struct {
+	method  string
+	status  int
+	applied bool
+}
+
+// FailNext makes the next call with method answer status (a 502, say); with applied, the
+// change is made first, as when a gateway fails after Atlas applied it.
+func (s *Server) FailNext(method string, status int, applied bool) {
+	s.mu.Lock()
+	s.fail = &failure{method: method, status: status, applied: applied}
+	s.mu.Unlock()
 }
 
 // RateLimit makes the next n API calls answer 429 with Retry-After: 1.
@@ -224,7 +240,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	rec := &recorder{header: http.Header{}}
-	s.handle(rec, r, params, raw)
+	s.mu.Lock()
+	f := s.fail
+	if f != nil && f.method == r.Method {
+		s.fail = nil
+	} else {
+		f = nil
+	}
+	s.mu.Unlock()
+	if f == nil || f.applied {
+		s.handle(rec, r, params, raw)
+	}
+	if f != nil {
+		// Every database-user operation lists 500 with ApiError: validated like the rest.
+		rec = &recorder{header: http.Header{}}
+		rec.fail(f.status, "UNEXPECTED_ERROR", "the stand-in failed on purpose")
+	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: rec.status, Header: rec.header,
 		Options: &openapi3filter.Options{ExcludeWriteOnlyValidations: true, IncludeResponseStatus: true}}
 	out.SetBodyBytes(rec.body.Bytes())
