@@ -56,6 +56,12 @@ func TestConnectorActions(t *testing.T) {
 		t.Fatal("reported live, but the cluster does not have it")
 	}
 
+	if us, err := c.Users(ctx, "shop"); err != nil || len(us) != 1 || us[0].UserRef != u {
+		t.Fatalf("users holding a role on shop: %+v, %v", us, err)
+	}
+	if us, err := c.Users(ctx, "orders"); err != nil || len(us) != 0 {
+		t.Fatalf("users holding a role on orders: %+v, %v", us, err)
+	}
 	rot, pw2, err := c.RotatePassword(ctx, connector.RotateOptions{User: u})
 	if err != nil || pw2.Reveal() == pw.Reveal() {
 		t.Fatalf("rotate: %v", err)

@@ -306,6 +306,11 @@ func (s *Server) handle(rec *recorder, r *http.Request, params map[string]string
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	st, exists := s.users[key]
+	if params["username"] != "" && !exists {
+		rec.fail(http.StatusNotFound, "USERNAME_NOT_FOUND", "no user "+params["username"]+" in "+params["databaseName"])
+		return
+	}
 	switch {
 	case r.Method == http.MethodGet && params["username"] == "":
 		s.list(rec, r)
@@ -321,24 +326,13 @@ func (s *Server) handle(rec *recorder, r *http.Request, params map[string]string
 			rec.fail(http.StatusBadRequest, "INVALID_ATTRIBUTE", msg)
 			return
 		}
-		st := &stored{pwd: str(u["password"]), when: time.Now()}
-		st.raw = public(u)
-		s.users[k] = st
-		s.apply("create", st, st.pwd)
-		rec.json(http.StatusCreated, st.raw)
+		nu := &stored{pwd: str(u["password"]), when: time.Now(), raw: public(u)}
+		s.users[k] = nu
+		s.apply("create", nu, nu.pwd)
+		rec.json(http.StatusCreated, nu.raw)
 	case r.Method == http.MethodGet:
-		st, ok := s.users[key]
-		if !ok {
-			rec.fail(http.StatusNotFound, "USERNAME_NOT_FOUND", "no user "+params["username"]+" in "+params["databaseName"])
-			return
-		}
 		rec.json(http.StatusOK, st.raw)
 	case r.Method == http.MethodPatch:
-		st, ok := s.users[key]
-		if !ok {
-			rec.fail(http.StatusNotFound, "USERNAME_NOT_FOUND", "no user "+params["username"]+" in "+params["databaseName"])
-			return
-		}
 		var u map[string]any
 		_ = json.Unmarshal(raw, &u)
 		if msg := checkUser(u, time.Now()); msg != "" {
@@ -356,11 +350,6 @@ func (s *Server) handle(rec *recorder, r *http.Request, params map[string]string
 		s.apply("update", st, pwd)
 		rec.json(http.StatusOK, st.raw)
 	case r.Method == http.MethodDelete:
-		st, ok := s.users[key]
-		if !ok {
-			rec.fail(http.StatusNotFound, "USERNAME_NOT_FOUND", "no user "+params["username"]+" in "+params["databaseName"])
-			return
-		}
 		delete(s.users, key)
 		s.apply("delete", st, "")
 		// The spec gives the 204 the versioned media type as its content (and no schema):
