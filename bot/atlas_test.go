@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mongobot/bot"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
 	"mongobot/connector/atlas"
 	"mongobot/connector/atlas/atlastest"
@@ -65,6 +66,18 @@ func TestAtlasEndToEnd(t *testing.T) {
 	if err := e.login("app", e.reveal(dev, "app")); err != nil {
 		t.Fatalf("the revealed password does not log in to the cluster: %v", err)
 	}
+
+	// Atlas fails a grant with a 502 after applying it: the bot does not call it failed; the
+	// periodic check reads the user back and settles it as done, with its Roll back.
+	api.FailNext("PATCH", 502, true)
+	e.command(dev, "grant-role prod-atlas app readWrite@shop")
+	card = e.card("Request #5", "grant-role `app@admin` role `readWrite@shop` on prod-atlas")
+	e.click(alice, card, bot.TextApprove)
+	e.private(dev, "Journal #5", "stopped answering in the middle")
+	e.checkUntil("the outcome", slacktest.Containing("Journal #5", "it is now done"))
+	waitUntil(t, "the cluster to have the grant Atlas applied", func() bool {
+		return e.state("app").HasRole(connector.Role{Name: "readWrite", DB: "shop"})
+	})
 
 	e.command(dev, "lock-user prod-atlas app")
 	e.private(dev, "no login restriction for database users", "Nothing was requested")

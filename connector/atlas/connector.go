@@ -494,28 +494,64 @@ func (c *Connector) Aftercare(context.Context, connector.UserRef, bool) []string
 var builtinRoles = []string{"atlasAdmin", "backup", "clusterMonitor", "dbAdmin", "dbAdminAnyDatabase", "enableSharding",
 	"read", "readAnyDatabase", "readWrite", "readWriteAnyDatabase"}
 
-// CheckRole accepts Atlas's built-in roles; a custom role's name is left to Atlas to judge
-// when the change is sent.
-func (c *Connector) CheckRole(_ context.Context, r connector.Role) error {
+// adminOnly are the built-in roles Atlas grants on admin only.
+func adminOnly(n string) bool {
+	return strings.HasSuffix(n, "AnyDatabase") || n == "atlasAdmin" || n == "backup" || n == "clusterMonitor"
+}
+
+// CheckRole says, before anyone is asked to approve a grant, whether r exists in the
+// project: one of Atlas's built-in roles (on a database where it can be granted), or one of
+// the project's custom roles, which are granted on admin.
+func (c *Connector) CheckRole(ctx context.Context, r connector.Role) error {
 	if err := connector.ValidateRole(r); err != nil {
 		return err
 	}
-	if r.Name == "root" || r.Name == "userAdminAnyDatabase" {
-		return &connector.Error{Kind: connector.ErrRoleNotFound, Msg: fmt.Sprintf("role %s does not exist on Atlas: its administrator role is atlasAdmin@admin", r)}
+	if slices.Contains(builtinRoles, r.Name) {
+		if adminOnly(r.Name) && r.DB != "admin" {
+			return &connector.Error{Kind: connector.ErrRoleNotFound, Msg: fmt.Sprintf("role %s does not exist: on Atlas %s is granted on admin only; write %s@admin", r, r.Name, r.Name)}
+		}
+		return nil
 	}
-	return nil
+	custom, err := c.cfg.Client.CustomRoles(ctx)
+	if err != nil {
+		return c.wrap(err, "list the project's custom roles")
+	}
+	var names []string
+	for _, x := range custom {
+		if x.RoleName == r.Name && r.DB == "admin" {
+			return nil
+		}
+		names = append(names, x.RoleName+"@admin")
+	}
+	hint := "none"
+	if len(names) > 0 {
+		hint = strings.Join(names, ", ")
+	}
+	if r.Name == "root" || r.Name == "userAdminAnyDatabase" {
+		hint += "; Atlas's administrator role is atlasAdmin@admin"
+	}
+	return &connector.Error{Kind: connector.ErrRoleNotFound, Msg: fmt.Sprintf("role %s does not exist in Atlas project %s: its built-in roles are %s, and its custom roles (granted on admin) %s",
+		r, c.cfg.Client.ProjectID(), strings.Join(builtinRoles, ", "), hint)}
 }
 
-// Roles are Atlas's built-in roles on db (the form's choices).
-func (c *Connector) Roles(_ context.Context, db string) ([]connector.Role, error) {
+// Roles are the roles that can be granted on db: Atlas's built-in ones, and on admin the
+// project's custom roles (the form's choices).
+func (c *Connector) Roles(ctx context.Context, db string) ([]connector.Role, error) {
 	var out []connector.Role
 	for _, n := range builtinRoles {
-		if strings.HasSuffix(n, "AnyDatabase") || n == "atlasAdmin" || n == "backup" || n == "clusterMonitor" {
-			if db != "admin" {
-				continue
-			}
+		if !adminOnly(n) || db == "admin" {
+			out = append(out, connector.Role{Name: n, DB: db})
 		}
-		out = append(out, connector.Role{Name: n, DB: db})
+	}
+	if db != "admin" {
+		return out, nil
+	}
+	custom, err := c.cfg.Client.CustomRoles(ctx)
+	if err != nil {
+		return out, c.wrap(err, "list the project's custom roles")
+	}
+	for _, x := range custom {
+		out = append(out, connector.Role{Name: x.RoleName, DB: "admin"})
 	}
 	return out, nil
 }

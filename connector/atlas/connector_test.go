@@ -3,6 +3,7 @@ package atlas_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +206,42 @@ func TestConnectorWritesThatMayHaveApplied(t *testing.T) {
 	}
 	if du, err := client.User(ctx, "admin", "svc"); err != nil || len(du.Roles) != 1 || du.Roles[0].CollectionName != "orders" || len(du.Scopes) != 1 {
 		t.Fatalf("after a rotation: %+v, %v", du, err)
+	}
+}
+
+// Roles: Atlas's built-in ones where they can be granted, and the project's custom roles on
+// admin; anything else is refused before anyone approves, saying what exists. Bad names send
+// nothing.
+func TestConnectorRoles(t *testing.T) {
+	c, s, _ := project(t, 10*time.Millisecond, time.Second)
+	ctx := t.Context()
+	s.AddCustomRole("reportsReader")
+	for _, r := range []connector.Role{{Name: "read", DB: "shop"}, {Name: "readWriteAnyDatabase", DB: "admin"}, {Name: "reportsReader", DB: "admin"}} {
+		if err := c.CheckRole(ctx, r); err != nil {
+			t.Errorf("%s: %v", r, err)
+		}
+	}
+	for r, want := range map[connector.Role]string{
+		{Name: "atlasAdmin", DB: "shop"}:    "granted on admin only",
+		{Name: "root", DB: "admin"}:         "atlasAdmin@admin",
+		{Name: "reportsReader", DB: "shop"}: "reportsReader@admin",
+	} {
+		if err := c.CheckRole(ctx, r); !errors.Is(err, connector.ErrRoleNotFound) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", r, err, want)
+		}
+	}
+	roles, err := c.Roles(ctx, "admin")
+	if err != nil || !slices.Contains(roles, connector.Role{Name: "reportsReader", DB: "admin"}) {
+		t.Fatalf("roles on admin: %v, %v", roles, err)
+	}
+	if roles, _ := c.Roles(ctx, "shop"); slices.Contains(roles, connector.Role{Name: "atlasAdmin", DB: "shop"}) {
+		t.Fatalf("roles on shop offer atlasAdmin: %v", roles)
+	}
+	before := len(s.Calls())
+	if err := c.CheckRole(ctx, connector.Role{Name: "", DB: "shop"}); err == nil {
+		t.Fatal("an empty role name accepted")
+	}
+	if n := len(s.Calls()); n != before {
+		t.Fatalf("a bad role name sent %d calls", n-before)
 	}
 }
