@@ -3,6 +3,7 @@ package approvals
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,7 +135,7 @@ func glob(pattern, name string) bool {
 func (p Policy) validateJIT(connectors []string, add func(string, ...any)) {
 	for name, j := range p.JIT {
 		field := "connectors[" + name + "].jit"
-		if !contains(connectors, name) {
+		if !slices.Contains(connectors, name) {
 			add("%s: %q is not a configured connector", field, name)
 		}
 		if len(j.Roles) == 0 {
@@ -167,15 +168,6 @@ func (p Policy) validateJIT(connectors []string, add func(string, ...any)) {
 			}
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func span(d time.Duration) string {

@@ -20,10 +20,14 @@ import (
 // early. The request is an ordinary request of action "access" whose args name the user
 // the bot chose, so the flow, the journal and the checker treat it like every other.
 
+// roleWords are the roles of an access request as journaled: role@db words, comma-separated
+// in one argument (prepareAccess refuses a comma in a role).
+func roleWords(args map[string]string) []string { return strings.Split(args["roles"], ",") }
+
 // accessRoles are the roles of an access request, as journaled.
 func accessRoles(args map[string]string) ([]connector.Role, error) {
 	var out []connector.Role
-	for _, s := range strings.Split(args["roles"], ",") {
+	for _, s := range roleWords(args) {
 		r, err := connector.ParseRole(s)
 		if err != nil {
 			return nil, err
@@ -115,7 +119,7 @@ func jitName(template, handle string) (string, error) {
 // policy in force: it is checked when the request is made and again when it runs.
 func (b *Bot) jitAuto(conn string, args map[string]string, w approvals.Who) bool {
 	j, ok := b.cfg.Policy.JITFor(conn)
-	return ok && j.AutoApproved(w, strings.Split(args["roles"], ","))
+	return ok && j.AutoApproved(w, roleWords(args))
 }
 
 // accessStill judges an access request at the moment of acting, from the journal and the
@@ -130,7 +134,7 @@ func (b *Bot) accessStill(ctx context.Context, r store.Request) (auto bool, err 
 	if derr != nil {
 		return false, fmt.Errorf("its duration %q cannot be read (%v)", r.Args["for"], derr)
 	}
-	if err := j.Check(strings.Split(r.Args["roles"], ","), d); err != nil {
+	if err := j.Check(roleWords(r.Args), d); err != nil {
 		return false, fmt.Errorf("the policy changed since it was asked: %v", err)
 	}
 	if r.Args["auto"] != "jit" || r.Args["risk"] != "" {

@@ -100,11 +100,15 @@ var durations = []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour, 4 * 
 // user groups, so it answers within a chat platform's short windows (Slack gives 3 seconds
 // to open a modal). Someone who may not use the bot gets a form that says so, and no fields.
 func (b *Bot) RequestForm(ctx context.Context, user string, values map[string]string) Form {
-	f := Form{Title: "MongoDB request", Submit: "Request"}
 	if _, err := b.mayAsk(ctx, user); err != nil {
-		f.Note = capital(err.Error()) + "."
-		return f
+		return Form{Title: "MongoDB request", Submit: "Request", Note: capital(err.Error()) + "."}
 	}
+	return b.requestForm(values)
+}
+
+// requestForm is the form for someone who may use the bot, with values given so far.
+func (b *Bot) requestForm(values map[string]string) Form {
+	f := Form{Title: "MongoDB request", Submit: "Request"}
 	actions := formActions
 	if !slices.ContainsFunc(b.connectorNames(), func(c string) bool { _, ok := b.cfg.Policy.JITFor(c); return ok }) {
 		actions = actions[1:] // no connector offers just-in-time access
@@ -337,7 +341,7 @@ func (b *Bot) SubmitForm(ctx context.Context, s FormSubmission) map[string]strin
 	}
 	// An error goes on a field the person sees; one about anything else, on the action.
 	shown := map[string]bool{}
-	for _, f := range b.RequestForm(ctx, s.User, vals).Fields {
+	for _, f := range b.requestForm(vals).Fields {
 		shown[f.ID] = true
 	}
 	onShown := func(errs map[string]string) map[string]string {

@@ -865,8 +865,7 @@ func (w *world) check() {
 			continue
 		}
 		overdue++
-		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
-		if !slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) }) {
+		if !alarmed(msgs, e.ID) {
 			w.problem("journal #%d (%s %s) should have ended at %s; it is %s and no overdue alarm was posted", e.ID, e.Action, e.Args["role"], e.UndoAt, now)
 		}
 	}
@@ -1006,6 +1005,12 @@ func (w *world) checkAccess(e store.Entry, r store.Request) {
 	}
 }
 
+// alarmed reports whether the approvals channel got the OVERDUE alarm of journal entry id.
+func alarmed(msgs []slacktest.Message, id uint64) bool {
+	alarm := fmt.Sprintf("OVERDUE: journal #%d ", id)
+	return slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) })
+}
+
 // checkJITUsers: no just-in-time user outlives its end by more than the retry interval
 // without an overdue alarm, judged from the server's users, not from the journal's word.
 func (w *world) checkJITUsers(es []store.Entry, msgs []slacktest.Message) {
@@ -1034,8 +1039,7 @@ func (w *world) checkJITUsers(es []store.Entry, msgs []slacktest.Message) {
 		case now.Before(e.UndoAt.Add(11 * time.Minute)):
 			continue
 		}
-		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
-		if !slices.ContainsFunc(msgs, func(m slacktest.Message) bool { return m.Channel == appr && strings.Contains(m.All(), alarm) }) {
+		if !alarmed(msgs, e.ID) {
 			w.problem("just-in-time user %s should have been dropped at %s; it is %s, it still exists, and no overdue alarm was posted", ref.User, e.UndoAt, now)
 		}
 	}

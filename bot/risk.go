@@ -3,7 +3,6 @@ package bot
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"mongobot/commands"
 	"mongobot/connector"
@@ -30,7 +29,7 @@ func riskOf(action string, args map[string]string, st connector.UserState) strin
 	case commands.CreateReadOnlyUser:
 		roles = []string{"read@" + args["db"]} // read on local is the oplog; on admin, the users' hashes
 	case commands.Access:
-		roles = strings.Split(args["roles"], ",")
+		roles = roleWords(args)
 	}
 	for _, role := range roles {
 		if r, err := connector.ParseRole(role); err == nil && role != "" {

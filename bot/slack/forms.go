@@ -68,27 +68,13 @@ func (s *Adapter) openForm(ctx context.Context, f Forms, received time.Time, tri
 // App Home and in the form, shortcuts, submissions and option lookups. It acks evt itself,
 // with the answer when Slack wants one in the ack. It reports false when cb is none of
 // these, left to the caller.
-func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, cb slack.InteractionCallback, h bot.Handler) bool {
+func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, received time.Time, cb slack.InteractionCallback, h bot.Handler) bool {
 	f, ok := h.(Forms)
 	if !ok {
 		return false
 	}
-	ack := func(payload any) {
-		if evt.Request == nil || evt.Request.EnvelopeID == "" {
-			return
-		}
-		var err error
-		if payload == nil {
-			err = s.sm.Ack(*evt.Request)
-		} else {
-			err = s.sm.Ack(*evt.Request, payload)
-		}
-		if err != nil {
-			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
-		}
-	}
+	ack := func(payload any) { s.ack(evt, payload) }
 	wctx := context.WithoutCancel(ctx)
-	received := time.Now()
 	switch {
 	case cb.Type == slack.InteractionTypeShortcut && cb.CallbackID == shortcutCallback:
 		ack(nil)
@@ -149,11 +135,7 @@ func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, cb slac
 
 // event handles an Events API envelope: the App Home being opened. It is acked first.
 func (s *Adapter) event(ctx context.Context, evt socketmode.Event, h bot.Handler) {
-	if evt.Request != nil && evt.Request.EnvelopeID != "" {
-		if err := s.sm.Ack(*evt.Request); err != nil {
-			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
-		}
-	}
+	s.ack(evt, nil)
 	ev, ok := evt.Data.(slackevents.EventsAPIEvent)
 	f, forms := h.(Forms)
 	if !ok || !forms || !s.ours(evt, ev.TeamID, ev.APIAppID) {

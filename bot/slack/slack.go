@@ -310,7 +310,7 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 	switch evt.Type {
 	case socketmode.EventTypeInteractive:
 		if cb, ok := evt.Data.(slack.InteractionCallback); ok && cb.Type != slack.InteractionTypeBlockActions || ok && cb.View.ID != "" {
-			if s.ours(evt, cb.Team.ID, cb.APIAppID) && s.interactive(ctx, evt, cb, h) {
+			if s.ours(evt, cb.Team.ID, cb.APIAppID) && s.interactive(ctx, evt, received, cb, h) {
 				return
 			}
 		}
@@ -318,11 +318,7 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 		s.event(ctx, evt, h)
 		return
 	}
-	if evt.Request != nil && evt.Request.EnvelopeID != "" {
-		if err := s.sm.Ack(*evt.Request); err != nil {
-			s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
-		}
-	}
+	s.ack(evt, nil)
 	// Work outlives neither the process nor shutdown's bound, but must not be cancelled
 	// the moment the socket closes: it is given its own context.
 	wctx := context.WithoutCancel(ctx)
@@ -375,6 +371,23 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 				Key: deliveryKey(cb.TriggerID, evt.Request) + fmt.Sprintf("/%d", i)}
 			go func() { s.slot(); defer s.free(); h.HandleClick(wctx, c) }()
 		}
+	}
+}
+
+// ack acknowledges evt's envelope (none for the socket's own events), with payload as the
+// answer when Slack wants one in the ack (nil for none).
+func (s *Adapter) ack(evt socketmode.Event, payload any) {
+	if evt.Request == nil || evt.Request.EnvelopeID == "" {
+		return
+	}
+	var err error
+	if payload == nil {
+		err = s.sm.Ack(*evt.Request)
+	} else {
+		err = s.sm.Ack(*evt.Request, payload)
+	}
+	if err != nil {
+		s.log.Error("ack", "envelope", evt.Request.EnvelopeID, "err", err)
 	}
 }
 
