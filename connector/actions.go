@@ -51,7 +51,7 @@ func restrictionsDoc(rs []Restriction) bson.A {
 
 // checkTarget validates u and refuses Atlas, before anything is sent.
 func (m *Mongo) checkTarget(u UserRef, withPassword bool) error {
-	if err := validateRef(u); err != nil {
+	if err := ValidateRef(u); err != nil {
 		return err
 	}
 	if withPassword && u.DB == ExternalDB {
@@ -86,7 +86,7 @@ func (m *Mongo) reread(ctx context.Context, ch *Change, expect UserState) error 
 			Msg: fmt.Sprintf("%s acknowledged the change but %s could not be read again (%s); what the server now holds is checked before anything is reported", m.name, ch.User, sentenceOf(err))}
 	}
 	ch.After = post
-	if d := diff(expect, post); ch.unconfirmed && len(d) > 0 {
+	if d := Differences(expect, post); ch.unconfirmed && len(d) > 0 {
 		return newErr(ErrTimeout, "", "%s applied the change on its primary without a majority's confirmation, and %s read back does not show it (%s): a failover may have rolled it back; what the server now holds is checked before anything is reported",
 			m.name, ch.User, strings.Join(d, "; "))
 	}
@@ -657,7 +657,7 @@ func (m *Mongo) Undo(ctx context.Context, ch Change) (Change, error) {
 	if err != nil {
 		return out, err
 	}
-	if d := diff(ch.After, now); len(d) > 0 {
+	if d := Differences(ch.After, now); len(d) > 0 {
 		out.Before = now
 		e := newErr(ErrDrift, "", "rollback refused: %s changed since the action (%s)", ch.User, strings.Join(d, "; "))
 		return out, e

@@ -10,22 +10,24 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"mongobot/connector"
+	"mongobot/connector/atlas/atlastest"
 	"mongobot/secret"
 )
 
-// The conformance suite: every test runs on the emulator, on FerretDB and, when MONGODB_URI is
-// set, on a real MongoDB server. Where FerretDB lacks a feature the test asserts the typed
-// "not supported" answer instead of skipping.
+// The conformance suite: every test runs on the emulator, on FerretDB, on an Atlas project
+// (the Administration API stand-in and its cluster) and, when MONGODB_URI is set, on a real
+// MongoDB server. Where FerretDB or Atlas lacks a feature the test asserts the typed "not
+// supported" answer, with its reason, instead of skipping.
 
 func TestDiscover(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		info, err := m.Discover(ctx(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s: %s", s.kind, info)
-		if info.Version == "" || info.Topology == "" || info.MaxWireVersion == 0 {
+		if info.Version == "" || info.Topology == "" || (info.MaxWireVersion == 0) != s.atlas() {
 			t.Errorf("discovery incomplete: %+v", info)
 		}
 		if len(info.Privileges.Actions) != 11 {
@@ -39,6 +41,17 @@ func TestDiscover(t *testing.T) {
 			for _, a := range info.Privileges.Actions {
 				if a.Allowed != "privileges not reported" || len(a.Missing) > 0 {
 					t.Errorf("FerretDB action %s: %+v; want 'privileges not reported', not 'no'", a.Action, a)
+				}
+			}
+		case "atlas":
+			// Nothing is asked of Atlas that could write; what it cannot do is said.
+			if !info.Atlas || !strings.Contains(info.Topology, atlastest.ProjectID) || info.Privileges.User != "service account "+atlasClientID {
+				t.Errorf("Atlas discovery %+v", info)
+			}
+			for _, a := range info.Privileges.Actions {
+				never := a.Action == "lock-user" || a.Action == "unlock-user" || strings.Contains(a.Action, "--")
+				if never != (a.Allowed == "") || never && !strings.HasPrefix(strings.Join(a.Missing, ""), "not on Atlas: ") {
+					t.Errorf("Atlas action %s: %+v", a.Action, a)
 				}
 			}
 		case "emulator":
@@ -55,8 +68,8 @@ func TestDiscover(t *testing.T) {
 }
 
 func TestRotatePassword(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		_, first, err := m.CreateUser(ctx(t), "create-user", u, nil)
 		if err != nil {
@@ -93,17 +106,20 @@ func hasNote(notes []string, part string) bool {
 }
 
 func TestRotateKillSessions(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		_, old, err := m.CreateUser(ctx(t), "create-user", u, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: u, KillSessions: true})
-		if s.ferret() {
+		if s.ferret() || s.atlas() {
 			// Refused before anything is sent: the old password still works.
 			mustKind(t, err, connector.ErrUnsupported)
+			if s.atlas() && !strings.Contains(err.Error(), "no way to end a user's sessions") {
+				t.Errorf("the refusal gives no reason: %v", err)
+			}
 			if err := m.Login(ctx(t), u, old); err != nil {
 				t.Fatalf("a refused rotation changed the password: %v", err)
 			}
@@ -128,9 +144,25 @@ func TestRotateKillSessions(t *testing.T) {
 // those, its existing connections lose their authentication, and the pre-image reaches the
 // caller while the user still exists.
 func TestRotateLogoutAll(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
+		if s.atlas() {
+			_, first, err := m.CreateUser(ctx(t), "create-user", u, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = m.RotatePassword(ctx(t), connector.RotateOptions{User: u, LogoutAll: true,
+				BeforeDrop: func(connector.UserState) error { t.Error("BeforeDrop called on Atlas"); return nil }})
+			mustKind(t, err, connector.ErrUnsupported)
+			if !strings.Contains(err.Error(), "no way to end a user's sessions") {
+				t.Errorf("the refusal gives no reason: %v", err)
+			}
+			if err := m.Login(ctx(t), u, first); err != nil {
+				t.Fatalf("a refused rotation changed the password: %v", err)
+			}
+			return
+		}
 		raw := rawClient(t, s.uri)
 		if s.ferret() {
 			// FerretDB stores neither roles nor customData: the user is created bare.
@@ -195,8 +227,8 @@ func equalJSON(a, b any) bool {
 }
 
 func TestGrantRevokeAndUndo(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
 			t.Fatal(err)
@@ -220,7 +252,7 @@ func TestGrantRevokeAndUndo(t *testing.T) {
 		}
 		// Granting again: MongoDB treats roles as a set; rolling that back changes nothing.
 		again, err := m.GrantRole(ctx(t), u, read)
-		if err != nil || again.Undo != nil || !strings.Contains(again.NoUndo, "already had") || len(again.After.Roles) != 1 {
+		if err != nil || again.Undo != nil || !strings.Contains(again.NoUndo, "already had") || !slices.Equal(again.After.Roles, ch.After.Roles) {
 			t.Fatalf("grant of a held role: %+v %v", again, err)
 		}
 		back, err := m.Undo(ctx(t), ch)
@@ -263,11 +295,11 @@ func TestGrantRevokeAndUndo(t *testing.T) {
 
 // Rollback refuses when the user changed since the action, and says what changed.
 func TestUndoRefusesDrift(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
+	eachKind(t, func(t *testing.T, s server) {
 		if s.ferret() {
 			t.Log("FerretDB has no roles; drift on existence is checked below instead")
 		}
-		m := connect(t, s)
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		created, _, err := m.CreateUser(ctx(t), "create-user", u, nil)
 		if err != nil {
@@ -305,8 +337,8 @@ func TestUndoRefusesDrift(t *testing.T) {
 // A user dropped and created again under the same name is a stranger: undoing the creation
 // of the first must not drop the second, whatever its roles.
 func TestUndoRefusesAStranger(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		created, _, err := m.CreateUser(ctx(t), "create-user", u, nil)
 		if err != nil {
@@ -334,8 +366,8 @@ func TestUndoRefusesAStranger(t *testing.T) {
 }
 
 func TestCreateUsers(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		ch, pw, err := m.CreateReadOnlyUser(ctx(t), u, "shop", nil)
 		if s.ferret() {
@@ -375,8 +407,8 @@ func TestCreateUsers(t *testing.T) {
 }
 
 func TestDropUser(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		_, pw, err := m.CreateUser(ctx(t), "create-user", u, nil)
 		if err != nil {
@@ -399,8 +431,8 @@ func TestDropUser(t *testing.T) {
 }
 
 func TestListUsers(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
-		m := connect(t, s)
+	eachKind(t, func(t *testing.T, s server) {
+		m := open(t, s)
 		u := uniqueUser(t, m, "admin")
 		if _, _, err := m.CreateUser(ctx(t), "create-user", u, nil); err != nil {
 			t.Fatal(err)
@@ -414,7 +446,8 @@ func TestListUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, list := range map[string][]connector.User{"all": all, "admin": inAdmin} {
-			if !slices.ContainsFunc(list, func(x connector.User) bool { return x.UserRef == u && len(x.Mechanisms) > 0 }) {
+			// Atlas's API names no mechanisms, only whether a user authenticates externally.
+			if !slices.ContainsFunc(list, func(x connector.User) bool { return x.UserRef == u && (len(x.Mechanisms) > 0 || s.atlas()) }) {
 				t.Errorf("%s: %v lacks %v", name, list, u)
 			}
 		}
@@ -435,12 +468,47 @@ func TestListUsers(t *testing.T) {
 // Bad input is refused with a sentence, and nothing reaches the server.
 func TestBadInputSendsNothing(t *testing.T) {
 	emu := startEmulator(t, mongotestOptions())
-	m := connect(t, server{uri: emu.URI()})
+	for _, c := range badInputs(t, connect(t, server{uri: emu.URI()})) {
+		err := c.call()
+		mustKind(t, err, connector.ErrInvalid)
+		t.Logf("%s: %v", c.name, err)
+	}
+	for _, cmd := range []string{"usersInfo", "updateUser", "createUser", "dropUser", "grantRolesToUser", "revokeRolesFromUser"} {
+		if n := emu.Count(cmd); n != 0 {
+			t.Errorf("%s reached the server %d times for bad input", cmd, n)
+		}
+	}
+	// The same on Atlas: nothing reaches the Administration API.
+	onAtlas(t, func(t *testing.T, s server) {
+		for _, c := range badInputs(t, open(t, s)) {
+			mustKind(t, c.call(), connector.ErrInvalid)
+		}
+		if calls := s.api.Calls(); len(calls) > 0 {
+			t.Errorf("bad input reached Atlas: %v", calls)
+		}
+	})
+	for _, r := range []string{"read", "read@shop", "my.role@shop"} {
+		if _, err := connector.ParseRole(r); err != nil {
+			t.Errorf("ParseRole(%q): %v", r, err)
+		}
+	}
+	if r, _ := connector.ParseRole("read"); r.DB != "admin" {
+		t.Errorf("a bare role is in admin, got %v", r)
+	}
+	if r, _ := connector.ParseRole("a@b@shop"); r.Name != "a@b" || r.DB != "shop" {
+		t.Errorf("role@db splits at the last @, got %v", r)
+	}
+}
+
+type badInput struct {
+	name string
+	call func() error
+}
+
+// badInputs are calls every connector must refuse as invalid without sending anything.
+func badInputs(t *testing.T, m conn) []badInput {
 	long := strings.Repeat("x", 300)
-	cases := []struct {
-		name string
-		call func() error
-	}{
+	cases := []badInput{
 		{"empty user", func() error {
 			_, _, err := m.RotatePassword(ctx(t), connector.RotateOptions{User: connector.UserRef{DB: "admin"}})
 			return err
@@ -481,27 +549,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 			return err
 		}},
 	}
-	for _, c := range cases {
-		err := c.call()
-		mustKind(t, err, connector.ErrInvalid)
-		t.Logf("%s: %v", c.name, err)
-	}
-	for _, cmd := range []string{"usersInfo", "updateUser", "createUser", "dropUser", "grantRolesToUser", "revokeRolesFromUser"} {
-		if n := emu.Count(cmd); n != 0 {
-			t.Errorf("%s reached the server %d times for bad input", cmd, n)
-		}
-	}
-	for _, r := range []string{"read", "read@shop", "my.role@shop"} {
-		if _, err := connector.ParseRole(r); err != nil {
-			t.Errorf("ParseRole(%q): %v", r, err)
-		}
-	}
-	if r, _ := connector.ParseRole("read"); r.DB != "admin" {
-		t.Errorf("a bare role is in admin, got %v", r)
-	}
-	if r, _ := connector.ParseRole("a@b@shop"); r.Name != "a@b" || r.DB != "shop" {
-		t.Errorf("role@db splits at the last @, got %v", r)
-	}
+	return cases
 }
 
 func TestPasswordPolicy(t *testing.T) {

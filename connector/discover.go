@@ -85,6 +85,16 @@ var requirements = []struct {
 	{"unlock-user", []need{{"viewUser", false}, {"setAuthenticationRestriction", false}}},
 }
 
+// ActionNames are the bot actions discovery checks, in its order: another connector kind
+// reports on the same list.
+func ActionNames() []string {
+	out := make([]string, len(requirements))
+	for i, r := range requirements {
+		out[i] = r.action
+	}
+	return out
+}
+
 type privilegeDoc struct {
 	Resource struct {
 		DB          *string `bson:"db"`

@@ -17,7 +17,11 @@ func mongotestOptions() mongotest.Options { return mongotest.Options{} }
 // Lock: new logins fail, a connection already logged in loses its authentication at its next
 // command, sessions are killed; undo restores exactly the previous restrictions.
 func TestLockUnlock(t *testing.T) {
-	each(t, func(t *testing.T, s server) {
+	eachKind(t, func(t *testing.T, s server) {
+		if s.atlas() {
+			lockOnAtlas(t, s)
+			return
+		}
 		m := connect(t, s)
 		u := uniqueUser(t, m, "admin")
 		raw := rawClient(t, s.uri)
@@ -217,4 +221,33 @@ func TestRoleRestrictionsShowInTheState(t *testing.T) {
 		t.Fatalf("state %+v (%s)", st, st.Describe())
 	}
 	mustKind(t, m.Login(ctx(t), connector.UserRef{User: "app", DB: "admin"}, secret.New("app-pw-1")), connector.ErrAuthFailed)
+}
+
+// Atlas has no login restriction for database users: lock and unlock are refused with that
+// reason, before and when acting, and the user still logs in.
+func lockOnAtlas(t *testing.T, s server) {
+	m := open(t, s)
+	u := uniqueUser(t, m, "admin")
+	_, pw, err := m.CreateUser(ctx(t), "create-user", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := len(s.api.Calls())
+	for _, err := range []error{
+		m.Supports(ctx(t), "lock-user", false),
+		m.Supports(ctx(t), "unlock-user", false),
+		func() error { _, err := m.LockUser(ctx(t), u); return err }(),
+		func() error { _, err := m.UnlockUser(ctx(t), u, nil); return err }(),
+	} {
+		mustKind(t, err, connector.ErrUnsupported)
+		if !strings.Contains(err.Error(), "no login restriction") || !strings.Contains(err.Error(), "rotate its password instead") {
+			t.Errorf("the refusal gives no reason or no way out: %v", err)
+		}
+	}
+	if sent := s.api.Calls()[calls:]; len(sent) > 0 {
+		t.Errorf("a refused lock sent %v", sent)
+	}
+	if err := m.Login(ctx(t), u, pw); err != nil {
+		t.Fatalf("after a refused lock: %v", err)
+	}
 }

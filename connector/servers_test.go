@@ -17,21 +17,25 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"mongobot/connector"
+	"mongobot/connector/atlas/atlastest"
 	"mongobot/connector/mongotest"
 	"mongobot/secret"
 )
 
 // server is one deployment the conformance suite runs against.
 type server struct {
-	kind     string // "emulator", "ferretdb" or "mongodb"
-	uri      string
+	kind     string // "emulator", "ferretdb", "mongodb" or "atlas"
+	uri      string // on Atlas: its cluster's
 	adminPwd string
-	emu      *mongotest.Server // the emulator's controls; nil on real servers
+	emu      *mongotest.Server // the emulator's controls (on Atlas: its cluster's); nil on real servers
+	api      *atlastest.Server // Atlas's Administration API; nil on the other kinds
 	// userURI builds a connection string for another user of the same deployment.
 	userURI func(user, pw, db string) string
 }
 
 func (s server) ferret() bool { return s.kind == "ferretdb" }
+
+func (s server) atlas() bool { return s.kind == "atlas" }
 
 // servers starts a fresh emulator and a fresh FerretDB for the calling test, and adds the
 // real server of MONGODB_URI when it is set. FerretDB must start: failing to build or run it
@@ -112,7 +116,9 @@ func connect(t *testing.T, s server, mod ...func(*connector.Config)) *connector.
 }
 
 // uniqueUser returns a user name no earlier run left behind, dropped at the end of the test.
-func uniqueUser(t *testing.T, m *connector.Mongo, db string) connector.UserRef {
+func uniqueUser(t *testing.T, m interface {
+	DropUser(context.Context, connector.UserRef, func(connector.UserState) error) (connector.Change, error)
+}, db string) connector.UserRef {
 	b := make([]byte, 4)
 	rand.Read(b)
 	u := connector.UserRef{User: "mongobot_test_" + hex.EncodeToString(b), DB: db}

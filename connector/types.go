@@ -118,9 +118,9 @@ func (s UserState) Describe() string {
 	return strings.Join(parts, "; ")
 }
 
-// diff lists, in words, how now differs from want, in what actions change: existence, roles
-// and authentication restrictions.
-func diff(want, now UserState) []string {
+// Differences lists, in words, how now differs from want, in what actions change: existence,
+// roles and authentication restrictions. Every connector kind refuses a rollback with them.
+func Differences(want, now UserState) []string {
 	if want.Exists != now.Exists {
 		if want.Exists {
 			return []string{"the user no longer exists"}

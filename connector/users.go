@@ -109,7 +109,7 @@ func (m *Mongo) Users(ctx context.Context, db string) ([]User, error) {
 // State reads one user: roles, custom data, authentication restrictions. A user that does not
 // exist is a state (Exists false), not an error.
 func (m *Mongo) State(ctx context.Context, u UserRef) (UserState, error) {
-	if err := validateRef(u); err != nil {
+	if err := ValidateRef(u); err != nil {
 		return UserState{}, err
 	}
 	// No showCustomData: customData is shown by default, and before 5.0 usersInfo refuses

@@ -87,7 +87,8 @@ func ParseRole(s string) (Role, error) {
 	return r, ValidateRole(r)
 }
 
-func validateRef(u UserRef) error {
+// ValidateRef checks a user and its database, before anything is sent.
+func ValidateRef(u UserRef) error {
 	if err := ValidateUser(u.User); err != nil {
 		return err
 	}

@@ -85,6 +85,15 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, http: hc}, nil
 }
 
+// Credential names the credential in use, for reports: the service account's client ID or the
+// API key's public key, neither of which is a secret.
+func (c *Client) Credential() string {
+	if c.cfg.ClientID != "" {
+		return "service account " + c.cfg.ClientID
+	}
+	return "API key " + c.cfg.PublicKey
+}
+
 // ProjectID is the project the client acts on.
 func (c *Client) ProjectID() string { return c.cfg.ProjectID }
 

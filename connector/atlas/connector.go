@@ -84,7 +84,30 @@ func (c *Connector) Discover(ctx context.Context) (connector.ServerInfo, error) 
 	if _, err := c.cfg.Client.Users(ctx); err != nil {
 		return connector.ServerInfo{}, c.wrap(err, "")
 	}
-	return connector.ServerInfo{Version: "Atlas Administration API v2", Topology: "atlas project " + c.cfg.Client.ProjectID(), Atlas: true}, nil
+	// Whether the credential may change users is asked of Atlas by bot check (CanManage, a
+	// refused creation): discovery runs now and then, and sends nothing that could write.
+	priv := connector.Privileges{User: c.cfg.Client.Credential()}
+	for _, a := range connector.ActionNames() {
+		check := connector.ActionCheck{Action: a}
+		if why := c.notOnAtlas(a); why != "" {
+			check.Missing = []string{"not on Atlas: " + why}
+		} else {
+			check.Allowed = "the whole project, with Project Owner or Project Database Access Admin (bot check asks Atlas)"
+		}
+		priv.Actions = append(priv.Actions, check)
+	}
+	return connector.ServerInfo{Version: "Atlas Administration API v2", Topology: "atlas project " + c.cfg.Client.ProjectID(), Atlas: true, Privileges: priv}, nil
+}
+
+// notOnAtlas says why a bot action (as discovery names it) cannot be done on Atlas, or "".
+func (c *Connector) notOnAtlas(action string) string {
+	switch action {
+	case "lock-user", "unlock-user":
+		return lockReason
+	case "rotate-password --kill-sessions", "rotate-password --logout-all":
+		return noSessions
+	}
+	return ""
 }
 
 // toRoles turns Atlas roles into the connector's, and back.
@@ -109,8 +132,14 @@ func fromRoles(rs []connector.Role) []Role {
 	return out
 }
 
-// Users lists the project's users (db: only those holding a role on it).
+// Users lists the project's users (db: only those authenticating there, as usersInfo on a
+// server lists a database's users; on Atlas, admin holds every password user).
 func (c *Connector) Users(ctx context.Context, db string) ([]connector.User, error) {
+	if db != "" {
+		if err := connector.ValidateDB(db); err != nil {
+			return nil, err
+		}
+	}
 	us, err := c.cfg.Client.Users(ctx)
 	if err != nil {
 		return nil, c.wrap(err, "")
@@ -118,7 +147,7 @@ func (c *Connector) Users(ctx context.Context, db string) ([]connector.User, err
 	var out []connector.User
 	for _, u := range us {
 		x := connector.User{UserRef: connector.UserRef{User: u.Username, DB: u.DatabaseName}, Roles: toRoles(u.Roles)}
-		if db == "" || slices.ContainsFunc(x.Roles, func(r connector.Role) bool { return r.DB == db }) {
+		if db == "" || u.DatabaseName == db {
 			out = append(out, x)
 		}
 	}
@@ -127,6 +156,9 @@ func (c *Connector) Users(ctx context.Context, db string) ([]connector.User, err
 
 // get reads u: its Atlas document and its state (Exists false when Atlas has none).
 func (c *Connector) get(ctx context.Context, u connector.UserRef) (DatabaseUser, connector.UserState, error) {
+	if err := connector.ValidateRef(u); err != nil {
+		return DatabaseUser{}, connector.UserState{}, err
+	}
 	du, err := c.cfg.Client.User(ctx, u.DB, u.User)
 	var e *Error
 	if errors.As(err, &e) && e.Kind == ErrNotFound && !strings.Contains(e.Code, "GROUP") && !strings.Contains(e.Code, "PROJECT") {
@@ -191,7 +223,7 @@ func (c *Connector) until(ctx context.Context, ch *connector.Change, how string,
 		err := check()
 		switch {
 		case err == nil:
-			ch.Notes = append(ch.Notes, fmt.Sprintf("accepted by Atlas; live on the cluster after %s (%s)", c.cfg.Now().Sub(start).Round(time.Second), how))
+			ch.Notes = append(ch.Notes, fmt.Sprintf("accepted by Atlas; live on the cluster after %s (verified: %s)", c.cfg.Now().Sub(start).Round(time.Second), how))
 			return
 		case errors.Is(err, errUnchecked):
 			ch.Notes = append(ch.Notes, "accepted by Atlas; not checked on the cluster: "+err.Error())
@@ -216,8 +248,14 @@ func (c *Connector) change(action string, u connector.UserRef, before connector.
 func (c *Connector) RotatePassword(ctx context.Context, o connector.RotateOptions) (connector.Change, secret.String, error) {
 	u := o.User
 	ch := c.change("rotate-password", u, connector.UserState{})
+	if err := connector.ValidateRef(u); err != nil {
+		return ch, secret.String{}, err
+	}
+	if u.DB == connector.ExternalDB {
+		return ch, secret.String{}, &connector.Error{Kind: connector.ErrInvalid, Msg: fmt.Sprintf("%s authenticates outside Atlas ($external: X.509, LDAP, AWS IAM or OIDC) and has no password the bot could set", u)}
+	}
 	if o.KillSessions || o.LogoutAll {
-		return ch, secret.String{}, c.unsupported("--kill-sessions and --logout-all", "the Administration API has no way to end a user's sessions")
+		return ch, secret.String{}, c.unsupported("--kill-sessions and --logout-all", noSessions)
 	}
 	du, st, err := c.get(ctx, u)
 	if err != nil {
@@ -250,13 +288,14 @@ func (c *Connector) RotatePassword(ctx context.Context, o connector.RotateOption
 	ch.After = st
 	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
 	c.live(ctx, &ch, u, pw)
+	ch.Notes = append(ch.Notes, "connections already logged in as "+u.String()+" stay authenticated: Atlas does not log them out on a password change, and its API cannot")
 	return ch, pw, nil
 }
 
 // setRoles replaces u's roles with want(roles), refusing when the user changed between the
 // read and the write: the API replaces the whole list, so writing over someone else's edit
-// would undo it silently.
-func (c *Connector) setRoles(ctx context.Context, action string, u connector.UserRef, r connector.Role, want func([]connector.Role) ([]connector.Role, error)) (connector.Change, error) {
+// would undo it silently. want returns nil when there is nothing to change: nothing is sent.
+func (c *Connector) setRoles(ctx context.Context, action string, u connector.UserRef, r connector.Role, want func([]connector.Role) []connector.Role) (connector.Change, error) {
 	ch := c.change(action, u, connector.UserState{})
 	ch.Role = &r
 	du, st, err := c.get(ctx, u)
@@ -274,9 +313,10 @@ func (c *Connector) setRoles(ctx context.Context, action string, u connector.Use
 	if !st.Exists {
 		return ch, &connector.Error{Kind: connector.ErrUserNotFound, Msg: fmt.Sprintf("user %s does not exist in Atlas project %s", u, c.cfg.Client.ProjectID())}
 	}
-	roles, err := want(st.Roles)
-	if err != nil {
-		return ch, err
+	roles := want(st.Roles)
+	if roles == nil {
+		ch.After = st
+		return ch, nil
 	}
 	if len(roles) == 0 {
 		return ch, c.unsupported("revoking the last role of "+u.String(), "an Atlas database user has at least one role; drop the user instead")
@@ -308,29 +348,50 @@ func (c *Connector) setRoles(ctx context.Context, action string, u connector.Use
 	return ch, nil
 }
 
-// GrantRole adds r to u's roles.
+// GrantRole adds r to u's roles. A role u already holds is not written again, and, as on a
+// MongoDB server, has nothing to roll back.
 func (c *Connector) GrantRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error) {
-	ch, err := c.setRoles(ctx, "grant-role", u, r, func(rs []connector.Role) ([]connector.Role, error) {
+	// An unknown role is refused in words before anything is read or sent, as a server
+	// refuses it (code 31); Atlas itself would answer only "invalid attribute".
+	if err := c.CheckRole(ctx, r); err != nil {
+		ch := c.change("grant-role", u, connector.UserState{})
+		ch.Role = &r
+		return ch, err
+	}
+	ch, err := c.setRoles(ctx, "grant-role", u, r, func(rs []connector.Role) []connector.Role {
 		if slices.Contains(rs, r) {
-			return nil, &connector.Error{Kind: connector.ErrConflict, Msg: fmt.Sprintf("user %s already has the role %s", u, r)}
+			return nil
 		}
-		return append(slices.Clone(rs), r), nil
+		return append(slices.Clone(rs), r)
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case ch.Before.HasRole(r):
+		ch.NoUndo = fmt.Sprintf("%s already had %s, so rolling back has nothing to revoke", u, r)
+	default:
 		ch.Undo = &connector.Undo{Action: connector.UndoRevokeRole, Role: &r, Describe: fmt.Sprintf("revoke %s from %s", r, u)}
 	}
 	return ch, err
 }
 
-// RevokeRole removes r from u's roles.
+// RevokeRole removes r from u's roles; a role u does not hold is a change of nothing.
 func (c *Connector) RevokeRole(ctx context.Context, u connector.UserRef, r connector.Role) (connector.Change, error) {
-	ch, err := c.setRoles(ctx, "revoke-role", u, r, func(rs []connector.Role) ([]connector.Role, error) {
+	if err := connector.ValidateRole(r); err != nil {
+		ch := c.change("revoke-role", u, connector.UserState{})
+		ch.Role = &r
+		return ch, err
+	}
+	ch, err := c.setRoles(ctx, "revoke-role", u, r, func(rs []connector.Role) []connector.Role {
 		if !slices.Contains(rs, r) {
-			return nil, &connector.Error{Kind: connector.ErrConflict, Msg: fmt.Sprintf("user %s does not have the role %s", u, r)}
+			return nil
 		}
-		return slices.DeleteFunc(slices.Clone(rs), func(x connector.Role) bool { return x == r }), nil
+		return slices.DeleteFunc(slices.Clone(rs), func(x connector.Role) bool { return x == r })
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case !ch.Before.HasRole(r):
+		ch.NoUndo = fmt.Sprintf("%s did not have %s, so rolling back has nothing to grant", u, r)
+	default:
 		ch.Undo = &connector.Undo{Action: connector.UndoGrantRole, Role: &r, Describe: fmt.Sprintf("grant %s to %s again", r, u)}
 	}
 	return ch, err
@@ -389,6 +450,9 @@ func shorten(s string, n int) string {
 
 // CreateReadOnlyUser creates u with read on db.
 func (c *Connector) CreateReadOnlyUser(ctx context.Context, u connector.UserRef, db string, beforeApply func(secret.String) error) (connector.Change, secret.String, error) {
+	if err := connector.ValidateDB(db); err != nil {
+		return c.change("create-readonly-user", u, connector.UserState{}), secret.String{}, err
+	}
 	return c.create(ctx, "create-readonly-user", u, []connector.Role{{Name: "read", DB: db}}, time.Time{}, "read-only user made by mongobot", beforeApply)
 }
 
@@ -432,8 +496,9 @@ func (c *Connector) Undo(ctx context.Context, ch connector.Change) (connector.Ch
 	if err != nil {
 		return out, err
 	}
-	if now.Exists != ch.After.Exists || !slices.Equal(now.Roles, ch.After.Roles) {
-		return out, &connector.Error{Kind: connector.ErrDrift, Msg: fmt.Sprintf("rollback refused: %s changed in Atlas since the action (%s, now %s)", ch.User, ch.After.Describe(), now.Describe())}
+	if d := connector.Differences(ch.After, now); len(d) > 0 {
+		out.Before = now
+		return out, &connector.Error{Kind: connector.ErrDrift, Msg: fmt.Sprintf("rollback refused: %s changed in Atlas since the action (%s)", ch.User, strings.Join(d, "; "))}
 	}
 	switch {
 	case (ch.Undo.Action == connector.UndoRevokeRole || ch.Undo.Action == connector.UndoGrantRole) && ch.Undo.Role == nil:
@@ -455,25 +520,33 @@ func (c *Connector) Undo(ctx context.Context, ch connector.Change) (connector.Ch
 // moving its scopes to a cluster that does not exist is refused by Atlas and, where it is
 // not, still leaves the user able to reach whatever scopes later name. Rotate its password
 // instead, which Atlas does faithfully.
-func (c *Connector) LockUser(context.Context, connector.UserRef) (connector.Change, error) {
+func (c *Connector) LockUser(_ context.Context, u connector.UserRef) (connector.Change, error) {
+	if err := connector.ValidateRef(u); err != nil {
+		return connector.Change{}, err
+	}
 	return connector.Change{}, c.unsupported("lock-user", lockReason)
 }
 
 // UnlockUser is refused, as LockUser is.
-func (c *Connector) UnlockUser(context.Context, connector.UserRef, []connector.Restriction) (connector.Change, error) {
+func (c *Connector) UnlockUser(_ context.Context, u connector.UserRef, _ []connector.Restriction) (connector.Change, error) {
+	if err := connector.ValidateRef(u); err != nil {
+		return connector.Change{}, err
+	}
 	return connector.Change{}, c.unsupported("unlock-user", lockReason)
 }
+
+const noSessions = "the Administration API has no way to end a user's sessions"
 
 const lockReason = "Atlas has no login restriction for database users, and nothing the Administration API offers locks a user reversibly; rotate its password instead (rotate-password), or drop it"
 
 // Recreate is refused (it serves --logout-all).
 func (c *Connector) Recreate(context.Context, connector.UserRef, connector.UserState, secret.String) (connector.Change, secret.String, error) {
-	return connector.Change{}, secret.String{}, c.unsupported("--logout-all", "the Administration API has no way to end a user's sessions")
+	return connector.Change{}, secret.String{}, c.unsupported("--logout-all", noSessions)
 }
 
 // CanRecreate is refused, as Recreate is.
 func (c *Connector) CanRecreate(context.Context, connector.UserRef, connector.UserState) error {
-	return c.unsupported("--logout-all", "the Administration API has no way to end a user's sessions")
+	return c.unsupported("--logout-all", noSessions)
 }
 
 // Supports says what Atlas cannot do, before anyone is asked to approve it.
@@ -482,7 +555,7 @@ func (c *Connector) Supports(_ context.Context, action string, killSessions bool
 	case action == "lock-user" || action == "unlock-user":
 		return c.unsupported(action, lockReason)
 	case action == "rotate-password" && killSessions:
-		return c.unsupported("--kill-sessions", "the Administration API has no way to end a user's sessions")
+		return c.unsupported("--kill-sessions", noSessions)
 	}
 	return nil
 }
@@ -590,5 +663,6 @@ func (c *Connector) wrap(err error, op string) error {
 	if op != "" {
 		msg = c.cfg.Name + ": " + op + ": " + msg
 	}
-	return &connector.Error{Kind: kind, Op: op, Msg: msg}
+	// The sentence names the operation already: Op stays empty so that it is not said twice.
+	return &connector.Error{Kind: kind, Msg: msg}
 }
