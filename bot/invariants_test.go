@@ -52,6 +52,13 @@ var (
 	flagSeed  = flag.Uint64("seed", 0, "invariant checker: run only this seed")
 )
 
+// done counts, over a test's seeds, the journal entries not failed per connector, and cloudApplied
+// the changes Atlas applied to its cluster: the checker says how much of each ran.
+var (
+	done         = map[string]*atomic.Int64{"prod": {}, "cloud": {}}
+	cloudApplied atomic.Int64
+)
+
 // ciSeeds and ciSteps are what a plain `go test` runs. The race detector slows the bot about
 // tenfold, so a -race run does fewer steps; .ci/run also runs the checker without -race over
 // the full set (ciSeedsFull × ciSteps ≥ 10,000 steps).
@@ -138,21 +145,24 @@ func genCommand(r *rand.Rand, pick func([]string) string) string {
 		forD = " --for " + pick(durations)
 	}
 	id := strconv.Itoa(1 + r.IntN(12))
+	// One action in three is on the Atlas project, where lock, unlock, --kill-sessions and
+	// --logout-all are refused before anyone votes.
+	c := pick([]string{"prod ", "prod ", "cloud "})
 	switch r.IntN(18) {
 	case 0, 1, 2:
-		return "grant-role prod " + u + " " + role + forD + why
+		return "grant-role " + c + u + " " + role + forD + why
 	case 3, 4:
-		return "revoke-role prod " + u + " " + role + why
+		return "revoke-role " + c + u + " " + role + why
 	case 5:
-		return "lock-user prod " + u + forD + why
+		return "lock-user " + c + u + forD + why
 	case 6:
-		return "unlock-user prod " + u + why
+		return "unlock-user " + c + u + why
 	case 7:
-		return "rotate-password prod " + u + pick([]string{"", " --kill-sessions", " --logout-all"}) + why
+		return "rotate-password " + c + u + pick([]string{"", " --kill-sessions", " --logout-all"}) + why
 	case 8:
-		return "create-readonly-user prod new" + id + " shop" + why
+		return "create-readonly-user " + c + "new" + id + " shop" + why
 	case 9:
-		return "drop-user prod new" + id + why
+		return "drop-user " + c + "new" + id + why
 	case 10:
 		return `schedule rotate-password prod ` + u + ` "` + pick([]string{"0 * * * *", "*/30 * * * *", "@daily"}) + `"`
 	case 11:
@@ -214,7 +224,8 @@ type world struct {
 	policy  approvals.Policy
 	st      *store.Store
 	b       *bot.Bot
-	conns   []*connector.Mongo
+	conns   []*connector.Mongo // every connection a bot process made, to close at the end
+	prod    *connector.Mongo   // the running bot's connector "prod"
 	cancel  context.CancelFunc
 	done    chan error
 	sent    int64 // deliveries sent to the current bot
@@ -223,6 +234,7 @@ type world struct {
 	panics  int64
 	secrets []string
 	admin   *connector.Mongo
+	cloud   *cloudSide // the Atlas project behind connector "cloud"
 	// app and pair are where the rotated passwords of u3 (one user) and of u4/u5 (alternating
 	// users) are delivered: real programs writing files, as an application reads them.
 	app, pair *appSide
@@ -278,6 +290,9 @@ func newWorld(t testing.TB) (*world, error) {
 			return nil, err
 		}
 	}
+	if w.cloud, err = newCloud(w); err != nil {
+		return nil, err
+	}
 	w.policy = checkerPolicy(0)
 	w.app, w.pair = newAppSide(t), newAppSide(t)
 	return w, w.start()
@@ -319,13 +334,21 @@ func (w *world) start() error {
 	if err != nil {
 		return err
 	}
-	w.conns = append(w.conns, m)
+	w.conns, w.prod = append(w.conns, m), m
+	deliveries := w.deliveries()
+	gen := w.generation.Load()
+	cloud, wire, err := w.cloud.connector(w, func() bool { return w.generation.Load() == gen })
+	if err != nil {
+		return err
+	}
+	w.conns = append(w.conns, wire)
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sl := slack.New(slack.Config{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
 	// Small limits, so that steps meet a full executor and a full queue.
-	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m}, Limits: map[string]bot.Limits{"prod": {Concurrency: 2, Queue: 2}},
-		Now: w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: w.deliveries()}, st, sl, sl)
+	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m, "cloud": cloud},
+		Limits: map[string]bot.Limits{"prod": {Concurrency: 2, Queue: 2}, "cloud": {Concurrency: 2, Queue: 2}},
+		Now:    w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: deliveries}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	w.st, w.b, w.cancel, w.done, w.sent = st, b, cancel, make(chan error, 1), 0
 	before := w.slack.Connections()
@@ -347,7 +370,10 @@ func (w *world) crash() error {
 	// A killed process sends MongoDB nothing more (what it sent may still land): its client
 	// goes with it. Its goroutines run on, into a closed client and a closed journal.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	w.conns[len(w.conns)-1].Close(ctx)
+	for _, c := range w.conns[len(w.conns)-2:] {
+		c.Close(ctx)
+	}
+	w.generation.Add(1) // and its Atlas client's transport
 	cancel()
 	w.st.Close()
 	return w.start()
@@ -648,6 +674,7 @@ func (w *world) close() {
 	w.admin.Close(context.Background())
 	w.proxy.Close()
 	w.emu.Close()
+	w.cloud.close()
 	w.slack.Close()
 	w.emu = nil
 	if w.panics > 0 {
@@ -689,7 +716,7 @@ func (w *world) finish() {
 // answers itself again (its driver has found the server anew).
 func (w *world) restore() {
 	w.proxy.Restore()
-	m := w.conns[len(w.conns)-1]
+	m := w.prod
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := m.State(ctx, connector.UserRef{User: "u1", DB: "admin"})
@@ -740,6 +767,9 @@ func (w *world) entries() []store.Entry {
 // kinds are the changes (as the emulator records them) an entry may have made, on whom.
 func kinds(e store.Entry) []string {
 	u := e.Args["user"] + "@" + cmpOr(e.Args["authdb"], "admin")
+	if e.Connector == "cloud" {
+		u = "cloud:" + u
+	}
 	switch e.Action {
 	case commands.RotatePassword:
 		if e.Args["logout_all"] == "true" {
@@ -790,6 +820,7 @@ func qualify(r string) string {
 // appliedKinds are the changes the bot's own account made, as the emulator saw them.
 func (w *world) appliedKinds() map[string]int {
 	out := map[string]int{}
+	w.cloud.applied(out)
 	for _, a := range w.emu.Applied() {
 		if a.By.User != "botadmin" {
 			continue
@@ -929,11 +960,11 @@ func normalizeKind(k string) string {
 func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 	eff := func(action string, args map[string]string) approvals.Effective {
 		if action == commands.Rollback && args["performs"] != "" {
-			x := w.policy.For(args["performs"], "prod")
-			x.Required = x.Required || w.policy.For(commands.Rollback, "prod").Required
+			x := w.policy.For(args["performs"], e.Connector)
+			x.Required = x.Required || w.policy.For(commands.Rollback, e.Connector).Required
 			return x
 		}
-		return w.policy.For(action, "prod")
+		return w.policy.For(action, e.Connector)
 	}
 	switch {
 	case e.Requester == "bot":
@@ -985,7 +1016,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("request #%d (%s) ran without approval, but the policy requires it", r.ID, r.Action)
 		}
 	}
-	if acct := "botadmin"; e.Args["user"] == acct && cmpOr(e.Args["authdb"], "admin") == "admin" {
+	if acct := "botadmin"; e.Connector == "prod" && e.Args["user"] == acct && cmpOr(e.Args["authdb"], "admin") == "admin" {
 		w.problem("journal #%d acted on the bot's own login (%s)", e.ID, e.Action)
 	}
 }
@@ -1070,9 +1101,9 @@ func (w *world) checkVotes() {
 		return
 	}
 	for _, r := range rs {
-		eff := w.policy.For(r.Action, "prod")
+		eff := w.policy.For(r.Action, r.Connector)
 		if r.Action == commands.Rollback && r.Args["performs"] != "" {
-			eff = w.policy.For(r.Args["performs"], "prod")
+			eff = w.policy.For(r.Args["performs"], r.Connector)
 		}
 		for _, v := range r.Votes[min(w.seenVotes[r.ID], len(r.Votes)):] {
 			if !eff.Approvers.Has(w.whoIs(v.User)) {
@@ -1123,17 +1154,32 @@ func (w *world) checkInjection() {
 }
 
 // checkUsers: after the run settles, the journal's view of every user the bot changed last
-// equals the server's.
+// equals the server's: prod's, and the cluster of the Atlas project once Atlas has applied
+// everything it accepted.
 func (w *world) checkUsers() {
-	snap := w.emu.Snapshot()
-	last := map[string]string{} // user -> who changed it last
-	for _, a := range w.emu.Applied() {
-		last[a.User.User+"@"+a.User.DB] = a.By.User
+	w.cloud.api.WaitApplied()
+	for _, e := range w.entries() {
+		if e.State != store.EntryFailed {
+			done[e.Connector].Add(1)
+		}
+	}
+	cloudApplied.Add(int64(len(w.cloud.cluster.AppliedSince(w.cloud.base))))
+	w.checkUsersOn("prod", w.emu, func(a mongotest.Applied) bool { return a.By.User == "botadmin" })
+	w.checkUsersOn("cloud", w.cloud.cluster, func(a mongotest.Applied) bool { return a.Seq > w.cloud.base })
+}
+
+// checkUsersOn checks the users of connector name on server, where byBot tells the bot's
+// changes from others'.
+func (w *world) checkUsersOn(name string, server *mongotest.Server, byBot func(mongotest.Applied) bool) {
+	snap := server.Snapshot()
+	last := map[string]bool{} // user -> whether the bot changed it last
+	for _, a := range server.Applied() {
+		last[a.User.User+"@"+a.User.DB] = byBot(a)
 	}
 	newest := map[string]store.Entry{}
 	concurrent := map[string]bool{}
 	for _, e := range w.entries() { // newest first
-		if e.State != store.EntryDone && e.State != store.EntryRolledBack || len(e.After) == 0 {
+		if e.Connector != name || e.State != store.EntryDone && e.State != store.EntryRolledBack || len(e.After) == 0 {
 			continue
 		}
 		u := e.Args["user"] + "@" + cmpOr(e.Args["authdb"], "admin")
@@ -1146,15 +1192,15 @@ func (w *world) checkUsers() {
 		newest[u] = e
 	}
 	for u, e := range newest {
-		if last[u] != "botadmin" || concurrent[u] {
+		if !last[u] || concurrent[u] {
 			continue
 		}
 		var after connector.UserState
 		if err := json.Unmarshal(e.After, &after); err != nil {
 			continue
 		}
-		name, db, _ := strings.Cut(u, "@")
-		s, exists := snap[mongotest.UserRef{User: name, DB: db}]
+		user, db, _ := strings.Cut(u, "@")
+		s, exists := snap[mongotest.UserRef{User: user, DB: db}]
 		var roles []string
 		for _, r := range s.Roles {
 			roles = append(roles, r.Role+"@"+r.DB)
@@ -1167,8 +1213,8 @@ func (w *world) checkUsers() {
 		slices.Sort(want)
 		locked := exists && len(s.Restrictions) == 1 && slices.Equal(s.Restrictions[0].ClientSource, connector.LockRestrictions()[0].ClientSource)
 		if exists != after.Exists || (exists && (!slices.Equal(roles, want) || locked != after.Locked())) {
-			w.problem("the journal's last word on %s (journal #%d: %s) differs from the server (exists %v, roles %v, locked %v)",
-				u, e.ID, after.Describe(), exists, roles, locked)
+			w.problem("the journal's last word on %s of %s (journal #%d: %s) differs from the server (exists %v, roles %v, locked %v)",
+				u, name, e.ID, after.Describe(), exists, roles, locked)
 		}
 	}
 }
@@ -1240,7 +1286,8 @@ func TestInvariants(t *testing.T) {
 				len(short), b.String(), strings.Join(runSteps(t, short, false), "\n  "))
 		})
 	}
-	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest) and the Slack stand-in, race detector %v", total, len(seedsToRun()), raceEnabled)
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
+		total, len(seedsToRun()), done["prod"].Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
 }
 
 // shrink removes steps while the run still violates an invariant: chunks first, then single
