@@ -1,0 +1,144 @@
+// Package etcdtest starts real etcd members in-process (go.etcd.io/etcd/server/v3/embed) on
+// loopback ports, for tests: a cluster of any size, whose members can be stopped and started
+// again with their data.
+package etcdtest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Cluster is a running etcd cluster.
+type Cluster struct {
+	t       testing.TB
+	dir     string
+	names   []string
+	peer    []url.URL
+	client  []url.URL
+	initial string
+
+	mu      sync.Mutex
+	members []*embed.Etcd // nil: stopped
+}
+
+// Start starts an n-member cluster that stops with the test.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, n)}
+	var initial []string
+	for i := range n {
+		c.names = append(c.names, fmt.Sprintf("m%d", i))
+		c.peer = append(c.peer, freeURL(t))
+		c.client = append(c.client, freeURL(t))
+		initial = append(initial, c.names[i]+"="+c.peer[i].String())
+	}
+	c.initial = strings.Join(initial, ",")
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.start(i, "new") }()
+	}
+	wg.Wait()
+	t.Cleanup(c.Close)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("etcdtest: member %d: %v", i, err)
+		}
+	}
+	return c
+}
+
+// freeURL is a loopback address no one listens on now.
+func freeURL(t testing.TB) url.URL {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
+}
+
+func (c *Cluster) start(i int, state string) error {
+	cfg := embed.NewConfig()
+	cfg.Name = c.names[i]
+	cfg.Dir = filepath.Join(c.dir, c.names[i])
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{c.peer[i]}, []url.URL{c.peer[i]}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c.client[i]}, []url.URL{c.client[i]}
+	cfg.InitialCluster, cfg.ClusterState, cfg.InitialClusterToken = c.initial, state, "mongobot-test"
+	cfg.LogLevel = "error"
+	// Short heartbeats so elections take a fraction of a second, as on a LAN.
+	cfg.TickMs, cfg.ElectionMs = 50, 500
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return fmt.Errorf("not ready after 30s")
+	}
+	c.mu.Lock()
+	c.members[i] = e
+	c.mu.Unlock()
+	return nil
+}
+
+// Endpoints are the client addresses of every member, running or not.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, u := range c.client {
+		out = append(out, u.String())
+	}
+	return out
+}
+
+// Endpoint is member i's client address.
+func (c *Cluster) Endpoint(i int) string { return c.client[i].String() }
+
+// Stop stops member i, as a crash of its process would (its data stays).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	e := c.members[i]
+	c.members[i] = nil
+	c.mu.Unlock()
+	if e != nil {
+		e.Close()
+	}
+}
+
+// Restart starts a stopped member i again, from its data.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if err := c.start(i, "existing"); err != nil {
+		c.t.Fatalf("etcdtest: restart member %d: %v", i, err)
+	}
+}
+
+// Leader is the index of the member that leads the Raft group now, -1 when none is known.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.members {
+		if e != nil && e.Server.Leader() == e.Server.MemberID() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Close stops every member.
+func (c *Cluster) Close() {
+	for i := range c.members {
+		c.Stop(i)
+	}
+}

@@ -1,0 +1,272 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Config is one replica's part in the group.
+type Config struct {
+	Client *clientv3.Client
+	// Prefix is where the group's keys live ("/mongobot/"); every replica of one bot uses the
+	// same.
+	Prefix string
+	// Name is this replica, as the others and the metrics see it (a host name).
+	Name string
+	// TTL is the session lease (whole seconds, at least 2; default 10s): a replica that
+	// dies holds leadership and its claims for at most this long.
+	TTL time.Duration
+	Log *slog.Logger
+	// Now is the clock of the term watchdog (default time.Now).
+	Now func() time.Time
+}
+
+// ErrNotLeader is the answer to a fenced write after the term ended.
+var ErrNotLeader = errors.New("ha: this replica no longer leads: the write was not made")
+
+// ErrSessionLost says the replica's lease ended: its claims and any term are gone, and it
+// must join again.
+var ErrSessionLost = errors.New("ha: the replica's etcd session ended")
+
+// Replica is one bot process's membership: its lease, its campaigns and its claims.
+type Replica struct {
+	cfg     Config
+	session *concurrency.Session
+
+	mu      sync.Mutex
+	lastAck time.Time // when the lease was last renewed, as this replica saw it
+	term    *Term
+}
+
+// Join starts a session for the replica: a lease kept alive until Close or until etcd can no
+// longer be reached for longer than the TTL.
+func Join(ctx context.Context, cfg Config) (*Replica, error) {
+	if cfg.TTL == 0 {
+		cfg.TTL = 10 * time.Second
+	}
+	if cfg.TTL < 2*time.Second {
+		return nil, fmt.Errorf("ha: the session TTL %s is too short: at least 2s", cfg.TTL)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Name == "" || cfg.Prefix == "" {
+		return nil, errors.New("ha: a replica needs a name and a prefix")
+	}
+	ttl := int(cfg.TTL / time.Second)
+	grant, err := cfg.Client.Grant(ctx, int64(ttl))
+	if err != nil {
+		return nil, fmt.Errorf("ha: grant the session lease: %w", err)
+	}
+	r := &Replica{cfg: cfg, lastAck: cfg.Now()}
+	// A second keep-alive channel on the same lease (etcd's client shares one stream): the
+	// session eats its own, this one tells the watchdog when the lease was last renewed.
+	acks, err := cfg.Client.KeepAlive(context.WithoutCancel(ctx), grant.ID)
+	if err != nil {
+		return nil, fmt.Errorf("ha: keep the session lease alive: %w", err)
+	}
+	if r.session, err = concurrency.NewSession(cfg.Client, concurrency.WithLease(grant.ID), concurrency.WithTTL(ttl)); err != nil {
+		return nil, fmt.Errorf("ha: start the session: %w", err)
+	}
+	go func() {
+		for range acks {
+			r.mu.Lock()
+			r.lastAck = cfg.Now()
+			r.mu.Unlock()
+		}
+	}()
+	return r, nil
+}
+
+// Name is the replica's name.
+func (r *Replica) Name() string { return r.cfg.Name }
+
+// Done is closed when the session has ended.
+func (r *Replica) Done() <-chan struct{} { return r.session.Done() }
+
+// Close ends the session and gives up its lease: its term and claims end at once, and
+// another replica may lead without waiting for the TTL.
+func (r *Replica) Close() error {
+	r.mu.Lock()
+	t := r.term
+	r.mu.Unlock()
+	if t != nil {
+		t.end()
+	}
+	return r.session.Close()
+}
+
+// Term is one spell of leadership.
+type Term struct {
+	// Ctx ends when the term does: when the replica's lease may be about to expire, when its
+	// session ended, or when Lead's context was cancelled. Timer work runs under it.
+	Ctx context.Context
+	// Key and Rev are the leader key and its create revision, which fence the term.
+	Key string
+	Rev int64
+
+	cancel context.CancelFunc
+}
+
+func (t *Term) end() { t.cancel() }
+
+// Cmp holds while this term lasts: the leader key is still the one it created. A
+// transaction conditioned on it is refused by etcd once another term may have begun.
+func (t Term) Cmp() clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(t.Key), "=", t.Rev)
+}
+
+// Leader says who leads now ("" when nobody does).
+func (r *Replica) Leader(ctx context.Context) (string, error) {
+	resp, err := concurrency.NewElection(r.session, r.cfg.Prefix+"leader/").Leader(ctx)
+	switch {
+	case errors.Is(err, concurrency.ErrElectionNoLeader):
+		return "", nil
+	case err != nil:
+		return "", err
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// Leading reports whether this replica is in a term now.
+func (r *Replica) Leading() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.term != nil && r.term.Ctx.Err() == nil
+}
+
+// Lead campaigns until ctx ends or the session does, and calls lead for each term won; lead
+// must return once term.Ctx is done. It returns ErrSessionLost when the session ended.
+func (r *Replica) Lead(ctx context.Context, lead func(Term)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.session.Done():
+			return ErrSessionLost
+		default:
+		}
+		el := concurrency.NewElection(r.session, r.cfg.Prefix+"leader/")
+		cctx, stop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-r.session.Done():
+			case <-cctx.Done():
+			}
+			stop()
+		}()
+		err := el.Campaign(cctx, r.cfg.Name)
+		if err == nil {
+			err = r.stillOurs(cctx, el)
+		}
+		if err != nil {
+			stop()
+			if ctx.Err() == nil && r.session.Ctx().Err() == nil {
+				r.cfg.Log.Warn("ha: campaign", "replica", r.cfg.Name, "err", err)
+				r.pause(ctx, time.Second)
+			}
+			continue
+		}
+		r.serve(cctx, el, lead)
+		stop()
+	}
+}
+
+// stillOurs checks that the leader key Campaign waited on still exists: Campaign can return
+// after the session's own key vanished with an expired lease.
+func (r *Replica) stillOurs(ctx context.Context, el *concurrency.Election) error {
+	resp, err := r.cfg.Client.Get(ctx, el.Key())
+	if err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != el.Rev() {
+		return errors.New("the leader key vanished as the campaign was won")
+	}
+	return nil
+}
+
+// serve runs one term: lead runs under a context that the watchdog ends when the lease has
+// not been renewed for TTL minus a margin, so before the server can let it expire and
+// another replica win (etcd counts the TTL from the last renewal it saw, which is no later
+// than the acknowledgement this replica saw).
+func (r *Replica) serve(ctx context.Context, el *concurrency.Election, lead func(Term)) {
+	tctx, cancel := context.WithCancel(ctx)
+	t := &Term{Ctx: tctx, Key: el.Key(), Rev: el.Rev(), cancel: cancel}
+	r.mu.Lock()
+	r.term = t
+	r.mu.Unlock()
+	r.cfg.Log.Info("ha: leading", "replica", r.cfg.Name, "rev", t.Rev)
+	done := make(chan struct{})
+	go r.watch(t, done)
+	lead(*t)
+	cancel()
+	close(done)
+	r.mu.Lock()
+	r.term = nil
+	r.mu.Unlock()
+	// Give the term up at once when the session lives on (Lead's context ended): another
+	// replica need not wait for the lease.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	if err := el.Resign(rctx); err != nil && r.session.Ctx().Err() == nil {
+		r.cfg.Log.Warn("ha: resign", "replica", r.cfg.Name, "err", err)
+	}
+	rcancel()
+	r.cfg.Log.Info("ha: term ended", "replica", r.cfg.Name, "rev", t.Rev)
+}
+
+// margin is how long before the lease could expire a leader stops: a third of the TTL, the
+// interval at which etcd's client renews, so one missed renewal is tolerated and two are not.
+func (r *Replica) margin() time.Duration { return r.cfg.TTL / 3 }
+
+func (r *Replica) watch(t *Term, done <-chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.session.Done():
+			t.end()
+			return
+		case <-tick.C:
+			r.mu.Lock()
+			last := r.lastAck
+			r.mu.Unlock()
+			if r.cfg.Now().Sub(last) > r.cfg.TTL-r.margin() {
+				r.cfg.Log.Warn("ha: lease not renewed in time: stepping down", "replica", r.cfg.Name, "last_renewal", last)
+				t.end()
+				return
+			}
+		}
+	}
+}
+
+func (r *Replica) pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-r.session.Done():
+	case <-time.After(d):
+	}
+}
+
+// Fenced commits ops only while t lasts; ErrNotLeader when it has ended.
+func (r *Replica) Fenced(ctx context.Context, t Term, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	resp, err := r.cfg.Client.Txn(ctx).If(t.Cmp()).Then(ops...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		return resp, ErrNotLeader
+	}
+	return resp, nil
+}
