@@ -70,29 +70,6 @@ func (c *cloudSide) connector(w *world, alive func() bool) (bot.Mongo, *connecto
 		VerifyWithin: time.Second, VerifyEvery: 10 * time.Millisecond, Now: w.clock.Now}), wire, nil
 }
 
-// applied are the changes Atlas applied to the cluster since the setup, as "cloud:" kinds.
-func (c *cloudSide) applied(out map[string]int) {
-	for _, a := range c.cluster.AppliedSince(c.base) {
-		u := "cloud:" + a.User.User + "@" + a.User.DB
-		switch {
-		case a.Created:
-			out[u+" create"]++
-		case a.Dropped:
-			out[u+" drop"]++
-		default:
-			if a.PasswordChanged {
-				out[u+" pwd"]++
-			}
-			for _, r := range a.RolesAdded {
-				out[u+" grant "+r.Role+"@"+r.DB]++
-			}
-			for _, r := range a.RolesRemoved {
-				out[u+" revoke "+r.Role+"@"+r.DB]++
-			}
-		}
-	}
-}
-
 func (c *cloudSide) close() {
 	c.api.Close()
 	c.cluster.Close()

@@ -817,36 +817,43 @@ func qualify(r string) string {
 	return r
 }
 
-// appliedKinds are the changes the bot's own account made, as the emulator saw them.
+// appliedKinds are the changes the bot's own account made, as the emulator saw them, and
+// those Atlas applied to its cluster.
 func (w *world) appliedKinds() map[string]int {
 	out := map[string]int{}
-	w.cloud.applied(out)
 	for _, a := range w.emu.Applied() {
-		if a.By.User != "botadmin" {
-			continue
-		}
-		u := a.User.User + "@" + a.User.DB
-		switch {
-		case a.Created:
-			out[u+" create"]++
-		case a.Dropped:
-			out[u+" drop"]++
-		default:
-			if a.PasswordChanged {
-				out[u+" pwd"]++
-			}
-			if a.RestrictionsChanged {
-				out[u+" restrict"]++
-			}
-			for _, r := range a.RolesAdded {
-				out[u+" grant "+r.Role+"@"+r.DB]++
-			}
-			for _, r := range a.RolesRemoved {
-				out[u+" revoke "+r.Role+"@"+r.DB]++
-			}
+		if a.By.User == "botadmin" {
+			countKinds(out, "", a)
 		}
 	}
+	for _, a := range w.cloud.cluster.AppliedSince(w.cloud.base) {
+		countKinds(out, "cloud:", a)
+	}
 	return out
+}
+
+// countKinds counts change a under its kinds, its user prefixed with prefix.
+func countKinds(out map[string]int, prefix string, a mongotest.Applied) {
+	u := prefix + a.User.User + "@" + a.User.DB
+	switch {
+	case a.Created:
+		out[u+" create"]++
+	case a.Dropped:
+		out[u+" drop"]++
+	default:
+		if a.PasswordChanged {
+			out[u+" pwd"]++
+		}
+		if a.RestrictionsChanged {
+			out[u+" restrict"]++
+		}
+		for _, r := range a.RolesAdded {
+			out[u+" grant "+r.Role+"@"+r.DB]++
+		}
+		for _, r := range a.RolesRemoved {
+			out[u+" revoke "+r.Role+"@"+r.DB]++
+		}
+	}
 }
 
 // check runs the invariants that hold after every step.
