@@ -37,7 +37,7 @@ func (r *Replica) Claim(ctx context.Context, name string) (Claim, error) {
 		if len(kvs) > 0 {
 			holder = string(kvs[0].Value)
 			if kvs[0].Lease == int64(r.session.Lease()) {
-				return Claim{Key: k, Rev: kvs[0].CreateRevision, r: r}, nil // already ours
+				holder = "this replica" // claims are not shared, even within one process
 			}
 		}
 		return Claim{}, fmt.Errorf("%w: %s holds %s", ErrClaimed, holder, name)
@@ -50,8 +50,20 @@ func (c Claim) Cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(c.Key), "=", c.Rev)
 }
 
+// ErrClaimLost says a claim was gone before its release: its holder's session ended.
+var ErrClaimLost = errors.New("ha: the claim was lost before its release")
+
 // Release gives the claim up, if it is still this one.
 func (c Claim) Release(ctx context.Context) error {
-	_, err := c.r.cfg.Client.Txn(ctx).If(c.Cmp()).Then(clientv3.OpDelete(c.Key)).Commit()
-	return err
+	if c.r == nil || c.Rev == 0 {
+		return ErrClaimLost
+	}
+	resp, err := c.r.cfg.Client.Txn(ctx).If(c.Cmp()).Then(clientv3.OpDelete(c.Key)).Commit()
+	switch {
+	case err != nil:
+		return err
+	case !resp.Succeeded:
+		return ErrClaimLost
+	}
+	return nil
 }

@@ -40,9 +40,11 @@ type Replica struct {
 	cfg     Config
 	session *concurrency.Session
 
-	mu      sync.Mutex
-	lastAck time.Time // when the lease was last renewed, as this replica saw it
-	term    *Term
+	stopRenew context.CancelFunc
+
+	mu        sync.Mutex
+	lastRenew time.Time // when the last successful renewal was sent: etcd renewed after it
+	term      *Term
 }
 
 // Join starts a session for the replica: a lease kept alive until Close or until etcd can no
@@ -64,28 +66,49 @@ func Join(ctx context.Context, cfg Config) (*Replica, error) {
 		return nil, errors.New("ha: a replica needs a name and a prefix")
 	}
 	ttl := int(cfg.TTL / time.Second)
+	cfg.TTL = time.Duration(ttl) * time.Second // the lease has whole seconds: so must the watchdog
+	sent := cfg.Now()
 	grant, err := cfg.Client.Grant(ctx, int64(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("ha: grant the session lease: %w", err)
 	}
-	r := &Replica{cfg: cfg, lastAck: cfg.Now()}
-	// A second keep-alive channel on the same lease (etcd's client shares one stream): the
-	// session eats its own, this one tells the watchdog when the lease was last renewed.
-	acks, err := cfg.Client.KeepAlive(context.WithoutCancel(ctx), grant.ID)
-	if err != nil {
-		return nil, fmt.Errorf("ha: keep the session lease alive: %w", err)
-	}
+	r := &Replica{cfg: cfg, lastRenew: sent}
 	if r.session, err = concurrency.NewSession(cfg.Client, concurrency.WithLease(grant.ID), concurrency.WithTTL(ttl)); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.TTL)
+		cfg.Client.Revoke(rctx, grant.ID)
+		cancel()
 		return nil, fmt.Errorf("ha: start the session: %w", err)
 	}
-	go func() {
-		for range acks {
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.stopRenew = stop
+	go r.renew(rctx, grant.ID)
+	return r, nil
+}
+
+// renew renews the lease itself every TTL/3, beside the session's own keep-alive, and notes
+// when each successful renewal was sent: etcd renewed it after that moment, so the lease
+// lives at least TTL from it, whatever the reply's delay. The watchdog counts from there.
+func (r *Replica) renew(ctx context.Context, id clientv3.LeaseID) {
+	tick := time.NewTicker(r.cfg.TTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.session.Done():
+			return
+		case <-tick.C:
+		}
+		sent := r.cfg.Now()
+		octx, cancel := context.WithTimeout(ctx, r.cfg.TTL/3)
+		_, err := r.cfg.Client.KeepAliveOnce(octx, id)
+		cancel()
+		if err == nil {
 			r.mu.Lock()
-			r.lastAck = cfg.Now()
+			r.lastRenew = sent
 			r.mu.Unlock()
 		}
-	}()
-	return r, nil
+	}
 }
 
 // Name is the replica's name.
@@ -95,14 +118,20 @@ func (r *Replica) Name() string { return r.cfg.Name }
 func (r *Replica) Done() <-chan struct{} { return r.session.Done() }
 
 // Close ends the session and gives up its lease: its term and claims end at once, and
-// another replica may lead without waiting for the TTL.
+// another replica may lead without waiting for the TTL. A term's lead function is waited for
+// (at most the TTL) before the lease goes, so that no other term can begin while it runs.
 func (r *Replica) Close() error {
 	r.mu.Lock()
 	t := r.term
 	r.mu.Unlock()
 	if t != nil {
 		t.end()
+		select {
+		case <-t.done:
+		case <-time.After(r.cfg.TTL):
+		}
 	}
+	r.stopRenew()
 	return r.session.Close()
 }
 
@@ -116,6 +145,7 @@ type Term struct {
 	Rev int64
 
 	cancel context.CancelFunc
+	done   chan struct{} // closed when lead has returned
 }
 
 func (t *Term) end() { t.cancel() }
@@ -171,6 +201,10 @@ func (r *Replica) Lead(ctx context.Context, lead func(Term)) error {
 		}
 		if err != nil {
 			stop()
+			// A key won but not confirmed is given up, or nobody else could lead.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = el.Resign(rctx)
+			rcancel()
 			if ctx.Err() == nil && r.session.Ctx().Err() == nil {
 				r.cfg.Log.Warn("ha: campaign", "replica", r.cfg.Name, "err", err)
 				r.pause(ctx, time.Second)
@@ -201,16 +235,20 @@ func (r *Replica) stillOurs(ctx context.Context, el *concurrency.Election) error
 // than the acknowledgement this replica saw).
 func (r *Replica) serve(ctx context.Context, el *concurrency.Election, lead func(Term)) {
 	tctx, cancel := context.WithCancel(ctx)
-	t := &Term{Ctx: tctx, Key: el.Key(), Rev: el.Rev(), cancel: cancel}
+	t := &Term{Ctx: tctx, Key: el.Key(), Rev: el.Rev(), cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
 	r.term = t
 	r.mu.Unlock()
 	r.cfg.Log.Info("ha: leading", "replica", r.cfg.Name, "rev", t.Rev)
+	if r.stale() {
+		cancel() // the lease may be about to expire: no term begins on it
+	}
 	done := make(chan struct{})
 	go r.watch(t, done)
 	lead(*t)
 	cancel()
 	close(done)
+	close(t.done)
 	r.mu.Lock()
 	r.term = nil
 	r.mu.Unlock()
@@ -224,9 +262,15 @@ func (r *Replica) serve(ctx context.Context, el *concurrency.Election, lead func
 	r.cfg.Log.Info("ha: term ended", "replica", r.cfg.Name, "rev", t.Rev)
 }
 
-// margin is how long before the lease could expire a leader stops: a third of the TTL, the
-// interval at which etcd's client renews, so one missed renewal is tolerated and two are not.
-func (r *Replica) margin() time.Duration { return r.cfg.TTL / 3 }
+// stale says that the lease has not been renewed for TTL minus a third: a leader stops then,
+// with a third of the TTL left for its timer work to notice before the lease can expire.
+// Renewals go every third of the TTL, so one late renewal is tolerated, not two.
+func (r *Replica) stale() bool {
+	r.mu.Lock()
+	last := r.lastRenew
+	r.mu.Unlock()
+	return r.cfg.Now().Sub(last) > r.cfg.TTL-r.cfg.TTL/3
+}
 
 func (r *Replica) watch(t *Term, done <-chan struct{}) {
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -239,11 +283,8 @@ func (r *Replica) watch(t *Term, done <-chan struct{}) {
 			t.end()
 			return
 		case <-tick.C:
-			r.mu.Lock()
-			last := r.lastAck
-			r.mu.Unlock()
-			if r.cfg.Now().Sub(last) > r.cfg.TTL-r.margin() {
-				r.cfg.Log.Warn("ha: lease not renewed in time: stepping down", "replica", r.cfg.Name, "last_renewal", last)
+			if r.stale() {
+				r.cfg.Log.Warn("ha: lease not renewed in time: stepping down", "replica", r.cfg.Name)
 				t.end()
 				return
 			}
@@ -259,8 +300,11 @@ func (r *Replica) pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Fenced commits ops only while t lasts; ErrNotLeader when it has ended.
+// Fenced commits ops only while t lasts; ErrNotLeader when it has ended, here or in etcd.
 func (r *Replica) Fenced(ctx context.Context, t Term, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	if t.Rev == 0 || t.Ctx == nil || t.Ctx.Err() != nil {
+		return nil, ErrNotLeader
+	}
 	resp, err := r.cfg.Client.Txn(ctx).If(t.Cmp()).Then(ops...).Commit()
 	if err != nil {
 		return nil, err
