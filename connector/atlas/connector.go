@@ -551,11 +551,13 @@ func (c *Connector) CanRecreate(context.Context, connector.UserRef, connector.Us
 
 // Supports says what Atlas cannot do, before anyone is asked to approve it.
 func (c *Connector) Supports(_ context.Context, action string, killSessions bool) error {
-	switch {
-	case action == "lock-user" || action == "unlock-user":
-		return c.unsupported(action, lockReason)
-	case action == "rotate-password" && killSessions:
-		return c.unsupported("--kill-sessions", noSessions)
+	what := action
+	if action == "rotate-password" && killSessions {
+		what = "rotate-password --kill-sessions"
+	}
+	if why := c.notOnAtlas(what); why != "" {
+		// A flag is named alone: the action itself can be done.
+		return c.unsupported(strings.TrimPrefix(what, "rotate-password "), why)
 	}
 	return nil
 }
