@@ -1,9 +1,9 @@
 package store
 
 import (
-	"slices"
+	"mongobot/kv"
 
-	bolt "go.etcd.io/bbolt"
+	"slices"
 )
 
 // record is what compare-and-set needs from a stored type.
@@ -27,7 +27,7 @@ func insert[T any, P interface {
 	if first.At.IsZero() {
 		first.At = s.now()
 	}
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		id, err := tx.Bucket(b).NextSequence()
 		if err != nil {
 			return err
@@ -46,7 +46,7 @@ func update[T any, P interface {
 	record
 }](s *Store, b []byte, id uint64, fn func(P) error) (T, error) {
 	var out T
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		rec, err := get[T](tx, b, id)
 		if err != nil {
 			return err

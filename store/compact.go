@@ -1,6 +1,8 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +49,7 @@ func Compact(dir string, lockTimeout time.Duration) (CompactStats, error) {
 	}
 	defer src.Close()
 	var fresh bool
-	if err := src.View(func(tx *bolt.Tx) error { fresh = indexFresh(tx); return nil }); err != nil {
+	if err := (boltDB{src}).View(func(tx kv.Tx) error { fresh = indexFresh(tx); return nil }); err != nil {
 		return st, err
 	}
 
@@ -74,7 +76,7 @@ func Compact(dir string, lockTimeout time.Duration) (CompactStats, error) {
 	if err == nil && fresh {
 		// The copy has transaction ids of its own: the mark that the indexes were kept
 		// names the copy's last one, or the next Open would rebuild every index.
-		err = dst.Update(markIndexed)
+		err = (boltDB{dst}).Update(markIndexed)
 	}
 	if err == nil {
 		err = dst.View(func(tx *bolt.Tx) error {

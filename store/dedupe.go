@@ -1,10 +1,10 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"encoding/binary"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Seen records key (a Slack envelope id, a click's action id plus message ts) for ttl and
@@ -12,7 +12,7 @@ import (
 // deliveries of the same key exactly one sees first == true. An expired key counts as new.
 func (s *Store) Seen(key string, ttl time.Duration) (first bool, err error) {
 	now := s.now()
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketDedupe)
 		if v := b.Get([]byte(key)); v != nil && !expired(v, now) {
 			return nil

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"bytes"
 	"cmp"
 	"encoding/binary"
@@ -9,8 +11,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mongobot/commands"
 )
@@ -133,7 +133,7 @@ func storedKeys(b []byte, id uint64, raw []byte) ([]indexKey, error) {
 
 // reindexRecord moves the index keys of record id of bucket b from those of its stored form
 // old (nil for a new record) to those of rec (nil for a deleted one).
-func reindexRecord(tx *bolt.Tx, b []byte, id uint64, old []byte, rec any) error {
+func reindexRecord(tx kv.Tx, b []byte, id uint64, old []byte, rec any) error {
 	next := keysOf(id, rec)
 	var prev []indexKey
 	if old != nil {
@@ -168,7 +168,7 @@ func idOf(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) }
 
 // indexFresh reports whether tx sees indexes it can trust: every index bucket is there, in
 // this version's layout, and the last transaction committed was one that kept them.
-func indexFresh(tx *bolt.Tx) bool {
+func indexFresh(tx kv.Tx) bool {
 	for _, b := range indexBuckets {
 		if tx.Bucket(b) == nil {
 			return false
@@ -187,7 +187,7 @@ func indexFresh(tx *bolt.Tx) bool {
 }
 
 // markIndexed records, in meta, that transaction tx kept the indexes.
-func markIndexed(tx *bolt.Tx) error {
+func markIndexed(tx kv.Tx) error {
 	v := binary.BigEndian.AppendUint64(u64(indexVersion), uint64(tx.ID()))
 	return tx.Bucket(bucketMeta).Put(keyIndexed, v)
 }
@@ -195,8 +195,8 @@ func markIndexed(tx *bolt.Tx) error {
 // update is the store's read-write transaction: fn, then the mark that the indexes were kept.
 // IMPORTANT: write only through it (never s.db.Update), or the next Open finds the mark stale
 // and rebuilds every index, which reads the whole journal.
-func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+func (s *Store) update(fn func(tx kv.Tx) error) error {
+	return s.db.Update(func(tx kv.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func (s *Store) Reindex() (ReindexStats, error) {
 		return ReindexStats{}, ErrReadOnly
 	}
 	var st ReindexStats
-	err := s.update(func(tx *bolt.Tx) (err error) {
+	err := s.update(func(tx kv.Tx) (err error) {
 		st, err = reindex(tx)
 		return err
 	})
@@ -233,7 +233,7 @@ func (s *Store) Reindex() (ReindexStats, error) {
 
 // reindex empties every index bucket (creating those missing) and fills them again from the
 // entries and the requests.
-func reindex(tx *bolt.Tx) (ReindexStats, error) {
+func reindex(tx kv.Tx) (ReindexStats, error) {
 	var st ReindexStats
 	for _, b := range indexBuckets {
 		if tx.Bucket(b) != nil {
@@ -280,7 +280,7 @@ func reindex(tx *bolt.Tx) (ReindexStats, error) {
 }
 
 // checkIndexes compares every index with what the records say it should hold.
-func checkIndexes(tx *bolt.Tx) error {
+func checkIndexes(tx kv.Tx) error {
 	want := map[string]map[string]uint64{} // bucket -> key -> record id
 	for _, b := range indexBuckets {
 		want[string(b)] = map[string]uint64{}
@@ -322,7 +322,7 @@ func checkIndexes(tx *bolt.Tx) error {
 
 // seekBelow places c on the last key that starts with prefix and sorts before prefix+bound,
 // and returns it, or nil when there is none.
-func seekBelow(c *bolt.Cursor, prefix, bound []byte) []byte {
+func seekBelow(c kv.Cursor, prefix, bound []byte) []byte {
 	k, _ := c.Seek(append(prefix[:len(prefix):len(prefix)], bound...))
 	if k == nil {
 		k, _ = c.Last()
@@ -346,9 +346,9 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 		before = math.MaxUint64
 	}
 	states = slices.Compact(slices.Sorted(slices.Values(states)))
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		type head struct {
-			c      *bolt.Cursor
+			c      kv.Cursor
 			prefix []byte
 			k      []byte
 		}
@@ -384,7 +384,7 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 }
 
 // entriesIn returns the entries whose ids end the keys of index b, oldest (lowest id) first.
-func entriesIn(tx *bolt.Tx, b []byte) ([]Entry, error) {
+func entriesIn(tx kv.Tx, b []byte) ([]Entry, error) {
 	var out []Entry
 	err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
 		e, err := get[Entry](tx, bucketEntries, idOf(k))
@@ -397,7 +397,7 @@ func entriesIn(tx *bolt.Tx, b []byte) ([]Entry, error) {
 
 // scanEntries returns the entries that match keep, oldest first, reading every one: the
 // answer without an index, for a journal opened read-only before its indexes were built.
-func scanEntries(tx *bolt.Tx, keep func(*Entry) bool) ([]Entry, error) {
+func scanEntries(tx kv.Tx, keep func(*Entry) bool) ([]Entry, error) {
 	var out []Entry
 	err := tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 		var e Entry

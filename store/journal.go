@@ -1,6 +1,8 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -9,8 +11,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mongobot/commands"
 )
@@ -42,7 +42,7 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 	if r.Token == "" {
 		r.Token = newToken()
 	}
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		orig, err := get[Entry](tx, bucketEntries, of)
 		if err != nil {
 			return err
@@ -83,7 +83,7 @@ func (s *Store) ReleaseRollback(of, r uint64) error {
 // Entry returns journal entry id, or ErrNotFound.
 func (s *Store) Entry(id uint64) (Entry, error) {
 	var e Entry
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.db.View(func(tx kv.Tx) (err error) {
 		e, err = get[Entry](tx, bucketEntries, id)
 		return err
 	})
@@ -106,7 +106,7 @@ func (s *Store) UpdateEntry(id uint64, fn func(*Entry) error) (Entry, error) {
 // are the actions whose outcome start-up must establish.
 func (s *Store) Executing() ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx kv.Tx) error {
 		return tx.Bucket(bucketExecuting).ForEach(func(k, _ []byte) error {
 			e, err := get[Entry](tx, bucketEntries, binary.BigEndian.Uint64(k))
 			if err != nil {
@@ -142,7 +142,7 @@ func (s *Store) Undelivered() ([]Entry, error) {
 // built yet it reads every entry and keeps those that match, the index's own definition.
 func (s *Store) indexedEntries(index []byte, match func(*Entry) bool) ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.db.View(func(tx kv.Tx) (err error) {
 		if s.indexed {
 			out, err = entriesIn(tx, index)
 		} else {
@@ -160,7 +160,7 @@ func (s *Store) indexedEntries(index []byte, match func(*Entry) bool) ([]Entry, 
 // is not done any more, and the one before it counts again.
 func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) {
 	prefix := lockPrefix(conn, user, db)
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		var id uint64
 		if s.indexed {
 			k := seekBelow(tx.Bucket(bucketLocks).Cursor(), prefix, u64(math.MaxUint64))
@@ -204,7 +204,7 @@ func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) 
 
 // Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
 func (s *Store) Export(w io.Writer) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx kv.Tx) error {
 		enc := json.NewEncoder(w)
 		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			if !json.Valid(v) {
@@ -229,7 +229,7 @@ type PurgeStats struct {
 func (s *Store) Purge() (PurgeStats, error) {
 	var st PurgeStats
 	now := s.now()
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		var err error
 		if st.Dedupe, err = deleteWhere(tx.Bucket(bucketDedupe), func(v []byte) bool {
 			return expired(v, now)
@@ -256,7 +256,7 @@ func (s *Store) Purge() (PurgeStats, error) {
 	return st, err
 }
 
-func deleteWhere(b *bolt.Bucket, match func(v []byte) bool) (int, error) {
+func deleteWhere(b kv.Bucket, match func(v []byte) bool) (int, error) {
 	var doomed [][]byte
 	err := b.ForEach(func(k, v []byte) error {
 		if match(v) {

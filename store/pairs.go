@@ -1,11 +1,11 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Pair is what the bot knows of a pair of alternating users (AWS's alternating-users
@@ -33,7 +33,7 @@ type PairUser struct {
 // Pair returns the record of pair key; a pair the bot has not delivered yet is the zero Pair
 // (ok false).
 func (s *Store) Pair(key string) (p Pair, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketPairs)
 		if b == nil { // a journal from before pairs, opened read-only
 			return nil
@@ -63,14 +63,14 @@ func (s *Store) SwapPair(key, expect string, next PairUser) (Pair, error) {
 		return Pair{}, ErrReadOnly
 	}
 	var p Pair
-	err := s.update(func(tx *bolt.Tx) (err error) {
+	err := s.update(func(tx kv.Tx) (err error) {
 		p, err = s.swapPair(tx, key, expect, next)
 		return err
 	})
 	return p, err
 }
 
-func (s *Store) swapPair(tx *bolt.Tx, key, expect string, next PairUser) (Pair, error) {
+func (s *Store) swapPair(tx kv.Tx, key, expect string, next PairUser) (Pair, error) {
 	var p Pair
 	b := tx.Bucket(bucketPairs)
 	if raw := b.Get([]byte(key)); raw != nil {
@@ -108,7 +108,7 @@ func (s *Store) swapPair(tx *bolt.Tx, key, expect string, next PairUser) (Pair, 
 // it for a rollback). A crash leaves all of it done or none of it. Finishing an entry that is
 // already finished changes nothing.
 func (s *Store) FinishDelivery(id uint64, step Step, note string, pair *PairSwap) (Entry, error) {
-	return s.endDelivery(id, step, func(tx *bolt.Tx, e *Entry) error {
+	return s.endDelivery(id, step, func(tx kv.Tx, e *Entry) error {
 		if note != "" {
 			e.Notes = append(e.Notes, note)
 		}
@@ -132,7 +132,7 @@ type PairSwap struct {
 // its sealed password deleted. For a delivery a later rotation superseded, or whose sealed
 // password is gone.
 func (s *Store) DropDelivery(id uint64, markAs string, step Step) (Entry, error) {
-	return s.endDelivery(id, step, func(tx *bolt.Tx, e *Entry) error {
+	return s.endDelivery(id, step, func(tx kv.Tx, e *Entry) error {
 		for i := range e.Deliveries {
 			if markAs != "" && e.Deliveries[i].State != DeliveryVerified {
 				e.Deliveries[i].State, e.Deliveries[i].At = markAs, s.now()
@@ -145,12 +145,12 @@ func (s *Store) DropDelivery(id uint64, markAs string, step Step) (Entry, error)
 // endDelivery is what finishing and dropping a delivery share: in one transaction, fn settles
 // the sealed password (deleted, or handed to a pair), then DeliverySecret is cleared and step
 // appended. An entry whose delivery already ended is returned unchanged.
-func (s *Store) endDelivery(id uint64, step Step, fn func(*bolt.Tx, *Entry) error) (Entry, error) {
+func (s *Store) endDelivery(id uint64, step Step, fn func(kv.Tx, *Entry) error) (Entry, error) {
 	if s.readOnly {
 		return Entry{}, ErrReadOnly
 	}
 	var e Entry
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		var err error
 		if e, err = get[Entry](tx, bucketEntries, id); err != nil || e.DeliverySecret == "" {
 			return err

@@ -1,9 +1,9 @@
 package store
 
 import (
-	"slices"
+	"mongobot/kv"
 
-	bolt "go.etcd.io/bbolt"
+	"slices"
 )
 
 // CreateRequest stores r in the given initial state and returns it with its new id.
@@ -21,7 +21,7 @@ func (s *Store) CreateRequest(r Request, state, by string) (Request, error) {
 // Request returns request id, or ErrNotFound.
 func (s *Store) Request(id uint64) (Request, error) {
 	var r Request
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.db.View(func(tx kv.Tx) (err error) {
 		r, err = get[Request](tx, bucketRequests, id)
 		return err
 	})

@@ -1,14 +1,14 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -42,7 +42,7 @@ var purgeBatch = 10_000
 // Both buckets are read oldest first and the reading stops at the first record created at or
 // after cutoff: ids grow with time, so the cost is what is deleted (and the few kept), not
 // the whole journal. A record written out of order is left for a later pass.
-func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, err error) {
+func purgeOld(tx kv.Tx, cutoff time.Time) (entries, requests, secrets int, err error) {
 	keepEntry, keepSecret, keepRequest := map[uint64]bool{}, map[string]bool{}, map[uint64]bool{}
 	err = tx.Bucket(bucketPairs).ForEach(func(k, v []byte) error {
 		var p Pair
@@ -153,7 +153,7 @@ func purgeOld(tx *bolt.Tx, cutoff time.Time) (entries, requests, secrets int, er
 
 // stillNeeded reports whether entry e, created before cutoff, is one the bot still needs for
 // what it is (purgeOld also keeps those other records point to).
-func stillNeeded(tx *bolt.Tx, e *Entry, cutoff time.Time) (bool, error) {
+func stillNeeded(tx kv.Tx, e *Entry, cutoff time.Time) (bool, error) {
 	switch {
 	case e.State == EntryExecuting, e.State == EntryDone && !e.UndoAt.IsZero(), e.AwaitsDelivery():
 		return true, nil

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"mongobot/kv"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mongobot/approvals"
 	"mongobot/commands"
@@ -199,16 +198,24 @@ func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
 func dump(t *testing.T, s *Store) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+	err := s.db.View(func(tx kv.Tx) error {
+		for _, name := range allBuckets {
+			b := tx.Bucket(name)
+			if b == nil {
+				continue
+			}
 			out[string(name)+"/seq"] = fmt.Sprint(b.Sequence())
-			return b.ForEach(func(k, v []byte) error {
+			err := b.ForEach(func(k, v []byte) error {
 				if string(name) != string(bucketMeta) || string(k) != string(keyIndexed) {
 					out[string(name)+"/"+string(k)] = string(v)
 				}
 				return nil
 			})
-		})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,11 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"encoding/json"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // RecoveryTTL is the life of a password kept so that a crash between setting it on MongoDB
@@ -21,7 +21,7 @@ func (s *Store) PeekSecret(id, owner string) ([]byte, error) {
 	var plain []byte
 	now := s.now()
 	var expiredNow bool
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)
 		if err != nil {
@@ -49,7 +49,7 @@ func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)
 		if err != nil {
@@ -74,7 +74,7 @@ func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
 	})
 }
 
-func getSealed(b *bolt.Bucket, id string) (sealed, error) {
+func getSealed(b kv.Bucket, id string) (sealed, error) {
 	var rec sealed
 	raw := b.Get([]byte(id))
 	if raw == nil {

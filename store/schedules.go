@@ -1,12 +1,12 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // CreateSchedule stores sc as ScheduleActive and returns it with its new id.
@@ -21,7 +21,7 @@ func (s *Store) CreateSchedule(sc Schedule, by string) (Schedule, error) {
 // Schedule returns schedule id, or ErrNotFound.
 func (s *Store) Schedule(id uint64) (Schedule, error) {
 	var sc Schedule
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.db.View(func(tx kv.Tx) (err error) {
 		sc, err = get[Schedule](tx, bucketSchedules, id)
 		return err
 	})
@@ -50,7 +50,7 @@ func (s *Store) UpdateSchedule(id uint64, fn func(*Schedule) error) (Schedule, e
 // alone. It is a record, not a claim: BeginRun still decides which run may go.
 func (s *Store) MarkDue(due map[uint64]time.Time) error {
 	at := s.now()
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kv.Tx) error {
 		for id, slot := range due {
 			sc, err := get[Schedule](tx, bucketSchedules, id)
 			if errors.Is(err, ErrNotFound) {
@@ -88,7 +88,7 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 		e.Token = newToken()
 	}
 	e.ScheduleID, e.Slot = scheduleID, slot.UTC()
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		sc, err := get[Schedule](tx, bucketSchedules, scheduleID)
 		if err != nil {
 			return err

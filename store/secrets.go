@@ -1,6 +1,8 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -17,8 +19,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // KeyFileName is the key file created in the data folder when no key is given.
@@ -296,7 +296,7 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 	if err != nil {
 		return "", err
 	}
-	return id, s.update(func(tx *bolt.Tx) error {
+	return id, s.update(func(tx kv.Tx) error {
 		return tx.Bucket(bucketSecrets).Put([]byte(id), raw)
 	})
 }
@@ -311,7 +311,7 @@ func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
 	var plain []byte
 	now := s.now()
 	var expiredNow bool
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		raw := b.Get([]byte(id))
 		if raw == nil {
@@ -356,7 +356,7 @@ type SecretInfo struct {
 func (s *Store) OfferedTo(owner string) ([]SecretInfo, error) {
 	var out []SecretInfo
 	now := s.now()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx kv.Tx) error {
 		secrets := tx.Bucket(bucketSecrets)
 		return tx.Bucket(bucketOffers).ForEach(func(label, _ []byte) error {
 			list, err := readOffers(tx.Bucket(bucketOffers), string(label))
@@ -380,8 +380,8 @@ func (s *Store) OfferedTo(owner string) ([]SecretInfo, error) {
 // Rekey would re-encrypt.
 func (s *Store) SecretCount() (int, error) {
 	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketSecrets).Stats().KeyN
+	err := s.db.View(func(tx kv.Tx) error {
+		n = tx.Bucket(bucketSecrets).KeyN()
 		return nil
 	})
 	return n, err
@@ -414,7 +414,7 @@ func (s *Store) Rekey(newKey []byte) error {
 			return fmt.Errorf("store: write new key file: %w", err)
 		}
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		type kv struct {
 			k []byte

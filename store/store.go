@@ -1,6 +1,8 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -106,7 +108,7 @@ type Options struct {
 
 // Store is the bot's state in one bbolt file. It is safe for concurrent use.
 type Store struct {
-	db        *bolt.DB
+	db        kv.DB
 	path      string
 	now       func() time.Time
 	retention time.Duration
@@ -151,7 +153,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true}
+	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -186,10 +188,10 @@ func openReadOnly(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true}
+	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true}
 	// Without migrate, the buckets must already be there: a file this version never set up
 	// is reported, not read as an empty journal.
-	err = db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		for _, b := range firstBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("store: %s is not a journal this bot has opened for writing (no %s bucket); start the bot once to set it up", path, b)
@@ -220,7 +222,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error { return s.db.Close() }
 
 // migration upgrades the file from version i+1 to i+2 (migrations[0] turns 1 into 2).
-type migration func(tx *bolt.Tx) error
+type migration func(tx kv.Tx) error
 
 // migrations is the ordered list; len(migrations)+1 must equal SchemaVersion. A variable so
 // tests can exercise the runner.
@@ -235,7 +237,7 @@ func (s *Store) migrate() error {
 // journal from before the indexes; one written since by an older build), all in one
 // transaction: a crash leaves the file as it was.
 func (s *Store) migrateTo(target int, steps []migration) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx kv.Tx) error {
 		fresh := indexFresh(tx) // first: creating the buckets would hide their absence
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -271,19 +273,24 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 // Schema returns the file's schema version.
 func (s *Store) Schema() (int, error) {
 	var v int
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx kv.Tx) error {
 		v = int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema)))
 		return nil
 	})
 	return v, err
 }
 
-// Check runs bbolt's consistency check over the whole file, decodes every record, and
+// fileChecker is a transaction on a file whose pages can be checked (bbolt's).
+type fileChecker interface{ checkFile() error }
+
+// Check runs bbolt's consistency check over the whole file (on bbolt), decodes every record, and
 // compares every index in use with what the records say it should hold.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("store: consistency: %w", err)
+	return s.db.View(func(tx kv.Tx) error {
+		if f, ok := tx.(fileChecker); ok {
+			if err := f.checkFile(); err != nil {
+				return fmt.Errorf("store: consistency: %w", err)
+			}
 		}
 		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets} {
 			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
@@ -311,7 +318,7 @@ func u64(n uint64) []byte {
 }
 
 // get decodes the record stored under id in bucket b.
-func get[T any](tx *bolt.Tx, b []byte, id uint64) (T, error) {
+func get[T any](tx kv.Tx, b []byte, id uint64) (T, error) {
 	var v T
 	raw := tx.Bucket(b).Get(u64(id))
 	if raw == nil {
@@ -326,7 +333,7 @@ func get[T any](tx *bolt.Tx, b []byte, id uint64) (T, error) {
 // put stores v as record id of bucket b and, in the same transaction, moves its index keys
 // from those of the record it replaces: the write-ahead index among them, so an entry is
 // never executing without being listed by Executing.
-func put(tx *bolt.Tx, b []byte, id uint64, v any) error {
+func put(tx kv.Tx, b []byte, id uint64, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
@@ -339,7 +346,7 @@ func put(tx *bolt.Tx, b []byte, id uint64, v any) error {
 }
 
 // remove deletes record id of bucket b and its index keys.
-func remove(tx *bolt.Tx, b []byte, id uint64) error {
+func remove(tx kv.Tx, b []byte, id uint64) error {
 	bk := tx.Bucket(b)
 	old := bk.Get(u64(id))
 	if old == nil {
@@ -370,7 +377,7 @@ func list[T any](s *Store, b []byte, before uint64, limit int, keep func(*T) boo
 	if limit <= 0 {
 		limit = 20
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx kv.Tx) error {
 		c := tx.Bucket(b).Cursor()
 		var k, v []byte
 		if before == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mongobot/kv"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -88,7 +88,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion+1)) })
+	s.db.Update(func(tx kv.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion+1)) })
 	s.Close()
 	_, err = Open(dir, Options{})
 	if !errors.Is(err, ErrNewerSchema) {
@@ -103,7 +103,7 @@ func TestMigrationsRunInOrderOnce(t *testing.T) {
 	s := open(t, t.TempDir(), newClock())
 	var ran []int
 	step := func(n int) migration {
-		return func(tx *bolt.Tx) error { ran = append(ran, n); return nil }
+		return func(tx kv.Tx) error { ran = append(ran, n); return nil }
 	}
 	if err := s.migrateTo(SchemaVersion+2, []migration{step(1), step(2)}); err != nil {
 		t.Fatal(err)
@@ -117,14 +117,14 @@ func TestMigrationsRunInOrderOnce(t *testing.T) {
 	if v, _ := s.Schema(); v != SchemaVersion+2 {
 		t.Errorf("schema %d after migration", v)
 	}
-	failing := func(tx *bolt.Tx) error {
+	failing := func(tx kv.Tx) error {
 		tx.Bucket(bucketMeta).Put([]byte("half"), []byte("x"))
 		return errors.New("boom")
 	}
 	if err := s.migrateTo(SchemaVersion+3, []migration{step(1), step(2), failing}); err == nil {
 		t.Fatal("a failing migration must fail Open")
 	}
-	s.db.View(func(tx *bolt.Tx) error {
+	s.db.View(func(tx kv.Tx) error {
 		if tx.Bucket(bucketMeta).Get([]byte("half")) != nil {
 			t.Error("a failed migration left half its changes")
 		}
@@ -365,7 +365,7 @@ func TestSecretsReadOnceOwnerOnlyAndExpire(t *testing.T) {
 	}
 	// A tampered record (owner changed in the file) no longer authenticates.
 	s2 := open(t, dir, c)
-	s2.db.Update(func(tx *bolt.Tx) error {
+	s2.db.Update(func(tx kv.Tx) error {
 		var rec sealed
 		json.Unmarshal(tx.Bucket(bucketSecrets).Get([]byte(id3)), &rec)
 		rec.Owner = "UTHIEF"
@@ -739,7 +739,7 @@ func TestReadOnlyReadsAnOlderJournal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	w := open(t, dir, newClock())
 	w.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1"}, "bot")
-	if err := w.db.Update(func(tx *bolt.Tx) error {
+	if err := w.db.Update(func(tx kv.Tx) error {
 		for _, b := range [][]byte{bucketOffers, bucketReplaced} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err

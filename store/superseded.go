@@ -1,12 +1,12 @@
 package store
 
 import (
+	"mongobot/kv"
+
 	"encoding/binary"
 	"encoding/json"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Offer is a secret offered for a user's Reveal, and where its offer was posted.
@@ -23,7 +23,7 @@ type Offer struct {
 // offers it superseded, so that their messages can say so.
 func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error) {
 	var gone []Offer
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kv.Tx) error {
 		offers, replaced, secrets := tx.Bucket(bucketOffers), tx.Bucket(bucketReplaced), tx.Bucket(bucketSecrets)
 		list, err := readOffers(offers, label)
 		if err != nil {
@@ -54,7 +54,7 @@ func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error)
 
 // NoteOffer records where secret id's offer was posted.
 func (s *Store) NoteOffer(label, id, channel, ts string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketOffers)
 		list, err := readOffers(b, label)
 		if err != nil {
@@ -69,7 +69,7 @@ func (s *Store) NoteOffer(label, id, channel, ts string) error {
 	})
 }
 
-func readOffers(b *bolt.Bucket, label string) ([]Offer, error) {
+func readOffers(b kv.Bucket, label string) ([]Offer, error) {
 	var list []Offer
 	if raw := b.Get([]byte(label)); raw != nil {
 		if err := json.Unmarshal(raw, &list); err != nil {
@@ -79,7 +79,7 @@ func readOffers(b *bolt.Bucket, label string) ([]Offer, error) {
 	return list, nil
 }
 
-func writeOffers(b *bolt.Bucket, label string, list []Offer) error {
+func writeOffers(b kv.Bucket, label string, list []Offer) error {
 	raw, err := json.Marshal(list)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func writeOffers(b *bolt.Bucket, label string, list []Offer) error {
 // SupersededBy is the entry whose password replaced secret id, or 0.
 func (s *Store) SupersededBy(id string) uint64 {
 	var by uint64
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.db.View(func(tx kv.Tx) error {
 		b := tx.Bucket(bucketReplaced)
 		if b == nil {
 			return nil // a journal opened read-only from before these marks existed
@@ -109,7 +109,7 @@ const markTTL = 30 * 24 * time.Hour
 
 // purgeOffers drops superseded marks older than markTTL and offers whose secret is gone
 // (revealed or expired), so neither bucket grows with every rotation ever made.
-func purgeOffers(tx *bolt.Tx, now time.Time) (int, error) {
+func purgeOffers(tx kv.Tx, now time.Time) (int, error) {
 	cutoff := uint64(now.Add(-markTTL).Unix())
 	n, err := deleteWhere(tx.Bucket(bucketReplaced), func(v []byte) bool {
 		return len(v) == 16 && binary.BigEndian.Uint64(v[8:]) < cutoff

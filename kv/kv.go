@@ -1,0 +1,64 @@
+package kv
+
+import "time"
+
+// DB runs transactions. Both kinds see one consistent snapshot; Update's writes become
+// visible together or not at all.
+type DB interface {
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction and commits it when fn returns nil.
+	// IMPORTANT: a backend with optimistic concurrency (etcd) runs fn again when another
+	// writer committed first, so fn must not leave effects outside the transaction that a
+	// second run would double (assign results, do not append to them).
+	Update(fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction.
+type Tx interface {
+	// Bucket is the named bucket, or nil when it does not exist.
+	Bucket(name []byte) Bucket
+	CreateBucket(name []byte) (Bucket, error)
+	CreateBucketIfNotExists(name []byte) (Bucket, error)
+	DeleteBucket(name []byte) error
+	// ID numbers the committed transactions: a read-only transaction's is the last one
+	// committed, a read-write one's the one it will commit as.
+	ID() uint64
+	Writable() bool
+}
+
+// Bucket is an ordered set of keys. Keys and values returned are valid only during the
+// transaction; copy them to keep them.
+type Bucket interface {
+	// Get is the value of k, or nil when k is absent.
+	Get(k []byte) []byte
+	Put(k, v []byte) error
+	Delete(k []byte) error
+	// NextSequence is the bucket's next id, starting at 1.
+	NextSequence() (uint64, error)
+	// Sequence is the last id NextSequence gave, 0 before the first.
+	Sequence() uint64
+	// ForEach calls fn for every key in order; an error from fn stops it and is returned.
+	ForEach(fn func(k, v []byte) error) error
+	Cursor() Cursor
+	// KeyN is the number of keys.
+	KeyN() int
+}
+
+// Cursor walks a bucket in key order. Each method returns nil, nil past either end.
+type Cursor interface {
+	First() (k, v []byte)
+	Last() (k, v []byte)
+	Next() (k, v []byte)
+	Prev() (k, v []byte)
+	// Seek moves to the first key at or after k.
+	Seek(k []byte) (key, v []byte)
+}
+
+// Expiring is a Bucket that can forget a key by itself after a while (etcd's leases), so
+// nothing has to sweep it. Callers still store the expiry in the value: the sweep stays
+// the rule where a backend cannot.
+type Expiring interface {
+	PutExpiring(k, v []byte, ttl time.Duration) error
+}
