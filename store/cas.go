@@ -27,7 +27,9 @@ func insert[T any, P interface {
 	if first.At.IsZero() {
 		first.At = s.now()
 	}
+	base := *rec
 	err := s.update(func(tx kv.Tx) error {
+		*rec = base // a transaction run again starts from the record as given
 		id, err := tx.Bucket(b).NextSequence()
 		if err != nil {
 			return err

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir)
 	}
-	os.Exit(m.Run())
+	os.Exit(runOnBackends(m))
 }
 
 // crashChild writes requests, transitions, entries and secrets as fast as it can and prints
@@ -106,6 +106,7 @@ func crashChild(dir string) {
 // hold no secret in clear. SIGKILL tests process death: the kernel still flushes what the
 // process wrote, so this does not simulate power loss.
 func TestCrashSafety(t *testing.T) {
+	bboltOnly(t)
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
 	}

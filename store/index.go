@@ -195,6 +195,8 @@ func markIndexed(tx kv.Tx) error {
 // update is the store's read-write transaction: fn, then the mark that the indexes were kept.
 // IMPORTANT: write only through it (never s.db.Update), or the next Open finds the mark stale
 // and rebuilds every index, which reads the whole journal.
+// IMPORTANT: on etcd, fn runs again when another replica committed first: fn must start from
+// what it was given each time (reset what it reports, copy records it appends steps to).
 func (s *Store) update(fn func(tx kv.Tx) error) error {
 	return s.db.Update(func(tx kv.Tx) error {
 		if err := fn(tx); err != nil {

@@ -42,7 +42,9 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 	if r.Token == "" {
 		r.Token = newToken()
 	}
+	base := r
 	err := s.update(func(tx kv.Tx) error {
+		r = base // a transaction run again starts from the entry as given
 		orig, err := get[Entry](tx, bucketEntries, of)
 		if err != nil {
 			return err

@@ -102,7 +102,7 @@ func fillOld(t *testing.T, s *Store) oldJournal {
 // bot no longer needs, with its index keys and sealed passwords, and keeps exactly the others.
 func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
 	c := newClock()
-	s, err := Open(t.TempDir(), Options{Now: c.Now, Retention: 400 * day})
+	s, err := openOpts(t.TempDir(), Options{Now: c.Now, Retention: 400 * day})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +226,7 @@ func dump(t *testing.T, s *Store) map[string]string {
 // TestCompactReclaimsPurgedSpace: after a purge, Compact makes the file smaller and keeps
 // every record, bucket sequence and index as it was; it refuses while the bot runs.
 func TestCompactReclaimsPurgedSpace(t *testing.T) {
+	bboltOnly(t)
 	c := newClock()
 	dir := t.TempDir()
 	key, _ := ParseKey(NewKey())

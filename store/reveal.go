@@ -22,6 +22,7 @@ func (s *Store) PeekSecret(id, owner string) ([]byte, error) {
 	now := s.now()
 	var expiredNow bool
 	err := s.update(func(tx kv.Tx) error {
+		expiredNow = false // a transaction run again decides afresh
 		b := tx.Bucket(bucketSecrets)
 		rec, err := getSealed(b, id)
 		if err != nil {

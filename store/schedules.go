@@ -88,7 +88,9 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 		e.Token = newToken()
 	}
 	e.ScheduleID, e.Slot = scheduleID, slot.UTC()
+	base := e
 	err := s.update(func(tx kv.Tx) error {
+		e = base // a transaction run again starts from the entry as given
 		sc, err := get[Schedule](tx, bucketSchedules, scheduleID)
 		if err != nil {
 			return err

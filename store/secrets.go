@@ -312,6 +312,7 @@ func (s *Store) TakeSecret(id, owner string) ([]byte, error) {
 	now := s.now()
 	var expiredNow bool
 	err := s.update(func(tx kv.Tx) error {
+		expiredNow = false // a transaction run again decides afresh
 		b := tx.Bucket(bucketSecrets)
 		raw := b.Get([]byte(id))
 		if raw == nil {
@@ -393,6 +394,9 @@ func (s *Store) SecretCount() (int, error) {
 // When the key came from the environment, the operator sets BOT_ENCRYPTION_KEY to newKey (and
 // may keep the old one as an old key until the secrets' TTL has passed).
 func (s *Store) Rekey(newKey []byte) error {
+	if s.shared {
+		return errors.New("store: a shared journal's key cannot be changed here: every replica would need the new key at the same moment")
+	}
 	// Checked first: a read-only store must not even write the new key file.
 	if s.readOnly {
 		return ErrReadOnly

@@ -118,6 +118,8 @@ type Store struct {
 	// them when they are not; for a read-only one, only when the file's last writer kept
 	// them. Without, the questions they answer are answered by reading every record.
 	indexed bool
+	// shared says the journal is on a backend several replicas share (OpenShared).
+	shared bool
 }
 
 // Open opens (creating if needed) the store in dir. The folder is created 0700 and the file

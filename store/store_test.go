@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // clock is an injected time source tests move by hand.
@@ -33,14 +31,28 @@ func (c *clock) Add(d time.Duration) {
 
 func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
 
+// open opens the journal of dir on the backend of the run (see backend_test.go).
 func open(t *testing.T, dir string, c *clock) *Store {
 	t.Helper()
+	s, err := openOpts(dir, Options{Now: c.Now})
+	return checkOnCleanup(t, s, err)
+}
+
+// openFile opens dir's bbolt file whatever the backend: for the tests of the file itself.
+func openFile(t *testing.T, dir string, c *clock) *Store {
+	t.Helper()
 	s, err := Open(dir, Options{Now: c.Now})
+	return checkOnCleanup(t, s, err)
+}
+
+// checkOnCleanup fails on err, else checks s's consistency when the test ends and closes it.
+func checkOnCleanup(t *testing.T, s *Store, err error) *Store {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := s.Check(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		if err := s.Check(); err != nil && !closedOK(err) {
 			t.Errorf("consistency check on cleanup: %v", err)
 		}
 		s.Close()
@@ -49,8 +61,9 @@ func open(t *testing.T, dir string, c *clock) *Store {
 }
 
 func TestOpenCreatesOwnerOnlyFiles(t *testing.T) {
+	bboltOnly(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	open(t, dir, newClock())
+	openFile(t, dir, newClock())
 	for path, want := range map[string]os.FileMode{
 		dir:                             0o700,
 		filepath.Join(dir, FileName):    0o600,
@@ -67,8 +80,9 @@ func TestOpenCreatesOwnerOnlyFiles(t *testing.T) {
 }
 
 func TestOpenLockedFileSaysWhoHoldsIt(t *testing.T) {
+	bboltOnly(t)
 	dir := t.TempDir()
-	open(t, dir, newClock())
+	openFile(t, dir, newClock())
 	start := time.Now()
 	_, err := Open(dir, Options{LockTimeout: 100 * time.Millisecond})
 	if !errors.Is(err, ErrLocked) {
@@ -83,6 +97,7 @@ func TestOpenLockedFileSaysWhoHoldsIt(t *testing.T) {
 }
 
 func TestNewerSchemaIsRefused(t *testing.T) {
+	bboltOnly(t)
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -378,6 +393,7 @@ func TestSecretsReadOnceOwnerOnlyAndExpire(t *testing.T) {
 }
 
 func TestKeyFromEnvAndRotation(t *testing.T) {
+	bboltOnly(t)
 	c := newClock()
 	dir := t.TempDir()
 	k1, _ := ParseKey(NewKey())
@@ -414,6 +430,7 @@ func TestKeyFromEnvAndRotation(t *testing.T) {
 }
 
 func TestKeyRotationWithKeyFileAndInterruptedRekey(t *testing.T) {
+	bboltOnly(t)
 	c := newClock()
 	dir := t.TempDir()
 	s, err := Open(dir, Options{Now: c.Now})
@@ -538,6 +555,7 @@ func TestBeginRollbackClaimsOnce(t *testing.T) {
 // write, as ssh refuses such a private key, with a message naming the file and the fix; and
 // that the key is kept, so chmod 600 is all it takes.
 func TestKeyFileModeRefused(t *testing.T) {
+	bboltOnly(t)
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows has no Unix permission bits")
 	}
@@ -591,7 +609,7 @@ func TestKeyFileModeRefused(t *testing.T) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s = open(t, dir, c)
+	s = openFile(t, dir, c)
 	if got, err := s.TakeSecret(id, "U1"); err != nil || string(got) != "pw-one" {
 		t.Fatalf("after chmod 600: %q %v", got, err)
 	}
@@ -600,6 +618,7 @@ func TestKeyFileModeRefused(t *testing.T) {
 // TestKeyFileModeRefusedBeforeFirstOpen: a key file made by hand with the usual umask (0644),
 // say with openssl rand -hex 32 > data/secret.key, is refused too, not silently used.
 func TestKeyFileModeRefusedBeforeFirstOpen(t *testing.T) {
+	bboltOnly(t)
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows has no Unix permission bits")
 	}
@@ -634,6 +653,7 @@ func TestKeyFileModeRefusedBeforeFirstOpen(t *testing.T) {
 }
 
 func TestKeyFileIsEmptyWithAGivenKey(t *testing.T) {
+	bboltOnly(t)
 	k, _ := ParseKey(NewKey())
 	s, err := Open(t.TempDir(), Options{Key: k})
 	if err != nil {
@@ -648,6 +668,7 @@ func TestKeyFileIsEmptyWithAGivenKey(t *testing.T) {
 // TestReadOnlyCreatesNothing: a reader never creates the data folder, the journal or a key
 // file, reads what a writer left, refuses to write, and still finds a running bot's lock.
 func TestReadOnlyCreatesNothing(t *testing.T) {
+	bboltOnly(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, err := Open(dir, Options{ReadOnly: true}); !errors.Is(err, ErrNoJournal) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("missing folder: %v", err)
@@ -665,7 +686,7 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 		t.Fatalf("the reader created %v", ents)
 	}
 
-	w := open(t, dir, newClock())
+	w := openFile(t, dir, newClock())
 	w.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1", Server: "7.0.14, replica set primary"}, "bot")
 	sid, err := w.PutSecret("U1", []byte("pw"), time.Hour)
 	if err != nil {
@@ -709,6 +730,7 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 // TestReadOnlyWithoutKeyFile: a journal whose key comes from the environment is readable
 // without it, and no key file appears.
 func TestReadOnlyWithoutKeyFile(t *testing.T) {
+	bboltOnly(t)
 	dir := t.TempDir()
 	s, err := Open(dir, Options{Key: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
@@ -736,8 +758,9 @@ func TestReadOnlyWithoutKeyFile(t *testing.T) {
 // read-only commands (an operator upgrades, then runs check or journal list first), and gets
 // them at the next writable start.
 func TestReadOnlyReadsAnOlderJournal(t *testing.T) {
+	bboltOnly(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	w := open(t, dir, newClock())
+	w := openFile(t, dir, newClock())
 	w.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1"}, "bot")
 	if err := w.db.Update(func(tx kv.Tx) error {
 		for _, b := range [][]byte{bucketOffers, bucketReplaced} {
@@ -758,7 +781,7 @@ func TestReadOnlyReadsAnOlderJournal(t *testing.T) {
 		t.Fatalf("read %d entries: %v", len(es), err)
 	}
 	r.Close()
-	w = open(t, dir, newClock())
+	w = openFile(t, dir, newClock())
 	if _, err := w.SupersedeSecrets("prod/app@admin", "s1", 1); err != nil {
 		t.Fatalf("the buckets were not added at the writable start: %v", err)
 	}

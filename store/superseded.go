@@ -24,6 +24,7 @@ type Offer struct {
 func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error) {
 	var gone []Offer
 	err := s.update(func(tx kv.Tx) error {
+		gone = nil // a transaction run again reports only its own
 		offers, replaced, secrets := tx.Bucket(bucketOffers), tx.Bucket(bucketReplaced), tx.Bucket(bucketSecrets)
 		list, err := readOffers(offers, label)
 		if err != nil {

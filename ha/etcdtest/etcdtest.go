@@ -18,7 +18,7 @@ import (
 
 // Cluster is a running etcd cluster.
 type Cluster struct {
-	t       testing.TB
+	t       testing.TB // nil when Launched
 	dir     string
 	names   []string
 	peer    []url.URL
@@ -32,12 +32,31 @@ type Cluster struct {
 // Start starts an n-member cluster that stops with the test.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, n)}
+	c, err := Launch(t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = t
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Launch starts an n-member cluster with its data in dir, for a TestMain that shares one
+// cluster across a package's tests; the caller closes it.
+func Launch(dir string, n int) (*Cluster, error) {
+	c := &Cluster{dir: dir, members: make([]*embed.Etcd, n)}
 	var initial []string
 	for i := range n {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
-		c.peer = append(c.peer, freeURL(t))
-		c.client = append(c.client, freeURL(t))
+		peer, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		client, err := freeURL()
+		if err != nil {
+			return nil, err
+		}
+		c.peer, c.client = append(c.peer, peer), append(c.client, client)
 		initial = append(initial, c.names[i]+"="+c.peer[i].String())
 	}
 	c.initial = strings.Join(initial, ",")
@@ -48,23 +67,23 @@ func Start(t testing.TB, n int) *Cluster {
 		go func() { defer wg.Done(); errs[i] = c.start(i, "new") }()
 	}
 	wg.Wait()
-	t.Cleanup(c.Close)
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("etcdtest: member %d: %v", i, err)
+			c.Close()
+			return nil, fmt.Errorf("etcdtest: member %d: %w", i, err)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // freeURL is a loopback address no one listens on now.
-func freeURL(t testing.TB) url.URL {
+func freeURL() (url.URL, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return url.URL{}, err
 	}
 	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
 }
 
 func (c *Cluster) start(i int, state string) error {
@@ -74,7 +93,7 @@ func (c *Cluster) start(i int, state string) error {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{c.peer[i]}, []url.URL{c.peer[i]}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c.client[i]}, []url.URL{c.client[i]}
 	cfg.InitialCluster, cfg.ClusterState, cfg.InitialClusterToken = c.initial, state, "mongobot-test"
-	cfg.LogLevel = "error"
+	cfg.LogLevel = "panic" // its shutdown logs errors that are expected here; failures still surface as errors
 	// Short heartbeats so elections take a fraction of a second, as on a LAN.
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	e, err := embed.StartEtcd(cfg)
@@ -118,8 +137,11 @@ func (c *Cluster) Stop(i int) {
 
 // Restart starts a stopped member i again, from its data.
 func (c *Cluster) Restart(i int) {
-	c.t.Helper()
 	if err := c.start(i, "existing"); err != nil {
+		if c.t == nil {
+			panic(fmt.Sprintf("etcdtest: restart member %d: %v", i, err))
+		}
+		c.t.Helper()
 		c.t.Fatalf("etcdtest: restart member %d: %v", i, err)
 	}
 }
