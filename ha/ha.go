@@ -114,6 +114,9 @@ func (r *Replica) renew(ctx context.Context, id clientv3.LeaseID) {
 // Name is the replica's name.
 func (r *Replica) Name() string { return r.cfg.Name }
 
+// lease is the session's lease, which claims in the journal are bound to.
+func (r *Replica) lease() clientv3.LeaseID { return r.session.Lease() }
+
 // Done is closed when the session has ended.
 func (r *Replica) Done() <-chan struct{} { return r.session.Done() }
 

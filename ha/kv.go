@@ -25,6 +25,9 @@ type KVOptions struct {
 	// --max-txn-ops (etcd's default, 128, is the default here). A larger transaction is
 	// refused with a sentence naming the setting, before anything is sent.
 	MaxOps int
+	// Session, when set, is the replica's session: its buckets are then kv.Leased, and the
+	// store binds its claims to the session's lease.
+	Session *Replica
 }
 
 // KV is the store's kv.DB on etcd, under prefix. Its transactions are optimistic: reads see
@@ -128,6 +131,9 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 	}
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(counter), "=", counterRev)}, d.fence...)
 	txn, err := d.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) && d.opts.Session != nil {
+		return fmt.Errorf("%w: it cannot claim what it would work on, so nothing was written", ErrSessionLost)
+	}
 	if err != nil {
 		return d.wrap(err)
 	}
@@ -241,7 +247,16 @@ func (t *etcdTx) Bucket(name []byte) kv.Bucket {
 	if !t.state(name).exists && t.err == nil {
 		return nil
 	}
-	return &etcdBucket{t: t, name: slices.Clone(name)}
+	return t.bucket(name)
+}
+
+// bucket is name's handle: kv.Leased when the KV has a session.
+func (t *etcdTx) bucket(name []byte) kv.Bucket {
+	b := &etcdBucket{t: t, name: slices.Clone(name)}
+	if t.d.opts.Session != nil {
+		return leasedBucket{b}
+	}
+	return b
 }
 
 func (t *etcdTx) CreateBucket(name []byte) (kv.Bucket, error) {
@@ -256,7 +271,7 @@ func (t *etcdTx) CreateBucket(name []byte) (kv.Bucket, error) {
 		return nil, fmt.Errorf("ha: bucket %s already exists", name)
 	}
 	st.exists, st.changed = true, true
-	return &etcdBucket{t: t, name: slices.Clone(name)}, nil
+	return t.bucket(name), nil
 }
 
 func (t *etcdTx) CreateBucketIfNotExists(name []byte) (kv.Bucket, error) {
@@ -400,6 +415,18 @@ func (b *etcdBucket) PutExpiring(k, v []byte, ttl time.Duration) error {
 	}
 	return b.put(k, v, grant.ID)
 }
+
+// leasedBucket is a bucket of a KV with a session.
+type leasedBucket struct{ *etcdBucket }
+
+// PutLeased writes k bound to the session's lease, its value the replica's name. A session
+// already lost makes the commit fail (etcd knows no such lease): nothing is claimed then.
+func (b leasedBucket) PutLeased(k []byte) error {
+	s := b.t.d.opts.Session
+	return b.put(k, []byte(s.Name()), s.lease())
+}
+
+func (b leasedBucket) Holder() string { return b.t.d.opts.Session.Name() }
 
 func (b *etcdBucket) Delete(k []byte) error {
 	if !b.t.write {

@@ -62,3 +62,13 @@ type Cursor interface {
 type Expiring interface {
 	PutExpiring(k, v []byte, ttl time.Duration) error
 }
+
+// Leased is a Bucket whose keys can be bound to this process's session (an etcd lease): they
+// vanish by themselves when the process dies or loses its session. Claims across replicas
+// are such keys. Without one (bbolt: one process), nothing needs claiming across processes.
+type Leased interface {
+	// PutLeased writes k bound to the session, its value the session's holder.
+	PutLeased(k []byte) error
+	// Holder names this process's session (the replica).
+	Holder() string
+}

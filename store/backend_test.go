@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"mongobot/ha"
 	"mongobot/ha/etcdtest"
+	"mongobot/kv"
 )
 
 // The store's tests run on both backends: bbolt, then etcd (a real embedded 3-member cluster
@@ -24,8 +26,12 @@ import (
 // writing process) open it with Open and run on bbolt either way.
 const backendEnv = "STORE_BACKEND"
 
-// etcdClient is the shared cluster's client when the backend is etcd, else nil.
-var etcdClient *clientv3.Client
+// etcdClient is the shared cluster's client when the backend is etcd, else nil, and
+// etcdSession the replica session the test journals claim with.
+var (
+	etcdClient  *clientv3.Client
+	etcdSession *ha.Replica
+)
 
 // testKey seals the secrets of a shared journal in tests: every replica needs the same.
 var testKey = bytes.Repeat([]byte{0x5e}, 32)
@@ -76,8 +82,17 @@ func startBackend() (func(), error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		etcdSession, err = ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: "/store-test-session/", Name: "store-test", TTL: time.Minute})
+		cancel()
+		if err != nil {
+			etcdClient.Close()
+			cl.Close()
+			os.RemoveAll(dir)
+			return nil, err
+		}
 		fmt.Printf("store tests: backend etcd, embedded 3-member cluster at %s\n", strings.Join(cl.Endpoints(), ","))
-		return func() { etcdClient.Close(); cl.Close(); os.RemoveAll(dir) }, nil
+		return func() { etcdSession.Close(); etcdClient.Close(); cl.Close(); os.RemoveAll(dir) }, nil
 	default:
 		return nil, fmt.Errorf("%s=%q: want bbolt or etcd", backendEnv, b)
 	}
@@ -92,7 +107,7 @@ func openOpts(dir string, opts Options) (*Store, error) {
 	if opts.Key == nil {
 		opts.Key = testKey
 	}
-	db := ha.NewKV(etcdClient, "/store-test"+dir+"/", ha.KVOptions{Timeout: 30 * time.Second})
+	db := ha.NewKV(etcdClient, "/store-test"+dir+"/", ha.KVOptions{Timeout: 30 * time.Second, Session: etcdSession})
 	return OpenShared(db, dir, "etcd (test)", opts)
 }
 
@@ -142,5 +157,69 @@ func TestSharedJournalKey(t *testing.T) {
 	}
 	if err := r.Rekey(other); err == nil {
 		t.Fatal("Rekey on a shared journal was accepted")
+	}
+}
+
+// On a shared journal an executing entry is claimed by the replica that began it, in the
+// write-ahead transaction itself: another replica cannot claim it to settle it while that
+// replica's session lives, and can as soon as it ends; leaving EntryExecuting drops it.
+func TestSharedJournalClaims(t *testing.T) {
+	if etcdClient == nil {
+		t.Skip("a test of the shared journal: it runs in the etcd pass")
+	}
+	dir := t.TempDir()
+	replica := func(name string) (*Store, *ha.Replica) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		r, err := ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: "/store-test-claims/", Name: name, TTL: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		s, err := OpenShared(ha.NewKV(etcdClient, "/store-test-claims"+dir+"/", ha.KVOptions{Session: r}), dir, "etcd", Options{Key: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, r
+	}
+	a, ra := replica("replica-a")
+	b, _ := replica("replica-b")
+	e, err := a.BeginEntry(Entry{Action: "rotate-password", Connector: "prod", Requester: "U1"}, "U1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{a, b} {
+		if err := s.ClaimEntry(e.ID); !errors.Is(err, ErrClaimed) || !strings.Contains(err.Error(), "replica-a") {
+			t.Fatalf("claim of an entry replica-a runs: %v; want ErrClaimed by replica-a", err)
+		}
+	}
+	if err := b.ReleaseEntry(e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimEntry(e.ID); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("replica-b released replica-a's claim: %v", err)
+	}
+	ra.Close() // replica-a's session ends: its claim goes with it
+	if err := b.ClaimEntry(e.ID); err != nil {
+		t.Fatalf("claim after replica-a's session ended: %v", err)
+	}
+	if _, err := b.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryFailed, By: "reconcile"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimEntry(e.ID); !errors.Is(err, ErrConflict) {
+		t.Fatalf("claim of a failed entry: %v; want a conflict", err)
+	}
+	b.db.View(func(tx kv.Tx) error {
+		if n := tx.Bucket(bucketClaims).KeyN(); n != 0 {
+			t.Errorf("%d claims left after the entry settled", n)
+		}
+		return nil
+	})
+	// A replica whose session is gone begins nothing: the write-ahead step fails whole.
+	if _, err := a.BeginEntry(Entry{Action: "rotate-password", Connector: "prod", Requester: "U1"}, "U1"); !errors.Is(err, ha.ErrSessionLost) {
+		t.Fatalf("a replica without a session began an entry: %v; want ErrSessionLost", err)
+	}
+	if es, _ := b.Executing(); len(es) != 0 {
+		t.Fatalf("executing after the refused begin: %+v", es)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"mongobot/kv"
 
 	"bytes"
@@ -102,6 +103,55 @@ func (s *Store) TransitionEntry(id uint64, from []string, next Step, mutate func
 // not a state transition (such as recording the pre-image before a destructive step).
 func (s *Store) UpdateEntry(id uint64, fn func(*Entry) error) (Entry, error) {
 	return update(s, bucketEntries, id, fn)
+}
+
+// ErrClaimed is returned by ClaimEntry when another replica (or this one's own action) works
+// on the entry: its session still lives.
+var ErrClaimed = errors.New("store: the entry is claimed")
+
+// ClaimEntry claims executing entry id for this replica, to settle it, on a shared journal:
+// it fails with ErrClaimed, naming the holder, while a replica (this one included) holds it,
+// and with a *ConflictError when the entry is no longer executing. On a journal of one
+// process there is nothing to claim across processes, and it succeeds.
+func (s *Store) ClaimEntry(id uint64) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return s.update(func(tx kv.Tx) error {
+		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
+		if !ok {
+			return nil
+		}
+		e, err := get[Entry](tx, bucketEntries, id)
+		if err != nil {
+			return err
+		}
+		if e.State != EntryExecuting {
+			return &ConflictError{Kind: "entry", ID: id, Want: []string{EntryExecuting}, Got: e.State}
+		}
+		if holder := tx.Bucket(bucketClaims).Get(u64(id)); holder != nil {
+			return fmt.Errorf("%w by %s", ErrClaimed, holder)
+		}
+		return claims.PutLeased(u64(id))
+	})
+}
+
+// ReleaseEntry gives up this replica's claim on entry id (a settling that left it executing);
+// a claim of another replica is left alone.
+func (s *Store) ReleaseEntry(id uint64) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return s.update(func(tx kv.Tx) error {
+		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
+		if !ok {
+			return nil
+		}
+		if string(tx.Bucket(bucketClaims).Get(u64(id))) != claims.Holder() {
+			return nil
+		}
+		return tx.Bucket(bucketClaims).Delete(u64(id))
+	})
 }
 
 // Executing returns every entry still in EntryExecuting, oldest first: after a crash these

@@ -32,10 +32,13 @@ var (
 	bucketOffers    = []byte("offers")     // a user's offered secrets, to supersede them
 	bucketReplaced  = []byte("superseded") // secret id -> the entry whose password replaced it
 	bucketPairs     = []byte("pairs")      // alternating users: which one applications use now
+	// bucketClaims holds, on a shared journal, entry id -> the replica working on it, bound
+	// to that replica's session: see put and ClaimEntry.
+	bucketClaims = []byte("claims")
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
 		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs,
-		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks}
+		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks, bucketClaims}
 	// firstBuckets are those every journal of schema 1 has; the others were added later and
 	// are created at the next start: a read-only open reads their absence as empty, or, for
 	// an index, answers by reading every record.
@@ -341,10 +344,36 @@ func put(tx kv.Tx, b []byte, id uint64, v any) error {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
 	}
 	bk := tx.Bucket(b)
+	if e, ok := v.(*Entry); ok {
+		if err := claimWhileExecuting(tx, id, e); err != nil {
+			return err
+		}
+	}
 	if err := reindexRecord(tx, b, id, bk.Get(u64(id)), v); err != nil {
 		return err
 	}
 	return bk.Put(u64(id), raw)
+}
+
+// claimWhileExecuting keeps, on a shared journal, entry id claimed by the replica that put it
+// into EntryExecuting for as long as it stays there: the claim is written in the same
+// transaction as the write-ahead step, so no other replica ever sees the entry executing and
+// unclaimed while its replica lives; it vanishes with that replica's session, which is what
+// lets the leader reconcile the entry then. Called before the index moves: the executing
+// index still tells the entry's previous state.
+func claimWhileExecuting(tx kv.Tx, id uint64, e *Entry) error {
+	claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
+	if !ok {
+		return nil // one process: its own claims (the bot's) are enough
+	}
+	was := tx.Bucket(bucketExecuting).Get(u64(id)) != nil
+	switch now := e.State == EntryExecuting; {
+	case now && !was:
+		return claims.PutLeased(u64(id))
+	case was && !now:
+		return tx.Bucket(bucketClaims).Delete(u64(id))
+	}
+	return nil
 }
 
 // remove deletes record id of bucket b and its index keys.
