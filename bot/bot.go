@@ -47,6 +47,12 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// TimerJournal, when set, is the journal that timer work writes its write-ahead steps to
+	// (runs of schedules, ends of temporary grants, expiries of requests). With several
+	// replicas it is the journal fenced by this replica's term as leader, so that a replica
+	// that lost the lead writes none of them; an error says it does not lead, and leaves the
+	// work to the one that does. Default: the bot's store.
+	TimerJournal func() (*store.Store, error)
 }
 
 // Bot is the conversation engine. Its methods are safe for concurrent use.
@@ -96,6 +102,14 @@ func (b *Bot) done() { b.busy.Add(-1); b.working.Done() }
 func (b *Bot) Busy() int64       { return b.busy.Load() }
 func (b *Bot) Deliveries() int64 { return b.entered.Load() }
 
+// timerStore is the journal for timer work's write-ahead steps (Config.TimerJournal).
+func (b *Bot) timerStore() (*store.Store, error) {
+	if b.cfg.TimerJournal == nil {
+		return b.store, nil
+	}
+	return b.cfg.TimerJournal()
+}
+
 // claim marks journal entry id as being worked on by this process (its action running, or
 // its outcome being checked) until release is called; false when it already is. It keeps a
 // reconciliation from racing the action it checks, or another reconciliation.
@@ -142,9 +156,25 @@ func (b *Bot) claimExecuting() ([]store.Entry, []func(), error) {
 	var mine []store.Entry
 	var releases []func()
 	for _, e := range entries {
-		if release, ok := b.claim(e.ID); ok {
-			mine, releases = append(mine, e), append(releases, release)
+		release, ok := b.claim(e.ID)
+		if !ok {
+			continue
 		}
+		// On a shared journal, another replica may be running it, or settling it: its
+		// claim there lives as long as that replica's session.
+		if err := b.store.ClaimEntry(e.ID); err != nil {
+			release()
+			if !errors.Is(err, store.ErrClaimed) && !errors.Is(err, store.ErrConflict) {
+				b.log.Error("claim an executing entry to settle it", "entry", e.ID, "err", err)
+			}
+			continue
+		}
+		mine, releases = append(mine, e), append(releases, func() {
+			if err := b.store.ReleaseEntry(e.ID); err != nil {
+				b.log.Warn("release the claim on an entry (it ends with this replica's session)", "entry", e.ID, "err", err)
+			}
+			release()
+		})
 	}
 	return mine, releases, nil
 }

@@ -91,6 +91,7 @@ type env struct {
 	conns          map[string]*connector.Mongo // the bot's connectors, as last started
 	dead           int
 	extra          func(e *env) map[string]bot.Mongo
+	timerJournal   func() (*store.Store, error)
 }
 
 type envOptions struct {
@@ -114,6 +115,8 @@ type envOptions struct {
 	dead int
 	// extra adds connectors of other kinds (an Atlas project), made at every start.
 	extra func(e *env) map[string]bot.Mongo
+	// timerJournal is the bot's Config.TimerJournal (default: none, the bot's store).
+	timerJournal func() (*store.Store, error)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -151,6 +154,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.sched, e.actionTimeout, e.deliveries = o.schedules, o.actionTimeout, o.deliveries
 	e.limits, e.commandTimeout, e.dead, e.extra = o.limits, o.commandTimeout, o.dead, o.extra
+	e.timerJournal = o.timerJournal
 	if o.proxy {
 		u, err := url.Parse(e.uri)
 		if err != nil {
@@ -225,7 +229,8 @@ func (e *env) start(p approvals.Policy) {
 		}
 	}
 	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: p, Connectors: conns, Limits: e.limits,
-		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched, Deliveries: e.deliveriesNow()}, st, sl, sl)
+		Now: e.clock.Now, Log: log, ActionTimeout: e.actionTimeout, Schedules: e.sched, Deliveries: e.deliveriesNow(),
+		TimerJournal: e.timerJournal}, st, sl, sl)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.st, e.bot, e.cancel, e.done = st, b, cancel, make(chan error, 1)
 	b.Reconcile(ctx)

@@ -754,7 +754,11 @@ func (b *Bot) expireDue(ctx context.Context) {
 }
 
 func (b *Bot) expire(ctx context.Context, id uint64) {
-	r, err := b.store.TransitionRequest(id, approvals.Sources(approvals.Expired), store.Step{State: approvals.Expired, By: "bot"}, nil)
+	st, err := b.timerStore()
+	if err != nil {
+		return // another replica leads, and expires
+	}
+	r, err := st.TransitionRequest(id, approvals.Sources(approvals.Expired), store.Step{State: approvals.Expired, By: "bot"}, nil)
 	if err != nil {
 		return // already decided, or expired by another caller
 	}

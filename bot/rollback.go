@@ -11,6 +11,7 @@ import (
 	"mongobot/approvals"
 	"mongobot/commands"
 	"mongobot/connector"
+	"mongobot/kv"
 	"mongobot/store"
 )
 
@@ -214,7 +215,16 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 			re.Deliveries = append(re.Deliveries, store.Delivery{Target: d.Target, Index: d.Index, State: store.DeliveryPending})
 		}
 	}
-	re, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRollback(e.ID, re, by) })
+	re, release, err := b.beginClaimed(func() (store.Entry, error) {
+		st := b.store
+		if auto { // a temporary grant's end: timer work
+			var err error
+			if st, err = b.timerStore(); err != nil {
+				return store.Entry{}, err
+			}
+		}
+		return st.BeginRollback(e.ID, re, by)
+	})
 	if err != nil {
 		who := b.humanOf(by, e)
 		var ce *store.ConflictError
@@ -227,7 +237,7 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 			}
 			return rollbackNotRun, err
 		}
-		if who != "" {
+		if who != "" && !errors.Is(err, kv.ErrFenced) {
 			b.dm(ctx, who, text("The rollback could not be journaled (%v), so nothing was changed.", err))
 		}
 		if r.ID != 0 {

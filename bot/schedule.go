@@ -17,6 +17,7 @@ import (
 	"mongobot/approvals"
 	"mongobot/commands"
 	"mongobot/connector"
+	"mongobot/kv"
 	"mongobot/store"
 )
 
@@ -199,6 +200,59 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 	return b.loadDeliveries()
 }
 
+// RefreshTimers brings the in-memory timers up to the journal that several replicas share:
+// the schedules, temporary grants and deliveries that other replicas began since LoadTimers
+// are added, and the schedules removed or paused there are dropped. The leading replica
+// calls it every few seconds; work already planned or running here is left as it is, so
+// nothing is attempted twice.
+func (b *Bot) RefreshTimers() error {
+	scs, err := b.store.Schedules()
+	if err != nil {
+		return err
+	}
+	temporary, err := b.store.Temporary()
+	if err != nil {
+		return err
+	}
+	undelivered, err := b.store.Undelivered()
+	if err != nil {
+		return err
+	}
+	tm := b.tm
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	active := map[uint64]bool{}
+	for _, sc := range scs {
+		if sc.State != store.ScheduleActive {
+			continue
+		}
+		active[sc.ID] = true
+		if _, ok := tm.schedules[sc.ID]; ok {
+			continue
+		}
+		if p, err := b.plan(sc); err == nil {
+			tm.schedules[sc.ID] = p
+		} // else: the replica that created it said why it cannot run
+	}
+	for id, p := range tm.schedules {
+		if !active[id] && !p.running {
+			delete(tm.schedules, id)
+		}
+	}
+	for _, e := range temporary {
+		// due stays set while an attempt runs (temporary is cleared then): never doubled.
+		if _, ok := tm.due[e.ID]; !ok {
+			tm.temporary[e.ID], tm.due[e.ID] = e.UndoAt, e.UndoAt
+		}
+	}
+	for _, e := range undelivered {
+		if _, ok := tm.deliveries[e.ID]; !ok && !tm.delivering[e.ID] {
+			tm.deliveries[e.ID] = e.DeliverAt
+		}
+	}
+	return nil
+}
+
 // plan makes the in-memory plan of schedule sc: its parsed spec and next run.
 func (b *Bot) plan(sc store.Schedule) (*planned, error) {
 	spec, err := ParseSpec(sc.Spec)
@@ -231,6 +285,15 @@ func (b *Bot) RunTimers(ctx context.Context, every time.Duration) {
 	}
 }
 
+// markDue journals the slots due, through the timer journal.
+func (b *Bot) markDue(due map[uint64]time.Time) error {
+	st, err := b.timerStore()
+	if err != nil {
+		return err
+	}
+	return st.MarkDue(due)
+}
+
 // RunDue starts every scheduled run, retry and temporary end that is due at the bot's clock,
 // each on its own goroutine, and returns a WaitGroup that is done when they have finished.
 // A run still going when its schedule falls due again is not doubled: the slot is skipped.
@@ -244,7 +307,7 @@ func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
 	var runs []func()
 	defer func() {
 		if len(due) > 0 {
-			if err := b.store.MarkDue(due); err != nil {
+			if err := b.markDue(due); err != nil {
 				b.log.Error("journal due schedules", "schedules", len(due), "err", err)
 			}
 		}
@@ -440,9 +503,21 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	// A retry of a slot that was claimed (its run failed) re-claims it; a retry of a run that
 	// never got as far as its claim (refused before it) claims it for the first time.
 	reclaim := retry && sc.Slot.Equal(slot)
-	e, unclaim, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginRun(id, slot, reclaim, e, "schedule") })
+	e, unclaim, err := b.beginClaimed(func() (store.Entry, error) {
+		st, err := b.timerStore()
+		if err != nil {
+			return store.Entry{}, err
+		}
+		return st.BeginRun(id, slot, reclaim, e, "schedule")
+	})
 	if errors.Is(err, store.ErrSlotTaken) {
 		b.log.Info("scheduled run skipped: slot already run", "schedule", id, "slot", slot, "err", err)
+		return
+	}
+	if errors.Is(err, kv.ErrFenced) {
+		// The lead moved between the tick and the claim: the new leader finds the slot
+		// unrun when it loads the schedules, and runs it as a missed one.
+		b.log.Info("scheduled run left to the leader", "schedule", id, "slot", slot)
 		return
 	}
 	if err != nil {
@@ -561,6 +636,13 @@ func (b *Bot) undoTemporary(ctx context.Context, id uint64) {
 	res, rerr := b.runRollback(ctx, store.Request{}, e, ch, botActor, "", true)
 	if res == rollbackDone {
 		b.forgetTemporary(id)
+		return
+	}
+	if errors.Is(rerr, kv.ErrFenced) {
+		// This replica lost the lead between the tick and the write-ahead step: the leader
+		// ends it. Kept, for if the lead comes back here; no alarm, nothing was late.
+		b.log.Info("temporary end left to the leader", "entry", id)
+		b.scheduleTemporary(id, b.now().Add(temporaryRetry(1)), due)
 		return
 	}
 	why := "the rollback could not start"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mongobot/kv"
 	"sync"
 	"time"
 
@@ -29,7 +30,7 @@ type Config struct {
 }
 
 // ErrNotLeader is the answer to a fenced write after the term ended.
-var ErrNotLeader = errors.New("ha: this replica no longer leads: the write was not made")
+var ErrNotLeader = fmt.Errorf("ha: this replica no longer leads: %w: the write was not made", kv.ErrFenced)
 
 // ErrSessionLost says the replica's lease ended: its claims and any term are gone, and it
 // must join again.

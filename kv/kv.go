@@ -1,6 +1,14 @@
 package kv
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// ErrFenced is the error (wrapped) of a commit whose fence no longer holds: a write made for
+// a role the process has lost, such as a leader's timer work after its term ended. Nothing
+// of it was written.
+var ErrFenced = errors.New("the write's fence no longer holds")
 
 // DB runs transactions. Both kinds see one consistent snapshot; Update's writes become
 // visible together or not at all.

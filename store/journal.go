@@ -117,6 +117,9 @@ func (s *Store) ClaimEntry(id uint64) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
+	if !s.shared {
+		return nil
+	}
 	return s.update(func(tx kv.Tx) error {
 		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
 		if !ok {
@@ -141,6 +144,9 @@ func (s *Store) ClaimEntry(id uint64) error {
 func (s *Store) ReleaseEntry(id uint64) error {
 	if s.readOnly {
 		return ErrReadOnly
+	}
+	if !s.shared {
+		return nil
 	}
 	return s.update(func(tx kv.Tx) error {
 		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)

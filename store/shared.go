@@ -62,3 +62,12 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 type unowned struct{ kv.DB }
 
 func (unowned) Close() error { return nil }
+
+// Fenced is this store writing through db instead: the same journal with every commit also
+// conditioned on something (ha.KV.Fenced: the replica's term as leader). The bot's timer work
+// writes its write-ahead steps through it.
+func (s *Store) Fenced(db kv.DB) *Store {
+	c := *s
+	c.db = unowned{db}
+	return &c
+}
