@@ -37,6 +37,8 @@ type Config struct {
 	ConnectorIdleTimeout Duration `yaml:"connector_idle_timeout"`
 	Log                  Log      `yaml:"log"`
 	HTTP                 HTTP     `yaml:"http"`
+	// Store is where the journal lives: the data folder's bbolt file, or etcd (store.go).
+	Store Store `yaml:"-"`
 }
 
 // Retention says how long finished journal entries and requests are kept. Whatever their age,
@@ -196,6 +198,7 @@ type connectorYAML struct {
 type fileYAML struct {
 	Config     `yaml:",inline"`
 	Connectors []connectorYAML `yaml:"connectors"`
+	Store      storeYAML       `yaml:"store"`
 }
 
 // atlasProject is an Atlas project id.
@@ -271,6 +274,7 @@ func Parse(raw []byte, env func(string) (string, bool)) (*Config, error) {
 		}
 		c.Connectors = append(c.Connectors, cn)
 	}
+	c.Store = f.Store.decode()
 	if c.SlashCommand == "" {
 		c.SlashCommand = "/mongo"
 	}
@@ -382,6 +386,7 @@ func (c *Config) check(src *source) []string {
 	if len(c.Connectors) == 0 {
 		add("connectors: at least one connector is needed")
 	}
+	c.Store.check(add)
 	var names []string
 	for i, cn := range c.Connectors {
 		f := fmt.Sprintf("connectors[%d]", i)

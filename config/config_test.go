@@ -598,3 +598,39 @@ func TestAtlasConnector(t *testing.T) {
 		}
 	}
 }
+
+// The store on etcd: its password from the environment, never printed; the defaults; each
+// mistake said with its field.
+func TestStoreOnEtcd(t *testing.T) {
+	head := "approvals: {channel: C1, approvers: {users: [U1]}}\nconnectors:\n  - {name: prod, connection_string: 'mongodb://h'}\n"
+	c, err := Parse([]byte(head+"store:\n  etcd:\n    endpoints: [https://etcd-0:2379, https://etcd-1:2379]\n    username: mongobot\n    password: '${ETCD_PW}'\n    tls: {ca_file: /etc/etcd/ca.pem}\n"),
+		env(map[string]string{"ETCD_PW": "etcd-pw-from-the-environment"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Store.Etcd
+	if e == nil || e.Prefix != DefaultEtcdPrefix || time.Duration(e.SessionTTL) != 10*time.Second || e.MaxTxnOps != 128 ||
+		e.Password.Reveal() != "etcd-pw-from-the-environment" || strings.Contains(fmt.Sprintf("%v %+v %s", e, e, e), "etcd-pw") {
+		t.Fatalf("parsed %+v", e)
+	}
+	if c, err := Parse([]byte(head), env(nil)); err != nil || c.Store.Etcd != nil {
+		t.Fatalf("without store: %+v %v", c.Store, err)
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"store: {etcd: {}}\n", "store.etcd.endpoints: at least one"},
+		{"store: {etcd: {endpoints: ['etcd-0:2379']}}\n", "is not a URL like https://etcd-0:2379"},
+		{"store: {etcd: {endpoints: ['https://u:p@etcd-0:2379']}}\n", "not in the URL"},
+		{"store: {etcd: {endpoints: ['http://etcd-0:2379'], tls: {ca_file: ca.pem}}}\n", "use https://"},
+		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], prefix: mongobot}}\n", "must begin and end with /"},
+		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], username: u}}\n", "username and password go together"},
+		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], tls: {cert_file: c.pem}}}\n", "cert_file and key_file go together"},
+		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], session_ttl: 1s}}\n", "session_ttl"},
+		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], max_txn_ops: 4}}\n", "4 is too few for the journal"},
+		{"store: {etcd: {endpoint: ['https://etcd-0:2379']}}\n", "endpoint"},
+	} {
+		_, err := Parse([]byte(head+tt.yaml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v; want %q", strings.TrimSpace(tt.yaml), err, tt.want)
+		}
+	}
+}

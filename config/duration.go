@@ -18,6 +18,9 @@ type span struct{ min, max time.Duration }
 // Each says why in its comment; every Duration field of the config must have one (a test
 // checks), so that "0s" or "900d" gets a sentence saying what would do, not a surprise later.
 var durationBounds = map[string]span{
+	// Under 2s a replica on a busy network loses its session to one late renewal; past a
+	// minute a dead leader leaves timers and claimed actions waiting that long.
+	"store.etcd.session_ttl": {2 * time.Second, time.Minute},
 	// A request needs time for an approver to see it and click; after a month the preview it
 	// shows (the user as it was) is too old to approve on.
 	"approvals.expire_after":         {time.Minute, 30 * 24 * time.Hour},

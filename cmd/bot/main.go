@@ -19,6 +19,7 @@ import (
 	"mongobot/config"
 	"mongobot/connector"
 	"mongobot/connector/atlas"
+	"mongobot/ha"
 	"mongobot/observe"
 	"mongobot/store"
 )
@@ -186,8 +187,21 @@ func closeAll(ms map[string]bot.Mongo) {
 // dataDir is BOT_DATA_DIR, ./data by default.
 func dataDir(env func(string) (string, bool)) string { return getenv(env, "BOT_DATA_DIR", "data") }
 
+// replicaName is this replica's name in the group, "" alone.
+func replicaName(sh *shared) string {
+	if sh == nil {
+		return ""
+	}
+	return sh.replica.Name()
+}
+
 // openStore opens the journal in dir with the key of BOT_ENCRYPTION_KEY, or the key file.
 func openStore(env func(string) (string, bool), dir string, opts store.Options) (*store.Store, error) {
+	return openStoreWith(env, dir, opts, store.Open)
+}
+
+// openStoreWith is openStore with the opener given (the shared journal's).
+func openStoreWith(env func(string) (string, bool), dir string, opts store.Options, open func(string, store.Options) (*store.Store, error)) (*store.Store, error) {
 	if k := getenv(env, "BOT_ENCRYPTION_KEY", ""); k != "" {
 		key, err := store.ParseKey(k)
 		if err != nil {
@@ -195,7 +209,7 @@ func openStore(env func(string) (string, bool), dir string, opts store.Options) 
 		}
 		opts.Key = key
 	}
-	return store.Open(dir, opts)
+	return open(dir, opts)
 }
 
 // warnKeyFile logs, once at start-up, that the key sealing new passwords is the key file beside
@@ -234,7 +248,18 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer closeAll(conns)
-	st, err := openStore(env, dataDir(env), store.Options{Retention: time.Duration(cfg.Retention.Keep)})
+	var sh *shared // several replicas on etcd; nil: this process alone, on the bbolt file
+	opts := store.Options{Retention: time.Duration(cfg.Retention.Keep)}
+	var st *store.Store
+	if cfg.Store.Etcd != nil {
+		if sh, err = joinShared(ctx, cfg.Store.Etcd, log); err != nil {
+			return err
+		}
+		defer sh.close()
+		st, err = openStoreWith(env, dataDir(env), opts, sh.open)
+	} else {
+		st, err = openStore(env, dataDir(env), opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -256,6 +281,9 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		metrics = observe.New()
 		bc.Metrics = metrics
 	}
+	if sh != nil {
+		bc.TimerJournal = sh.timerJournal
+	}
 	b := bot.New(bc, st, sl, sl)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -266,6 +294,12 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		metrics.GaugeFunc("mongobot_delivery_pending", "Rotated passwords that some delivery target does not have yet (the bot retries them).", func() float64 { return float64(b.DeliveryPending()) })
 		metrics.GaugeFunc("mongobot_connectors_down", "Connectors whose MongoDB stopped answering: requests for them are refused at once until a probe gets an answer.", func() float64 { return float64(b.ConnectorsDown()) })
 		metrics.GaugeFunc("mongobot_actions_waiting", "Approved actions waiting for a turn on their connector.", func() float64 { return float64(b.ActionsWaiting()) })
+		metrics.GaugeFunc("mongobot_leader", "1 while this replica runs the timers (always, without store.etcd).", func() float64 {
+			if sh == nil {
+				return 1
+			}
+			return sh.leading()
+		})
 		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
 		ready := func() error {
 			if !sl.Connected() {
@@ -273,6 +307,13 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 			}
 			if _, err := st.Schema(); err != nil {
 				return fmt.Errorf("the store: %v", err)
+			}
+			if sh != nil {
+				select {
+				case <-sh.replica.Done():
+					return errors.New("the etcd session ended")
+				default:
+				}
 			}
 			return nil
 		}
@@ -283,14 +324,40 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		log.Info("http listening", "addr", addr.String(), "paths", "/healthz /readyz /metrics")
 	}
 	warnKeyFile(log, st)
-	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path())
-	b.Reconcile(ctx)
-	if err := b.LoadTimers(ctx); err != nil {
-		return fmt.Errorf("schedules: %v", err)
+	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path(), "replica", replicaName(sh))
+	var leadErr chan error
+	if sh == nil {
+		b.Reconcile(ctx)
+		if err := b.LoadTimers(ctx); err != nil {
+			return fmt.Errorf("schedules: %v", err)
+		}
+		go b.RunTimers(ctx, time.Second)
+		go housekeeping(ctx, b, st, log)
+	} else {
+		// Every replica serves commands and clicks; the one that leads runs the timers.
+		lctx, stopAll := context.WithCancel(ctx)
+		defer stopAll()
+		ctx = lctx
+		leadErr = make(chan error, 1)
+		go func() {
+			err := sh.lead(ctx, b, st, log)
+			if errors.Is(err, ha.ErrSessionLost) && ctx.Err() == nil {
+				// Without a session this replica can claim nothing: it stops, and its
+				// supervisor starts it afresh with a new one.
+				log.Error("the etcd session ended: stopping this replica", "replica", sh.replica.Name())
+				leadErr <- fmt.Errorf("%w: restart the replica", err)
+				stopAll()
+			}
+		}()
 	}
-	go b.RunTimers(ctx, time.Second)
-	go housekeeping(ctx, b, st, log)
 	runErr := sl.Run(ctx, b)
+	if leadErr != nil {
+		select {
+		case err := <-leadErr:
+			runErr = err
+		default:
+		}
+	}
 	log.Info("stopping: finishing work in flight")
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()

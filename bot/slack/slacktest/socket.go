@@ -95,6 +95,15 @@ func (s *Server) sendEnvelope(id string, env map[string]any) error {
 	return c.WriteMessage(websocket.TextMessage, raw)
 }
 
+// StartIDsAt makes the stand-in's next ids (envelopes, triggers, timestamps' counters) count
+// from n: two stand-ins playing one Slack for two replicas must not repeat each other's ids,
+// which Slack never does and the replicas' shared dedupe would rightly drop.
+func (s *Server) StartIDsAt(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq = n
+}
+
 func (s *Server) nextID(prefix string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

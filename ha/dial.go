@@ -1,0 +1,103 @@
+package ha
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"mongobot/secret"
+)
+
+// ClientConfig says how to reach the etcd cluster.
+type ClientConfig struct {
+	Endpoints []string
+	// Username and Password, when etcd has auth enabled.
+	Username string
+	Password secret.String
+	// CAFile verifies the members' certificates (the system's roots when empty, with
+	// https endpoints); CertFile and KeyFile are the client's, when the cluster asks.
+	CAFile, CertFile, KeyFile string
+	// DialTimeout bounds each connection attempt (default 5s).
+	DialTimeout time.Duration
+}
+
+// Dial makes a client of the cluster. It does not wait for an answer: the first request
+// (Join) says whether the cluster can be reached.
+func Dial(cfg ClientConfig) (*clientv3.Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("ha: no etcd endpoints")
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	cc := clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, Username: cfg.Username,
+		Password: cfg.Password.Reveal(), RejectOldCluster: true}
+	tlsNeeded := cfg.CAFile != "" || cfg.CertFile != ""
+	for _, e := range cfg.Endpoints {
+		tlsNeeded = tlsNeeded || len(e) > 8 && e[:8] == "https://"
+	}
+	if tlsNeeded {
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("ha: etcd CA: %w", err)
+			}
+			t.RootCAs = x509.NewCertPool()
+			if !t.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("ha: etcd CA %s holds no PEM certificate", cfg.CAFile)
+			}
+		}
+		if cfg.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("ha: etcd client certificate: %w", err)
+			}
+			t.Certificates = []tls.Certificate{cert}
+		}
+		cc.TLS = t
+	}
+	c, err := clientv3.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("ha: etcd client: %w", err)
+	}
+	return c, nil
+}
+
+// Member is one member of the cluster as the client sees it.
+type Member struct {
+	Name, Endpoint string
+	Leader         bool
+	Err            error // when its status could not be read
+}
+
+// Members reports the cluster's members and which leads its Raft group, for bot check.
+func Members(c *clientv3.Client, timeout time.Duration) ([]Member, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	list, err := c.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ha: list etcd members: %w", err)
+	}
+	var out []Member
+	for _, m := range list.Members {
+		mb := Member{Name: m.Name}
+		if len(m.ClientURLs) > 0 {
+			mb.Endpoint = m.ClientURLs[0]
+			st, err := c.Status(ctx, mb.Endpoint)
+			if err != nil {
+				mb.Err = err
+			} else {
+				mb.Leader = st.Leader == m.ID
+			}
+		}
+		out = append(out, mb)
+	}
+	return out, nil
+}
