@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"mongobot/secret"
 )
@@ -36,8 +37,10 @@ func Dial(cfg ClientConfig) (*clientv3.Client, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
+	// The client's own log (zap) is silenced: what fails reaches the bot as an error, which
+	// it logs in its own format; the client would log every retry it makes by itself.
 	cc := clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, Username: cfg.Username,
-		Password: cfg.Password.Reveal(), RejectOldCluster: true}
+		Password: cfg.Password.Reveal(), RejectOldCluster: true, Logger: zap.NewNop()}
 	tlsNeeded := cfg.CAFile != "" || cfg.CertFile != ""
 	for _, e := range cfg.Endpoints {
 		tlsNeeded = tlsNeeded || len(e) > 8 && e[:8] == "https://"
@@ -100,4 +103,19 @@ func Members(c *clientv3.Client, timeout time.Duration) ([]Member, error) {
 		out = append(out, mb)
 	}
 	return out, nil
+}
+
+// LeaderOf names the replica leading the group under prefix (as Config.Prefix), "" when none
+// does: for bot check, which joins no group.
+func LeaderOf(c *clientv3.Client, prefix string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := c.Get(ctx, prefix+"leader/", append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
+	if err != nil {
+		return "", fmt.Errorf("ha: read the leader: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -44,6 +45,10 @@ type KV struct {
 	prefix string
 	opts   KVOptions
 	fence  []clientv3.Cmp
+	// writes serializes this process's read-write transactions, as bbolt's writer lock
+	// does: they would all conflict on the counter, and all but one run again. Conflicts
+	// are then left to writers in other replicas. Shared by the fenced copies.
+	writes *sync.Mutex
 }
 
 // NewKV is the journal's kv.DB on etcd under prefix (which should end in "/").
@@ -54,7 +59,7 @@ func NewKV(c *clientv3.Client, prefix string, opts KVOptions) *KV {
 	if opts.MaxOps <= 0 {
 		opts.MaxOps = 128
 	}
-	return &KV{c: c, prefix: prefix, opts: opts}
+	return &KV{c: c, prefix: prefix, opts: opts, writes: &sync.Mutex{}}
 }
 
 // Fenced is this KV with every commit also conditioned on the term: once it has ended, an
@@ -73,7 +78,11 @@ func (d *KV) View(fn func(kv.Tx) error) error { return d.run(false, fn) }
 
 // Update runs fn and commits its writes, running it again when another writer committed
 // between its snapshot and its commit.
-func (d *KV) Update(fn func(kv.Tx) error) error { return d.run(true, fn) }
+func (d *KV) Update(fn func(kv.Tx) error) error {
+	d.writes.Lock()
+	defer d.writes.Unlock()
+	return d.run(true, fn)
+}
 
 // errRetry says a transaction must start again on a new snapshot.
 var errRetry = errors.New("retry")
@@ -97,16 +106,25 @@ func (d *KV) run(write bool, fn func(kv.Tx) error) error {
 
 func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) error {
 	counter := d.prefix + "txn"
-	resp, err := d.c.Get(ctx, counter)
+	// The snapshot begins with one linearizable read of the counter and of every bucket's
+	// marker (a handful of small keys), so that opening a bucket costs no round trip.
+	resp, err := d.c.Txn(ctx).Then(clientv3.OpGet(counter), clientv3.OpGet(d.prefix+"b/", clientv3.WithPrefix())).Commit()
 	if err != nil {
 		return d.wrap(err)
 	}
 	t := &etcdTx{d: d, ctx: ctx, rev: resp.Header.Revision, write: write,
-		writes: map[string]*pending{}, buckets: map[string]*bucketState{}}
+		writes: map[string]*pending{}, buckets: map[string]*bucketState{}, reads: map[string][]byte{}}
 	var counterRev int64
-	if len(resp.Kvs) == 1 {
-		t.id = binary.BigEndian.Uint64(resp.Kvs[0].Value)
-		counterRev = resp.Kvs[0].ModRevision
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+		t.id = binary.BigEndian.Uint64(kvs[0].Value)
+		counterRev = kvs[0].ModRevision
+	}
+	for _, m := range resp.Responses[1].GetResponseRange().Kvs {
+		st := &bucketState{exists: true}
+		if len(m.Value) == 8 {
+			st.seq = binary.BigEndian.Uint64(m.Value)
+		}
+		t.buckets[string(m.Key[len(d.prefix)+2:])] = st
 	}
 	if write {
 		t.id++
@@ -195,6 +213,9 @@ type etcdTx struct {
 
 	writes  map[string]*pending
 	buckets map[string]*bucketState
+	// reads caches the snapshot's values read by Get (nil: absent): a snapshot never
+	// changes, and the store reads a record again before writing it back.
+	reads map[string][]byte
 }
 
 func (t *etcdTx) ID() uint64     { return t.id }
@@ -224,19 +245,13 @@ func (t *etcdTx) get(key string, opts ...clientv3.OpOption) *clientv3.GetRespons
 	return resp
 }
 
-// state is bucket name's state, read from the snapshot the first time.
+// state is bucket name's state: read with the snapshot's start; absent there, it does not
+// exist (yet).
 func (t *etcdTx) state(name []byte) *bucketState {
 	if st, ok := t.buckets[string(name)]; ok {
 		return st
 	}
 	st := &bucketState{}
-	if resp := t.get(t.d.prefix + "b/" + string(name)); resp != nil && len(resp.Kvs) == 1 {
-		st.exists = true
-		if v := resp.Kvs[0].Value; len(v) == 8 {
-			st.seq = binary.BigEndian.Uint64(v)
-		}
-	}
-	// Cached even after a failed read: the transaction is void then, whatever it saw.
 	t.buckets[string(name)] = st
 	return st
 }
@@ -377,11 +392,19 @@ func (b *etcdBucket) Get(k []byte) []byte {
 	if b.t.buckets[string(b.name)].reset {
 		return nil
 	}
-	resp := b.t.get(key)
-	if resp == nil || len(resp.Kvs) == 0 {
-		return nil
+	if v, ok := b.t.reads[key]; ok {
+		return v
 	}
-	return nonNil(resp.Kvs[0].Value)
+	resp := b.t.get(key)
+	if resp == nil {
+		return nil // a failed read: the transaction fails at its end
+	}
+	var v []byte
+	if len(resp.Kvs) > 0 {
+		v = nonNil(resp.Kvs[0].Value)
+	}
+	b.t.reads[key] = v
+	return v
 }
 
 func nonNil(v []byte) []byte {

@@ -76,7 +76,7 @@ func startBackend() (func(), error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		etcdClient, err = clientv3.New(clientv3.Config{Endpoints: cl.Endpoints(), DialTimeout: 5 * time.Second})
+		etcdClient, err = ha.Dial(ha.ClientConfig{Endpoints: cl.Endpoints()})
 		if err != nil {
 			cl.Close()
 			os.RemoveAll(dir)
