@@ -67,3 +67,37 @@ func TestTimerWorkFenced(t *testing.T) {
 		t.Fatalf("%d journal entries, want the access and its one end", len(es))
 	}
 }
+
+// The leader's timers follow the journal other replicas write to: a schedule made elsewhere
+// runs once RefreshTimers has seen it, and one removed elsewhere no longer does.
+func TestRefreshTimersFollowsTheJournal(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("svc")
+	e.createUser("other")
+	// As another replica would: straight into the shared journal, unknown to this bot.
+	made, err := e.st.CreateSchedule(store.Schedule{Connector: "prod", User: "svc", DB: "admin", Spec: "0 3 * * *", Owner: dev}, "replica-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := e.st.CreateSchedule(store.Schedule{Connector: "prod", User: "other", DB: "admin", Spec: "0 3 * * *", Owner: dev}, "replica-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bot.RefreshTimers(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.TransitionSchedule(gone.ID, []string{store.ScheduleActive}, store.Step{State: store.ScheduleRemoved, By: "replica-b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bot.RefreshTimers(); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(18 * time.Hour) // 03:00 the next day
+	e.message("the run's result", slacktest.Containing(fmt.Sprintf("(schedule #%d)", made.ID), "*Done*"))
+	if sc, _ := e.st.Schedule(gone.ID); sc.SlotEntry != 0 {
+		t.Fatalf("the removed schedule ran: %+v", sc)
+	}
+	if n := e.emu.Count("updateUser"); n != 1 {
+		t.Fatalf("%d updateUser, want the one run", n)
+	}
+}

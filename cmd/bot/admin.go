@@ -58,7 +58,11 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 		return quietError{}
 	}
 	fmt.Fprintf(w, "config: %s read: %d connector(s), approvals in %s\n", getenv(env, "BOT_CONFIG", "bot.yaml"), len(cfg.Connectors), cfg.Approvals.Channel)
-	checkData(env, w, problem)
+	if cfg.Store.Etcd != nil {
+		checkShared(cfg.Store.Etcd, w, problem)
+	} else {
+		checkData(env, w, problem)
+	}
 	for _, r := range checkConnectors(ctx, cfg, os.Stderr) {
 		for _, l := range r {
 			if l.problem {

@@ -196,7 +196,11 @@ func replicaName(sh *shared) string {
 }
 
 // openStore opens the journal in dir with the key of BOT_ENCRYPTION_KEY, or the key file.
+// With store.etcd in the config, the file is not the journal: it is refused (refuseShared).
 func openStore(env func(string) (string, bool), dir string, opts store.Options) (*store.Store, error) {
+	if err := refuseShared(env); err != nil {
+		return nil, err
+	}
 	return openStoreWith(env, dir, opts, store.Open)
 }
 

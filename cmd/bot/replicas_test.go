@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -172,4 +173,32 @@ func httpGet(addr, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// With store.etcd in the config, bot check reports the cluster and the bot's leader, and
+// the commands that work on the data folder's bbolt file refuse in words.
+func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
+	cl := etcdtest.Start(t, 3)
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	raw := fmt.Sprintf("connectors:\n  - name: prod\n    connection_string: ${MONGO_URI}\napprovals:\n  channel: C0APPROVALS\n  approvers: {users: [U0ALICE]}\nstore:\n  etcd:\n    endpoints: [%s]\n", strings.Join(cl.Endpoints(), ", "))
+	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI()}
+	var out bytes.Buffer
+	run(context.Background(), []string{"check"}, envOf(env), nil, &out, &out)
+	for _, want := range []string{"store: etcd http://", "3 member(s)", "(leads the cluster)", "bot leader: none"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bot check lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "list"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "keeps the journal on etcd") {
+		t.Fatalf("journal list with store.etcd: exit %d\n%s", code, out.String())
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -95,4 +96,52 @@ func (s *shared) leading() float64 {
 		return 1
 	}
 	return 0
+}
+
+// checkShared reports, for bot check, the shared journal's etcd cluster: each member and which
+// leads the cluster, and which replica leads the bot. It joins no group and writes nothing.
+func checkShared(cfg *config.Etcd, w io.Writer, problem func(string, ...any)) {
+	c, err := ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
+		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+	if err != nil {
+		problem("store: %v", err)
+		return
+	}
+	defer c.Close()
+	members, err := ha.Members(c, 5*time.Second)
+	if err != nil {
+		problem("store: %s: %v", cfg, err)
+		return
+	}
+	fmt.Fprintf(w, "store: %s: %d member(s)\n", cfg, len(members))
+	for _, m := range members {
+		switch {
+		case m.Err != nil:
+			problem("  member %s at %s does not answer: %v", m.Name, m.Endpoint, m.Err)
+		case m.Leader:
+			fmt.Fprintf(w, "  member %s at %s (leads the cluster)\n", m.Name, m.Endpoint)
+		default:
+			fmt.Fprintf(w, "  member %s at %s\n", m.Name, m.Endpoint)
+		}
+	}
+	switch leader, err := ha.LeaderOf(c, cfg.Prefix+"ha/", 5*time.Second); {
+	case err != nil:
+		problem("  bot leader: %v", err)
+	case leader == "":
+		fmt.Fprintln(w, "  bot leader: none (no replica is running, or one is being elected): timers wait for one")
+	default:
+		fmt.Fprintf(w, "  bot leader: replica %s runs the timers\n", leader)
+	}
+}
+
+// refuseShared is the answer of the commands that read or write the bbolt file in the data
+// folder when the config keeps the journal on etcd: they would show a journal the replicas
+// do not use, or none.
+func refuseShared(env func(string) (string, bool)) error {
+	cfg, err := loadConfig(env)
+	if err != nil || cfg.Store.Etcd == nil {
+		return nil // no config here, or one without store.etcd: the file is the journal
+	}
+	return usageError{fmt.Sprintf("%s keeps the journal on %s (store.etcd): this command works on the bbolt file in the data folder, which the replicas do not use. bot check reports the shared store; the journal is read through the bot in Slack (/mongo history, requests, schedules)",
+		getenv(env, "BOT_CONFIG", "bot.yaml"), cfg.Store.Etcd)}
 }
