@@ -28,8 +28,7 @@ type ClientConfig struct {
 	DialTimeout time.Duration
 }
 
-// Dial makes a client of the cluster. It does not wait for an answer: the first request
-// (Join) says whether the cluster can be reached.
+// Dial makes a client of the cluster; one member down does not stop it.
 func Dial(cfg ClientConfig) (*clientv3.Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("ha: no etcd endpoints")
@@ -39,8 +38,10 @@ func Dial(cfg ClientConfig) (*clientv3.Client, error) {
 	}
 	// The client's own log (zap) is silenced: what fails reaches the bot as an error, which
 	// it logs in its own format; the client would log every retry it makes by itself.
+	// RejectOldCluster stays off: it asks every endpoint, and fails when one member is down,
+	// which is when a replica most needs to start.
 	cc := clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout, Username: cfg.Username,
-		Password: cfg.Password.Reveal(), RejectOldCluster: true, Logger: zap.NewNop()}
+		Password: cfg.Password.Reveal(), Logger: zap.NewNop()}
 	tlsNeeded := cfg.CAFile != "" || cfg.CertFile != ""
 	for _, e := range cfg.Endpoints {
 		tlsNeeded = tlsNeeded || len(e) > 8 && e[:8] == "https://"

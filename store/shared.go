@@ -33,7 +33,7 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if keys.current == nil {
-		return nil, fmt.Errorf("store: a shared journal needs the same key on every replica: set BOT_ENCRYPTION_KEY (see `bot keygen`) or copy %s into %s on each", KeyFileName, dir)
+		return nil, fmt.Errorf("store: a shared journal needs the same key on every replica: set BOT_ENCRYPTION_KEY (`openssl rand -hex 32`, the same on every replica) or copy %s into %s on each", KeyFileName, dir)
 	}
 	keys.pending = nil // Rekey is refused on a shared journal: nothing to finish
 	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true, shared: true}

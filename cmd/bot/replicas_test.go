@@ -11,11 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"mongobot/bot"
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector/mongotest"
+	"mongobot/ha"
 	"mongobot/ha/etcdtest"
 	"mongobot/internal/syncbuf"
 	"mongobot/store"
@@ -40,49 +43,9 @@ func TestReplicasShareOneJournal(t *testing.T) {
 	key := store.NewKey()
 	replicas := 0
 	start := func(name string) *replica {
-		r := &replica{name: name, sl: slacktest.New(), code: make(chan int, 1), logs: &syncbuf.Buffer{}}
-		t.Cleanup(r.sl.Close)
-		r.sl.StartIDsAt(replicas * 100000) // one Slack never repeats an id
+		r := newReplica(t, name, replicas, cl, emu.URI(), key)
 		replicas++
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.addr = ln.Addr().String()
-		ln.Close()
-		cfg := filepath.Join(t.TempDir(), "bot.yaml")
-		raw := fmt.Sprintf(`connectors:
-  - name: prod
-    connection_string: ${MONGO_URI}
-approvals:
-  channel: C0APPROVALS
-  approvers: {users: [U0ALICE, U0BOB]}
-  expire_after: 1h
-http: {listen: %q}
-store:
-  etcd:
-    endpoints: [%s]
-    prefix: /replicas-test/
-    replica: %s
-    session_ttl: 3s
-`, r.addr, strings.Join(cl.Endpoints(), ", "), name)
-		if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := map[string]string{"SLACK_APP_TOKEN": r.sl.AppToken, "SLACK_BOT_TOKEN": r.sl.BotToken, "SLACK_API_URL": r.sl.URL(),
-			"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI(), "BOT_ENCRYPTION_KEY": key}
-		ctx, cancel := context.WithCancel(context.Background())
-		r.cancel = cancel
-		go func() { r.code <- run(ctx, []string{"serve"}, envOf(env), nil, r.logs, r.logs) }()
-		t.Cleanup(func() {
-			if c := r.stop(); c != 0 {
-				t.Errorf("%s exited %d", name, c)
-			}
-			if t.Failed() {
-				t.Logf("%s's log:\n%s", name, r.logs.String())
-			}
-		})
-		waitFor(t, r.sl, name+" ready", func() bool { c, _ := r.get("/readyz"); return c == 200 })
+		r.serve(t)
 		return r
 	}
 	r0 := start("r0")
@@ -131,16 +94,73 @@ store:
 	}
 }
 
-// replica is one serve process of the test, in-process.
+// replica is one serve process of the test: in-process (run) or a child process.
 type replica struct {
 	name   string
 	sl     *slacktest.Server
 	addr   string
+	env    map[string]string
 	cancel context.CancelFunc
 	code   chan int
 	logs   *syncbuf.Buffer
 	once   sync.Once
 	exit   int
+}
+
+// newReplica prepares replica name (the i-th): its own Slack stand-in, whose ids do not
+// collide with the others' (one Slack never repeats an id), its HTTP port, and its config on
+// the cluster, with a 3s session.
+func newReplica(t *testing.T, name string, i int, cl *etcdtest.Cluster, mongoURI, key string) *replica {
+	t.Helper()
+	r := &replica{name: name, sl: slacktest.New(), code: make(chan int, 1), logs: &syncbuf.Buffer{}}
+	t.Cleanup(r.sl.Close)
+	r.sl.StartIDsAt(i * 100000)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	raw := fmt.Sprintf(`connectors:
+  - name: prod
+    connection_string: ${MONGO_URI}
+approvals:
+  channel: C0APPROVALS
+  approvers: {users: [U0ALICE, U0BOB]}
+  expire_after: 1h
+http: {listen: %q}
+store:
+  etcd:
+    endpoints: [%s]
+    prefix: /replicas-test/
+    replica: %s
+    session_ttl: 3s
+`, r.addr, strings.Join(cl.Endpoints(), ", "), name)
+	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.env = map[string]string{"SLACK_APP_TOKEN": r.sl.AppToken, "SLACK_BOT_TOKEN": r.sl.BotToken, "SLACK_API_URL": r.sl.URL(),
+		"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": mongoURI, "BOT_ENCRYPTION_KEY": key}
+	return r
+}
+
+// serve runs the replica in this process until the test ends (or stop), and waits for it
+// to be ready.
+func (r *replica) serve(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.code <- run(ctx, []string{"serve"}, envOf(r.env), nil, r.logs, r.logs) }()
+	t.Cleanup(func() {
+		if c := r.stop(); c != 0 {
+			t.Errorf("%s exited %d", r.name, c)
+		}
+		if t.Failed() {
+			t.Logf("%s's log:\n%s", r.name, r.logs.String())
+		}
+	})
+	waitFor(t, r.sl, r.name+" ready", func() bool { c, _ := r.get("/readyz"); return c == 200 })
 }
 
 // stop ends the replica as SIGTERM would, and returns its exit code (-1: it did not stop).
@@ -200,5 +220,82 @@ func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"journal", "list"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "keeps the journal on etcd") {
 		t.Fatalf("journal list with store.etcd: exit %d\n%s", code, out.String())
+	}
+}
+
+// The leading replica is killed (SIGKILL, its own process) while MongoDB applies an action it
+// runs, and an etcd member is stopped: the other replica leads once the dead one's session
+// expires, finds the entry it left executing no longer claimed, settles it from the user's
+// actual state without running it again, and reports it; the journal ends with one entry,
+// done, and nothing executing.
+func TestLeaderKilledMidAction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts bot processes")
+	}
+	cl := etcdtest.Start(t, 3)
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if err := emu.CreateUser("app", "pw-app", "admin", nil); err != nil {
+		t.Fatal(err)
+	}
+	key := store.NewKey()
+	r0 := newReplica(t, "r0", 0, cl, emu.URI(), key)
+	first := startChild(t, r0.env)
+	waitFor(t, r0.sl, "r0 to lead", func() bool { return r0.leads() })
+	r1 := newReplica(t, "r1", 1, cl, emu.URI(), key)
+	r1.serve(t)
+
+	// The action's command reaches the server and waits there: r0 dies in that window,
+	// after its write-ahead entry and claim, before its result.
+	emu.Inject(mongotest.Fault{Command: "grantRolesToUser", Delay: 2 * time.Second, Times: 1})
+	if _, err := r0.sl.SlashCommand("U0DEV", "C0OPS", "/mongo", "grant-role prod app read@shop"); err != nil {
+		t.Fatal(err)
+	}
+	card, err := r0.sl.WaitMessage(20*time.Second, "the card", func(m slacktest.Message) bool {
+		_, ok := m.Find(bot.TextApprove)
+		return m.Channel == "C0APPROVALS" && ok
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, first.log.String())
+	}
+	b, _ := card.Find(bot.TextApprove)
+	if _, err := r0.sl.Click("U0ALICE", card, b); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r0.sl, "grantRolesToUser in flight", func() bool { return emu.Received("grantRolesToUser") == 1 })
+	_ = first.cmd.Process.Signal(syscall.SIGKILL)
+	_ = first.cmd.Wait()
+	killed := time.Now()
+	cl.Stop(cl.Leader()) // and etcd loses a member: two of three carry on
+
+	if _, err := r1.sl.WaitMessage(30*time.Second, "the settling report from r1", slacktest.Containing("it is now done")); err != nil {
+		t.Fatalf("%v\nr0:\n%s\nr1:\n%s", err, first.log.String(), r1.logs.String())
+	}
+	t.Logf("r1 settled r0's entry %s after the kill (session TTL 3s)", time.Since(killed).Round(100*time.Millisecond))
+	if !r1.leads() {
+		t.Fatal("r1 settled without leading")
+	}
+	if n := emu.Count("grantRolesToUser"); n != 1 {
+		t.Fatalf("grantRolesToUser ran %d times, want 1", n)
+	}
+	c, err := ha.Dial(ha.ClientConfig{Endpoints: cl.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k, _ := store.ParseKey(key)
+	st, err := store.OpenShared(ha.NewKV(c, "/replicas-test/journal/", ha.KVOptions{}), t.TempDir(), "etcd", store.Options{Key: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := st.Entry(1)
+	if err != nil || e.State != store.EntryDone {
+		t.Fatalf("journal #1: %+v %v", e, err)
+	}
+	if ex, _ := st.Executing(); len(ex) != 0 {
+		t.Fatalf("%d entries still executing", len(ex))
 	}
 }
