@@ -223,3 +223,37 @@ func TestSharedJournalClaims(t *testing.T) {
 		t.Fatalf("executing after the refused begin: %+v", es)
 	}
 }
+
+// A purge of more records than one etcd transaction may carry runs in passes, each within
+// the cluster's limit on operations, and deletes them all in one call.
+func TestSharedPurgeInPasses(t *testing.T) {
+	if etcdClient == nil {
+		t.Skip("a test of the shared journal: it runs in the etcd pass")
+	}
+	c := newClock()
+	s, err := openOpts(t.TempDir(), Options{Now: c.Now, Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for range n {
+		e, err := s.BeginEntry(Entry{Action: "grant-role", Connector: "prod", Requester: "U1", Args: map[string]string{"user": "u"}}, "U1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateRequest(Request{Action: "grant-role"}, "denied", "U1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(48 * time.Hour)
+	st, err := s.Purge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != n || st.Requests != n {
+		t.Fatalf("purged %+v, want %d entries and %d requests", st, n, n)
+	}
+}

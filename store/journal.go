@@ -285,9 +285,28 @@ type PurgeStats struct {
 // that the bot no longer needs (see purgeOld for what it keeps), with the sealed passwords
 // they point to. All in one transaction.
 func (s *Store) Purge() (PurgeStats, error) {
+	var total PurgeStats
+	for {
+		st, err := s.purgePass()
+		total.Dedupe += st.Dedupe
+		total.Secrets += st.Secrets
+		total.Entries += st.Entries
+		total.Requests += st.Requests
+		total.Offers += st.Offers
+		// One pass on bbolt (the hourly ones take the rest); on a shared journal, whose
+		// passes are small, as many as it takes.
+		if err != nil || !s.shared || (st.Entries < s.batch() && st.Requests < s.batch()) {
+			return total, err
+		}
+	}
+}
+
+// purgePass is one transaction of Purge.
+func (s *Store) purgePass() (PurgeStats, error) {
 	var st PurgeStats
 	now := s.now()
 	err := s.update(func(tx kv.Tx) error {
+		st = PurgeStats{} // a transaction run again counts afresh
 		var err error
 		if st.Dedupe, err = deleteWhere(tx.Bucket(bucketDedupe), func(v []byte) bool {
 			return expired(v, now)
@@ -302,7 +321,7 @@ func (s *Store) Purge() (PurgeStats, error) {
 		}
 		if s.retention > 0 {
 			var secrets int
-			if st.Entries, st.Requests, secrets, err = purgeOld(tx, now.Add(-s.retention)); err != nil {
+			if st.Entries, st.Requests, secrets, err = purgeOld(tx, now.Add(-s.retention), s.batch()); err != nil {
 				return err
 			}
 			st.Secrets += secrets

@@ -23,6 +23,19 @@ var openRequestStates = []string{approvals.Pending, approvals.Approved, approval
 // all in memory. The hourly passes take the rest. A variable for tests.
 var purgeBatch = 10_000
 
+// sharedPurgeBatch is purgeBatch on a shared journal: etcd bounds the operations of one
+// transaction (128 by default), and each record deleted costs a few (its index keys, its
+// sealed password). Purge runs passes of it until one deletes less.
+const sharedPurgeBatch = 10
+
+// batch is the purge batch of s.
+func (s *Store) batch() int {
+	if s.shared {
+		return min(purgeBatch, sharedPurgeBatch)
+	}
+	return purgeBatch
+}
+
 // purgeOld deletes the entries and requests created before cutoff that the bot no longer
 // needs, with their index keys and the sealed passwords they still point to. What it keeps,
 // whatever its age, is what the bot would miss:
@@ -42,7 +55,7 @@ var purgeBatch = 10_000
 // Both buckets are read oldest first and the reading stops at the first record created at or
 // after cutoff: ids grow with time, so the cost is what is deleted (and the few kept), not
 // the whole journal. A record written out of order is left for a later pass.
-func purgeOld(tx kv.Tx, cutoff time.Time) (entries, requests, secrets int, err error) {
+func purgeOld(tx kv.Tx, cutoff time.Time, batch int) (entries, requests, secrets int, err error) {
 	keepEntry, keepSecret, keepRequest := map[uint64]bool{}, map[string]bool{}, map[uint64]bool{}
 	err = tx.Bucket(bucketPairs).ForEach(func(k, v []byte) error {
 		var p Pair
@@ -102,7 +115,7 @@ func purgeOld(tx kv.Tx, cutoff time.Time) (entries, requests, secrets int, err e
 		}
 		doomed = append(doomed, e)
 		gone[e.ID] = true
-		if len(doomed) == purgeBatch {
+		if len(doomed) == batch {
 			break
 		}
 	}
@@ -139,7 +152,7 @@ func purgeOld(tx kv.Tx, cutoff time.Time) (entries, requests, secrets int, err e
 		if slices.Contains(openRequestStates, r.State) || keepRequest[r.ID] || entryStays {
 			continue
 		}
-		if oldRequests = append(oldRequests, r.ID); len(oldRequests) == purgeBatch {
+		if oldRequests = append(oldRequests, r.ID); len(oldRequests) == batch {
 			break
 		}
 	}

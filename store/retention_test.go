@@ -117,7 +117,8 @@ func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
 	j.keepEntries = append(j.keepEntries, recent.ID)
 	j.keepRequests = append(j.keepRequests, young.ID)
 
-	// In passes of at most 2 records of each kind: the same end, a few hours later.
+	// In passes of at most 2 records of each kind: the same end, a few hours later. (A
+	// shared journal runs its passes within one Purge.)
 	defer func(n int) { purgeBatch = n }(purgeBatch)
 	purgeBatch = 2
 	var st PurgeStats
@@ -126,7 +127,7 @@ func TestPurgeKeepsWhatTheBotNeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pass.Entries > 2 || pass.Requests > 2 {
+		if !s.shared && (pass.Entries > 2 || pass.Requests > 2) {
 			t.Fatalf("a pass deleted %+v", pass)
 		}
 		if pass.Entries+pass.Requests == 0 {
