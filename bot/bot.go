@@ -142,7 +142,15 @@ func (b *Bot) beginClaimed(create func() (store.Entry, error)) (store.Entry, fun
 		// Unreachable: a new id cannot be claimed already. Never run without a claim.
 		return e, func() {}, fmt.Errorf("journal entry #%d is already claimed", e.ID)
 	}
-	return e, release, nil
+	return e, func() {
+		// On a shared journal the entry was claimed there with its write-ahead step; the
+		// claim goes with its settling. One left executing (MongoDB stopped answering) is
+		// released here, so that the leader, whichever replica it is, can settle it.
+		if err := b.store.ReleaseEntry(e.ID); err != nil {
+			b.log.Warn("release the claim on an entry (it ends with this replica's session)", "entry", e.ID, "err", err)
+		}
+		release()
+	}, nil
 }
 
 // claimExecuting claims every executing entry nobody in this process works on, for a check.

@@ -188,7 +188,16 @@ func (b *Bot) createTwin(ctx context.Context, m Mongo, base store.Entry, args ma
 		Connector: base.Connector, Action: actionCreateTwin, Server: base.Server,
 		Args: map[string]string{"user": u.User, "authdb": u.DB, "twin_of": model.String()}}
 	e.Before, _ = json.Marshal(connector.UserState{})
-	e, release, err := b.beginClaimed(func() (store.Entry, error) { return b.store.BeginEntry(e, "bot") })
+	e, release, err := b.beginClaimed(func() (store.Entry, error) {
+		st := b.store
+		if base.ScheduleID != 0 { // a scheduled run's: timer work, fenced by the term
+			var err error
+			if st, err = b.timerStore(); err != nil {
+				return store.Entry{}, err
+			}
+		}
+		return st.BeginEntry(e, "bot")
+	})
 	if err != nil {
 		return "", fmt.Errorf("the journal could not record the twin's creation (%v), so nothing was run", err)
 	}

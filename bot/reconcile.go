@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,6 +58,14 @@ func (b *Bot) Reconcile(ctx context.Context) {
 			b.reconcileEntry(ctx, e, afterRestart)
 		})
 	}
+	b.ReconcileRequests(ctx)
+}
+
+// ReconcileRequests settles the requests a bot left between approval and their journal
+// entry: approved ones are run now; executing ones without an entry were never run and are
+// marked failed. Reconcile does it at start; with several replicas the leader does it every
+// minute too, for those a replica that died left (the others' are claimed, and skipped).
+func (b *Bot) ReconcileRequests(ctx context.Context) {
 	rs, _, err := b.store.Requests(0, 1<<20, approvals.Approved, approvals.Executing)
 	if err != nil {
 		b.log.Error("reconcile: list requests", "err", err)
@@ -66,6 +75,16 @@ func (b *Bot) Reconcile(ctx context.Context) {
 	for _, r := range rs {
 		if r.State == approvals.Executing && r.EntryID == 0 && withEntry == nil {
 			withEntry = b.requestsWithEntry(oldestUnlinked(rs))
+		}
+		if r.State == approvals.Approved || (r.EntryID == 0 && !withEntry[r.ID]) {
+			// On a shared journal another replica may hold it, queued or about to begin
+			// its entry: its claim lives as long as that replica's session.
+			if err := b.store.ClaimRequest(r.ID); err != nil {
+				if !errors.Is(err, store.ErrClaimed) && !errors.Is(err, store.ErrConflict) {
+					b.log.Error("reconcile: claim a request", "request", r.ID, "err", err)
+				}
+				continue
+			}
 		}
 		switch {
 		case r.State == approvals.Approved:

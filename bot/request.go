@@ -629,7 +629,7 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	})
 	if err != nil {
 		if errors.Is(err, approvals.ErrExpired) {
-			b.expire(ctx, id)
+			b.expire(ctx, id, b.store) // this click's own work, not a timer's
 		}
 		if errors.Is(err, approvals.ErrNotApprover) && gerr != nil {
 			err = errGroupsUnknown
@@ -748,16 +748,18 @@ func (b *Bot) expireDue(ctx context.Context) {
 	now := b.now()
 	for _, r := range rs {
 		if approvals.Due(r.State, r.ExpiresAt, now) {
-			b.expire(ctx, r.ID)
+			st, err := b.timerStore()
+			if err != nil {
+				return // another replica leads, and expires
+			}
+			b.expire(ctx, r.ID, st)
 		}
 	}
 }
 
-func (b *Bot) expire(ctx context.Context, id uint64) {
-	st, err := b.timerStore()
-	if err != nil {
-		return // another replica leads, and expires
-	}
+// expire moves request id to expired through st: the timer journal for the periodic expiry,
+// the bot's own store for a click that found the request past its time.
+func (b *Bot) expire(ctx context.Context, id uint64, st *store.Store) {
 	r, err := st.TransitionRequest(id, approvals.Sources(approvals.Expired), store.Step{State: approvals.Expired, By: "bot"}, nil)
 	if err != nil {
 		return // already decided, or expired by another caller

@@ -201,8 +201,8 @@ func (b *Bot) LoadTimers(ctx context.Context) error {
 }
 
 // RefreshTimers brings the in-memory timers up to the journal that several replicas share:
-// the schedules, temporary grants and deliveries that other replicas began since LoadTimers
-// are added, and the schedules removed or paused there are dropped. The leading replica
+// the schedules, temporary grants and overdue deliveries that other replicas began since
+// LoadTimers are added, and the schedules removed or paused there are dropped. The leading replica
 // calls it every few seconds; work already planned or running here is left as it is, so
 // nothing is attempted twice.
 func (b *Bot) RefreshTimers() error {
@@ -245,13 +245,21 @@ func (b *Bot) RefreshTimers() error {
 			tm.temporary[e.ID], tm.due[e.ID] = e.UndoAt, e.UndoAt
 		}
 	}
+	// Deliveries: the replica that rotated makes the first attempt itself, and its attempt
+	// is not visible from here. Only retries are timer work: a delivery is taken over once
+	// it is deliveryTakeover past its time, longer than any attempt may run.
+	now := b.now()
 	for _, e := range undelivered {
-		if _, ok := tm.deliveries[e.ID]; !ok && !tm.delivering[e.ID] {
-			tm.deliveries[e.ID] = e.DeliverAt
+		if _, ok := tm.deliveries[e.ID]; !ok && !tm.delivering[e.ID] && now.Sub(e.DeliverAt) >= deliveryTakeover {
+			tm.deliveries[e.ID] = now
 		}
 	}
 	return nil
 }
+
+// deliveryTakeover is how long past its time a delivery waits before the leader retries it:
+// beyond the longest a first attempt on another replica may take.
+const deliveryTakeover = 5 * time.Minute
 
 // plan makes the in-memory plan of schedule sc: its parsed spec and next run.
 func (b *Bot) plan(sc store.Schedule) (*planned, error) {

@@ -619,6 +619,7 @@ func TestStoreOnEtcd(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"store: {etcd: {}}\n", "store.etcd.endpoints: at least one"},
 		{"store: {etcd: {endpoints: ['etcd-0:2379']}}\n", "is not a URL like https://etcd-0:2379"},
+		{"store: {etcd: {endpoints: ['http://etcd-0:2379'], username: u, password: p}}\n", "in clear"},
 		{"store: {etcd: {endpoints: ['https://u:p@etcd-0:2379']}}\n", "not in the URL"},
 		{"store: {etcd: {endpoints: ['http://etcd-0:2379'], tls: {ca_file: ca.pem}}}\n", "use https://"},
 		{"store: {etcd: {endpoints: ['https://etcd-0:2379'], prefix: mongobot}}\n", "must begin and end with /"},

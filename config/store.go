@@ -90,11 +90,14 @@ func (s Store) check(add func(format string, a ...any)) {
 		u, err := url.Parse(ep)
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-			add("store.etcd.endpoints[%d]: %q is not a URL like https://etcd-0:2379", i, ep)
+			// Not quoted: a malformed URL may hold a credential.
+			add("store.etcd.endpoints[%d] is not a URL like https://etcd-0:2379", i)
 		case u.User != nil:
 			add("store.etcd.endpoints[%d]: put the credentials in store.etcd.username and password, not in the URL", i)
 		case u.Scheme == "http" && tls:
-			add("store.etcd.endpoints[%d]: %q is http:// but tls is set: use https://", i, ep)
+			add("store.etcd.endpoints[%d]: %s is http:// but tls is set: use https://", i, u.Host)
+		case u.Scheme == "http" && e.Username != "":
+			add("store.etcd.endpoints[%d]: %s is http://: the password would cross the network in clear; use https://", i, u.Host)
 		}
 	}
 	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") {

@@ -83,7 +83,36 @@ func Join(ctx context.Context, cfg Config) (*Replica, error) {
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stopRenew = stop
 	go r.renew(rctx, grant.ID)
+	if err := r.reserveName(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// ErrNameTaken says another live replica has this replica's name.
+var ErrNameTaken = errors.New("ha: another replica with this name is running")
+
+// reserveName makes the replica's name its own for the session: claims and the leader are
+// known by name, so two live replicas must never share one. A replica restarted under its
+// name waits here until its previous session's lease has expired (at most the TTL).
+func (r *Replica) reserveName(ctx context.Context) error {
+	key := r.cfg.Prefix + "names/" + r.cfg.Name
+	for {
+		resp, err := r.cfg.Client.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, r.cfg.Name, clientv3.WithLease(r.session.Lease()))).Commit()
+		if err != nil {
+			return fmt.Errorf("ha: reserve the replica name %q: %w", r.cfg.Name, err)
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %q (give each replica its own store.etcd.replica, or leave it unset for the host name)", ErrNameTaken, r.cfg.Name)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // renew renews the lease itself every TTL/3, beside the session's own keep-alive, and notes
@@ -269,6 +298,32 @@ func (r *Replica) serve(ctx context.Context, el *concurrency.Election, lead func
 // stale says that the lease has not been renewed for TTL minus a third: a leader stops then,
 // with a third of the TTL left for its timer work to notice before the lease can expire.
 // Renewals go every third of the TTL, so one late renewal is tolerated, not two.
+// Stale is closed once the session may be about to end: its lease not renewed for two thirds
+// of the TTL (the same margin a term steps down by), or the session over. Claims in the
+// journal are bound to it: from then on another replica may soon settle this one's actions,
+// so it must stop touching MongoDB. Polled every 100 ms until ctx ends.
+func (r *Replica) Stale(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.session.Done():
+			case <-tick.C:
+				if !r.stale() {
+					continue
+				}
+			}
+			close(out)
+			return
+		}
+	}()
+	return out
+}
+
 func (r *Replica) stale() bool {
 	r.mu.Lock()
 	last := r.lastRenew

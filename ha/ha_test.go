@@ -234,3 +234,18 @@ func TestClaims(t *testing.T) {
 		t.Fatalf("a write fenced by no term: %v", err)
 	}
 }
+
+// Two live replicas never share a name: the second waits for the first's session, and
+// gives up in words when its context ends first.
+func TestReplicaNamesAreUnique(t *testing.T) {
+	cl := etcdtest.Start(t, 3)
+	c := client(t, cl.Endpoints()...)
+	first := join(t, c, "same")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if _, err := ha.Join(ctx, ha.Config{Client: c, Prefix: "/mongobot-test/", Name: "same", TTL: 3 * time.Second}); !errors.Is(err, ha.ErrNameTaken) {
+		t.Fatalf("a second replica named like a live one: %v; want ErrNameTaken", err)
+	}
+	first.Close()
+	join(t, c, "same") // free once the first's session ended
+}

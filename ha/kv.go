@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -47,8 +46,9 @@ type KV struct {
 	fence  []clientv3.Cmp
 	// writes serializes this process's read-write transactions, as bbolt's writer lock
 	// does: they would all conflict on the counter, and all but one run again. Conflicts
-	// are then left to writers in other replicas. Shared by the fenced copies.
-	writes *sync.Mutex
+	// are then left to writers in other replicas. Shared by the fenced copies. A channel, so
+	// that waiting for it counts against the transaction's timeout.
+	writes chan struct{}
 }
 
 // NewKV is the journal's kv.DB on etcd under prefix (which should end in "/").
@@ -59,7 +59,7 @@ func NewKV(c *clientv3.Client, prefix string, opts KVOptions) *KV {
 	if opts.MaxOps <= 0 {
 		opts.MaxOps = 128
 	}
-	return &KV{c: c, prefix: prefix, opts: opts, writes: &sync.Mutex{}}
+	return &KV{c: c, prefix: prefix, opts: opts, writes: make(chan struct{}, 1)}
 }
 
 // Fenced is this KV with every commit also conditioned on the term: once it has ended, an
@@ -78,11 +78,7 @@ func (d *KV) View(fn func(kv.Tx) error) error { return d.run(false, fn) }
 
 // Update runs fn and commits its writes, running it again when another writer committed
 // between its snapshot and its commit.
-func (d *KV) Update(fn func(kv.Tx) error) error {
-	d.writes.Lock()
-	defer d.writes.Unlock()
-	return d.run(true, fn)
-}
+func (d *KV) Update(fn func(kv.Tx) error) error { return d.run(true, fn) }
 
 // errRetry says a transaction must start again on a new snapshot.
 var errRetry = errors.New("retry")
@@ -90,6 +86,14 @@ var errRetry = errors.New("retry")
 func (d *KV) run(write bool, fn func(kv.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
 	defer cancel()
+	if write {
+		select {
+		case d.writes <- struct{}{}:
+			defer func() { <-d.writes }()
+		case <-ctx.Done():
+			return fmt.Errorf("ha: the etcd store did not take this write within %s: the writes before it are still waiting on etcd", d.opts.Timeout)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		err := d.attempt(ctx, write, fn)
 		if !errors.Is(err, errRetry) {
@@ -131,9 +135,10 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 	}
 	ferr := fn(t)
 	if t.err != nil { // a read failed: what fn decided on it is void
-		if errors.Is(t.err, rpctypes.ErrCompacted) {
-			return errRetry
+		if write && errors.Is(t.err, rpctypes.ErrCompacted) {
+			return errRetry // its writes were not sent; the closure is made to run again
 		}
+		// A View is never run again: its closure may have reported what it read.
 		return d.wrap(t.err)
 	}
 	if ferr != nil || !write {

@@ -13,7 +13,7 @@ var ErrFenced = errors.New("the write's fence no longer holds")
 // DB runs transactions. Both kinds see one consistent snapshot; Update's writes become
 // visible together or not at all.
 type DB interface {
-	// View runs fn in a read-only transaction.
+	// View runs fn in a read-only transaction, once.
 	View(fn func(Tx) error) error
 	// Update runs fn in a read-write transaction and commits it when fn returns nil.
 	// IMPORTANT: a backend with optimistic concurrency (etcd) runs fn again when another

@@ -188,10 +188,12 @@ func TestSharedJournalClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*Store{a, b} {
-		if err := s.ClaimEntry(e.ID); !errors.Is(err, ErrClaimed) || !strings.Contains(err.Error(), "replica-a") {
-			t.Fatalf("claim of an entry replica-a runs: %v; want ErrClaimed by replica-a", err)
-		}
+	if err := b.ClaimEntry(e.ID); !errors.Is(err, ErrClaimed) || !strings.Contains(err.Error(), "replica-a") {
+		t.Fatalf("claim of an entry replica-a runs: %v; want ErrClaimed by replica-a", err)
+	}
+	// replica-a's own claim is its own: it may settle what its action left executing.
+	if err := a.ClaimEntry(e.ID); err != nil {
+		t.Fatalf("replica-a claiming its own entry: %v", err)
 	}
 	if err := b.ReleaseEntry(e.ID); err != nil {
 		t.Fatal(err)
@@ -199,7 +201,23 @@ func TestSharedJournalClaims(t *testing.T) {
 	if err := b.ClaimEntry(e.ID); !errors.Is(err, ErrClaimed) {
 		t.Fatalf("replica-b released replica-a's claim: %v", err)
 	}
-	ra.Close() // replica-a's session ends: its claim goes with it
+	// A request replica-a approved waits in its queue: claimed by replica-a until it runs.
+	req, err := a.CreateRequest(Request{Action: "grant-role", Connector: "prod", Requester: "U1"}, "approved", "U1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{a, b} {
+		if err := s.ClaimRequest(req.ID); !errors.Is(err, ErrClaimed) {
+			t.Fatalf("claim of a request replica-a queued: %v; want ErrClaimed", err)
+		}
+	}
+	ra.Close() // replica-a's session ends: its claims go with it
+	if err := b.ClaimRequest(req.ID); err != nil {
+		t.Fatalf("claim of the request after replica-a's session ended: %v", err)
+	}
+	if _, err := b.TransitionRequest(req.ID, []string{"approved"}, Step{State: "failed", By: "reconcile"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.ClaimEntry(e.ID); err != nil {
 		t.Fatalf("claim after replica-a's session ended: %v", err)
 	}

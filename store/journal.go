@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"mongobot/approvals"
 	"mongobot/commands"
 )
 
@@ -110,7 +111,7 @@ func (s *Store) UpdateEntry(id uint64, fn func(*Entry) error) (Entry, error) {
 var ErrClaimed = errors.New("store: the entry is claimed")
 
 // ClaimEntry claims executing entry id for this replica, to settle it, on a shared journal:
-// it fails with ErrClaimed, naming the holder, while a replica (this one included) holds it,
+// it fails with ErrClaimed, naming the holder, while another replica holds it,
 // and with a *ConflictError when the entry is no longer executing. On a journal of one
 // process there is nothing to claim across processes, and it succeeds.
 func (s *Store) ClaimEntry(id uint64) error {
@@ -132,10 +133,47 @@ func (s *Store) ClaimEntry(id uint64) error {
 		if e.State != EntryExecuting {
 			return &ConflictError{Kind: "entry", ID: id, Want: []string{EntryExecuting}, Got: e.State}
 		}
-		if holder := tx.Bucket(bucketClaims).Get(u64(id)); holder != nil {
+		switch holder := tx.Bucket(bucketClaims).Get(u64(id)); {
+		case holder == nil:
+			return claims.PutLeased(u64(id))
+		case string(holder) == claims.Holder():
+			// Ours already (names are unique among live replicas): an action of this
+			// replica that left it executing. The caller's own claim keeps it from racing
+			// one still running here.
+			return nil
+		default:
 			return fmt.Errorf("%w by %s", ErrClaimed, holder)
 		}
-		return claims.PutLeased(u64(id))
+	})
+}
+
+// ClaimRequest claims request id, approved or executing without an entry, for this replica
+// to settle it, on a shared journal: ErrClaimed while any replica holds it (this one
+// included: it is in this replica's own queue then), a *ConflictError once it has moved on.
+// On a journal of one process it succeeds.
+func (s *Store) ClaimRequest(id uint64) error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	if !s.shared {
+		return nil
+	}
+	return s.update(func(tx kv.Tx) error {
+		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
+		if !ok {
+			return nil
+		}
+		r, err := get[Request](tx, bucketRequests, id)
+		if err != nil {
+			return err
+		}
+		if !runningState(r.State) {
+			return &ConflictError{Kind: "request", ID: id, Want: []string{approvals.Approved, approvals.Executing}, Got: r.State}
+		}
+		if holder := tx.Bucket(bucketClaims).Get(requestClaim(id)); holder != nil {
+			return fmt.Errorf("%w by %s", ErrClaimed, holder)
+		}
+		return claims.PutLeased(requestClaim(id))
 	})
 }
 

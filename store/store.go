@@ -1,6 +1,7 @@
 package store
 
 import (
+	"mongobot/approvals"
 	"mongobot/kv"
 
 	"encoding/binary"
@@ -344,8 +345,13 @@ func put(tx kv.Tx, b []byte, id uint64, v any) error {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
 	}
 	bk := tx.Bucket(b)
-	if e, ok := v.(*Entry); ok {
-		if err := claimWhileExecuting(tx, id, e); err != nil {
+	switch rec := v.(type) {
+	case *Entry:
+		if err := claimWhileExecuting(tx, id, rec); err != nil {
+			return err
+		}
+	case *Request:
+		if err := claimWhileRunning(tx, id, rec); err != nil {
 			return err
 		}
 	}
@@ -353,6 +359,38 @@ func put(tx kv.Tx, b []byte, id uint64, v any) error {
 		return err
 	}
 	return bk.Put(u64(id), raw)
+}
+
+// requestClaim is a request's key in the claims bucket (an entry's is its bare id).
+func requestClaim(id uint64) []byte { return append([]byte("r"), u64(id)...) }
+
+// runningState says a request is between its approval and its entry: the replica that moved
+// it there runs it (it sits in that replica's queue, in memory), so it is claimed for as long.
+func runningState(s string) bool { return s == approvals.Approved || s == approvals.Executing }
+
+// claimWhileRunning keeps, on a shared journal, request id claimed by the replica that
+// approved it while it waits for its turn and begins, as claimWhileExecuting does for an
+// entry: the leader's reconciliation leaves it alone until that replica's session ends.
+func claimWhileRunning(tx kv.Tx, id uint64, r *Request) error {
+	claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
+	if !ok {
+		return nil
+	}
+	was := false
+	if raw := tx.Bucket(bucketRequests).Get(u64(id)); raw != nil {
+		var old Request
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("store: decode request %d: %w", id, err)
+		}
+		was = runningState(old.State)
+	}
+	switch now := runningState(r.State); {
+	case now && !was:
+		return claims.PutLeased(requestClaim(id))
+	case was && !now:
+		return tx.Bucket(bucketClaims).Delete(requestClaim(id))
+	}
+	return nil
 }
 
 // claimWhileExecuting keeps, on a shared journal, entry id claimed by the replica that put it

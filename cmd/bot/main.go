@@ -187,6 +187,9 @@ func closeAll(ms map[string]bot.Mongo) {
 // dataDir is BOT_DATA_DIR, ./data by default.
 func dataDir(env func(string) (string, bool)) string { return getenv(env, "BOT_DATA_DIR", "data") }
 
+// exitProcess ends the process; a variable for tests, which run serve in-process.
+var exitProcess = os.Exit
+
 // replicaName is this replica's name in the group, "" alone.
 func replicaName(sh *shared) string {
 	if sh == nil {
@@ -343,6 +346,22 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		defer stopAll()
 		ctx = lctx
 		leadErr = make(chan error, 1)
+		go func() {
+			select {
+			case <-sh.replica.Stale(ctx):
+			case <-ctx.Done():
+				return
+			}
+			if ctx.Err() != nil {
+				return // stopping anyway: Close ended the session
+			}
+			// The claims on this replica's actions may lapse within a third of the TTL, and
+			// the leader then settles them from MongoDB's state: an action still running
+			// here could land after that reading. Stop at once, without finishing work in
+			// flight; the journal is write-ahead, and the next settling reads what landed.
+			log.Error("the etcd session is about to end (its lease not renewed in time): stopping this replica at once", "replica", sh.replica.Name())
+			exitProcess(3)
+		}()
 		go func() {
 			err := sh.lead(ctx, b, st, log)
 			if errors.Is(err, ha.ErrSessionLost) && ctx.Err() == nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestReplicasShareOneJournal(t *testing.T) {
 	}
 	began := time.Now()
 	waitFor(t, r1.sl, "r1 to lead", func() bool { return r1.leads() })
-	t.Logf("r1 leads %s after r0 stopped (session TTL 3s)", time.Since(began).Round(100*time.Millisecond))
+	t.Logf("r1 leads %s after r0 stopped (session TTL 6s)", time.Since(began).Round(100*time.Millisecond))
 	if _, err := r1.sl.SlashCommand("U0ALICE", "C0OPS", "/mongo", "lock-user prod app3"); err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +94,9 @@ func TestReplicasShareOneJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// exits counts the process exits in-process replicas asked for (see TestMain).
+var exits atomic.Int64
 
 // replica is one serve process of the test: in-process (run) or a child process.
 type replica struct {
@@ -109,7 +113,7 @@ type replica struct {
 
 // newReplica prepares replica name (the i-th): its own Slack stand-in, whose ids do not
 // collide with the others' (one Slack never repeats an id), its HTTP port, and its config on
-// the cluster, with a 3s session.
+// the cluster, with a 6s session.
 func newReplica(t *testing.T, name string, i int, cl *etcdtest.Cluster, mongoURI, key string) *replica {
 	t.Helper()
 	r := &replica{name: name, sl: slacktest.New(), code: make(chan int, 1), logs: &syncbuf.Buffer{}}
@@ -135,7 +139,7 @@ store:
     endpoints: [%s]
     prefix: /replicas-test/
     replica: %s
-    session_ttl: 3s
+    session_ttl: 6s
 `, r.addr, strings.Join(cl.Endpoints(), ", "), name)
 	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
 		t.Fatal(err)
@@ -155,6 +159,9 @@ func (r *replica) serve(t *testing.T) {
 	t.Cleanup(func() {
 		if c := r.stop(); c != 0 {
 			t.Errorf("%s exited %d", r.name, c)
+		}
+		if n := exits.Load(); n != 0 {
+			t.Errorf("%d in-process replica(s) asked to exit: a session went stale", n)
 		}
 		if t.Failed() {
 			t.Logf("%s's log:\n%s", r.name, r.logs.String())
@@ -274,7 +281,7 @@ func TestLeaderKilledMidAction(t *testing.T) {
 	if _, err := r1.sl.WaitMessage(30*time.Second, "the settling report from r1", slacktest.Containing("it is now done")); err != nil {
 		t.Fatalf("%v\nr0:\n%s\nr1:\n%s", err, first.log.String(), r1.logs.String())
 	}
-	t.Logf("r1 settled r0's entry %s after the kill (session TTL 3s)", time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("r1 settled r0's entry %s after the kill (session TTL 6s)", time.Since(killed).Round(100*time.Millisecond))
 	if !r1.leads() {
 		t.Fatal("r1 settled without leading")
 	}

@@ -40,7 +40,8 @@ func joinShared(ctx context.Context, cfg *config.Etcd, log *slog.Logger) (*share
 			return nil, errors.New("store.etcd.replica is not set and the host has no name: name this replica")
 		}
 	}
-	jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	// Long enough for a replica restarted under its name to find it free again.
+	jctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.SessionTTL)+20*time.Second)
 	defer cancel()
 	r, err := ha.Join(jctx, ha.Config{Client: c, Prefix: cfg.Prefix + "ha/", Name: name, TTL: time.Duration(cfg.SessionTTL), Log: log})
 	if err != nil {
@@ -85,6 +86,8 @@ func (s *shared) lead(ctx context.Context, b *bot.Bot, st *store.Store, log *slo
 			}
 		})
 		go housekeeping(term.Ctx, b, st, log)
+		// Requests a replica that died left approved, or begun without an entry.
+		go every(term.Ctx, time.Minute, func() { b.ReconcileRequests(term.Ctx) })
 		b.RunTimers(term.Ctx, time.Second)
 		log.Info("no longer leading: timers stopped", "replica", s.replica.Name())
 	})
