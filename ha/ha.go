@@ -295,9 +295,6 @@ func (r *Replica) serve(ctx context.Context, el *concurrency.Election, lead func
 	r.cfg.Log.Info("ha: term ended", "replica", r.cfg.Name, "rev", t.Rev)
 }
 
-// stale says that the lease has not been renewed for TTL minus a third: a leader stops then,
-// with a third of the TTL left for its timer work to notice before the lease can expire.
-// Renewals go every third of the TTL, so one late renewal is tolerated, not two.
 // Stale is closed once the session may be about to end: its lease not renewed for two thirds
 // of the TTL (the same margin a term steps down by), or the session over. Claims in the
 // journal are bound to it: from then on another replica may soon settle this one's actions,
@@ -324,6 +321,9 @@ func (r *Replica) Stale(ctx context.Context) <-chan struct{} {
 	return out
 }
 
+// stale says that the lease has not been renewed for TTL minus a third: a leader stops then,
+// with a third of the TTL left for its timer work to notice before the lease can expire.
+// Renewals go every third of the TTL, so one late renewal is tolerated, not two.
 func (r *Replica) stale() bool {
 	r.mu.Lock()
 	last := r.lastRenew

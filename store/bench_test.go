@@ -28,28 +28,7 @@ func BenchmarkTransition(b *testing.B) {
 }
 
 func journalRate(b *testing.B, callers int) float64 {
-	s, err := Open(b.TempDir(), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	// Each op is one compare-and-set: a request pending -> approved.
-	ids := make([]uint64, b.N)
-	for i := range ids {
-		r, err := s.CreateRequest(Request{Action: "rotate-password", Connector: "prod",
-			Args: map[string]string{"user": "app"}, Requester: "U1"}, "pending", "U1")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = r.ID
-	}
-	b.ResetTimer()
-	start := time.Now()
-	parallel(b.N, callers, func(i int) error {
-		_, err := s.TransitionRequest(ids[i], []string{"pending"}, Step{State: "approved", By: "U2"}, nil)
-		return err
-	})
-	return float64(b.N) / time.Since(start).Seconds()
+	return rateOn(b, func(b *testing.B) (*Store, error) { return Open(b.TempDir(), Options{}) }, callers)
 }
 
 func rawRate(b *testing.B, callers int) float64 {

@@ -106,44 +106,23 @@ func (s *Store) UpdateEntry(id uint64, fn func(*Entry) error) (Entry, error) {
 	return update(s, bucketEntries, id, fn)
 }
 
-// ErrClaimed is returned by ClaimEntry when another replica (or this one's own action) works
-// on the entry: its session still lives.
-var ErrClaimed = errors.New("store: the entry is claimed")
+// ErrClaimed is returned by ClaimEntry and ClaimRequest while another replica works on the
+// record (for a request, this one too): the holder's session still lives.
+var ErrClaimed = errors.New("store: the record is claimed")
 
 // ClaimEntry claims executing entry id for this replica, to settle it, on a shared journal:
-// it fails with ErrClaimed, naming the holder, while another replica holds it,
-// and with a *ConflictError when the entry is no longer executing. On a journal of one
-// process there is nothing to claim across processes, and it succeeds.
+// it fails with ErrClaimed, naming the holder, while another replica holds it, and with a
+// *ConflictError when the entry is no longer executing. This replica's own claim is its own
+// (names are unique among live replicas): an action of it that left the entry executing;
+// the caller's in-process claim keeps it from racing one still running here. On a journal
+// of one process there is nothing to claim across processes, and it succeeds.
 func (s *Store) ClaimEntry(id uint64) error {
-	if s.readOnly {
-		return ErrReadOnly
-	}
-	if !s.shared {
-		return nil
-	}
-	return s.update(func(tx kv.Tx) error {
-		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
-		if !ok {
-			return nil
-		}
+	return s.claimIn(u64(id), true, func(tx kv.Tx) error {
 		e, err := get[Entry](tx, bucketEntries, id)
-		if err != nil {
-			return err
+		if err == nil && e.State != EntryExecuting {
+			err = &ConflictError{Kind: "entry", ID: id, Want: []string{EntryExecuting}, Got: e.State}
 		}
-		if e.State != EntryExecuting {
-			return &ConflictError{Kind: "entry", ID: id, Want: []string{EntryExecuting}, Got: e.State}
-		}
-		switch holder := tx.Bucket(bucketClaims).Get(u64(id)); {
-		case holder == nil:
-			return claims.PutLeased(u64(id))
-		case string(holder) == claims.Holder():
-			// Ours already (names are unique among live replicas): an action of this
-			// replica that left it executing. The caller's own claim keeps it from racing
-			// one still running here.
-			return nil
-		default:
-			return fmt.Errorf("%w by %s", ErrClaimed, holder)
-		}
+		return err
 	})
 }
 
@@ -152,6 +131,18 @@ func (s *Store) ClaimEntry(id uint64) error {
 // included: it is in this replica's own queue then), a *ConflictError once it has moved on.
 // On a journal of one process it succeeds.
 func (s *Store) ClaimRequest(id uint64) error {
+	return s.claimIn(requestClaim(id), false, func(tx kv.Tx) error {
+		r, err := get[Request](tx, bucketRequests, id)
+		if err == nil && !runningState(r.State) {
+			err = &ConflictError{Kind: "request", ID: id, Want: []string{approvals.Approved, approvals.Executing}, Got: r.State}
+		}
+		return err
+	})
+}
+
+// claimIn claims key of the claims bucket for this replica once check passes, in one
+// transaction; ownIsOurs says this replica's own claim counts as won.
+func (s *Store) claimIn(key []byte, ownIsOurs bool, check func(kv.Tx) error) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
@@ -163,17 +154,17 @@ func (s *Store) ClaimRequest(id uint64) error {
 		if !ok {
 			return nil
 		}
-		r, err := get[Request](tx, bucketRequests, id)
-		if err != nil {
+		if err := check(tx); err != nil {
 			return err
 		}
-		if !runningState(r.State) {
-			return &ConflictError{Kind: "request", ID: id, Want: []string{approvals.Approved, approvals.Executing}, Got: r.State}
-		}
-		if holder := tx.Bucket(bucketClaims).Get(requestClaim(id)); holder != nil {
+		switch holder := tx.Bucket(bucketClaims).Get(key); {
+		case holder == nil:
+			return claims.PutLeased(key)
+		case ownIsOurs && string(holder) == claims.Holder():
+			return nil
+		default:
 			return fmt.Errorf("%w by %s", ErrClaimed, holder)
 		}
-		return claims.PutLeased(requestClaim(id))
 	})
 }
 
