@@ -20,9 +20,21 @@ import (
 const (
 	afterRestart = "a restart"
 	afterOutage  = "MongoDB not answering or failing mid-way"
+	// With several replicas, an entry found unclaimed was left by one that stopped, or by
+	// an action MongoDB stopped answering: the settling cannot tell which.
+	afterReplica = "a replica stopping, or MongoDB not answering or failing mid-way"
 	// afterRecreate: a --logout-all rotation dropped the user and creating it again failed.
 	afterRecreate = "a failed re-create"
 )
+
+// staleReason is why an entry was left executing, as a settling says it: alone, the given
+// reason; on a journal several replicas share, possibly another replica stopping.
+func (b *Bot) staleReason(alone string) string {
+	if b.store.Shared() {
+		return afterReplica
+	}
+	return alone
+}
 
 // ReconcileStale settles entries left executing by an action whose MongoDB stopped answering
 // mid-way (never those running now). The bot calls it every minute.
@@ -35,7 +47,7 @@ func (b *Bot) ReconcileStale(ctx context.Context) {
 	for i, e := range entries {
 		b.safely("reconcile", func() {
 			defer releases[i]()
-			b.reconcileEntry(ctx, e, afterOutage)
+			b.reconcileEntry(ctx, e, b.staleReason(afterOutage))
 		})
 	}
 }
@@ -55,7 +67,7 @@ func (b *Bot) Reconcile(ctx context.Context) {
 	for i, e := range entries {
 		b.safely("reconcile", func() {
 			defer releases[i]()
-			b.reconcileEntry(ctx, e, afterRestart)
+			b.reconcileEntry(ctx, e, b.staleReason(afterRestart))
 		})
 	}
 	b.ReconcileRequests(ctx)

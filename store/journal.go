@@ -143,17 +143,7 @@ func (s *Store) ClaimRequest(id uint64) error {
 // claimIn claims key of the claims bucket for this replica once check passes, in one
 // transaction; ownIsOurs says this replica's own claim counts as won.
 func (s *Store) claimIn(key []byte, ownIsOurs bool, check func(kv.Tx) error) error {
-	if s.readOnly {
-		return ErrReadOnly
-	}
-	if !s.shared {
-		return nil
-	}
-	return s.update(func(tx kv.Tx) error {
-		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
-		if !ok {
-			return nil
-		}
+	return s.withClaims(func(tx kv.Tx, claims kv.Leased) error {
 		if err := check(tx); err != nil {
 			return err
 		}
@@ -171,6 +161,18 @@ func (s *Store) claimIn(key []byte, ownIsOurs bool, check func(kv.Tx) error) err
 // ReleaseEntry gives up this replica's claim on entry id (a settling that left it executing);
 // a claim of another replica is left alone.
 func (s *Store) ReleaseEntry(id uint64) error {
+	return s.withClaims(func(tx kv.Tx, claims kv.Leased) error {
+		if string(tx.Bucket(bucketClaims).Get(u64(id))) != claims.Holder() {
+			return nil
+		}
+		return tx.Bucket(bucketClaims).Delete(u64(id))
+	})
+}
+
+// withClaims runs fn in a read-write transaction with the claims bucket, on a shared
+// journal; on a journal of one process there are no claims across processes, and it does
+// nothing.
+func (s *Store) withClaims(fn func(kv.Tx, kv.Leased) error) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
@@ -180,12 +182,9 @@ func (s *Store) ReleaseEntry(id uint64) error {
 	return s.update(func(tx kv.Tx) error {
 		claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
 		if !ok {
-			return nil
+			return nil // a shared journal opened without a session claims nothing
 		}
-		if string(tx.Bucket(bucketClaims).Get(u64(id))) != claims.Holder() {
-			return nil
-		}
-		return tx.Bucket(bucketClaims).Delete(u64(id))
+		return fn(tx, claims)
 	})
 }
 

@@ -58,6 +58,9 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Shared says the journal is one several replicas share (OpenShared).
+func (s *Store) Shared() bool { return s.shared }
+
 // unowned is a kv.DB whose Close does nothing: the shared backend's client is the caller's.
 type unowned struct{ kv.DB }
 
