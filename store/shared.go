@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -26,7 +27,7 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	if opts.ReadOnly {
-		return nil, errors.New("store: a shared journal is read with the bot's own commands, not opened read-only")
+		return openSharedReadOnly(db, dir, describe, opts)
 	}
 	keys, err := readKeyring(dir, opts.Key, opts.OldKeys)
 	if err != nil {
@@ -60,6 +61,33 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 
 // Shared says the journal is one several replicas share (OpenShared).
 func (s *Store) Shared() bool { return s.shared }
+
+// openSharedReadOnly is OpenShared for Options.ReadOnly, as the journal commands read the
+// shared journal: nothing is written (no buckets, no key id), no key is needed (readers open
+// no secret), and a prefix no replica has set up is ErrNoJournal.
+func openSharedReadOnly(db kv.DB, dir, describe string, opts Options) (*Store, error) {
+	keys, err := readKeyring(dir, opts.Key, opts.OldKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true, shared: true}
+	err = s.db.View(func(tx kv.Tx) error {
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w: %s has no journal (no %s bucket): no replica has started on it", ErrNoJournal, describe, b)
+			}
+		}
+		if have := int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema))); have > SchemaVersion {
+			return fmt.Errorf("%w: %s has schema %d, this bot reads %d", ErrNewerSchema, describe, have, SchemaVersion)
+		}
+		s.indexed = indexFresh(tx)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // unowned is a kv.DB whose Close does nothing: the shared backend's client is the caller's.
 type unowned struct{ kv.DB }

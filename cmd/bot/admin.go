@@ -285,11 +285,11 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w 
 			return usageError{fmt.Sprintf("journal show: %q is not an id; run bot journal show --help for its usage", args[1])}
 		}
 	}
-	st, err := openJournal(env, "read the journal, or use history in Slack")
+	st, closeJournal, err := openReader(env)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeJournal()
 	switch sub {
 	case "list":
 		es, _, err := st.History(0, count)

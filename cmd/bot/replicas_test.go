@@ -225,8 +225,12 @@ func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"journal", "list"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "keeps the journal on etcd") {
-		t.Fatalf("journal list with store.etcd: exit %d\n%s", code, out.String())
+	if code := run(context.Background(), []string{"journal", "list"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "no replica has started on it") {
+		t.Fatalf("journal list on a prefix no replica set up: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "compact"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "keeps the journal on etcd") {
+		t.Fatalf("journal compact with store.etcd: exit %d\n%s", code, out.String())
 	}
 }
 
@@ -304,5 +308,10 @@ func TestLeaderKilledMidAction(t *testing.T) {
 	}
 	if ex, _ := st.Executing(); len(ex) != 0 {
 		t.Fatalf("%d entries still executing", len(ex))
+	}
+	// The journal commands read the shared journal, from any machine with the config.
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"journal", "show", "1"}, envOf(r1.env), nil, &out, &out); code != 0 || !strings.Contains(out.String(), "grant-role") {
+		t.Fatalf("journal show 1 on etcd: exit %d\n%s", code, out.String())
 	}
 }

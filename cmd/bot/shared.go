@@ -137,14 +137,50 @@ func checkShared(cfg *config.Etcd, w io.Writer, problem func(string, ...any)) {
 	}
 }
 
-// refuseShared is the answer of the commands that read or write the bbolt file in the data
-// folder when the config keeps the journal on etcd: they would show a journal the replicas
-// do not use, or none.
+// refuseShared is the answer of the commands that write the bbolt file in the data folder
+// when the config keeps the journal on etcd: they would change a journal the replicas do
+// not use, or make one.
 func refuseShared(env func(string) (string, bool)) error {
-	cfg, err := loadConfig(env)
-	if err != nil || cfg.Store.Etcd == nil {
-		return nil // no config here, or one without store.etcd: the file is the journal
+	cfg := sharedConfig(env)
+	if cfg == nil {
+		return nil
 	}
-	return usageError{fmt.Sprintf("%s keeps the journal on %s (store.etcd): this command works on the bbolt file in the data folder, which the replicas do not use. bot check reports the shared store; the journal is read through the bot in Slack (/mongo history, requests, schedules)",
-		getenv(env, "BOT_CONFIG", "bot.yaml"), cfg.Store.Etcd)}
+	return usageError{fmt.Sprintf("%s keeps the journal on %s (store.etcd): this command works on the bbolt file in the data folder, which the replicas do not use. bot check reports the shared store; bot journal list, show and export read it",
+		getenv(env, "BOT_CONFIG", "bot.yaml"), cfg)}
+}
+
+// sharedConfig is the config's store.etcd, or nil: no config here, or one without it (the
+// data folder's file is the journal then).
+func sharedConfig(env func(string) (string, bool)) *config.Etcd {
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return nil
+	}
+	return cfg.Store.Etcd
+}
+
+// openReader opens the journal for reading: the shared one on etcd when the config has
+// store.etcd (joining no group, writing nothing), else the data folder's file.
+func openReader(env func(string) (string, bool)) (*store.Store, func(), error) {
+	cfg := sharedConfig(env)
+	if cfg == nil {
+		st, err := openJournal(env, "read the journal, or use history in Slack")
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	c, err := ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
+		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStoreWith(env, dataDir(env), store.Options{ReadOnly: true}, func(dir string, opts store.Options) (*store.Store, error) {
+		return store.OpenShared(ha.NewKV(c, cfg.Prefix+"journal/", ha.KVOptions{}), dir, cfg.String(), opts)
+	})
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); c.Close() }, nil
 }
