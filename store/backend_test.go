@@ -158,6 +158,22 @@ func TestSharedJournalKey(t *testing.T) {
 	if err := r.Rekey(other); err == nil {
 		t.Fatal("Rekey on a shared journal was accepted")
 	}
+	// A reader (bot journal) needs no key and writes nothing; a prefix no replica set up is
+	// no journal.
+	ro, err := OpenShared(db, t.TempDir(), "etcd", Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ro.SecretCount(); err != nil || n != 0 {
+		t.Fatalf("the reader counts %d secrets: %v", n, err)
+	}
+	if err := ro.ClaimEntry(1); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a reader claiming: %v", err)
+	}
+	empty := ha.NewKV(etcdClient, "/store-test-nothing"+dir+"/", ha.KVOptions{})
+	if _, err := OpenShared(empty, dir, "etcd", Options{ReadOnly: true}); !errors.Is(err, ErrNoJournal) {
+		t.Fatalf("reading a prefix no replica set up: %v; want ErrNoJournal", err)
+	}
 }
 
 // On a shared journal an executing entry is claimed by the replica that began it, in the
