@@ -265,7 +265,8 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		defer sh.close()
 		st, err = openStoreWith(env, dataDir(env), opts, sh.open)
 	} else {
-		st, err = openStore(env, dataDir(env), opts)
+		// Not openStore: the config read above says the file is the journal.
+		st, err = openStoreWith(env, dataDir(env), opts, store.Open)
 	}
 	if err != nil {
 		return err

@@ -335,15 +335,7 @@ func TestServeHealthAndMetrics(t *testing.T) {
 	var logs syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, []string{"serve"}, envOf(env), nil, &logs, &logs) }()
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return httpGet(addr, path) }
 	waitFor(t, sl, "/readyz to answer 200", func() bool { c, _ := get("/readyz"); return c == 200 })
 	if c, body := get("/healthz"); c != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", c, body)
