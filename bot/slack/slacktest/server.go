@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
 	upstream "github.com/slack-go/slack/slacktest"
 )
 
@@ -94,9 +93,14 @@ type Server struct {
 	acks      map[string]time.Time
 	sent      map[string]time.Time
 	envelopes map[string][]byte
-	conn      *websocket.Conn
+	open      []*socketConn // oldest first
 	connWrite sync.Mutex
 	conns     int
+	sockets   int                // how many may be open at once (SetSockets)
+	pick      func(open int) int // which gets the next envelope (SetSockets)
+	turn      int                // in turn, when pick is nil
+	tokens    map[string]string  // app-level token -> label (AppTokenFor)
+	routes    map[string]string  // envelope id -> label of the socket it went to
 	groups    map[string][]string
 	groupErr  map[string]string        // user group -> error code its lookups answer
 	holds     map[string]chan struct{} // user group -> closed when its lookups may answer
@@ -117,7 +121,7 @@ type Server struct {
 // New starts a stand-in.
 func New() *Server {
 	s := &Server{BotToken: "xoxb-standin", AppToken: "xapp-standin", messages: map[string]*Message{},
-		acks: map[string]time.Time{}, sent: map[string]time.Time{}, envelopes: map[string][]byte{},
+		acks: map[string]time.Time{}, sent: map[string]time.Time{}, envelopes: map[string][]byte{}, tokens: map[string]string{}, routes: map[string]string{},
 		groups: map[string][]string{}, groupErr: map[string]string{}, holds: map[string]chan struct{}{}, closing: make(chan struct{}),
 		limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{}),
 		views: map[string]*View{}, homes: map[string]*View{}, triggers: map[string]trigger{}, answers: map[string][]byte{}}
@@ -144,11 +148,7 @@ func (s *Server) URL() string { return s.up.GetAPIURL() }
 // Close stops the stand-in; lookups HoldGroup holds answer first.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.closing) })
-	s.mu.Lock()
-	if s.conn != nil {
-		s.conn.Close()
-	}
-	s.mu.Unlock()
+	s.Drop()
 	s.up.Stop()
 }
 
@@ -301,11 +301,14 @@ func (s *Server) authTest(url.Values) map[string]any {
 }
 
 func (s *Server) connectionsOpen(w http.ResponseWriter, r *http.Request) {
-	if token(r) != s.AppToken {
+	s.mu.Lock()
+	label, ok := s.tokens[token(r)]
+	s.mu.Unlock()
+	if !ok && token(r) != s.AppToken {
 		reply(w, fail("invalid_auth"))
 		return
 	}
-	reply(w, map[string]any{"ok": true, "url": "ws://" + s.up.ServerAddr + "/socket"})
+	reply(w, map[string]any{"ok": true, "url": "ws://" + s.up.ServerAddr + "/socket?as=" + url.QueryEscape(label)})
 }
 
 func (s *Server) nextTS() string {

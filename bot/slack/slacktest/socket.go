@@ -6,24 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gorilla/websocket"
 	upstream "github.com/slack-go/slack/slacktest"
 )
 
-// socket serves the Socket Mode websocket: hello, pings, envelopes out, acks in.
+// socket serves the Socket Mode websocket: hello, pings, envelopes out, acks in. A connection
+// beyond the sockets allowed (SetSockets; one unless set) closes the oldest, as an app with
+// one socket reconnecting replaces its old one.
 func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
+	label := r.URL.Query().Get("as")
 	upstream.Websocket(func(c *websocket.Conn) {
+		sc := &socketConn{c: c, label: label}
 		s.mu.Lock()
-		if s.conn != nil {
-			s.conn.Close() // one connection at a time, like an app with one socket
+		s.open = append(s.open, sc)
+		for len(s.open) > max(s.sockets, 1) {
+			s.open[0].c.Close()
+			s.open = s.open[1:]
 		}
-		s.conn = c
 		s.conns++
+		n := len(s.open)
 		s.notify()
 		s.mu.Unlock()
-		s.write(c, map[string]any{"type": "hello", "num_connections": 1,
+		s.write(c, map[string]any{"type": "hello", "num_connections": n,
 			"connection_info": map[string]any{"app_id": App}, "debug_info": map[string]any{"host": "standin"}})
 		stop := make(chan struct{})
 		defer close(stop)
@@ -51,9 +58,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 			}
 			if err := c.ReadJSON(&ack); err != nil {
 				s.mu.Lock()
-				if s.conn == c {
-					s.conn = nil
-				}
+				s.open = slices.DeleteFunc(s.open, func(o *socketConn) bool { return o == sc })
 				s.notify()
 				s.mu.Unlock()
 				return
@@ -71,6 +76,56 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
+// socketConn is one open socket, and whose it is: the label of the app-level token it was
+// opened with ("" for the stand-in's own AppToken).
+type socketConn struct {
+	c     *websocket.Conn
+	label string
+}
+
+// SetSockets lets the app hold up to n sockets at once (Slack allows 10 per app), and spreads
+// envelopes across those open: by pick (given how many are open, the index of the one to
+// use, oldest first), or in turn when pick is nil.
+func (s *Server) SetSockets(n int, pick func(open int) int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sockets, s.pick = n, pick
+}
+
+// AppTokenFor makes another app-level token of the app, as an admin can generate several:
+// sockets opened with it are labelled label, so that a test of several replicas knows
+// which replica each envelope went to (Route).
+func (s *Server) AppTokenFor(label string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok := s.AppToken + "-" + label
+	s.tokens[tok] = label
+	return tok
+}
+
+// Route is the label of the socket envelope id was last written to ("" for the stand-in's own
+// token, or when it was never written).
+func (s *Server) Route(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routes[id]
+}
+
+// choose is the socket the next envelope goes to; s.mu is held.
+func (s *Server) choose() *socketConn {
+	switch n := len(s.open); {
+	case n == 0:
+		return nil
+	case n == 1 || s.sockets <= 1:
+		return s.open[n-1]
+	case s.pick != nil:
+		return s.open[s.pick(n)%n]
+	default:
+		s.turn++
+		return s.open[s.turn%n]
+	}
+}
+
 func (s *Server) write(c *websocket.Conn, v any) error {
 	s.connWrite.Lock()
 	defer s.connWrite.Unlock()
@@ -83,16 +138,19 @@ var ErrNotConnected = errors.New("slacktest: the bot has no socket open")
 func (s *Server) sendEnvelope(id string, env map[string]any) error {
 	raw, _ := json.Marshal(env)
 	s.mu.Lock()
-	c := s.conn
+	sc := s.choose()
 	s.envelopes[id] = raw
 	s.sent[id] = time.Now()
+	if sc != nil {
+		s.routes[id] = sc.label
+	}
 	s.mu.Unlock()
-	if c == nil {
+	if sc == nil {
 		return ErrNotConnected
 	}
 	s.connWrite.Lock()
 	defer s.connWrite.Unlock()
-	return c.WriteMessage(websocket.TextMessage, raw)
+	return sc.c.WriteMessage(websocket.TextMessage, raw)
 }
 
 // StartIDsAt makes the stand-in's next ids (envelopes, triggers, timestamps' counters) count
@@ -174,10 +232,14 @@ func (s *Server) Redeliver(id string, attempt int) error {
 	return s.sendEnvelope(id, env)
 }
 
-// Disconnect asks the bot to reconnect, as Slack does before it recycles a connection.
+// Disconnect asks the bot to reconnect, as Slack does before it recycles a connection (the
+// newest socket, when there are several).
 func (s *Server) Disconnect(reason string) error {
 	s.mu.Lock()
-	c := s.conn
+	var c *websocket.Conn
+	if n := len(s.open); n > 0 {
+		c = s.open[n-1].c
+	}
 	s.mu.Unlock()
 	if c == nil {
 		return ErrNotConnected
@@ -185,13 +247,23 @@ func (s *Server) Disconnect(reason string) error {
 	return s.write(c, map[string]any{"type": "disconnect", "reason": reason, "debug_info": map[string]any{"host": "standin"}})
 }
 
-// Drop closes the socket without a word, as a network failure does.
-func (s *Server) Drop() {
+// Drop closes every socket without a word, as a network failure does.
+func (s *Server) Drop() { s.DropLabel("*") }
+
+// DropLabel closes, without a word, the sockets opened with the token labelled label ("*":
+// every socket).
+func (s *Server) DropLabel(label string) {
 	s.mu.Lock()
-	c := s.conn
-	s.conn = nil
+	var drop []*socketConn
+	s.open = slices.DeleteFunc(s.open, func(o *socketConn) bool {
+		if label == "*" || o.label == label {
+			drop = append(drop, o)
+			return true
+		}
+		return false
+	})
 	s.mu.Unlock()
-	if c != nil {
-		c.Close()
+	for _, o := range drop {
+		o.c.Close()
 	}
 }

@@ -2,6 +2,7 @@ package slacktest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,7 +18,14 @@ func (s *Server) Connections() int {
 func (s *Server) Connected() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conn != nil
+	return len(s.open) > 0
+}
+
+// ConnectedAs reports whether a socket opened with the token labelled label is open.
+func (s *Server) ConnectedAs(label string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.open, func(o *socketConn) bool { return o.label == label })
 }
 
 // Calls is every Web API call served so far.
