@@ -41,6 +41,7 @@ import (
 	"mongobot/connector"
 	"mongobot/connector/mongotest"
 	"mongobot/delivery"
+	"mongobot/ha/etcdtest"
 	"mongobot/internal/syncbuf"
 	"mongobot/secret"
 	"mongobot/store"
@@ -71,7 +72,7 @@ const (
 // Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
 // what exists then (messages, buttons, envelopes), so a shrunk list still means something.
 type Step struct {
-	Kind string // cmd, click, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage
+	Kind string // cmd, click, approve, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member
 	User string
 	Text string
 	N, M int
@@ -212,23 +213,21 @@ func checkerPolicy(v int) approvals.Policy {
 // world is one run: the stand-ins, the bot (restarted as steps ask), and what the checker
 // has seen so far.
 type world struct {
-	t       testing.TB
-	slack   *slacktest.Server
-	emu     *mongotest.Server
-	proxy   *mongotest.Proxy
-	botURI  string
-	dir     string
-	clock   *clock
-	logs    *syncbuf.Buffer
-	pv      int // the policy version in force
-	policy  approvals.Policy
-	st      *store.Store
-	b       *bot.Bot
+	t      testing.TB
+	slack  *slacktest.Server
+	emu    *mongotest.Server
+	proxy  *mongotest.Proxy
+	botURI string
+	dir    string
+	clock  *clock
+	logs   *syncbuf.Buffer
+	pv     int // the policy version in force
+	policy approvals.Policy
+	// reps are the bot's running processes: one on a bbolt journal, or several replicas
+	// sharing one on etcd (ha), each with its own socket to the Slack stand-in.
+	reps    []*replica
+	ha      *haSide
 	conns   []*connector.Mongo // every connection a bot process made, to close at the end
-	prod    *connector.Mongo   // the running bot's connector "prod"
-	cancel  context.CancelFunc
-	done    chan error
-	sent    int64 // deliveries sent to the current bot
 	envs    []string
 	zombies []*bot.Bot // bots "killed" mid-step: their goroutines finish on their own
 	panics  int64
@@ -238,8 +237,7 @@ type world struct {
 	// app and pair are where the rotated passwords of u3 (one user) and of u4/u5 (alternating
 	// users) are delivered: real programs writing files, as an application reads them.
 	app, pair *appSide
-	// generation counts bot processes: a "killed" one's goroutines may run on, but a dead
-	// process delivers nothing, so its targets refuse.
+	// generation counts bot processes, to label their sockets.
 	generation atomic.Int64
 
 	problems []string
@@ -249,6 +247,7 @@ type world struct {
 	seenEntry   map[uint64]int // entry id -> step it was first seen at
 	stepNo      int
 	crashIn     time.Duration   // when set, the next step is cut short by a crash this long in
+	crashWho    int             // and the replica it kills (see victim)
 	clicked     []string        // "user channel/ts" of the clicks of this step
 	checkLoop   bool            // when set, the next step runs beside a looping periodic check
 	dying       bool            // the step being applied is cut short by a crash
@@ -260,11 +259,15 @@ func (w *world) problem(format string, a ...any) {
 	w.problems = append(w.problems, fmt.Sprintf("step %d: ", w.stepNo)+fmt.Sprintf(format, a...))
 }
 
-func newWorld(t testing.TB) (*world, error) {
-	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"),
+func newWorld(t testing.TB, cluster *etcdtest.Cluster) (*world, error) {
+	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"), ha: newHASide(cluster),
 		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncbuf.Buffer{},
 		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}, revealSeen: map[string]bool{}, clickedEver: map[string]bool{}}
 	w.slack.SetGroup("S0DBAS", carol)
+	if w.ha != nil {
+		// One socket per replica, envelopes spread across them as Slack does.
+		w.slack.SetSockets(w.ha.replicas, nil)
+	}
 	emu, err := mongotest.NewServer(mongotest.Options{})
 	if err != nil {
 		return nil, err
@@ -311,19 +314,61 @@ func (g gated) Deliver(ctx context.Context, c delivery.Credential) (string, erro
 	return g.Target.Deliver(ctx, c)
 }
 
-// deliveries is the checker's delivery configuration for the bot of this generation.
-func (w *world) deliveries() []bot.Delivery {
-	gen := w.generation.Add(1)
-	alive := func() bool { return w.generation.Load() == gen }
+// replica is one bot process: its journal, bot, clients and socket. A "killed" one's
+// goroutines may run on, but a dead process delivers nothing, so its targets refuse.
+type replica struct {
+	name   string // its name in the group, kept across restarts
+	label  string // its socket's, new for each process
+	st     *store.Store
+	b      *bot.Bot
+	prod   *connector.Mongo   // its connector "prod"
+	conns  []*connector.Mongo // its clients, which die with it
+	cancel context.CancelFunc
+	done   chan error // its Socket Mode loop's end
+	sent   int64      // envelopes sent to its socket since it started
+	dead   atomic.Bool
+	shared // on etcd (invariants_ha_test.go)
+}
+
+func (r *replica) alive() bool { return !r.dead.Load() }
+
+// deliveries is the checker's delivery configuration for bot process r.
+func (w *world) deliveries(r *replica) []bot.Delivery {
 	ref := func(u string) connector.UserRef { return connector.UserRef{User: u, DB: "admin"} }
 	return []bot.Delivery{
-		{Connector: "prod", Users: []connector.UserRef{ref("u3")}, Targets: []bot.Target{gated{w.app.target(w.t), alive}}},
-		{Connector: "prod", Users: []connector.UserRef{ref("u4"), ref("u5")}, Alternating: true, Targets: []bot.Target{gated{w.pair.target(w.t), alive}}},
+		{Connector: "prod", Users: []connector.UserRef{ref("u3")}, Targets: []bot.Target{gated{w.app.target(w.t), r.alive}}},
+		{Connector: "prod", Users: []connector.UserRef{ref("u4"), ref("u5")}, Alternating: true, Targets: []bot.Target{gated{w.pair.target(w.t), r.alive}}},
 	}
 }
 
+// start starts the bot's processes: one, or every replica, and waits for one to lead.
 func (w *world) start() error {
-	st, err := store.Open(w.dir, store.Options{Now: w.clock.Now, NoSync: true})
+	n := 1
+	if w.ha != nil {
+		n = w.ha.replicas
+	}
+	w.reps = make([]*replica, n)
+	for i := range n {
+		if err := w.startReplica(i); err != nil {
+			return err
+		}
+	}
+	if w.ha != nil && w.lead() == nil {
+		return errors.New("no replica leads")
+	}
+	return nil
+}
+
+// startReplica starts process i (again).
+func (w *world) startReplica(i int) error {
+	r := &replica{name: fmt.Sprintf("r%d", i), label: fmt.Sprintf("p%d", w.generation.Add(1))}
+	var st *store.Store
+	var err error
+	if w.ha == nil {
+		st, err = store.Open(w.dir, store.Options{Now: w.clock.Now, NoSync: true})
+	} else {
+		st, err = w.ha.join(w, r)
+	}
 	if err != nil {
 		return fmt.Errorf("the journal does not open after a stop: %v", err)
 	}
@@ -334,49 +379,97 @@ func (w *world) start() error {
 	if err != nil {
 		return err
 	}
-	w.conns, w.prod = append(w.conns, m), m
-	deliveries := w.deliveries()
-	gen := w.generation.Load()
-	cloud, wire, err := w.cloud.connector(w, func() bool { return w.generation.Load() == gen })
+	r.prod = m
+	cloud, wire, err := w.cloud.connector(w, r.alive)
 	if err != nil {
 		return err
 	}
-	w.conns = append(w.conns, wire)
-	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sl := slack.New(slack.Config{AppToken: w.slack.AppToken, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
+	r.conns = []*connector.Mongo{m, wire}
+	w.conns = append(w.conns, r.conns...)
+	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", r.name)
+	token := w.slack.AppToken
+	if w.ha != nil {
+		token = w.slack.AppTokenFor(r.label)
+	}
+	sl := slack.New(slack.Config{AppToken: token, BotToken: w.slack.BotToken, APIURL: w.slack.URL(),
 		Slash: slash, Usergroups: []string{"S0DBAS"}, Log: log, PingInterval: 2 * time.Second, Now: w.clock.Now})
 	// Small limits, so that steps meet a full executor and a full queue.
-	b := bot.New(bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m, "cloud": cloud},
+	cfg := bot.Config{Slash: slash, Channel: appr, Policy: w.policy, Connectors: map[string]bot.Mongo{"prod": m, "cloud": cloud},
 		Limits: map[string]bot.Limits{"prod": {Concurrency: 2, Queue: 2}, "cloud": {Concurrency: 2, Queue: 2}},
-		Now:    w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: deliveries}, st, sl, sl)
-	ctx, cancel := context.WithCancel(context.Background())
-	w.st, w.b, w.cancel, w.done, w.sent = st, b, cancel, make(chan error, 1), 0
-	before := w.slack.Connections()
-	b.Reconcile(ctx)
-	if err := b.LoadTimers(ctx); err != nil {
-		return err
+		Now:    w.clock.Now, Log: log, ActionTimeout: 400 * time.Millisecond, Deliveries: w.deliveries(r)}
+	if w.ha != nil {
+		cfg.TimerJournal = r.timerJournal
 	}
-	go func() { w.done <- sl.Run(ctx, b) }()
-	return w.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() })
+	b := bot.New(cfg, st, sl, sl)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.st, r.b, r.cancel, r.done = st, b, cancel, make(chan error, 1)
+	w.reps[i] = r
+	before := w.slack.Connections()
+	if w.ha == nil {
+		b.Reconcile(ctx)
+		if err := b.LoadTimers(ctx); err != nil {
+			return err
+		}
+	} else {
+		w.ha.campaign(ctx, w, r)
+	}
+	go func() { r.done <- sl.Run(ctx, b) }()
+	return w.slack.Wait(wait, "the bot to connect", func(s *slacktest.Server) bool {
+		return s.Connections() > before && (w.ha == nil && s.Connected() || s.ConnectedAs(r.label))
+	})
 }
 
-// crash stops the bot the way SIGKILL does, as far as one process can: the socket and the
+// lead is the process that runs the timers: the only one on bbolt; on etcd the replica
+// whose term has begun, waited for (nil, a problem noted, when none leads in 30s).
+func (w *world) lead() *replica {
+	if w.ha == nil {
+		return w.reps[0]
+	}
+	return w.ha.leader(w)
+}
+
+// journal is the journal as the bot's processes see it (any one of them, on etcd).
+func (w *world) journal() *store.Store { return w.reps[0].st }
+
+// victim is the process a crash kills: on etcd mostly the leader, sometimes another.
+func (w *world) victim(m int) int {
+	if w.ha == nil {
+		return 0
+	}
+	if m%3 != 0 {
+		if l := w.lead(); l != nil {
+			return slices.Index(w.reps, l)
+		}
+	}
+	return (m / 3) % len(w.reps)
+}
+
+// crash stops process i the way SIGKILL does, as far as one process can: the socket and the
 // journal go away at once, nothing is finished. Its goroutines run on into a closed journal.
-func (w *world) crash() error {
-	w.cancel()
-	<-w.done
-	w.panics += w.b.Panics()
-	w.zombies = append(w.zombies, w.b)
+// It is started again, as a supervisor would.
+func (w *world) crash(i int) error {
+	r := w.reps[i]
+	r.dead.Store(true) // its delivery targets and Atlas transport refuse from now on
+	w.slack.DropLabel(r.label)
+	if r.shared.client != nil {
+		w.ha.kill(w, r) // before its loops notice: a dead process resigns nothing
+	}
+	r.cancel()
+	<-r.done
+	w.panics += r.b.Panics()
+	w.zombies = append(w.zombies, r.b)
 	// A killed process sends MongoDB nothing more (what it sent may still land): its client
 	// goes with it. Its goroutines run on, into a closed client and a closed journal.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	for _, c := range w.conns[len(w.conns)-2:] {
+	for _, c := range r.conns {
 		c.Close(ctx)
 	}
-	w.generation.Add(1) // and its Atlas client's transport
 	cancel()
-	w.st.Close()
-	return w.start()
+	r.st.Close()
+	if r.shared.client != nil {
+		w.ha.bury(r)
+	}
+	return w.startReplica(i)
 }
 
 // reload restarts the bot gracefully with policy version v: a config change.
@@ -386,39 +479,86 @@ func (w *world) reload(v int) error {
 	return w.start()
 }
 
+// stopBot stops every process gracefully.
 func (w *world) stopBot() {
-	w.cancel()
-	<-w.done
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := w.b.Shutdown(ctx); err != nil {
-		w.problem("shutdown did not finish: %v", err)
+	for _, r := range w.reps {
+		r.cancel()
+		<-r.done
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := r.b.Shutdown(ctx); err != nil {
+			w.problem("shutdown did not finish: %v", err)
+		}
+		cancel()
+		w.panics += r.b.Panics()
+		r.st.Close()
+		if r.shared.client != nil {
+			w.ha.leave(r)
+		}
 	}
-	w.panics += w.b.Panics()
-	w.st.Close()
+	w.reps = nil
 }
 
-// settle waits until the bot has taken every delivery sent and has no work running.
+// settle waits until every process has taken every delivery sent to it and has no work
+// running.
 func (w *world) settle() {
 	deadline := time.Now().Add(30 * time.Second)
-	for w.b.Deliveries() < w.sent || w.b.Busy() != 0 {
-		if time.Now().After(deadline) {
-			w.problem("the bot did not settle in 30s (deliveries %d of %d, %d units of work running): a hang", w.b.Deliveries(), w.sent, w.b.Busy())
-			return
+	for _, r := range w.reps {
+		for r.b.Deliveries() < r.sent || r.b.Busy() != 0 {
+			if time.Now().After(deadline) {
+				w.problem("bot %s did not settle in 30s (deliveries %d of %d, %d units of work running): a hang", r.name, r.b.Deliveries(), r.sent, r.b.Busy())
+				return
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
-// tick is the bot's one-second timer.
-func (w *world) tick() { w.b.RunDue(context.Background()).Wait() }
+// tick is the bot's one-second timer, on the process that runs the timers; on etcd it first
+// refreshes them from the shared journal, as the leader does every few seconds.
+func (w *world) tick() {
+	l := w.lead()
+	if l == nil {
+		return
+	}
+	if w.ha != nil {
+		if err := l.b.RefreshTimers(); err != nil {
+			w.t.Logf("refresh the timers: %v", err)
+		}
+	}
+	l.b.RunDue(context.Background()).Wait()
+}
 
+// timers runs, on l, what the clock moving on sets off: expiries, the timers, the settling of
+// entries left executing and, on etcd, of requests a replica left approved.
+func (w *world) timers(l *replica) {
+	l.b.ExpireDue(context.Background())
+	w.tick()
+	l.b.ReconcileStale(context.Background())
+	if w.ha != nil {
+		l.b.ReconcileRequests(context.Background())
+	}
+}
+
+// send counts envelope id as sent to the process whose socket it went to.
 func (w *world) send(id string, err error) {
 	if err != nil {
 		return // the socket is down: Slack would deliver it later; the checker moves on
 	}
-	w.sent++
 	w.envs = append(w.envs, id)
+	w.sentTo(id)
+}
+
+func (w *world) sentTo(id string) {
+	label := w.slack.Route(id)
+	for i, r := range w.reps {
+		if w.ha == nil || r.label == label {
+			r.sent++
+			if w.ha != nil {
+				haStats.envelopes.Add(1)
+				haStats.byReplica[i].Add(1)
+			}
+		}
+	}
 }
 
 // slackText is text as Slack delivers it in a slash command: &, < and > escaped.
@@ -480,6 +620,22 @@ func (w *world) apply(s Step) error {
 		if s.Kind == "click" && s.M%7 == 0 { // a double click
 			w.send(w.slack.Click(s.User, m, x.b))
 		}
+	case "approve":
+		// An approver presses Approve on one of the newest cards that still offer it.
+		var cards []slacktest.Message
+		for _, m := range w.slack.Messages() {
+			if _, ok := m.Find(bot.TextApprove); ok {
+				cards = append(cards, m)
+			}
+		}
+		if len(cards) == 0 {
+			return nil
+		}
+		m := cards[len(cards)-1-s.N%min(len(cards), 3)]
+		b, _ := m.Find(bot.TextApprove)
+		w.send(w.slack.Click(s.User, m, b))
+		w.clicked = append(w.clicked, s.User+" "+m.Channel+"/"+m.TS)
+		w.clickedEver[s.User+" "+m.Channel+"/"+m.TS] = true
 	case "reveal":
 		var offers []slacktest.Message
 		for _, m := range w.slack.Messages() {
@@ -501,13 +657,18 @@ func (w *world) apply(s Step) error {
 		if len(w.envs) > 0 {
 			id := w.envs[s.N%len(w.envs)]
 			if w.slack.Redeliver(id, 1) == nil {
-				w.sent++
+				w.sentTo(id)
 			}
 		}
 	case "drop":
 		before := w.slack.Connections()
-		w.slack.Drop()
-		return w.slack.Wait(wait, "the bot to reconnect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() })
+		if w.ha == nil {
+			w.slack.Drop()
+			return w.slack.Wait(wait, "the bot to reconnect", func(s *slacktest.Server) bool { return s.Connections() > before && s.Connected() })
+		}
+		r := w.reps[w.stepNo%len(w.reps)]
+		w.slack.DropLabel(r.label)
+		return w.slack.Wait(wait, "the bot to reconnect", func(s *slacktest.Server) bool { return s.Connections() > before && s.ConnectedAs(r.label) })
 	case "fault":
 		f := mongotest.Fault{Command: faultCommands[s.M%len(faultCommands)], Times: 1}
 		switch s.N {
@@ -537,10 +698,10 @@ func (w *world) apply(s Step) error {
 	case "crash":
 		if s.N%2 == 1 {
 			// Die in the middle of the next step, not between steps.
-			w.crashIn = time.Duration(1+s.M%20) * time.Millisecond
+			w.crashIn, w.crashWho = time.Duration(1+s.M%20)*time.Millisecond, w.victim(s.M)
 			return nil
 		}
-		return w.crash()
+		return w.crash(w.victim(s.M))
 	case "reload":
 		return w.reload(s.N)
 	case "clock":
@@ -551,14 +712,20 @@ func (w *world) apply(s Step) error {
 		}
 		w.settle()
 		w.clock.Add(jumps[s.N%len(jumps)])
-		if w.dying {
-			// A crash is coming in the middle of this step: let the timers run into it.
-			go w.b.RunDue(context.Background())
+		l := w.lead()
+		if l == nil {
 			return nil
 		}
-		w.b.ExpireDue(context.Background())
-		w.tick()
-		w.b.ReconcileStale(context.Background())
+		if w.dying {
+			// A crash is coming in the middle of this step: let the timers run into it.
+			go l.b.RunDue(context.Background())
+			return nil
+		}
+		w.timers(l)
+	case "member":
+		if w.ha != nil {
+			w.ha.member(s.N)
+		}
 	case "outage":
 		if s.N == 0 {
 			w.proxy.BlackHole()
@@ -582,8 +749,14 @@ func (w *world) apply(s Step) error {
 
 // runSteps runs steps on a fresh world and returns the invariant violations, none if it held.
 func runSteps(t testing.TB, steps []Step, verbose bool) []string {
-	baseline := runtime.NumGoroutine()
-	w, err := newWorld(t)
+	return runStepsOn(t, nil, steps, verbose)
+}
+
+// runStepsOn runs steps on a fresh world: one bot on a bbolt journal when cluster is nil,
+// else replicas sharing a journal on it.
+func runStepsOn(t testing.TB, cluster *etcdtest.Cluster, steps []Step, verbose bool) []string {
+	baseline := goroutines(cluster != nil)
+	w, err := newWorld(t, cluster)
 	if err != nil {
 		return []string{"setup: " + err.Error()}
 	}
@@ -596,8 +769,8 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 		crashIn, checkLoop := w.crashIn, w.checkLoop
 		w.crashIn, w.checkLoop, w.clicked = 0, false, nil
 		stopLoop := func() {}
-		if checkLoop {
-			b, done, stopped := w.b, make(chan struct{}), make(chan struct{})
+		if l := w.lead(); checkLoop && l != nil {
+			b, done, stopped := l.b, make(chan struct{}), make(chan struct{})
 			go func() {
 				defer close(stopped)
 				for {
@@ -624,7 +797,7 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 		}
 		if crashIn > 0 {
 			time.Sleep(crashIn)
-			if err := w.crash(); err != nil {
+			if err := w.crash(w.crashWho); err != nil {
 				w.problem("crash: %v", err)
 				break
 			}
@@ -654,10 +827,7 @@ func (w *world) close() {
 	if w.emu == nil {
 		return
 	}
-	if w.cancel != nil {
-		w.stopBot()
-		w.cancel = nil
-	}
+	w.stopBot()
 	w.emu.ClearFaults()
 	for _, z := range w.zombies {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -675,6 +845,9 @@ func (w *world) close() {
 	w.proxy.Close()
 	w.emu.Close()
 	w.cloud.close()
+	if w.ha != nil {
+		w.ha.close()
+	}
 	w.slack.Close()
 	w.emu = nil
 	if w.panics > 0 {
@@ -695,16 +868,19 @@ func (w *world) finish() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		w.clock.Add(10 * time.Minute)
-		w.b.ExpireDue(context.Background())
-		w.tick()
-		w.b.ReconcileStale(context.Background())
+		if l := w.lead(); l != nil {
+			w.timers(l)
+		}
 		w.settle()
 	}
 	w.check()
-	if ex, _ := w.st.Executing(); len(ex) > 0 {
+	if ex, _ := w.journal().Executing(); len(ex) > 0 {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
 	}
 	w.checkUsers()
+	if w.ha != nil {
+		w.ha.tally(w)
+	}
 	w.checkDelivered()
 	w.checkSecrets()
 	if debugHook != nil && len(w.problems) > 0 {
@@ -716,7 +892,12 @@ func (w *world) finish() {
 // answers itself again (its driver has found the server anew).
 func (w *world) restore() {
 	w.proxy.Restore()
-	m := w.prod
+	for _, r := range w.reps {
+		w.answering(r.prod)
+	}
+}
+
+func (w *world) answering(m *connector.Mongo) {
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := m.State(ctx, connector.UserRef{User: "u1", DB: "admin"})
@@ -736,22 +917,43 @@ var debugHook func(*world)
 
 func (w *world) checkGoroutines(baseline int) {
 	deadline := time.Now().Add(15 * time.Second)
-	for runtime.NumGoroutine() > baseline+2 {
+	for goroutines(w.ha != nil) > baseline+2 {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			n := runtime.Stack(buf, true)
-			w.problem("%d goroutines left behind (baseline %d):\n%s", runtime.NumGoroutine(), baseline, buf[:n])
+			w.problem("%d goroutines left behind (baseline %d):\n%s", goroutines(w.ha != nil), baseline, buf[:n])
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// ours marks the stacks of goroutines the bot's own code and its clients run. With etcd
+// members in the test's process, only these are counted: a member's goroutines come and go
+// with its peers' connections and with a member stopped and started again.
+var ours = []string{"mongobot/", "go.etcd.io/etcd/client/v3", "go.mongodb.org/", "github.com/slack-go/", "github.com/gorilla/websocket"}
+
+// goroutines counts the process's goroutines; with etcd, those of the bot and its clients.
+func goroutines(etcd bool) int {
+	if !etcd {
+		return runtime.NumGoroutine()
+	}
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if slices.ContainsFunc(ours, func(m string) bool { return strings.Contains(g, m) }) {
+			n++
+		}
+	}
+	return n
+}
+
 func (w *world) entries() []store.Entry {
 	var out []store.Entry
 	var before uint64
 	for {
-		es, next, err := w.st.History(before, 500)
+		es, next, err := w.journal().History(before, 500)
 		if err != nil {
 			w.problem("read the journal: %v", err)
 			return out
@@ -908,8 +1110,12 @@ func (w *world) check() {
 		}
 	}
 	w.checkJITUsers(es, msgs)
+	l := w.lead()
+	if l == nil {
+		return
+	}
 	// An alarm once is not enough: the bot must still hold every overdue end, to retry it.
-	if held := w.b.OverdueTemporary(); held < overdue {
+	if held := l.b.OverdueTemporary(); held < overdue {
 		w.problem("%d temporary actions are overdue but the bot holds only %d of them to retry: an obligation was dropped", overdue, held)
 	}
 	// 3. No schedule slot ran twice.
@@ -940,15 +1146,21 @@ func (w *world) check() {
 			continue
 		}
 		awaiting++
-		if _, err := w.st.PeekSecret(e.DeliverySecret, e.DeliveryOwner); err != nil {
+		if _, err := w.journal().PeekSecret(e.DeliverySecret, e.DeliveryOwner); err != nil {
 			w.problem("journal #%d awaits delivery but its sealed password cannot be read (%v): it can never be delivered", e.ID, err)
 		}
 	}
-	if held := w.b.DeliveryPending(); held < awaiting {
+	// On etcd, a replica killed with deliveries pending leaves them to the leader once they
+	// are 5 minutes overdue: finish checks that each is delivered in the end.
+	if held := l.b.DeliveryPending(); held < awaiting && w.ha == nil {
 		w.problem("%d rotations await delivery but the bot holds only %d of them to retry: an obligation was dropped", awaiting, held)
 	}
 	// 5. No panic.
-	if n := w.panics + w.b.Panics(); n > 0 {
+	n := w.panics
+	for _, r := range w.reps {
+		n += r.b.Panics()
+	}
+	if n > 0 {
 		w.problem("%d panic(s) recovered in the bot", n)
 	}
 	// User text never becomes a mention or a link on a card.
@@ -988,7 +1200,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("journal #%d: %s ended access #%d of %s, being neither its requester nor an approver", e.ID, e.Requester, orig.RequestID, orig.Requester)
 		}
 	case e.ScheduleID != 0:
-		sc, err := w.st.Schedule(e.ScheduleID)
+		sc, err := w.journal().Schedule(e.ScheduleID)
 		if err != nil {
 			w.problem("journal #%d names schedule #%d, which does not exist", e.ID, e.ScheduleID)
 			return
@@ -996,7 +1208,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 		if !w.mayRequest(sc.Owner) {
 			w.problem("journal #%d: schedule #%d ran for %s, who may no longer use the bot", e.ID, sc.ID, sc.Owner)
 		}
-		if r, err := w.st.Request(sc.RequestID); err != nil || !wasApproved(r) {
+		if r, err := w.journal().Request(sc.RequestID); err != nil || !wasApproved(r) {
 			w.problem("journal #%d: schedule #%d was never approved", e.ID, sc.ID)
 		}
 	case e.RequestID == 0:
@@ -1007,7 +1219,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("journal #%d (%s) ran for %s, who may not use the bot", e.ID, e.Action, e.Requester)
 		}
 	default:
-		r, err := w.st.Request(e.RequestID)
+		r, err := w.journal().Request(e.RequestID)
 		if err != nil || !wasApproved(r) {
 			w.problem("journal #%d ran for request #%d, which was never approved", e.ID, e.RequestID)
 			return
@@ -1102,7 +1314,7 @@ func (w *world) whoIs(user string) approvals.Who {
 // checkVotes judges each new vote by the policy in force when it was cast, and each new
 // approval by the quorum then.
 func (w *world) checkVotes() {
-	rs, _, err := w.st.Requests(0, 1<<20)
+	rs, _, err := w.journal().Requests(0, 1<<20)
 	if err != nil {
 		w.problem("read requests: %v", err)
 		return
@@ -1238,6 +1450,9 @@ func (w *world) checkSecrets() {
 		}
 	}
 	raw, _ := os.ReadFile(filepath.Join(w.dir, store.FileName))
+	if w.ha != nil {
+		raw = w.ha.raw(w)
+	}
 	for _, p := range leaks(w.secrets, raw, w.logs.String(), w.slack.Calls()) {
 		w.problem("%s", p)
 	}
@@ -1254,6 +1469,11 @@ func seedsToRun() []uint64 {
 			n = ciSeedsFull
 		}
 	}
+	return seedsFrom(n)
+}
+
+// seedsFrom is the fixed set of n seeds.
+func seedsFrom(n int) []uint64 {
 	out := make([]uint64, n)
 	for i := range out {
 		out[i] = uint64(1000 + i)
@@ -1271,12 +1491,20 @@ func TestInvariants(t *testing.T) {
 	if steps == 0 {
 		steps = ciSteps
 	}
+	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
+		total, len(seedsToRun()), done["prod"].Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
+}
+
+// checkSeeds runs the steps gen makes for each seed through run, and on a violation reports
+// it with the shortest step list it shrinks to. It returns how many steps ran.
+func checkSeeds(t *testing.T, seeds []uint64, gen func(uint64) []Step, run func(testing.TB, []Step, bool) []string) int {
 	var total int
 	var mu sync.Mutex
-	for _, seed := range seedsToRun() {
+	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			list := genSteps(seed, steps)
-			problems := runSteps(t, list, *flagSeed != 0 && testing.Verbose())
+			list := gen(seed)
+			problems := run(t, list, *flagSeed != 0 && testing.Verbose())
 			mu.Lock()
 			total += len(list)
 			mu.Unlock()
@@ -1284,28 +1512,27 @@ func TestInvariants(t *testing.T) {
 				return
 			}
 			t.Errorf("seed %d: %d step(s); invariant violated:\n  %s", seed, len(list), strings.Join(problems, "\n  "))
-			short := shrink(t, list)
+			short := shrink(t, list, run)
 			var b strings.Builder
 			for _, s := range short {
 				fmt.Fprintf(&b, "\t\t%s,\n", s)
 			}
 			t.Errorf("shrunk to %d step(s) (paste into runSteps in a test):\n\t[]Step{\n%s\t}\nviolation:\n  %s",
-				len(short), b.String(), strings.Join(runSteps(t, short, false), "\n  "))
+				len(short), b.String(), strings.Join(run(t, short, false), "\n  "))
 		})
 	}
-	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
-		total, len(seedsToRun()), done["prod"].Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
+	return total
 }
 
 // shrink removes steps while the run still violates an invariant: chunks first, then single
 // steps, within a time budget.
-func shrink(t testing.TB, steps []Step) []Step {
+func shrink(t testing.TB, steps []Step, run func(testing.TB, []Step, bool) []string) []Step {
 	deadline := time.Now().Add(3 * time.Minute)
 	cur := slices.Clone(steps)
 	for chunk := len(cur) / 2; chunk >= 1 && time.Now().Before(deadline); chunk /= 2 {
 		for i := 0; i+chunk <= len(cur) && time.Now().Before(deadline); {
 			try := slices.Concat(cur[:i], cur[i+chunk:])
-			if len(runSteps(t, try, false)) > 0 {
+			if len(run(t, try, false)) > 0 {
 				cur = try
 				continue
 			}

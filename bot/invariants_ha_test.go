@@ -1,0 +1,284 @@
+package bot_test
+
+// The invariant checker on etcd: three replicas of the bot share one journal on a real
+// embedded 3-member etcd cluster, each with its own Socket Mode connection to one Slack
+// stand-in, which spreads envelopes across them as Slack does. One replica leads and runs the
+// timers, through the journal fenced by its term. Crash steps kill a replica, mostly the
+// leader, between steps or in the middle of one; member steps stop an etcd member and start
+// it again. The checks are the checker's own, judged from the shared journal.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mongobot/ha"
+	"mongobot/ha/etcdtest"
+	"mongobot/store"
+)
+
+// shared is a replica's part in the group: its own client, session and view of the journal,
+// and the journal fenced by its term while it leads.
+type shared struct {
+	client     *ha.Client
+	member     *ha.Replica
+	kv         *ha.KV
+	fenced     atomic.Pointer[store.Store]
+	campaigned chan struct{} // closed when its campaign has returned
+}
+
+// timerJournal is the replica's bot.Config.TimerJournal, as cmd/bot's.
+func (r *replica) timerJournal() (*store.Store, error) {
+	if st := r.fenced.Load(); st != nil {
+		return st, nil
+	}
+	return nil, fmt.Errorf("replica %s: %w", r.name, ha.ErrNotLeader)
+}
+
+// haSide is the etcd cluster of a replicated world, and the group's place in it.
+type haSide struct {
+	cluster  *etcdtest.Cluster
+	admin    *ha.Client // the checker's own client: it expires killed replicas' sessions
+	prefix   string
+	replicas int
+	stopped  int // the member a member step stopped, -1 when all run
+	leading  atomic.Pointer[replica]
+}
+
+// haStats counts, over a test, what the replicated worlds went through, for its log line.
+var haStats struct {
+	terms, leaderKills, otherKills, memberStops, envelopes atomic.Int64
+	byReplica                                              [3]atomic.Int64
+
+	mu       sync.Mutex
+	requests map[string]int // by the state each run ended in
+}
+
+// tally counts the requests of a run that settled, by state.
+func (h *haSide) tally(w *world) {
+	rs, _, err := w.journal().Requests(0, 1<<20)
+	if err != nil {
+		return
+	}
+	haStats.mu.Lock()
+	defer haStats.mu.Unlock()
+	if haStats.requests == nil {
+		haStats.requests = map[string]int{}
+	}
+	for _, r := range rs {
+		haStats.requests[r.State]++
+	}
+}
+
+// worlds numbers the worlds of a test, each in its own prefix of the one cluster.
+var worlds atomic.Int64
+
+// checkerKey seals the shared journal's secrets: every replica has the same.
+var checkerKey = []byte("checker-key-0123456789abcdef-32b")
+
+func newHASide(c *etcdtest.Cluster) *haSide {
+	if c == nil {
+		return nil
+	}
+	return &haSide{cluster: c, prefix: fmt.Sprintf("/checker/%d/", worlds.Add(1)), replicas: 3, stopped: -1}
+}
+
+// join gives replica r a client, a session in the group and the shared journal.
+func (h *haSide) join(w *world, r *replica) (*store.Store, error) {
+	if h.admin == nil {
+		c, err := ha.Dial(ha.ClientConfig{Endpoints: h.cluster.Endpoints()})
+		if err != nil {
+			return nil, err
+		}
+		h.admin = c
+	}
+	c, err := ha.Dial(ha.ClientConfig{Endpoints: h.cluster.Endpoints()})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := ha.Join(ctx, ha.Config{Client: c, Prefix: h.prefix + "ha/", Name: r.name, TTL: 10 * time.Second})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	kv := ha.NewKV(c, h.prefix+"journal/", ha.KVOptions{Session: m})
+	st, err := store.OpenShared(kv, w.dir, "etcd "+h.prefix, store.Options{Now: w.clock.Now, Key: checkerKey})
+	if err != nil {
+		m.Close()
+		c.Close()
+		return nil, err
+	}
+	r.client, r.member, r.kv = c, m, kv
+	return st, nil
+}
+
+// campaign runs r's campaign: in each term won it does what cmd/bot's leader does first
+// (settle what was left executing, load the timers), then is the world's lead until the term
+// ends. The world, not a ticker, moves its timers.
+func (h *haSide) campaign(ctx context.Context, w *world, r *replica) {
+	r.campaigned = make(chan struct{})
+	go func() {
+		defer close(r.campaigned)
+		_ = r.member.Lead(ctx, func(term ha.Term) {
+			r.fenced.Store(r.st.Fenced(r.kv.Fenced(term)))
+			defer r.fenced.Store(nil)
+			r.b.Reconcile(term.Ctx)
+			if err := r.b.LoadTimers(term.Ctx); err != nil && term.Ctx.Err() == nil {
+				w.t.Logf("replica %s: load the timers: %v", r.name, err)
+			}
+			h.leading.Store(r)
+			haStats.terms.Add(1)
+			<-term.Ctx.Done()
+			h.leading.CompareAndSwap(r, nil)
+		})
+	}()
+}
+
+// leader is the live replica whose term has begun, waited for.
+func (h *haSide) leader(w *world) *replica {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l := h.leading.Load(); l != nil && l.alive() && slices.Contains(w.reps, l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			w.problem("no replica leads 30s on")
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// kill cuts replica r off as SIGKILL does: its client closes, so it sends etcd nothing more,
+// and its lease is revoked, as its TTL running out would (without waiting for it): its claims
+// and term end, and another replica may lead and settle what it left.
+func (h *haSide) kill(w *world, r *replica) {
+	if h.leading.Load() == r {
+		haStats.leaderKills.Add(1)
+	} else {
+		haStats.otherKills.Add(1)
+	}
+	r.client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ha.Expire(ctx, h.admin, r.member); err != nil && !isLeaseGone(err) {
+		w.problem("expire the session of killed replica %s: %v", r.name, err)
+	}
+}
+
+// isLeaseGone: the lease had already ended (etcd's "requested lease not found").
+func isLeaseGone(err error) bool {
+	return strings.Contains(err.Error(), "lease not found")
+}
+
+// bury frees what a killed replica's session left running in the checker's process.
+func (h *haSide) bury(r *replica) {
+	r.member.Close()
+	<-r.campaigned
+}
+
+// leave ends a stopped replica's session gracefully: its term is given up at once.
+func (h *haSide) leave(r *replica) {
+	r.member.Close()
+	<-r.campaigned
+	r.client.Close()
+}
+
+// member stops an etcd member (which of three by n), or starts the stopped one again: the
+// cluster keeps its quorum throughout.
+func (h *haSide) member(n int) {
+	if h.stopped < 0 {
+		h.stopped = n % 3
+		haStats.memberStops.Add(1)
+		h.cluster.Stop(h.stopped)
+		return
+	}
+	h.cluster.Restart(h.stopped)
+	h.stopped = -1
+}
+
+// close starts a stopped member again, for the next world, and closes the checker's client.
+func (h *haSide) close() {
+	if h.stopped >= 0 {
+		h.member(0)
+	}
+	if h.admin != nil {
+		h.admin.Close()
+	}
+}
+
+// raw is every byte of the shared journal as etcd stores it.
+func (h *haSide) raw(w *world) []byte {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, err := ha.Raw(ctx, h.admin, h.prefix)
+	if err != nil {
+		w.problem("read the shared journal's bytes: %v", err)
+	}
+	return raw
+}
+
+// genReplicated is genSteps made a stream of approved work: most commands are followed by
+// an approver pressing Approve. In about one step in 50, an etcd member is stopped or
+// started again.
+func genReplicated(seed uint64, n int) []Step {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	var out []Step
+	for _, s := range genSteps(seed, n) {
+		if len(out) >= n {
+			break
+		}
+		if r.IntN(50) == 0 {
+			s = Step{Kind: "member", N: r.IntN(3)}
+		}
+		out = append(out, s)
+		if s.Kind == "cmd" && r.IntN(3) != 0 {
+			out = append(out, Step{Kind: "approve", User: []string{alice, bob, carol}[r.IntN(3)], N: r.IntN(4) / 3})
+		}
+	}
+	return out[:min(n, len(out))]
+}
+
+// haSeeds and haSteps are what a plain `go test` runs on etcd; .ci/run runs more without the
+// race detector.
+const (
+	haSeeds     = 2
+	haSeedsFull = 8
+	haSteps     = 200
+)
+
+// TestInvariantsReplicated is the checker on etcd, with three replicas.
+func TestInvariantsReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the invariant checker is long; run without -short")
+	}
+	steps := *flagSteps
+	if steps == 0 {
+		steps = haSteps
+	}
+	seeds := seedsToRun()
+	if *flagSeed == 0 && *flagSeeds == 0 {
+		seeds = seeds[:haSeeds]
+		if !raceEnabled {
+			seeds = seedsFrom(haSeedsFull)
+		}
+	}
+	cluster := etcdtest.Start(t, 3)
+	run := func(t testing.TB, steps []Step, verbose bool) []string { return runStepsOn(t, cluster, steps, verbose) }
+	before := [2]int64{done["prod"].Load(), done["cloud"].Load()}
+	total := checkSeeds(t, seeds, func(seed uint64) []Step { return genReplicated(seed, steps) }, run)
+	t.Logf("invariant checker on etcd: %d steps over %d seed(s), 3 replicas sharing one journal on a 3-member etcd cluster (embedded, real), one Slack stand-in with a socket per replica, the emulator (%d journal entries not failed) and an Atlas project (%d), race detector %v",
+		total, len(seeds), done["prod"].Load()-before[0], done["cloud"].Load()-before[1], raceEnabled)
+	t.Logf("invariant checker on etcd: %d envelopes (%d, %d and %d to replicas r0, r1, r2), %d terms begun, %d kills of the leader and %d of another replica, %d etcd members stopped and started again",
+		haStats.envelopes.Load(), haStats.byReplica[0].Load(), haStats.byReplica[1].Load(), haStats.byReplica[2].Load(),
+		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load())
+	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)
+}
