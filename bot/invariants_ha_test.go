@@ -257,13 +257,7 @@ const (
 
 // TestInvariantsReplicated is the checker on etcd, with three replicas.
 func TestInvariantsReplicated(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the invariant checker is long; run without -short")
-	}
-	steps := *flagSteps
-	if steps == 0 {
-		steps = haSteps
-	}
+	steps := checkerSteps(t, haSteps)
 	seeds := seedsToRun()
 	if *flagSeed == 0 && *flagSeeds == 0 {
 		seeds = seeds[:haSeeds]

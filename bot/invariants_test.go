@@ -15,6 +15,7 @@ package bot_test
 // literals to paste into a regression test (see runSteps).
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,7 @@ var (
 	flagSeeds = flag.Int("seeds", 0, "invariant checker: how many seeds to run (0: the fixed CI set)")
 	flagSteps = flag.Int("steps", 0, "invariant checker: steps per seed (0: the default)")
 	flagSeed  = flag.Uint64("seed", 0, "invariant checker: run only this seed")
+	flagFrom  = flag.Uint64("seed-from", 1000, "invariant checker: the first seed of -seeds (the fixed CI set starts at 1000)")
 )
 
 // done counts, over a test's seeds, the journal entries not failed per connector, and cloudApplied
@@ -585,6 +587,24 @@ func (w *world) buttons() []struct {
 	return out
 }
 
+// offering is every message with a button labelled text, oldest first.
+func (w *world) offering(text string) []slacktest.Message {
+	var out []slacktest.Message
+	for _, m := range w.slack.Messages() {
+		if _, ok := m.Find(text); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// press sends user's click of button b on message m, and notes it for the checks of votes.
+func (w *world) press(user string, m slacktest.Message, b slacktest.Button) {
+	w.send(w.slack.Click(user, m, b))
+	w.clicked = append(w.clicked, user+" "+m.Channel+"/"+m.TS)
+	w.clickedEver[user+" "+m.Channel+"/"+m.TS] = true
+}
+
 var faultCommands = []string{"updateUser", "grantRolesToUser", "revokeRolesFromUser", "createUser", "dropUser", "usersInfo"}
 
 func (w *world) apply(s Step) error {
@@ -614,35 +634,21 @@ func (w *world) apply(s Step) error {
 				m = x.m
 			}
 		}
-		w.send(w.slack.Click(s.User, m, x.b))
-		w.clicked = append(w.clicked, s.User+" "+m.Channel+"/"+m.TS)
-		w.clickedEver[s.User+" "+m.Channel+"/"+m.TS] = true
+		w.press(s.User, m, x.b)
 		if s.Kind == "click" && s.M%7 == 0 { // a double click
 			w.send(w.slack.Click(s.User, m, x.b))
 		}
 	case "approve":
 		// An approver presses Approve on one of the newest cards that still offer it.
-		var cards []slacktest.Message
-		for _, m := range w.slack.Messages() {
-			if _, ok := m.Find(bot.TextApprove); ok {
-				cards = append(cards, m)
-			}
-		}
+		cards := w.offering(bot.TextApprove)
 		if len(cards) == 0 {
 			return nil
 		}
 		m := cards[len(cards)-1-s.N%min(len(cards), 3)]
 		b, _ := m.Find(bot.TextApprove)
-		w.send(w.slack.Click(s.User, m, b))
-		w.clicked = append(w.clicked, s.User+" "+m.Channel+"/"+m.TS)
-		w.clickedEver[s.User+" "+m.Channel+"/"+m.TS] = true
+		w.press(s.User, m, b)
 	case "reveal":
-		var offers []slacktest.Message
-		for _, m := range w.slack.Messages() {
-			if _, ok := m.Find(bot.TextReveal); ok {
-				offers = append(offers, m)
-			}
-		}
+		offers := w.offering(bot.TextReveal)
 		if len(offers) == 0 {
 			return nil
 		}
@@ -876,6 +882,15 @@ func (w *world) finish() {
 	w.check()
 	if ex, _ := w.journal().Executing(); len(ex) > 0 {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
+	}
+	// No request is lost: once everything settled, none approved is still waiting to run,
+	// and none is running.
+	if rs, _, err := w.journal().Requests(0, 1<<20); err == nil {
+		for _, r := range rs {
+			if r.State == approvals.Approved || r.State == approvals.Executing {
+				w.problem("request #%d (%s) is still %s after the run settled: it was lost", r.ID, r.Action, r.State)
+			}
+		}
 	}
 	w.checkUsers()
 	if w.ha != nil {
@@ -1476,7 +1491,7 @@ func seedsToRun() []uint64 {
 func seedsFrom(n int) []uint64 {
 	out := make([]uint64, n)
 	for i := range out {
-		out[i] = uint64(1000 + i)
+		out[i] = *flagFrom + uint64(i)
 	}
 	return out
 }
@@ -1484,16 +1499,19 @@ func seedsFrom(n int) []uint64 {
 // TestInvariants is the checker. Each seed is independent; the total number of steps is
 // logged so CI's output says how much was checked.
 func TestInvariants(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the invariant checker is long; run without -short")
-	}
-	steps := *flagSteps
-	if steps == 0 {
-		steps = ciSteps
-	}
+	steps := checkerSteps(t, ciSteps)
 	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
 	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
 		total, len(seedsToRun()), done["prod"].Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
+}
+
+// checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with
+// -short.
+func checkerSteps(t *testing.T, def int) int {
+	if testing.Short() {
+		t.Skip("the invariant checker is long; run without -short")
+	}
+	return cmp.Or(*flagSteps, def)
 }
 
 // checkSeeds runs the steps gen makes for each seed through run, and on a violation reports
