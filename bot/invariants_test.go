@@ -60,6 +60,7 @@ var (
 var (
 	done         = map[string]*atomic.Int64{"prod": {}, "cloud": {}}
 	cloudApplied atomic.Int64
+	scheduleRuns atomic.Int64 // of those, scheduled rotations
 )
 
 // ciSeeds and ciSteps are what a plain `go test` runs. The race detector slows the bot about
@@ -883,6 +884,16 @@ func (w *world) finish() {
 	if ex, _ := w.journal().Executing(); len(ex) > 0 {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
 	}
+	// No schedule slot is lost: once everything settled, a slot an active schedule saw fall
+	// due was claimed for a run, or reported skipped (missed by more than the window).
+	if scs, err := w.journal().Schedules(); err == nil {
+		for _, sc := range scs {
+			if sc.State == store.ScheduleActive && sc.DueSlot.After(sc.Slot) && !strings.HasPrefix(sc.LastResult, "skipped") {
+				w.problem("schedule #%d: its slot %s fell due at %s and was neither run nor reported skipped (last run %s, slot %s: %q)",
+					sc.ID, sc.DueSlot, sc.DueAt, sc.LastRun, sc.Slot, sc.LastResult)
+			}
+		}
+	}
 	// No request is lost: once everything settled, none approved is still waiting to run,
 	// and none is running.
 	if rs, _, err := w.journal().Requests(0, 1<<20); err == nil {
@@ -1395,6 +1406,9 @@ func (w *world) checkUsers() {
 	for _, e := range w.entries() {
 		if e.State != store.EntryFailed {
 			done[e.Connector].Add(1)
+			if e.ScheduleID != 0 && e.Action == commands.RotatePassword {
+				scheduleRuns.Add(1)
+			}
 		}
 	}
 	cloudApplied.Add(int64(len(w.cloud.cluster.AppliedSince(w.cloud.base))))
@@ -1501,8 +1515,8 @@ func seedsFrom(n int) []uint64 {
 func TestInvariants(t *testing.T) {
 	steps := checkerSteps(t, ciSteps)
 	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
-	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
-		total, len(seedsToRun()), done["prod"].Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
+		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
 }
 
 // checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with
