@@ -94,7 +94,6 @@ type Server struct {
 	sent      map[string]time.Time
 	envelopes map[string][]byte
 	open      []*socketConn // oldest first
-	connWrite sync.Mutex
 	conns     int
 	sockets   int                // how many may be open at once (SetSockets)
 	pick      func(open int) int // which gets the next envelope (SetSockets)

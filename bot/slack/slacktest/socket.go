@@ -7,20 +7,31 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	upstream "github.com/slack-go/slack/slacktest"
 )
 
-// socket serves the Socket Mode websocket: hello, pings, envelopes out, acks in. A connection
-// beyond the sockets allowed (SetSockets; one unless set) closes the oldest, as an app with
-// one socket reconnecting replaces its old one.
+// socket serves the Socket Mode websocket: hello, pings, envelopes out, acks in. A socket
+// opened with a labelled token replaces the one open with it (a replica reconnecting); a
+// connection beyond the sockets allowed (SetSockets; one unless set) closes the oldest, as an
+// app with one socket reconnecting replaces its old one.
 func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	label := r.URL.Query().Get("as")
 	upstream.Websocket(func(c *websocket.Conn) {
 		sc := &socketConn{c: c, label: label}
 		s.mu.Lock()
+		if label != "" {
+			s.open = slices.DeleteFunc(s.open, func(o *socketConn) bool {
+				if o.label == label {
+					o.c.Close()
+					return true
+				}
+				return false
+			})
+		}
 		s.open = append(s.open, sc)
 		for len(s.open) > max(s.sockets, 1) {
 			s.open[0].c.Close()
@@ -30,7 +41,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		n := len(s.open)
 		s.notify()
 		s.mu.Unlock()
-		s.write(c, map[string]any{"type": "hello", "num_connections": n,
+		sc.write(map[string]any{"type": "hello", "num_connections": n,
 			"connection_info": map[string]any{"app_id": App}, "debug_info": map[string]any{"host": "standin"}})
 		stop := make(chan struct{})
 		defer close(stop)
@@ -42,9 +53,9 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 				case <-stop:
 					return
 				case <-t.C:
-					s.connWrite.Lock()
+					sc.mu.Lock()
 					err := c.WriteControl(websocket.PingMessage, []byte("ping"), time.Now().Add(time.Second))
-					s.connWrite.Unlock()
+					sc.mu.Unlock()
 					if err != nil {
 						return
 					}
@@ -81,6 +92,13 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 type socketConn struct {
 	c     *websocket.Conn
 	label string
+	mu    sync.Mutex // one writer at a time on this socket; others write on theirs meanwhile
+}
+
+func (sc *socketConn) write(v any) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.c.WriteJSON(v)
 }
 
 // SetSockets lets the app hold up to n sockets at once (Slack allows 10 per app), and spreads
@@ -119,17 +137,11 @@ func (s *Server) choose() *socketConn {
 	case n == 1 || s.sockets <= 1:
 		return s.open[n-1]
 	case s.pick != nil:
-		return s.open[s.pick(n)%n]
+		return s.open[(s.pick(n)%n+n)%n]
 	default:
 		s.turn++
 		return s.open[s.turn%n]
 	}
-}
-
-func (s *Server) write(c *websocket.Conn, v any) error {
-	s.connWrite.Lock()
-	defer s.connWrite.Unlock()
-	return c.WriteJSON(v)
 }
 
 // ErrNotConnected is returned when an envelope is sent while the bot has no socket open.
@@ -148,8 +160,8 @@ func (s *Server) sendEnvelope(id string, env map[string]any) error {
 	if sc == nil {
 		return ErrNotConnected
 	}
-	s.connWrite.Lock()
-	defer s.connWrite.Unlock()
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	return sc.c.WriteMessage(websocket.TextMessage, raw)
 }
 
@@ -236,15 +248,15 @@ func (s *Server) Redeliver(id string, attempt int) error {
 // newest socket, when there are several).
 func (s *Server) Disconnect(reason string) error {
 	s.mu.Lock()
-	var c *websocket.Conn
+	var sc *socketConn
 	if n := len(s.open); n > 0 {
-		c = s.open[n-1].c
+		sc = s.open[n-1]
 	}
 	s.mu.Unlock()
-	if c == nil {
+	if sc == nil {
 		return ErrNotConnected
 	}
-	return s.write(c, map[string]any{"type": "disconnect", "reason": reason, "debug_info": map[string]any{"host": "standin"}})
+	return sc.write(map[string]any{"type": "disconnect", "reason": reason, "debug_info": map[string]any{"host": "standin"}})
 }
 
 // Drop closes every socket without a word, as a network failure does.

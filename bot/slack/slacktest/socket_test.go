@@ -81,6 +81,13 @@ func TestSeveralSockets(t *testing.T) {
 			}
 		}
 	}
+	// A replica reconnecting replaces its own socket, never another's, even at the limit.
+	s.SetSockets(2, nil)
+	tokA := s.AppTokenFor("a")
+	open(t, s, tokA)
+	if !s.ConnectedAs("b") {
+		t.Fatal("a reconnecting closed b's socket")
+	}
 	s.DropLabel("a")
 	if err := s.Wait(5*time.Second, "a to close", func(s *Server) bool { return !s.ConnectedAs("a") }); err != nil {
 		t.Fatal(err)
