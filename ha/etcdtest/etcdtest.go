@@ -137,14 +137,26 @@ func (c *Cluster) Stop(i int) {
 
 // Restart starts a stopped member i again, from its data.
 func (c *Cluster) Restart(i int) {
-	if err := c.start(i, "existing"); err != nil {
+	if err := c.StartAgain(i); err != nil {
 		if c.t == nil {
-			panic(fmt.Sprintf("etcdtest: restart member %d: %v", i, err))
+			panic(err)
 		}
 		c.t.Helper()
-		c.t.Fatalf("etcdtest: restart member %d: %v", i, err)
+		c.t.Fatal(err)
 	}
 }
+
+// StartAgain starts a stopped member i again, from its data, and says why when it cannot:
+// for callers that must not fail the test from another goroutine.
+func (c *Cluster) StartAgain(i int) error {
+	if err := c.start(i, "existing"); err != nil {
+		return fmt.Errorf("etcdtest: restart member %d: %w", i, err)
+	}
+	return nil
+}
+
+// Dir is the folder of the members' data (each member's WAL and database under its name).
+func (c *Cluster) Dir() string { return c.dir }
 
 // Leader is the index of the member that leads the Raft group now, -1 when none is known.
 func (c *Cluster) Leader() int {
