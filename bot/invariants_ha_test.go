@@ -9,8 +9,12 @@ package bot_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +24,7 @@ import (
 
 	"mongobot/ha"
 	"mongobot/ha/etcdtest"
+	"mongobot/kv"
 	"mongobot/store"
 )
 
@@ -31,10 +36,16 @@ type shared struct {
 	kv         *ha.KV
 	fenced     atomic.Pointer[store.Store]
 	campaigned chan struct{} // closed when its campaign has returned
+	// pinned, set by a partition step, is a term's fenced journal the replica goes on using
+	// after the term ended, as one that has not noticed yet.
+	pinned atomic.Pointer[store.Store]
 }
 
 // timerJournal is the replica's bot.Config.TimerJournal, as cmd/bot's.
 func (r *replica) timerJournal() (*store.Store, error) {
+	if st := r.pinned.Load(); st != nil {
+		return st, nil
+	}
 	if st := r.fenced.Load(); st != nil {
 		return st, nil
 	}
@@ -54,6 +65,7 @@ type haSide struct {
 // haStats counts, over a test, what the replicated worlds went through, for its log line.
 var haStats struct {
 	terms, leaderKills, otherKills, memberStops, envelopes atomic.Int64
+	partitions, fencedRefusals                             atomic.Int64
 	byReplica                                              [3]atomic.Int64
 
 	mu       sync.Mutex
@@ -128,7 +140,7 @@ func (h *haSide) campaign(ctx context.Context, w *world, r *replica) {
 	go func() {
 		defer close(r.campaigned)
 		_ = r.member.Lead(ctx, func(term ha.Term) {
-			r.fenced.Store(r.st.Fenced(r.kv.Fenced(term)))
+			r.fenced.Store(r.st.Fenced(refusals{r.kv.Fenced(term)}))
 			defer r.fenced.Store(nil)
 			r.b.Reconcile(term.Ctx)
 			if err := r.b.LoadTimers(term.Ctx); err != nil && term.Ctx.Err() == nil {
@@ -146,7 +158,7 @@ func (h *haSide) campaign(ctx context.Context, w *world, r *replica) {
 func (h *haSide) leader(w *world) *replica {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if l := h.leading.Load(); l != nil && l.alive() && slices.Contains(w.reps, l) {
+		if l := h.leading.Load(); l != nil && l.alive() && slices.Contains(w.reps, l) && l.member.Leading() {
 			return l
 		}
 		if time.Now().After(deadline) {
@@ -157,21 +169,22 @@ func (h *haSide) leader(w *world) *replica {
 	}
 }
 
-// kill cuts replica r off as SIGKILL does: its client closes, so it sends etcd nothing more,
-// and its lease is revoked, as its TTL running out would (without waiting for it): its claims
-// and term end, and another replica may lead and settle what it left.
-func (h *haSide) kill(w *world, r *replica) {
-	if h.leading.Load() == r {
+// expire ends killed replica r's session through the checker's own client, as the lapse of
+// its TTL would (without waiting for it): its claims and term end, and another replica may
+// lead and settle what it left. r's own client is already closed: it sends etcd nothing more.
+func (h *haSide) expire(w *world, r *replica, led bool) {
+	if led {
 		haStats.leaderKills.Add(1)
 	} else {
 		haStats.otherKills.Add(1)
 	}
-	r.client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := ha.Expire(ctx, h.admin, r.member); err != nil && !isLeaseGone(err) {
 		w.problem("expire the session of killed replica %s: %v", r.name, err)
 	}
+	r.member.Close() // frees what its session left running in the checker's process
+	<-r.campaigned
 }
 
 // isLeaseGone: the lease had already ended (etcd's "requested lease not found").
@@ -179,10 +192,77 @@ func isLeaseGone(err error) bool {
 	return strings.Contains(err.Error(), "lease not found")
 }
 
-// bury frees what a killed replica's session left running in the checker's process.
-func (h *haSide) bury(r *replica) {
-	r.member.Close()
-	<-r.campaigned
+// refusals counts the fenced writes etcd refused: a partition step shows they happen.
+type refusals struct{ kv.DB }
+
+func (f refusals) Update(fn func(kv.Tx) error) error {
+	err := f.DB.Update(fn)
+	if errors.Is(err, kv.ErrFenced) {
+		haStats.fencedRefusals.Add(1)
+	}
+	return err
+}
+
+// partition plays a leader cut off from etcd for longer than its TTL that has not noticed
+// yet: its lease ends (its client still open), time moves on, and it runs its timers with
+// the term it still holds, while another replica takes over. Every write-ahead step it
+// tries must be refused by etcd, so it changes nothing on MongoDB or Atlas and begins no
+// entry; then it exits and is started again, as cmd/bot does when its session is lost.
+func (h *haSide) partition(w *world, jump time.Duration) error {
+	old := w.lead()
+	if old == nil {
+		return nil
+	}
+	stale := old.fenced.Load()
+	if stale == nil {
+		return nil
+	}
+	haStats.partitions.Add(1)
+	old.pinned.Store(stale)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	err := ha.Expire(ctx, h.admin, old.member)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("expire the leader's session: %v", err)
+	}
+	w.clock.Add(jump)
+	before := w.changes()
+	top := w.newest()
+	old.b.ExpireDue(context.Background())
+	old.b.RunDue(context.Background()).Wait()
+	old.b.ReconcileStale(context.Background())
+	w.settle()
+	if after := w.changes(); after != before {
+		w.problem("a leader whose session had ended changed MongoDB or Atlas with its old term (%d changes before, %d after)", before, after)
+	}
+	if e := w.newest(); e.ID != top.ID {
+		w.problem("a leader whose session had ended began journal entry #%d (%s) with its old term", e.ID, e.Action)
+	}
+	old.pinned.Store(nil)
+	return w.crash(slices.Index(w.reps, old))
+}
+
+// newest is the journal's newest entry (zero when there is none).
+func (w *world) newest() store.Entry {
+	es, _, err := w.journal().History(0, 1)
+	if err != nil {
+		w.problem("read the journal: %v", err)
+	}
+	if len(es) == 0 {
+		return store.Entry{}
+	}
+	return es[0]
+}
+
+// changes counts what the bot's accounts applied on prod and on the Atlas cluster.
+func (w *world) changes() int {
+	n := 0
+	for _, a := range w.emu.Applied() {
+		if a.By.User == "botadmin" {
+			n++
+		}
+	}
+	return n + len(w.cloud.cluster.AppliedSince(w.cloud.base))
 }
 
 // leave ends a stopped replica's session gracefully: its term is given up at once.
@@ -194,28 +274,32 @@ func (h *haSide) leave(r *replica) {
 
 // member stops an etcd member (which of three by n), or starts the stopped one again: the
 // cluster keeps its quorum throughout.
-func (h *haSide) member(n int) {
+func (h *haSide) member(n int) error {
 	if h.stopped < 0 {
 		h.stopped = n % 3
 		haStats.memberStops.Add(1)
 		h.cluster.Stop(h.stopped)
-		return
+		return nil
 	}
-	h.cluster.Restart(h.stopped)
+	err := h.cluster.StartAgain(h.stopped)
 	h.stopped = -1
+	return err
 }
 
 // close starts a stopped member again, for the next world, and closes the checker's client.
-func (h *haSide) close() {
+func (h *haSide) close(w *world) {
 	if h.stopped >= 0 {
-		h.member(0)
+		if err := h.member(0); err != nil {
+			w.problem("%v", err)
+		}
 	}
 	if h.admin != nil {
 		h.admin.Close()
 	}
 }
 
-// raw is every byte of the shared journal as etcd stores it.
+// raw is every byte of the shared journal as etcd serves it, and every byte the members
+// keep on disk (their write-ahead logs and databases, history included).
 func (h *haSide) raw(w *world) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -223,12 +307,26 @@ func (h *haSide) raw(w *world) []byte {
 	if err != nil {
 		w.problem("read the shared journal's bytes: %v", err)
 	}
+	err = filepath.WalkDir(h.cluster.Dir(), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".tmp") { // .tmp: a WAL segment made ready, still empty
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a WAL segment cut or a snapshot purged meanwhile
+		}
+		raw = append(raw, b...)
+		return err
+	})
+	if err != nil {
+		w.problem("read the etcd members' files: %v", err)
+	}
 	return raw
 }
 
 // genReplicated is genSteps made a stream of approved work: most commands are followed by
 // an approver pressing Approve. In about one step in 50, an etcd member is stopped or
-// started again.
+// started again; in one in 100, the leader is cut off (partition).
 func genReplicated(seed uint64, n int) []Step {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	var out []Step
@@ -236,8 +334,11 @@ func genReplicated(seed uint64, n int) []Step {
 		if len(out) >= n {
 			break
 		}
-		if r.IntN(50) == 0 {
+		switch r.IntN(100) {
+		case 0, 1:
 			s = Step{Kind: "member", N: r.IntN(3)}
+		case 2:
+			s = Step{Kind: "partition", N: r.IntN(len(jumps))}
 		}
 		out = append(out, s)
 		if s.Kind == "cmd" && r.IntN(3) != 0 {
@@ -271,8 +372,9 @@ func TestInvariantsReplicated(t *testing.T) {
 	total := checkSeeds(t, seeds, func(seed uint64) []Step { return genReplicated(seed, steps) }, run)
 	t.Logf("invariant checker on etcd: %d steps over %d seed(s), 3 replicas sharing one journal on a 3-member etcd cluster (embedded, real), one Slack stand-in with a socket per replica, the emulator (%d journal entries not failed, %d of them scheduled runs) and an Atlas project (%d), race detector %v",
 		total, len(seeds), done["prod"].Load()-before[0], scheduleRuns.Load()-before[2], done["cloud"].Load()-before[1], raceEnabled)
-	t.Logf("invariant checker on etcd: %d envelopes (%d, %d and %d to replicas r0, r1, r2), %d terms begun, %d kills of the leader and %d of another replica, %d etcd members stopped and started again",
+	t.Logf("invariant checker on etcd: %d envelopes (%d, %d and %d to replicas r0, r1, r2), %d terms begun, %d kills of the leader and %d of another replica, %d etcd members stopped and started again, %d leaders cut off whose old term etcd refused %d write(s)",
 		haStats.envelopes.Load(), haStats.byReplica[0].Load(), haStats.byReplica[1].Load(), haStats.byReplica[2].Load(),
-		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load())
+		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load(),
+		haStats.partitions.Load(), haStats.fencedRefusals.Load())
 	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)
 }

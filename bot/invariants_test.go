@@ -75,7 +75,7 @@ const (
 // Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
 // what exists then (messages, buttons, envelopes), so a shrunk list still means something.
 type Step struct {
-	Kind string // cmd, click, approve, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member
+	Kind string // cmd, click, approve, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member, partition
 	User string
 	Text string
 	N, M int
@@ -452,15 +452,12 @@ func (w *world) victim(m int) int {
 // It is started again, as a supervisor would.
 func (w *world) crash(i int) error {
 	r := w.reps[i]
+	led := w.ha != nil && w.ha.leading.Load() == r
 	r.dead.Store(true) // its delivery targets and Atlas transport refuse from now on
-	w.slack.DropLabel(r.label)
 	if r.shared.client != nil {
-		w.ha.kill(w, r) // before its loops notice: a dead process resigns nothing
+		// Before anything is cancelled: a dead process resigns nothing and writes nothing.
+		r.shared.client.Close()
 	}
-	r.cancel()
-	<-r.done
-	w.panics += r.b.Panics()
-	w.zombies = append(w.zombies, r.b)
 	// A killed process sends MongoDB nothing more (what it sent may still land): its client
 	// goes with it. Its goroutines run on, into a closed client and a closed journal.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -468,9 +465,14 @@ func (w *world) crash(i int) error {
 		c.Close(ctx)
 	}
 	cancel()
+	r.cancel()
+	<-r.done
+	w.slack.DropLabel(r.label)
+	w.panics += r.b.Panics()
+	w.zombies = append(w.zombies, r.b)
 	r.st.Close()
 	if r.shared.client != nil {
-		w.ha.bury(r)
+		w.ha.expire(w, r, led) // last, as its lease lapses after the process died
 	}
 	return w.startReplica(i)
 }
@@ -731,7 +733,11 @@ func (w *world) apply(s Step) error {
 		w.timers(l)
 	case "member":
 		if w.ha != nil {
-			w.ha.member(s.N)
+			return w.ha.member(s.N)
+		}
+	case "partition":
+		if w.ha != nil {
+			return w.ha.partition(w, jumps[s.N%len(jumps)])
 		}
 	case "outage":
 		if s.N == 0 {
@@ -853,7 +859,7 @@ func (w *world) close() {
 	w.emu.Close()
 	w.cloud.close()
 	if w.ha != nil {
-		w.ha.close()
+		w.ha.close(w)
 	}
 	w.slack.Close()
 	w.emu = nil
@@ -881,26 +887,34 @@ func (w *world) finish() {
 		w.settle()
 	}
 	w.check()
-	if ex, _ := w.journal().Executing(); len(ex) > 0 {
+	ex, err := w.journal().Executing()
+	if err != nil {
+		w.problem("read the entries executing: %v", err)
+	}
+	if len(ex) > 0 {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
 	}
 	// No schedule slot is lost: once everything settled, a slot an active schedule saw fall
 	// due was claimed for a run, or reported skipped (missed by more than the window).
-	if scs, err := w.journal().Schedules(); err == nil {
-		for _, sc := range scs {
-			if sc.State == store.ScheduleActive && sc.DueSlot.After(sc.Slot) && !strings.HasPrefix(sc.LastResult, "skipped") {
-				w.problem("schedule #%d: its slot %s fell due at %s and was neither run nor reported skipped (last run %s, slot %s: %q)",
-					sc.ID, sc.DueSlot, sc.DueAt, sc.LastRun, sc.Slot, sc.LastResult)
-			}
+	scs, err := w.journal().Schedules()
+	if err != nil {
+		w.problem("read the schedules: %v", err)
+	}
+	for _, sc := range scs {
+		if sc.State == store.ScheduleActive && sc.DueSlot.After(sc.Slot) && !strings.HasPrefix(sc.LastResult, "skipped") {
+			w.problem("schedule #%d: its slot %s fell due at %s and was neither run nor reported skipped (last run %s, slot %s: %q)",
+				sc.ID, sc.DueSlot, sc.DueAt, sc.LastRun, sc.Slot, sc.LastResult)
 		}
 	}
 	// No request is lost: once everything settled, none approved is still waiting to run,
 	// and none is running.
-	if rs, _, err := w.journal().Requests(0, 1<<20); err == nil {
-		for _, r := range rs {
-			if r.State == approvals.Approved || r.State == approvals.Executing {
-				w.problem("request #%d (%s) is still %s after the run settled: it was lost", r.ID, r.Action, r.State)
-			}
+	rs, _, err := w.journal().Requests(0, 1<<20)
+	if err != nil {
+		w.problem("read the requests: %v", err)
+	}
+	for _, r := range rs {
+		if r.State == approvals.Approved || r.State == approvals.Executing {
+			w.problem("request #%d (%s) is still %s after the run settled: it was lost", r.ID, r.Action, r.State)
 		}
 	}
 	w.checkUsers()
@@ -957,7 +971,8 @@ func (w *world) checkGoroutines(baseline int) {
 // ours marks the stacks of goroutines the bot's own code and its clients run. With etcd
 // members in the test's process, only these are counted: a member's goroutines come and go
 // with its peers' connections and with a member stopped and started again.
-var ours = []string{"mongobot/", "go.etcd.io/etcd/client/v3", "go.mongodb.org/", "github.com/slack-go/", "github.com/gorilla/websocket"}
+var ours = []string{"mongobot/", "go.etcd.io/etcd/client/v3", "go.mongodb.org/", "github.com/slack-go/", "github.com/gorilla/websocket",
+	"grpc/internal/transport.(*http2Client)"}
 
 // goroutines counts the process's goroutines; with etcd, those of the bot and its clients.
 func goroutines(etcd bool) int {
@@ -965,6 +980,9 @@ func goroutines(etcd bool) int {
 		return runtime.NumGoroutine()
 	}
 	buf := make([]byte, 8<<20)
+	for runtime.Stack(buf, true) == len(buf) {
+		buf = make([]byte, 2*len(buf))
+	}
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
@@ -1480,7 +1498,7 @@ func (w *world) checkSecrets() {
 	}
 	raw, _ := os.ReadFile(filepath.Join(w.dir, store.FileName))
 	if w.ha != nil {
-		raw = w.ha.raw(w)
+		raw = append(raw, w.ha.raw(w)...)
 	}
 	for _, p := range leaks(w.secrets, raw, w.logs.String(), w.slack.Calls()) {
 		w.problem("%s", p)
