@@ -50,6 +50,13 @@ type setup struct {
 }
 
 func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ackbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
 	n := flag.Int("n", 2000, "slash commands to send")
 	inflight := flag.Int("inflight", 50, "most commands sent and not yet acknowledged")
 	rounds := flag.Int("rounds", 3, "times to run the whole benchmark, each with a fresh bot")
@@ -60,31 +67,34 @@ func main() {
 	debug.SetGCPercent(400)
 	tmp, err := os.MkdirTemp("", "ackbench")
 	if err != nil {
-		fail(err)
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "bot")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/bot")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fail(fmt.Errorf("go build ./cmd/bot (run ackbench from the repository root): %w", err))
+		return fmt.Errorf("go build ./cmd/bot (run ackbench from the repository root): %w", err)
 	}
 	setups := []setup{{name: "bbolt, 1 bot"}}
 	var cluster *etcdtest.Cluster
 	if *withHA {
 		if cluster, err = etcdtest.Launch(filepath.Join(tmp, "etcd"), 3); err != nil {
-			fail(err)
+			return err
 		}
 		defer cluster.Close()
 		setups = append(setups, setup{"etcd, 1 replica", 1, true}, setup{"etcd, 3 replicas", 3, true})
 	}
 	p99s := make([][]time.Duration, len(setups))
 	for r := 1; r <= *rounds; r++ {
-		for i, su := range setups {
+		// Each round begins with another setup, so that none always runs first or last.
+		for k := range setups {
+			i := (k + r - 1) % len(setups)
+			su := setups[i]
 			fmt.Printf("round %d of %d: %s\n", r, *rounds, su.name)
 			p99, err := bench(bin, cluster, su, fmt.Sprintf("/ackbench/%d/%d/", r, i), *n, *inflight)
 			if err != nil {
-				fail(err)
+				return err
 			}
 			p99s[i] = append(p99s[i], p99)
 		}
@@ -101,11 +111,7 @@ func main() {
 		fmt.Printf("ratios of the median p99s, same run: 3 replicas / 1 replica on etcd %.2f×; 3 replicas on etcd / bbolt %.2f×; 1 replica on etcd / bbolt %.2f×\n",
 			ratio(median[2], median[1]), ratio(median[2], median[0]), ratio(median[1], median[0]))
 	}
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "ackbench:", err)
-	os.Exit(1)
+	return nil
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
@@ -145,10 +151,11 @@ func bench(bin string, cluster *etcdtest.Cluster, su setup, prefix string, n, in
 		name := fmt.Sprintf("r%d", i)
 		conf := "connectors: [{name: prod, connection_string: '${MONGO_URI}'}]\n" +
 			"approvals: {channel: C0APPROVALS, approvers: {users: [U0ALICE, U0BOB]}}\nlog: {level: warn}\n"
-		token := sl.AppToken
+		token, env := sl.AppToken, []string{}
 		if su.etcd {
 			conf += fmt.Sprintf("store: {etcd: {endpoints: [%s], prefix: %s, replica: %s}}\n", strings.Join(cluster.Endpoints(), ", "), prefix, name)
 			token = sl.AppTokenFor(name)
+			env = append(env, "BOT_ENCRYPTION_KEY="+strings.Repeat("ab", 32)) // the same on every replica
 		}
 		cfg := filepath.Join(tmp, name+".yaml")
 		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
@@ -156,8 +163,8 @@ func bench(bin string, cluster *etcdtest.Cluster, su setup, prefix string, n, in
 		}
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = append(os.Environ(), "SLACK_APP_TOKEN="+token, "SLACK_BOT_TOKEN="+sl.BotToken, "SLACK_API_URL="+sl.URL(),
-			"BOT_CONFIG="+cfg, "BOT_DATA_DIR="+filepath.Join(tmp, name), "MONGO_URI="+emu.URI(),
-			"BOT_ENCRYPTION_KEY="+strings.Repeat("ab", 32))
+			"BOT_CONFIG="+cfg, "BOT_DATA_DIR="+filepath.Join(tmp, name), "MONGO_URI="+emu.URI())
+		cmd.Env = append(cmd.Env, env...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			return 0, err
