@@ -894,15 +894,18 @@ func (w *world) finish() {
 	if len(ex) > 0 {
 		w.problem("%d journal entries still executing after the run settled (first #%d %s)", len(ex), ex[0].ID, ex[0].Action)
 	}
-	// No schedule slot is lost: once everything settled, a slot an active schedule saw fall
-	// due was claimed for a run, or reported skipped (missed by more than the window).
+	// No schedule slot is lost in silence: once everything settled, a slot an active schedule
+	// saw fall due was claimed for a run, or reported skipped (missed by more than the window)
+	// or failed (refused before it began, say while an earlier change of its user is still
+	// being checked: the next slot runs).
 	scs, err := w.journal().Schedules()
 	if err != nil {
 		w.problem("read the schedules: %v", err)
 	}
 	for _, sc := range scs {
-		if sc.State == store.ScheduleActive && sc.DueSlot.After(sc.Slot) && !strings.HasPrefix(sc.LastResult, "skipped") {
-			w.problem("schedule #%d: its slot %s fell due at %s and was neither run nor reported skipped (last run %s, slot %s: %q)",
+		reported := strings.HasPrefix(sc.LastResult, "skipped") || strings.HasPrefix(sc.LastResult, "failed")
+		if sc.State == store.ScheduleActive && sc.DueSlot.After(sc.Slot) && !reported {
+			w.problem("schedule #%d: its slot %s fell due at %s and was neither run nor reported skipped or failed (last run %s, slot %s: %q)",
 				sc.ID, sc.DueSlot, sc.DueAt, sc.LastRun, sc.Slot, sc.LastResult)
 		}
 	}
