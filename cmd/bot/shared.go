@@ -26,10 +26,15 @@ type shared struct {
 	fenced  atomic.Pointer[store.Store]
 }
 
+// dial makes a client of the etcd cluster of store.etcd.
+func dial(cfg *config.Etcd) (*ha.Client, error) {
+	return ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
+		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+}
+
 // joinShared connects to etcd and starts this replica's session.
 func joinShared(ctx context.Context, cfg *config.Etcd, log *slog.Logger) (*shared, error) {
-	c, err := ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
-		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+	c, err := dial(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +109,7 @@ func (s *shared) leading() float64 {
 // checkShared reports, for bot check, the shared journal's etcd cluster: each member and which
 // leads the cluster, and which replica leads the bot. It joins no group and writes nothing.
 func checkShared(cfg *config.Etcd, w io.Writer, problem func(string, ...any)) {
-	c, err := ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
-		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+	c, err := dial(cfg)
 	if err != nil {
 		problem("store: %v", err)
 		return
@@ -170,8 +174,7 @@ func openReader(env func(string) (string, bool)) (*store.Store, func(), error) {
 		}
 		return st, func() { st.Close() }, nil
 	}
-	c, err := ha.Dial(ha.ClientConfig{Endpoints: cfg.Endpoints, Username: cfg.Username, Password: cfg.Password,
-		CAFile: cfg.TLS.CAFile, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+	c, err := dial(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
