@@ -1598,7 +1598,10 @@ func shrink(t testing.TB, steps []Step, run func(testing.TB, []Step, bool) []str
 // checkDelivered checks, once everything has settled with the targets up, that applications
 // were left with a login that works: for u3, and for whichever of u4 and u5 the pair uses. A
 // user the run dropped, locked or left unsettled is not judged, nor one whose latest rotation
-// did not end as done (it may have been applied or not; a person must look).
+// did not end as done (it may have been applied or not; a person must look), nor one whose
+// latest rotation no target got: the bot abandoned that delivery and said so loudly (the
+// user it would have switched to was locked or dropped meanwhile, or the target left the
+// configuration), and applications keep what they had.
 func (w *world) checkDelivered() {
 	es := w.entries()
 	for _, e := range es {
@@ -1618,23 +1621,39 @@ func (w *world) checkDelivered() {
 				break
 			}
 		}
-		if latest.ID == 0 || latest.State != store.EntryDone && latest.State != store.EntryRolledBack {
+		if latest.ID == 0 || latest.State != store.EntryDone && latest.State != store.EntryRolledBack || !reached(latest) {
+			continue
+		}
+		ref := connector.UserRef{User: deliveredUser(latest), DB: "admin"}
+		st, err := w.admin.State(context.Background(), ref)
+		if err != nil || !st.Exists || st.LoginRestricted() {
 			continue
 		}
 		user, pw := c.app.cred(w.t)
 		if pw == "" {
-			w.problem("journal #%d delivered %s, but the application has no password", latest.ID, deliveredUser(latest))
+			w.problem("journal #%d delivered %s, but the application has no password", latest.ID, ref.User)
 			continue
 		}
 		w.secrets = append(w.secrets, pw)
-		st, err := w.admin.State(context.Background(), connector.UserRef{User: user, DB: "admin"})
-		if err != nil || !st.Exists || st.LoginRestricted() {
+		if user != ref.User {
+			w.problem("journal #%d delivered %s, but the application holds %s's login", latest.ID, ref.User, user)
 			continue
 		}
-		if err := w.admin.Login(context.Background(), connector.UserRef{User: user, DB: "admin"}, secret.New(pw)); err != nil {
+		if err := w.admin.Login(context.Background(), ref, secret.New(pw)); err != nil {
 			w.problem("after journal #%d, the application holds %s's password, which does not log in (%v): a delivery left it broken", latest.ID, user, err)
 		}
 	}
+}
+
+// reached says whether some target got e's password: a delivery abandoned everywhere (dropped)
+// left applications with what they had.
+func reached(e store.Entry) bool {
+	for _, d := range e.Deliveries {
+		if d.State == store.DeliveryVerified || d.State == store.DeliveryWritten {
+			return true
+		}
+	}
+	return false
 }
 
 // deliveredUser is the user whose login entry e gave applications.
