@@ -120,8 +120,15 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 		if err != nil {
 			return nil, nil, err
 		}
+		cst := connector.UserState{}
 		if !st.Exists {
 			args["twin_of"] = cur.String()
+			if cst, err = m.State(ctx, cur); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := lockedPair(cur, cst, next, st); err != nil {
+			return nil, nil, err
 		}
 	} else {
 		args["delivery"] = "single"
@@ -131,6 +138,22 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 		ds = append(ds, store.Delivery{Target: t.Describe(), Index: i, State: store.DeliveryPending})
 	}
 	return args, ds, nil
+}
+
+// lockedPair refuses a rotation of an alternating pair whose new password no application could
+// use: the user it changes is locked, or does not exist yet and would be created as a twin of
+// a locked one (a twin takes the lock too, or rotating would undo the lock). Rotating anyway
+// leaves a password no target can be given, a twin locked with no lock entry that would
+// ever end it, and an alarm at every run. nst is next's state; cst is cur's, read only
+// when next does not exist.
+func lockedPair(cur connector.UserRef, cst connector.UserState, next connector.UserRef, nst connector.UserState) error {
+	switch {
+	case nst.Exists && nst.Locked():
+		return fmt.Errorf("the user this rotation would change and give applications, %s, is locked, so no application could log in with its new password. Unlock it first (unlock-user), or rotate once its lock has ended", next)
+	case !nst.Exists && cst.Exists && cst.Locked():
+		return fmt.Errorf("the user applications use now, %s, is locked, and %s would be created as its twin, locked too, so no application could log in with the new password. Rotate once the lock of %s has ended, or unlock it first (unlock-user)", cur, next, cur)
+	}
+	return nil
 }
 
 // pairSettled refuses a rotation of alternating pair d that would be unsafe now: while a
@@ -944,12 +967,20 @@ func (b *Bot) previewDelivery(ctx context.Context, m Mongo, u connector.UserRef,
 	if !cst.Exists {
 		return fmt.Errorf("%s, which applications use now, does not exist on %s", cur, m.Name())
 	}
+	locked := lockedPair(cur, cst, next, nst)
+	if locked != nil && args["spec"] == "" {
+		return locked
+	}
 	after := fmt.Sprintf("alternating users: applications use `%s` now, so `%s` gets a new password, %s; `%s` keeps working until the next rotation",
 		code(cur.String()), code(next.String()), where, code(cur.String()))
 	if !nst.Exists {
 		after = fmt.Sprintf("`%s` does not exist yet: it is created first with the roles of `%s` (%s); then ", code(next.String()), code(cur.String()), esc(cst.Describe())) + after
 	} else if diff := twinDrift(cur, cst, next, nst); diff != "" {
 		pv[pvDrift] = esc(diff)
+	}
+	if locked != nil {
+		// A schedule outlives locks: its runs fail, loudly, while the lock lasts.
+		pv[pvLocked] = sentence(locked) + " Its runs fail until then."
 	}
 	pv[pvAfter] = after
 	if p.Current.Secret != "" && p.Current.User == cur.String() {

@@ -553,3 +553,60 @@ func TestRedeliveryRollbackInterruptedCanBeTriedAgain(t *testing.T) {
 	waitUntil(t, "the redelivery of orders_b", func() bool { user, _ := app.cred(t); return user == "orders_b" })
 	waitUntil(t, "journal #2 marked rolled back", func() bool { two, _ = e.st.Entry(2); return two.State == store.EntryRolledBack })
 }
+
+// A locked alternating pair is not rotated: the user it would change is locked, or would be
+// created as a locked twin (a twin takes the lock, or rotating would undo it). Rotating anyway
+// left a password no application could be given, a locked twin no lock entry would ever end,
+// and an alarm at every scheduled run. Found by the invariant checker (seed 7013) on both
+// backends. A scheduled rotation accepted while the pair is locked says so, fails loudly
+// while it lasts, and runs again once it has ended.
+func TestLockedPairIsNotRotated(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{schedules: bot.ScheduleConfig{Channel: "C0SCHED"}, deliveries: alternating(app, t)})
+	e.createUser("orders_a", connector.Role{Name: "read", DB: "shop"})
+	e.clock.Add(-e.clock.Now().Sub(e.clock.Now().Truncate(time.Hour))) // on the hour
+
+	// Asked before the lock, approved after it: refused when it would act.
+	e.command(dev, `rotate-password prod orders_a --reason "OPS-1"`)
+	rotation := e.card("Request #1", "`orders_b@admin` does not exist yet")
+	e.command(dev, `lock-user prod orders_a --for 2h --reason "OPS-2"`)
+	e.click(alice, e.card("Request #2"), bot.TextApprove)
+	e.result(e.card("Request #2"), "*Done*")
+	e.click(alice, rotation, bot.TextApprove)
+	e.private(dev, "Request #1 (rotate-password `orders_a@admin` on prod) failed: The user applications use now, orders_a@admin, is locked, and orders_b@admin would be created as its twin, locked too")
+
+	// Asked while locked: refused at once.
+	e.command(dev, `rotate-password prod orders_a --reason "OPS-3"`)
+	e.private(dev, "The user applications use now, orders_a@admin, is locked", "Nothing was requested")
+
+	// A schedule is accepted, with the lock said on its card.
+	e.command(dev, `schedule rotate-password prod orders_a "0 * * * *"`)
+	sc := e.card("schedule rotate-password", "*Locked*", "Its runs fail until then")
+	e.click(alice, sc, bot.TextApprove)
+	e.message("the schedule confirmed", slacktest.Containing("Schedule #1 is active"))
+	e.advance(time.Hour)
+	e.message("a run failing loudly", slacktest.Containing(":rotating_light:", "Scheduled rotation #1", "FAILED", "is locked", "MongoDB was not changed and nothing was delivered"))
+	if e.state("orders_b").Exists {
+		t.Fatal("a twin of the locked user was created")
+	}
+	if n := len(e.entriesOf("create-twin")) + len(e.entriesOf("rotate-password")); n != 0 {
+		t.Fatalf("%d entries rotating or making a twin while the pair was locked", n)
+	}
+	if user, _ := app.cred(t); user != "" {
+		t.Fatalf("the application was given %q", user)
+	}
+
+	// The lock ends (its --for), and the next run makes the twin, unlocked, and delivers it.
+	e.advance(time.Hour)
+	waitUntil(t, "the lock's end", func() bool { return !e.state("orders_a").Locked() })
+	e.advance(time.Hour)
+	waitUntil(t, "the delivery of the twin", func() bool { user, _ := app.cred(t); return user == "orders_b" })
+	_, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if st := e.state("orders_b"); st.Locked() || !st.HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatalf("the twin: %+v", st)
+	}
+	if err := e.login("orders_b", pw); err != nil {
+		t.Fatalf("the delivered password does not log in: %v", err)
+	}
+}

@@ -20,8 +20,9 @@ const (
 	pvNow      = "now"
 	pvAfter    = "after"
 	pvRollback = "rollback"
-	pvRisk     = "risk"  // why the change is high-risk, when it is
-	pvDrift    = "drift" // how two alternating users differ, when they do
+	pvRisk     = "risk"   // why the change is high-risk, when it is
+	pvDrift    = "drift"  // how two alternating users differ, when they do
+	pvLocked   = "locked" // why a schedule's runs fail while a pair is locked
 )
 
 // target is the user an action's arguments name.
@@ -398,7 +399,7 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	if r.Reason != "" {
 		fields = append(fields, Field{"Reason", esc(r.Reason)})
 	}
-	for _, k := range []struct{ key, label string }{{pvNow, "Now"}, {pvAfter, "After"}, {pvRollback, "Roll back would"}, {pvDrift, "Twins differ"}} {
+	for _, k := range []struct{ key, label string }{{pvNow, "Now"}, {pvAfter, "After"}, {pvRollback, "Roll back would"}, {pvDrift, "Twins differ"}, {pvLocked, "Locked"}} {
 		if v := r.Preview[k.key]; v != "" {
 			fields = append(fields, Field{k.label, v})
 		}
