@@ -207,6 +207,9 @@ func (b *Bot) createTwin(ctx context.Context, m Mongo, base store.Entry, args ma
 	if !mst.Exists {
 		return "", fmt.Errorf("%s, the user applications use, does not exist on %s, so its twin %s cannot be made from it", model, m.Name(), u)
 	}
+	if err := lockedPair(model, mst, u, connector.UserState{}); err != nil {
+		return "", err // locked since the rotation was planned
+	}
 	e := store.Entry{RequestID: base.RequestID, ScheduleID: base.ScheduleID, Requester: base.Requester, Approvers: base.Approvers,
 		Connector: base.Connector, Action: actionCreateTwin, Server: base.Server,
 		Args: map[string]string{"user": u.User, "authdb": u.DB, "twin_of": model.String()}}
