@@ -1621,7 +1621,15 @@ func (w *world) checkDelivered() {
 				break
 			}
 		}
-		if latest.ID == 0 || latest.State != store.EntryDone && latest.State != store.EntryRolledBack || !reached(latest) {
+		user, pw := c.app.cred(w.t)
+		if pw != "" {
+			w.secrets = append(w.secrets, pw) // whatever the application holds must never leak
+		}
+		if latest.ID == 0 || latest.State != store.EntryDone && latest.State != store.EntryRolledBack {
+			continue
+		}
+		if !reached(latest) {
+			w.checkAbandoned(latest, user, pw)
 			continue
 		}
 		ref := connector.UserRef{User: deliveredUser(latest), DB: "admin"}
@@ -1629,12 +1637,10 @@ func (w *world) checkDelivered() {
 		if err != nil || !st.Exists || st.LoginRestricted() {
 			continue
 		}
-		user, pw := c.app.cred(w.t)
 		if pw == "" {
 			w.problem("journal #%d delivered %s, but the application has no password", latest.ID, ref.User)
 			continue
 		}
-		w.secrets = append(w.secrets, pw)
 		if user != ref.User {
 			w.problem("journal #%d delivered %s, but the application holds %s's login", latest.ID, ref.User, user)
 			continue
@@ -1642,6 +1648,34 @@ func (w *world) checkDelivered() {
 		if err := w.admin.Login(context.Background(), ref, secret.New(pw)); err != nil {
 			w.problem("after journal #%d, the application holds %s's password, which does not log in (%v): a delivery left it broken", latest.ID, user, err)
 		}
+	}
+}
+
+// checkAbandoned judges a latest rotation whose password reached no target. Losing its sealed
+// password is the bot's fault, never the world's. Otherwise, for a pair, the application
+// keeps the user the rotation was to replace: if it holds a login, it is that user's, and it
+// works unless that user is locked, dropped or restricted.
+func (w *world) checkAbandoned(e store.Entry, user, pw string) {
+	for _, h := range e.History {
+		if strings.Contains(h.Note, "sealed password is gone") {
+			w.problem("journal #%d lost its sealed password before any target had it (%s)", e.ID, h.Note)
+			return
+		}
+	}
+	replaces := strings.TrimSuffix(e.Args["replaces"], "@admin")
+	if replaces == "" || pw == "" {
+		return // one user: the rotation changed it, and the bot said no target has it
+	}
+	if user != replaces {
+		w.problem("journal #%d's delivery was abandoned, so applications keep %s, but the application holds %s's login", e.ID, replaces, user)
+		return
+	}
+	ref := connector.UserRef{User: replaces, DB: "admin"}
+	if st, err := w.admin.State(context.Background(), ref); err != nil || !st.Exists || st.LoginRestricted() {
+		return
+	}
+	if err := w.admin.Login(context.Background(), ref, secret.New(pw)); err != nil {
+		w.problem("journal #%d's delivery was abandoned, and the login the application kept, %s's, does not work (%v)", e.ID, replaces, err)
 	}
 }
 
