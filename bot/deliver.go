@@ -149,11 +149,21 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 func lockedPair(cur connector.UserRef, cst connector.UserState, next connector.UserRef, nst connector.UserState) error {
 	switch {
 	case nst.Exists && nst.Locked():
-		return fmt.Errorf("the user this rotation would change and give applications, %s, is locked, so no application could log in with its new password. Unlock it first (unlock-user), or rotate once its lock has ended", next)
+		return fmt.Errorf("the user this rotation would change and give applications, %s, is locked, so no application could log in with its new password. Rotate once its lock has ended, or unlock it first (unlock-user)", next)
 	case !nst.Exists && cst.Exists && cst.Locked():
-		return fmt.Errorf("the user applications use now, %s, is locked, and %s would be created as its twin, locked too, so no application could log in with the new password. Rotate once the lock of %s has ended, or unlock it first (unlock-user)", cur, next, cur)
+		return fmt.Errorf("the user applications use now, %s, is locked, and %s would be created as its twin, locked too, so no application could log in with the new password. Rotate once the lock of %s has ended; unlocking it first would let its current password log in again", cur, next, cur)
 	}
 	return nil
+}
+
+// lockedSince refuses, once the rotation holds its user (no lock-user of it can start from
+// here on), a rotation of an alternating pair whose user was locked since it was planned.
+// pre is the user's state read then.
+func lockedSince(args map[string]string, pre connector.UserState) error {
+	if args["delivery"] != "alternating" {
+		return nil
+	}
+	return lockedPair(connector.UserRef{}, connector.UserState{}, target(args), pre)
 }
 
 // pairSettled refuses a rotation of alternating pair d that would be unsafe now: while a

@@ -610,3 +610,41 @@ func TestLockedPairIsNotRotated(t *testing.T) {
 		t.Fatalf("the delivered password does not log in: %v", err)
 	}
 }
+
+// With both users of a pair existing: a rotation that would change a locked user is refused;
+// one that changes the unlocked user while the one in use is locked goes ahead, which is how a
+// compromised user is cut off with applications kept running (lock it, then rotate).
+func TestLockedPairWithBothUsers(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{deliveries: alternating(app, t)})
+	e.createUser("orders_a")
+	e.createUser("orders_b")
+	e.command(dev, `lock-user prod orders_b --reason "OPS-1"`)
+	e.click(alice, e.card("Request #1"), bot.TextApprove)
+	e.result(e.card("Request #1"), "*Done*")
+	e.command(dev, `rotate-password prod orders_a --reason "OPS-2"`) // would change orders_b
+	e.private(dev, "The user this rotation would change and give applications, orders_b@admin, is locked", "Nothing was requested")
+	if n := len(e.entriesOf("rotate-password")); n != 0 {
+		t.Fatalf("%d rotations of a locked user", n)
+	}
+
+	e.command(dev, `unlock-user prod orders_b --reason "OPS-3"`)
+	e.click(alice, e.card("Request #2"), bot.TextApprove)
+	e.result(e.card("Request #2"), "*Done*")
+	e.command(dev, `lock-user prod orders_a --reason "OPS-4: leaked"`)
+	e.click(alice, e.card("Request #3"), bot.TextApprove)
+	e.result(e.card("Request #3"), "*Done*")
+	e.command(dev, `rotate-password prod orders_a --reason "OPS-4: leaked"`)
+	card := e.card("Request #4", "applications use `orders_a@admin` now")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	waitUntil(t, "the delivery of orders_b", func() bool { user, _ := app.cred(t); return user == "orders_b" })
+	_, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if err := e.login("orders_b", pw); err != nil {
+		t.Fatalf("the delivered password does not log in: %v", err)
+	}
+	if !e.state("orders_a").Locked() {
+		t.Fatal("the leaked user was unlocked by the rotation")
+	}
+}

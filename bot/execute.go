@@ -104,6 +104,10 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 	// crash compares with it.
 	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
+		if err := lockedSince(args, pre); err != nil {
+			b.failRequest(ctx, r, 0, capital(sentence(err)))
+			return
+		}
 	}
 	// The entry is claimed as it is created, and stays claimed until its outcome is recorded
 	// or checked, so the periodic check never runs beside it.

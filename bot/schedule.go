@@ -505,6 +505,10 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 	}
 	if pre, err := m.State(actx, target(args)); err == nil {
 		e.Before, _ = json.Marshal(pre)
+		if err := lockedSince(args, pre); err != nil {
+			b.failedRun(ctx, sc, slot, err)
+			return
+		}
 	}
 	// The entry is the claim on the slot: committed before MongoDB is touched, refused for
 	// a slot already claimed, whatever happened to the process since.
