@@ -371,7 +371,7 @@ func TestInvariantsReplicated(t *testing.T) {
 	if v := run(t, seed7013, false); len(v) > 0 { // found on etcd; see TestScheduledRotationOfALockedPair
 		t.Fatalf("seed 7013's steps: %v", v)
 	}
-	before := [3]int64{done["prod"].Load(), done["cloud"].Load(), scheduleRuns.Load()}
+	before := [5]int64{done["prod"].Load(), done["cloud"].Load(), scheduleRuns.Load(), delivered.Load(), abandoned.Load()}
 	total := checkSeeds(t, seeds, func(seed uint64) []Step { return genReplicated(seed, steps) }, run)
 	t.Logf("invariant checker on etcd: %d steps over %d seed(s), 3 replicas sharing one journal on a 3-member etcd cluster (embedded, real), one Slack stand-in with a socket per replica, the emulator (%d journal entries not failed, %d of them scheduled runs) and an Atlas project (%d), race detector %v",
 		total, len(seeds), done["prod"].Load()-before[0], scheduleRuns.Load()-before[2], done["cloud"].Load()-before[1], raceEnabled)
@@ -380,4 +380,5 @@ func TestInvariantsReplicated(t *testing.T) {
 		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load(),
 		haStats.partitions.Load(), haStats.fencedRefusals.Load())
 	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)
+	t.Logf("invariant checker on etcd: applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned", delivered.Load()-before[3], abandoned.Load()-before[4])
 }

@@ -61,6 +61,8 @@ var (
 	done         = map[string]*atomic.Int64{"prod": {}, "cloud": {}}
 	cloudApplied atomic.Int64
 	scheduleRuns atomic.Int64 // of those, scheduled rotations
+	delivered    atomic.Int64 // at rest: applications' logins judged after a delivery
+	abandoned    atomic.Int64 // and after a delivery the bot abandoned
 )
 
 // ciSeeds and ciSteps are what a plain `go test` runs. The race detector slows the bot about
@@ -1536,8 +1538,8 @@ func seedsFrom(n int) []uint64 {
 func TestInvariants(t *testing.T) {
 	steps := checkerSteps(t, ciSteps)
 	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
-	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v",
-		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled)
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v; applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned",
+		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled, delivered.Load(), abandoned.Load())
 }
 
 // checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with
@@ -1645,6 +1647,7 @@ func (w *world) checkDelivered() {
 			w.problem("journal #%d delivered %s, but the application holds %s's login", latest.ID, ref.User, user)
 			continue
 		}
+		delivered.Add(1)
 		if err := w.admin.Login(context.Background(), ref, secret.New(pw)); err != nil {
 			w.problem("after journal #%d, the application holds %s's password, which does not log in (%v): a delivery left it broken", latest.ID, user, err)
 		}
@@ -1674,6 +1677,7 @@ func (w *world) checkAbandoned(e store.Entry, user, pw string) {
 	if st, err := w.admin.State(context.Background(), ref); err != nil || !st.Exists || st.LoginRestricted() {
 		return
 	}
+	abandoned.Add(1)
 	if err := w.admin.Login(context.Background(), ref, secret.New(pw)); err != nil {
 		w.problem("journal #%d's delivery was abandoned, and the login the application kept, %s's, does not work (%v)", e.ID, replaces, err)
 	}
