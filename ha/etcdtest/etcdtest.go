@@ -4,12 +4,14 @@
 package etcdtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +45,30 @@ func Start(t testing.TB, n int) *Cluster {
 
 // Launch starts an n-member cluster with its data in dir, for a TestMain that shares one
 // cluster across a package's tests; the caller closes it.
+//
+// Ports are picked by listening and closing, so another process (go test runs packages in
+// parallel, several of them starting etcd) can take one before the member binds it. That
+// attempt is then abandoned and the cluster started again on fresh ports, in a fresh
+// directory: a race lost, not a failure.
 func Launch(dir string, n int) (*Cluster, error) {
+	for attempt := 0; ; attempt++ {
+		d := dir
+		if attempt > 0 {
+			d = filepath.Join(dir, fmt.Sprintf("again%d", attempt))
+		}
+		c, err := launch(d, n)
+		if err == nil || attempt == 4 || !portTaken(err) {
+			return c, err
+		}
+	}
+}
+
+// portTaken says whether err is a listener's port taken meanwhile by someone else.
+func portTaken(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func launch(dir string, n int) (*Cluster, error) {
 	c := &Cluster{dir: dir, members: make([]*embed.Etcd, n)}
 	var initial []string
 	for i := range n {
