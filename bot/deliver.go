@@ -120,15 +120,8 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 		if err != nil {
 			return nil, nil, err
 		}
-		cst := connector.UserState{}
 		if !st.Exists {
 			args["twin_of"] = cur.String()
-			if cst, err = m.State(ctx, cur); err != nil {
-				return nil, nil, err
-			}
-		}
-		if err := lockedPair(cur, cst, next, st); err != nil {
-			return nil, nil, err
 		}
 	} else {
 		args["delivery"] = "single"
@@ -144,8 +137,10 @@ func (b *Bot) planDelivery(ctx context.Context, m Mongo, args map[string]string)
 // use: the user it changes is locked, or does not exist yet and would be created as a twin of
 // a locked one (a twin takes the lock too, or rotating would undo the lock). Rotating anyway
 // leaves a password no target can be given, a twin locked with no lock entry that would
-// ever end it, and an alarm at every run. nst is next's state; cst is cur's, read only
-// when next does not exist.
+// ever end it, and an alarm at every run. nst is next's state, cst cur's. It is judged when
+// a rotation is asked (previewDelivery) and, when it runs, just before the twin is made
+// (createTwin) and once the rotation holds its user (lockedSince): a check while planning
+// would only repeat those.
 func lockedPair(cur connector.UserRef, cst connector.UserState, next connector.UserRef, nst connector.UserState) error {
 	switch {
 	case nst.Exists && nst.Locked():
