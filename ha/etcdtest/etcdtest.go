@@ -26,6 +26,7 @@ type Cluster struct {
 	peer    []url.URL
 	client  []url.URL
 	initial string
+	pki     *pki // nil: clients speak plain http
 
 	mu      sync.Mutex
 	members []*embed.Etcd // nil: stopped
@@ -50,13 +51,37 @@ func Start(t testing.TB, n int) *Cluster {
 // parallel, several of them starting etcd) can take one before the member binds it. That
 // attempt is then abandoned and the cluster started again on fresh ports, in a fresh
 // directory: a race lost, not a failure.
-func Launch(dir string, n int) (*Cluster, error) {
+func Launch(dir string, n int) (*Cluster, error) { return LaunchWith(dir, n, Options{}) }
+
+// Options change how a cluster is started.
+type Options struct {
+	// TLS has the members serve clients over https only, with certificates from a CA made
+	// for the cluster, and ask every client for a certificate that CA signed (etcd's
+	// --client-cert-auth): mutual TLS, the transport a production cluster is given.
+	// ClientCert issues one; the peers still speak plain http among themselves.
+	TLS bool
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, n int, o Options) *Cluster {
+	t.Helper()
+	c, err := LaunchWith(t.TempDir(), n, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = t
+	t.Cleanup(c.Close)
+	return c
+}
+
+// LaunchWith is Launch with options.
+func LaunchWith(dir string, n int, o Options) (*Cluster, error) {
 	for attempt := 0; ; attempt++ {
 		d := dir
 		if attempt > 0 {
 			d = filepath.Join(dir, fmt.Sprintf("again%d", attempt))
 		}
-		c, err := launch(d, n)
+		c, err := launch(d, n, o)
 		if err == nil || attempt == 4 || !portTaken(err) {
 			return c, err
 		}
@@ -68,8 +93,14 @@ func portTaken(err error) bool {
 	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
 }
 
-func launch(dir string, n int) (*Cluster, error) {
+func launch(dir string, n int, o Options) (*Cluster, error) {
 	c := &Cluster{dir: dir, members: make([]*embed.Etcd, n)}
+	if o.TLS {
+		var err error
+		if c.pki, err = newPKI(filepath.Join(dir, "pki")); err != nil {
+			return nil, err
+		}
+	}
 	var initial []string
 	for i := range n {
 		c.names = append(c.names, fmt.Sprintf("m%d", i))
@@ -80,6 +111,9 @@ func launch(dir string, n int) (*Cluster, error) {
 		client, err := freeURL()
 		if err != nil {
 			return nil, err
+		}
+		if c.pki != nil {
+			client.Scheme = "https"
 		}
 		c.peer, c.client = append(c.peer, peer), append(c.client, client)
 		initial = append(initial, c.names[i]+"="+c.peer[i].String())
@@ -118,6 +152,9 @@ func (c *Cluster) start(i int, state string) error {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{c.peer[i]}, []url.URL{c.peer[i]}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c.client[i]}, []url.URL{c.client[i]}
 	cfg.InitialCluster, cfg.ClusterState, cfg.InitialClusterToken = c.initial, state, "mongobot-test"
+	if c.pki != nil {
+		cfg.ClientTLSInfo = c.pki.serverTLS()
+	}
 	cfg.LogLevel = "panic" // its shutdown logs errors that are expected here; failures still surface as errors
 	// Short heartbeats so elections take a fraction of a second, as on a LAN.
 	cfg.TickMs, cfg.ElectionMs = 50, 500
