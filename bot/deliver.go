@@ -178,7 +178,7 @@ func (b *Bot) pairSettled(d *Delivery, args map[string]string) error {
 	}
 	for _, e := range es {
 		if e.Connector == d.Connector && slices.Contains(d.Users, deliveredUser(e)) {
-			return fmt.Errorf("the delivery of journal #%d (%s) is not finished, and applications reading a target that has it may already use %s: the pair's next rotation waits for it. The bot retries it (next attempt %s); `bot journal show %d` says where it stands",
+			return fmt.Errorf("the delivery of journal #%d (%s) is not finished, and applications reading a target that has it may already use %s: the pair's next rotation waits for it. The bot retries it (next attempt %s); `mongobot journal show %d` says where it stands",
 				e.ID, deliveredUser(e), deliveredUser(e), clock(e.DeliverAt), e.ID)
 		}
 	}

@@ -334,7 +334,7 @@ func (b *Bot) reconcileRotation(ctx context.Context, m Mongo, e store.Entry, u c
 			// keep trying rather than give up on it.
 			b.log.Error("reconcile: re-create", "entry", e.ID, "err", err)
 			if b.firstNotice(e.ID) {
-				b.announce(ctx, fmt.Sprintf(":rotating_light: Journal #%d: `%s` is still missing on %s and re-creating it from its journaled pre-image failed (%s) The bot retries every minute; `bot journal show %d` has the pre-image.",
+				b.announce(ctx, fmt.Sprintf(":rotating_light: Journal #%d: `%s` is still missing on %s and re-creating it from its journaled pre-image failed (%s) The bot retries every minute; `mongobot journal show %d` has the pre-image.",
 					e.ID, code(u.String()), e.Connector, sentence(err), e.ID))
 			}
 			return false

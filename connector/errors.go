@@ -176,7 +176,7 @@ func (m *Mongo) mapErr(err error, op, what string) error {
 	case code == codeUserExists:
 		e.Kind, e.Msg = ErrUserExists, fmt.Sprintf("%s already exists on %s", what, m.name)
 	case code == codeUnauthorized:
-		e.Kind, e.Msg = ErrUnauthorized, fmt.Sprintf("the bot's MongoDB account on %s lacks the privilege for %s (run `bot check` to see which actions it can perform)", m.name, op)
+		e.Kind, e.Msg = ErrUnauthorized, fmt.Sprintf("the bot's MongoDB account on %s lacks the privilege for %s (run `mongobot check` to see which actions it can perform)", m.name, op)
 	case code == codeAuthenticationFailed:
 		e.Kind, e.Msg = ErrAuthFailed, fmt.Sprintf("the bot could not log in to %s: authentication failed (check the connector's user, password and authSource)", m.name)
 	case code == codeCommandNotFound || code == codeNotImplemented:

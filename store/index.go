@@ -302,12 +302,12 @@ func checkIndexes(tx kv.Tx) error {
 	}
 	for _, b := range indexBuckets {
 		if tx.Bucket(b) == nil {
-			return fmt.Errorf("store: index %s is missing; run bot journal reindex", b)
+			return fmt.Errorf("store: index %s is missing; run mongobot journal reindex", b)
 		}
 		missing := want[string(b)]
 		err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
 			if _, ok := missing[string(k)]; !ok {
-				return fmt.Errorf("store: index %s has key %x, which no record gives (record %d); run bot journal reindex", b, k, idOf(k))
+				return fmt.Errorf("store: index %s has key %x, which no record gives (record %d); run mongobot journal reindex", b, k, idOf(k))
 			}
 			delete(missing, string(k))
 			return nil
@@ -316,7 +316,7 @@ func checkIndexes(tx kv.Tx) error {
 			return err
 		}
 		for k, id := range missing {
-			return fmt.Errorf("store: index %s lacks key %x of record %d; run bot journal reindex", b, k, id)
+			return fmt.Errorf("store: index %s lacks key %x of record %d; run mongobot journal reindex", b, k, id)
 		}
 	}
 	return nil

@@ -225,7 +225,7 @@ func readKeyFile(path string) ([]byte, error) {
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 && runtime.GOOS != "windows" {
 		return nil, fmt.Errorf("%w: %s has mode %04o, which lets its group or others at the key that seals new "+
-			"passwords; fix: chmod 600 %s (and if someone else may have read it, replace the key with bot rekey)",
+			"passwords; fix: chmod 600 %s (and if someone else may have read it, replace the key with mongobot rekey)",
 			ErrKeyFileMode, path, m, path)
 	}
 	raw, err := io.ReadAll(f)

@@ -229,13 +229,13 @@ func openJournal(env func(string) (string, bool), what string) (*store.Store, er
 // a running bot holds the file.
 func journal(args []string, env func(string) (string, bool), stdin io.Reader, w io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id>, export, reindex or compact; run bot journal --help for its usage"}
+		return usageError{"journal needs list, show <id>, export, reindex or compact; run mongobot journal --help for its usage"}
 	}
 	sub := args[0]
 	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0, "compact": 0}
 	n, ok := maxArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, reindex or compact; run bot journal --help for its usage", sub)}
+		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, reindex or compact; run mongobot journal --help for its usage", sub)}
 	}
 	fs := flags("journal " + sub)
 	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
@@ -251,7 +251,7 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w 
 		}
 	})
 	if wrong != "" {
-		return usageError{fmt.Sprintf("journal %s: flag provided but not defined: -%s; run bot journal %s --help for its usage", sub, wrong, sub)}
+		return usageError{fmt.Sprintf("journal %s: flag provided but not defined: -%s; run mongobot journal %s --help for its usage", sub, wrong, sub)}
 	}
 	switch sub {
 	case "reindex":
@@ -263,7 +263,7 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w 
 	if *since != "" {
 		var err error
 		if from, err = parseSince(*since, time.Now()); err != nil {
-			return usageError{fmt.Sprintf("journal export --since: %v; run bot journal export --help for its usage", err)}
+			return usageError{fmt.Sprintf("journal export --since: %v; run mongobot journal export --help for its usage", err)}
 		}
 	}
 	args = append([]string{sub}, fs.Args()...)
@@ -275,14 +275,14 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w 
 	case sub == "list" && len(args) > 1:
 		var err error
 		if count, err = strconv.Atoi(args[1]); err != nil || count < 1 {
-			return usageError{fmt.Sprintf("journal list: %q is not a count; run bot journal list --help for its usage", args[1])}
+			return usageError{fmt.Sprintf("journal list: %q is not a count; run mongobot journal list --help for its usage", args[1])}
 		}
 	case sub == "show" && len(args) < 2:
-		return usageError{"journal show needs an id; run bot journal show --help for its usage"}
+		return usageError{"journal show needs an id; run mongobot journal show --help for its usage"}
 	case sub == "show":
 		var err error
 		if id, err = strconv.ParseUint(strings.TrimPrefix(args[1], "#"), 10, 64); err != nil {
-			return usageError{fmt.Sprintf("journal show: %q is not an id; run bot journal show --help for its usage", args[1])}
+			return usageError{fmt.Sprintf("journal show: %q is not an id; run mongobot journal show --help for its usage", args[1])}
 		}
 	}
 	st, closeJournal, err := openReader(env)
@@ -544,7 +544,7 @@ func compact(env func(string) (string, bool), yes bool, stdin io.Reader, w io.Wr
 		before = fi.Size()
 	}
 	fmt.Fprintf(w, "compact will rewrite %s (%s) into a new file holding only its live records, and put it in its place;\n"+
-		"take a backup (or bot journal export) first if you want one.\n", path, size(before))
+		"take a backup (or mongobot journal export) first if you want one.\n", path, size(before))
 	if err := confirm(stdin, w, yes, "journal compact", "replaces the journal file"); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"net"
@@ -110,7 +111,7 @@ func TestHelpChangesNothing(t *testing.T) {
 	var calls []call
 	for _, c := range commands {
 		words := strings.Fields(c)
-		want := "usage: bot " + c
+		want := "usage: mongobot " + c
 		calls = append(calls,
 			call{append(words[:len(words):len(words)], "-h"), want},
 			call{append(words[:len(words):len(words)], "--help"), want},
@@ -118,21 +119,21 @@ func TestHelpChangesNothing(t *testing.T) {
 	}
 	calls = append(calls,
 		// Help wins wherever it is, and over flags that would act.
-		call{[]string{"rekey", "--yes", "--help"}, "usage: bot rekey"},
-		call{[]string{"journal", "compact", "--yes", "--help"}, "usage: bot journal compact"},
-		call{[]string{"journal", "show", "1", "-h"}, "usage: bot journal show"},
-		call{[]string{"journal", "list", "5", "--help"}, "usage: bot journal list"},
-		call{[]string{"journal", "help", "export"}, "usage: bot journal export"},
-		call{[]string{"console", "--demo", "-h"}, "usage: bot console"},
+		call{[]string{"rekey", "--yes", "--help"}, "usage: mongobot rekey"},
+		call{[]string{"journal", "compact", "--yes", "--help"}, "usage: mongobot journal compact"},
+		call{[]string{"journal", "show", "1", "-h"}, "usage: mongobot journal show"},
+		call{[]string{"journal", "list", "5", "--help"}, "usage: mongobot journal list"},
+		call{[]string{"journal", "help", "export"}, "usage: mongobot journal export"},
+		call{[]string{"console", "--demo", "-h"}, "usage: mongobot console"},
 		// Every spelling the flag package takes as a help request.
-		call{[]string{"rekey", "-h=true"}, "usage: bot rekey"},
-		call{[]string{"check", "--h"}, "usage: bot check"},
-		call{[]string{"check", "-help=false"}, "usage: bot check"},
-		call{[]string{"journal", "list", "--help=1"}, "usage: bot journal list"},
-		call{[]string{"help", "--version"}, "usage: bot version"},
-		call{[]string{"-h"}, "usage: bot <command>"},
-		call{[]string{"--help"}, "usage: bot <command>"},
-		call{[]string{"help"}, "usage: bot <command>"},
+		call{[]string{"rekey", "-h=true"}, "usage: mongobot rekey"},
+		call{[]string{"check", "--h"}, "usage: mongobot check"},
+		call{[]string{"check", "-help=false"}, "usage: mongobot check"},
+		call{[]string{"journal", "list", "--help=1"}, "usage: mongobot journal list"},
+		call{[]string{"help", "--version"}, "usage: mongobot version"},
+		call{[]string{"-h"}, "usage: mongobot <command>"},
+		call{[]string{"--help"}, "usage: mongobot <command>"},
+		call{[]string{"help"}, "usage: mongobot <command>"},
 	)
 	for _, c := range calls {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -147,7 +148,7 @@ func TestHelpChangesNothing(t *testing.T) {
 			if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, c.want) {
 				t.Fatalf("stdout starts %q, want %q\n%s", first, c.want, out)
 			}
-			if !strings.Contains(out, "Example") && c.want != "usage: bot <command>" {
+			if !strings.Contains(out, "Example") && c.want != "usage: mongobot <command>" {
 				t.Errorf("the usage has no example:\n%s", out)
 			}
 			if got := tree(t, dir); len(got) != 0 {
@@ -312,5 +313,18 @@ func TestRekeyWithoutTheEnvironmentsKey(t *testing.T) {
 	}
 	if after := tree(t, dir); len(after) != len(before) {
 		t.Fatalf("files before %v, after %v", names(before), names(after))
+	}
+}
+
+// The version stamped at link time wins; without one, the toolchain's stamp (a test binary
+// has none, so "dev").
+func TestVersion(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	for _, tt := range []struct{ stamped, want string }{{"v0.2.0-3-gabc1234", "mongobot v0.2.0-3-gabc1234\n"}, {"", "mongobot dev\n"}} {
+		version = tt.stamped
+		var out bytes.Buffer
+		if code := run(context.Background(), []string{"version"}, envOf(nil), nil, &out, &out); code != 0 || out.String() != tt.want {
+			t.Errorf("version stamped %q: exit %d, %q; want %q", tt.stamped, code, out.String(), tt.want)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 	if _, err := os.Stat(cfgPath); err != nil && !*demo {
 		if _, set := env("BOT_CONFIG"); set {
 			// A config named on purpose and not found is a mistake, not a wish for the demo.
-			return usageError{fmt.Sprintf("BOT_CONFIG names %s, which cannot be read (%v); fix the path, or run bot console --demo", cfgPath, errors.Unwrap(err))}
+			return usageError{fmt.Sprintf("BOT_CONFIG names %s, which cannot be read (%v); fix the path, or run mongobot console --demo", cfgPath, errors.Unwrap(err))}
 		}
 		fmt.Fprintf(stdout, "(no config file %s: starting the demo)\n", cfgPath)
 		*demo = true

@@ -1,15 +1,15 @@
-// Command bot is the MongoDB user-management Slack bot.
+// Command bot builds mongobot, the MongoDB user-management Slack bot.
 //
-//	bot [serve]                 connect to Slack over Socket Mode and serve (the default)
-//	bot console [--demo]        the bot with the terminal as the chat
-//	bot check                   validate the config and check each connector; one verdict, last
-//	bot journal list [n]        the journal, newest first
-//	bot journal show <id>       one journal entry, whole
-//	bot journal export          the journal as JSON lines
-//	bot rekey [--yes]           re-encrypt the sealed passwords with a new key
-//	bot version
+//	mongobot [serve]                 connect to Slack over Socket Mode and serve (the default)
+//	mongobot console [--demo]        the bot with the terminal as the chat
+//	mongobot check                   validate the config and check each connector; one verdict, last
+//	mongobot journal list [n]        the journal, newest first
+//	mongobot journal show <id>       one journal entry, whole
+//	mongobot journal export          the journal as JSON lines
+//	mongobot rekey [--yes]           re-encrypt the sealed passwords with a new key
+//	mongobot version
 //
-// Every command answers -h, --help and bot help <command> with its usage, on stdout, exit 0,
+// Every command answers -h, --help and mongobot help <command> with its usage, on stdout, exit 0,
 // before it reads, creates or contacts anything. The journal commands and check only read:
 // they never create the data folder, the journal or a key.
 //

@@ -24,8 +24,45 @@ import (
 	"mongobot/store"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (tools/build.sh, the
+// Dockerfile and tools/image pass git describe). A plain go build or go install leaves it
+// empty, and buildVersion falls back to what the Go toolchain stamped.
+var version = ""
+
+// buildVersion is the version this binary says it is: the one stamped at link time, else the
+// module version the toolchain derived from the repository's tags ("v0.4.0", or a pseudo-version
+// with the commit), else the commit itself, else "dev" (go run, which stamps nothing).
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "dev-" + rev
+}
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
@@ -51,7 +88,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	if errors.As(err, &quietError{}) {
 		return 1
 	}
-	fmt.Fprintf(stderr, "bot: %v\n", err)
+	fmt.Fprintf(stderr, "mongobot: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -59,7 +96,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	return 1
 }
 
-// dispatch runs the command args name. A command asked for help (-h, --help, bot help <command>)
+// dispatch runs the command args name. A command asked for help (-h, --help, mongobot help <command>)
 // prints its usage and returns before anything is read, created or contacted.
 func dispatch(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
 	verb := "serve"
@@ -91,10 +128,10 @@ func dispatch(ctx context.Context, args []string, env func(string) (string, bool
 		if err := parse(flags("version"), args, 0); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "bot %s\n", version)
+		fmt.Fprintf(stdout, "mongobot %s\n", buildVersion())
 		return nil
 	}
-	return usageError{fmt.Sprintf("unknown command %q; run bot help for the list of commands", verb)}
+	return usageError{fmt.Sprintf("unknown command %q; run mongobot help for the list of commands", verb)}
 }
 
 func getenv(env func(string) (string, bool), key, def string) string {
@@ -332,7 +369,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		log.Info("http listening", "addr", addr.String(), "paths", "/healthz /readyz /metrics")
 	}
 	warnKeyFile(log, st)
-	log.Info("starting", "version", version, "connectors", len(conns), "data", st.Path(), "replica", replicaName(sh))
+	log.Info("starting", "version", buildVersion(), "connectors", len(conns), "data", st.Path(), "replica", replicaName(sh))
 	var leadErr chan error
 	if sh == nil {
 		b.Reconcile(ctx)

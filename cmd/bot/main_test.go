@@ -139,7 +139,7 @@ func TestStartupMistakesSpeak(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"--version"}, envOf(nil), nil, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "bot ") {
+	if code := run(context.Background(), []string{"--version"}, envOf(nil), nil, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "mongobot ") {
 		t.Errorf("--version: %d %q", code, out.String())
 	}
 }

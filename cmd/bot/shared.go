@@ -149,7 +149,7 @@ func refuseShared(env func(string) (string, bool)) error {
 	if cfg == nil {
 		return nil
 	}
-	return usageError{fmt.Sprintf("%s keeps the journal on %s (store.etcd): this command works on the bbolt file in the data folder, which the replicas do not use. bot check reports the shared store; bot journal list, show and export read it",
+	return usageError{fmt.Sprintf("%s keeps the journal on %s (store.etcd): this command works on the bbolt file in the data folder, which the replicas do not use. mongobot check reports the shared store; mongobot journal list, show and export read it",
 		getenv(env, "BOT_CONFIG", "bot.yaml"), cfg)}
 }
 

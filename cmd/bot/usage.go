@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// usage is the program's own usage: what bot -h, bot --help and bot help print.
-const usage = `usage: bot <command> [flags] [arguments]
+// usage is the program's own usage: what mongobot -h, mongobot --help and mongobot help print.
+const usage = `usage: mongobot <command> [flags] [arguments]
 
 A Slack bot that manages MongoDB users, with approvals and a journal.
 
@@ -24,20 +24,20 @@ Commands:
   rekey                 re-encrypt the sealed passwords with a new key
   version               print the version
 
-Run bot <command> --help (or bot help <command>) for a command's flags, environment and an
+Run mongobot <command> --help (or mongobot help <command>) for a command's flags, environment and an
 example. --help never changes anything.
 
 Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default bot.yaml),
 BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY, BOT_NEW_ENCRYPTION_KEY (rekey).
 `
 
-// helps is each command's usage, printed by bot <command> --help and bot help <command>:
+// helps is each command's usage, printed by mongobot <command> --help and mongobot help <command>:
 // what it does, its flags and arguments, the environment it reads, and an example.
 var helps = map[string]string{
-	"serve": `usage: bot serve
+	"serve": `usage: mongobot serve
 
 Connects to Slack over Socket Mode and serves slash commands and button clicks until it is
-stopped (SIGINT or SIGTERM finish the work in flight first). It is what bot does with no command.
+stopped (SIGINT or SIGTERM finish the work in flight first). It is what mongobot does with no command.
 
 At start it checks both Slack tokens, loads the config, opens (creating if needed) the journal
 in BOT_DATA_DIR, and asks Slack who the bot is (auth.test): a refused token, an unreachable
@@ -55,9 +55,9 @@ Environment:
                         file is created in BOT_DATA_DIR
 
 Example:
-  SLACK_APP_TOKEN=xapp-… SLACK_BOT_TOKEN=xoxb-… BOT_CONFIG=/etc/mongobot/bot.yaml bot serve
+  SLACK_APP_TOKEN=xapp-… SLACK_BOT_TOKEN=xoxb-… BOT_CONFIG=/etc/mongobot/bot.yaml mongobot serve
 `,
-	"console": `usage: bot console [--demo] [--as <user>]
+	"console": `usage: mongobot console [--demo] [--as <user>]
 
 Runs the bot with this terminal as the chat: type slash commands, see the bot's messages as
 text and press buttons by number. Type help in the console for its own commands.
@@ -74,12 +74,12 @@ Flags:
 Environment:
   BOT_CONFIG            config file; default bot.yaml
   BOT_DATA_DIR          folder of the journal; default ./data (a temporary one in the demo)
-  BOT_ENCRYPTION_KEY    key sealing new passwords; see bot serve --help
+  BOT_ENCRYPTION_KEY    key sealing new passwords; see mongobot serve --help
 
 Example:
-  bot console --demo
+  mongobot console --demo
 `,
-	"check": `usage: bot check
+	"check": `usage: mongobot check
 
 Validates the config and, for each connector, connects and reports the server's version and
 topology and which of the bot's actions its account can and cannot perform. It also says
@@ -100,9 +100,9 @@ Environment:
   BOT_ENCRYPTION_KEY    only checked to be a valid key when set
 
 Example:
-  BOT_CONFIG=/etc/mongobot/bot.yaml bot check
+  BOT_CONFIG=/etc/mongobot/bot.yaml mongobot check
 `,
-	"journal": `usage: bot journal list [n] | show <id> | export [--since <when>] | reindex | compact [--yes]
+	"journal": `usage: mongobot journal list [n] | show <id> | export [--since <when>] | reindex | compact [--yes]
 
 Reads the journal, the record of every action the bot took, while the bot is stopped (a
 running bot holds the file; then use history in Slack). A missing data folder or journal is
@@ -124,9 +124,9 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
-  BOT_DATA_DIR=/var/lib/mongobot bot journal list 50
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal list 50
 `,
-	"journal list": `usage: bot journal list [n]
+	"journal list": `usage: mongobot journal list [n]
 
 Prints the last n journal entries (default 20), newest first: one line per entry (id, time,
 state, action, user, connector, requester), then indented lines with its reason, its
@@ -140,9 +140,9 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
-  bot journal list 50
+  mongobot journal list 50
 `,
-	"journal show": `usage: bot journal show <id>
+	"journal show": `usage: mongobot journal show <id>
 
 Prints one journal entry, whole, as indented JSON: the entry as recorded (state history,
 user state before and after, what a rollback would do) plus, from its request, the reason and
@@ -156,9 +156,9 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
-  bot journal show 42
+  mongobot journal show 42
 `,
-	"journal export": `usage: bot journal export [--since <when>]
+	"journal export": `usage: mongobot journal export [--since <when>]
 
 Writes the journal to stdout as JSON lines, oldest first, each entry with its reason, votes
 and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It only
@@ -174,10 +174,10 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
-  bot journal export > journal-$(date +%F).jsonl
-  bot journal export --since 2026-01-01 > journal-2026.jsonl
+  mongobot journal export > journal-$(date +%F).jsonl
+  mongobot journal export --since 2026-01-01 > journal-2026.jsonl
 `,
-	"journal compact": `usage: bot journal compact [--yes]
+	"journal compact": `usage: mongobot journal compact [--yes]
 
 Rewrites the journal file so that it holds only its live records: the bot deletes old
 records (retention.keep in the config), but the file keeps the space they took until it is
@@ -186,7 +186,7 @@ without --yes or a "yes" typed at a terminal. It prints the file's size before a
 
 The copy is written to a temporary file in the same folder (mode 0600), synced and checked,
 then renamed over the journal: a crash at any point leaves the old journal or the new one,
-whole. Export first (bot journal export) if you want an archive of what was purged before.
+whole. Export first (mongobot journal export) if you want an archive of what was purged before.
 
 Flags:
   --yes                 go ahead without asking
@@ -195,9 +195,9 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
 
 Example:
-  BOT_DATA_DIR=/var/lib/mongobot bot journal compact --yes
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal compact --yes
 `,
-	"journal reindex": `usage: bot journal reindex
+	"journal reindex": `usage: mongobot journal reindex
 
 Rebuilds the journal's indexes (requests by state, entries executing, awaiting a temporary
 end or a delivery, locks in force) from its records, in one transaction, and prints how many
@@ -215,9 +215,9 @@ Environment:
   BOT_ENCRYPTION_KEY    the key, when it is not the key file (opening for writing checks it)
 
 Example:
-  BOT_DATA_DIR=/var/lib/mongobot bot journal reindex
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal reindex
 `,
-	"rekey": `usage: bot rekey [--yes]
+	"rekey": `usage: mongobot rekey [--yes]
 
 Re-encrypts every sealed password (those waiting for Reveal) in the journal with a new key.
 The bot must be stopped. It first says what it will do, then asks: it changes nothing
@@ -226,7 +226,7 @@ without --yes or a "yes" typed at a terminal.
   - With the key file in BOT_DATA_DIR (no BOT_ENCRYPTION_KEY): a new key is made (or taken
     from BOT_NEW_ENCRYPTION_KEY) and replaces the key file.
   - With BOT_ENCRYPTION_KEY: the new key must be given in BOT_NEW_ENCRYPTION_KEY; start the
-    bot afterwards with BOT_ENCRYPTION_KEY set to it.
+    mongobot afterwards with BOT_ENCRYPTION_KEY set to it.
 
 Flags:
   --yes                 go ahead without asking
@@ -237,14 +237,14 @@ Environment:
   BOT_NEW_ENCRYPTION_KEY  the new key (64 hex digits, e.g. from openssl rand -hex 32)
 
 Example:
-  BOT_NEW_ENCRYPTION_KEY=$(openssl rand -hex 32) bot rekey --yes
+  BOT_NEW_ENCRYPTION_KEY=$(openssl rand -hex 32) mongobot rekey --yes
 `,
-	"version": `usage: bot version
+	"version": `usage: mongobot version
 
-Prints the bot's version (also bot --version, bot -v).
+Prints the program's version (also mongobot --version, mongobot -v).
 
 Example:
-  bot version
+  mongobot version
 `,
 }
 
@@ -270,7 +270,7 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
-// help prints the usage of the command named by args (none: the program's), for bot help.
+// help prints the usage of the command named by args (none: the program's), for mongobot help.
 func help(args []string, w io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(w, usage)
@@ -282,7 +282,7 @@ func help(args []string, w io.Writer) error {
 	}
 	text, ok := helps[name]
 	if !ok {
-		return usageError{fmt.Sprintf("there is no command %q; run bot help for the list", name)}
+		return usageError{fmt.Sprintf("there is no command %q; run mongobot help for the list", name)}
 	}
 	fmt.Fprint(w, text)
 	return nil
@@ -299,14 +299,14 @@ func flags(name string) *flag.FlagSet {
 // parse parses args into fs and checks that at most maxArgs arguments remain.
 func parse(fs *flag.FlagSet, args []string, maxArgs int) error {
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Sprintf("%s: %v; run bot %s --help for its usage", fs.Name(), err, fs.Name())}
+		return usageError{fmt.Sprintf("%s: %v; run mongobot %s --help for its usage", fs.Name(), err, fs.Name())}
 	}
 	if extra := fs.Args(); len(extra) > maxArgs {
 		what := "no arguments"
 		if maxArgs > 0 {
 			what = fmt.Sprintf("at most %d argument(s)", maxArgs)
 		}
-		return usageError{fmt.Sprintf("%s takes %s, but was given %q; run bot %s --help for its usage",
+		return usageError{fmt.Sprintf("%s takes %s, but was given %q; run mongobot %s --help for its usage",
 			fs.Name(), what, strings.Join(extra[maxArgs:], " "), fs.Name())}
 	}
 	return nil

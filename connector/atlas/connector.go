@@ -92,7 +92,7 @@ func (c *Connector) Discover(ctx context.Context) (connector.ServerInfo, error) 
 		if why := c.notOnAtlas(a); why != "" {
 			check.Missing = []string{"not on Atlas: " + why}
 		} else {
-			check.Allowed = "the whole project, with Project Owner or Project Database Access Admin (bot check asks Atlas)"
+			check.Allowed = "the whole project, with Project Owner or Project Database Access Admin (mongobot check asks Atlas)"
 		}
 		priv.Actions = append(priv.Actions, check)
 	}
