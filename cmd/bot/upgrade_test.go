@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mongobot/store"
+	"mongobot/store/storetest"
+)
+
+// goldenKey is the BOT_ENCRYPTION_KEY the v0.1.0 journal in store/testdata was written with.
+const goldenKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+// unpackV010 writes the journal v0.1.0's console demo left (store/testdata) into a new data
+// folder and returns the folder.
+func unpackV010(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "store", "testdata", "journal-v0.1.0.db.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(filepath.Join(dir, store.FileName), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestUpgradeRule holds the rule CHANGELOG.md states, through the commands people run:
+// this version reads and serves a journal an older version wrote, and an older version's
+// journal stays readable; a journal marked with a newer schema is refused by every command
+// that opens it, in words, and not a byte of it changes.
+func TestUpgradeRule(t *testing.T) {
+	t.Run("older journal", func(t *testing.T) {
+		dir := unpackV010(t)
+		env := envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey})
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"journal", "list", "100"}, env, nil, &out, &errb); code != 0 {
+			t.Fatalf("journal list on v0.1.0's journal: exit %d: %s", code, errb.String())
+		}
+		for _, want := range []string{"grant-role", "rotate-password", "access", "U0DEV"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("journal list lacks %q:\n%s", want, out.String())
+			}
+		}
+		// journal export prints every line v0.1.0 printed for it, in the same order.
+		out.Reset()
+		if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
+			t.Fatalf("journal export on v0.1.0's journal: exit %d: %s", code, errb.String())
+		}
+		old, err := os.ReadFile(filepath.Join("..", "..", "store", "testdata", "journal-v0.1.0.export.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest := out.String()
+		for _, line := range strings.SplitAfter(strings.TrimSuffix(string(old), "\n"), "\n") {
+			i := strings.Index(rest, strings.TrimSuffix(line, "\n")+"\n")
+			if i < 0 {
+				t.Fatalf("journal export lacks, or reorders, a line v0.1.0 printed:\n%s", line)
+			}
+			rest = rest[i+len(line):]
+		}
+		out.Reset()
+		if code := run(context.Background(), []string{"journal", "show", "1"}, env, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), `"action"`) {
+			t.Fatalf("journal show 1: exit %d: %s %s", code, out.String(), errb.String())
+		}
+		// A command that opens it for writing migrates it (a no-op while the schema is 1)
+		// and leaves it readable by the version that wrote it: the schema stays 1.
+		out.Reset()
+		if code := run(context.Background(), []string{"journal", "reindex"}, env, nil, &out, &errb); code != 0 {
+			t.Fatalf("journal reindex on v0.1.0's journal: exit %d: %s", code, errb.String())
+		}
+		if got := schemaOf(t, dir); got != 1 {
+			t.Errorf("schema after this version wrote to it: %d, want 1 (v0.1.0 must still read it)", got)
+		}
+	})
+	t.Run("newer journal", func(t *testing.T) {
+		dir := unpackV010(t)
+		if err := storetest.MarkSchema(dir, store.SchemaVersion+1); err != nil {
+			t.Fatal(err)
+		}
+		before := fileSum(t, filepath.Join(dir, store.FileName))
+		cfg := writeConfig(t)
+		env := envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey, "BOT_CONFIG": cfg, "MONGO_URI": "mongodb://" + closedPort(t),
+			"SLACK_APP_TOKEN": "xapp-1-test", "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": "http://" + closedPort(t) + "/api/"})
+		for _, args := range [][]string{{"journal", "list"}, {"journal", "export"}, {"journal", "reindex"}, {"rekey", "--yes"}, {"serve"}} {
+			var out, errb bytes.Buffer
+			e := env
+			if args[0] == "rekey" {
+				e = envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey, "BOT_NEW_ENCRYPTION_KEY": store.NewKey()})
+			}
+			code := run(context.Background(), args, e, nil, &out, &errb)
+			if code != 1 || !strings.Contains(errb.String(), "written by a newer version") || !strings.Contains(errb.String(), "restore a backup") {
+				t.Errorf("%v on a newer journal: exit %d, %q; want exit 1 saying it was written by a newer version", args, code, errb.String())
+			}
+			if after := fileSum(t, filepath.Join(dir, store.FileName)); after != before {
+				t.Fatalf("%v changed a journal it refused", args)
+			}
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("the refusals left files in the data folder: %v", entries)
+		}
+	})
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// schemaOf is the schema number of the journal in dir, read as journal list would.
+func schemaOf(t *testing.T, dir string) int {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{ReadOnly: true, Key: mustKey(t, goldenKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := st.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func mustKey(t *testing.T, hex string) []byte {
+	t.Helper()
+	k, err := store.ParseKey(hex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

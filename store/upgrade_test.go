@@ -1,0 +1,159 @@
+package store
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"mongobot/kv"
+)
+
+// The journal v0.1.0 left (commit 3b0c5ab): its console demo (examples/demo.txt) and then a
+// grant for 8h, a schedule, an access for 8h and a create-readonly-user whose passwords were
+// never revealed, and a lock request still pending, all with BOT_ENCRYPTION_KEY = v010Key.
+// journal-v0.1.0.export.jsonl is what v0.1.0's `journal export` printed for it (cmd/bot's
+// TestUpgradeRule compares). Keep both when the schema changes: this version's migrations
+// must still bring them forward.
+const (
+	v010Journal = "testdata/journal-v0.1.0.db.gz"
+	v010Key     = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+)
+
+// v010Time is when the demo ran: the sealed passwords were still offered then.
+var v010Time = time.Date(2026, 12, 7, 17, 50, 0, 0, time.UTC)
+
+func unpackV010(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open(v010Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(filepath.Join(dir, FileName), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestJournalFromV010 is the "newer bot, older journal" half of the upgrade rule
+// (CHANGELOG.md) on a real journal the previous version wrote: every record decodes into this
+// version's types without losing a field, the pending work (temporary ends, the schedule, the
+// pending request, the sealed passwords) is found by this version's questions, and this
+// version can go on writing to it.
+func TestJournalFromV010(t *testing.T) {
+	bboltOnly(t)
+	key, err := ParseKey(v010Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := unpackV010(t)
+	now := func() time.Time { return v010Time }
+
+	// Read-only first, as journal list and export would.
+	ro, err := Open(dir, Options{ReadOnly: true, Key: key, Now: now})
+	if err != nil {
+		t.Fatalf("read-only open of v0.1.0's journal: %v", err)
+	}
+	// Every entry and request survives a decode into this version's types and back: a field
+	// this version no longer knows would vanish here.
+	roundTrip(t, "entry", bucketEntries, ro, func() any { return &Entry{} })
+	roundTrip(t, "request", bucketRequests, ro, func() any { return &Request{} })
+	roundTrip(t, "schedule", bucketSchedules, ro, func() any { return &Schedule{} })
+	ro.Close()
+
+	st, err := Open(dir, Options{Key: key, Now: now})
+	if err != nil {
+		t.Fatalf("open of v0.1.0's journal for writing: %v", err)
+	}
+	defer st.Close()
+	if v, _ := st.Schema(); v != 1 {
+		t.Errorf("schema %d after opening v0.1.0's journal, want 1", v)
+	}
+	if err := st.Check(); err != nil {
+		t.Errorf("indexes after the upgrade: %v", err)
+	}
+	temp, err := st.Temporary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []string
+	for _, e := range temp {
+		ends = append(ends, e.Action)
+	}
+	if len(temp) != 2 {
+		t.Errorf("temporary entries still to end: %v, want the 8h grant and the 8h access", ends)
+	}
+	scs, err := st.Schedules()
+	if err != nil || len(scs) != 1 || scs[0].Spec != "0 3 * * *" {
+		t.Errorf("schedules: %+v %v, want the one v0.1.0 made", scs, err)
+	}
+	pending, _, err := st.Requests(0, 100, "pending")
+	if err != nil || len(pending) != 1 || pending[0].Action != "lock-user" {
+		t.Errorf("pending requests: %+v %v, want the lock-user", pending, err)
+	}
+	offers, err := st.OfferedTo("U0DEV")
+	if err != nil || len(offers) != 2 {
+		t.Fatalf("passwords offered to U0DEV: %+v %v, want the access's and the new user's", offers, err)
+	}
+	for _, o := range offers {
+		if _, err := st.PeekSecret(o.ID, "U0DEV"); err != nil {
+			t.Errorf("a password v0.1.0 sealed does not open with its key: %v", err)
+		}
+	}
+	// This version writes to it as to its own.
+	r, err := st.CreateRequest(Request{Action: "grant-role", Connector: "demo", Requester: "U0DEV"}, "pending", "U0DEV")
+	if err != nil || r.ID <= pending[0].ID {
+		t.Errorf("a new request on v0.1.0's journal: %+v %v", r, err)
+	}
+}
+
+// roundTrip decodes every record of bucket into the type fresh makes and encodes it again,
+// and fails when the two differ as JSON values.
+func roundTrip(t *testing.T, what string, bucket []byte, s *Store, fresh func() any) {
+	t.Helper()
+	n := 0
+	err := s.db.View(func(tx kv.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			n++
+			typed := fresh()
+			if err := json.Unmarshal(v, typed); err != nil {
+				t.Errorf("%s %x does not decode: %v", what, k, err)
+				return nil
+			}
+			again, _ := json.Marshal(typed)
+			var a, b any
+			json.Unmarshal(v, &a)
+			json.Unmarshal(again, &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("%s %x changes in a decode and encode by this version:\n was %s\n now %s", what, k, v, again)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("no %s in v0.1.0's journal: the golden file is not the one described", what)
+	}
+}
