@@ -1,0 +1,129 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "mongobot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The objects' name: the release's, with the chart's name unless the release name holds it. */}}
+{{- define "mongobot.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mongobot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mongobot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "mongobot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "mongobot.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: bot
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "mongobot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mongobot.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mongobot.secretName" -}}
+{{- if .Values.existingSecret -}}
+{{- .Values.existingSecret -}}
+{{- else if .Values.secret.create -}}
+{{- include "mongobot.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mongobot.configMapName" -}}
+{{- .Values.existingConfigMap | default (include "mongobot.fullname" .) -}}
+{{- end -}}
+
+{{/* "true" when the journal is on etcd (or must be: more than one replica). */}}
+{{- define "mongobot.etcd" -}}
+{{- if or (dig "store" "etcd" "" (.Values.config | default dict)) (gt (int .Values.replicas) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when the data folder is a PersistentVolumeClaim: one replica on bbolt. */}}
+{{- define "mongobot.pvc" -}}
+{{- if and .Values.persistence.enabled (not (include "mongobot.etcd" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The config file as rendered into the ConfigMap: .Values.config with http.listen set to where
+the kubelet reaches it. Rendering fails on what cannot work in a pod.
+*/}}
+{{- define "mongobot.config" -}}
+{{- if and (not .Values.existingConfigMap) (empty .Values.config) -}}
+{{- fail "config is empty: give the bot's config (bot.yaml) as config, or the name of a ConfigMap holding it as existingConfigMap" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.existingConfigMap) (not (dig "store" "etcd" "" .Values.config)) -}}
+{{- fail (printf "replicas is %d but config.store.etcd is not set: replicas can only share a journal on etcd (one replica keeps it in a bbolt file, which two pods must never open)" (int .Values.replicas)) -}}
+{{- end -}}
+{{- $cfg := deepCopy (.Values.config | default dict) -}}
+{{- $http := get $cfg "http" | default dict -}}
+{{- $listen := get $http "listen" | default "" | toString -}}
+{{- if eq $listen "" -}}
+{{- $_ := set $http "listen" "0.0.0.0:9090" -}}
+{{- else if not (has $listen (list "0.0.0.0:9090" "[::]:9090")) -}}
+{{- fail (printf "config.http.listen is %q: in a pod it must be 0.0.0.0:9090 (or leave it unset): the kubelet's probes and Prometheus reach the pod's IP, a bare port listens on loopback only, and the chart's port is 9090" $listen) -}}
+{{- end -}}
+{{- $_ := set $cfg "http" $http -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+The Secrets the bot writes with its own service account, as JSON {namespace: [names]}: the
+config's kubernetes_secret targets without a kubeconfig of their own, and rbac.extraSecrets.
+*/}}
+{{- define "mongobot.secretTargets" -}}
+{{- $byNs := dict -}}
+{{- $all := list -}}
+{{- if not .Values.existingConfigMap -}}
+{{- range $d := (.Values.config | default dict).deliveries | default list -}}
+{{- range $t := $d.targets | default list -}}
+{{- with $t.kubernetes_secret -}}
+{{- if and .name (not .kubeconfig) -}}
+{{- $all = append $all (dict "namespace" .namespace "name" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.rbac.extraSecrets -}}
+{{- $all = append $all . -}}
+{{- end -}}
+{{- range $all -}}
+{{- $ns := .namespace | default $.Release.Namespace -}}
+{{- $_ := set $byNs $ns (append (get $byNs $ns | default list) .name | uniq | sortAlpha) -}}
+{{- end -}}
+{{- toJson $byNs -}}
+{{- end -}}
+
+{{/*
+"true" when the pod needs its service-account token: a kubernetes_secret target on the in-cluster
+configuration, or a Vault Kubernetes login reading the pod's token.
+*/}}
+{{- define "mongobot.needsToken" -}}
+{{- $need := not (empty (fromJson (include "mongobot.secretTargets" .))) -}}
+{{- range $d := (.Values.config | default dict).deliveries | default list -}}
+{{- range $t := $d.targets | default list -}}
+{{- $k := dig "vault_kv" "auth" "kubernetes" "" $t -}}
+{{- if and $k (not (get $k "jwt_file")) -}}
+{{- $need = true -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $need -}}true{{- end -}}
+{{- end -}}
