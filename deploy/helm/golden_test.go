@@ -2,6 +2,7 @@ package helm
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,13 @@ func TestPlainManifests(t *testing.T) {
 			}
 			if string(have) != b.String() {
 				t.Errorf("%s differs from the chart's rendering: run UPDATE_GOLDEN=1 go test ./deploy/helm/ -run TestPlainManifests", path)
+			}
+			// Both manifests are one release in one namespace, in different modes; a
+			// StatefulSet's volumeClaimTemplates cannot change, so the other mode's goes first,
+			// as the chart's README tells people switching modes.
+			code, _, err := call(server(t).AdminToken(), http.MethodDelete, "/apis/apps/v1/namespaces/mongobot/statefulsets/mongobot", "", nil)
+			if err != nil || code != http.StatusOK && code != http.StatusNotFound {
+				t.Fatalf("deleting the StatefulSet of the other mode: %d, %v", code, err)
 			}
 			applyAll(t, r, []string{"mongobot"})
 		})
