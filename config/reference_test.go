@@ -272,8 +272,8 @@ func TestExampleConfig(t *testing.T) {
 	// Files the example names where a deployment mounts them: made here, since Load checks
 	// that the delivery targets' files can be read.
 	dir := t.TempDir()
-	for _, f := range regexp.MustCompile(`/etc/mongobot/[A-Za-z0-9._/-]+`).FindAllString(text, -1) {
-		p := filepath.Join(dir, strings.TrimPrefix(f, "/etc/mongobot/"))
+	for _, f := range regexp.MustCompile(`/etc/[a-z]+/[A-Za-z0-9._/-]+`).FindAllString(text, -1) {
+		p := filepath.Join(dir, strings.TrimPrefix(f, "/etc/"))
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +282,7 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 	path := filepath.Join(dir, "bot.yaml")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(text, "/etc/mongobot/", dir+"/")), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(text, "/etc/", dir+"/")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	vars := map[string]string{}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds FerretDB from the Go module proxy (the recipe in shared/TESTING.md) and prints the
+# Builds FerretDB from the Go module proxy (as its own build does: a version file first) and prints the
 # binary's path. The binary is cached under $HOME/.cache/mongobot keyed by version, so only the
 # first run on a machine pays for the build (about two minutes).
 set -euo pipefail

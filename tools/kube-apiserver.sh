@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a real kube-apiserver (v1.37.2) and the etcd (v3.7.3) it stores in, from the Go module
 # proxy, and prints the folder holding both binaries; the delivery tests start them on loopback.
-# This is the recipe in shared/recipes/kube-apiserver.sh, build part only.
+# Only the build: delivery/kubesecret/kubetest starts them for the tests (server.go has the
+# flags: static token auth, RBAC, a self-signed serving certificate, loopback addresses).
 #
 # Cached under $HOME/.cache/mongobot keyed by version: the first build takes about 10 minutes
 # on two cores (2.4 GB peak); later runs take nothing.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a real HashiCorp Vault server (v1.21.4) from the Go module proxy and prints the
-# binary's path; the delivery tests start it as `vault server -dev` on loopback. This is the
-# recipe in shared/recipes/vault.sh, build part only.
+# binary's path; the delivery tests start it as `vault server -dev` on loopback
+# (delivery/vaultkv/vaulttest). Only the build.
 #
 # The binary is cached under $HOME/.cache/mongobot keyed by version: the first build on a
 # machine downloads about 3.7 GB of modules and takes about 20 minutes on two cores; later runs
