@@ -278,7 +278,7 @@ func goodCases() []goodCase {
 		{name: "existing", ns: "case-existing", values: "existingSecret: mongobot-env\nexistingConfigMap: my-bot-config\n", check: checkExisting},
 		{name: "rbac", ns: "case-rbac", values: rbacValues("case-rbac", "case-rbac-other"), others: []string{"case-rbac-other"},
 			check: func(t *testing.T, r *rendered) {
-				checkRoles(t, r, map[string][]string{"case-rbac": {"orders-db", "reports-db"}, "case-rbac-other": {"billing-db"}}, false)
+				checkRoles(t, r, map[string][]string{"case-rbac": {"orders-db", "reports-db"}, "case-rbac-other": {"billing-db"}})
 			}},
 	}
 }
@@ -315,6 +315,15 @@ func TestRefused(t *testing.T) {
 		{"misspelt value", minimalConfig + "replica: 3\n", "additional properties 'replica' not allowed"},
 		{"replicas zero", minimalConfig + "replicas: 0\n", "minimum"},
 		{"secret key not a variable", minimalConfig + "secret: {data: {slack-token: x}}\n", "slack-token"},
+		// Credentials written into the config would be readable in the ConfigMap.
+		{"password in a connection string", strings.Replace(minimalConfig, "${PROD_MONGO_URI}", "mongodb://admin:hunter2@db:27017/", 1), "config.connectors[0].connection_string holds a password"},
+		{"literal client secret", "config:\n  connectors: [{name: cloud, type: atlas, project_id: p, cluster: c, client_id: i, client_secret: s3cret}]\n  approvals: {channel: C0APPROVALS, approvers: {usergroups: [S0DBAS]}}\n", "config.connectors[0].client_secret is written in the config"},
+		{"literal etcd password", strings.Replace(haValues, "${ETCD_PASSWORD}", "s3cret", 1), "config.store.etcd.password is written in the config"},
+		{"literal vault token", minimalConfig + "  deliveries: [{connector: prod, user: app, targets: [{vault_kv: {address: https://vault:8200, path: secret/data/x, auth: {token: hvs.literal}}}]}]\n", "vault_kv.auth.token is written in the config"},
+		// The Role must not go to an account every pod of the namespace runs as.
+		{"rbac on the default account", rbacValues("default", "other") + "serviceAccount: {create: false}\n", "default service account"},
+		// Several replicas on a ConfigMap the chart cannot read: said to be on etcd, or refused.
+		{"existing config map, replicas", "existingConfigMap: mine\nreplicas: 2\n" + secretValues, "set existingConfigMapHasEtcd: true"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := render(t, parseValues(t, c.values), "default")
@@ -522,7 +531,7 @@ func checkExisting(t *testing.T, r *rendered) {
 
 // checkRoles: one Role per namespace, granting get and update on exactly want's Secrets (and
 // create, unnamed, only when asked), bound to the bot's service account.
-func checkRoles(t *testing.T, r *rendered, want map[string][]string, create bool) {
+func checkRoles(t *testing.T, r *rendered, want map[string][]string) {
 	t.Helper()
 	roles, bindings := r.all("Role"), r.all("RoleBinding")
 	if len(roles) != len(want) || len(bindings) != len(want) {
@@ -531,9 +540,6 @@ func checkRoles(t *testing.T, r *rendered, want map[string][]string, create bool
 	for _, o := range roles {
 		role := decode[rbacv1.Role](t, o)
 		rules := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: want[o.Namespace], Verbs: []string{"get", "update"}}}
-		if create {
-			rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}})
-		}
 		if fmt.Sprint(role.Rules) != fmt.Sprint(rules) {
 			t.Errorf("Role in %s grants %+v, want %+v", o.Namespace, role.Rules, rules)
 		}
@@ -547,17 +553,17 @@ func checkRoles(t *testing.T, r *rendered, want map[string][]string, create bool
 	}
 }
 
-// TestRBACOptions: allowCreate adds an unnamed create; extraSecrets add names; a target with
-// a kubeconfig of its own needs nothing of the pod's account; rbac.create false, nothing.
+// TestRBACOptions: extraSecrets add names; a target with a kubeconfig of its own needs nothing
+// of the pod's account; rbac.create false, nothing. The chart has no way to grant create
+// (which resourceNames cannot limit: any Secret, a service-account token Secret among them).
 func TestRBACOptions(t *testing.T) {
 	values := parseValues(t, rbacValues("apps", "billing")+`
 rbac:
-  allowCreate: true
   extraSecrets: [{name: extra-db}, {namespace: third, name: third-db}]
 `)
 	checkRoles(t, mustRender(t, values, "apps"), map[string][]string{
 		"apps": {"extra-db", "orders-db", "reports-db"}, "billing": {"billing-db"}, "third": {"third-db"},
-	}, true)
+	})
 	values = parseValues(t, minimalConfig+`  deliveries:
     - connector: prod
       user: orders

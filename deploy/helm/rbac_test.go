@@ -92,7 +92,7 @@ func TestRBAC(t *testing.T) {
 			{"list the Secrets of its namespace", http.MethodGet, "/api/v1/namespaces/" + ns + "/secrets", nil},
 			{"watch the Secrets of its namespace", http.MethodGet, "/api/v1/namespaces/" + ns + "/secrets?watch=true", nil},
 			{"list Secrets everywhere", http.MethodGet, "/api/v1/secrets", nil},
-			{"create a Secret (rbac.allowCreate is false)", http.MethodPost, "/api/v1/namespaces/" + ns + "/secrets", secretBody(ns, "reports-db")},
+			{"create a Secret (the chart never grants create)", http.MethodPost, "/api/v1/namespaces/" + ns + "/secrets", secretBody(ns, "reports-db")},
 			{"delete its own Secret", http.MethodDelete, secretPath(ns, "orders-db"), nil},
 			{"patch its own Secret", http.MethodPatch, secretPath(ns, "orders-db") + "?fieldManager=x", []byte(`{"metadata":{"labels":{"a":"b"}}}`)},
 		} {

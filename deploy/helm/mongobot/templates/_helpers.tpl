@@ -71,6 +71,10 @@ the kubelet reaches it. Rendering fails on what cannot work in a pod.
 {{- if and (gt (int .Values.replicas) 1) (not .Values.existingConfigMap) (not (dig "store" "etcd" "" .Values.config)) -}}
 {{- fail (printf "replicas is %d but config.store.etcd is not set: replicas can only share a journal on etcd (one replica keeps it in a bbolt file, which two pods must never open)" (int .Values.replicas)) -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicas) 1) .Values.existingConfigMap (not .Values.existingConfigMapHasEtcd) -}}
+{{- fail (printf "replicas is %d with existingConfigMap %s: set existingConfigMapHasEtcd: true once that ConfigMap's bot.yaml has store.etcd (the chart cannot read it); several replicas on bbolt would each keep a journal of their own and act twice" (int .Values.replicas) .Values.existingConfigMap) -}}
+{{- end -}}
+{{- include "mongobot.noLiteralCredentials" .Values.config -}}
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
 {{- $http := get $cfg "http" | default dict -}}
 {{- $listen := get $http "listen" | default "" | toString -}}
@@ -81,6 +85,42 @@ the kubelet reaches it. Rendering fails on what cannot work in a pod.
 {{- end -}}
 {{- $_ := set $cfg "http" $http -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+Credentials written into the config would land in the ConfigMap, which far more people may
+read than Secrets (the built-in view role, for one). Each credential key must be a ${VAR}
+that the Secret provides; a connection string may name hosts and a user, not a password.
+*/}}
+{{- define "mongobot.noLiteralCredentials" -}}
+{{- $cfg := . | default dict -}}
+{{- $var := "^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$" -}}
+{{- range $i, $c := $cfg.connectors | default list -}}
+{{- if regexMatch "://[^/@]*:[^/@]*@" ((get $c "connection_string") | default "" | toString) -}}
+{{- fail (printf "config.connectors[%d].connection_string holds a password: it would be readable in the ConfigMap; write it as ${VAR} and give the variable in secret.data or existingSecret" $i) -}}
+{{- end -}}
+{{- range $k := list "client_secret" "private_key" "tls_certificate_key_pem" -}}
+{{- $v := (get $c $k) | default "" | toString -}}
+{{- if and $v (not (regexMatch $var $v)) -}}
+{{- fail (printf "config.connectors[%d].%s is written in the config: it would be readable in the ConfigMap; write it as ${VAR} and give the variable in secret.data or existingSecret" $i $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $pw := (dig "store" "etcd" "password" "" $cfg) | toString -}}
+{{- if and $pw (not (regexMatch $var $pw)) -}}
+{{- fail "config.store.etcd.password is written in the config: it would be readable in the ConfigMap; write it as ${VAR} and give the variable in secret.data or existingSecret" -}}
+{{- end -}}
+{{- range $i, $d := $cfg.deliveries | default list -}}
+{{- range $j, $t := $d.targets | default list -}}
+{{- $auth := (dig "vault_kv" "auth" dict $t) -}}
+{{- range $k, $v := dict "token" (get $auth "token") "approle.secret_id" (dig "approle" "secret_id" "" $auth) -}}
+{{- $v = $v | default "" | toString -}}
+{{- if and $v (not (regexMatch $var $v)) -}}
+{{- fail (printf "config.deliveries[%d].targets[%d].vault_kv.auth.%s is written in the config: it would be readable in the ConfigMap; write it as ${VAR} (or use its _file form) and give the variable in secret.data or existingSecret" $i $j $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
