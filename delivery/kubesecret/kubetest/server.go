@@ -113,6 +113,23 @@ func (p *proc) tail(n int) string {
 // (a t.TempDir() or os.MkdirTemp folder; Stop does not remove it), and returns once the API
 // server's /readyz says ok, its bootstrap RBAC roles included.
 func Start(dir string) (*Server, error) {
+	// freePorts closes the ports it found before etcd and the API server bind them, and go
+	// test runs packages in parallel, several starting servers: another process can take one
+	// in between. The server then exits saying so, and both start again on fresh ports, in a
+	// fresh folder.
+	for attempt := 1; ; attempt++ {
+		d := dir
+		if attempt > 1 {
+			d = filepath.Join(dir, fmt.Sprintf("attempt-%d", attempt))
+		}
+		s, err := start(d)
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+	}
+}
+
+func start(dir string) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err

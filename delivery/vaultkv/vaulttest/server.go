@@ -83,27 +83,35 @@ func start(dir string, useTLS bool) (*Server, error) {
 	if len(fields) < 2 || fields[0] != "Vault" {
 		return nil, fmt.Errorf("%s version says %q, not Vault's version", bin, out)
 	}
-	listen, err := freePorts()
-	if err != nil {
-		return nil, err
+	// freePorts closes the ports it found before Vault binds them, and go test runs packages
+	// in parallel, several starting servers: another process can take one in between. Vault
+	// then exits saying so, and it starts again on fresh ports.
+	for attempt := 1; ; attempt++ {
+		listen, err := freePorts()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{
+			Addr:      "http://" + listen,
+			RootToken: "root-" + random(12),
+			Version:   fields[1],
+			bin:       bin,
+			dir:       dir,
+			listen:    listen,
+			http:      &http.Client{Timeout: 10 * time.Second},
+		}
+		if useTLS {
+			s.Addr = "https://" + listen
+			s.CAFile = filepath.Join(dir, "tls", "vault-ca.pem")
+		}
+		err = s.start()
+		if err == nil {
+			return s, nil
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
 	}
-	s := &Server{
-		Addr:      "http://" + listen,
-		RootToken: "root-" + random(12),
-		Version:   fields[1],
-		bin:       bin,
-		dir:       dir,
-		listen:    listen,
-		http:      &http.Client{Timeout: 10 * time.Second},
-	}
-	if useTLS {
-		s.Addr = "https://" + listen
-		s.CAFile = filepath.Join(dir, "tls", "vault-ca.pem")
-	}
-	if err := s.start(); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // freePorts finds a loopback port p with p+1 free as well: dev mode listens on both (the API
