@@ -21,8 +21,9 @@
 // has a fixed owner, mode and time, the entries are sorted, the layer is compressed once with
 // no name or time in its gzip header, and the config's created time is fixed. That time is
 // SOURCE_DATE_EPOCH when set, else the Unix epoch, not the commit's time, so that the digest
-// follows from the bytes that go in alone (a tree exported without .git gives the same one);
-// a release sets SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) to show a real date. The CA
+// follows from the bytes that go in alone (the same -binary and -version built elsewhere, or
+// later, give the same one; a binary built from a tree without .git differs, since Go stamps
+// the commit into it); a release sets SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) to show a real date. The CA
 // bundle is this machine's, so two machines agree on the digest only with the same -ca file.
 //
 // Its test (go test ./tools/image) proves the image runs as a runtime would run it: it builds
