@@ -132,6 +132,26 @@ func TestSetupGrantsThePrefixOnly(t *testing.T) {
 	if _, err := os.Stat(pwFile); err == nil {
 		t.Error("the second run made a new password for the existing user")
 	}
+	// A permission granted by hand beyond the prefix is not hidden behind "only": the run
+	// stops and names it; once it is revoked, the run passes again.
+	grant := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(ctl, args...)
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("etcdctl %v: %v\n%s", args, err, out)
+		}
+	}
+	grant("role", "grant-permission", "mongobot", "read", "/other/", "--prefix")
+	if out, err := setup(t, env); err == nil || !strings.Contains(out, "has other permissions than readwrite on /mongobot/") {
+		t.Errorf("setup.sh with an extra permission on the role: %v\n%s", err, out)
+	}
+	grant("role", "revoke-permission", "mongobot", "/other/", "--prefix")
+	if out, err := setup(t, env); err != nil || !strings.Contains(out, "under /mongobot/ only") {
+		t.Errorf("setup.sh once the extra permission is revoked: %v\n%s", err, out)
+	}
 
 	// The bot with password auth: its certificate names no etcd user, so the password is
 	// what makes it mongobot.

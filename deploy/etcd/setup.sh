@@ -74,7 +74,24 @@ else
 fi
 "$etcdctl" user grant-role "$user" "$user"
 
-if "$etcdctl" auth status 2>/dev/null | grep -q 'Authentication Status: true'; then
+# Granting only adds: a permission or a role given earlier by hand would stay, and the bot's
+# user would reach more than the prefix. Say so, and stop, rather than report "only".
+perms=$("$etcdctl" role get "$user")
+if [ "$(grep -c $'^\t' <<<"$perms")" -ne 2 ] || [ "$(grep -c "(prefix $prefix)" <<<"$perms")" -ne 2 ]; then
+  echo "setup.sh: role $user has other permissions than readwrite on $prefix; revoke them (etcdctl role revoke-permission) and run this again:" >&2
+  echo "$perms" >&2
+  exit 1
+fi
+roles=$("$etcdctl" user get "$user" | sed -n 's/^Roles: *//p')
+if [ "$roles" != "$user" ]; then
+  echo "setup.sh: user $user has roles $roles, not only $user; revoke the others (etcdctl user revoke-role) and run this again" >&2
+  exit 1
+fi
+
+# Read whole, then matched: with pipefail, grep -q ending the pipe early can kill etcdctl
+# with SIGPIPE and fail the test of a cluster whose auth is on.
+status=$("$etcdctl" auth status 2>/dev/null || true)
+if grep -q 'Authentication Status: true' <<<"$status"; then
   echo "setup.sh: etcd user $user may read and write under $prefix only"
 else
   echo "setup.sh: WARNING: auth is not enabled on this cluster: anyone may read and write every key; see the top of this script" >&2

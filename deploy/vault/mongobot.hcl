@@ -11,8 +11,10 @@
 # A delivery reads the secret (its current version, to write the next with check-and-set;
 # and the version written, to verify it), and writes a new version. create makes the
 # secret at the first delivery; update writes the next versions. No delete, no destroy, no
-# metadata: the bot never removes a version, so a stolen token cannot erase history, and
-# nothing here lists what other secrets exist. The trailing "/" keeps
+# metadata: the bot never removes a version, so a stolen token cannot delete or destroy one,
+# and nothing here lists what other secrets exist. It can still push old versions out by
+# writing new ones (a KV v2 mount keeps max_versions, 10 by default): raise max_versions on
+# the mount, and keep an audit device, for a longer record. The trailing "/" keeps
 # secret/data/mongobot-other/ out.
 path "secret/data/mongobot/*" {
   capabilities = ["create", "read", "update"]

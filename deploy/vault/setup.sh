@@ -43,10 +43,14 @@ mount=${mount%/} prefix=${prefix%/} prefix=${prefix#/}
 vault=${VAULT:-vault}
 ttl=${TOKEN_TTL:-1h} max_ttl=${TOKEN_MAX_TTL:-4h}
 
-if [ -z "$prefix" ] || [[ $prefix == *'*'* || $prefix == *'+'* ]]; then
-  echo "setup.sh: PREFIX=$prefix must be a plain path (no * or +)" >&2
-  exit 2
-fi
+# Both go into the policy's text: letters, digits, . _ - and / only (no glob, no quote, no
+# sed or shell syntax), and no .. segment.
+for v in "$mount" "$prefix"; do
+  if [ -z "$v" ] || ! [[ $v =~ ^[A-Za-z0-9._/-]+$ ]] || [[ /$v/ == */../* ]]; then
+    echo "setup.sh: MOUNT=$mount and PREFIX=$prefix must be plain paths: letters, digits, . _ - and /, no .." >&2
+    exit 2
+  fi
+done
 
 # The mount must be KV version 2: the policy's paths are its API's (data/).
 mountinfo=$("$vault" read -format=json "sys/mounts/$mount" 2>/dev/null) || {
