@@ -1,59 +1,15 @@
 package store
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"mongobot/kv"
+	"mongobot/store/storetest"
 )
-
-// The journal v0.1.0 left (commit 3b0c5ab): its console demo (examples/demo.txt) and then a
-// grant for 8h, a schedule, an access for 8h and a create-readonly-user whose passwords were
-// never revealed, and a lock request still pending, all with BOT_ENCRYPTION_KEY = v010Key.
-// journal-v0.1.0.export.jsonl is what v0.1.0's `journal export` printed for it (cmd/bot's
-// TestUpgradeRule compares). Keep both when the schema changes: this version's migrations
-// must still bring them forward.
-const (
-	v010Journal = "testdata/journal-v0.1.0.db.gz"
-	v010Key     = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-)
-
-// v010Time is when the demo ran: the sealed passwords were still offered then.
-var v010Time = time.Date(2026, 12, 7, 17, 50, 0, 0, time.UTC)
-
-func unpackV010(t *testing.T) string {
-	t.Helper()
-	f, err := os.Open(v010Journal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(filepath.Join(dir, FileName), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // TestJournalFromV010 is the "newer bot, older journal" half of the upgrade rule
 // (CHANGELOG.md) on a real journal the previous version wrote: every record decodes into this
@@ -62,12 +18,15 @@ func unpackV010(t *testing.T) string {
 // version can go on writing to it.
 func TestJournalFromV010(t *testing.T) {
 	bboltOnly(t)
-	key, err := ParseKey(v010Key)
+	key, err := ParseKey(storetest.V010Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := unpackV010(t)
-	now := func() time.Time { return v010Time }
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := storetest.WriteV010(dir); err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return storetest.V010Time }
 
 	// Read-only first, as journal list and export would.
 	ro, err := Open(dir, Options{ReadOnly: true, Key: key, Now: now})

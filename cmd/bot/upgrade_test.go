@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,34 +13,13 @@ import (
 	"mongobot/store/storetest"
 )
 
-// goldenKey is the BOT_ENCRYPTION_KEY the v0.1.0 journal in store/testdata was written with.
-const goldenKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+const goldenKey = storetest.V010Key
 
-// unpackV010 writes the journal v0.1.0's console demo left (store/testdata) into a new data
-// folder and returns the folder.
+// unpackV010 makes a data folder holding the journal v0.1.0 wrote (store/storetest).
 func unpackV010(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "store", "testdata", "journal-v0.1.0.db.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(filepath.Join(dir, store.FileName), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
+	if err := storetest.WriteV010(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -70,10 +47,7 @@ func TestUpgradeRule(t *testing.T) {
 		if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
 			t.Fatalf("journal export on v0.1.0's journal: exit %d: %s", code, errb.String())
 		}
-		old, err := os.ReadFile(filepath.Join("..", "..", "store", "testdata", "journal-v0.1.0.export.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		old := storetest.V010Export
 		rest := out.String()
 		for _, line := range strings.SplitAfter(strings.TrimSuffix(string(old), "\n"), "\n") {
 			i := strings.Index(rest, strings.TrimSuffix(line, "\n")+"\n")

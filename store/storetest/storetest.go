@@ -1,12 +1,18 @@
-// Package storetest changes a journal file the way only another version of the bot could, for
-// tests of what this version does with it. It writes the bbolt file directly, so it lives
+// Package storetest holds journals other versions of the bot wrote, and changes a journal file
+// the way only another version could, for tests of what this version does with them. It writes the bbolt file directly, so it lives
 // beside the store (the one importer of bbolt) rather than in a test of another package.
 package storetest
 
 import (
+	"bytes"
+	"compress/gzip"
+	_ "embed"
 	"encoding/binary"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -30,4 +36,42 @@ func MarkSchema(dir string, v int) error {
 		err = cerr
 	}
 	return err
+}
+
+// The journal v0.1.0 left (commit 3b0c5ab): its console demo (examples/demo.txt), then a grant
+// for 8h, a schedule, an access for 8h and a create-readonly-user whose passwords were never
+// revealed, and a lock request still pending, all sealed with V010Key. V010Export is what
+// v0.1.0's `journal export` printed for it. Keep both when the schema changes: the upgrade
+// tests (store's TestJournalFromV010, cmd/bot's TestUpgradeRule) must still pass on them.
+//
+//go:embed testdata/journal-v0.1.0.db.gz
+var v010Journal []byte
+
+//go:embed testdata/journal-v0.1.0.export.jsonl
+var V010Export []byte
+
+// V010Key is the BOT_ENCRYPTION_KEY the v0.1.0 journal was written with (a test key).
+const V010Key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+// V010Time is when that demo ran: its sealed passwords were still offered then.
+var V010Time = time.Date(2026, 12, 7, 17, 50, 0, 0, time.UTC)
+
+// WriteV010 makes dir (mode 0700) a data folder holding the journal v0.1.0 wrote.
+func WriteV010(dir string) error {
+	zr, err := gzip.NewReader(bytes.NewReader(v010Journal))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(filepath.Join(dir, "journal.db"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector/mongotest"
+	"mongobot/internal/syncbuf"
 )
 
 // The image's files, with their modes and owners: nothing else may be in it (no data folder's
@@ -338,7 +338,7 @@ type container struct {
 type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -350,7 +350,7 @@ func (c container) start(args, env []string) *process {
 	cmd.Env = append(slices.Clone(c.config.Env), env...)
 	cmd.Dir = c.config.WorkingDir
 	cmd.SysProcAttr = c.runner.attr(c.rootfs)
-	p := &process{t: c.t, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{t: c.t, cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		if !c.runner.chown {
@@ -401,21 +401,3 @@ func (p *process) stop() int {
 }
 
 func (p *process) output() string { return p.out.String() }
-
-// lockedBuffer is the process's output, read while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
