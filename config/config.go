@@ -341,6 +341,7 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool), src *sou
 		}
 	case yaml.ScalarNode:
 		var missing, used []string
+		raw := n.Value
 		n.Value = varRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			name := varRef.FindStringSubmatch(ref)[1]
 			v, ok := env(name)
@@ -354,7 +355,7 @@ func expand(n *yaml.Node, path string, env func(string) (string, bool), src *sou
 		})
 		substituted := len(used) > 0
 		if substituted {
-			src.vars[path], src.values[path] = used, n.Value
+			src.vars[path], src.values[path], src.raw[path] = used, n.Value, raw
 		}
 		if len(missing) > 0 {
 			// One mistake among the others, not a stop: the rest of the file is still checked.
@@ -387,6 +388,9 @@ func (c *Config) check(src *source) []string {
 		add("connectors: at least one connector is needed")
 	}
 	c.Store.check(add)
+	if e := c.Store.Etcd; e != nil {
+		credential(src.expanded, "store.etcd.password", e.Password, false, add)
+	}
 	var names []string
 	for i, cn := range c.Connectors {
 		f := fmt.Sprintf("connectors[%d]", i)
@@ -435,6 +439,12 @@ func (c *Config) check(src *source) []string {
 		if cn.TLSCertificateKeyFile != "" && !cn.TLSCertificateKeyPEM.Empty() {
 			add("%s: give tls_certificate_key_file or tls_certificate_key_pem, not both", f)
 		}
+		if pw := uriPassword(src.written(f+".connection_string", cn.ConnectionString.Reveal())); pw != "" && !varRef.MatchString(pw) {
+			add("%s.connection_string holds a password written in the file: give the password (or the whole string) as ${VAR} so the file holds no credential", f)
+		}
+		credential(src.expanded, f+".tls_certificate_key_pem", cn.TLSCertificateKeyPEM, true, add)
+		credential(src.expanded, f+".client_secret", cn.ClientSecret, false, add)
+		credential(src.expanded, f+".private_key", cn.PrivateKey, false, add)
 		if cn.PasswordLength != 0 && (cn.PasswordLength < 16 || cn.PasswordLength > 256) {
 			add("%s.password_length must be between 16 and 256", f)
 		}
@@ -491,6 +501,36 @@ func (c *Config) check(src *source) []string {
 		add("log.format %q is not text or json", c.Log.Format)
 	}
 	return errs
+}
+
+// credential refuses a credential written into the file itself, which ends up in backups,
+// diffs and screenshares: it must come from ${VAR}, or from a file when the field has a
+// _file form.
+func credential(fromEnv func(string) bool, path string, v secret.String, fileForm bool, add func(string, ...any)) {
+	if v.Empty() || fromEnv(path) {
+		return
+	}
+	or := ""
+	if fileForm {
+		or = " (or use the _file form)"
+	}
+	add("%s is written in the file: give it as ${VAR}%s so the file holds no credential", path, or)
+}
+
+// uriPassword is the password in a connection string's text, "" when it has none (no user,
+// or a user alone, as with X.509). The user information ends at the last @ before the
+// first /, as the driver reads it.
+func uriPassword(uri string) string {
+	if _, rest, ok := strings.Cut(uri, "://"); ok {
+		uri = rest
+	}
+	hosts, _, _ := strings.Cut(uri, "/")
+	at := strings.LastIndex(hosts, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(hosts[:at], ":")
+	return pw
 }
 
 // Policy is the approvals policy the config describes.

@@ -174,12 +174,7 @@ func orAdmin(db string) string {
 }
 
 func checkTarget(f string, t Target, fromEnv func(string) bool, add func(string, ...any)) {
-	// A credential written into the file itself ends up in backups, diffs and screenshares.
-	literal := func(path string, v Secret) {
-		if !v.Empty() && !fromEnv(path) {
-			add("%s is written in the file: give it as ${VAR} (or use the _file form) so the file holds no credential", path)
-		}
-	}
+	literal := func(path string, v Secret) { credential(fromEnv, path, v.String, true, add) }
 	n := 0
 	for _, set := range []bool{t.VaultKV != nil, t.KubernetesSecret != nil, t.Exec != nil} {
 		if set {

@@ -156,10 +156,11 @@ func typeName(k SchemaKey) string {
 // credential should (the file then holds none), and a Secret must (Parse refuses a literal).
 func varRule(k SchemaKey) string {
 	switch {
-	case deref(k.Type) == reflect.TypeFor[Secret]():
-		return "required: a value written in the file is refused"
+	case k.Path == "connectors[].connection_string":
+		// The string may be written in the file as long as the password in it is not.
+		return "required for a password in it (the whole string, or the password alone): a password written in the file is refused"
 	case k.Credential:
-		return "expected: a credential, so give it as ${VAR} and keep the file free of it"
+		return "required: a value written in the file is refused"
 	}
 	return "allowed"
 }
@@ -303,8 +304,9 @@ How to read an entry:
 - **${VAR}**: any value may be written ` + "`${NAME}`" + `, taken from the environment when the file is
   loaded (several in one value, or with text around them, are allowed). A variable that is not
   set is a mistake naming the key. Messages about a value that came from the environment name
-  the variable, never the value. Credentials should always come this way; two keys (Vault
-  ` + "`token`" + ` and AppRole ` + "`secret_id`" + `) refuse a value written in the file.
+  the variable, never the value. Credentials must come this way (or from a file, where a key
+  has a ` + "`_file`" + ` form): one written in the file, a password inside a connection string
+  included, is refused, so that backups, diffs and screenshares of the file hold none.
 - An unknown key is a mistake (with the closest known key suggested), not ignored.
 - Durations are a whole number and a unit: ` + "`90s`" + `, ` + "`30m`" + `, ` + "`4h`" + `, ` + "`2d`" + `.
 - Slack ids, not names: channels ` + "`C…`" + ` (or ` + "`G…`" + `), people ` + "`U…`" + ` (or ` + "`W…`" + `), user groups ` + "`S…`" + `.

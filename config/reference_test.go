@@ -159,7 +159,7 @@ func TestReferenceDefaults(t *testing.T) {
 const minimal = `
 connectors:
   - name: prod
-    connection_string: mongodb://bot:pw@db:27017/
+    connection_string: mongodb://bot@db:27017/
 approvals:
   channel: C0APPROVALS
   approvers: {users: [U0ALICE]}

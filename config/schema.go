@@ -20,6 +20,9 @@ type source struct {
 	vars map[string][]string
 	// values maps the same paths to the expanded text, to take it out of messages.
 	values map[string]string
+	// raw maps the same paths to their text as written, to tell which part the file itself
+	// holds (a connection string's password, say).
+	raw map[string]string
 	// badValues are the mistakes walk found in values that the rest of the config can be
 	// checked without.
 	badValues []string
@@ -29,7 +32,7 @@ type source struct {
 
 // newSource starts the record of where each value came from.
 func newSource() *source {
-	return &source{lines: map[string]int{}, vars: map[string][]string{}, values: map[string]string{}}
+	return &source{lines: map[string]int{}, vars: map[string][]string{}, values: map[string]string{}, raw: map[string]string{}}
 }
 
 // at is path with its line, as messages name a field: "approvals.quorum (line 7)".
@@ -302,6 +305,14 @@ func distance(a, b string) int {
 		}
 	}
 	return d[len(x)][len(y)]
+}
+
+// written is the text at path as the file has it: before ${VAR} expansion, or value.
+func (s *source) written(path, value string) string {
+	if r, ok := s.raw[path]; ok {
+		return r
+	}
+	return value
 }
 
 func (s *source) expanded(path string) bool { _, ok := s.vars[path]; return ok }
