@@ -246,14 +246,38 @@ func openStore(env func(string) (string, bool), dir string, opts store.Options) 
 
 // openStoreWith is openStore with the opener given (the shared journal's).
 func openStoreWith(env func(string) (string, bool), dir string, opts store.Options, open func(string, store.Options) (*store.Store, error)) (*store.Store, error) {
+	if err := withKey(env, &opts); err != nil {
+		return nil, err
+	}
+	return open(dir, opts)
+}
+
+// withKey sets opts.Key from BOT_ENCRYPTION_KEY, when it is given.
+func withKey(env func(string) (string, bool), opts *store.Options) error {
 	if k := getenv(env, "BOT_ENCRYPTION_KEY", ""); k != "" {
 		key, err := store.ParseKey(k)
 		if err != nil {
-			return nil, usageError{fmt.Sprintf("BOT_ENCRYPTION_KEY: %v", err)}
+			return usageError{fmt.Sprintf("BOT_ENCRYPTION_KEY: %v", err)}
 		}
 		opts.Key = key
 	}
-	return open(dir, opts)
+	return nil
+}
+
+// checkJournal reads a journal already in dir without changing anything, for the refusals
+// that need no network (a key file others may read, a journal from a newer version) to come
+// before Slack's. Whatever else the read finds is left to the real open, which migrates an
+// older journal and sets up a new one.
+func checkJournal(dir string, opts store.Options) error {
+	opts.ReadOnly = true
+	st, err := store.Open(dir, opts)
+	switch {
+	case err == nil:
+		return st.Close()
+	case errors.Is(err, store.ErrKeyFileMode), errors.Is(err, store.ErrNewerSchema):
+		return err
+	}
+	return nil
 }
 
 // warnKeyFile logs, once at start-up, that the key sealing new passwords is the key file beside
@@ -292,23 +316,22 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer closeAll(conns)
-	var sh *shared // several replicas on etcd; nil: this process alone, on the bbolt file
-	opts := store.Options{Retention: time.Duration(cfg.Retention.Keep)}
-	var st *store.Store
-	if cfg.Store.Etcd != nil {
-		if sh, err = joinShared(ctx, cfg.Store.Etcd, log); err != nil {
-			return err
-		}
-		defer sh.close()
-		st, err = openStoreWith(env, dataDir(env), opts, sh.open)
-	} else {
-		// Not openStore: the config read above says the file is the journal.
-		st, err = openStoreWith(env, dataDir(env), opts, store.Open)
-	}
-	if err != nil {
+	bc := botConfig(cfg, conns, log)
+	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
 		return err
 	}
-	defer st.Close()
+	opts := store.Options{Retention: time.Duration(cfg.Retention.Keep)}
+	if err := withKey(env, &opts); err != nil {
+		return err
+	}
+	// Every check that a mistake in the environment can fail comes before anything is made:
+	// a start that fails leaves no data folder, key file or journal behind, nor anything in
+	// etcd.
+	if cfg.Store.Etcd == nil {
+		if err := checkJournal(dataDir(env), opts); err != nil {
+			return err
+		}
+	}
 	sl := slack.New(slack.Config{AppToken: app, BotToken: tok, APIURL: getenv(env, "SLACK_API_URL", ""),
 		Slash: cfg.SlashCommand, Usergroups: cfg.Usergroups(), Log: log})
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -317,10 +340,22 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	if err != nil {
 		return err
 	}
-	bc := botConfig(cfg, conns, log)
-	if bc.Deliveries, _, err = deliveries(cfg); err != nil {
+	var sh *shared // several replicas on etcd; nil: this process alone, on the bbolt file
+	var st *store.Store
+	if cfg.Store.Etcd != nil {
+		if sh, err = joinShared(ctx, cfg.Store.Etcd, log); err != nil {
+			return err
+		}
+		defer sh.close()
+		st, err = sh.open(dataDir(env), opts)
+	} else {
+		// Not openStore: the config read above says the file is the journal.
+		st, err = store.Open(dataDir(env), opts)
+	}
+	if err != nil {
 		return err
 	}
+	defer st.Close()
 	var metrics *observe.Metrics
 	if cfg.HTTP.Listen != "" {
 		metrics = observe.New()
