@@ -33,8 +33,8 @@ type Adapter struct {
 	slash string
 	now   func() time.Time
 	// apiURL and botToken are kept for Check's messages: the first is named in them, the
-	// second is scrubbed from them.
-	apiURL, botToken string
+	// second is scrubbed from them. Preflight asks with appToken too.
+	apiURL, botToken, appToken string
 
 	dmMu sync.Mutex
 	dms  map[string]string // user -> direct conversation id
@@ -127,7 +127,7 @@ func New(cfg Config) *Adapter {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.PingInterval))
 	}
 	return &Adapter{api: api, sm: socketmode.New(api, smOpts...), log: cfg.Log, slash: cfg.Slash, now: cfg.Now,
-		apiURL: apiURL, botToken: cfg.BotToken,
+		apiURL: apiURL, botToken: cfg.BotToken, appToken: cfg.AppToken,
 		busy: make(chan struct{}, maxWork), dms: map[string]string{},
 		groups: groups, watched: watched, groupsTTL: cfg.GroupsTTL, lookupTimeout: groupLookupTimeout}
 }

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"mongobot/bot"
+	"mongobot/bot/slack"
 	"mongobot/config"
 	"mongobot/connector/atlas"
 	"mongobot/store"
@@ -63,6 +64,7 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 	} else {
 		checkData(env, w, problem)
 	}
+	checkSlack(ctx, cfg, env, w, problem)
 	for _, r := range checkConnectors(ctx, cfg, os.Stderr) {
 		for _, l := range r {
 			if l.problem {
@@ -77,6 +79,49 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 		return quietError{}
 	}
 	return nil
+}
+
+// checkSlackTimeout bounds all of check's questions to Slack, as serve's start bounds its
+// auth.test.
+const checkSlackTimeout = 30 * time.Second
+
+// checkSlack asks Slack what serve will need of it: both tokens, the scopes the config
+// needs, the bot's place in each channel it posts to, and each user group it names. A token
+// that is not set, or not of its kind, is a problem, because serve exits on it; it is judged
+// by the same rule serve applies, and not sent to Slack.
+func checkSlack(ctx context.Context, cfg *config.Config, env func(string) (string, bool), w io.Writer, problem func(string, ...any)) {
+	app, tok := getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
+	switch {
+	case tok == "":
+		problem("slack: SLACK_BOT_TOKEN is not set: serve needs it; give the bot token (xoxb-…) of the Slack app (Install App → Bot User OAuth Token)")
+	case !strings.HasPrefix(tok, "xoxb-"):
+		problem("slack: SLACK_BOT_TOKEN does not start with xoxb-: it must be the bot token (Install App → Bot User OAuth Token)")
+		tok = ""
+	}
+	switch {
+	case app == "":
+		problem("slack: SLACK_APP_TOKEN is not set: serve needs it; give the app-level token (xapp-…, scope connections:write) of the Slack app")
+	case !strings.HasPrefix(app, "xapp-"):
+		problem("slack: SLACK_APP_TOKEN does not start with xapp-: it must be the app-level token (Basic Information → App-Level Tokens), not the bot token")
+		app = ""
+	}
+	if tok == "" && app == "" {
+		return
+	}
+	need := slack.Need{Channels: []slack.NeedChannel{{Key: "approvals.channel", ID: cfg.Approvals.Channel}}, Usergroups: cfg.Usergroups()}
+	if ch := cfg.Schedules.Channel; ch != "" && ch != cfg.Approvals.Channel {
+		need.Channels = append(need.Channels, slack.NeedChannel{Key: "schedules.channel", ID: ch})
+	}
+	sctx, cancel := context.WithTimeout(ctx, checkSlackTimeout)
+	defer cancel()
+	sl := slack.New(slack.Config{AppToken: app, BotToken: tok, APIURL: getenv(env, "SLACK_API_URL", "")})
+	for _, f := range sl.Preflight(sctx, need) {
+		if f.Problem {
+			problem("%s", f.Text)
+		} else {
+			fmt.Fprintln(w, f.Text)
+		}
+	}
 }
 
 // checkParallel is how many connectors check discovers at once: enough that a thousand take

@@ -36,7 +36,7 @@ func TestCheck(t *testing.T) {
 	check := func(uri string) int {
 		out.Reset()
 		errb.Reset()
-		return run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": uri, "BOT_DATA_DIR": data}), nil, &out, &errb)
+		return run(context.Background(), []string{"check"}, envOf(withSlack(t, map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": uri, "BOT_DATA_DIR": data})), nil, &out, &errb)
 	}
 	// verdict is check's last line; no line above it may claim the whole is ok.
 	verdict := func() string {
@@ -354,8 +354,8 @@ deliveries:
 	check := func(token string) int {
 		out.Reset()
 		errb.Reset()
-		return run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": emu.URI(),
-			"BOT_DATA_DIR": filepath.Join(t.TempDir(), "data"), "VAULT_TOKEN": token}), nil, &out, &errb)
+		return run(context.Background(), []string{"check"}, envOf(withSlack(t, map[string]string{"BOT_CONFIG": cfg, "MONGO_URI": emu.URI(),
+			"BOT_DATA_DIR": filepath.Join(t.TempDir(), "data"), "VAULT_TOKEN": token})), nil, &out, &errb)
 	}
 	if code := check(rw); code != 0 || !strings.Contains(out.String(), "delivery: Vault KV secret/apps/orders at "+strings.TrimPrefix(v.Addr, "")) ||
 		!strings.Contains(out.String(), "delivery: command /bin/cat") || !strings.Contains(out.String(), "ready to deliver") {

@@ -85,8 +85,13 @@ Validates the config and, for each connector, connects and reports the server's 
 topology and which of the bot's actions its account can and cannot perform. It also says
 whether the journal in BOT_DATA_DIR is there and readable, and, for each delivery target,
 whether it can be reached and written (the Vault token's policy on the secret's path, the
-Kubernetes account's access to the Secret, the command's program). It only reads: it creates
-no data folder, journal or key, changes nothing on MongoDB and writes to no target.
+Kubernetes account's access to the Secret, the command's program). It asks Slack what serve
+will need: the bot token (auth.test: workspace and bot user), the app-level token (it may
+open Socket Mode; the socket itself is not opened), the bot token's scopes against those the
+config needs (usergroups:read when it names user groups), the bot's membership of the
+approvals and schedules channels (seen only with channels:read), and that each user group
+the config names exists and is enabled. It only reads: it creates no data folder, journal or
+key, changes nothing on MongoDB, writes to no target and posts nothing to Slack.
 
 It lists its findings, then ends with one verdict, "check: ok" (exit 0) or "check: N
 problem(s)" (exit 1). A data folder that does not exist yet is reported but is not a problem:
@@ -98,6 +103,9 @@ Environment:
   BOT_CONFIG            config file; default bot.yaml (${VAR} in it is read from the environment)
   BOT_DATA_DIR          folder of the journal; default ./data
   BOT_ENCRYPTION_KEY    only checked to be a valid key when set
+  SLACK_BOT_TOKEN       the bot token (xoxb-…); a problem when not set, as serve needs it
+  SLACK_APP_TOKEN       the app-level token (xapp-…); a problem when not set
+  SLACK_API_URL         the Slack Web API's base URL; default Slack's own
 
 Example:
   BOT_CONFIG=/etc/mongobot/bot.yaml mongobot check

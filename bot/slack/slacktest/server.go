@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -115,6 +116,11 @@ type Server struct {
 	homes    map[string]*View
 	triggers map[string]trigger
 	answers  map[string][]byte
+	// What check asks about (check.go): the bot token's scopes, the channels the bot is
+	// not in, and the user groups that are disabled.
+	scopes   []string
+	outside  map[string]bool
+	disabled map[string]bool
 }
 
 // New starts a stand-in.
@@ -123,7 +129,8 @@ func New() *Server {
 		acks: map[string]time.Time{}, sent: map[string]time.Time{}, envelopes: map[string][]byte{}, tokens: map[string]string{}, routes: map[string]string{},
 		groups: map[string][]string{}, groupErr: map[string]string{}, holds: map[string]chan struct{}{}, closing: make(chan struct{}),
 		limited: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{}),
-		views: map[string]*View{}, homes: map[string]*View{}, triggers: map[string]trigger{}, answers: map[string][]byte{}}
+		views: map[string]*View{}, homes: map[string]*View{}, triggers: map[string]trigger{}, answers: map[string][]byte{},
+		scopes: slices.Clone(ManifestScopes), outside: map[string]bool{}, disabled: map[string]bool{}}
 	s.up = upstream.NewTestServer(func(c upstream.Customize) {
 		c.Handle("/auth.test", s.web("auth.test", s.authTest))
 		c.Handle("/apps.connections.open", s.connectionsOpen)
@@ -133,6 +140,8 @@ func New() *Server {
 		c.Handle("/chat.postEphemeral", s.web("chat.postEphemeral", s.postEphemeral))
 		c.Handle("/conversations.open", s.web("conversations.open", s.conversationsOpen))
 		c.Handle("/usergroups.users.list", s.held(s.web("usergroups.users.list", s.usergroupMembers)))
+		c.Handle("/usergroups.list", s.web("usergroups.list", s.usergroupsList))
+		c.Handle("/conversations.info", s.web("conversations.info", s.conversationsInfo))
 		c.Handle("/views.open", s.webJSON("views.open", s.viewsOpen))
 		c.Handle("/views.update", s.webJSON("views.update", s.viewsUpdate))
 		c.Handle("/views.publish", s.webJSON("views.publish", s.viewsPublish))
@@ -277,6 +286,8 @@ func (s *Server) web(method string, h func(url.Values) map[string]any) http.Hand
 		if token(r) != s.BotToken {
 			out = fail("invalid_auth")
 		} else {
+			// Slack names the token's scopes on every answer to it.
+			w.Header().Set("X-OAuth-Scopes", strings.Join(s.scopes, ","))
 			out = h(r.Form)
 		}
 		s.record(call, out)
@@ -303,7 +314,13 @@ func (s *Server) connectionsOpen(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	label, ok := s.tokens[token(r)]
 	s.mu.Unlock()
-	if !ok && token(r) != s.AppToken {
+	switch {
+	case ok || token(r) == s.AppToken:
+	case token(r) == s.BotToken || strings.HasPrefix(token(r), "xoxb-"):
+		// Slack's answer to a bot token given where an app-level one belongs.
+		reply(w, fail("not_allowed_token_type"))
+		return
+	default:
 		reply(w, fail("invalid_auth"))
 		return
 	}
