@@ -127,19 +127,21 @@ func TestImage(t *testing.T) {
 	if out, code := c.run([]string{"--version"}, nil); code != 0 || out != "mongobot test-version\n" {
 		t.Fatalf("--version: exit %d, %q", code, out)
 	}
-	out, code := c.run([]string{"check"}, []string{"MONGO_URI=" + emu.URI()})
+	// check asks Slack (the stand-in) and MongoDB (the emulator), as serve will.
+	sl := slacktest.New()
+	defer sl.Close()
+	slackEnv := []string{"SLACK_APP_TOKEN=" + sl.AppToken, "SLACK_BOT_TOKEN=" + sl.BotToken, "SLACK_API_URL=" + sl.URL()}
+	out, code := c.run([]string{"check"}, append([]string{"MONGO_URI=" + emu.URI()}, slackEnv...))
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || !strings.Contains(out, "config: /etc/mongobot/bot.yaml read: 1 connector(s)") ||
-		!strings.Contains(out, "data: no journal in /data yet") || !strings.Contains(out, "prod: 7.0.14") || lines[len(lines)-1] != "check: ok" {
+		!strings.Contains(out, "data: no journal in /data yet") || !strings.Contains(out, "prod: 7.0.14") ||
+		!strings.Contains(out, "slack: app-level token: Socket Mode may connect") || lines[len(lines)-1] != "check: ok" {
 		t.Fatalf("check in the image: exit %d\n%s", code, redact.Replace(out))
 	}
 
 	// The default command: serve, against stand-ins for Slack and MongoDB. It creates its
 	// journal in /data as the image's user, and answers a slash command.
-	sl := slacktest.New()
-	defer sl.Close()
-	serve := c.start(cf.Config.Cmd, []string{"SLACK_APP_TOKEN=" + sl.AppToken, "SLACK_BOT_TOKEN=" + sl.BotToken, "SLACK_API_URL=" + sl.URL(),
-		"MONGO_URI=" + emu.URI(), "BOT_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)})
+	serve := c.start(cf.Config.Cmd, append([]string{"MONGO_URI=" + emu.URI(), "BOT_ENCRYPTION_KEY=" + strings.Repeat("ab", 32)}, slackEnv...))
 	if err := sl.Wait(60*time.Second, "the bot in the image to connect", func(s *slacktest.Server) bool { return s.Connected() || serve.exited() }); err != nil || serve.exited() {
 		serve.stop()
 		t.Fatalf("serve in the image: %v\n%s", err, redact.Replace(serve.output()))
