@@ -52,8 +52,10 @@ type yamlField struct {
 	credential bool
 }
 
-// yamlFields are the keys of struct t as the decoder reads them (fieldsOf's rules, in field
-// order). A credential is decoded as text by a field of a "twin" struct (connectorYAML,
+// yamlFields are the keys of struct t as the decoder reads them, in field order: inline
+// structs contribute their keys, "-" fields are not read from YAML, and a key of the outer
+// struct hides the same key of an inline one. The schema's walk (fieldsOf) and the reference
+// both read the config's types through it. A credential is decoded as text by a field of a "twin" struct (connectorYAML,
 // etcdYAML) into a secret.String field of the same name that the YAML does not read: that
 // pairing, or the Secret type, is what marks a key as a credential.
 func yamlFields(t reflect.Type) []yamlField {

@@ -202,34 +202,12 @@ func (s *source) walkMapping(n *yaml.Node, t reflect.Type, path string, errs *[]
 }
 
 // fieldsOf maps the YAML keys of struct t to their types, the way the decoder reads the
-// tags: inline structs contribute their keys, "-" fields are not read from YAML, and a key
-// of the outer struct hides the same key of an inline one.
+// tags (yamlFields' rules).
 func fieldsOf(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	var fill func(t reflect.Type)
-	fill = func(t reflect.Type) {
-		var inline []reflect.Type
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			switch {
-			case name == "-" || !f.IsExported():
-			case strings.Contains(opts, "inline"):
-				inline = append(inline, f.Type)
-			default:
-				if name == "" {
-					name = strings.ToLower(f.Name)
-				}
-				if _, hidden := m[name]; !hidden {
-					m[name] = f.Type
-				}
-			}
-		}
-		for _, it := range inline {
-			fill(it)
-		}
+	for _, f := range yamlFields(t) {
+		m[f.name] = f.typ
 	}
-	fill(t)
 	return m
 }
 
