@@ -87,23 +87,12 @@ const checkSlackTimeout = 30 * time.Second
 
 // checkSlack asks Slack what serve will need of it: both tokens, the scopes the config
 // needs, the bot's place in each channel it posts to, and each user group it names. A token
-// that is not set, or not of its kind, is a problem, because serve exits on it; it is judged
-// by the same rule serve applies, and not sent to Slack.
+// that is not set, or not of its kind, is a problem, because serve exits on it: slackTokens
+// judges it for both, and such a token is not sent to Slack.
 func checkSlack(ctx context.Context, cfg *config.Config, env func(string) (string, bool), w io.Writer, problem func(string, ...any)) {
-	app, tok := getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
-	switch {
-	case tok == "":
-		problem("slack: SLACK_BOT_TOKEN is not set: serve needs it; give the bot token (xoxb-…) of the Slack app (Install App → Bot User OAuth Token)")
-	case !strings.HasPrefix(tok, "xoxb-"):
-		problem("slack: SLACK_BOT_TOKEN does not start with xoxb-: it must be the bot token (Install App → Bot User OAuth Token)")
-		tok = ""
-	}
-	switch {
-	case app == "":
-		problem("slack: SLACK_APP_TOKEN is not set: serve needs it; give the app-level token (xapp-…, scope connections:write) of the Slack app")
-	case !strings.HasPrefix(app, "xapp-"):
-		problem("slack: SLACK_APP_TOKEN does not start with xapp-: it must be the app-level token (Basic Information → App-Level Tokens), not the bot token")
-		app = ""
+	app, tok, mistakes := slackTokens(env)
+	for _, m := range mistakes {
+		problem("slack: %s", m)
 	}
 	if tok == "" && app == "" {
 		return

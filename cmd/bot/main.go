@@ -290,21 +290,37 @@ func warnKeyFile(log *slog.Logger, st *store.Store) {
 	}
 }
 
+// slackTokens reads the two Slack tokens and says, the app-level token's first, what is wrong
+// with each as serve needs it: not set, or not of its kind (the other token given in its
+// place). serve stops on the first mistake; check reports them all. A token of the wrong
+// kind comes back empty, so that it is never sent to Slack.
+func slackTokens(env func(string) (string, bool)) (app, tok string, mistakes []string) {
+	app, tok = getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
+	switch {
+	case app == "":
+		mistakes = append(mistakes, "SLACK_APP_TOKEN is not set: serve needs it; give the app-level token (xapp-…, scope connections:write) of the Slack app")
+	case !strings.HasPrefix(app, "xapp-"):
+		mistakes = append(mistakes, "SLACK_APP_TOKEN does not start with xapp-: it must be the app-level token (Basic Information → App-Level Tokens), not the bot token")
+		app = ""
+	}
+	switch {
+	case tok == "":
+		mistakes = append(mistakes, "SLACK_BOT_TOKEN is not set: serve needs it; give the bot token (xoxb-…) of the Slack app (Install App → Bot User OAuth Token)")
+	case !strings.HasPrefix(tok, "xoxb-"):
+		mistakes = append(mistakes, "SLACK_BOT_TOKEN does not start with xoxb-: it must be the bot token (Install App → Bot User OAuth Token)")
+		tok = ""
+	}
+	return app, tok, mistakes
+}
+
 // serve is the bot's main job.
 func serve(ctx context.Context, args []string, env func(string) (string, bool), stderr io.Writer) error {
 	if err := parse(flags("serve"), args, 0); err != nil {
 		return err
 	}
-	app, tok := getenv(env, "SLACK_APP_TOKEN", ""), getenv(env, "SLACK_BOT_TOKEN", "")
-	switch {
-	case app == "":
-		return usageError{"SLACK_APP_TOKEN is not set: give the app-level token (xapp-…, scope connections:write) of the Slack app"}
-	case !strings.HasPrefix(app, "xapp-"):
-		return usageError{"SLACK_APP_TOKEN does not start with xapp-: it must be the app-level token, not the bot token"}
-	case tok == "":
-		return usageError{"SLACK_BOT_TOKEN is not set: give the bot token (xoxb-…) of the Slack app"}
-	case !strings.HasPrefix(tok, "xoxb-"):
-		return usageError{"SLACK_BOT_TOKEN does not start with xoxb-: it must be the bot token"}
+	app, tok, mistakes := slackTokens(env)
+	if len(mistakes) > 0 {
+		return usageError{mistakes[0]}
 	}
 	cfg, err := loadConfig(env)
 	if err != nil {
