@@ -288,7 +288,7 @@ func (b *Bot) finish(ctx context.Context, r store.Request, e store.Entry, out ou
 	var undoAt time.Time
 	if d, err := commands.ParseDuration(e.Args["for"]); err == nil && out.err == nil && ch.Undo != nil {
 		undoAt = b.now().Add(d)
-		ch.Notes = append(ch.Notes, fmt.Sprintf("temporary: the bot undoes it by itself at %s (%s); Roll back before then ends it early", clock(undoAt), e.Args["for"]))
+		ch.Notes = append(ch.Notes, b.temporaryNote(e, clock(undoAt)))
 	}
 	e, err := b.store.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: state, By: "bot"}, func(x *store.Entry) {
 		x.UndoAt = undoAt

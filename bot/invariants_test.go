@@ -63,6 +63,7 @@ var (
 	scheduleRuns atomic.Int64 // of those, scheduled rotations
 	delivered    atomic.Int64 // at rest: applications' logins judged after a delivery
 	abandoned    atomic.Int64 // and after a delivery the bot abandoned
+	givenUp      atomic.Int64 // of those, temporary actions ended early without a vote
 )
 
 // ciSeeds and ciSteps are what a plain `go test` runs. The race detector slows the bot about
@@ -77,7 +78,7 @@ const (
 // Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
 // what exists then (messages, buttons, envelopes), so a shrunk list still means something.
 type Step struct {
-	Kind string // cmd, click, approve, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member, partition
+	Kind string // cmd, click, approve, giveup, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member, partition
 	User string
 	Text string
 	N, M int
@@ -130,6 +131,9 @@ func genSteps(seed uint64, n int) []Step {
 			s = Step{Kind: "reload", N: r.IntN(8)}
 		case w < 87:
 			s = Step{Kind: "checkloop"}
+		case w < 89:
+			// A temporary action ended early: by its requester, an approver, or someone else.
+			s = Step{Kind: "giveup", N: r.IntN(1 << 20), M: r.IntN(3)}
 		case w < 95:
 			s = Step{Kind: "clock", N: r.IntN(len(jumps))}
 		case w < 96:
@@ -258,6 +262,11 @@ type world struct {
 	dying       bool            // the step being applied is cut short by a crash
 	revealSeen  map[string]bool // reveals already judged, by message ts
 	clickedEver map[string]bool // "user channel/ts" of every click sent
+	// inspect, when set, looks at the world once the steps ran, before it closes (tests of
+	// one path use it to see that the path was taken).
+	inspect func(*world)
+	// endedAlarms are the temporary entries seen ended, with the overdue alarms about each then.
+	endedAlarms map[uint64]int
 }
 
 func (w *world) problem(format string, a ...any) {
@@ -267,7 +276,7 @@ func (w *world) problem(format string, a ...any) {
 func newWorld(t testing.TB, cluster *etcdtest.Cluster) (*world, error) {
 	w := &world{t: t, slack: slacktest.New(), dir: filepath.Join(t.TempDir(), "data"), ha: newHASide(cluster),
 		clock: &clock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &syncbuf.Buffer{},
-		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}, revealSeen: map[string]bool{}, clickedEver: map[string]bool{}}
+		seenVotes: map[uint64]int{}, seenReq: map[uint64]string{}, seenEntry: map[uint64]int{}, revealSeen: map[string]bool{}, clickedEver: map[string]bool{}, endedAlarms: map[uint64]int{}}
 	w.slack.SetGroup("S0DBAS", carol)
 	if w.ha != nil {
 		// One socket per replica, envelopes spread across them as Slack does.
@@ -643,6 +652,8 @@ func (w *world) apply(s Step) error {
 		if s.Kind == "click" && s.M%7 == 0 { // a double click
 			w.send(w.slack.Click(s.User, m, x.b))
 		}
+	case "giveup":
+		w.giveUp(s)
 	case "approve":
 		// An approver presses Approve on one of the newest cards that still offer it.
 		cards := w.offering(bot.TextApprove)
@@ -770,11 +781,17 @@ func runSteps(t testing.TB, steps []Step, verbose bool) []string {
 // runStepsOn runs steps on a fresh world: one bot on a bbolt journal when cluster is nil,
 // else replicas sharing a journal on it.
 func runStepsOn(t testing.TB, cluster *etcdtest.Cluster, steps []Step, verbose bool) []string {
+	return runStepsWith(t, cluster, steps, verbose, nil)
+}
+
+// runStepsWith is runStepsOn that lets inspect look at the world once the steps ran.
+func runStepsWith(t testing.TB, cluster *etcdtest.Cluster, steps []Step, verbose bool, inspect func(*world)) []string {
 	baseline := goroutines(cluster != nil)
 	w, err := newWorld(t, cluster)
 	if err != nil {
 		return []string{"setup: " + err.Error()}
 	}
+	w.inspect = inspect
 	defer w.close()
 	for i, s := range steps {
 		w.stepNo = i
@@ -827,6 +844,9 @@ func runStepsOn(t testing.TB, cluster *etcdtest.Cluster, steps []Step, verbose b
 	}
 	if len(w.problems) == 0 {
 		w.finish()
+	}
+	if w.inspect != nil && w.emu != nil {
+		w.inspect(w)
 	}
 	w.close()
 	if len(w.problems) == 0 {
@@ -1159,6 +1179,7 @@ func (w *world) check() {
 		}
 	}
 	w.checkJITUsers(es, msgs)
+	w.checkEndedOnce(es, byID, msgs)
 	l := w.lead()
 	if l == nil {
 		return
@@ -1241,13 +1262,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("journal #%d was done by the bot, but not as the due end of a temporary action", e.ID)
 		}
 	case e.Args["ended_early"] == "true":
-		// access-end: by the access's requester or an approver, of an access.
-		orig, ok := byID[e.RollbackOf]
-		if !ok || orig.Action != commands.Access {
-			w.problem("journal #%d ended early something that is not an access (#%d)", e.ID, e.RollbackOf)
-		} else if e.Requester != orig.Requester && !eff(commands.Access, orig.Args).Approvers.Has(w.whoIs(e.Requester)) {
-			w.problem("journal #%d: %s ended access #%d of %s, being neither its requester nor an approver", e.ID, e.Requester, orig.RequestID, orig.Requester)
-		}
+		w.givenUp(e, byID)
 	case e.ScheduleID != 0:
 		sc, err := w.journal().Schedule(e.ScheduleID)
 		if err != nil {
@@ -1432,6 +1447,9 @@ func (w *world) checkUsers() {
 			if e.ScheduleID != 0 && e.Action == commands.RotatePassword {
 				scheduleRuns.Add(1)
 			}
+			if e.Args["given_up_by"] != "" && e.State == store.EntryDone {
+				givenUp.Add(1)
+			}
 		}
 	}
 	cloudApplied.Add(int64(len(w.cloud.cluster.AppliedSince(w.cloud.base))))
@@ -1538,8 +1556,8 @@ func seedsFrom(n int) []uint64 {
 func TestInvariants(t *testing.T) {
 	steps := checkerSteps(t, ciSteps)
 	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
-	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v; applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned",
-		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled, delivered.Load(), abandoned.Load())
+	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs, %d temporary actions given up early without a vote), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v; applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned",
+		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), givenUp.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled, delivered.Load(), abandoned.Load())
 }
 
 // checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with
@@ -1700,4 +1718,123 @@ func deliveredUser(e store.Entry) string {
 		return strings.TrimSuffix(r, "@admin")
 	}
 	return e.Args["user"]
+}
+
+// giveUp is someone ending a temporary action still in force early (giveup.go): its
+// requester, an approver, or someone who is neither (M), by its Roll back button, by
+// `rollback <id>`, or for an access by access-end (N).
+func (w *world) giveUp(s Step) {
+	inForce := func() []store.Entry {
+		var out []store.Entry
+		for _, e := range w.entries() {
+			if e.State == store.EntryDone && !e.UndoAt.IsZero() && e.RolledBackBy == 0 {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if len(inForce()) == 0 && s.N%3 != 0 {
+		// Random steps seldom leave a temporary action in force: ask for one and have it
+		// approved (or run without a vote), so that most giveup steps give something up.
+		cmds := []string{"grant-role prod u1 dbAdmin@reports --for 4h", "grant-role cloud u2 root --for 30m",
+			"access prod read@reports --for 1h", "grant-role prod u3 readWrite@shop --for 2d", "lock-user prod u4 --for 30m"}
+		w.send(w.slack.SlashCommand(requesters[s.N%len(requesters)], channel, slash, slackText(cmds[s.N%len(cmds)])))
+		w.settle()
+		if cards := w.offering(bot.TextApprove); len(cards) > 0 {
+			m := cards[len(cards)-1]
+			b, _ := m.Find(bot.TextApprove)
+			w.press(alice, m, b)
+			w.settle()
+		}
+	}
+	live := inForce()
+	if len(live) == 0 {
+		return
+	}
+	e := live[s.N%len(live)]
+	approver := func(u string) bool { return w.policy.For(e.Action, e.Connector).Approvers.Has(w.whoIs(u)) }
+	who := e.Requester
+	switch s.M % 3 {
+	case 1:
+		who = alice
+		if who == e.Requester {
+			who = bob // an approver unless a reload removed them: then the policy decides
+		}
+	case 2:
+		for _, u := range []string{dev, frank, eve, carol, bob} {
+			if u != e.Requester && !approver(u) {
+				who = u
+				break
+			}
+		}
+	}
+	if e.Action == commands.Access && s.N%4 == 1 {
+		w.send(w.slack.SlashCommand(who, channel, slash, fmt.Sprintf("access-end %d", e.RequestID)))
+		return
+	}
+	if s.N%2 == 0 {
+		prefix := strconv.FormatUint(e.ID, 10) + "."
+		for _, m := range w.slack.Messages() {
+			if b, ok := m.Find(bot.TextRollback); ok && strings.HasPrefix(b.Value, prefix) {
+				w.press(who, m, b)
+				return
+			}
+		}
+	}
+	w.send(w.slack.SlashCommand(who, channel, slash, fmt.Sprintf("rollback %d", e.ID)))
+}
+
+// givenUp judges e, a person's early end of a temporary action, which ran without a vote: it
+// may only take away what a temporary grant-role or access added, nothing else, and only for
+// that action's requester or an approver of it; the journal says who gave it up.
+func (w *world) givenUp(e store.Entry, byID map[uint64]store.Entry) {
+	orig, ok := byID[e.RollbackOf]
+	switch {
+	case !ok || orig.UndoAt.IsZero():
+		w.problem("journal #%d ran without a vote as the early end of #%d, which was not a temporary action", e.ID, e.RollbackOf)
+		return
+	case e.RequestID != 0 || e.Args["given_up_by"] != e.Requester:
+		w.problem("journal #%d gave up #%d without a vote but does not say so (request #%d, given up by %q, requester %s)", e.ID, orig.ID, e.RequestID, e.Args["given_up_by"], e.Requester)
+	case orig.Action == commands.Access && e.Args["performs"] == commands.DropUser && e.Args["user"] == orig.Args["user"]:
+	case orig.Action == commands.GrantRole && e.Args["performs"] == commands.RevokeRole && e.Args["user"] == orig.Args["user"] &&
+		qualify(e.Args["role"]) == qualify(orig.Args["role"]):
+	default:
+		w.problem("journal #%d ran without a vote as giving up #%d (%s), but it performs %s %s, which is not only taking away what that added", e.ID, orig.ID, orig.Action, e.Args["performs"], e.Args["role"])
+	}
+	if e.Requester != orig.Requester && !w.policy.For(orig.Action, e.Connector).Approvers.Has(w.whoIs(e.Requester)) {
+		w.problem("journal #%d: %s ended #%d of %s early without a vote, being neither its requester nor an approver", e.ID, e.Requester, orig.ID, orig.Requester)
+	}
+}
+
+// checkEndedOnce: a temporary action's end (the bot's when due, or a person's early) is
+// cleared exactly once: never two ends that applied, and no overdue alarm about it once ended.
+func (w *world) checkEndedOnce(es []store.Entry, byID map[uint64]store.Entry, msgs []slacktest.Message) {
+	ends := map[uint64]uint64{}
+	for _, e := range es {
+		if e.Action != commands.Rollback || e.State != store.EntryDone || byID[e.RollbackOf].UndoAt.IsZero() {
+			continue
+		}
+		if prev, ok := ends[e.RollbackOf]; ok {
+			w.problem("temporary journal #%d was ended twice: by #%d and by #%d", e.RollbackOf, prev, e.ID)
+		}
+		ends[e.RollbackOf] = e.ID
+	}
+	for _, e := range es {
+		if e.State != store.EntryRolledBack || e.UndoAt.IsZero() {
+			continue
+		}
+		alarm := fmt.Sprintf("OVERDUE: journal #%d ", e.ID)
+		n := 0
+		for _, m := range msgs {
+			if m.Channel == appr && strings.Contains(m.All(), alarm) {
+				n++
+			}
+		}
+		if seen, ok := w.endedAlarms[e.ID]; !ok {
+			w.endedAlarms[e.ID] = n
+		} else if n > seen {
+			w.problem("journal #%d was ended (by #%d), yet the bot raised an overdue alarm about it afterwards: its end obligation was not cleared", e.ID, e.RolledBackBy)
+			w.endedAlarms[e.ID] = n
+		}
+	}
 }

@@ -79,6 +79,7 @@ func summary(action, conn string, args map[string]string) string {
 	if args["automatic"] != "" {
 		fmt.Fprintf(&b, " by the bot (%s)", esc(args["automatic"]))
 	}
+	b.WriteString(givenUpNote(args))
 	return b.String()
 }
 

@@ -99,6 +99,10 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 		b.private(ctx, channel, who.User, text("%s.", capital(err.Error())))
 		return
 	}
+	// Giving up privileges granted for a time never waits for a vote (giveup.go).
+	if b.giveUp(ctx, channel, who, e, ch, reason) {
+		return
+	}
 	args := rollbackArgs(e, ch, reason)
 	if b.cfg.Via != "" {
 		args["via"] = b.cfg.Via
@@ -189,7 +193,9 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	case auto && by == botActor:
 		args["automatic"] = "--for " + e.Args["for"] + " ended"
 	case auto:
-		args["ended_early"] = "true" // access-end: the person's end of an access, as the bot's would be
+		// A person's early end of a temporary action (access-end, giving up a grant): it only
+		// removes, so it ran without a vote, which the journal says, with who gave it up.
+		args["ended_early"], args["given_up_by"] = "true", by
 	case b.cfg.Via != "":
 		args["via"] = b.cfg.Via
 	}
@@ -217,7 +223,7 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	}
 	re, release, err := b.beginClaimed(func() (store.Entry, error) {
 		st := b.store
-		if auto { // a temporary grant's end: timer work
+		if auto && by == botActor { // a temporary grant's due end: timer work; a person's works on any replica
 			var err error
 			if st, err = b.timerStore(); err != nil {
 				return store.Entry{}, err
