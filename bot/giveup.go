@@ -85,6 +85,14 @@ func (b *Bot) giveUp(ctx context.Context, channel string, who approvals.Who, e s
 	return true
 }
 
+// givingUpNote is what a grant's card adds to its Roll back: with --for, how it is given up.
+func givingUpNote(args map[string]string) string {
+	if args["for"] == "" {
+		return ""
+	}
+	return "; with --for, its requester or an approver can end it early at once, without a vote"
+}
+
 // givenUpNote is what a given-up rollback's args say of it, in the journal and on cards.
 func givenUpNote(args map[string]string) string {
 	if args["given_up_by"] == "" {

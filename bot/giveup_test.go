@@ -16,6 +16,7 @@ import (
 	"mongobot/bot"
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
+	"mongobot/kv"
 	"mongobot/store"
 )
 
@@ -67,7 +68,7 @@ func TestGiveUpOwnTemporaryGrant(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.createUser("app")
 	e.command(dev, "grant-role prod app root --for 4h")
-	card := e.card("grant-role", "for 4h")
+	card := e.card("grant-role", "for 4h", "revoke root@admin; with --for, its requester or an approver can end it early at once, without a vote")
 	e.click(alice, card, bot.TextApprove)
 	res := e.result(card, "*Done*, journal #1", "its requester or an approver presses Roll back", "rollback 1", "with no approval, since it only removes")
 	// Someone grants another role outside the bot meanwhile: no reason to wait, nor to touch it.
@@ -375,5 +376,23 @@ func TestInvariantsGiveUp(t *testing.T) {
 	if byRequester != 3 || byApprover != 1 || asked < 1 || len(ended) != 6 {
 		t.Fatalf("given up %d by requesters (want 3), %d by an approver (want 1), %d rollback requests (want at least 1), %d temporary actions ended (want 6)",
 			byRequester, byApprover, asked, len(ended))
+	}
+}
+
+// A person's give-up is a person's verb, not timer work: a replica that does not lead (its
+// timer journal fenced) runs it, as it runs a vote.
+func TestGiveUpOnAFollower(t *testing.T) {
+	e := newEnv(t, envOptions{timerJournal: func() (*store.Store, error) {
+		return nil, fmt.Errorf("%w: this replica does not lead (test)", kv.ErrFenced)
+	}})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app root --for 4h")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	res := e.result(card, "*Done*, journal #1")
+	e.click(dev, res, bot.TextRollback)
+	e.result(card, "journal #2", "given up early by <@"+dev+">")
+	if e.state("app").HasRole(rootRole) {
+		t.Fatal("a follower did not give the grant up")
 	}
 }

@@ -338,7 +338,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 			after.Roles = append(slices.Clone(st.Roles), r)
 			// In the order the server lists them, as the result will show them.
 			slices.SortFunc(after.Roles, func(a, b connector.Role) int { return strings.Compare(a.DB+"\x00"+a.Name, b.DB+"\x00"+b.Name) })
-			pv[pvRollback] = "revoke " + esc(r.String())
+			pv[pvRollback] = "revoke " + esc(r.String()) + givingUpNote(args)
 		case !has:
 			return nil, fmt.Errorf("user %s does not have the role %s on %s, so there is nothing to revoke", u, r, m.Name())
 		default:
