@@ -100,6 +100,8 @@ func TestGiveUpOwnTemporaryGrant(t *testing.T) {
 		t.Fatalf("journal #1 is %s (by #%d), want rolled back by #2", orig.State, orig.RolledBackBy)
 	}
 	e.cardSays(card, "Rolled back")
+	e.command(dev, "history")
+	e.private(dev, "#2", "given up early by <@"+dev+"> (no vote was needed")
 	// The temporary end is cleared once: its time comes and goes with nothing more.
 	e.advance(4*time.Hour + time.Minute)
 	e.advance(time.Hour)

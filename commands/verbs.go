@@ -61,7 +61,8 @@ var verbs = []verb{
 	{name: GrantRole, usage: "<connector> <user> <role>[@<db>] [--db <authdb>] [--for <duration>]",
 		summary: "grant one role (in admin unless @db); --for makes it temporary",
 		details: "`read@shop` is the built-in read role on shop; a role without @ is in admin. " +
-			"`--for 4h` (m, h or d) revokes it again by itself when the time is up. Rollback revokes it (nothing, if the user already had it).",
+			"`--for 4h` (m, h or d) revokes it again by itself when the time is up. Rollback revokes it (nothing, if the user already had it); " +
+			"while a `--for` grant is in force, its requester or an approver rolls it back at once, without a vote.",
 		args: []string{"connector", "user", "role"}, flags: []string{"db", "for"}, mutating: true},
 	{name: RevokeRole, usage: "<connector> <user> <role>[@<db>] [--db <authdb>]",
 		summary: "revoke one role (in admin unless @db)", details: "Rollback grants it again.",
@@ -99,7 +100,8 @@ var verbs = []verb{
 		details: "The access id is the number of its request (`Request #12`: `access-end 12`).",
 		args:    []string{"access-id"}},
 	{name: Rollback, usage: "<journal-id>", summary: "undo a journaled action, if the user is still as it left it; approved as the action the undo performs (undoing a grant is a revoke-role)",
-		args: []string{"journal-id"}, mutating: true},
+		details: "Giving up early what a `--for` grant or an access added runs at once, without a vote, for its requester or an approver.",
+		args:    []string{"journal-id"}, mutating: true},
 }
 
 func lookup(name string) (verb, bool) {
