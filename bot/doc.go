@@ -23,7 +23,9 @@
 //   - An entry is claimed as it is created (beginClaimed), so the periodic check never settles
 //     an action still running; actions on one user run one at a time (lockTarget).
 //   - A rollback is judged by the policy of the action it performs; the end of a temporary
-//     action is the bot's own act, retried until done and loud while overdue.
+//     action is the bot's own act, retried until done and loud while overdue. Giving up early
+//     what a temporary grant or access added only removes, so it runs without a vote, for its
+//     requester or an approver (giveup.go).
 //   - Nothing in a click is trusted: buttons carry a record's id and its token, votes count
 //     only on the request's own card, and access is re-checked from the policy at each vote,
 //     run, reveal and rollback. User text is escaped wherever it is rendered (escape.go).

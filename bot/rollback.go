@@ -196,6 +196,9 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 		// A person's early end of a temporary action (access-end, giving up a grant): it only
 		// removes, so it ran without a vote, which the journal says, with who gave it up.
 		args["ended_early"], args["given_up_by"] = "true", by
+		if b.cfg.Via != "" {
+			args["via"] = b.cfg.Via
+		}
 	case b.cfg.Via != "":
 		args["via"] = b.cfg.Via
 	}
