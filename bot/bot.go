@@ -770,3 +770,11 @@ func sentence(err error) string {
 	}
 	return capital(s)
 }
+
+// plural is n with its noun, in the plural unless n is one: "1 approval", "2 approvals".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -114,6 +114,12 @@ func TestConsoleRenderNumbering(t *testing.T) {
 		res.Thread = ""
 		dm, _ := c.DM(ctx, "U0DEV", res)
 		c.Update(ctx, dm, bot.Message{Text: "rolled back"})
+		// While a typed line is at work, updates wait and are printed once, as they
+		// ended, with only the lines that changed.
+		c.setBusy(true)
+		c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "*Request #1*"}, {Text: "Approved: running."}}})
+		c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "*Request #1*"}, {Text: "Done."}}})
+		c.setBusy(false)
 		got := out.String()
 		plainGot := got
 		for _, seq := range []string{sgrBold, sgrBoldOff, sgrGreen, sgrCyan, sgrColorOff} {
@@ -123,7 +129,8 @@ func TestConsoleRenderNumbering(t *testing.T) {
 			"── #approvals · message 1\n  │ Request #1\n  │   [1 Approve]\n" +
 			"── #approvals, in the thread of message 1 · message 2\n  │ ✓ Done\n  │   [2 Roll back]\n" +
 			"── direct message to @dev (private): the same as message 2 above\n" +
-			"── direct message to @dev · message 3, updated\n  │ rolled back\n"
+			"── direct message to @dev · message 3, updated\n  │ rolled back\n" +
+			"── #approvals · message 1, updated\n  │ Done.\n"
 		if plainGot != want {
 			t.Errorf("%+v:\n%s\nwant\n%s", st, plainGot, want)
 		}
@@ -135,6 +142,9 @@ func TestConsoleRenderNumbering(t *testing.T) {
 		}
 		if !st.Bold && strings.Contains(got, "\x1b") {
 			t.Errorf("plain output holds an escape: %q", got)
+		}
+		if _, err := c.find("1"); err == nil {
+			t.Errorf("button 1 works after its card was updated without it")
 		}
 		if _, err := c.find("2"); err != nil {
 			t.Errorf("button 2 does not work by its number: %v", err)
