@@ -410,6 +410,7 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 		if why := e.Args["reason"]; why != "" {
 			m.Blocks = append(m.Blocks, Block{Context: "Reason: " + esc(why)})
 		}
+		m.Blocks = append(m.Blocks, b.emulatedNote(e.Connector)...)
 		return m
 	}
 	fields := []Field{{"Before", esc(ch.Before.Describe())}, {"After", esc(ch.After.Describe())}}
@@ -424,6 +425,7 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 	}
 	m := Message{Text: fmt.Sprintf("Journal #%d: %s done", e.ID, s), Blocks: []Block{
 		{Text: fmt.Sprintf(":white_check_mark: *Done*, journal #%d: %s", e.ID, s)}, {Fields: fields}}}
+	m.Blocks = append(m.Blocks, b.emulatedNote(e.Connector)...)
 	if ch.Undo != nil {
 		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + esc(ch.Undo.Describe) + ", under the policy of " + performs(ch.Undo)},
 			Block{Buttons: []Button{{Text: TextRollback, Action: ActRollback, Value: buttonValue(e.ID, e.Token)}}})

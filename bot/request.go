@@ -436,6 +436,7 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	if len(lapsed) > 0 {
 		m.Blocks = append(m.Blocks, Block{Context: "No longer counted (no longer approvers): " + strings.Join(lapsed, ", ")})
 	}
+	m.Blocks = append(m.Blocks, b.emulatedNote(r.Connector)...)
 	if via := r.Args["via"]; via != "" {
 		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf(":warning: Typed in the bot's %s, not in Slack: whoever was at that terminal chose the names shown here; nobody verified them.", esc(via))})
 	}

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"mongobot/bot/console"
@@ -292,5 +296,134 @@ func TestConsoleWithAMissingConfigSaysSo(t *testing.T) {
 	code := run(context.Background(), []string{"console"}, envOf(map[string]string{"BOT_CONFIG": missing}), strings.NewReader(""), &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "BOT_CONFIG names "+missing) || strings.Contains(out.String(), "demo") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+}
+
+// TestConsoleDemoOfOwnConfig tries a config of one's own in the demo: its quorum rule and its
+// just-in-time auto-approval apply, on the emulator under the config's connector name; every
+// card says it is a demo; nothing dials the servers it names (a listener and a Vault stand-in
+// count the attempts), no credential is read, and no delivery command runs.
+func TestConsoleDemoOfOwnConfig(t *testing.T) {
+	mongoLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mongoLn.Close()
+	var dialled atomic.Int32
+	go func() {
+		for {
+			c, err := mongoLn.Accept()
+			if err != nil {
+				return
+			}
+			dialled.Add(1)
+			c.Close()
+		}
+	}()
+	var vaultHits atomic.Int32
+	vault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vaultHits.Add(1)
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer vault.Close()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "delivered")
+	cfg := filepath.Join(dir, "bot.yaml")
+	os.WriteFile(cfg, []byte(`connectors:
+  - name: prod-mongo
+    connection_string: mongodb://${PROD_USER}:${PROD_PASSWORD}@`+mongoLn.Addr().String()+`/?authSource=admin
+    jit:
+      roles: [read@*]
+      max_for: 4h
+      auto_approve:
+        - roles: [read@*]
+          users: [U0DEV]
+approvals:
+  channel: C0APPROVALS
+  approvers: {users: [U0ALICE, U0BOB, U0CAROL]}
+  quorum: 1
+  rules:
+    - actions: [grant-role]
+      quorum: 3
+deliveries:
+  - connector: prod-mongo
+    user: reporting
+    targets:
+      - vault_kv:
+          address: `+vault.URL+`
+          path: apps/reporting
+          auth:
+            token: ${VAULT_TOKEN}
+      - exec:
+          command: [/bin/sh, -c, "touch `+marker+`"]
+`), 0o600)
+	script := strings.Join([]string{
+		"/mongo grant-role prod-mongo app_user read@analytics",
+		"/mongo access prod-mongo read@analytics --for 1h",
+		"/mongo rotate-password prod-mongo reporting",
+		"as U0ALICE",
+		"press Approve",
+	}, "\n")
+	// The real credentials are in the environment: the demo must not read them.
+	env := envOf(map[string]string{"PROD_USER": "admin", "PROD_PASSWORD": "s3cret-prod-password", "VAULT_TOKEN": "hvs.real-token",
+		"BOT_DATA_DIR": filepath.Join(dir, "real-journal")})
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"console", "--demo", "--config", cfg, "--as", "U0DEV"}, env, strings.NewReader(script), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"DEMO of " + cfg, `"prod-mongo"`, "None of its servers is contacted",
+		// The config's rule: a grant needs three approvals.
+		"Request #1: grant-role `app_user@admin` role `read@analytics` on prod-mongo", "Approvals: 0 of 3",
+		// The config's just-in-time policy approves dev's reads without a vote.
+		"approved by prod-mongo's just-in-time policy", "✓ Done, journal #1: access `jit-",
+		// The rotation's delivery stays in memory.
+		"✓ Done, journal #2: rotate-password `reporting@admin` on prod-mongo",
+		"demo stand-in for Vault KV secret/apps/reporting", "demo stand-in for command /bin/sh",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the demo of one's own config does not show %q", want)
+		}
+	}
+	// Every card and result says it is a demo.
+	const note = "Demo: on the in-process emulator, not the real prod-mongo"
+	if cards, notes := strings.Count(got, "── #approvals · message"), strings.Count(got, note); notes < cards || cards < 3 {
+		t.Errorf("%d cards and results, %d say %q:\n%s", cards, notes, note, got)
+	}
+	for _, secret := range []string{"s3cret-prod-password", "hvs.real-token"} {
+		if strings.Contains(got+errb.String(), secret) {
+			t.Errorf("the demo shows a credential from the environment")
+		}
+	}
+	if n := dialled.Load(); n != 0 {
+		t.Errorf("the demo dialled the configured MongoDB %d times", n)
+	}
+	if n := vaultHits.Load(); n != 0 {
+		t.Errorf("the demo called the configured Vault %d times", n)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the demo ran the delivery command")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "real-journal")); err == nil {
+		t.Errorf("the demo wrote in BOT_DATA_DIR, the real bot's journal")
+	}
+	checkNumbering(t, got)
+}
+
+// A config that does not parse or validate gets a sentence saying so, and how to go on.
+func TestConsoleDemoOfABrokenConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bot.yaml")
+	os.WriteFile(cfg, []byte("connectors:\n  - name: prod\napprovals: {channel: C0APPROVALS}\n"), 0o600)
+	for _, tc := range []struct{ path, want string }{
+		{cfg, "cannot be tried in the demo: it does not parse or validate: "},
+		{filepath.Join(dir, "missing.yaml"), "cannot be read"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"console", "--demo", "--config", tc.path}, envOf(nil), strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), tc.path) {
+			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", tc.path, code, out.String(), errb.String())
+		}
 	}
 }
