@@ -21,7 +21,7 @@ import (
 // bot.Message model Slack gets. It implements bot.Chat. Work runs synchronously, one line at a time,
 // so a piped script gives the same output every run.
 type Adapter struct {
-	out   io.Writer
+	out   *screen
 	slash string
 	// names maps user ids to display names, and back.
 	names map[string]string
@@ -59,6 +59,10 @@ type Adapter struct {
 	piped   bool
 	pending []bot.Ref
 	latest  map[bot.Ref]bot.Message
+	// heads is each numbered message's header as printed, for a redraw.
+	heads map[string]string
+	// prompt is the prompt shown last, which the typed line follows on its row.
+	prompt string
 }
 
 type consoleButton struct {
@@ -73,8 +77,8 @@ type consoleButton struct {
 // is the first of them in name order unless SetUser is called. It writes plain text until
 // SetStyle says the output is a terminal.
 func New(out io.Writer, slash string, users, channels map[string]string) *Adapter {
-	c := &Adapter{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{},
-		shownLines: map[string][]string{}, latest: map[bot.Ref]bot.Message{}}
+	c := &Adapter{out: &screen{w: out}, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{},
+		shownLines: map[string][]string{}, latest: map[bot.Ref]bot.Message{}, heads: map[string]string{}}
 	var names []string
 	for id, n := range users {
 		c.ids[n] = id
@@ -96,6 +100,23 @@ func (c *Adapter) SetStyle(s Style) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.style = s
+}
+
+// SetScreen says the output is a terminal of cols columns and rows rows, where an updated
+// message may be redrawn in place (see screen). Leave it unset for anything else.
+func (c *Adapter) SetScreen(cols, rows int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.cols, c.out.rows = cols, rows
+}
+
+// Prompt shows the prompt of the acting user, on a terminal, before a line is typed.
+func (c *Adapter) Prompt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := "@" + clean(c.name(c.user)) + "> "
+	io.WriteString(c.out.w, p)
+	c.prompt = p
 }
 
 // SetKnown gives the user ids the config names (its approvers, its access list): with no
@@ -200,15 +221,22 @@ func (c *Adapter) where(id string) string {
 
 // header prints a message's header line; the text in it (names, ids) is cleaned too.
 func (c *Adapter) header(format string, a ...any) {
-	fmt.Fprintf(c.out, "%s\n", c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...))))
+	c.headerOf("", format, a...)
+}
+
+// headerOf is header for message ts, which a redraw may print again.
+func (c *Adapter) headerOf(ts, format string, a ...any) {
+	h := c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...)))
+	if ts != "" {
+		c.heads[ts] = h
+	}
+	c.out.write(ts, h+"\n")
 }
 
 // show prints m and numbers its buttons. Call it with c.mu held.
 func (c *Adapter) show(ref bot.Ref, m bot.Message, owner string) {
 	lines := c.lines(ref, m, owner)
-	for _, l := range lines {
-		fmt.Fprintf(c.out, "  │ %s\n", l)
-	}
+	c.out.write(ref.TS, body(lines))
 	c.shownLines[ref.TS] = lines
 }
 
@@ -309,10 +337,19 @@ func (c *Adapter) Post(_ context.Context, channel string, m bot.Message) (bot.Re
 	if m.Thread != "" {
 		where += ", in the thread of message " + m.Thread
 	}
-	c.header("── %s · message %s", where, ref.TS)
+	c.headerOf(ref.TS, "── %s · message %s", where, ref.TS)
 	c.show(ref, m, "")
 	c.same[content(m)] = c.shown
 	return ref, nil
+}
+
+// body is a message's lines as printed.
+func body(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&b, "  │ %s\n", l)
+	}
+	return b.String()
 }
 
 // changed is the lines of now that say something before did not, in order: what an update
@@ -397,20 +434,25 @@ func (c *Adapter) printUpdate(ref bot.Ref, m bot.Message) {
 		if err != nil {
 			ref = c.number(ref.Channel)
 		}
-		c.header("── %s · message %s, updated", c.where(ref.Channel), ref.TS)
+		c.headerOf(ref.TS, "── %s · message %s, updated", c.where(ref.Channel), ref.TS)
 		c.show(ref, m, owner)
 		return
 	}
 	now := c.lines(ref, m, owner)
 	c.shownLines[ref.TS] = now
 	diff := changed(before, now)
+	if len(diff) == 0 && len(now) == len(before) {
+		return
+	}
+	// On a terminal the message is redrawn where it stands, while it is in sight.
+	if h, ok := c.heads[ref.TS]; ok && c.out.redraw(ref.TS, h+"\n"+body(now)) {
+		return
+	}
 	if len(diff) == 0 {
 		return
 	}
 	c.header("── %s · message %s, updated", c.where(ref.Channel), ref.TS)
-	for _, l := range diff {
-		fmt.Fprintf(c.out, "  │ %s\n", l)
-	}
+	c.out.write("", body(diff))
 }
 
 // Ephemeral implements bot.Chat.
@@ -434,7 +476,7 @@ func (c *Adapter) DM(_ context.Context, user string, m bot.Message) (bot.Ref, er
 		return ref, nil
 	}
 	ref := c.number("D" + user)
-	c.header("── direct message to @%s (private) · message %s", c.name(user), ref.TS)
+	c.headerOf(ref.TS, "── direct message to @%s (private) · message %s", c.name(user), ref.TS)
 	c.show(ref, m, user)
 	return ref, nil
 }
@@ -446,7 +488,8 @@ func (c *Adapter) DM(_ context.Context, user string, m bot.Message) (bot.Ref, er
 //	press <n|text>      press button n, or the latest button with that text
 //	help                this list
 //
-// prompt, when not nil, is called before each line is read (for a terminal).
+// prompt, when not nil, is called before each line is read (for a terminal); it should
+// print with Prompt, so that a redraw knows the rows the typed lines took.
 func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt func(user string)) error {
 	c.mu.Lock()
 	c.piped = prompt == nil
@@ -458,6 +501,12 @@ func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt f
 		}
 		if !sc.Scan() {
 			return sc.Err()
+		}
+		if prompt != nil {
+			c.mu.Lock()
+			c.out.typed(c.prompt + clean(sc.Text()) + "\n")
+			c.prompt = ""
+			c.mu.Unlock()
 		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -475,7 +524,7 @@ func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt f
 		err := c.do(ctx, line, h)
 		if err != nil && err != io.EOF {
 			c.mu.Lock()
-			fmt.Fprintf(c.out, "  %s\n", c.renderer().color(sgrRed, "! "+clean(err.Error())))
+			c.out.write("", "  "+c.renderer().color(sgrRed, "! "+clean(err.Error()))+"\n")
 			c.mu.Unlock()
 		}
 		quiet(ctx, h)
@@ -510,7 +559,7 @@ func quiet(ctx context.Context, h bot.Handler) {
 func (c *Adapter) say(format string, a ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(c.out, "%s\n", clean(fmt.Sprintf(format, a...)))
+	c.out.write("", clean(fmt.Sprintf(format, a...))+"\n")
 }
 
 // quietSwitch reports whether line is a switch of user that a transcript need not show: one

@@ -192,9 +192,7 @@ func (c *Adapter) showHome(ctx context.Context, f Forms) {
 		}
 		lines = append(lines, l)
 	}
-	for _, l := range lines {
-		fmt.Fprintf(c.out, "  │ %s\n", l)
-	}
+	c.out.write("", body(lines))
 	for i := range c.buttons {
 		if c.buttons[i].ref == ref {
 			c.buttons[i].home = true

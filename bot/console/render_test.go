@@ -154,3 +154,40 @@ func TestConsoleRenderNumbering(t *testing.T) {
 		}
 	}
 }
+
+// On a terminal an updated card is redrawn where it stands, what followed it printed again
+// below; once it has scrolled out of sight, only what changed is printed.
+func TestConsoleRedrawsInPlace(t *testing.T) {
+	ctx := t.Context()
+	var out strings.Builder
+	c := New(&out, "/mongo", map[string]string{"U0DEV": "dev"}, map[string]string{"C0A": "approvals"})
+	c.SetScreen(40, 12)
+	card, _ := c.Post(ctx, "C0A", bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Buttons: []bot.Button{{Text: bot.TextApprove, Action: "a"}}}}})
+	// 45 characters: two rows on a 40-column terminal.
+	c.Ephemeral(ctx, "C0A", "U0DEV", bot.Message{Text: strings.Repeat("x", 45)})
+	c.out.typed("@dev> press 1\n")
+	out.Reset()
+	c.setBusy(true)
+	c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Text: "Done."}}})
+	c.setBusy(false)
+	// Up over the card (header, two lines), the private message (its header and its line
+	// both wider than 40 columns: two rows each) and the typed line: 8 rows.
+	want := "\r\x1b[8A\x1b[J── #approvals · message 1\n  │ Request #1\n  │ Done.\n" +
+		"── #approvals · private, only @dev sees this\n  │ " + strings.Repeat("x", 45) + "\n" +
+		"@dev> press 1\n"
+	if out.String() != want {
+		t.Errorf("redraw:\n%q\nwant\n%q", out.String(), want)
+	}
+	if _, err := c.find("1"); err == nil {
+		t.Errorf("the redrawn card's old button still works")
+	}
+	// Scrolled out of sight: the changed lines below, as in a transcript.
+	for range 12 {
+		c.say("filler")
+	}
+	out.Reset()
+	c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Text: "Rolled back."}}})
+	if want := "── #approvals · message 1, updated\n  │ Rolled back.\n"; out.String() != want {
+		t.Errorf("update out of sight:\n%q\nwant\n%q", out.String(), want)
+	}
+}

@@ -109,6 +109,7 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 	}
 	con := console.New(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
 	con.SetStyle(termStyle(stdout, env))
+	setScreen(con, stdout, env)
 	start := *as
 	if start == "" && *demo {
 		start = "dev"
@@ -166,6 +167,7 @@ func runEmulated(ctx context.Context, cfgPath, as string, env func(string) (stri
 	defer st.Close()
 	con := console.New(stdout, cfg.SlashCommand, nil, consoleChannels(cfg))
 	con.SetStyle(termStyle(stdout, env))
+	setScreen(con, stdout, env)
 	if as != "" {
 		if err := con.SetUser(as); err != nil {
 			return usageError{err.Error()}
@@ -209,7 +211,7 @@ func runBot(ctx context.Context, bc bot.Config, st *store.Store, con *console.Ad
 	go b.RunTimers(tctx, time.Second)
 	var prompt func(string)
 	if isTerminal(stdin) {
-		prompt = func(user string) { fmt.Fprintf(stdout, "@%s> ", user) }
+		prompt = func(string) { con.Prompt() }
 	}
 	return con.Run(ctx, stdin, b, prompt)
 }
@@ -284,6 +286,19 @@ func termStyle(w io.Writer, env func(string) (string, bool)) console.Style {
 		}
 	}
 	return styleFor(tty, env)
+}
+
+// setScreen lets the console redraw an updated message in place when stdout is a terminal
+// whose size it can read (and not TERM=dumb).
+func setScreen(con *console.Adapter, w io.Writer, env func(string) (string, bool)) {
+	if term, _ := env("TERM"); term == "dumb" {
+		return
+	}
+	if f, ok := w.(*os.File); ok {
+		if cols, rows := termSize(f); cols > 0 && rows > 0 {
+			con.SetScreen(cols, rows)
+		}
+	}
 }
 
 func styleFor(tty bool, env func(string) (string, bool)) console.Style {
