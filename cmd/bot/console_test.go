@@ -56,6 +56,10 @@ func TestConsoleDemo(t *testing.T) {
 	if n := strings.Count(got, "Requested by: @dev · Reason: OPS-42"); n != 1 {
 		t.Errorf("card #1 printed %d times in full, want once", n)
 	}
+	// A field that only lost its neighbour on the line (Expires) is not said again.
+	if n := strings.Count(got, "Roll back would: revoke read@analytics"); n != 1 {
+		t.Errorf("\"Roll back would: revoke read@analytics\" said %d times, want once", n)
+	}
 	if n := strings.Count(got, "(Approved by @alice)"); n != 3 {
 		t.Errorf("\"Approved by @alice\" said %d times, want once on each of the three cards she approved", n)
 	}
@@ -424,6 +428,14 @@ func TestConsoleDemoOfABrokenConfig(t *testing.T) {
 		code := run(context.Background(), []string{"console", "--demo", "--config", tc.path}, envOf(nil), strings.NewReader(""), &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), tc.path) {
 			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", tc.path, code, out.String(), errb.String())
+		}
+		// Without --demo, --config names the config of the real console: a missing one is
+		// said, never replaced by the demo.
+		out.Reset()
+		errb.Reset()
+		code = run(context.Background(), []string{"console", "--config", tc.path}, envOf(nil), strings.NewReader(""), &out, &errb)
+		if code != 2 || strings.Contains(out.String(), "DEMO") || !strings.Contains(errb.String(), tc.path) {
+			t.Errorf("console --config %s: exit %d\nstdout %s\nstderr %s", tc.path, code, out.String(), errb.String())
 		}
 	}
 }
