@@ -167,7 +167,7 @@ func (b *Bot) accessEnd(ctx context.Context, in Invocation, who approvals.Who, i
 		}
 	}
 	if r.State == approvals.RolledBack {
-		say("Access #%d is already ended; nothing was done.", id)
+		say("Access #%d has already ended; nothing was done.", id)
 		return
 	}
 	if r.State != approvals.Done || r.EntryID == 0 {
@@ -184,7 +184,7 @@ func (b *Bot) accessEnd(ctx context.Context, in Invocation, who approvals.Who, i
 	switch res {
 	case rollbackDone:
 		b.forgetTemporary(e.ID)
-		say("Access #%d is ended: `%s` is dropped from %s.", id, code(target(e.Args).String()), esc(e.Connector))
+		say("Access #%d has ended: `%s` was dropped from %s.", id, code(target(e.Args).String()), esc(e.Connector))
 	case rollbackUncertain:
 		say("Access #%d: MongoDB stopped answering while `%s` was being dropped; whether it is gone is being checked, and the bot drops it at its end (%s) in any case.", id, code(target(e.Args).String()), clock(e.UndoAt))
 	default:

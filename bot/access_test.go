@@ -138,12 +138,12 @@ func TestAccessEndEarlyAndRefusals(t *testing.T) {
 	e.command(eve, "access-end 1")
 	e.private(eve, "Sorry")
 	e.command(carol, "access-end 1") // an approver through the S0DBAS group
-	e.private(carol, "Access #1 is ended", "is dropped from prod")
+	e.private(carol, "Access #1 has ended", "was dropped from prod")
 	if e.exists(name) {
 		t.Fatal("access-end did not drop the user")
 	}
 	e.command(dev, "access-end 1")
-	e.private(dev, "Access #1 is already ended")
+	e.private(dev, "Access #1 has already ended")
 	e.advance(5 * time.Hour)
 	if es, _, _ := e.st.History(0, 100); len(es) != 2 {
 		t.Fatalf("%d journal entries, want 2: the timer ran after access-end", len(es))

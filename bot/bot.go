@@ -44,6 +44,10 @@ type Config struct {
 	// the people named there are not verified by it, so every request is journaled with it
 	// and every card says so.
 	Via string
+	// Emulated, when set, says the connectors are stand-ins (the console's demo of a config
+	// of one's own: the in-process emulator under each connector's name): every card and
+	// result says so, so nobody takes what it shows for the real server's state.
+	Emulated bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -769,4 +773,21 @@ func sentence(err error) string {
 		s += "."
 	}
 	return capital(s)
+}
+
+// emulatedNote is the line every card and result of connector conn carries when the
+// connectors are stand-ins (Config.Emulated), or nothing.
+func (b *Bot) emulatedNote(conn string) []Block {
+	if !b.cfg.Emulated {
+		return nil
+	}
+	return []Block{{Context: fmt.Sprintf(":information_source: Demo: on the in-process emulator, not the real %s; nothing here reaches your servers.", esc(conn))}}
+}
+
+// plural is n with its noun, in the plural unless n is one: "1 approval", "2 approvals".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

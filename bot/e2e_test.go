@@ -126,7 +126,7 @@ func TestGrantRevokeAndRollback(t *testing.T) {
 	}
 	e.command(dev, "rollback 3")
 	rc = e.approveRollback(3, bob)
-	rc = e.cardSays(rc, "judged as grant-role")
+	rc = e.cardSays(rc, "Judged as the grant-role it performs")
 	e.result(rc, "*Done*, journal #4")
 	if !e.state("app").HasRole(rw) {
 		t.Fatal("rollback did not grant the role again")

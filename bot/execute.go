@@ -196,7 +196,7 @@ func (b *Bot) apply(ctx context.Context, m Mongo, e store.Entry) outcome {
 				out.err = nil
 				out.change.After = after
 				out.change.Notes = append(out.change.Notes, "the server did not confirm the change, but logging in with the new password works")
-				out.change.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+				out.change.NoUndo = "the old password was never stored"
 			}
 		}
 		if errors.Is(out.err, connector.ErrRecreateFailed) {
@@ -250,7 +250,7 @@ func (b *Bot) recover(ctx context.Context, m Mongo, e store.Entry, u connector.U
 		return out
 	}
 	ch.Action, ch.Before = commands.RotatePassword, pre
-	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	ch.NoUndo = "the old password was never stored"
 	ch.Notes = append([]string{"re-creating the user after the drop failed once (" + sentence(out.err) + "); the second attempt, from its journaled pre-image, worked: every existing connection loses its authentication at its next command"}, ch.Notes...)
 	return outcome{change: ch, secretID: out.secretID}
 }
@@ -410,6 +410,7 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 		if why := e.Args["reason"]; why != "" {
 			m.Blocks = append(m.Blocks, Block{Context: "Reason: " + esc(why)})
 		}
+		m.Blocks = append(m.Blocks, b.emulatedNote(e.Connector)...)
 		return m
 	}
 	fields := []Field{{"Before", esc(ch.Before.Describe())}, {"After", esc(ch.After.Describe())}}
@@ -424,8 +425,9 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 	}
 	m := Message{Text: fmt.Sprintf("Journal #%d: %s done", e.ID, s), Blocks: []Block{
 		{Text: fmt.Sprintf(":white_check_mark: *Done*, journal #%d: %s", e.ID, s)}, {Fields: fields}}}
+	m.Blocks = append(m.Blocks, b.emulatedNote(e.Connector)...)
 	if ch.Undo != nil {
-		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + esc(ch.Undo.Describe) + " (judged by the policy of " + performs(ch.Undo) + ")"},
+		m.Blocks = append(m.Blocks, Block{Context: "Roll back will " + esc(ch.Undo.Describe) + ", under the policy of " + performs(ch.Undo)},
 			Block{Buttons: []Button{{Text: TextRollback, Action: ActRollback, Value: buttonValue(e.ID, e.Token)}}})
 	} else if ch.NoUndo != "" {
 		m.Blocks = append(m.Blocks, Block{Context: "No rollback: " + esc(ch.NoUndo)})

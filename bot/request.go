@@ -314,7 +314,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		default:
 			after += "; logged-in connections stay authenticated"
 		}
-		pv[pvAfter], pv[pvRollback] = after, "none: the old password is never stored"
+		pv[pvAfter], pv[pvRollback] = after, "none (the old password is never stored)"
 		if err := b.previewDelivery(ctx, m, u, args, pv); err != nil {
 			return nil, err
 		}
@@ -372,7 +372,7 @@ func (b *Bot) preview(ctx context.Context, m Mongo, action string, args map[stri
 		if !st.Exists {
 			return nil, missing
 		}
-		pv[pvAfter], pv[pvRollback] = "does not exist (its roles and restrictions are journaled first)", "none: a dropped user's password cannot be brought back"
+		pv[pvAfter], pv[pvRollback] = "does not exist (its roles and restrictions are journaled first)", "none (a dropped user's password cannot be brought back)"
 	case commands.LockUser:
 		if !st.Exists {
 			return nil, missing
@@ -437,12 +437,13 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 	if len(lapsed) > 0 {
 		m.Blocks = append(m.Blocks, Block{Context: "No longer counted (no longer approvers): " + strings.Join(lapsed, ", ")})
 	}
+	m.Blocks = append(m.Blocks, b.emulatedNote(r.Connector)...)
 	if via := r.Args["via"]; via != "" {
 		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf(":warning: Typed in the bot's %s, not in Slack: whoever was at that terminal chose the names shown here; nobody verified them.", esc(via))})
 	}
 	if r.Action == commands.Rollback && r.Args["performs"] != "" {
-		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf("Policy: this rollback performs %s on %s, so it is judged as %s: %d approval(s) from its approvers.",
-			r.Args["performs"], r.Connector, r.Args["performs"], eff.Quorum)})
+		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf("Judged as the %s it performs on %s: %s from its approvers.",
+			r.Args["performs"], r.Connector, plural(eff.Quorum, "approval"))})
 	}
 	if r.State == approvals.Pending {
 		v := buttonValue(r.ID, r.Token)
@@ -489,9 +490,18 @@ func (b *Bot) status(r store.Request) string {
 			// Nobody pressed anything: the time was up.
 			return fmt.Sprintf("*Ended by the bot* %s: --for %s is over (journal #%d).", clock(last.At), esc(r.Args["for"]), r.EntryID)
 		}
-		return fmt.Sprintf("*Rolled back*%s %s (journal #%d).", by, clock(last.At), r.EntryID)
+		return fmt.Sprintf("*Rolled back*%s %s%s.", by, clock(last.At), b.undoneBy(r.EntryID))
 	}
 	return r.State
+}
+
+// undoneBy says which journal entry undid entry id: ": journal #2 undid journal #1", or
+// "(journal #1)" alone when the journal cannot say.
+func (b *Bot) undoneBy(id uint64) string {
+	if e, err := b.store.Entry(id); err == nil && e.RolledBackBy != 0 {
+		return fmt.Sprintf(": journal #%d undid journal #%d", e.RolledBackBy, id)
+	}
+	return fmt.Sprintf(" (journal #%d)", id)
 }
 
 // votes are the votes that count: lapsed ones (their voter is no longer an approver) are left
@@ -636,7 +646,7 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		if errors.Is(err, approvals.ErrNotApprover) && gerr != nil {
 			err = errGroupsUnknown
 		}
-		b.private(ctx, c.Channel, c.User, text("Request #%d: %s.", id, strings.TrimSuffix(capital(err.Error()), ".")))
+		b.private(ctx, c.Channel, c.User, text("Request #%d: %s.", id, strings.TrimSuffix(err.Error(), ".")))
 		return
 	}
 	b.log.Info("vote", "request", id, "user", c.User, "approve", approve, "state", r.State)

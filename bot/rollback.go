@@ -135,8 +135,8 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 	now := b.now()
 	r, err := b.store.CreateRequest(store.Request{Action: commands.Rollback, Connector: e.Connector, Args: args, Requester: who.User,
 		Reason: reason, CreatedAt: now, ExpiresAt: now.Add(eff.ExpireAfter),
-		Preview: map[string]string{pvNow: "journal #" + args["id"] + " did " + summary(e.Action, e.Connector, e.Args), pvAfter: "the rollback will " + esc(ch.Undo.Describe),
-			pvRollback: "itself rolled back, judged as the action that performs", pvRisk: esc(risk)}},
+		Preview: map[string]string{pvNow: "as journal #" + args["id"] + " left it (" + summary(e.Action, e.Connector, e.Args) + ")", pvAfter: "the rollback will " + esc(ch.Undo.Describe),
+			pvRollback: "undo this rollback in turn, judged as the action that undo performs", pvRisk: esc(risk)}},
 		approvals.Pending, who.User)
 	if err != nil {
 		b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))

@@ -136,7 +136,7 @@ func (m *Mongo) RotatePassword(ctx context.Context, o RotateOptions) (Change, se
 		return ch, secret.String{}, err
 	}
 	ch.Before = pre
-	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	ch.NoUndo = "the old password was never stored"
 	if o.LogoutAll {
 		if err := m.CanRecreate(ctx, u, pre); err != nil {
 			return ch, secret.String{}, err
@@ -509,7 +509,7 @@ func (m *Mongo) DropUser(ctx context.Context, u UserRef, beforeDrop func(UserSta
 	if err := m.reread(ctx, &ch, UserState{}); err != nil {
 		return ch, err
 	}
-	ch.NoUndo = "dropping a user cannot be rolled back: MongoDB keeps only password hashes; its roles, custom data and restrictions are kept in the journal"
+	ch.NoUndo = "MongoDB keeps only password hashes, so its password cannot be brought back (its roles, custom data and restrictions are kept in the journal)"
 	ch.Notes = append(ch.Notes, "connections logged in as "+u.String()+" lose their authentication at their next command")
 	return ch, nil
 }

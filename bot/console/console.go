@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"mongobot/bot"
 )
@@ -20,7 +21,7 @@ import (
 // bot.Message model Slack gets. It implements bot.Chat. Work runs synchronously, one line at a time,
 // so a piped script gives the same output every run.
 type Adapter struct {
-	out   io.Writer
+	out   *screen
 	slash string
 	// names maps user ids to display names, and back.
 	names map[string]string
@@ -44,6 +45,24 @@ type Adapter struct {
 	same map[string]int
 	// form, when set, is the form being asked: the next line answers its field (form.go).
 	form *textForm
+	// shownLines is what each numbered message shows now, by its number: an update prints
+	// only the lines that changed, so a card read top to bottom is a conversation, not the
+	// same card three times.
+	shownLines map[string][]string
+	// busy is set while a typed line is being worked on: updates wait in pending until its
+	// work has finished and are then printed once, as they ended (a card that went
+	// approved, running, done within one click says done once).
+	busy bool
+	// piped is set when lines are read from a script, not typed at a terminal: its transcript
+	// shows each line after the prompt of who typed it, so a switch of user that worked need
+	// not be said (the next line's prompt says it).
+	piped   bool
+	pending []bot.Ref
+	latest  map[bot.Ref]bot.Message
+	// heads is each numbered message's header as printed, for a redraw.
+	heads map[string]string
+	// prompt is the prompt shown last, which the typed line follows on its row.
+	prompt string
 }
 
 type consoleButton struct {
@@ -58,7 +77,8 @@ type consoleButton struct {
 // is the first of them in name order unless SetUser is called. It writes plain text until
 // SetStyle says the output is a terminal.
 func New(out io.Writer, slash string, users, channels map[string]string) *Adapter {
-	c := &Adapter{out: out, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{}}
+	c := &Adapter{out: &screen{w: out}, slash: slash, names: users, ids: map[string]string{}, channels: channels, same: map[string]int{},
+		shownLines: map[string][]string{}, latest: map[bot.Ref]bot.Message{}, heads: map[string]string{}}
 	var names []string
 	for id, n := range users {
 		c.ids[n] = id
@@ -80,6 +100,23 @@ func (c *Adapter) SetStyle(s Style) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.style = s
+}
+
+// SetScreen says the output is a terminal of cols columns and rows rows, where an updated
+// message may be redrawn in place (see screen). Leave it unset for anything else.
+func (c *Adapter) SetScreen(cols, rows int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.cols, c.out.rows = cols, rows
+}
+
+// Prompt shows the prompt of the acting user, on a terminal, before a line is typed.
+func (c *Adapter) Prompt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := "@" + clean(c.name(c.user)) + "> "
+	io.WriteString(c.out.w, p)
+	c.prompt = p
 }
 
 // SetKnown gives the user ids the config names (its approvers, its access list): with no
@@ -122,28 +159,35 @@ func (c *Adapter) User() string {
 func (c *Adapter) SetUser(who string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	id, err := c.resolve(who)
+	if err == nil {
+		c.user = id
+	}
+	return err
+}
+
+// resolve is the user id of who, a name or an id. Call it with c.mu held.
+func (c *Adapter) resolve(who string) (string, error) {
 	who = strings.TrimPrefix(who, "@")
 	if id, ok := c.ids[who]; ok {
-		c.user = id
-		return nil
+		return id, nil
 	}
 	// Slack ids are upper case; a typed "u0alice" means U0ALICE, not someone new.
 	if up := strings.ToUpper(who); slackID.MatchString(up) {
 		who = up
 	}
 	if _, ok := c.names[who]; ok || (len(c.names) == 0 && slackID.MatchString(who)) {
-		c.user = who
-		return nil
+		return who, nil
 	}
 	if len(c.names) == 0 {
-		return fmt.Errorf("%q is not a Slack user id (U… or W…, letters and digits): with no names known, people are their ids", who)
+		return "", fmt.Errorf("%q is not a Slack user id (U… or W…, letters and digits): with no names known, people are their ids", who)
 	}
 	var names []string
 	for n := range c.ids {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return fmt.Errorf("no user %q; the users are %s", who, strings.Join(names, ", "))
+	return "", fmt.Errorf("no user %q; the users are %s", who, strings.Join(names, ", "))
 }
 
 func (c *Adapter) name(id string) string {
@@ -177,18 +221,83 @@ func (c *Adapter) where(id string) string {
 
 // header prints a message's header line; the text in it (names, ids) is cleaned too.
 func (c *Adapter) header(format string, a ...any) {
-	fmt.Fprintf(c.out, "%s\n", c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...))))
+	c.headerOf("", format, a...)
+}
+
+// headerOf is header for message ts, which a redraw may print again.
+func (c *Adapter) headerOf(ts, format string, a ...any) {
+	h := c.renderer().color(sgrCyan, clean(fmt.Sprintf(format, a...)))
+	if ts != "" {
+		c.heads[ts] = h
+	}
+	c.out.write(ts, h+"\n")
 }
 
 // show prints m and numbers its buttons. Call it with c.mu held.
 func (c *Adapter) show(ref bot.Ref, m bot.Message, owner string) {
-	body, buttons := m.Markup(len(c.buttons) + 1)
-	for _, b := range buttons {
-		c.buttons = append(c.buttons, consoleButton{Button: b, ref: ref, channel: ref.Channel, owner: owner})
+	lines := c.lines(ref, m, owner)
+	c.out.write(ref.TS, body(lines))
+	c.shownLines[ref.TS] = lines
+}
+
+// lines renders m as the lines it shows, numbering its buttons. Call it with c.mu held.
+func (c *Adapter) lines(ref bot.Ref, m bot.Message, owner string) []string {
+	r := c.renderer()
+	var out []string
+	add := func(markup string) { out = append(out, strings.Split(r.render(markup), "\n")...) }
+	if len(m.Blocks) == 0 {
+		add(m.Text)
 	}
-	for _, l := range strings.Split(c.renderer().render(body), "\n") {
-		fmt.Fprintf(c.out, "  │ %s\n", l)
+	for _, bl := range m.Blocks {
+		switch {
+		case bl.Text != "":
+			add(strings.TrimRight(bl.Text, "\n"))
+		case len(bl.Fields) > 0:
+			out = append(out, c.fields(bl.Fields)...)
+		case bl.Context != "":
+			add("  (" + bl.Context + ")")
+		case len(bl.Buttons) > 0:
+			var parts []string
+			for _, b := range bl.Buttons {
+				c.buttons = append(c.buttons, consoleButton{Button: b, ref: ref, channel: ref.Channel, owner: owner})
+				parts = append(parts, fmt.Sprintf("[%d %s]", len(c.buttons), b.Text))
+			}
+			add("  " + strings.Join(parts, " "))
+		}
 	}
+	return out
+}
+
+// pairWidth is the widest line two fields are put on together, and fieldSep what is
+// between them.
+const (
+	pairWidth = 80
+	fieldSep  = " · "
+)
+
+// fields renders labelled fields as Slack lays them out, two to a row, where two short ones
+// fit on one line; a long one, or one of several lines, has its own. Call it with c.mu held.
+func (c *Adapter) fields(fs []bot.Field) []string {
+	r, plain := c.renderer(), c.renderer()
+	plain.style = Style{}
+	one := func(f bot.Field) (string, int, bool) {
+		markup := f.Label + ": " + f.Value
+		text := plain.render(markup)
+		return r.render(strings.ReplaceAll(markup, "\n", "\n    ")), utf8.RuneCountInString(text), strings.Contains(text, "\n")
+	}
+	var out []string
+	for i := 0; i < len(fs); i++ {
+		a, wa, multi := one(fs[i])
+		if i+1 < len(fs) && !multi {
+			if b, wb, multiB := one(fs[i+1]); !multiB && 2+wa+3+wb <= pairWidth {
+				out = append(out, "  "+a+fieldSep+b)
+				i++
+				continue
+			}
+		}
+		out = append(out, strings.Split("  "+a, "\n")...)
+	}
+	return out
 }
 
 // number gives the next message number, and the ref that carries it. Call it with c.mu held.
@@ -228,13 +337,53 @@ func (c *Adapter) Post(_ context.Context, channel string, m bot.Message) (bot.Re
 	if m.Thread != "" {
 		where += ", in the thread of message " + m.Thread
 	}
-	c.header("── %s · message %s", where, ref.TS)
+	c.headerOf(ref.TS, "── %s · message %s", where, ref.TS)
 	c.show(ref, m, "")
 	c.same[content(m)] = c.shown
 	return ref, nil
 }
 
-// Update implements bot.Chat.
+// body is a message's lines as printed.
+func body(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&b, "  │ %s\n", l)
+	}
+	return b.String()
+}
+
+// changed is the lines of now that say something before did not, in order: what an update
+// says. Fields paired on one line are compared one by one, so a field that only lost its
+// neighbour is not said again.
+func changed(before, now []string) []string {
+	had := map[string]int{}
+	for _, l := range before {
+		for _, part := range strings.Split(l, fieldSep) {
+			had[strings.TrimSpace(part)]++
+		}
+	}
+	var out []string
+	for _, l := range now {
+		parts := strings.Split(l, fieldSep)
+		fresh := false
+		for _, part := range parts {
+			if had[strings.TrimSpace(part)] == 0 {
+				fresh = true
+			}
+		}
+		if !fresh {
+			for _, part := range parts {
+				had[strings.TrimSpace(part)]--
+			}
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Update implements bot.Chat. While a typed line is at work the update waits (see busy);
+// otherwise, a timer's work between lines, it is printed at once.
 func (c *Adapter) Update(_ context.Context, ref bot.Ref, m bot.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -245,17 +394,65 @@ func (c *Adapter) Update(_ context.Context, ref bot.Ref, m bot.Message) error {
 		}
 	}
 	c.forget(ref.TS)
-	if _, err := strconv.Atoi(ref.TS); err != nil {
-		// A message shown folded (or not at all) is shown in full now that it differs.
-		ref = c.number(ref.Channel)
+	if _, err := strconv.Atoi(ref.TS); err != nil || !c.busy {
+		c.printUpdate(ref, m)
+		return nil
 	}
-	c.header("── %s · message %s, updated", c.where(ref.Channel), ref.TS)
+	if _, ok := c.latest[ref]; !ok {
+		c.pending = append(c.pending, ref)
+	}
+	c.latest[ref] = m
+	return nil
+}
+
+// Flush prints the updates that waited for the typed line's work to end, each once, as it
+// is now. Run calls it after each line.
+func (c *Adapter) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flush()
+}
+
+func (c *Adapter) flush() {
+	for _, ref := range c.pending {
+		c.printUpdate(ref, c.latest[ref])
+	}
+	c.pending = nil
+	clear(c.latest)
+}
+
+// printUpdate shows the new version of message ref: in full when it was never shown with a
+// number, else only its lines that changed. Call it with c.mu held.
+func (c *Adapter) printUpdate(ref bot.Ref, m bot.Message) {
 	owner := ""
 	if strings.HasPrefix(ref.Channel, "D") {
 		owner = strings.TrimPrefix(ref.Channel, "D")
 	}
-	c.show(ref, m, owner)
-	return nil
+	before, shown := c.shownLines[ref.TS]
+	if _, err := strconv.Atoi(ref.TS); err != nil || !shown {
+		// A message shown folded (or not at all) is shown in full now that it differs.
+		if err != nil {
+			ref = c.number(ref.Channel)
+		}
+		c.headerOf(ref.TS, "── %s · message %s, updated", c.where(ref.Channel), ref.TS)
+		c.show(ref, m, owner)
+		return
+	}
+	now := c.lines(ref, m, owner)
+	c.shownLines[ref.TS] = now
+	diff := changed(before, now)
+	if len(diff) == 0 && len(now) == len(before) {
+		return
+	}
+	// On a terminal the message is redrawn where it stands, while it is in sight.
+	if h, ok := c.heads[ref.TS]; ok && c.out.redraw(ref.TS, h+"\n"+body(now)) {
+		return
+	}
+	if len(diff) == 0 {
+		return
+	}
+	c.header("── %s · message %s, updated", c.where(ref.Channel), ref.TS)
+	c.out.write("", body(diff))
 }
 
 // Ephemeral implements bot.Chat.
@@ -279,7 +476,7 @@ func (c *Adapter) DM(_ context.Context, user string, m bot.Message) (bot.Ref, er
 		return ref, nil
 	}
 	ref := c.number("D" + user)
-	c.header("── direct message to @%s (private) · message %s", c.name(user), ref.TS)
+	c.headerOf(ref.TS, "── direct message to @%s (private) · message %s", c.name(user), ref.TS)
 	c.show(ref, m, user)
 	return ref, nil
 }
@@ -291,8 +488,12 @@ func (c *Adapter) DM(_ context.Context, user string, m bot.Message) (bot.Ref, er
 //	press <n|text>      press button n, or the latest button with that text
 //	help                this list
 //
-// prompt, when not nil, is called before each line is read (for a terminal).
+// prompt, when not nil, is called before each line is read (for a terminal); it should
+// print with Prompt, so that a redraw knows the rows the typed lines took.
 func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt func(user string)) error {
+	c.mu.Lock()
+	c.piped = prompt == nil
+	c.mu.Unlock()
 	sc := bufio.NewScanner(in)
 	for {
 		if prompt != nil {
@@ -301,22 +502,36 @@ func (c *Adapter) Run(ctx context.Context, in io.Reader, h bot.Handler, prompt f
 		if !sc.Scan() {
 			return sc.Err()
 		}
+		if prompt != nil {
+			c.mu.Lock()
+			c.out.typed(c.prompt + clean(sc.Text()) + "\n")
+			c.prompt = ""
+			c.mu.Unlock()
+		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if prompt == nil {
-			c.say("\n@%s> %s", c.name(c.current()), line)
-		}
-		if err := c.do(ctx, line, h); err != nil {
-			if err == io.EOF {
-				return nil
+		if prompt == nil && !c.quietSwitch(line) {
+			// A form's answers follow its questions without a gap: one exchange.
+			gap := "\n"
+			if c.asking() {
+				gap = ""
 			}
+			c.say("%s@%s> %s", gap, c.name(c.current()), line)
+		}
+		c.setBusy(true)
+		err := c.do(ctx, line, h)
+		if err != nil && err != io.EOF {
 			c.mu.Lock()
-			fmt.Fprintf(c.out, "  %s\n", c.renderer().color(sgrRed, "! "+clean(err.Error())))
+			c.out.write("", "  "+c.renderer().color(sgrRed, "! "+clean(err.Error()))+"\n")
 			c.mu.Unlock()
 		}
 		quiet(ctx, h)
+		c.setBusy(false)
+		if err == io.EOF {
+			return nil
+		}
 	}
 }
 
@@ -344,7 +559,43 @@ func quiet(ctx context.Context, h bot.Handler) {
 func (c *Adapter) say(format string, a ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(c.out, "%s\n", clean(fmt.Sprintf(format, a...)))
+	c.out.write("", clean(fmt.Sprintf(format, a...))+"\n")
+}
+
+// quietSwitch reports whether line is a switch of user that a transcript need not show: one
+// that works, read from a script. A failing one is echoed with its error.
+func (c *Adapter) quietSwitch(line string) bool {
+	word, rest, _ := strings.Cut(line, " ")
+	if word != "as" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.resolve(strings.TrimSpace(rest))
+	return c.form == nil && err == nil
+}
+
+func (c *Adapter) asking() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.form != nil
+}
+
+func (c *Adapter) isPiped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.piped
+}
+
+// setBusy marks a typed line's work as started or ended; at its end, the updates that
+// waited are printed.
+func (c *Adapter) setBusy(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = on
+	if !on {
+		c.flush()
+	}
 }
 
 func (c *Adapter) current() string {
@@ -370,7 +621,9 @@ func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 		if err := c.SetUser(rest); err != nil {
 			return err
 		}
-		c.say("  (now acting as @%s)", c.name(c.current()))
+		if !c.isPiped() {
+			c.say("  (now acting as @%s)", c.name(c.current()))
+		}
 	case word == "press":
 		b, err := c.find(rest)
 		if err != nil {

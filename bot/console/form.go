@@ -183,7 +183,16 @@ func (c *Adapter) showHome(ctx context.Context, f Forms) {
 	defer c.mu.Unlock()
 	ref := c.unnumbered("", "home")
 	c.header("── your home · private, only @%s sees this", c.name(c.user))
-	c.show(ref, bot.Message{Blocks: h.Blocks}, c.user)
+	// An empty section is one line at a terminal: "Your schedules: none."
+	var lines []string
+	for _, l := range c.lines(ref, bot.Message{Blocks: h.Blocks}, c.user) {
+		if n := len(lines); n > 0 && (l == "  (None.)" || l == "  (Nothing.)") {
+			lines[n-1] += ": " + strings.ToLower(strings.Trim(l, " ()"))
+			continue
+		}
+		lines = append(lines, l)
+	}
+	c.out.write("", body(lines))
 	for i := range c.buttons {
 		if c.buttons[i].ref == ref {
 			c.buttons[i].home = true

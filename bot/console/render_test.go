@@ -114,6 +114,12 @@ func TestConsoleRenderNumbering(t *testing.T) {
 		res.Thread = ""
 		dm, _ := c.DM(ctx, "U0DEV", res)
 		c.Update(ctx, dm, bot.Message{Text: "rolled back"})
+		// While a typed line is at work, updates wait and are printed once, as they
+		// ended, with only the lines that changed.
+		c.setBusy(true)
+		c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "*Request #1*"}, {Text: "Approved: running."}}})
+		c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "*Request #1*"}, {Text: "Done."}}})
+		c.setBusy(false)
 		got := out.String()
 		plainGot := got
 		for _, seq := range []string{sgrBold, sgrBoldOff, sgrGreen, sgrCyan, sgrColorOff} {
@@ -123,7 +129,8 @@ func TestConsoleRenderNumbering(t *testing.T) {
 			"── #approvals · message 1\n  │ Request #1\n  │   [1 Approve]\n" +
 			"── #approvals, in the thread of message 1 · message 2\n  │ ✓ Done\n  │   [2 Roll back]\n" +
 			"── direct message to @dev (private): the same as message 2 above\n" +
-			"── direct message to @dev · message 3, updated\n  │ rolled back\n"
+			"── direct message to @dev · message 3, updated\n  │ rolled back\n" +
+			"── #approvals · message 1, updated\n  │ Done.\n"
 		if plainGot != want {
 			t.Errorf("%+v:\n%s\nwant\n%s", st, plainGot, want)
 		}
@@ -136,11 +143,51 @@ func TestConsoleRenderNumbering(t *testing.T) {
 		if !st.Bold && strings.Contains(got, "\x1b") {
 			t.Errorf("plain output holds an escape: %q", got)
 		}
+		if _, err := c.find("1"); err == nil {
+			t.Errorf("button 1 works after its card was updated without it")
+		}
 		if _, err := c.find("2"); err != nil {
 			t.Errorf("button 2 does not work by its number: %v", err)
 		}
 		if _, err := c.find("3"); err == nil {
 			t.Errorf("a folded copy added a button")
 		}
+	}
+}
+
+// On a terminal an updated card is redrawn where it stands, what followed it printed again
+// below; once it has scrolled out of sight, only what changed is printed.
+func TestConsoleRedrawsInPlace(t *testing.T) {
+	ctx := t.Context()
+	var out strings.Builder
+	c := New(&out, "/mongo", map[string]string{"U0DEV": "dev"}, map[string]string{"C0A": "approvals"})
+	c.SetScreen(40, 12)
+	card, _ := c.Post(ctx, "C0A", bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Buttons: []bot.Button{{Text: bot.TextApprove, Action: "a"}}}}})
+	// 45 characters: two rows on a 40-column terminal.
+	c.Ephemeral(ctx, "C0A", "U0DEV", bot.Message{Text: strings.Repeat("x", 45)})
+	c.out.typed("@dev> press 1\n")
+	out.Reset()
+	c.setBusy(true)
+	c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Text: "Done."}}})
+	c.setBusy(false)
+	// Up over the card (header, two lines), the private message (its header and its line
+	// both wider than 40 columns: two rows each) and the typed line: 8 rows.
+	want := "\r\x1b[8A\x1b[J── #approvals · message 1\n  │ Request #1\n  │ Done.\n" +
+		"── #approvals · private, only @dev sees this\n  │ " + strings.Repeat("x", 45) + "\n" +
+		"@dev> press 1\n"
+	if out.String() != want {
+		t.Errorf("redraw:\n%q\nwant\n%q", out.String(), want)
+	}
+	if _, err := c.find("1"); err == nil {
+		t.Errorf("the redrawn card's old button still works")
+	}
+	// Scrolled out of sight: the changed lines below, as in a transcript.
+	for range 12 {
+		c.say("filler")
+	}
+	out.Reset()
+	c.Update(ctx, card, bot.Message{Blocks: []bot.Block{{Text: "Request #1"}, {Text: "Rolled back."}}})
+	if want := "── #approvals · message 1, updated\n  │ Rolled back.\n"; out.String() != want {
+		t.Errorf("update out of sight:\n%q\nwant\n%q", out.String(), want)
 	}
 }

@@ -27,15 +27,28 @@ var demoUsers = map[string]string{"U0DEV": "dev", "U0ALICE": "alice", "U0BOB": "
 
 // runConsole runs the bot with the terminal as the chat. With --demo, or when there is no config
 // file, it uses the embedded demo config and starts the MongoDB emulator in-process as a demo
-// server, with a few users to play with.
+// server, with a few users to play with. With --demo --config FILE it runs that config's
+// policies on the emulator instead (see runEmulated).
 func runConsole(ctx context.Context, args []string, env func(string) (string, bool), stdin io.Reader, stdout io.Writer) error {
 	fs := flags("console")
 	demo := fs.Bool("demo", false, "use the embedded demo config and an in-process demo MongoDB (the emulator)")
+	cfgFlag := fs.String("config", "", "the config file (default $BOT_CONFIG, or bot.yaml); with --demo, try its approval rules, quorums,\n"+
+		"just-in-time policy and schedules on the in-process emulator, under its connectors' names, instead of its servers")
 	as := fs.String("as", "", "the user to act as at first (a name or a Slack user id)")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
+	if *demo && *cfgFlag != "" {
+		return runEmulated(ctx, *cfgFlag, *as, env, stdin, stdout)
+	}
 	cfgPath := getenv(env, "BOT_CONFIG", "bot.yaml")
+	if *cfgFlag != "" {
+		cfgPath = *cfgFlag
+		if _, err := os.Stat(cfgPath); err != nil {
+			return usageError{fmt.Sprintf("--config %s cannot be read (%v); fix the path, or run mongobot console --demo", cfgPath, errors.Unwrap(err))}
+		}
+		env = withVar(env, "BOT_CONFIG", cfgPath)
+	}
 	if _, err := os.Stat(cfgPath); err != nil && !*demo {
 		if _, set := env("BOT_CONFIG"); set {
 			// A config named on purpose and not found is a mistake, not a wish for the demo.
@@ -96,6 +109,7 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 	}
 	con := console.New(stdout, cfg.SlashCommand, users, map[string]string{cfg.Approvals.Channel: "approvals", "C0CONSOLE": "console"})
 	con.SetStyle(termStyle(stdout, env))
+	setScreen(con, stdout, env)
 	start := *as
 	if start == "" && *demo {
 		start = "dev"
@@ -117,6 +131,76 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 	// Anyone at this terminal can type as anyone, the demo too (its journal can be kept with
 	// BOT_DATA_DIR): every journal entry and every card made here says it came from the console.
 	bc.Via = "console"
+	return runBot(ctx, bc, st, con, stdin, stdout)
+}
+
+// runEmulated is `console --demo --config FILE`: FILE's rules, quorums, just-in-time policy
+// and schedule settings, on an in-process emulator under each of its connectors' names. No
+// server it names is dialled and no credential is read (every ${VAR} is a placeholder);
+// deliveries are held in memory, never sent; the journal is a temporary one, whatever
+// BOT_DATA_DIR says, so nothing of the demo mixes with the real bot's.
+func runEmulated(ctx context.Context, cfgPath, as string, env func(string) (string, bool), stdin io.Reader, stdout io.Writer) error {
+	cfg, err := emulatedConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	emus, err := emulate(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeEmulators(emus)
+	conns, err := connectors(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll(conns)
+	dir, err := os.MkdirTemp("", "mongobot-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	none := func(string) (string, bool) { return "", false }
+	st, err := openStoreWith(none, dir, store.Options{LockTimeout: 2 * time.Second}, store.Open)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	con := console.New(stdout, cfg.SlashCommand, nil, consoleChannels(cfg))
+	con.SetStyle(termStyle(stdout, env))
+	setScreen(con, stdout, env)
+	if as != "" {
+		if err := con.SetUser(as); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	ids, groups := configPeople(cfg)
+	con.SetKnown(ids)
+	fmt.Fprintf(stdout, "DEMO of %s: its approval rules, quorums and just-in-time policy, on the MongoDB emulator (connector/mongotest)\n"+
+		"running inside this process under the name of each of its connectors (%s). None of its servers is contacted and no\n"+
+		"credential is read: every ${VAR} stands for %q. Deliveries are held in memory, never sent to Vault, Kubernetes or a\n"+
+		"command. The journal is a temporary one, gone at exit. Each emulator has the users app_user (readWrite@shop) and\n"+
+		"reporting (read@analytics).\n", cfgPath, emulatedNames(cfg), demoPlaceholder)
+	fmt.Fprint(stdout, peopleIntro(con, groups))
+	bc := botConfig(cfg, conns, newLogger(config.Log{Level: "error"}, os.Stderr))
+	if bc.Deliveries, _, err = deliveriesWith(cfg, newHeldTarget); err != nil {
+		return err
+	}
+	bc.Via, bc.Emulated = "console", true
+	return runBot(ctx, bc, st, con, stdin, stdout)
+}
+
+// consoleChannels names the config's channels for the console's headers.
+func consoleChannels(cfg *config.Config) map[string]string {
+	ch := map[string]string{"C0CONSOLE": "console"}
+	if cfg.Schedules.Channel != "" {
+		ch[cfg.Schedules.Channel] = "schedules"
+	}
+	ch[cfg.Approvals.Channel] = "approvals"
+	return ch
+}
+
+// runBot runs bot configuration bc with con as the chat until stdin ends.
+func runBot(ctx context.Context, bc bot.Config, st *store.Store, con *console.Adapter, stdin io.Reader, stdout io.Writer) error {
 	b := bot.New(bc, st, con, nil)
 	b.Reconcile(ctx)
 	if err := b.LoadTimers(ctx); err != nil {
@@ -127,9 +211,19 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 	go b.RunTimers(tctx, time.Second)
 	var prompt func(string)
 	if isTerminal(stdin) {
-		prompt = func(user string) { fmt.Fprintf(stdout, "@%s> ", user) }
+		prompt = func(string) { con.Prompt() }
 	}
 	return con.Run(ctx, stdin, b, prompt)
+}
+
+// withVar is env with name set to value.
+func withVar(env func(string) (string, bool), name, value string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if k == name {
+			return value, true
+		}
+		return env(k)
+	}
 }
 
 // consoleIntro is what the console says at start outside the demo: who you are, how to be
@@ -137,6 +231,13 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 func consoleIntro(con *console.Adapter, cfgPath string, groups []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Console on %s: this terminal is the chat; commands run on the config's real connectors.\n", cfgPath)
+	b.WriteString(peopleIntro(con, groups))
+	return b.String()
+}
+
+// peopleIntro says who you are, how to be someone else, and that nobody is verified here.
+func peopleIntro(con *console.Adapter, groups []string) string {
+	var b strings.Builder
 	fmt.Fprintf(&b, "You are %s. %s\n", con.User(), con.SwitchHelp())
 	if len(groups) > 0 {
 		fmt.Fprintf(&b, "Approvers named by user group (%s) cannot approve here: without Slack the console cannot tell who is in a group.\n", strings.Join(groups, ", "))
@@ -185,6 +286,19 @@ func termStyle(w io.Writer, env func(string) (string, bool)) console.Style {
 		}
 	}
 	return styleFor(tty, env)
+}
+
+// setScreen lets the console redraw an updated message in place when stdout is a terminal
+// whose size it can read (and not TERM=dumb).
+func setScreen(con *console.Adapter, w io.Writer, env func(string) (string, bool)) {
+	if term, _ := env("TERM"); term == "dumb" {
+		return
+	}
+	if f, ok := w.(*os.File); ok {
+		if cols, rows := termSize(f); cols > 0 && rows > 0 {
+			con.SetScreen(cols, rows)
+		}
+	}
 }
 
 func styleFor(tty bool, env func(string) (string, bool)) console.Style {

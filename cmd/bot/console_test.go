@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"mongobot/bot/console"
@@ -15,9 +19,81 @@ import (
 )
 
 // TestConsoleDemo runs the README's first command: the console on the embedded demo config
-// with the in-process emulator, driven by examples/demo.txt.
+// with the in-process emulator, driven by examples/demo.txt, then examples/demo-form.txt.
+// A transcript is not a terminal: an updated card prints only what changed, so the tour
+// reads as a conversation and fits on a few screens.
 func TestConsoleDemo(t *testing.T) {
-	script, err := os.Open("../../examples/demo.txt")
+	got := runDemoScript(t, "../../examples/demo.txt")
+	for _, want := range []string{
+		"DEMO: connector \"demo\" is the MongoDB emulator",
+		"── #approvals · message 1\n  │ Request #1: grant-role `app_user@admin` role `read@analytics` on demo",
+		"[1 Approve] [2 Deny]",
+		"✓ Done, journal #1",
+		// The card of a rolled-back action names the rollback's entry.
+		"Rolled back by @dev", "journal #2 undid journal #1",
+		"✓ Done, journal #2: rollback of #1",
+		"Roll back would: undo this rollback in turn",
+		"Judged as the revoke-role it performs on demo: 1 approval from its approvers.",
+		"── direct message to @dev (private): the same as message 3 above",
+		"⚠ Typed in the bot's console, not in Slack",
+		"Request #3: you are not an approver",
+		"Approved by @alice, @bob",
+		"verified: logged in as app_user@admin with the new password",
+		"No rollback: the old password was never stored)",
+		"── direct message to @dev · private, only @dev sees this",
+		"Your new password",
+		"Request #4: access `jit-dev-", "approved by demo's just-in-time policy",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the demo does not show %q", want)
+		}
+	}
+	// Two new passwords: the rotation's and the access's, each shown once.
+	if n := len(regexp.MustCompile(`(?m)^  │ [A-Za-z0-9._~-]{32}$`).FindAllString(got, -1)); n != 2 {
+		t.Errorf("new passwords were shown %d times, want twice (once each)", n)
+	}
+	// Each card is printed in full once; its updates say only what changed, once each.
+	if n := strings.Count(got, "Requested by: @dev · Reason: OPS-42"); n != 1 {
+		t.Errorf("card #1 printed %d times in full, want once", n)
+	}
+	// A field that only lost its neighbour on the line (Expires) is not said again.
+	if n := strings.Count(got, "Roll back would: revoke read@analytics"); n != 1 {
+		t.Errorf("\"Roll back would: revoke read@analytics\" said %d times, want once", n)
+	}
+	if n := strings.Count(got, "(Approved by @alice)"); n != 3 {
+		t.Errorf("\"Approved by @alice\" said %d times, want once on each of the three cards she approved", n)
+	}
+	for _, garbled := range []string{"cannot be rolled back: a password rotation cannot", "itself rolled back", "approval(s)", ") (journal #", "Running since"} {
+		if strings.Contains(got, garbled) {
+			t.Errorf("the demo still says %q", garbled)
+		}
+	}
+	const most = 150
+	if n := strings.Count(got, "\n"); n > most {
+		t.Errorf("the demo's transcript is %d lines, more than %d: a few screens at most\n%s", n, most, got)
+	}
+
+	got = runDemoScript(t, "../../examples/demo-form.txt")
+	for _, want := range []string{
+		"? What do you need?", "(submitted)", "Request #1: grant-role `app_user@admin` role `read@analytics` on demo",
+		"── your home · private, only @alice sees this", "Waiting for your approval (1)", "Your schedules: none.",
+		"Denied by @bob", "Access #3 has ended", "journal #3 undid journal #2",
+		"• #1 ", "rolled back by #3",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the second demo does not show %q", want)
+		}
+	}
+	if n := strings.Count(got, "\n"); n > most {
+		t.Errorf("the second demo's transcript is %d lines, more than %d", n, most)
+	}
+}
+
+// runDemoScript runs `console --demo` on script and returns what it printed, checked for
+// errors, raw markup and numbering.
+func runDemoScript(t *testing.T, path string) string {
+	t.Helper()
+	script, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,36 +104,8 @@ func TestConsoleDemo(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
 	}
 	got := out.String()
-	for _, want := range []string{
-		"DEMO: connector \"demo\" is the MongoDB emulator",
-		"── #approvals · message 1\n  │ Request #1: grant-role `app_user@admin` role `read@analytics` on demo",
-		"[1 Approve] [2 Deny]",
-		"✓ Done, journal #1",
-		"Rolled back by @dev",
-		"✓ Done, journal #2: rollback of #1",
-		"── direct message to @dev (private): the same as message 3 above",
-		"⚠ Typed in the bot's console, not in Slack",
-		"You are not an approver",
-		"Approved by @alice, @bob",
-		"verified: logged in as app_user@admin with the new password",
-		"── direct message to @dev · private, only @dev sees this",
-		"Your new password",
-		"Denied by @bob",
-		"• #1 ", "rolled back by #2",
-		"Request #4: access `jit-dev-", "approved by demo's just-in-time policy", "Access #4 is ended",
-		"? What do you need?", "(submitted)", "Request #5: grant-role `app_user@admin` role `read@shop` on demo",
-		"── your home · private, only @alice sees this", "Waiting for your approval (1)", "── your home · private, only @dev sees this",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the demo does not show %q", want)
-		}
-	}
 	if strings.Contains(got, "  ! ") {
-		t.Errorf("the demo script hit an error:\n%s", got)
-	}
-	// Two new passwords: the rotation's and the access's, each shown once.
-	if n := len(regexp.MustCompile(`(?m)^  │ [A-Za-z0-9._~-]{32}$`).FindAllString(got, -1)); n != 2 {
-		t.Errorf("new passwords were shown %d times, want twice (once each)", n)
+		t.Errorf("the demo script %s hit an error:\n%s", path, got)
 	}
 	if errb.Len() > 0 {
 		t.Errorf("stderr: %s", errb.String())
@@ -69,6 +117,7 @@ func TestConsoleDemo(t *testing.T) {
 		}
 	}
 	checkNumbering(t, got)
+	return got
 }
 
 // checkNumbering checks that the messages of a console transcript are numbered as seen: new
@@ -163,7 +212,7 @@ approvals:
 		"  as <user id>     act as another user",
 		"  You are @U0CONSOLE. `as <Slack user id>` acts as someone else (the config names U0ALICE, U0BOB)",
 		`! "alice" is not a Slack user id`,
-		"(now acting as @U0ALICE)",
+		"\n@U0ALICE> press Approve", // a switch that worked shows in the next line's prompt
 		"✓ Done, journal #1: grant-role",
 		"✓ Done, journal #2: rollback of #1",
 		"✓ Done, journal #3: lock-user",
@@ -251,5 +300,142 @@ func TestConsoleWithAMissingConfigSaysSo(t *testing.T) {
 	code := run(context.Background(), []string{"console"}, envOf(map[string]string{"BOT_CONFIG": missing}), strings.NewReader(""), &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "BOT_CONFIG names "+missing) || strings.Contains(out.String(), "demo") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+}
+
+// TestConsoleDemoOfOwnConfig tries a config of one's own in the demo: its quorum rule and its
+// just-in-time auto-approval apply, on the emulator under the config's connector name; every
+// card says it is a demo; nothing dials the servers it names (a listener and a Vault stand-in
+// count the attempts), no credential is read, and no delivery command runs.
+func TestConsoleDemoOfOwnConfig(t *testing.T) {
+	mongoLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mongoLn.Close()
+	var dialled atomic.Int32
+	go func() {
+		for {
+			c, err := mongoLn.Accept()
+			if err != nil {
+				return
+			}
+			dialled.Add(1)
+			c.Close()
+		}
+	}()
+	var vaultHits atomic.Int32
+	vault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vaultHits.Add(1)
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer vault.Close()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "delivered")
+	cfg := filepath.Join(dir, "bot.yaml")
+	os.WriteFile(cfg, []byte(`connectors:
+  - name: prod-mongo
+    connection_string: mongodb://${PROD_USER}:${PROD_PASSWORD}@`+mongoLn.Addr().String()+`/?authSource=admin
+    jit:
+      roles: [read@*]
+      max_for: 4h
+      auto_approve:
+        - roles: [read@*]
+          users: [U0DEV]
+approvals:
+  channel: C0APPROVALS
+  approvers: {users: [U0ALICE, U0BOB, U0CAROL]}
+  quorum: 1
+  rules:
+    - actions: [grant-role]
+      quorum: 3
+deliveries:
+  - connector: prod-mongo
+    user: reporting
+    targets:
+      - vault_kv:
+          address: `+vault.URL+`
+          path: apps/reporting
+          auth:
+            token: ${VAULT_TOKEN}
+      - exec:
+          command: [/bin/sh, -c, "touch `+marker+`"]
+`), 0o600)
+	script := strings.Join([]string{
+		"/mongo grant-role prod-mongo app_user read@analytics",
+		"/mongo access prod-mongo read@analytics --for 1h",
+		"/mongo rotate-password prod-mongo reporting",
+		"as U0ALICE",
+		"press Approve",
+	}, "\n")
+	// The real credentials are in the environment: the demo must not read them.
+	env := envOf(map[string]string{"PROD_USER": "admin", "PROD_PASSWORD": "s3cret-prod-password", "VAULT_TOKEN": "hvs.real-token",
+		"BOT_DATA_DIR": filepath.Join(dir, "real-journal")})
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"console", "--demo", "--config", cfg, "--as", "U0DEV"}, env, strings.NewReader(script), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errb.String(), out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		"DEMO of " + cfg, `"prod-mongo"`, "None of its servers is contacted",
+		// The config's rule: a grant needs three approvals.
+		"Request #1: grant-role `app_user@admin` role `read@analytics` on prod-mongo", "Approvals: 0 of 3",
+		// The config's just-in-time policy approves dev's reads without a vote.
+		"approved by prod-mongo's just-in-time policy", "✓ Done, journal #1: access `jit-",
+		// The rotation's delivery stays in memory.
+		"✓ Done, journal #2: rotate-password `reporting@admin` on prod-mongo",
+		"demo stand-in for Vault KV secret/apps/reporting", "demo stand-in for command /bin/sh",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the demo of one's own config does not show %q", want)
+		}
+	}
+	// Every card and result says it is a demo.
+	const note = "Demo: on the in-process emulator, not the real prod-mongo"
+	if cards, notes := strings.Count(got, "── #approvals · message"), strings.Count(got, note); notes < cards || cards < 3 {
+		t.Errorf("%d cards and results, %d say %q:\n%s", cards, notes, note, got)
+	}
+	for _, secret := range []string{"s3cret-prod-password", "hvs.real-token"} {
+		if strings.Contains(got+errb.String(), secret) {
+			t.Errorf("the demo shows a credential from the environment")
+		}
+	}
+	if n := dialled.Load(); n != 0 {
+		t.Errorf("the demo dialled the configured MongoDB %d times", n)
+	}
+	if n := vaultHits.Load(); n != 0 {
+		t.Errorf("the demo called the configured Vault %d times", n)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the demo ran the delivery command")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "real-journal")); err == nil {
+		t.Errorf("the demo wrote in BOT_DATA_DIR, the real bot's journal")
+	}
+	checkNumbering(t, got)
+}
+
+// A config that does not parse or validate gets a sentence saying so, and how to go on.
+func TestConsoleDemoOfABrokenConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bot.yaml")
+	os.WriteFile(cfg, []byte("connectors:\n  - name: prod\napprovals: {channel: C0APPROVALS}\n"), 0o600)
+	for _, tc := range []struct{ path, want string }{
+		{cfg, "cannot be tried in the demo: it does not parse or validate: "},
+		{filepath.Join(dir, "missing.yaml"), "cannot be read"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"console", "--demo", "--config", tc.path}, envOf(nil), strings.NewReader(""), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), tc.want) || !strings.Contains(errb.String(), tc.path) {
+			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", tc.path, code, out.String(), errb.String())
+		}
+		// Without --demo, --config names the config of the real console: a missing one is
+		// said, never replaced by the demo.
+		out.Reset()
+		errb.Reset()
+		code = run(context.Background(), []string{"console", "--config", tc.path}, envOf(nil), strings.NewReader(""), &out, &errb)
+		if code != 2 || strings.Contains(out.String(), "DEMO") || !strings.Contains(errb.String(), tc.path) {
+			t.Errorf("console --config %s: exit %d\nstdout %s\nstderr %s", tc.path, code, out.String(), errb.String())
+		}
 	}
 }

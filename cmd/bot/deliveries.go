@@ -23,6 +23,12 @@ type target interface {
 
 // deliveries makes the configured delivery targets; nothing touches the network.
 func deliveries(c *config.Config) ([]bot.Delivery, []target, error) {
+	return deliveriesWith(c, newTarget)
+}
+
+// deliveriesWith is deliveries with the targets made by mk (the console's demo makes
+// stand-ins that never reach the configured places).
+func deliveriesWith(c *config.Config, mk func(config.Target) (target, error)) ([]bot.Delivery, []target, error) {
 	var out []bot.Delivery
 	var all []target
 	for i, d := range c.Deliveries {
@@ -36,7 +42,7 @@ func deliveries(c *config.Config) ([]bot.Delivery, []target, error) {
 		}
 		seen := map[string]int{}
 		for j, t := range d.Targets {
-			tg, err := newTarget(t)
+			tg, err := mk(t)
 			if err != nil {
 				return nil, nil, usageError{fmt.Sprintf("config: deliveries[%d].targets[%d]: %v", i, j, err)}
 			}

@@ -2,7 +2,13 @@
 
 package main
 
-import "io"
+import (
+	"io"
+	"os"
+)
 
 // isTerminal is false where the bot cannot tell: a destructive command then needs its --yes.
 func isTerminal(io.Reader) bool { return false }
+
+// termSize is zeros where the bot cannot tell: no redrawing.
+func termSize(*os.File) (cols, rows int) { return 0, 0 }

@@ -57,7 +57,7 @@ Environment:
 Example:
   SLACK_APP_TOKEN=xapp-… SLACK_BOT_TOKEN=xoxb-… BOT_CONFIG=/etc/mongobot/bot.yaml mongobot serve
 `,
-	"console": `usage: mongobot console [--demo] [--as <user>]
+	"console": `usage: mongobot console [--demo] [--config <file>] [--as <user>]
 
 Runs the bot with this terminal as the chat: type slash commands, see the bot's messages as
 text and press buttons by number. Type help in the console for its own commands.
@@ -67,8 +67,16 @@ MongoDB emulator inside the process, with a temporary data folder unless BOT_DAT
 Otherwise it uses the config and the journal in BOT_DATA_DIR like serve, and every journal
 entry and card says it came from the console.
 
+With --demo --config <file> it tries your config without touching your servers: its approval
+rules, quorums, just-in-time policy and schedule settings run on the emulator, started under
+each of its connectors' names. No server it names is contacted and no credential is read
+(every ${VAR} stands for a placeholder); deliveries are held in memory, never sent to Vault,
+Kubernetes or a command; the journal is a temporary one, whatever BOT_DATA_DIR says. Every
+card says it is a demo.
+
 Flags:
   --demo                use the embedded demo config and an in-process demo MongoDB
+  --config <file>       the config (default BOT_CONFIG); with --demo, try it on the emulator
   --as <user>           the user to act as at first (a name or a Slack user id)
 
 Environment:
@@ -76,8 +84,9 @@ Environment:
   BOT_DATA_DIR          folder of the journal; default ./data (a temporary one in the demo)
   BOT_ENCRYPTION_KEY    key sealing new passwords; see mongobot serve --help
 
-Example:
+Examples:
   mongobot console --demo
+  mongobot console --demo --config bot.yaml --as U0ALICE
 `,
 	"check": `usage: mongobot check
 

@@ -286,7 +286,7 @@ func (c *Connector) RotatePassword(ctx context.Context, o connector.RotateOption
 		return ch, secret.String{}, c.wrap(err, "rotate the password of "+u.String())
 	}
 	ch.After = st
-	ch.NoUndo = "a password rotation cannot be rolled back: the old password was never stored"
+	ch.NoUndo = "the old password was never stored"
 	c.live(ctx, &ch, u, pw)
 	ch.Notes = append(ch.Notes, "connections already logged in as "+u.String()+" stay authenticated: Atlas does not log them out on a password change, and its API cannot")
 	return ch, pw, nil
