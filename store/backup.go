@@ -356,6 +356,9 @@ func RestoreFile(dir string, b *Backup) error {
 				}
 			}
 		}
+		if err := createAll(tx); err != nil {
+			return err
+		}
 		return finishRestore(tx, b)
 	})
 	if cerr := db.Close(); err == nil {
@@ -374,6 +377,17 @@ func RestoreFile(dir string, b *Backup) error {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// createAll makes the buckets a backup leaves out (the claims) or a version before the
+// backup's did not have yet: a journal is whole with all of them, as readers expect.
+func createAll(tx kv.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -444,6 +458,9 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 					return err
 				}
 			}
+		}
+		if err := createAll(tx); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyRestoring, id)
 	})
