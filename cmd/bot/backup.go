@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -57,7 +56,7 @@ func journalBackup(args []string, env func(string) (string, bool), w, stderr io.
 	if where == "-" {
 		where = "stdout"
 	}
-	fmt.Fprintf(say, "backed up %d records of %s (%s, schema %d) to %s: %s\n", h.Records, h.Source, h.Backend, h.Schema, where, counts(h.Counts))
+	fmt.Fprintf(say, "backed up %d keys of %s (%s, schema %d) to %s: %s\n", h.Records, h.Source, h.Backend, h.Schema, where, counts(h.Counts))
 	fmt.Fprintln(say, "the backup holds the sealed passwords but not their key: keep BOT_ENCRYPTION_KEY (or the key file) to restore it")
 	return nil
 }
@@ -152,8 +151,11 @@ func journalRestore(args []string, env func(string) (string, bool), stdin io.Rea
 	target := filepath.Join(dir, store.FileName)
 	if cfg != nil {
 		target = cfg.String()
+	} else if _, err := os.Lstat(target); err == nil {
+		// Said before asking; RestoreFile checks again, and links without replacing.
+		return restoreError(fmt.Errorf("%w: %s already holds a journal (%s): restore into an empty data folder (set BOT_DATA_DIR to a new one), or move that file away first", store.ErrNotEmpty, dir, store.FileName))
 	}
-	fmt.Fprintf(w, "restore will write the backup %s (taken %s from %s, %s, schema %d: %d records; %s) into %s, which must hold no journal.\n",
+	fmt.Fprintf(w, "restore will write the backup %s (taken %s from %s, %s, schema %d: %d keys; %s) into %s, which must hold no journal.\n",
 		file, stamp(b.Header.Created), b.Header.Source, b.Header.Backend, b.Header.Schema, b.Header.Records, counts(b.Header.Counts), target)
 	if err := confirm(stdin, w, *yes, "journal restore", "writes a journal"); err != nil {
 		return err
@@ -177,14 +179,7 @@ func journalRestore(args []string, env func(string) (string, bool), stdin io.Rea
 			return fmt.Errorf("%w: the prefix may hold part of the backup, which no replica will start on; delete it (etcdctl del --prefix %s) and run restore again", err, cfg.Prefix+"journal/")
 		}
 	}
-	var sizes []string
-	for name, n := range b.Header.Counts {
-		if n > 0 {
-			sizes = append(sizes, fmt.Sprintf("%s %d", name, n))
-		}
-	}
-	sort.Strings(sizes)
-	fmt.Fprintf(w, "restored %d records into %s (%s)\n", b.Header.Records, target, strings.Join(sizes, ", "))
+	fmt.Fprintf(w, "restored %d keys into %s: %s\n", b.Header.Records, target, counts(b.Header.Counts))
 	fmt.Fprintln(w, "start the bot with the same BOT_ENCRYPTION_KEY (or key file): it resumes the pending work (temporary ends, deliveries, schedules) from the journal")
 	return nil
 }
