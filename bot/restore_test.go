@@ -1,0 +1,97 @@
+package bot_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mongobot/bot"
+	"mongobot/connector"
+	"mongobot/store"
+)
+
+// A journal backed up while the bot runs, with a temporary grant and a just-in-time access
+// still to end, is restored into a new data folder (with the same key file); the bot started
+// on the restored journal ends each at its time, once: the journal holds one rollback entry
+// for each, the roles and the user are gone, and a new request is numbered after the old.
+func TestRestoredJournalResumesTemporaryEnds(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	root := connector.Role{Name: "root", DB: "admin"}
+	e.command(dev, "grant-role prod app root --for 2h")
+	grant := e.card("grant-role", "for 2h")
+	e.click(alice, grant, bot.TextApprove)
+	e.result(grant, "*Done*")
+	e.command(dev, "access prod read@shop --for 3h")
+	access := e.card("Request #2", "access `jit-u0dev-")
+	e.click(alice, access, bot.TextApprove)
+	e.result(access, "*Done*")
+	jit := e.accessEntry(2).Args["user"]
+
+	// Online: the bot's own store, open for writing, is backed up from one transaction.
+	var buf bytes.Buffer
+	if _, err := e.st.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	b, err := store.ReadBackup(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := e.dir
+	e.dir = filepath.Join(t.TempDir(), "restored")
+	if err := store.RestoreFile(e.dir, b); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(old, store.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, store.KeyFileName), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckKey(e.dir, nil); err != nil {
+		t.Fatalf("the key file copied with the backup: %v", err)
+	}
+	// The old journal is set aside, as after the loss of its disk.
+	if err := os.RemoveAll(old); err != nil {
+		t.Fatal(err)
+	}
+
+	e.start(testPolicy())
+	e.advance(2*time.Hour + time.Minute)
+	e.result(grant, "rollback of #1", "by the bot (--for 2h ended)")
+	if e.state("app").HasRole(root) {
+		t.Fatal("root outlived its end on the restored journal")
+	}
+	if !e.exists(jit) {
+		t.Fatal("the access ended an hour early")
+	}
+	e.advance(time.Hour)
+	e.result(access, "rollback of #2", "by the bot (--for 3h ended)")
+	if e.exists(jit) {
+		t.Fatal("the access outlived its end on the restored journal")
+	}
+	// Each end ran once, and stays done.
+	e.advance(time.Hour)
+	ends := map[uint64]int{}
+	for id := uint64(1); ; id++ {
+		en, err := e.st.Entry(id)
+		if err != nil {
+			break
+		}
+		if en.RollbackOf != 0 {
+			ends[en.RollbackOf]++
+		}
+	}
+	if ends[1] != 1 || ends[2] != 1 || len(ends) != 2 {
+		t.Fatalf("rollback entries per entry: %v, want one each for #1 and #2", ends)
+	}
+	if n := e.bot.OverdueTemporary(); n != 0 {
+		t.Fatalf("%d temporary ends overdue", n)
+	}
+	e.command(dev, "lock-user prod app")
+	e.card("Request #3", "lock-user")
+}
