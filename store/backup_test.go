@@ -159,8 +159,10 @@ func TestBackupUnderLoad(t *testing.T) {
 			made.Add(1)
 		}
 	}()
-	for made.Load() < 5 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(time.Minute); made.Load() < 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer made %d requests in a minute", made.Load())
+		}
 	}
 	var last *Backup
 	for i := 0; i < 3; i++ {

@@ -108,9 +108,7 @@ func TestBackupWhileServeRuns(t *testing.T) {
 			filed.Add(1)
 		}
 	}()
-	for filed.Load() < 2 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFiled(t, &filed, 2)
 	for _, args := range [][]string{{"journal", "list"}, {"journal", "export"}} {
 		code, _, errs := cli(t, work, env, args...)
 		if code != 0 || !strings.Contains(errs, "reading a snapshot of its journal") {
@@ -316,9 +314,7 @@ func TestBackupWhileReplicaServes(t *testing.T) {
 			filed.Add(1)
 		}
 	}()
-	for filed.Load() < 2 {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFiled(t, &filed, 2)
 	work := t.TempDir()
 	backup := filepath.Join(work, "etcd.jsonl")
 	var out, errb bytes.Buffer
@@ -345,5 +341,16 @@ func TestBackupWhileReplicaServes(t *testing.T) {
 	// Every record, the shared journal's sealing key id in meta among them, made the trip.
 	if !reflect.DeepEqual(got, took) {
 		t.Errorf("the restored journal differs from the backup:\n%v\n%v", got["meta"], took["meta"])
+	}
+}
+
+// waitFiled waits until n requests were filed, for at most a minute: the goroutine filing
+// them may have failed.
+func waitFiled(t *testing.T, filed *atomic.Int64, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); filed.Load() < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d request(s) filed in a minute, want %d", filed.Load(), n)
+		}
 	}
 }

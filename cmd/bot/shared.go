@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -169,6 +170,17 @@ func sharedConfig(env func(string) (string, bool)) *config.Etcd {
 func openReader(env func(string) (string, bool), notice io.Writer) (*store.Store, func(), error) {
 	cfg := sharedConfig(env)
 	if cfg == nil {
+		// A bot that answers on the socket holds the file: ask it at once rather than wait
+		// out the lock. A socket nobody answers on is a crashed bot's: read the file.
+		if _, err := os.Lstat(filepath.Join(dataDir(env), SocketName)); err == nil {
+			snap, closeSnap, err := openSnapshot(env, dataDir(env), notice)
+			if err == nil {
+				return snap, closeSnap, nil
+			}
+			if !errors.Is(err, errNoSnapshot) {
+				return nil, nil, err
+			}
+		}
 		st, err := openJournal(env, "read the journal, or use history in Slack")
 		if errors.Is(err, store.ErrLocked) {
 			snap, closeSnap, serr := openSnapshot(env, dataDir(env), notice)
