@@ -130,7 +130,7 @@ func journalRestore(args []string, env func(string) (string, bool), stdin io.Rea
 	file := files[0]
 	f, err := os.Open(file)
 	if err != nil {
-		return fmt.Errorf("journal restore: %v", err)
+		return fmt.Errorf("journal restore: the backup %s cannot be read (%v); name the file mongobot journal backup wrote", file, errors.Unwrap(err))
 	}
 	b, err := store.ReadBackup(f)
 	f.Close()
