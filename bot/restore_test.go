@@ -32,7 +32,7 @@ func TestRestoredJournalResumesTemporaryEnds(t *testing.T) {
 
 	// Online: the bot's own store, open for writing, is backed up from one transaction.
 	var buf bytes.Buffer
-	if _, err := e.st.Backup(&buf); err != nil {
+	if _, err := e.st.Backup(&buf, ""); err != nil {
 		t.Fatal(err)
 	}
 	e.stop()

@@ -107,9 +107,14 @@ func backedUp() [][]byte {
 // Backup writes the whole journal to w as a backup, from one read transaction: on bbolt one
 // read transaction of the file, on etcd one revision. It works on a read-only store, and
 // while other processes (or replicas) write. The backup is built in memory before the first
-// byte is written, so w receives all of it or, on an error, nothing.
-func (s *Store) Backup(w io.Writer) (BackupHeader, error) {
-	h := BackupHeader{Format: BackupFormat, Version: BackupVersion, Backend: "bbolt", Source: s.path,
+// byte is written, so w receives all of it or, on an error, nothing. source names the
+// journal in the header (a snapshot's reader gives the original's path); "" is the store's
+// own path or description.
+func (s *Store) Backup(w io.Writer, source string) (BackupHeader, error) {
+	if source == "" {
+		source = s.path
+	}
+	h := BackupHeader{Format: BackupFormat, Version: BackupVersion, Backend: "bbolt", Source: source,
 		Created: s.now().UTC(), Counts: map[string]int{}}
 	if s.shared {
 		h.Backend = "etcd"

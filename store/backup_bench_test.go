@@ -47,7 +47,7 @@ func BenchmarkBackupRestore(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		var buf bytes.Buffer
 		t0 := time.Now()
-		h, err := src.Backup(&buf)
+		h, err := src.Backup(&buf, "")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -52,7 +52,7 @@ func restoreInto(t *testing.T, b *Backup, key []byte, now func() time.Time) *Sto
 func backupOf(t *testing.T, st *Store) (*Backup, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := st.Backup(&buf); err != nil {
+	if _, err := st.Backup(&buf, ""); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	b, err := ReadBackup(bytes.NewReader(buf.Bytes()))

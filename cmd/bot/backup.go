@@ -38,8 +38,14 @@ func journalBackup(args []string, env func(string) (string, bool), w, stderr io.
 		return err
 	}
 	defer closeJournal()
+	// On bbolt the store read may be a snapshot in a temporary folder: the backup names
+	// the journal it is a copy of.
+	source := ""
+	if sharedConfig(env) == nil {
+		source, _ = filepath.Abs(filepath.Join(dataDir(env), store.FileName))
+	}
 	var buf bytes.Buffer
-	h, err := st.Backup(&buf)
+	h, err := st.Backup(&buf, source)
 	if err != nil {
 		return err
 	}

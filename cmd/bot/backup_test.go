@@ -118,7 +118,7 @@ func TestBackupWhileServeRuns(t *testing.T) {
 	backup := filepath.Join(work, "backup.jsonl")
 	for i := 0; i < 3; i++ {
 		code, out, errs := cli(t, work, env, "journal", "backup", "--out", backup)
-		if code != 0 || !strings.Contains(out, "backed up") || !strings.Contains(errs, "reading a snapshot") {
+		if code != 0 || !strings.Contains(out, "backed up") || !strings.Contains(out, "of "+filepath.Join(data, store.FileName)+" (bbolt") || !strings.Contains(errs, "reading a snapshot") {
 			t.Fatalf("journal backup while serve runs: exit %d, %q %q", code, out, errs)
 		}
 	}
