@@ -93,3 +93,19 @@ func TestSnapshotSocket(t *testing.T) {
 		t.Error("a snapshot with no bot listening")
 	}
 }
+
+// A socket a killed bot left behind, with no bot running: the journal commands read the
+// file itself, and say nothing of a snapshot.
+func TestStaleSocketReadsTheFile(t *testing.T) {
+	dir := unpackV010(t)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, SocketName), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	code, out, errs := cli(t, t.TempDir(), map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey}, "journal", "list", "100")
+	if code != 0 || errs != "" || !strings.Contains(out, "grant-role") {
+		t.Fatalf("journal list beside a stale socket: exit %d, %q\n%s", code, errs, out)
+	}
+}
