@@ -8,9 +8,74 @@ import (
 	"time"
 
 	"mongobot/bot"
+	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
+	"mongobot/connector/mongotest"
 	"mongobot/store"
 )
+
+// restoreFrom backs up the bot's journal as it is now (the bot running), stops the bot,
+// restores the backup into a new data folder with a copy of the key file, and starts a bot
+// there, the old folder gone as after the loss of its disk.
+func (e *env) restoreFrom() {
+	e.t.Helper()
+	var buf bytes.Buffer
+	if _, err := e.st.Backup(&buf, ""); err != nil {
+		e.t.Fatal(err)
+	}
+	e.stop()
+	b, err := store.ReadBackup(&buf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	old := e.dir
+	e.dir = filepath.Join(e.t.TempDir(), "restored")
+	if err := store.RestoreFile(e.dir, b); err != nil {
+		e.t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(old, store.KeyFileName))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, store.KeyFileName), key, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := b.CheckKey(e.dir, nil); err != nil {
+		e.t.Fatalf("the key file copied with the backup: %v", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		e.t.Fatal(err)
+	}
+	e.start(testPolicy())
+}
+
+// A backup taken while MongoDB applies a grant holds its entry executing: the bot started
+// on the restored journal settles it from the user's actual state, and never sends the
+// grant again.
+func TestRestoredExecutingEntryIsSettledNotRerun(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	read := connector.Role{Name: "read", DB: "shop"}
+	e.emu.Inject(mongotest.Fault{Command: "grantRolesToUser", DelayAfter: 2 * time.Second, Times: 1})
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1")
+	e.click(alice, card, bot.TextApprove)
+	waitUntil(t, "the grant to land", func() bool { return e.emu.Count("grantRolesToUser") == 1 })
+	if ex, _ := e.st.Executing(); len(ex) != 1 {
+		t.Fatalf("%d entries executing while MongoDB answers, want 1", len(ex))
+	}
+	e.restoreFrom()
+	e.checkUntil("the outcome", slacktest.Containing("Journal #1", "it is now done"))
+	if !e.state("app").HasRole(read) {
+		t.Fatal("the grant is gone")
+	}
+	if n := e.emu.Count("grantRolesToUser"); n != 1 {
+		t.Fatalf("grantRolesToUser sent %d times: the restored journal ran it again", n)
+	}
+	if ex, _ := e.st.Executing(); len(ex) != 0 {
+		t.Fatalf("%d entries still executing", len(ex))
+	}
+}
 
 // A journal backed up while the bot runs, with a temporary grant and a just-in-time access
 // still to end, is restored into a new data folder (with the same key file); the bot started
@@ -31,36 +96,7 @@ func TestRestoredJournalResumesTemporaryEnds(t *testing.T) {
 	jit := e.accessEntry(2).Args["user"]
 
 	// Online: the bot's own store, open for writing, is backed up from one transaction.
-	var buf bytes.Buffer
-	if _, err := e.st.Backup(&buf, ""); err != nil {
-		t.Fatal(err)
-	}
-	e.stop()
-	b, err := store.ReadBackup(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := e.dir
-	e.dir = filepath.Join(t.TempDir(), "restored")
-	if err := store.RestoreFile(e.dir, b); err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile(filepath.Join(old, store.KeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(e.dir, store.KeyFileName), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CheckKey(e.dir, nil); err != nil {
-		t.Fatalf("the key file copied with the backup: %v", err)
-	}
-	// The old journal is set aside, as after the loss of its disk.
-	if err := os.RemoveAll(old); err != nil {
-		t.Fatal(err)
-	}
-
-	e.start(testPolicy())
+	e.restoreFrom()
 	e.advance(2*time.Hour + time.Minute)
 	e.result(grant, "rollback of #1", "by the bot (--for 2h ended)")
 	if e.state("app").HasRole(root) {
