@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,43 @@ func TestRestoredJournalResumesTemporaryEnds(t *testing.T) {
 	}
 	e.command(dev, "lock-user prod app")
 	e.card("Request #3", "lock-user")
+}
+
+// A backup taken while a scheduled rotation's delivery is pending: the bot on the restored
+// journal keeps retrying it until the application has the password (which logs in), and the
+// schedule runs at its next slot, once, numbered after the journal's last entry.
+func TestRestoredJournalKeepsDeliveryAndSchedule(t *testing.T) {
+	app := newAppSide(t)
+	e := newEnv(t, envOptions{schedules: bot.ScheduleConfig{Channel: "C0SCHED"}, deliveries: func(e *env) []bot.Delivery {
+		return []bot.Delivery{{Connector: "prod", Users: []connector.UserRef{{User: "app", DB: "admin"}}, Targets: []bot.Target{app.target(t)}}}
+	}})
+	e.createUser("app")
+	app.down(t, true)
+	e.schedule("app", "0 3 * * *")
+	e.advance(18 * time.Hour) // 03:00
+	e.message("the first alarm", slacktest.Containing("DELIVERY PENDING, journal #2 (attempt 1)"))
+
+	e.restoreFrom()
+	if e.bot.DeliveryPending() != 1 {
+		t.Fatalf("after the restore, mongobot_delivery_pending = %d, want 1", e.bot.DeliveryPending())
+	}
+	e.advance(time.Minute)
+	e.message("the second alarm", slacktest.Containing("DELIVERY PENDING, journal #2 (attempt 2)"))
+	app.down(t, false)
+	e.advance(10 * time.Minute)
+	e.message("delivered at last", slacktest.Containing("Journal #2: the password of `app@admin` on prod is now delivered to every target"))
+	user, pw := app.cred(t)
+	e.secrets = append(e.secrets, pw)
+	if err := e.login(user, pw); err != nil {
+		t.Fatalf("the delivery after the restore does not log in: %v", err)
+	}
+	// The next slot: one run, journal #3.
+	e.advance(24 * time.Hour)
+	e.message("the next run", func(m slacktest.Message) bool {
+		return m.Channel == "C0SCHED" && strings.Contains(m.All(), "*Done*, journal #3")
+	})
+	e.advance(time.Hour)
+	if runs := e.entriesOf("rotate-password"); len(runs) != 2 {
+		t.Fatalf("%d rotations in the journal, want the one before the backup and the next slot's", len(runs))
+	}
 }
