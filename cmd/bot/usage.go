@@ -19,7 +19,7 @@ Commands:
   journal list [n]      the last n journal entries, newest first
   journal show <id>     one journal entry, whole, as JSON
   journal export        the journal as JSON lines, oldest first (--since to limit it)
-  journal backup        a portable, verified backup of the journal (while the bot runs)
+  journal backup        a portable, verified backup of the journal (the bot may run)
   journal restore <file>  restore a backup into an empty data folder or etcd prefix
   journal reindex       rebuild the journal's indexes (the bot stopped)
   journal compact       rewrite the journal file to reclaim space (the bot stopped)
@@ -44,6 +44,10 @@ stopped (SIGINT or SIGTERM finish the work in flight first). It is what mongobot
 At start it checks both Slack tokens, loads the config, opens (creating if needed) the journal
 in BOT_DATA_DIR, and asks Slack who the bot is (auth.test): a refused token, an unreachable
 Slack API and a TLS failure are each reported as such, and the bot exits 1.
+
+With the journal in BOT_DATA_DIR (no store.etcd), it listens on the unix socket
+BOT_DATA_DIR/mongobot.sock (mode 0600) while it runs, and hands out snapshots of the journal
+there to mongobot journal list, show, export and backup; it removes the socket when it stops.
 
 Flags: none.
 
