@@ -476,6 +476,16 @@ func (b *etcdBucket) NextSequence() (uint64, error) {
 
 func (b *etcdBucket) Sequence() uint64 { return b.t.state(b.name).seq }
 
+// SetSequence sets the bucket's sequence, as a restore does (kv.Sequencer).
+func (b *etcdBucket) SetSequence(n uint64) error {
+	if !b.t.write {
+		return errors.New("ha: set a sequence in a read-only transaction")
+	}
+	st := b.t.state(b.name)
+	st.seq, st.changed = n, true
+	return nil
+}
+
 func (b *etcdBucket) ForEach(fn func(k, v []byte) error) error {
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {

@@ -80,3 +80,9 @@ type Leased interface {
 	// Holder names this process's session (the replica).
 	Holder() string
 }
+
+// Sequencer is a Bucket whose sequence can be set, as a restore sets it to the one the
+// backup recorded. Both backends have it.
+type Sequencer interface {
+	SetSequence(n uint64) error
+}

@@ -57,6 +57,7 @@ func (b boltBucket) Put(k, v []byte) error                    { return b.b.Put(k
 func (b boltBucket) Delete(k []byte) error                    { return b.b.Delete(k) }
 func (b boltBucket) NextSequence() (uint64, error)            { return b.b.NextSequence() }
 func (b boltBucket) Sequence() uint64                         { return b.b.Sequence() }
+func (b boltBucket) SetSequence(n uint64) error               { return b.b.SetSequence(n) }
 func (b boltBucket) ForEach(fn func(k, v []byte) error) error { return b.b.ForEach(fn) }
 func (b boltBucket) Cursor() kv.Cursor                        { return b.b.Cursor() }
 func (b boltBucket) KeyN() int                                { return b.b.Stats().KeyN }

@@ -198,6 +198,9 @@ func openReadOnly(dir string, opts Options) (*Store, error) {
 	// Without migrate, the buckets must already be there: a file this version never set up
 	// is reported, not read as an empty journal.
 	err = s.db.View(func(tx kv.Tx) error {
+		if err := checkRestored(tx, path); err != nil {
+			return err
+		}
 		for _, b := range firstBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("store: %s is not a journal this bot has opened for writing (no %s bucket); start the bot once to set it up", path, b)
@@ -244,6 +247,9 @@ func (s *Store) migrate() error {
 // transaction: a crash leaves the file as it was.
 func (s *Store) migrateTo(target int, steps []migration) error {
 	return s.db.Update(func(tx kv.Tx) error {
+		if err := checkRestored(tx, s.path); err != nil {
+			return err
+		}
 		fresh := indexFresh(tx) // first: creating the buckets would hide their absence
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {

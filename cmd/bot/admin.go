@@ -254,22 +254,28 @@ func openJournal(env func(string) (string, bool), what string) (*store.Store, er
 		}
 		return nil, fmt.Errorf("there is no journal in %s (no %s): set BOT_DATA_DIR to the folder the bot keeps its journal in (default ./data)", abs, store.FileName)
 	case errors.Is(err, store.ErrLocked):
-		return nil, fmt.Errorf("%v: stop the bot to %s", err, what)
+		return nil, fmt.Errorf("%w: stop the bot to %s", err, what)
 	}
 	return nil, err
 }
 
 // journal reads the journal file; it works while the bot is stopped, and says so clearly when
 // a running bot holds the file.
-func journal(args []string, env func(string) (string, bool), stdin io.Reader, w io.Writer) error {
+func journal(args []string, env func(string) (string, bool), stdin io.Reader, w, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id>, export, reindex or compact; run mongobot journal --help for its usage"}
+		return usageError{"journal needs list, show <id>, export, backup, restore <file>, reindex or compact; run mongobot journal --help for its usage"}
 	}
 	sub := args[0]
+	switch sub {
+	case "backup":
+		return journalBackup(args[1:], env, w, stderr)
+	case "restore":
+		return journalRestore(args[1:], env, stdin, w)
+	}
 	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0, "compact": 0}
 	n, ok := maxArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, reindex or compact; run mongobot journal --help for its usage", sub)}
+		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, backup, restore <file>, reindex or compact; run mongobot journal --help for its usage", sub)}
 	}
 	fs := flags("journal " + sub)
 	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
@@ -319,7 +325,7 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w 
 			return usageError{fmt.Sprintf("journal show: %q is not an id; run mongobot journal show --help for its usage", args[1])}
 		}
 	}
-	st, closeJournal, err := openReader(env)
+	st, closeJournal, err := openReader(env, stderr)
 	if err != nil {
 		return err
 	}

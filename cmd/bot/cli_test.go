@@ -103,7 +103,7 @@ func tripwire(t *testing.T) (addr string, hits *atomic.Int64) {
 func TestHelpChangesNothing(t *testing.T) {
 	addr, hits := tripwire(t)
 	cfg := writeConfig(t)
-	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "journal reindex", "journal compact", "rekey", "version"}
+	commands := []string{"serve", "check", "console", "journal", "journal list", "journal show", "journal export", "journal reindex", "journal compact", "journal backup", "journal restore", "rekey", "version"}
 	type call struct {
 		args []string
 		want string // the usage's first line
@@ -162,13 +162,15 @@ func TestHelpChangesNothing(t *testing.T) {
 	// Each command's usage names the environment it reads and its own flags.
 	dir := t.TempDir()
 	for cmd, wants := range map[string][]string{
-		"serve":   {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "SLACK_API_URL", "BOT_CONFIG", "BOT_DATA_DIR", "BOT_ENCRYPTION_KEY"},
-		"console": {"--demo", "--as", "BOT_CONFIG", "BOT_DATA_DIR"},
-		"check":   {"BOT_CONFIG", "BOT_DATA_DIR", "check: ok"},
-		"journal": {"list", "show", "export", "reindex", "BOT_DATA_DIR"},
-		"rekey":   {"--yes", "BOT_ENCRYPTION_KEY", "BOT_NEW_ENCRYPTION_KEY", "BOT_DATA_DIR"},
+		"serve":           {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "SLACK_API_URL", "BOT_CONFIG", "BOT_DATA_DIR", "BOT_ENCRYPTION_KEY"},
+		"console":         {"--demo", "--as", "BOT_CONFIG", "BOT_DATA_DIR"},
+		"check":           {"BOT_CONFIG", "BOT_DATA_DIR", "check: ok"},
+		"journal":         {"list", "show", "export", "reindex", "backup", "restore", "BOT_DATA_DIR"},
+		"journal backup":  {"--out", "BOT_DATA_DIR", "BOT_ENCRYPTION_KEY", "0600"},
+		"journal restore": {"--yes", "BOT_DATA_DIR", "BOT_ENCRYPTION_KEY", "empty"},
+		"rekey":           {"--yes", "BOT_ENCRYPTION_KEY", "BOT_NEW_ENCRYPTION_KEY", "BOT_DATA_DIR"},
 	} {
-		_, out, _ := cli(t, dir, nil, cmd, "--help")
+		_, out, _ := cli(t, dir, nil, append(strings.Fields(cmd), "--help")...)
 		for _, w := range wants {
 			if !strings.Contains(out, w) {
 				t.Errorf("bot %s --help does not mention %s", cmd, w)
@@ -186,7 +188,8 @@ func TestExtraArgumentsAreErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "now"}, {"check", "prod"}, {"console", "extra"}, {"journal", "export", "all"},
 		{"journal", "list", "5", "6"}, {"journal", "show", "1", "2"}, {"journal", "reindex", "all"}, {"rekey", "now"}, {"version", "x"},
-		{"rekey", "--force"},
+		{"rekey", "--force"}, {"journal", "backup", "now"}, {"journal", "backup", "--yes"},
+		{"journal", "restore", "a.jsonl", "b.jsonl"}, {"journal", "restore", "--out", "x", "a.jsonl"}, {"journal", "restore"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			dir := t.TempDir()

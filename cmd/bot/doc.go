@@ -6,12 +6,17 @@
 //	mongobot journal list [n]        the journal, newest first
 //	mongobot journal show <id>       one journal entry, whole
 //	mongobot journal export          the journal as JSON lines
+//	mongobot journal backup          a checksummed backup of the journal, from one transaction
+//	mongobot journal restore <file>  a backup into an empty data folder or etcd prefix
 //	mongobot rekey [--yes]           re-encrypt the sealed passwords with a new key
 //	mongobot version
 //
 // Every command answers -h, --help and mongobot help <command> with its usage, on stdout, exit 0,
 // before it reads, creates or contacts anything. The journal commands and check only read:
-// they never create the data folder, the journal or a key.
+// they never create the data folder, the journal or a key (restore writes a journal, into an
+// empty target only). list, show, export and backup work while serve runs: on bbolt, serve
+// holds the file's lock and hands out snapshots of it over the unix socket mongobot.sock in
+// its data folder (snapshot.go).
 //
 // Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default
 // bot.yaml), BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY (optional; otherwise a key file

@@ -121,7 +121,7 @@ func dispatch(ctx context.Context, args []string, env func(string) (string, bool
 	case "console":
 		return runConsole(ctx, args, env, stdin, stdout)
 	case "journal":
-		return journal(args, env, stdin, stdout)
+		return journal(args, env, stdin, stdout, stderr)
 	case "rekey":
 		return rekey(args, env, stdin, stdout)
 	case "--version", "version", "-v":
@@ -372,6 +372,11 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer st.Close()
+	if sh == nil {
+		// Deferred after Close, so it runs before: no snapshot is being read when the
+		// file closes.
+		defer serveSnapshots(dataDir(env), st, log)()
+	}
 	var metrics *observe.Metrics
 	if cfg.HTTP.Listen != "" {
 		metrics = observe.New()

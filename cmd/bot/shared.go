@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -164,11 +165,33 @@ func sharedConfig(env func(string) (string, bool)) *config.Etcd {
 }
 
 // openReader opens the journal for reading: the shared one on etcd when the config has
-// store.etcd (joining no group, writing nothing), else the data folder's file.
-func openReader(env func(string) (string, bool)) (*store.Store, func(), error) {
+// store.etcd (joining no group, writing nothing), else the data folder's file, or, while a
+// bot serves it, a snapshot of it the bot hands out (saying so on notice).
+func openReader(env func(string) (string, bool), notice io.Writer) (*store.Store, func(), error) {
 	cfg := sharedConfig(env)
 	if cfg == nil {
+		// A bot that answers on the socket holds the file: ask it at once rather than wait
+		// out the lock. A socket nobody answers on is a crashed bot's: read the file.
+		if _, err := os.Lstat(filepath.Join(dataDir(env), SocketName)); err == nil {
+			snap, closeSnap, err := openSnapshot(env, dataDir(env), notice)
+			if err == nil {
+				return snap, closeSnap, nil
+			}
+			if !errors.Is(err, errNoSnapshot) {
+				return nil, nil, err
+			}
+		}
 		st, err := openJournal(env, "read the journal, or use history in Slack")
+		if errors.Is(err, store.ErrLocked) {
+			snap, closeSnap, serr := openSnapshot(env, dataDir(env), notice)
+			if serr == nil {
+				return snap, closeSnap, nil
+			}
+			if !errors.Is(serr, errNoSnapshot) {
+				return nil, nil, serr
+			}
+			return nil, nil, fmt.Errorf("%v (%v)", err, serr)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -179,7 +202,9 @@ func openReader(env func(string) (string, bool)) (*store.Store, func(), error) {
 		return nil, nil, err
 	}
 	st, err := openStoreWith(env, dataDir(env), store.Options{ReadOnly: true}, func(dir string, opts store.Options) (*store.Store, error) {
-		return store.OpenShared(ha.NewKV(c, cfg.Prefix+"journal/", ha.KVOptions{}), dir, cfg.String(), opts)
+		// One read transaction is one revision, however long it takes: a backup of a large
+		// journal reads for longer than a command's usual 10s.
+		return store.OpenShared(ha.NewKV(c, cfg.Prefix+"journal/", ha.KVOptions{Timeout: snapshotTimeout}), dir, cfg.String(), opts)
 	})
 	if err != nil {
 		c.Close()

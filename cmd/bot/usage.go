@@ -19,6 +19,8 @@ Commands:
   journal list [n]      the last n journal entries, newest first
   journal show <id>     one journal entry, whole, as JSON
   journal export        the journal as JSON lines, oldest first (--since to limit it)
+  journal backup        a portable, verified backup of the journal (the bot may run)
+  journal restore <file>  restore a backup into an empty data folder or etcd prefix
   journal reindex       rebuild the journal's indexes (the bot stopped)
   journal compact       rewrite the journal file to reclaim space (the bot stopped)
   rekey                 re-encrypt the sealed passwords with a new key
@@ -42,6 +44,10 @@ stopped (SIGINT or SIGTERM finish the work in flight first). It is what mongobot
 At start it checks both Slack tokens, loads the config, opens (creating if needed) the journal
 in BOT_DATA_DIR, and asks Slack who the bot is (auth.test): a refused token, an unreachable
 Slack API and a TLS failure are each reported as such, and the bot exits 1.
+
+With the journal in BOT_DATA_DIR (no store.etcd), it listens on the unix socket
+BOT_DATA_DIR/mongobot.sock (mode 0600) while it runs, and hands out snapshots of the journal
+there to mongobot journal list, show, export and backup; it removes the socket when it stops.
 
 Flags: none.
 
@@ -119,12 +125,15 @@ Environment:
 Example:
   BOT_CONFIG=/etc/mongobot/bot.yaml mongobot check
 `,
-	"journal": `usage: mongobot journal list [n] | show <id> | export [--since <when>] | reindex | compact [--yes]
+	"journal": `usage: mongobot journal list [n] | show <id> | export [--since <when>] | backup [--out <file>]
+       | restore <file> [--yes] | reindex | compact [--yes]
 
-Reads the journal, the record of every action the bot took, while the bot is stopped (a
-running bot holds the file; then use history in Slack). A missing data folder or journal is
-reported, never created. list, show and export only read; reindex rebuilds the indexes;
-compact rewrites the file.
+Reads the journal, the record of every action the bot took. list, show, export and backup
+only read, and work while the bot runs: on etcd they read one revision; on bbolt, where the
+running bot holds the file, they read a snapshot it hands out over the socket mongobot.sock
+in its data folder (and say so on stderr). A missing data folder or journal is reported,
+never created. restore writes a backup into an empty journal; reindex rebuilds the indexes
+and compact rewrites the file, with the bot stopped.
 
 Subcommands:
   list [n]              the last n entries (default 20), newest first, with their details
@@ -133,6 +142,8 @@ Subcommands:
                         oldest first: the audit trail
   reindex               rebuild the indexes from the records, and say what they hold
   compact [--yes]       rewrite the file without the space of purged records
+  backup [--out <file>] the whole journal, verified by a checksum, from one transaction
+  restore <file> [--yes]  a backup into an empty data folder or etcd prefix
 
 Each entry shows its requester, its reason, its approvers with when they voted, the schedule
 it ran for, who rolled it back and by which entry, and the server's version when recorded.
@@ -148,7 +159,7 @@ Example:
 Prints the last n journal entries (default 20), newest first: one line per entry (id, time,
 state, action, user, connector, requester), then indented lines with its reason, its
 approvers and when they voted, its schedule, its rollback and the server's version. It only
-reads, and works while the bot is stopped.
+reads, and works while the bot runs (on bbolt, on a snapshot the bot hands out).
 
 Arguments:
   n                     how many entries to print; default 20
@@ -163,8 +174,8 @@ Example:
 
 Prints one journal entry, whole, as indented JSON: the entry as recorded (state history,
 user state before and after, what a rollback would do) plus, from its request, the reason and
-the votes with their times, and who rolled it back. It only reads, and works while the bot is
-stopped.
+the votes with their times, and who rolled it back. It only reads, and works while the bot
+runs (on bbolt, on a snapshot the bot hands out).
 
 Arguments:
   id                    the entry's number, as Slack shows it (#42 or 42)
@@ -179,7 +190,7 @@ Example:
 
 Writes the journal to stdout as JSON lines, oldest first, each entry with its reason, votes
 and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It only
-reads, and works while the bot is stopped. The bot deletes finished entries older than the
+reads, and works while the bot runs (on bbolt, on a snapshot the bot hands out). The bot deletes finished entries older than the
 config's retention.keep (400d by default): archive them before, if they must outlive it.
 
 Flags:
@@ -213,6 +224,68 @@ Environment:
 
 Example:
   BOT_DATA_DIR=/var/lib/mongobot mongobot journal compact --yes
+`,
+	"journal backup": `usage: mongobot journal backup [--out <file>]
+
+Writes a backup of the whole journal: every request, entry, schedule, sealed password,
+index and id sequence, taken from one read transaction, so that it is one moment of the
+journal. It works while the bot runs: on bbolt it backs up a snapshot the running bot hands
+out (over mongobot.sock in its data folder); on etcd it reads one revision while the replicas
+go on writing. It changes nothing.
+
+The backup is a text file of JSON lines: a header (format and its version, the journal's
+schema, the backend and where it was taken, the time, the number of records of each kind),
+the records, and a SHA-256 checksum of all of it, which restore verifies before it writes
+anything. It can be restored on either backend (bbolt to etcd, etcd to bbolt).
+
+The backup holds the sealed passwords but NOT the encryption key: the restored bot needs
+the same BOT_ENCRYPTION_KEY (or a copy of the key file). Keep the key apart from the backup.
+
+The file is written owner-only (0600) under a temporary name in the same folder, synced,
+then renamed to its name, replacing a file of that name: it holds a whole backup or what it
+held before.
+
+Flags:
+  --out <file>          where to write it; - for stdout; default
+                        mongobot-backup-<UTC time>.jsonl in the current folder
+
+Environment:
+  BOT_CONFIG            config file; with store.etcd, the journal is read there
+  BOT_DATA_DIR          folder of the journal; default ./data
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal backup --out /backups/mongobot-$(date -u +%F).jsonl
+`,
+	"journal restore": `usage: mongobot journal restore <file> [--yes]
+
+Restores a backup made by mongobot journal backup into an empty journal: a data folder
+(BOT_DATA_DIR) without journal.db, or, when the config has store.etcd, a prefix no replica
+has started on. It refuses any other target, and changes nothing then.
+
+Before it writes anything it verifies the backup's checksum, its format and its schema (a
+backup from a newer version is refused), and that the key (BOT_ENCRYPTION_KEY, or the key
+file in BOT_DATA_DIR) opens every sealed password in it: the backup never holds the key. It
+says what it will write, then asks: it writes nothing without --yes or a "yes" typed at a
+terminal.
+
+On bbolt the journal is written to a new file and takes the name journal.db only when
+complete. On etcd it takes several transactions (within store.etcd.max_txn_ops); until the
+last one, the journal is marked as being restored and no replica or command opens it. If a
+restore into etcd is interrupted, delete the prefix and run it again.
+
+Start the bot afterwards with the same key: it resumes the journal's pending work
+(temporary grants and locks to end, deliveries to retry, schedules) where the backup left it.
+
+Flags:
+  --yes                 go ahead without asking
+
+Environment:
+  BOT_CONFIG            config file; with store.etcd, the backup is restored there
+  BOT_DATA_DIR          folder to restore into; default ./data
+  BOT_ENCRYPTION_KEY    the key of the bot that took the backup, when it is not the key file
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot-new mongobot journal restore /backups/mongobot-2026-12-07.jsonl --yes
 `,
 	"journal reindex": `usage: mongobot journal reindex
 

@@ -1,0 +1,543 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mongobot/kv"
+)
+
+// A backup is the journal as JSON lines, portable between the backends:
+//
+//	{"format":"mongobot-journal-backup","version":1,"schema":1,"backend":"bbolt",...}   header
+//	{"bucket":"requests","seq":42}                                                     a bucket
+//	{"b":"requests","k":"<base64>","v":"<base64>"}                                     a key
+//	...
+//	{"sha256":"<hex>"}                                                                 trailer
+//
+// The trailer's checksum covers every byte before it, header included, so a backup that was
+// cut short, edited or corrupted is refused before anything is written. It is taken from one
+// read transaction, so its records, indexes and sequences agree with each other. It leaves
+// out the claims (they belong to live replica sessions) and never holds the encryption key:
+// sealed passwords stay sealed, and the restored bot needs the key that sealed them.
+
+// BackupFormat names the format in a backup's header; BackupVersion is its version.
+const (
+	BackupFormat  = "mongobot-journal-backup"
+	BackupVersion = 1
+)
+
+// Errors of backup and restore. Test with errors.Is.
+var (
+	// ErrBadBackup is returned by ReadBackup for a file that is not a whole, unaltered
+	// backup of a version it reads.
+	ErrBadBackup = errors.New("store: not a valid journal backup")
+	// ErrNotEmpty is returned by the restores when the target already holds a journal, or
+	// part of one.
+	ErrNotEmpty = errors.New("store: the restore target is not empty")
+	// ErrRestoreUnfinished is returned by Open and OpenShared for a journal a restore began
+	// writing and did not finish: it holds part of a backup.
+	ErrRestoreUnfinished = errors.New("store: a restore into this journal did not finish")
+)
+
+// keyRestoring, in meta, marks a journal a restore is writing; it is deleted by the restore's
+// last transaction. Its value is the restore's random id.
+var keyRestoring = []byte("restoring")
+
+// BackupHeader is the first line of a backup.
+type BackupHeader struct {
+	Format  string    `json:"format"`
+	Version int       `json:"version"`
+	Schema  int       `json:"schema"`
+	Backend string    `json:"backend"` // "bbolt" or "etcd": where it was taken
+	Source  string    `json:"source"`  // the file's path, or the etcd cluster and prefix
+	Created time.Time `json:"created"`
+	// Indexed says the indexes in the backup were kept by the journal's last write: a
+	// restore can then trust them, else the first writable open rebuilds them.
+	Indexed bool `json:"indexed"`
+	// Counts is the number of keys of each bucket; Records their sum.
+	Counts  map[string]int `json:"counts"`
+	Records int            `json:"records"`
+}
+
+type backupLine struct {
+	Bucket string `json:"bucket,omitempty"`
+	Seq    uint64 `json:"seq,omitempty"`
+	B      string `json:"b,omitempty"`
+	K      []byte `json:"k,omitempty"`
+	V      []byte `json:"v,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// Backup is a verified backup read by ReadBackup.
+type Backup struct {
+	Header  BackupHeader
+	buckets []backupBucket
+}
+
+type backupBucket struct {
+	name  string
+	seq   uint64
+	pairs [][2][]byte
+}
+
+// backedUp are the buckets a backup holds: every bucket but the claims.
+func backedUp() [][]byte {
+	var out [][]byte
+	for _, b := range allBuckets {
+		if !bytes.Equal(b, bucketClaims) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Backup writes the whole journal to w as a backup, from one read transaction: on bbolt one
+// read transaction of the file, on etcd one revision. It works on a read-only store, and
+// while other processes (or replicas) write. The backup is built in memory before the first
+// byte is written, so w receives all of it or, on an error, nothing. source names the
+// journal in the header (a snapshot's reader gives the original's path); "" is the store's
+// own path or description.
+func (s *Store) Backup(w io.Writer, source string) (BackupHeader, error) {
+	if source == "" {
+		source = s.path
+	}
+	h := BackupHeader{Format: BackupFormat, Version: BackupVersion, Backend: "bbolt", Source: source,
+		Created: s.now().UTC(), Counts: map[string]int{}}
+	if s.shared {
+		h.Backend = "etcd"
+	}
+	var body bytes.Buffer
+	err := s.db.View(func(tx kv.Tx) error {
+		if err := checkRestored(tx, s.path); err != nil {
+			return err
+		}
+		h.Indexed = indexFresh(tx)
+		enc := json.NewEncoder(&body)
+		for _, name := range backedUp() {
+			b := tx.Bucket(name)
+			if b == nil {
+				continue // a bucket a later version added, not made yet: empty
+			}
+			if err := enc.Encode(backupLine{Bucket: string(name), Seq: b.Sequence()}); err != nil {
+				return err
+			}
+			n := 0
+			err := b.ForEach(func(k, v []byte) error {
+				n++
+				return enc.Encode(backupLine{B: string(name), K: k, V: v})
+			})
+			if err != nil {
+				return fmt.Errorf("store: back up %s: %w", name, err)
+			}
+			h.Counts[string(name)] = n
+			h.Records += n
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || meta.Get(keySchema) == nil {
+			return fmt.Errorf("%w: %s has no journal to back up", ErrNoJournal, s.path)
+		}
+		h.Schema = int(beUint(meta.Get(keySchema)))
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	var all bytes.Buffer
+	if err := json.NewEncoder(&all).Encode(h); err != nil {
+		return h, err
+	}
+	all.Write(body.Bytes())
+	sum := sha256.Sum256(all.Bytes())
+	if err := json.NewEncoder(&all).Encode(backupLine{SHA256: hex.EncodeToString(sum[:])}); err != nil {
+		return h, err
+	}
+	_, err = w.Write(all.Bytes())
+	return h, err
+}
+
+func beUint(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
+
+// ReadBackup reads and verifies a backup: the checksum over all of it, its format and
+// version, a schema this version reads (a newer one is ErrNewerSchema), and the counts of
+// its header. Nothing is written anywhere.
+func ReadBackup(r io.Reader) (*Backup, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("store: read the backup: %w", err)
+	}
+	bad := func(why string) error { return fmt.Errorf("%w: %s", ErrBadBackup, why) }
+	trimmed := bytes.TrimSuffix(raw, []byte("\n"))
+	cut := bytes.LastIndexByte(trimmed, '\n')
+	if cut < 0 {
+		return nil, bad("it is not a mongobot journal backup (no header and trailer lines); take one with mongobot journal backup")
+	}
+	var tr backupLine
+	if err := json.Unmarshal(trimmed[cut+1:], &tr); err != nil || tr.SHA256 == "" {
+		return nil, bad("its last line is not the checksum: the file was cut short or is not a backup; use a whole copy of it")
+	}
+	sum := sha256.Sum256(raw[:cut+1])
+	if hex.EncodeToString(sum[:]) != tr.SHA256 {
+		return nil, bad("its checksum does not match: the file was changed or damaged since it was written; use another copy of it")
+	}
+	sc := bufio.NewScanner(bytes.NewReader(raw[:cut+1]))
+	sc.Buffer(make([]byte, 0, 64<<10), len(raw)+1)
+	b := &Backup{}
+	first := true
+	byName := map[string]int{}
+	for sc.Scan() {
+		if first {
+			first = false
+			if err := json.Unmarshal(sc.Bytes(), &b.Header); err != nil || b.Header.Format != BackupFormat {
+				return nil, bad("its header does not name the format " + BackupFormat)
+			}
+			if b.Header.Version > BackupVersion {
+				return nil, bad(fmt.Sprintf("it is in version %d of the format, this bot reads up to %d: restore it with the newer bot that wrote it", b.Header.Version, BackupVersion))
+			}
+			if b.Header.Schema > SchemaVersion {
+				return nil, fmt.Errorf("%w: the backup holds a journal of schema %d, this bot reads up to %d; restore it with the newer bot that took it", ErrNewerSchema, b.Header.Schema, SchemaVersion)
+			}
+			if b.Header.Schema < 1 {
+				return nil, bad("its header has no schema")
+			}
+			continue
+		}
+		var l backupLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return nil, bad(fmt.Sprintf("a line does not decode: %v", err))
+		}
+		switch {
+		case l.Bucket != "":
+			if _, dup := byName[l.Bucket]; dup {
+				return nil, bad("bucket " + l.Bucket + " appears twice")
+			}
+			byName[l.Bucket] = len(b.buckets)
+			b.buckets = append(b.buckets, backupBucket{name: l.Bucket, seq: l.Seq})
+		case l.B != "" && len(l.K) > 0:
+			i, ok := byName[l.B]
+			if !ok || i != len(b.buckets)-1 {
+				return nil, bad("a key of bucket " + l.B + " is outside its bucket")
+			}
+			if l.V == nil {
+				l.V = []byte{}
+			}
+			b.buckets[i].pairs = append(b.buckets[i].pairs, [2][]byte{l.K, l.V})
+		default:
+			return nil, bad("a line is neither a bucket nor a key")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, bad(err.Error())
+	}
+	n := 0
+	for _, bk := range b.buckets {
+		if len(bk.pairs) != b.Header.Counts[bk.name] {
+			return nil, bad(fmt.Sprintf("bucket %s holds %d keys, its header says %d", bk.name, len(bk.pairs), b.Header.Counts[bk.name]))
+		}
+		n += len(bk.pairs)
+	}
+	if n != b.Header.Records {
+		return nil, bad(fmt.Sprintf("it holds %d keys, its header says %d", n, b.Header.Records))
+	}
+	if i, ok := byName[string(bucketMeta)]; !ok || len(b.buckets[i].pairs) == 0 {
+		return nil, bad("it has no meta bucket: it is not a journal")
+	}
+	return b, nil
+}
+
+// Secrets is the number of sealed passwords the backup holds.
+func (b *Backup) Secrets() int { return b.Header.Counts[string(bucketSecrets)] }
+
+// CheckKey says whether key (nil: the key file in dir, if any) opens every sealed password
+// of the backup and, when it was taken on etcd, is the key its replicas sealed with. A
+// restored journal is only useful with that key: the backup never holds it.
+func (b *Backup) CheckKey(dir string, key []byte) error {
+	keys, err := readKeyring(dir, key, nil)
+	if err != nil {
+		return err
+	}
+	for _, bk := range b.buckets {
+		switch bk.name {
+		case string(bucketMeta):
+			for _, p := range bk.pairs {
+				if bytes.Equal(p[0], keySealing) {
+					if _, ok := keys.byID[string(p[1])]; !ok {
+						return fmt.Errorf("%w: the backup's journal is sealed with key %s, and %s", ErrBadKey, p[1], haveKey(keys))
+					}
+				}
+			}
+		case string(bucketSecrets):
+			for _, p := range bk.pairs {
+				var s sealed
+				if err := json.Unmarshal(p[1], &s); err != nil {
+					return fmt.Errorf("%w: sealed password %s does not decode", ErrBadBackup, p[0])
+				}
+				if _, err := keys.open(string(p[0]), s); err != nil {
+					return fmt.Errorf("%w: the backup's %d sealed password(s) do not open with %s", ErrBadKey, b.Secrets(), haveKey(keys))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func haveKey(k *keyring) string {
+	switch {
+	case k.current == nil:
+		return "no key is given (no BOT_ENCRYPTION_KEY, no key file)"
+	case k.fromEnv:
+		return "BOT_ENCRYPTION_KEY is key " + k.id
+	}
+	return "the key file is key " + k.id
+}
+
+// checkRestored refuses a journal whose restore did not finish.
+func checkRestored(tx kv.Tx, where string) error {
+	if meta := tx.Bucket(bucketMeta); meta != nil && meta.Get(keyRestoring) != nil {
+		return fmt.Errorf("%w: %s holds only part of a backup; empty it and run mongobot journal restore again", ErrRestoreUnfinished, where)
+	}
+	return nil
+}
+
+// RestoreFile writes b as the journal of dir (created 0700), which must have none: the
+// whole backup goes into a new file beside it in one transaction, and the file takes the
+// journal's name only when complete, so a crash leaves no journal, never part of one.
+func RestoreFile(dir string, b *Backup) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: create data folder: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w: %s already holds a journal (%s): restore into an empty data folder (set BOT_DATA_DIR to a new one), or move that file away first", ErrNotEmpty, dir, FileName)
+	}
+	tmp, err := os.CreateTemp(dir, "."+FileName+".restore-*")
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpPath)
+	if err := os.Chmod(tmpPath, 0o600); err != nil {
+		return err
+	}
+	db, err := bolt.Open(tmpPath, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	err = db.Update(func(btx *bolt.Tx) error {
+		tx := boltTx{btx}
+		for _, bk := range b.buckets {
+			nb, err := btx.CreateBucketIfNotExists([]byte(bk.name))
+			if err != nil {
+				return err
+			}
+			if err := nb.SetSequence(bk.seq); err != nil {
+				return err
+			}
+			for _, p := range bk.pairs {
+				if err := nb.Put(p[0], p[1]); err != nil {
+					return err
+				}
+			}
+		}
+		if err := createAll(tx); err != nil {
+			return err
+		}
+		return finishRestore(tx, b)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: restore into %s: %w", tmpPath, err)
+	}
+	// Link, not rename: it fails when a journal appeared meanwhile, instead of replacing it.
+	if err := os.Link(tmpPath, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: a journal appeared in %s while the backup was restored; nothing was changed", ErrNotEmpty, dir)
+		}
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// createAll makes the buckets a backup leaves out (the claims) or a version before the
+// backup's did not have yet: a journal is whole with all of them, as readers expect.
+func createAll(tx kv.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishRestore is the last step of a restore: the indexes are marked kept when the backup
+// says they were, else left for the first writable open to rebuild; the restore's mark goes.
+func finishRestore(tx kv.Tx, b *Backup) error {
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Delete(keyRestoring); err != nil {
+		return err
+	}
+	if b.Header.Indexed {
+		return markIndexed(tx)
+	}
+	return meta.Delete(keyIndexed)
+}
+
+// RestoreOptions tune RestoreShared.
+type RestoreOptions struct {
+	// MaxOps is the most operations one transaction may carry (store.etcd.max_txn_ops);
+	// default 128, etcd's.
+	MaxOps int
+	// MaxBytes bounds the size of one transaction's values; default 1 MiB, under etcd's
+	// default request limit of 1.5 MiB.
+	MaxBytes int
+	// afterChunk, in tests, is called after each data transaction (n from 1): an error
+	// stops the restore there, as a crash would.
+	afterChunk func(n int) error
+}
+
+// RestoreShared writes b into db, a shared journal (etcd) that must hold none. etcd bounds a
+// transaction's operations and size, so the restore takes several: the first checks the
+// prefix is empty, creates the buckets with their sequences and marks the journal as being
+// restored; the next ones write the keys; the last removes the mark. Until then, every open
+// refuses the journal (ErrRestoreUnfinished), so no replica can start on part of a backup.
+func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) error {
+	if opts.MaxOps <= 0 {
+		opts.MaxOps = 128
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 20
+	}
+	idb := make([]byte, 16)
+	if _, err := rand.Read(idb); err != nil {
+		return err
+	}
+	id := []byte(hex.EncodeToString(idb))
+	err := db.Update(func(tx kv.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) != nil {
+				if err := checkRestored(tx, describe); err != nil {
+					return fmt.Errorf("%w: %w", ErrNotEmpty, err)
+				}
+				return fmt.Errorf("%w: %s already holds a journal: restore into an empty prefix (set store.etcd.prefix to a new one), or delete that one first", ErrNotEmpty, describe)
+			}
+		}
+		for _, bk := range b.buckets {
+			nb, err := tx.CreateBucket([]byte(bk.name))
+			if err != nil {
+				return err
+			}
+			if bk.seq > 0 {
+				s, ok := nb.(kv.Sequencer)
+				if !ok {
+					return errors.New("store: this backend cannot set a bucket's sequence")
+				}
+				if err := s.SetSequence(bk.seq); err != nil {
+					return err
+				}
+			}
+		}
+		if err := createAll(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyRestoring, id)
+	})
+	if err != nil {
+		return err
+	}
+	// One transaction's budget: the counter and the mark it checks are not data.
+	perTxn := opts.MaxOps - 2
+	type pair struct {
+		bucket []byte
+		kv     [2][]byte
+	}
+	var chunk []pair
+	size, n := 0, 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := db.Update(func(tx kv.Tx) error {
+			if !bytes.Equal(tx.Bucket(bucketMeta).Get(keyRestoring), id) {
+				return fmt.Errorf("%w: another restore or a replica wrote to %s meanwhile; empty it and run restore again", ErrNotEmpty, describe)
+			}
+			for _, p := range chunk {
+				if err := tx.Bucket(p.bucket).Put(p.kv[0], p.kv[1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: restore into %s stopped after %d transaction(s): %w", describe, n, err)
+		}
+		n++
+		chunk, size = chunk[:0], 0
+		if opts.afterChunk != nil {
+			return opts.afterChunk(n)
+		}
+		return nil
+	}
+	for _, bk := range b.buckets {
+		for _, p := range bk.pairs {
+			if bk.name == string(bucketMeta) && bytes.Equal(p[0], keyRestoring) {
+				continue
+			}
+			sz := len(p[0]) + len(p[1]) + len(bk.name) + 16
+			if len(chunk) >= perTxn || (len(chunk) > 0 && size+sz > opts.MaxBytes) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			chunk = append(chunk, pair{[]byte(bk.name), p})
+			size += sz
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return db.Update(func(tx kv.Tx) error {
+		if !bytes.Equal(tx.Bucket(bucketMeta).Get(keyRestoring), id) {
+			return fmt.Errorf("%w: another restore or a replica wrote to %s meanwhile; empty it and run restore again", ErrNotEmpty, describe)
+		}
+		return finishRestore(tx, b)
+	})
+}
+
+// Snapshot calls fn with a consistent copy of the journal file, from one read transaction,
+// while the store stays open for writing: size is the copy's length, and wt writes it. Only
+// on bbolt; a shared journal has no file.
+func (s *Store) Snapshot(fn func(size int64, wt io.WriterTo) error) error {
+	d, ok := s.db.(boltDB)
+	if !ok {
+		return errors.New("store: only a journal file (bbolt) can be snapshotted")
+	}
+	return d.db.View(func(tx *bolt.Tx) error { return fn(tx.Size(), tx) })
+}
