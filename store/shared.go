@@ -72,7 +72,7 @@ func openSharedReadOnly(db kv.DB, dir, describe string, opts Options) (*Store, e
 	}
 	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true, shared: true}
 	err = s.db.View(func(tx kv.Tx) error {
-		for _, b := range allBuckets {
+		for _, b := range sharedBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("%w: %s has no journal (no %s bucket): no replica has started on it", ErrNoJournal, describe, b)
 			}
