@@ -292,8 +292,9 @@ const (
 	RefusedDecided      = "already_decided" // the request is no longer pending
 	RefusedExpired      = "expired"
 	RefusedAlreadyVoted = "already_voted"
-	RefusedNotOwner     = "not_owner"   // a Reveal pressed by someone else than the owner
-	RefusedNotAllowed   = "not_allowed" // the clicker may not use the bot
+	RefusedNotOwner     = "not_owner"     // a Reveal pressed by someone else than the owner
+	RefusedNotAllowed   = "not_allowed"   // the clicker may not use the bot
+	RefusedUnverified   = "cannot_verify" // the clicker's standing could not be read (user groups)
 	RefusedUnknown      = "unknown_button"
 	RefusedOther        = "other"
 )
