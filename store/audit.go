@@ -316,8 +316,8 @@ func (s *Store) RecordRefusal(r Refusal) error {
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	ev := Event{Kind: EventRefused, At: s.now(), By: Clean(r.By, 64), Button: Clean(r.Button, 40), RequestID: r.RequestID,
-		EntryID: r.EntryID, Refusal: Clean(r.Code, 40), Why: Clean(r.Why, 400)}
+	ev := Event{Kind: EventRefused, At: s.now(), By: clean(r.By, 64), Button: clean(r.Button, 40), RequestID: r.RequestID,
+		EntryID: r.EntryID, Refusal: clean(r.Code, 40), Why: clean(r.Why, 400)}
 	if ev.Refusal == "" {
 		ev.Refusal = RefusedOther
 	}
@@ -334,7 +334,7 @@ func (s *Store) Revealed(id, owner string) error {
 	}
 	now := s.now()
 	return s.update(func(tx kv.Tx) error {
-		ev := Event{Kind: EventReveal, At: now, By: Clean(owner, 64)}
+		ev := Event{Kind: EventReveal, At: now, By: clean(owner, 64)}
 		b := tx.Bucket(bucketSecrets)
 		if rec, err := getSealed(b, id); err == nil && rec.Owner == owner {
 			if err := b.Delete([]byte(id)); err != nil {
@@ -360,9 +360,9 @@ func (s *Store) Revealed(id, owner string) error {
 	})
 }
 
-// Clean is s made safe to keep and show: at most n runes, control characters, invalid
+// clean is s made safe to keep and show: at most n runes, control characters, invalid
 // UTF-8 and bidirectional overrides written as \x.. or \u.... escapes.
-func Clean(s string, n int) string {
+func clean(s string, n int) string {
 	var b strings.Builder
 	count := 0
 	for i, r := range s {
