@@ -562,6 +562,7 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 		}
 		who, err := b.mayRequest(ctx, c.User)
 		if err != nil {
+			b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v.", err))
 			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
 			return
 		}
@@ -578,6 +579,7 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 		}
 		who, err := b.mayRequest(ctx, c.User)
 		if err != nil {
+			b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v.", err))
 			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
 			return
 		}

@@ -311,7 +311,10 @@ func (s *Store) Check() error {
 				return fmt.Errorf("store: consistency: %w", err)
 			}
 		}
-		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets} {
+		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets, bucketAudit} {
+			if tx.Bucket(b) == nil {
+				continue // the audit trail, on a journal older than it
+			}
 			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
 				var m map[string]any
 				if err := json.Unmarshal(v, &m); err != nil {
