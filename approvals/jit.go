@@ -80,8 +80,12 @@ func (j JIT) Check(roles []string, d time.Duration) error {
 }
 
 // AutoApproved reports whether a request by w for roles needs no vote under j.
-func (j JIT) AutoApproved(w Who, roles []string) bool {
-	for _, a := range j.AutoApprove {
+func (j JIT) AutoApproved(w Who, roles []string) bool { return j.autoRule(w, roles) >= 0 }
+
+// autoRule is the index of the first rule of j.AutoApprove that gives w every one of roles,
+// or -1.
+func (j JIT) autoRule(w Who, roles []string) int {
+	for i, a := range j.AutoApprove {
 		if !a.Who.Has(w) {
 			continue
 		}
@@ -90,10 +94,10 @@ func (j JIT) AutoApproved(w Who, roles []string) bool {
 			all = all && matchAny(a.Roles, r)
 		}
 		if all && len(roles) > 0 {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // matchAny reports whether role (role@db) matches one of patterns.

@@ -54,3 +54,33 @@ func TestJIT(t *testing.T) {
 		}
 	}
 }
+
+// The rule that approves without a vote is named by its place in the config.
+func TestAutoRules(t *testing.T) {
+	no := false
+	p := Policy{Require: []string{"grant-role", "access"},
+		Rules: []Rule{{Actions: []string{"drop-user"}}, {Actions: []string{"grant-role"}, Connectors: []string{"dev"}, Require: &no}},
+		JIT: map[string]JIT{"prod": {Roles: []string{"read@*"}, AutoApprove: []JITAuto{
+			{Roles: []string{"readWrite@*"}, Who: Group{Users: []string{"U1"}}},
+			{Roles: []string{"read@*"}, Who: Group{Usergroups: []string{"S1"}}}}}}}
+	for _, c := range []struct {
+		action, conn, want string
+	}{
+		{"grant-role", "dev", "approvals.rules[1] (require: false)"},
+		{"revoke-role", "prod", "approvals.require (revoke-role is not listed)"},
+	} {
+		if got := p.NoVoteRule(c.action, c.conn, RiskNormal).String(); got != c.want {
+			t.Errorf("%s on %s: %q, want %q", c.action, c.conn, got, c.want)
+		}
+	}
+	if got := (Policy{}).NoVoteRule("rollback", "prod", RiskNormal).String(); got != "approvals.require (by default, rollback needs no approval)" {
+		t.Errorf("default: %q", got)
+	}
+	r, ok := p.JITRule("prod", Who{User: "U2", Groups: []string{"S1"}}, []string{"read@shop"})
+	if !ok || r.String() != "connectors[prod].jit.auto_approve[1] (roles read@*, for the people it lists)" {
+		t.Errorf("jit rule: %q %v", r, ok)
+	}
+	if _, ok := p.JITRule("prod", Who{User: "U2"}, []string{"read@shop"}); ok {
+		t.Error("a rule approved someone it does not list")
+	}
+}

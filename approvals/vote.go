@@ -27,6 +27,7 @@ var (
 	ErrSelfApproval = errors.New("you cannot approve your own request: someone else must")
 	ErrAlreadyVoted = errors.New("you have already voted on this request")
 	ErrExpired      = errors.New("this request has expired; ask again if it is still needed")
+	ErrSelfDenial   = errors.New("you cannot deny your own request; use cancel to withdraw it")
 )
 
 // DecidedError refuses a vote on a request that is no longer pending.
@@ -61,7 +62,7 @@ func Cast(e Effective, b Ballot, voter Who, approve bool, now time.Time) (Result
 	}
 	if voter.User == b.Requester && (!e.AllowSelfApproval || !approve) {
 		if !approve {
-			return Result{}, errors.New("you cannot deny your own request; use cancel to withdraw it")
+			return Result{}, ErrSelfDenial
 		}
 		return Result{}, ErrSelfApproval
 	}

@@ -411,9 +411,17 @@ func TestPolicyWithoutApprovalAndRollbackWithApproval(t *testing.T) {
 	e := newEnv(t, envOptions{policy: &p})
 	e.createUser("app", connector.Role{Name: "read", DB: "shop"})
 	e.command(dev, "revoke-role prod app read@shop")
-	e.private(dev, "needs no approval")
-	card := e.card("Request #1", "*Done*")
-	res := e.result(card, "*Done*, journal #1")
+	// The rule that let it through is named, not the requester as if they had approved it.
+	rule := "approvals.require (revoke-role is not listed)"
+	e.private(dev, "needs no approval under the policy (`"+rule+"`)")
+	card := e.card("Request #1", "*Done*", "Approved by policy: `"+rule+"`")
+	if strings.Contains(card.All(), "Approved by <@") {
+		t.Errorf("the card of a request no one voted on names an approver:\n%s", card.All())
+	}
+	res := e.result(card, "*Done*, journal #1", "policy: `"+rule+"`")
+	if r, _ := e.st.Request(1); r.AutoApproved != rule {
+		t.Errorf("request #1 records %q as its approval, want %q", r.AutoApproved, rule)
+	}
 	if e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
 		t.Fatal("not revoked")
 	}

@@ -91,7 +91,7 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 		_, _ = m.Discover(actx) // now and then: the journal names the server it acted on
 	}
 	e := store.Entry{RequestID: r.ID, Requester: r.Requester, Approvers: approvals.Approvers(votes(r.Votes)),
-		Connector: r.Connector, Action: r.Action, Args: args, Server: m.ServerLine(), Deliveries: deliveries}
+		Connector: r.Connector, Action: r.Action, Args: args, Server: m.ServerLine(), Deliveries: deliveries, AutoApproved: r.AutoApproved}
 	if args["twin_of"] != "" {
 		note, err := b.createTwin(actx, m, e, args)
 		if err != nil {
@@ -417,6 +417,9 @@ func (b *Bot) result(e store.Entry, ch connector.Change, err error) Message {
 	if why := e.Args["reason"]; why != "" {
 		fields = append(fields, Field{"Reason", esc(why)})
 	}
+	if e.AutoApproved != "" {
+		fields = append(fields, Field{"Approved by", "policy: `" + code(e.AutoApproved) + "`"})
+	}
 	if len(ch.Notes) > 0 {
 		fields = append(fields, Field{"Notes", esc(strings.Join(ch.Notes, "\n"))})
 	}
@@ -486,6 +489,7 @@ func (b *Bot) offerReveal(ctx context.Context, e store.Entry, secretID string) {
 func (b *Bot) reveal(ctx context.Context, c Click) {
 	defer b.reveals.lock(c.Value)()
 	if _, err := b.mayRequest(ctx, c.User); err != nil {
+		b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v. The password stays sealed until it expires.", err))
 		b.private(ctx, c.Channel, c.User, text("Sorry, %v. The password stays sealed until it expires.", err))
 		if errors.Is(err, approvals.ErrNotAllowed) {
 			b.log.Warn("reveal refused: the owner lost access", "user", c.User)
@@ -506,11 +510,13 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 			b.private(ctx, c.Channel, c.User, text("The password could not be shown just now (%v); it is still sealed: press Reveal password again.", err))
 			return
 		}
-		if _, err := b.store.TakeSecret(c.Value, c.User); err != nil {
+		// Deleted, and the reveal kept in the audit trail (who and when, never the value).
+		if err := b.store.Revealed(c.Value, c.User); err != nil {
 			b.log.Error("reveal: delete after delivery", "err", err)
 		}
 		msg = fmt.Sprintf("Revealed to <@%s> %s; it is no longer stored.", c.User, clock(b.now()))
 	case errors.Is(err, store.ErrNotOwner):
+		b.refusedClick(c, store.RefusedNotOwner, "This password is not for you: only the person it was made for can reveal it.")
 		b.private(ctx, c.Channel, c.User, text("This password is not for you: only the person it was made for can reveal it."))
 		return
 	case errors.Is(err, store.ErrExpired):
@@ -549,15 +555,16 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 	case ActRollback:
 		id, token, ok := parseButton(c.Value)
 		if !ok {
-			b.refuseClick(ctx, c, "This Roll back button does not name a journal entry (it may come from an older version of the bot); use `"+b.cfg.Slash+" rollback <journal-id>`.")
+			b.refuseClick(ctx, c, store.RefusedForged, "This Roll back button does not name a journal entry (it may come from an older version of the bot); use `"+b.cfg.Slash+" rollback <journal-id>`.")
 			return
 		}
 		if e, err := b.store.Entry(id); err != nil || !store.TokenMatches(e.Token, token) {
-			b.refuseClick(ctx, c, fmt.Sprintf("This Roll back button does not belong to journal #%d as the journal knows it (a stale or forged button).", id))
+			b.refuseClick(ctx, c, store.RefusedForged, fmt.Sprintf("This Roll back button does not belong to journal #%d as the journal knows it (a stale or forged button).", id))
 			return
 		}
 		who, err := b.mayRequest(ctx, c.User)
 		if err != nil {
+			b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v.", err))
 			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
 			return
 		}
@@ -569,11 +576,12 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 		id, token, ok := parseButton(c.Value)
 		r, err := b.store.Request(id)
 		if !ok || err != nil || !store.TokenMatches(r.Token, token) {
-			b.refuseClick(ctx, c, "This button does not belong to a request as the journal knows it (a stale or forged button).")
+			b.refuseClick(ctx, c, store.RefusedForged, "This button does not belong to a request as the journal knows it (a stale or forged button).")
 			return
 		}
 		who, err := b.mayRequest(ctx, c.User)
 		if err != nil {
+			b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v.", err))
 			b.private(ctx, c.Channel, c.User, text("Sorry, %v.", err))
 			return
 		}
@@ -584,6 +592,6 @@ func (b *Bot) HandleClick(ctx context.Context, c Click) {
 			b.accessEnd(ctx, in, who, id)
 		}
 	default:
-		b.refuseClick(ctx, c, "This button is not one the bot knows.")
+		b.refuseClick(ctx, c, store.RefusedUnknown, "This button is not one the bot knows.")
 	}
 }

@@ -15,6 +15,7 @@ package bot_test
 // literals to paste into a regression test (see runSteps).
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -1235,6 +1236,85 @@ func (w *world) check() {
 	}
 	// User text never becomes a mention or a link on a card.
 	w.checkInjection()
+	// The audit trail holds every decision once.
+	w.checkTrail(es)
+}
+
+// checkTrail compares the audit trail with the journal: each request's creation, each of its
+// votes and each of its later states once, a request approved without a vote with the rule
+// that approved it, each state of each entry once; cursors increasing.
+func (w *world) checkTrail(es []store.Entry) {
+	var buf bytes.Buffer
+	if err := w.journal().ExportAudit(&buf, store.ExportOptions{}); err != nil {
+		w.problem("export the audit trail: %v", err)
+		return
+	}
+	type key struct {
+		kind string
+		id   uint64
+	}
+	count := map[key]int{}
+	policy := map[uint64]string{}
+	var last float64
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var ev struct {
+			Cursor    float64 `json:"cursor"`
+			Kind      string  `json:"kind"`
+			RequestID uint64  `json:"request_id"`
+			ID        uint64  `json:"id"`
+			Policy    string  `json:"policy"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			w.problem("audit line is not JSON: %v: %s", err, l)
+			return
+		}
+		if ev.Cursor <= last {
+			w.problem("audit cursor %v after %v", ev.Cursor, last)
+		}
+		last = ev.Cursor
+		switch ev.Kind {
+		case store.EventEntry:
+			count[key{"entry", ev.ID}]++
+		case store.EventVote, store.EventRequest:
+			count[key{ev.Kind, ev.RequestID}]++
+		case store.EventApproved, store.EventDenied, store.EventExpired, store.EventCancelled, store.EventRequestState:
+			count[key{"state", ev.RequestID}]++
+			if ev.Policy != "" {
+				policy[ev.RequestID] = ev.Policy
+			}
+		}
+	}
+	rs, _, err := w.journal().Requests(0, 1<<20)
+	if err != nil {
+		w.problem("read requests: %v", err)
+		return
+	}
+	for _, r := range rs {
+		states := len(r.History) - 1
+		if r.History[0].State == approvals.Approved {
+			states++
+			if r.AutoApproved == "" || policy[r.ID] != r.AutoApproved {
+				w.problem("request #%d was approved without a vote, but names no rule (%q; its trail says %q)", r.ID, r.AutoApproved, policy[r.ID])
+			}
+		}
+		if n := count[key{"request", r.ID}]; n != 1 {
+			w.problem("request #%d is in the audit trail %d times", r.ID, n)
+		}
+		if n := count[key{"vote", r.ID}]; n != len(r.Votes) {
+			w.problem("request #%d has %d votes, the audit trail %d", r.ID, len(r.Votes), n)
+		}
+		if n := count[key{"state", r.ID}]; n != states {
+			w.problem("request #%d went through %d states after its creation, the audit trail says %d", r.ID, states, n)
+		}
+	}
+	for _, e := range es {
+		if n := count[key{"entry", e.ID}]; n < 1 || n > len(e.History) {
+			w.problem("journal #%d went through %d states, the audit trail shows it %d times", e.ID, len(e.History), n)
+		}
+	}
 }
 
 // normalizeKind writes roles with their database, as the emulator does.

@@ -182,6 +182,7 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	state := approvals.Pending
 	if !eff.Required {
 		state = approvals.Approved
+		r.AutoApproved = b.autoRule(cmd.Verb, cmd.Connector, args, who)
 	}
 	r, err = b.store.CreateRequest(r, state, in.User)
 	if err != nil {
@@ -203,9 +204,9 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	b.refreshHomes(ctx, r) // its requester's and its approvers' homes list it now
 	if !eff.Required {
 		b.cfg.Metrics.Decision("auto_approved")
-		lead := fmt.Sprintf("Request #%d (%s) needs no approval under the policy", r.ID, summary(r.Action, r.Connector, r.Args))
+		lead := fmt.Sprintf("Request #%d (%s) needs no approval under the policy (`%s`)", r.ID, summary(r.Action, r.Connector, r.Args), code(r.AutoApproved))
 		if args["auto"] == "jit" {
-			lead = fmt.Sprintf("Request #%d (%s) is approved by %s's just-in-time policy, which gives you these roles without a vote", r.ID, summary(r.Action, r.Connector, r.Args), esc(r.Connector))
+			lead = fmt.Sprintf("Request #%d (%s) is approved by %s's just-in-time policy (`%s`), which gives you these roles without a vote", r.ID, summary(r.Action, r.Connector, r.Args), esc(r.Connector), code(r.AutoApproved))
 		}
 		b.start(ctx, r, false, lead,
 			func(m Message) { b.private(ctx, in.Channel, in.User, m) })
@@ -438,6 +439,9 @@ func (b *Bot) card(r store.Request, eff approvals.Effective) Message {
 		m.Blocks = append(m.Blocks, Block{Context: "No longer counted (no longer approvers): " + strings.Join(lapsed, ", ")})
 	}
 	m.Blocks = append(m.Blocks, b.emulatedNote(r.Connector)...)
+	if r.AutoApproved != "" {
+		m.Blocks = append(m.Blocks, Block{Context: approvedByPolicy(r.AutoApproved)})
+	}
 	if via := r.Args["via"]; via != "" {
 		m.Blocks = append(m.Blocks, Block{Context: fmt.Sprintf(":warning: Typed in the bot's %s, not in Slack: whoever was at that terminal chose the names shown here; nobody verified them.", esc(via))})
 	}
@@ -465,6 +469,9 @@ func (b *Bot) status(r store.Request) string {
 	}
 	switch r.State {
 	case approvals.Approved:
+		if r.AutoApproved != "" {
+			by = " by policy" // the requester asked; the rule approved
+		}
 		return "*Approved*" + by + " " + clock(last.At) + ": running."
 	case approvals.Executing:
 		return "*Running* since " + clock(last.At) + "."
@@ -581,8 +588,9 @@ func (b *Bot) awaitCard(ctx context.Context, r store.Request) store.Request {
 
 // refuseClick answers a click that is not what it claims to be, and logs it: a stale card,
 // a forged value, a message that is not the request's card.
-func (b *Bot) refuseClick(ctx context.Context, c Click, why string) {
+func (b *Bot) refuseClick(ctx context.Context, c Click, refusal, why string) {
 	b.log.Warn("click refused", "user", c.User, "action", c.Action, "channel", c.Message.Channel, "ts", c.Message.TS, "why", why)
+	b.refusedClick(c, refusal, why)
 	b.private(ctx, c.Channel, c.User, text("%s Nothing was done.", why))
 }
 
@@ -592,12 +600,12 @@ func (b *Bot) refuseClick(ctx context.Context, c Click, why string) {
 func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 	id, token, ok := parseButton(c.Value)
 	if !ok {
-		b.refuseClick(ctx, c, "This button does not belong to any request (it may come from an older version of the bot).")
+		b.refuseClick(ctx, c, store.RefusedForged, "This button does not belong to any request (it may come from an older version of the bot).")
 		return
 	}
 	r, err := b.store.Request(id)
 	if err != nil || !store.TokenMatches(r.Token, token) {
-		b.refuseClick(ctx, c, fmt.Sprintf("This button does not belong to request #%d as the journal knows it (a stale or forged card).", id))
+		b.refuseClick(ctx, c, store.RefusedForged, fmt.Sprintf("This button does not belong to request #%d as the journal knows it (a stale or forged card).", id))
 		return
 	}
 	if r.Card.TS == "" {
@@ -607,13 +615,13 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		r = b.awaitCard(ctx, r)
 	}
 	if r.Card.TS == "" {
-		b.refuseClick(ctx, c, fmt.Sprintf("The card of request #%d was never recorded (posting it failed); ask again with a new request.", id))
+		b.refuseClick(ctx, c, store.RefusedNoCard, fmt.Sprintf("The card of request #%d was never recorded (posting it failed); ask again with a new request.", id))
 		return
 	}
 	// The card, or the voter's own home tab: only the bot can put buttons there, and the
 	// platform says whose it is (the adapter sets Home only for the bot's own home view).
 	if !c.Home && (c.Message.Channel != r.Card.Channel || c.Message.TS != r.Card.TS) {
-		b.refuseClick(ctx, c, fmt.Sprintf("Request #%d can only be approved or denied on its own card in the approvals channel, or in your App Home.", id))
+		b.refuseClick(ctx, c, store.RefusedWrongMessage, fmt.Sprintf("Request #%d can only be approved or denied on its own card in the approvals channel, or in your App Home.", id))
 		return
 	}
 	eff := b.policyFor(r.Action, r.Connector, r.Args)
@@ -646,7 +654,11 @@ func (b *Bot) vote(ctx context.Context, c Click, approve bool) {
 		if errors.Is(err, approvals.ErrNotApprover) && gerr != nil {
 			err = errGroupsUnknown
 		}
-		b.private(ctx, c.Channel, c.User, text("Request #%d: %s.", id, strings.TrimSuffix(err.Error(), ".")))
+		why := fmt.Sprintf("Request #%d: %s.", id, strings.TrimSuffix(err.Error(), "."))
+		if refusal := voteRefusal(err); refusal != store.RefusedOther {
+			b.refusedClick(c, refusal, why)
+		}
+		b.private(ctx, c.Channel, c.User, text("%s", why))
 		return
 	}
 	b.log.Info("vote", "request", id, "user", c.User, "approve", approve, "state", r.State)

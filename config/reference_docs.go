@@ -160,7 +160,7 @@ var keyDocs = concat(
 		{path: "deliveries[].targets[].exec.dir", meaning: "The program's working directory.", def: "the bot's", example: "/var/lib/reports"},
 
 		{path: "retention", meaning: "How long the journal keeps what it no longer needs."},
-		{path: "retention.keep", meaning: "Finished journal entries and requests older than this are deleted. Never those the bot still needs: an action executing, a temporary grant not yet ended, a delivery pending, a lock it holds. Archive first with `mongobot journal export --since`.", def: "`" + spanText(DefaultRetention) + "`", example: "400d"},
+		{path: "retention.keep", meaning: "Finished journal entries and requests, and audit trail events, older than this are deleted. Never the records the bot still needs: an action executing, a temporary grant not yet ended, a delivery pending, a lock it holds. Archive first with `mongobot journal export --since`.", def: "`" + spanText(DefaultRetention) + "`", example: "400d"},
 
 		{path: "store", meaning: "Where the journal lives. Without `etcd`: a bbolt file, `journal.db`, in the data folder (`BOT_DATA_DIR`), for one process."},
 		{path: "store.etcd", meaning: "An etcd v3 cluster that several replicas share: the journal, and the election of the one replica that runs the timers. Every replica has the same config and the same `BOT_ENCRYPTION_KEY`."},

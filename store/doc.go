@@ -16,6 +16,11 @@
 //     index buckets that put updates in the transaction that writes the record, so their cost
 //     does not grow with the journal. Open rebuilds them when the file's last write did not
 //     keep them (a journal from an older build); [Store.Reindex] rebuilds them on demand.
+//   - Every decision on the record. Each write of a request or an entry appends its events
+//     (a request made, a vote, an approval and by which rule, a denial, an expiry, an entry's
+//     new state) to the audit trail in the same transaction; refused clicks and reveals are
+//     appended as the bot reports them. [Store.ExportAudit] writes the trail, each event
+//     with its cursor (see docs/audit.md).
 //   - Never misread. The file carries a schema version; a file written by a newer bot is
 //     refused with a message, older ones are migrated in one transaction.
 //

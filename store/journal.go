@@ -288,7 +288,8 @@ func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) 
 	return e, ok, err
 }
 
-// Export writes the whole journal to w as JSON lines, oldest first: the audit trail.
+// Export writes the whole journal to w as JSON lines, oldest first: its entries as stored.
+// The audit trail, with every decision, is ExportAudit.
 func (s *Store) Export(w io.Writer) error {
 	return s.db.View(func(tx kv.Tx) error {
 		enc := json.NewEncoder(w)
@@ -306,6 +307,8 @@ type PurgeStats struct {
 	Dedupe, Secrets, Entries, Requests int
 	// Offers counts the superseded marks and the finished offers dropped.
 	Offers int
+	// Events counts the audit trail's events dropped: those older than the retention.
+	Events int
 }
 
 // Purge deletes expired dedupe keys and secrets, old superseded marks and finished offers, and,
@@ -321,9 +324,10 @@ func (s *Store) Purge() (PurgeStats, error) {
 		total.Entries += st.Entries
 		total.Requests += st.Requests
 		total.Offers += st.Offers
+		total.Events += st.Events
 		// One pass on bbolt (the hourly ones take the rest); on a shared journal, whose
 		// passes are small, as many as it takes.
-		if err != nil || !s.shared || (st.Entries < s.batch() && st.Requests < s.batch()) {
+		if err != nil || !s.shared || (st.Entries < s.batch() && st.Requests < s.batch() && st.Events < s.batch()) {
 			return total, err
 		}
 	}
@@ -353,6 +357,9 @@ func (s *Store) purgePass() (PurgeStats, error) {
 				return err
 			}
 			st.Secrets += secrets
+			if st.Events, err = purgeEvents(tx, now.Add(-s.retention), s.batch()); err != nil {
+				return err
+			}
 		}
 		// Last: an offer whose secret went with its entry goes too.
 		st.Offers, err = purgeOffers(tx, now)

@@ -65,6 +65,10 @@ type Request struct {
 	// click must name both the id and the token, so a stale card (from a journal that was
 	// replaced, or another request) or a forged value cannot vote on this request.
 	Token string `json:"token,omitempty"`
+	// AutoApproved, when set, names the policy rule that approved the request without a vote
+	// (approvals.AutoRule's String: "connectors[prod].jit.auto_approve[0] (roles read@*, …)").
+	// Made from the config, never from what the requester typed.
+	AutoApproved string `json:"auto_approved,omitempty"`
 }
 
 // Entry is one journaled action (or rollback, or scheduled run). It never holds a secret:
@@ -124,6 +128,9 @@ type Entry struct {
 	// UndoAt, kept until every target has the password; DeliverTries counts the attempts.
 	DeliverAt    time.Time `json:"deliver_at,omitzero"`
 	DeliverTries int       `json:"deliver_tries,omitempty"`
+	// AutoApproved is the request's AutoApproved: the policy rule that let the action run
+	// without a vote, when one did.
+	AutoApproved string `json:"auto_approved,omitempty"`
 }
 
 // Delivery states.

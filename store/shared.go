@@ -75,7 +75,7 @@ func openSharedReadOnly(db kv.DB, dir, describe string, opts Options) (*Store, e
 		if err := checkRestored(tx, describe); err != nil {
 			return err
 		}
-		for _, b := range allBuckets {
+		for _, b := range sharedBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("%w: %s has no journal (no %s bucket): no replica has started on it", ErrNoJournal, describe, b)
 			}

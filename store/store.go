@@ -39,11 +39,14 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
 		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs,
-		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks, bucketClaims}
+		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks, bucketClaims, bucketAudit}
 	// firstBuckets are those every journal of schema 1 has; the others were added later and
 	// are created at the next start: a read-only open reads their absence as empty, or, for
 	// an index, answers by reading every record.
 	firstBuckets = allBuckets[:7]
+	// sharedBuckets are those a shared journal has had from its start; the audit trail came
+	// later, and its absence reads as a journal older than the trail.
+	sharedBuckets = allBuckets[:len(allBuckets)-1]
 
 	keySchema = []byte("schema")
 )
@@ -251,6 +254,16 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 			return err
 		}
 		fresh := indexFresh(tx) // first: creating the buckets would hide their absence
+		if tx.Bucket(bucketAudit) == nil && tx.Bucket(bucketRequests) != nil {
+			// The trail begins now: what the journal holds already is legacy, reconstructed
+			// by the export (exportLegacy), never rewritten.
+			if _, err := tx.CreateBucket(bucketAudit); err != nil {
+				return err
+			}
+			if err := markLegacy(tx, s.now()); err != nil {
+				return err
+			}
+		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -304,7 +317,10 @@ func (s *Store) Check() error {
 				return fmt.Errorf("store: consistency: %w", err)
 			}
 		}
-		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets} {
+		for _, b := range [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketSecrets, bucketAudit} {
+			if tx.Bucket(b) == nil {
+				continue // the audit trail, on a journal older than it
+			}
 			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
 				var m map[string]any
 				if err := json.Unmarshal(v, &m); err != nil {
@@ -362,6 +378,10 @@ func put(tx kv.Tx, b []byte, id uint64, v any) error {
 		}
 	}
 	if err := reindexRecord(tx, b, id, bk.Get(u64(id)), v); err != nil {
+		return err
+	}
+	// The record's events go with it: in this transaction, or not at all (audit.go).
+	if err := auditPut(tx, bk.Get(u64(id)), v); err != nil {
 		return err
 	}
 	return bk.Put(u64(id), raw)

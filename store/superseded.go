@@ -14,6 +14,8 @@ type Offer struct {
 	ID      string `json:"id"`
 	Channel string `json:"channel,omitempty"`
 	TS      string `json:"ts,omitempty"`
+	// Entry is the journal entry that made the secret, for the audit trail's reveal event.
+	Entry uint64 `json:"entry,omitempty"`
 }
 
 // SupersedeSecrets records that secret keep, made by entry by, is now the password of the user
@@ -32,10 +34,11 @@ func (s *Store) SupersedeSecrets(label, keep string, by uint64) ([]Offer, error)
 		}
 		// The mark: the replacing entry, then when (for Purge).
 		mark := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, by), uint64(s.now().Unix()))
-		kept := []Offer{{ID: keep}}
+		kept := []Offer{{ID: keep, Entry: by}}
 		for _, o := range list {
 			if o.ID == keep {
 				kept[0] = o
+				kept[0].Entry = by
 				continue
 			}
 			if secrets.Get([]byte(o.ID)) != nil {

@@ -279,7 +279,7 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 	}
 	fs := flags("journal " + sub)
 	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
-	since := fs.String("since", "", "only entries created at or after this date or this long ago (export)")
+	since := fs.String("since", "", "only events after this cursor, or at or after this date or this long ago (export)")
 	if err := parse(fs, args[1:], n); err != nil {
 		return err
 	}
@@ -299,10 +299,10 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 	case "compact":
 		return compact(env, *yes, stdin, w)
 	}
-	var from time.Time
+	var from store.ExportOptions
 	if *since != "" {
 		var err error
-		if from, err = parseSince(*since, time.Now()); err != nil {
+		if from, err = parseExportSince(*since, time.Now()); err != nil {
 			return usageError{fmt.Sprintf("journal export --since: %v; run mongobot journal export --help for its usage", err)}
 		}
 	}
@@ -453,6 +453,9 @@ func (r record) print(w io.Writer) {
 	} else if len(r.Approvers) > 0 {
 		fact("approvers", strings.Join(r.Approvers, ", "))
 	}
+	if r.AutoApproved != "" {
+		fact("approved by", "policy: "+r.AutoApproved)
+	}
 	if r.ScheduleID != 0 {
 		s := fmt.Sprintf("#%d", r.ScheduleID)
 		if !r.Slot.IsZero() {
@@ -512,34 +515,23 @@ func printable(s string) string {
 	return b.String()
 }
 
-// export writes every entry created at or after since (zero: every entry) as a record, one
-// JSON line each, oldest first.
-func export(st *store.Store, since time.Time, w io.Writer) error {
-	var all []store.Entry
-	for before := uint64(0); ; {
-		es, next, err := st.History(before, 500)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			// Every entry is read: ids grow with time, but an archive must not rely on it.
-			if !e.CreatedAt.Before(since) {
-				all = append(all, e)
-			}
-		}
-		if next == 0 {
-			break
-		}
-		before = next
+// export writes the audit trail (docs/audit.md): every decision and every journal entry,
+// one JSON line each, oldest first, chosen by o.
+func export(st *store.Store, o store.ExportOptions, w io.Writer) error {
+	return st.ExportAudit(w, o)
+}
+
+// parseExportSince reads export's --since: a cursor (the "cursor" of the last line a reader
+// kept: only later events are written), or a time as parseSince reads it.
+func parseExportSince(v string, now time.Time) (store.ExportOptions, error) {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		return store.ExportOptions{After: n, ByCursor: true}, nil
 	}
-	rc := newRecorder(st)
-	enc := json.NewEncoder(w)
-	for i := len(all) - 1; i >= 0; i-- {
-		if err := enc.Encode(rc.record(all[i])); err != nil {
-			return err
-		}
+	t, err := parseSince(v, now)
+	if err != nil {
+		return store.ExportOptions{}, fmt.Errorf("%v, or a cursor (the \"cursor\" of the last line you kept: 1234)", err)
 	}
-	return nil
+	return store.ExportOptions{Since: t}, nil
 }
 
 // parseSince reads export's --since: a date (2026-01-01, midnight UTC), a time in RFC 3339

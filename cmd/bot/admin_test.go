@@ -114,9 +114,17 @@ func TestJournalCommands(t *testing.T) {
 		t.Fatalf("show: %v %q", err, out.String())
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 || strings.Count(out.String(), "\n") != 1 {
+	// Two events: the entry journaled executing, then done.
+	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 || strings.Count(out.String(), "\n") != 2 ||
+		strings.Count(out.String(), `"kind":"entry"`) != 2 {
 		t.Fatalf("export: %d %q", code, out.String())
 	}
+	out.Reset()
+	if code := run(context.Background(), []string{"journal", "export", "--since", "1"}, env, nil, &out, &errb); code != 0 ||
+		strings.Count(out.String(), "\n") != 1 || !strings.Contains(out.String(), `"cursor":2,`) {
+		t.Fatalf("export --since 1: %d %q", code, out.String())
+	}
+	out.Reset()
 	if code := run(context.Background(), []string{"journal", "show", "x"}, env, nil, &out, &errb); code != 2 {
 		t.Fatalf("show x: %d", code)
 	}
@@ -225,6 +233,9 @@ func TestJournalShowsTheRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.TransitionEntry(e.ID, []string{store.EntryDone}, store.Step{State: store.EntryRolledBack, By: "U0BOB", At: at.Add(time.Hour), Note: fmt.Sprintf("by #%d", rb.ID)}, nil); err != nil {
+		t.Fatal(err)
+	}
 	sch, _ := st.BeginEntry(store.Entry{ScheduleID: 7, Slot: at, Requester: "U0DEV", Connector: "prod", Action: "rotate-password",
 		Args: map[string]string{"user": "app", "schedule": "7"}}, "bot")
 	st.Close()
@@ -266,17 +277,30 @@ func TestJournalShowsTheRecord(t *testing.T) {
 	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
 		t.Fatalf("export: %d %s", code, errb.String())
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("export: %d lines:\n%s", len(lines), out.String())
-	}
+	// The entry lines of the trail: each entry as it was at each of its states; the last of
+	// each is what it is now.
 	var recs []record
-	for _, l := range lines {
-		var r record
+	last := map[uint64]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			Kind string `json:"kind"`
+			record
+		}
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, r)
+		if r.Kind != store.EventEntry {
+			continue
+		}
+		if i, ok := last[r.ID]; ok {
+			recs[i] = r.record
+			continue
+		}
+		last[r.ID] = len(recs)
+		recs = append(recs, r.record)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("export: %d entries:\n%s", len(recs), out.String())
 	}
 	if recs[0].ID != e.ID || recs[0].Reason != "ticket OPS-42" || len(recs[0].Votes) != 2 || recs[0].RolledBackByUser != "U0BOB" ||
 		recs[0].Server == "" || recs[1].RollbackOf != e.ID || recs[1].Reason != "wrong user" || recs[2].ID != sch.ID || recs[2].ScheduleID != 7 {

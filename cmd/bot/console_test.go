@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -235,7 +236,24 @@ approvals:
 	if code := run(context.Background(), []string{"journal", "export"}, env, nil, &export, &errb); code != 0 {
 		t.Fatalf("journal export: exit %d: %s", code, errb.String())
 	}
-	lines := strings.Split(strings.TrimSpace(export.String()), "\n")
+	// The audit trail shows each entry at each of its states: the last line of each.
+	var lines []string
+	at := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(export.String()), "\n") {
+		var ev struct {
+			Kind string          `json:"kind"`
+			ID   json.RawMessage `json:"id"`
+		}
+		if json.Unmarshal([]byte(l), &ev) != nil || ev.Kind != "entry" {
+			continue
+		}
+		if i, ok := at[string(ev.ID)]; ok {
+			lines[i] = l
+			continue
+		}
+		at[string(ev.ID)] = len(lines)
+		lines = append(lines, l)
+	}
 	if len(lines) != 4 {
 		t.Fatalf("want 4 journal entries, got:\n%s", export.String())
 	}

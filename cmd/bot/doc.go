@@ -5,7 +5,7 @@
 //	mongobot check                   validate the config and check each connector; one verdict, last
 //	mongobot journal list [n]        the journal, newest first
 //	mongobot journal show <id>       one journal entry, whole
-//	mongobot journal export          the journal as JSON lines
+//	mongobot journal export          the audit trail as JSON lines
 //	mongobot journal backup          a checksummed backup of the journal, from one transaction
 //	mongobot journal restore <file>  a backup into an empty data folder or etcd prefix
 //	mongobot rekey [--yes]           re-encrypt the sealed passwords with a new key

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,19 +45,20 @@ func TestUpgradeRule(t *testing.T) {
 				t.Errorf("journal list lacks %q:\n%s", want, out.String())
 			}
 		}
-		// journal export prints every line v0.1.0 printed for it, in the same order.
+		// journal export prints every line v0.1.0 printed for it, in the same order: each
+		// field with the same value. The lines now begin with the audit trail's schema,
+		// cursor and kind (docs/audit.md), so they are compared as JSON objects.
 		out.Reset()
 		if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
 			t.Fatalf("journal export on v0.1.0's journal: exit %d: %s", code, errb.String())
 		}
-		old := storetest.V010Export
-		rest := out.String()
-		for _, line := range strings.SplitAfter(strings.TrimSuffix(string(old), "\n"), "\n") {
-			i := strings.Index(rest, strings.TrimSuffix(line, "\n")+"\n")
+		rest := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for _, line := range strings.Split(strings.TrimSpace(string(storetest.V010Export)), "\n") {
+			i := slices.IndexFunc(rest, func(l string) bool { return carries(t, l, line) })
 			if i < 0 {
 				t.Fatalf("journal export lacks, or reorders, a line v0.1.0 printed:\n%s", line)
 			}
-			rest = rest[i+len(line):]
+			rest = rest[i+1:]
 		}
 		out.Reset()
 		if code := run(context.Background(), []string{"journal", "show", "1"}, env, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), `"action"`) {
@@ -68,6 +72,20 @@ func TestUpgradeRule(t *testing.T) {
 		}
 		if got := schemaOf(t, dir); got != 1 {
 			t.Errorf("schema after this version wrote to it: %d, want 1 (v0.1.0 must still read it)", got)
+		}
+		// Opened for writing, the journal has begun its trail: the history before it is
+		// still exported, as before.
+		out.Reset()
+		if code := run(context.Background(), []string{"journal", "export"}, env, nil, &out, &errb); code != 0 {
+			t.Fatalf("journal export after this version opened it: exit %d: %s", code, errb.String())
+		}
+		rest = strings.Split(strings.TrimSpace(out.String()), "\n")
+		for _, line := range strings.Split(strings.TrimSpace(string(storetest.V010Export)), "\n") {
+			i := slices.IndexFunc(rest, func(l string) bool { return carries(t, l, line) })
+			if i < 0 {
+				t.Fatalf("journal export, after a writable open, lacks or reorders a line v0.1.0 printed:\n%s", line)
+			}
+			rest = rest[i+1:]
 		}
 	})
 	t.Run("newer journal", func(t *testing.T) {
@@ -97,6 +115,24 @@ func TestUpgradeRule(t *testing.T) {
 			t.Errorf("the refusals left files in the data folder: %v", entries)
 		}
 	})
+}
+
+// carries reports whether JSON line got has every field of JSON line want, with its value.
+func carries(t *testing.T, got, want string) bool {
+	t.Helper()
+	var g, w map[string]any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		t.Fatalf("export line is not JSON: %v\n%s", err, got)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range w {
+		if !reflect.DeepEqual(g[k], v) {
+			return false
+		}
+	}
+	return true
 }
 
 func fileSum(t *testing.T, path string) [32]byte {

@@ -138,8 +138,9 @@ and compact rewrites the file, with the bot stopped.
 Subcommands:
   list [n]              the last n entries (default 20), newest first, with their details
   show <id>             one entry, whole, as JSON
-  export [--since <when>]  every entry (or those since a date or a span ago) as JSON lines,
-                        oldest first: the audit trail
+  export [--since <when>]  the audit trail as JSON lines, oldest first: every request, vote,
+                        decision, refused click, reveal and entry (or those after a cursor,
+                        a date or a span ago)
   reindex               rebuild the indexes from the records, and say what they hold
   compact [--yes]       rewrite the file without the space of purged records
   backup [--out <file>] the whole journal, verified by a checksum, from one transaction
@@ -188,15 +189,20 @@ Example:
 `,
 	"journal export": `usage: mongobot journal export [--since <when>]
 
-Writes the journal to stdout as JSON lines, oldest first, each entry with its reason, votes
-and rollback as journal show prints them: the audit trail, for a SIEM or an archive. It only
-reads, and works while the bot runs (on bbolt, on a snapshot the bot hands out). The bot deletes finished entries older than the
-config's retention.keep (400d by default): archive them before, if they must outlive it.
+Writes the audit trail to stdout as JSON lines, oldest first, for a SIEM or an archive:
+every request in every state with its votes, approvals (by people, or by the policy rule
+that needed no vote), denials, expiries, cancellations, refused clicks, reveals of passwords
+(who and when, never the password) and journal entries, each entry with its reason, votes
+and rollback as journal show prints them. Every line carries "schema" (the line format's
+version) and "cursor" (increasing: pass the last one kept to --since to get only what is
+newer); docs/audit.md describes every kind and field. It only reads, and works while the
+bot runs (on bbolt, on a snapshot the bot hands out). The bot deletes records and events older than the config's retention.keep
+(400d by default): archive them before, if they must outlive it.
 
 Flags:
-  --since <when>        only the entries created at or after when: a date (2026-01-01, from
-                        midnight UTC), a time (2026-01-01T00:00:00Z), or a span back from
-                        now (30d, 12h)
+  --since <when>        only the events after a cursor (1234: the "cursor" of the last line
+                        kept), or at or after a date (2026-01-01, from midnight UTC), a time
+                        (2026-01-01T00:00:00Z), or a span back from now (30d, 12h)
 
 Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
@@ -204,6 +210,7 @@ Environment:
 Example:
   mongobot journal export > journal-$(date +%F).jsonl
   mongobot journal export --since 2026-01-01 > journal-2026.jsonl
+  mongobot journal export --since "$(tail -n1 audit.jsonl | jq .cursor)" >> audit.jsonl
 `,
 	"journal compact": `usage: mongobot journal compact [--yes]
 
