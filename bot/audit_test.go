@@ -37,7 +37,7 @@ type auditLine struct {
 func (e *env) export(o store.ExportOptions) (string, []auditLine) {
 	e.t.Helper()
 	var buf bytes.Buffer
-	if err := e.st.ExportAudit(&buf, o); err != nil {
+	if _, err := e.st.ExportAudit(&buf, o); err != nil {
 		e.t.Fatal(err)
 	}
 	var out []auditLine

@@ -1245,7 +1245,7 @@ func (w *world) check() {
 // that approved it, each state of each entry once; cursors increasing.
 func (w *world) checkTrail(es []store.Entry) {
 	var buf bytes.Buffer
-	if err := w.journal().ExportAudit(&buf, store.ExportOptions{}); err != nil {
+	if _, err := w.journal().ExportAudit(&buf, store.ExportOptions{}); err != nil {
 		w.problem("export the audit trail: %v", err)
 		return
 	}

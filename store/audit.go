@@ -421,9 +421,14 @@ type ExportOptions struct {
 
 // ExportAudit writes the audit trail to w as JSON lines, oldest first: first, on a journal
 // older than the trail, its history reconstructed from the records (cursor 0), then every
-// event with its cursor. Each line begins with "schema" (AuditSchema) and "cursor".
-func (s *Store) ExportAudit(w io.Writer, o ExportOptions) error {
-	return s.db.View(func(tx kv.Tx) error {
+// event with its cursor. Each line begins with "schema" (AuditSchema) and "cursor". It returns
+// the trail's last cursor as of this read (o.After when it holds nothing newer), whether or
+// not Since wrote that event: a reader that resumes after it misses nothing and repeats
+// nothing.
+func (s *Store) ExportAudit(w io.Writer, o ExportOptions) (last uint64, err error) {
+	last = o.After
+	err = s.db.View(func(tx kv.Tx) error {
+		last = o.After // a read run again starts afresh
 		line := func(cursor uint64, raw []byte) error {
 			var head struct {
 				At time.Time `json:"at"`
@@ -450,12 +455,14 @@ func (s *Store) ExportAudit(w io.Writer, o ExportOptions) error {
 		c := b.Cursor()
 		k, v := c.Seek(u64(o.After + 1))
 		for ; k != nil; k, v = c.Next() {
-			if err := line(binary.BigEndian.Uint64(k), v); err != nil {
+			last = binary.BigEndian.Uint64(k)
+			if err := line(last, v); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	return last, err
 }
 
 // exportLegacy writes, as cursor 0 lines, the history of the records older than the trail:

@@ -16,7 +16,7 @@ import (
 func trail(t *testing.T, s *Store, o ExportOptions) ([]map[string]any, string) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := s.ExportAudit(&buf, o); err != nil {
+	if _, err := s.ExportAudit(&buf, o); err != nil {
 		t.Fatal(err)
 	}
 	var out []map[string]any

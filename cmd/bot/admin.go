@@ -280,13 +280,14 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 	fs := flags("journal " + sub)
 	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
 	since := fs.String("since", "", "only events after this cursor, or at or after this date or this long ago (export)")
+	cursorFile := fs.String("cursor-file", "", "resume after the cursor kept in this file, and keep the last one there (export)")
 	if err := parse(fs, args[1:], n); err != nil {
 		return err
 	}
 	// Each flag belongs to one subcommand: given to another, it is a mistake, not ignored.
 	var wrong string
 	fs.Visit(func(f *flag.Flag) {
-		if (f.Name == "yes") != (sub == "compact") || (f.Name == "since") != (sub == "export") {
+		if (f.Name == "yes") != (sub == "compact") || (f.Name == "since" || f.Name == "cursor-file") != (sub == "export") {
 			wrong = f.Name
 		}
 	})
@@ -304,6 +305,18 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 		var err error
 		if from, err = parseExportSince(*since, time.Now()); err != nil {
 			return usageError{fmt.Sprintf("journal export --since: %v; run mongobot journal export --help for its usage", err)}
+		}
+	}
+	var cursors *cursorFileOf
+	if *cursorFile != "" {
+		var err error
+		if cursors, err = readCursorFile(*cursorFile); err != nil {
+			return err
+		}
+		if cursors.found {
+			// The file's cursor is where the last export stopped: --since only chooses
+			// where the first one starts.
+			from = store.ExportOptions{After: cursors.after, ByCursor: true}
 		}
 	}
 	args = append([]string{sub}, fs.Args()...)
@@ -352,7 +365,7 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 		enc.SetIndent("", "  ")
 		return enc.Encode(newRecorder(st).record(e))
 	case "export":
-		return export(st, from, w)
+		return export(st, from, cursors, w)
 	}
 	return nil
 }
@@ -473,6 +486,11 @@ func (r record) print(w io.Writer) {
 		}
 		fact("rolled back by", s)
 	}
+	if !r.UndoAt.IsZero() {
+		// Set only while the end is still to come: the obligation an operator checks after a
+		// restore or a failover.
+		fact("ends", stamp(r.UndoAt)+" (temporary: the bot undoes it then)")
+	}
 	if r.Server != "" {
 		fact("server", r.Server)
 	}
@@ -516,9 +534,14 @@ func printable(s string) string {
 }
 
 // export writes the audit trail (docs/audit.md): every decision and every journal entry,
-// one JSON line each, oldest first, chosen by o.
-func export(st *store.Store, o store.ExportOptions, w io.Writer) error {
-	return st.ExportAudit(w, o)
+// one JSON line each, oldest first, chosen by o; then, with a cursor file, keeps the last
+// cursor in it.
+func export(st *store.Store, o store.ExportOptions, cursors *cursorFileOf, w io.Writer) error {
+	last, err := st.ExportAudit(w, o)
+	if err != nil || cursors == nil {
+		return err
+	}
+	return cursors.keep(last)
 }
 
 // parseExportSince reads export's --since: a cursor (the "cursor" of the last line a reader

@@ -187,7 +187,7 @@ Environment:
 Example:
   mongobot journal show 42
 `,
-	"journal export": `usage: mongobot journal export [--since <when>]
+	"journal export": `usage: mongobot journal export [--since <when>] [--cursor-file <file>]
 
 Writes the audit trail to stdout as JSON lines, oldest first, for a SIEM or an archive:
 every request in every state with its votes, approvals (by people, or by the policy rule
@@ -196,13 +196,18 @@ that needed no vote), denials, expiries, cancellations, refused clicks, reveals 
 and rollback as journal show prints them. Every line carries "schema" (the line format's
 version) and "cursor" (increasing: pass the last one kept to --since to get only what is
 newer); docs/audit.md describes every kind and field. It only reads, and works while the
-bot runs (on bbolt, on a snapshot the bot hands out). The bot deletes records and events older than the config's retention.keep
-(400d by default): archive them before, if they must outlive it.
+bot runs (on bbolt, on a snapshot the bot hands out). The bot deletes records and events
+older than the config's retention.keep (400d by default): archive them before, if they must
+outlive it.
 
 Flags:
   --since <when>        only the events after a cursor (1234: the "cursor" of the last line
                         kept), or at or after a date (2026-01-01, from midnight UTC), a time
                         (2026-01-01T00:00:00Z), or a span back from now (30d, 12h)
+  --cursor-file <file>  resume after the cursor kept in file, and keep the last cursor there
+                        once the lines are written (as journalctl's): run it every night and
+                        it writes only what is new. The first time (no file yet) it writes
+                        everything, or what --since chooses
 
 Environment:
   BOT_DATA_DIR          folder of the journal; default ./data
@@ -210,7 +215,7 @@ Environment:
 Example:
   mongobot journal export > journal-$(date +%F).jsonl
   mongobot journal export --since 2026-01-01 > journal-2026.jsonl
-  mongobot journal export --since "$(tail -n1 audit.jsonl | jq .cursor)" >> audit.jsonl
+  mongobot journal export --cursor-file audit.cursor >> audit.jsonl
 `,
 	"journal compact": `usage: mongobot journal compact [--yes]
 
