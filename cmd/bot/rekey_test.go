@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,88 @@ func TestRekeyOnEtcd(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// A rotation interrupted after its switch (the state a crash of mongobot rekey leaves after
+// its first transaction, written here straight into etcd) is reported by check as unfinished,
+// refused as the start of another rotation, and finished by running rekey again.
+func TestRekeyResumesOnEtcd(t *testing.T) {
+	cl := etcdtest.Start(t, 3)
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	raw := fmt.Sprintf("connectors:\n  - name: prod\n    connection_string: ${MONGO_URI}\napprovals:\n  channel: C0APPROVALS\n  approvers: {users: [U0ALICE]}\nstore:\n  etcd:\n    endpoints: [%s]\n    prefix: /resume/\n", strings.Join(cl.Endpoints(), ", "))
+	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, newKey, otherKey := store.NewKey(), store.NewKey(), store.NewKey()
+	ok, _ := store.ParseKey(oldKey)
+	nk, _ := store.ParseKey(newKey)
+	oldID, newID := store.Fingerprint(ok), store.Fingerprint(nk)
+	c, err := ha.Dial(ha.ClientConfig{Endpoints: cl.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	open := func(key []byte, more ...[]byte) *store.Store {
+		st, err := store.OpenShared(ha.NewKV(c, "/resume/journal/", ha.KVOptions{}), t.TempDir(), "etcd", store.Options{Key: key, OldKeys: more})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open(ok)
+	secrets := map[string]string{}
+	for i := range 30 {
+		pw := fmt.Sprintf("pw-%d", i)
+		id, err := st.PutSecret("U"+pw, []byte(pw), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[id] = pw
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for k, v := range map[string]string{"sealing-key": newID, "rekey-from": oldID} {
+		if _, err := c.Put(ctx, "/resume/journal/k/meta\x00"+k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI(),
+		"BOT_ENCRYPTION_KEY": oldKey, "BOT_NEW_ENCRYPTION_KEY": newKey}
+	runs := func(env map[string]string, args ...string) (int, string) {
+		var out bytes.Buffer
+		code := run(context.Background(), args, envOf(env), strings.NewReader(""), &out, &out)
+		for _, k := range []string{oldKey, newKey, otherKey} {
+			if strings.Contains(out.String(), k) {
+				t.Fatalf("%v prints a key:\n%s", args, out.String())
+			}
+		}
+		return code, out.String()
+	}
+	code, out := runs(env, "check")
+	if code == 0 || !strings.Contains(out, "the rotation from key "+oldID+" to key "+newID+" is unfinished: 30 sealed password(s) still use the old key") {
+		t.Fatalf("check on an unfinished rotation: exit %d\n%s", code, out)
+	}
+	other := maps.Clone(env)
+	other["BOT_NEW_ENCRYPTION_KEY"] = otherKey
+	if code, out := runs(other, "rekey", "--yes"); code == 0 || !strings.Contains(out, "not to ") || !strings.Contains(out, "nothing was changed") {
+		t.Fatalf("another rotation over an unfinished one: exit %d\n%s", code, out)
+	}
+	code, out = runs(env, "rekey", "--yes")
+	if code != 0 || !strings.Contains(out, "finish the rotation") || !strings.Contains(out, "30 of its 30 sealed password(s) are still sealed with the old key") {
+		t.Fatalf("rekey resuming: exit %d\n%s", code, out)
+	}
+	after := open(nk)
+	for id, pw := range secrets {
+		if got, err := after.TakeSecret(id, "U"+pw); err != nil || string(got) != pw {
+			t.Fatalf("with the new key alone, secret %s: %q, %v", id, got, err)
+		}
+	}
+	if _, out := runs(env, "check"); strings.Contains(out, "unfinished") {
+		t.Fatalf("check after the rotation finished:\n%s", out)
+	}
 }
