@@ -166,19 +166,28 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("store: rekey: %w", err)
 	}
+	// The batches walk the secrets forward from where the last one stopped (from), so a
+	// rotation reads each secret about twice: once in its batch, and once in the last walk,
+	// from the start, which must find nothing left in the transaction that clears the mark.
 	total := 0
+	var from []byte
 	for batches := 1; ; batches++ {
 		var n int
 		var done bool
+		var next []byte
 		err := s.update(func(tx kv.Tx) error {
-			n, done = 0, false // a transaction run again decides afresh
+			n, done, next = 0, false, nil // a transaction run again decides afresh
 			b := tx.Bucket(bucketSecrets)
 			var redo []string
 			var recs []sealed
-			err := b.ForEach(func(k, v []byte) error {
-				if len(redo) == rekeyBatch {
-					return nil
-				}
+			c := b.Cursor()
+			var k, v []byte
+			if from == nil {
+				k, v = c.First()
+			} else {
+				k, v = c.Seek(from)
+			}
+			for ; k != nil && len(redo) < rekeyBatch; k, v = c.Next() {
 				var rec sealed
 				if err := json.Unmarshal(v, &rec); err != nil {
 					return fmt.Errorf("store: decode secret: %w", err)
@@ -186,10 +195,9 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 				if rec.KeyID != id {
 					redo, recs = append(redo, string(k)), append(recs, rec)
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+			}
+			if k != nil {
+				next = append([]byte(nil), k...)
 			}
 			for i, k := range redo {
 				rec, err := s.reseal(k, recs[i], id, a)
@@ -205,17 +213,20 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 				}
 			}
 			n = len(redo)
-			if n == 0 {
-				// Nothing is sealed with another key, and (the transaction being
-				// serializable) nothing will be: the rotation is over.
-				done = true
-				meta := tx.Bucket(bucketMeta)
-				if string(meta.Get(keySealing)) != id {
-					return fmt.Errorf("%w: another rotation moved the journal to key %s meanwhile", ErrRekeyUnfinished, meta.Get(keySealing))
-				}
-				return meta.Delete(keyRekeyFrom)
+			if n > 0 || next != nil || from != nil {
+				// More to walk; or the walk reached the end from the middle, and one more
+				// from the start must find nothing before the mark goes.
+				return nil
 			}
-			return nil
+			// A whole walk found nothing sealed with another key, and (the transaction
+			// being serializable, every seal since the switch using the new key) nothing
+			// will be: the rotation is over.
+			done = true
+			meta := tx.Bucket(bucketMeta)
+			if string(meta.Get(keySealing)) != id {
+				return fmt.Errorf("%w: another rotation moved the journal to key %s meanwhile", ErrRekeyUnfinished, meta.Get(keySealing))
+			}
+			return meta.Delete(keyRekeyFrom)
 		})
 		if err != nil {
 			return total, fmt.Errorf("store: rekey (resume it by running it again): %w", err)
@@ -224,6 +235,7 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 		if done {
 			return total, nil
 		}
+		from = next
 		if after != nil {
 			if err := after(batches); err != nil {
 				return total, err
