@@ -66,6 +66,7 @@ type haSide struct {
 var haStats struct {
 	terms, leaderKills, otherKills, memberStops, envelopes atomic.Int64
 	partitions, fencedRefusals                             atomic.Int64
+	rekeys, rekeysCut                                      atomic.Int64
 	byReplica                                              [3]atomic.Int64
 
 	mu       sync.Mutex
@@ -91,8 +92,13 @@ func (h *haSide) tally(w *world) {
 // worlds numbers the worlds of a test, each in its own prefix of the one cluster.
 var worlds atomic.Int64
 
-// checkerKey seals the shared journal's secrets: every replica has the same.
-var checkerKey = []byte("checker-key-0123456789abcdef-32b")
+// checkerKey seals the shared journal's secrets: every replica has the same. Every replica
+// also holds checkerNextKey, as during a key rotation: a "rekey" step moves the journal from
+// one to the other while the replicas serve.
+var (
+	checkerKey     = []byte("checker-key-0123456789abcdef-32b")
+	checkerNextKey = []byte("checker-next-key-0123456789ab-32")
+)
 
 func newHASide(c *etcdtest.Cluster) *haSide {
 	if c == nil {
@@ -122,7 +128,7 @@ func (h *haSide) join(w *world, r *replica) (*store.Store, error) {
 		return nil, err
 	}
 	kv := ha.NewKV(c, h.prefix+"journal/", ha.KVOptions{Session: m})
-	st, err := store.OpenShared(kv, w.dir, "etcd "+h.prefix, store.Options{Now: w.clock.Now, Key: checkerKey})
+	st, err := store.OpenShared(kv, w.dir, "etcd "+h.prefix, store.Options{Now: w.clock.Now, Key: checkerKey, OldKeys: [][]byte{checkerNextKey}})
 	if err != nil {
 		m.Close()
 		c.Close()
@@ -286,6 +292,32 @@ func (h *haSide) member(n int) error {
 	return err
 }
 
+// rekey rotates the shared journal's key to the other of the two every replica holds, as
+// mongobot rekey does from an operator's machine outside the group, while the replicas serve;
+// it resumes a rotation an earlier step left unfinished. A rotation cut short (an etcd member
+// stopped, a lost answer) is left for the next step to finish, as an operator would run it
+// again: in between, the replicas must work on a journal half moved.
+func (h *haSide) rekey(w *world) {
+	if h.admin == nil {
+		return
+	}
+	st, err := store.OpenShared(ha.NewKV(h.admin, h.prefix+"journal/", ha.KVOptions{Timeout: 5 * time.Second}), w.dir, "etcd "+h.prefix,
+		store.Options{Now: w.clock.Now, Key: checkerKey, OldKeys: [][]byte{checkerNextKey}})
+	if err != nil {
+		haStats.rekeysCut.Add(1)
+		return
+	}
+	defer st.Close()
+	to := checkerNextKey
+	if rot, err := st.Rotation(); err == nil && (rot.From != "") == (rot.Sealing == store.Fingerprint(checkerKey)) {
+		to = checkerKey // back to the first key, or finishing a rotation to it
+	}
+	haStats.rekeys.Add(1)
+	if err := st.Rekey(to); err != nil {
+		haStats.rekeysCut.Add(1)
+	}
+}
+
 // close starts a stopped member again, for the next world, and closes the checker's client.
 func (h *haSide) close(w *world) {
 	if h.stopped >= 0 {
@@ -326,7 +358,8 @@ func (h *haSide) raw(w *world) []byte {
 
 // genReplicated is genSteps made a stream of approved work: most commands are followed by
 // an approver pressing Approve. In about one step in 50, an etcd member is stopped or
-// started again; in one in 100, the leader is cut off (partition).
+// started again; in one in 100, the leader is cut off (partition); in one in 50, the
+// journal's key is rotated while the replicas serve (rekey).
 func genReplicated(seed uint64, n int) []Step {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	var out []Step
@@ -339,6 +372,8 @@ func genReplicated(seed uint64, n int) []Step {
 			s = Step{Kind: "member", N: r.IntN(3)}
 		case 2:
 			s = Step{Kind: "partition", N: r.IntN(len(jumps))}
+		case 3, 4:
+			s = Step{Kind: "rekey"}
 		}
 		out = append(out, s)
 		if s.Kind == "cmd" && r.IntN(3) != 0 {
@@ -379,6 +414,7 @@ func TestInvariantsReplicated(t *testing.T) {
 		haStats.envelopes.Load(), haStats.byReplica[0].Load(), haStats.byReplica[1].Load(), haStats.byReplica[2].Load(),
 		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load(),
 		haStats.partitions.Load(), haStats.fencedRefusals.Load())
+	t.Logf("invariant checker on etcd: %d key rotations while the replicas served, %d of them cut short, for the next to resume", haStats.rekeys.Load(), haStats.rekeysCut.Load())
 	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)
 	t.Logf("invariant checker on etcd: applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned", delivered.Load()-before[3], abandoned.Load()-before[4])
 }

@@ -496,9 +496,14 @@ func (w *world) reload(v int) error {
 	return w.start()
 }
 
-// stopBot stops every process gracefully.
+// stopBot stops every process gracefully. A process that never started, or was killed
+// (crash) and did not start again, has nothing to stop: waiting for it would hang the
+// checker instead of reporting.
 func (w *world) stopBot() {
 	for _, r := range w.reps {
+		if r == nil || r.dead.Load() {
+			continue
+		}
 		r.cancel()
 		<-r.done
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -752,6 +757,10 @@ func (w *world) apply(s Step) error {
 	case "partition":
 		if w.ha != nil {
 			return w.ha.partition(w, jumps[s.N%len(jumps)])
+		}
+	case "rekey":
+		if w.ha != nil {
+			w.ha.rekey(w)
 		}
 	case "outage":
 		if s.N == 0 {

@@ -163,7 +163,7 @@ var keyDocs = concat(
 		{path: "retention.keep", meaning: "Finished journal entries and requests, and audit trail events, older than this are deleted. Never the records the bot still needs: an action executing, a temporary grant not yet ended, a delivery pending, a lock it holds. Archive first with `mongobot journal export --since`.", def: "`" + spanText(DefaultRetention) + "`", example: "400d"},
 
 		{path: "store", meaning: "Where the journal lives. Without `etcd`: a bbolt file, `journal.db`, in the data folder (`BOT_DATA_DIR`), for one process."},
-		{path: "store.etcd", meaning: "An etcd v3 cluster that several replicas share: the journal, and the election of the one replica that runs the timers. Every replica has the same config and the same `BOT_ENCRYPTION_KEY`."},
+		{path: "store.etcd", meaning: "An etcd v3 cluster that several replicas share: the journal, and the election of the one replica that runs the timers. Every replica has the same config and the same `BOT_ENCRYPTION_KEY` (while a key rotation lasts, also the same `BOT_NEW_ENCRYPTION_KEY`; see Rotating the encryption key in operations.md)."},
 		{path: "store.etcd.endpoints", meaning: "The members' client URLs, with no credentials in them.", bounds: "at least one; http:// or https:// (https:// with tls or a username)", example: "[https://etcd-0:2379, https://etcd-1:2379, https://etcd-2:2379]"},
 		{path: "store.etcd.prefix", meaning: "Where the bot's keys live. Every replica of one bot uses the same; two bots never share one.", def: "`" + DefaultEtcdPrefix + "`", bounds: "begins and ends with /", example: "/mongobot/"},
 		{path: "store.etcd.username", meaning: "The etcd user, when etcd has auth enabled.", bounds: "with password", example: "mongobot"},

@@ -63,7 +63,11 @@ func (s *Store) ExtendSecret(id, owner string, ttl time.Duration) error {
 		if err != nil {
 			return err
 		}
-		fresh, err := s.keys.seal(id, owner, s.now().Add(ttl), plain)
+		keyID, a, err := s.sealer(tx)
+		if err != nil {
+			return err
+		}
+		fresh, err := seal(keyID, a, id, owner, s.now().Add(ttl), plain)
 		if err != nil {
 			return err
 		}

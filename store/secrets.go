@@ -256,19 +256,62 @@ func aad(id, owner string, exp time.Time) []byte {
 	return []byte(id + "\x00" + owner + "\x00" + exp.UTC().Format(time.RFC3339Nano))
 }
 
-func (k *keyring) seal(id, owner string, exp time.Time, plain []byte) (sealed, error) {
-	nonce := make([]byte, k.current.NonceSize())
+// seal seals plain as secret id with the key keyID names, a (see Store.sealer).
+func seal(keyID string, a cipher.AEAD, id, owner string, exp time.Time, plain []byte) (sealed, error) {
+	nonce := make([]byte, a.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return sealed{}, err
 	}
-	return sealed{Owner: owner, ExpiresAt: exp.UTC(), KeyID: k.id, Nonce: nonce,
-		Box: k.current.Seal(nil, nonce, plain, aad(id, owner, exp))}, nil
+	return sealed{Owner: owner, ExpiresAt: exp.UTC(), KeyID: keyID, Nonce: nonce,
+		Box: a.Seal(nil, nonce, plain, aad(id, owner, exp))}, nil
+}
+
+// sealer is the key new secrets are sealed with. On a shared journal it is the one the
+// journal's meta names, read in tx: a replica seals with whatever key the journal has moved
+// to (Rekey), whichever of its keys it was started with, and a seal racing a rekey's switch is
+// ordered with it by the transaction. Otherwise it is the store's own key.
+func (s *Store) sealer(tx kv.Tx) (string, cipher.AEAD, error) {
+	if !s.shared {
+		return s.keys.id, s.keys.current, nil
+	}
+	id := string(tx.Bucket(bucketMeta).Get(keySealing))
+	if id == "" {
+		return s.keys.id, s.keys.current, nil
+	}
+	a, ok := s.keys.byID[id]
+	if !ok {
+		return "", nil, fmt.Errorf("%w: the shared journal now seals with key %s, which this replica was not given (it has %s): "+
+			"give it that key (BOT_NEW_ENCRYPTION_KEY during a rotation, BOT_ENCRYPTION_KEY after it) and restart it",
+			ErrKeyMismatch, id, s.keys.ids())
+	}
+	return id, a, nil
+}
+
+// ids lists the fingerprints of the keys held, the current one first: what may be said of
+// them in an error (a fingerprint is a hash; it opens nothing).
+func (k *keyring) ids() string {
+	var out []string
+	if k.id != "" {
+		out = append(out, k.id)
+	}
+	var others []string
+	for id := range k.byID {
+		if id != k.id {
+			others = append(others, id)
+		}
+	}
+	slices.Sort(others)
+	out = append(out, others...)
+	if len(out) == 0 {
+		return "no key"
+	}
+	return strings.Join(out, " and ")
 }
 
 func (k *keyring) open(id string, s sealed) ([]byte, error) {
 	a, ok := k.byID[s.KeyID]
 	if !ok {
-		return nil, fmt.Errorf("%w: secret %s was sealed with a key this store was not given", ErrBadKey, id)
+		return nil, fmt.Errorf("%w: secret %s was sealed with key %s, which this store was not given (it has %s)", ErrBadKey, id, s.KeyID, k.ids())
 	}
 	plain, err := a.Open(nil, s.Nonce, s.Box, aad(id, s.Owner, s.ExpiresAt))
 	if err != nil {
@@ -288,15 +331,20 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 		return "", err
 	}
 	id := hex.EncodeToString(idb)
-	rec, err := s.keys.seal(id, owner, s.now().Add(ttl), plain)
-	if err != nil {
-		return "", err
-	}
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return "", err
-	}
+	exp := s.now().Add(ttl)
 	return id, s.update(func(tx kv.Tx) error {
+		keyID, a, err := s.sealer(tx)
+		if err != nil {
+			return err
+		}
+		rec, err := seal(keyID, a, id, owner, exp, plain)
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
 		return tx.Bucket(bucketSecrets).Put([]byte(id), raw)
 	})
 }
@@ -386,85 +434,4 @@ func (s *Store) SecretCount() (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Rekey re-encrypts every stored secret with newKey in one transaction and makes it the
-// current key. When the store's key came from the key file, the file is replaced: the new key
-// is written beside it first, so a crash at any point leaves both keys readable at next Open.
-// When the key came from the environment, the operator sets BOT_ENCRYPTION_KEY to newKey (and
-// may keep the old one as an old key until the secrets' TTL has passed).
-func (s *Store) Rekey(newKey []byte) error {
-	if s.shared {
-		return errors.New("store: a shared journal's key cannot be changed here: every replica would need the new key at the same moment")
-	}
-	// Checked first: a read-only store must not even write the new key file.
-	if s.readOnly {
-		return ErrReadOnly
-	}
-	id, a, err := s.keys.add(newKey)
-	if err != nil {
-		return err
-	}
-	keyPath := filepath.Join(s.keys.dir, KeyFileName)
-	if !s.keys.fromEnv {
-		// Replace any pending key atomically: the old pending key may still seal secrets
-		// until the transaction below commits.
-		tmp := keyPath + ".new.tmp"
-		os.Remove(tmp)
-		if err := writeFileSync(tmp, []byte(hex.EncodeToString(newKey)+"\n")); err != nil {
-			return fmt.Errorf("store: write new key file: %w", err)
-		}
-		if err := os.Rename(tmp, keyPath+".new"); err != nil {
-			return fmt.Errorf("store: write new key file: %w", err)
-		}
-	}
-	err = s.update(func(tx kv.Tx) error {
-		b := tx.Bucket(bucketSecrets)
-		type kv struct {
-			k []byte
-			v sealed
-		}
-		var redo []kv
-		err := b.ForEach(func(k, v []byte) error {
-			var rec sealed
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return err
-			}
-			plain, err := s.keys.open(string(k), rec)
-			if err != nil {
-				return err
-			}
-			nonce := make([]byte, a.NonceSize())
-			if _, err := rand.Read(nonce); err != nil {
-				return err
-			}
-			rec.KeyID, rec.Nonce = id, nonce
-			rec.Box = a.Seal(nil, nonce, plain, aad(string(k), rec.Owner, rec.ExpiresAt))
-			redo = append(redo, kv{append([]byte(nil), k...), rec})
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range redo {
-			raw, err := json.Marshal(r.v)
-			if err != nil {
-				return err
-			}
-			if err := b.Put(r.k, raw); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: rekey: %w", err)
-	}
-	s.keys.id, s.keys.current = id, a
-	if !s.keys.fromEnv {
-		if err := os.Rename(keyPath+".new", keyPath); err != nil {
-			return fmt.Errorf("store: install new key file: %w", err)
-		}
-	}
-	return nil
 }

@@ -12,15 +12,18 @@ import (
 // keySealing names, in meta, the key a shared journal's secrets are sealed with.
 var keySealing = []byte("sealing-key")
 
-// ErrKeyMismatch is returned by OpenShared when this replica's key is not the one the shared
-// journal's secrets are sealed with.
+// ErrKeyMismatch is returned by OpenShared when this replica lacks the key the shared
+// journal's secrets are sealed with (or, during a rotation, the one they are moving from).
 var ErrKeyMismatch = errors.New("store: this replica's key is not the shared journal's")
 
 // OpenShared opens the store on db, a journal several replicas share (etcd, see package ha).
-// Every replica must seal with the same key: Options.Key (BOT_ENCRYPTION_KEY), or a key file
-// already in dir copied to each; none is ever created here, since two replicas creating
-// their own would each seal what the other cannot open. The first replica records the key's
-// id in the journal; a replica with another key is refused (ErrKeyMismatch) before it writes.
+// Every replica must hold the key the journal seals with: Options.Key (BOT_ENCRYPTION_KEY),
+// or a key file already in dir copied to each; none is ever created here, since two replicas
+// creating their own would each seal what the other cannot open. The first replica records
+// the key's fingerprint in the journal; a replica without the key the journal names is
+// refused (ErrKeyMismatch) before it writes. Options.OldKeys are held too: during a rotation
+// (Rekey) every replica holds the old and the new key, and seals with the one the journal
+// names, whichever it was started with.
 // The store does not own db: Close leaves it open.
 func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 	if opts.Now == nil {
@@ -36,7 +39,7 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 	if keys.current == nil {
 		return nil, fmt.Errorf("store: a shared journal needs the same key on every replica: set BOT_ENCRYPTION_KEY (`openssl rand -hex 32`, the same on every replica) or copy %s into %s on each", KeyFileName, dir)
 	}
-	keys.pending = nil // Rekey is refused on a shared journal: nothing to finish
+	keys.pending = nil // a key file's rotation is bbolt's: a shared journal's is in its meta
 	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true, shared: true}
 	if err := s.migrate(); err != nil {
 		return nil, err
@@ -47,11 +50,7 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 		if have == "" {
 			return meta.Put(keySealing, []byte(keys.id))
 		}
-		if _, ok := keys.byID[have]; !ok {
-			return fmt.Errorf("%w: its secrets are sealed with key %s, this replica has %s; give every replica the same BOT_ENCRYPTION_KEY",
-				ErrKeyMismatch, have, keys.id)
-		}
-		return nil
+		return keys.judge(have, string(meta.Get(keyRekeyFrom)))
 	})
 	if err != nil {
 		return nil, err
@@ -104,4 +103,28 @@ func (s *Store) Fenced(db kv.DB) *Store {
 	c := *s
 	c.db = unowned{db}
 	return &c
+}
+
+// judge says whether a replica holding k may open a shared journal that seals with key have,
+// and, while a rotation is unfinished, still holds secrets sealed with key from: it must hold
+// both, or it would fail to open some secrets or to seal new ones. The refusal names the
+// fingerprints and the fix.
+func (k *keyring) judge(have, from string) error {
+	_, hasNew := k.byID[have]
+	_, hasOld := k.byID[from]
+	switch {
+	case from == "" && !hasNew:
+		return fmt.Errorf("%w: its secrets are sealed with key %s, this replica has %s; "+
+			"set BOT_ENCRYPTION_KEY to the key the other replicas use (after a rotation, the new one)",
+			ErrKeyMismatch, have, k.ids())
+	case from != "" && !hasNew:
+		return fmt.Errorf("%w: a key rotation from key %s to key %s is under way and this replica has %s; "+
+			"give it the new key in BOT_NEW_ENCRYPTION_KEY beside BOT_ENCRYPTION_KEY, as the other replicas have",
+			ErrKeyMismatch, from, have, k.ids())
+	case from != "" && !hasOld:
+		return fmt.Errorf("%w: a key rotation from key %s to key %s is not finished (secrets sealed with the old key remain) and this replica has only %s; "+
+			"finish it first with mongobot rekey, BOT_ENCRYPTION_KEY set to the old key and BOT_NEW_ENCRYPTION_KEY to the new one, or give this replica both keys",
+			ErrKeyMismatch, from, have, k.ids())
+	}
+	return nil
 }

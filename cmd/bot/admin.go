@@ -61,6 +61,7 @@ func check(ctx context.Context, args []string, env func(string) (string, bool), 
 	fmt.Fprintf(w, "config: %s read: %d connector(s), approvals in %s\n", getenv(env, "BOT_CONFIG", "bot.yaml"), len(cfg.Connectors), cfg.Approvals.Channel)
 	if cfg.Store.Etcd != nil {
 		checkShared(cfg.Store.Etcd, w, problem)
+		checkRotation(env, cfg.Store.Etcd, w, problem)
 	} else {
 		checkData(env, w, problem)
 	}
@@ -661,79 +662,6 @@ func reindex(env func(string) (string, bool), w io.Writer) error {
 		fmt.Fprintf(w, "  %-20s %d key(s)\n", ix.Name, ix.Keys)
 	}
 	return st.Close()
-}
-
-// rekey re-encrypts the sealed passwords with a new key. With the key in the key file, a new
-// key is made and the file replaced; with BOT_ENCRYPTION_KEY, the new key must be given in
-// BOT_NEW_ENCRYPTION_KEY and then set as BOT_ENCRYPTION_KEY for the bot. It is destructive
-// (the old key stops opening the secrets), so it says what it will do and goes ahead only
-// with --yes or a "yes" typed at a terminal; until then nothing is written.
-func rekey(args []string, env func(string) (string, bool), stdin io.Reader, w io.Writer) error {
-	fs := flags("rekey")
-	yes := fs.Bool("yes", false, "go ahead without asking")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	fromEnv := getenv(env, "BOT_ENCRYPTION_KEY", "") != ""
-	next := getenv(env, "BOT_NEW_ENCRYPTION_KEY", "")
-	if fromEnv && next == "" {
-		return usageError{"the key comes from BOT_ENCRYPTION_KEY: give the new one in BOT_NEW_ENCRYPTION_KEY (64 hex digits, e.g. from openssl rand -hex 32)"}
-	}
-	given := next != ""
-	if next == "" {
-		next = store.NewKey()
-	}
-	key, err := store.ParseKey(next)
-	if err != nil {
-		return usageError{fmt.Sprintf("BOT_NEW_ENCRYPTION_KEY: %v", err)}
-	}
-	// Look first, read-only: what there is to re-key, and whether a bot holds the file.
-	ro, err := openJournal(env, "change the key")
-	if err != nil {
-		return err
-	}
-	n, err := ro.SecretCount()
-	path, keyFile := ro.Path(), ro.KeyFile()
-	ro.Close()
-	if err != nil {
-		return err
-	}
-	if !fromEnv && keyFile == "" && n > 0 {
-		// The passwords were sealed with a key from the environment, which is not set now:
-		// a new key file would open none of them.
-		return usageError{fmt.Sprintf("%s has %d sealed password(s) but no key file and BOT_ENCRYPTION_KEY is not set: they were sealed with a key from the environment; set BOT_ENCRYPTION_KEY to it and the new key in BOT_NEW_ENCRYPTION_KEY; nothing was changed", path, n)}
-	}
-	switch {
-	case fromEnv:
-		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with the key in BOT_NEW_ENCRYPTION_KEY;\n"+
-			"the key in BOT_ENCRYPTION_KEY will no longer open them, so start the bot with BOT_ENCRYPTION_KEY set to the new key.\n", n, path)
-	case given:
-		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with the key in BOT_NEW_ENCRYPTION_KEY\n"+
-			"and write that key over the key file %s; the old key will no longer open them.\n", n, path, keyFile)
-	default:
-		fmt.Fprintf(w, "rekey will re-encrypt the %d sealed password(s) in %s with a new random key\n"+
-			"and write it over the key file %s; the old key will no longer open them.\n", n, path, keyFile)
-	}
-	if err := confirm(stdin, w, *yes, "rekey", "changes the encryption key"); err != nil {
-		return err
-	}
-	st, err := openStore(env, dataDir(env), store.Options{LockTimeout: 2 * time.Second})
-	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("%v: stop the bot to change the key", err)
-		}
-		return err
-	}
-	defer st.Close()
-	if err := st.Rekey(key); err != nil {
-		return err
-	}
-	if fromEnv {
-		fmt.Fprintln(w, "sealed passwords re-encrypted: set BOT_ENCRYPTION_KEY to the value of BOT_NEW_ENCRYPTION_KEY before starting the bot")
-	} else {
-		fmt.Fprintln(w, "sealed passwords re-encrypted with a new key; the key file is replaced")
-	}
-	return nil
 }
 
 // confirm asks the person at a terminal to type yes before command, which does, goes ahead;

@@ -20,7 +20,8 @@
 //
 // Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default
 // bot.yaml), BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY (optional; otherwise a key file
-// is created in the data folder).
+// is created in the data folder), BOT_NEW_ENCRYPTION_KEY (the new key of a rotation: rekey's
+// target, and on etcd held by every replica beside its key while the rotation lasts).
 //
 // main only wires: flags, config, the store, the connectors, the Slack adapter and signals.
 package main

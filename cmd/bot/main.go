@@ -252,7 +252,10 @@ func openStoreWith(env func(string) (string, bool), dir string, opts store.Optio
 	return open(dir, opts)
 }
 
-// withKey sets opts.Key from BOT_ENCRYPTION_KEY, when it is given.
+// withKey sets opts.Key from BOT_ENCRYPTION_KEY, when it is given, and adds the key of
+// BOT_NEW_ENCRYPTION_KEY to opts.OldKeys: the key a rotation moves to, which a replica of a
+// shared journal holds beside its own while one is under way (it seals with whichever the
+// journal names), and which rekey re-encrypts with.
 func withKey(env func(string) (string, bool), opts *store.Options) error {
 	if k := getenv(env, "BOT_ENCRYPTION_KEY", ""); k != "" {
 		key, err := store.ParseKey(k)
@@ -260,6 +263,13 @@ func withKey(env func(string) (string, bool), opts *store.Options) error {
 			return usageError{fmt.Sprintf("BOT_ENCRYPTION_KEY: %v", err)}
 		}
 		opts.Key = key
+	}
+	if k := getenv(env, "BOT_NEW_ENCRYPTION_KEY", ""); k != "" {
+		key, err := store.ParseKey(k)
+		if err != nil {
+			return usageError{fmt.Sprintf("BOT_NEW_ENCRYPTION_KEY: %v", err)}
+		}
+		opts.OldKeys = append(opts.OldKeys, key)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ Run mongobot <command> --help (or mongobot help <command>) for a command's flags
 example. --help never changes anything.
 
 Environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SLACK_API_URL, BOT_CONFIG (default bot.yaml),
-BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY, BOT_NEW_ENCRYPTION_KEY (rekey).
+BOT_DATA_DIR (default ./data), BOT_ENCRYPTION_KEY, BOT_NEW_ENCRYPTION_KEY (key rotation).
 `
 
 // helps is each command's usage, printed by mongobot <command> --help and mongobot help <command>:
@@ -59,6 +59,8 @@ Environment:
   BOT_DATA_DIR          folder of the journal and other state; default ./data, created 0700
   BOT_ENCRYPTION_KEY    32-byte key sealing new passwords (64 hex digits); without it a key
                         file is created in BOT_DATA_DIR
+  BOT_NEW_ENCRYPTION_KEY  on etcd, during a key rotation: the new key, held beside
+                        BOT_ENCRYPTION_KEY (see mongobot rekey --help)
 
 Example:
   SLACK_APP_TOKEN=xapp-… SLACK_BOT_TOKEN=xoxb-… BOT_CONFIG=/etc/mongobot/bot.yaml mongobot serve
@@ -117,7 +119,8 @@ Flags: none.
 Environment:
   BOT_CONFIG            config file; default bot.yaml (${VAR} in it is read from the environment)
   BOT_DATA_DIR          folder of the journal; default ./data
-  BOT_ENCRYPTION_KEY    only checked to be a valid key when set
+  BOT_ENCRYPTION_KEY    only checked to be a valid key when set; on etcd, check says whether
+                        it (and BOT_NEW_ENCRYPTION_KEY) holds the key the journal seals with
   SLACK_BOT_TOKEN       the bot token (xoxb-…); a problem when not set, as serve needs it
   SLACK_APP_TOKEN       the app-level token (xapp-…); a problem when not set
   SLACK_API_URL         the Slack Web API's base URL; default Slack's own
@@ -322,24 +325,36 @@ Example:
 	"rekey": `usage: mongobot rekey [--yes]
 
 Re-encrypts every sealed password (those waiting for Reveal) in the journal with a new key.
-The bot must be stopped. It first says what it will do, then asks: it changes nothing
-without --yes or a "yes" typed at a terminal.
+It first says what it will do, then asks: it changes nothing without --yes or a "yes" typed
+at a terminal.
+
+On the bbolt file the bot must be stopped:
 
   - With the key file in BOT_DATA_DIR (no BOT_ENCRYPTION_KEY): a new key is made (or taken
     from BOT_NEW_ENCRYPTION_KEY) and replaces the key file.
   - With BOT_ENCRYPTION_KEY: the new key must be given in BOT_NEW_ENCRYPTION_KEY; start the
     mongobot afterwards with BOT_ENCRYPTION_KEY set to it.
 
+On etcd (store.etcd in the config) the replicas keep serving. First give every replica the
+new key in BOT_NEW_ENCRYPTION_KEY beside its BOT_ENCRYPTION_KEY (a rolling restart), then run
+rekey with the same two: it makes the new key the one every replica seals with, and
+re-encrypts the sealed passwords in batches. Run again, it finishes a rotation that was
+interrupted. Then restart the replicas one at a time with BOT_ENCRYPTION_KEY set to the new
+key and no BOT_NEW_ENCRYPTION_KEY. Keys are named by fingerprint (12 hex digits), never
+printed; mongobot check says where a rotation stands.
+
 Flags:
   --yes                 go ahead without asking
 
 Environment:
+  BOT_CONFIG              config file; default bot.yaml (with store.etcd: the shared journal)
   BOT_DATA_DIR            folder of the journal; default ./data
-  BOT_ENCRYPTION_KEY      the current key, when it is not the key file
+  BOT_ENCRYPTION_KEY      the current key, when it is not the key file (required on etcd)
   BOT_NEW_ENCRYPTION_KEY  the new key (64 hex digits, e.g. from openssl rand -hex 32)
 
-Example:
+Examples:
   BOT_NEW_ENCRYPTION_KEY=$(openssl rand -hex 32) mongobot rekey --yes
+  BOT_ENCRYPTION_KEY=$OLD_KEY BOT_NEW_ENCRYPTION_KEY=$NEW_KEY mongobot rekey --yes
 `,
 	"version": `usage: mongobot version
 
