@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -362,6 +363,26 @@ func (s *Store) Revealed(id, owner string) error {
 
 // clean is s made safe to keep and show: at most n runes, control characters, invalid
 // UTF-8 and bidirectional overrides written as \x.. or \u.... escapes.
+// escapeBidi writes, in a JSON line, the characters that reorder or hide text on a terminal
+// (bidirectional controls: U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C) as \u
+// escapes. encoding/json keeps them raw, and an auditor reading the trail with cat would see a
+// requester's reason reordered ("Trojan Source"). They can only stand inside JSON strings,
+// where the escape means the same character, so a JSON reader sees no difference.
+func escapeBidi(line []byte) []byte {
+	if !bytes.ContainsFunc(line, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }) {
+		return line
+	}
+	out := make([]byte, 0, len(line)+16)
+	for _, r := range string(line) {
+		if unicode.Is(unicode.Bidi_Control, r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}
+
 func clean(s string, n int) string {
 	var b strings.Builder
 	count := 0
@@ -440,7 +461,7 @@ func (s *Store) ExportAudit(w io.Writer, o ExportOptions) (last uint64, err erro
 				return nil
 			}
 			out := splice([]byte(fmt.Sprintf(`{"schema":%d,"cursor":%d}`, AuditSchema, cursor)), raw)
-			_, err := w.Write(append(out, '\n'))
+			_, err := w.Write(append(escapeBidi(out), '\n'))
 			return err
 		}
 		if !o.ByCursor {
@@ -451,6 +472,9 @@ func (s *Store) ExportAudit(w io.Writer, o ExportOptions) (last uint64, err erro
 		b := tx.Bucket(bucketAudit)
 		if b == nil {
 			return nil
+		}
+		if o.After == math.MaxUint64 {
+			return nil // nothing can come after it (and After+1 would wrap to everything)
 		}
 		c := b.Cursor()
 		k, v := c.Seek(u64(o.After + 1))

@@ -263,3 +263,28 @@ func TestAuditTrailReadOnly(t *testing.T) {
 		t.Fatal("a read-only store recorded a refusal")
 	}
 }
+
+// A requester's text that would reorder a terminal's line (a bidirectional override) is
+// written escaped on every line, and a JSON reader still reads it as typed; a cursor at the
+// very end exports nothing, not everything.
+func TestAuditExportEscapesBidi(t *testing.T) {
+	c := newClock()
+	s := open(t, t.TempDir(), c)
+	reason := "OPS-1 \u202egnp.exe\u202c and \u2066isolated\u2069"
+	if _, err := s.CreateRequest(Request{Action: "grant-role", Connector: "prod", Requester: "U0DEV", Reason: reason,
+		Args: map[string]string{"user": "app"}, ExpiresAt: c.Now().Add(time.Hour)}, approvals.Pending, "U0DEV"); err != nil {
+		t.Fatal(err)
+	}
+	lines, raw := trail(t, s, ExportOptions{})
+	for _, r := range []rune{'\u202e', '\u202c', '\u2066', '\u2069'} {
+		if strings.ContainsRune(raw, r) {
+			t.Fatalf("the export holds %U raw:\n%q", r, raw)
+		}
+	}
+	if !strings.Contains(raw, `\u202e`) || len(lines) != 1 || lines[0]["reason"] != reason {
+		t.Fatalf("the reason is not escaped, or does not read back as typed:\n%s", raw)
+	}
+	if lines, _ := trail(t, s, ExportOptions{After: 1<<64 - 1, ByCursor: true}); len(lines) != 0 {
+		t.Fatalf("after the last possible cursor, %d lines", len(lines))
+	}
+}
