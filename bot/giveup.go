@@ -72,6 +72,15 @@ func (b *Bot) giveUp(ctx context.Context, channel string, who approvals.Who, e s
 	if why == "" || !b.mayGiveUp(e, who) {
 		return false
 	}
+	if later, err := b.touchedSince(e, ch); err != nil || later.ID != 0 {
+		because := fmt.Sprintf("journal #%d (%s) changed %s since", later.ID, later.Action, code(ch.User.String()))
+		if err != nil {
+			b.log.Error("give up: read the journal", "entry", e.ID, "err", err)
+			because = "the journal could not be read to make sure nothing changed it since"
+		}
+		b.private(ctx, channel, who.User, text("Ending journal #%d early cannot skip the vote: %s, so it may no longer only remove what #%d added. It is judged by the policy as any rollback.", e.ID, because, e.ID))
+		return false
+	}
 	if reason == "" {
 		reason = "given up early"
 	}
@@ -83,6 +92,68 @@ func (b *Bot) giveUp(ctx context.Context, channel string, who approvals.Who, e s
 		}
 	})
 	return true
+}
+
+// touchedSince is the first entry after e (newest first) on e's connector and user that may
+// have changed what giving e up undoes: for a grant, the role it added (granted again, revoked
+// and given back, the user dropped or created); for an access, the user itself (dropped and
+// created again). After one, the role or user in place may be someone else's doing, and
+// removing it is no longer only giving up e: the policy judges it. Its ID is 0 when there is
+// none. Only entries after e are read, newest first, down to e: at most the --for window (90
+// days at most) of the journal, which the journal's own end of e reads at the same cost.
+func (b *Bot) touchedSince(e store.Entry, ch connector.Change) (store.Entry, error) {
+	user := target(e.Args)
+	for before := uint64(0); ; {
+		es, next, err := b.store.History(before, 200)
+		if err != nil {
+			return store.Entry{}, err
+		}
+		for _, x := range es {
+			if x.ID <= e.ID {
+				return store.Entry{}, nil
+			}
+			if x.Connector == e.Connector && target(x.Args) == user && x.RollbackOf != e.ID && x.State != store.EntryFailed && touches(x, ch) {
+				return x, nil
+			}
+		}
+		if next == 0 {
+			return store.Entry{}, nil
+		}
+		before = next
+	}
+}
+
+// touches reports whether entry x, on the same user as the temporary change ch, may have
+// changed what ch's end removes. Only what cannot is let through: a password, a lock, or a
+// grant, revoke or rollback of another role; anything else (a new action included) counts.
+func touches(x store.Entry, ch connector.Change) bool {
+	does := x.Action
+	if x.Action == commands.Rollback {
+		does = x.Args["performs"]
+	}
+	switch does {
+	case commands.RotatePassword, commands.LockUser, commands.UnlockUser:
+		return false
+	case commands.GrantRole, commands.RevokeRole:
+		// A role changed on the user: it matters to a grant's end when it is that role, and
+		// never to an access's end, which drops the user whatever its roles.
+		return ch.Undo.Action == connector.UndoRevokeRole && ch.Undo.Role != nil && x.Args["role"] == ch.Undo.Role.String()
+	}
+	return true
+}
+
+// sameAccessUser reports whether now may be the user an access created, whose state then was
+// was, when the server cannot say by userId (Atlas's API reports none, and SameUser then
+// answers yes): the access wrote its marker (owner, request, end) into the user's customData,
+// and a user someone created again under the name carries another or none. Dropping is only
+// safe on that evidence. With a userId on both sides SameUser has decided already; an access
+// whose state recorded no customData leaves nothing to compare, and its user, named by the
+// bot for that one access, is taken as it.
+func sameAccessUser(was, now connector.UserState) bool {
+	if (was.UserID != "" && now.UserID != "") || was.CustomData == "" {
+		return was.SameUser(now)
+	}
+	return now.CustomData == was.CustomData
 }
 
 // givingUpNote is what a grant's card adds to its Roll back: with --for, how it is given up.

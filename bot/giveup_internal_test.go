@@ -119,3 +119,76 @@ func TestGivingUpBoundary(t *testing.T) {
 		}
 	}
 }
+
+// touches, case by case: which later entries on the same user stand in the way of giving up
+// a temporary grant of root, or a temporary access, without a vote.
+func TestGivingUpLaterEntries(t *testing.T) {
+	root := connector.Role{Name: "root", DB: "admin"}
+	grant := connector.Change{Undo: &connector.Undo{Action: connector.UndoRevokeRole, Role: &root}}
+	access := connector.Change{Undo: &connector.Undo{Action: connector.UndoDropUser}}
+	entry := func(action string, args ...string) store.Entry {
+		m := map[string]string{"user": "app"}
+		for i := 0; i+1 < len(args); i += 2 {
+			m[args[i]] = args[i+1]
+		}
+		return store.Entry{Action: action, Args: m}
+	}
+	cases := []struct {
+		name          string
+		x             store.Entry
+		grant, access bool // whether x stands in the way of giving up the grant, the access
+	}{
+		{"a grant of the same role", entry(commands.GrantRole, "role", "root@admin"), true, false},
+		{"a revoke of the same role", entry(commands.RevokeRole, "role", "root@admin"), true, false},
+		{"a grant of another role", entry(commands.GrantRole, "role", "read@shop"), false, false},
+		{"a rollback that grants the same role", entry(commands.Rollback, "performs", commands.GrantRole, "role", "root@admin"), true, false},
+		{"a rollback that revokes another role", entry(commands.Rollback, "performs", commands.RevokeRole, "role", "read@shop"), false, false},
+		{"a rollback that drops the user", entry(commands.Rollback, "performs", commands.DropUser), true, true},
+		{"a rollback that re-creates the user", entry(commands.Rollback, "performs", commands.Rollback), true, true},
+		{"a drop of the user", entry(commands.DropUser), true, true},
+		{"a read-only user created under the name", entry(commands.CreateReadOnlyUser), true, true},
+		{"an access under the name", entry(commands.Access, "roles", "read@shop"), true, true},
+		{"a rotation", entry(commands.RotatePassword), false, false},
+		{"a lock", entry(commands.LockUser), false, false},
+		{"an unlock", entry(commands.UnlockUser), false, false},
+		{"a rollback that redelivers", entry(commands.Rollback, "performs", commands.RotatePassword), false, false},
+		{"an action the bot does not know yet", entry("rename-user"), true, true},
+	}
+	for _, c := range cases {
+		if got := touches(c.x, grant); got != c.grant {
+			t.Errorf("%s: stands in the way of the grant's give-up %v, want %v", c.name, got, c.grant)
+		}
+		if got := touches(c.x, access); got != c.access {
+			t.Errorf("%s: stands in the way of the access's give-up %v, want %v", c.name, got, c.access)
+		}
+	}
+}
+
+// sameAccessUser, case by case: a userId decides when both states carry one; without it,
+// only the access's own customData marker lets its user be dropped.
+func TestSameAccessUser(t *testing.T) {
+	marker := `{"mongobot":{"jit":true,"request":{"$numberLong":"3"}}}`
+	other := `{"mongobot":{"jit":true,"request":{"$numberLong":"4"}}}`
+	st := func(id, cd string) connector.UserState {
+		return connector.UserState{Exists: true, UserID: id, CustomData: cd}
+	}
+	cases := []struct {
+		name     string
+		was, now connector.UserState
+		same     bool
+	}{
+		{"the same userId", st("a1", marker), st("a1", marker), true},
+		{"the same userId, customData changed since", st("a1", marker), st("a1", other), true},
+		{"another userId, the same customData", st("a1", marker), st("b2", marker), false},
+		{"no userId, the access's marker", st("", marker), st("", marker), true},
+		{"no userId, another access's marker", st("", marker), st("", other), false},
+		{"no userId, no marker now", st("", marker), st("", ""), false},
+		{"a userId only now, the marker gone", st("", marker), st("b2", ""), false},
+		{"no userId and no marker recorded", st("", ""), st("", other), true},
+	}
+	for _, c := range cases {
+		if got := sameAccessUser(c.was, c.now); got != c.same {
+			t.Errorf("%s: same %v, want %v", c.name, got, c.same)
+		}
+	}
+}

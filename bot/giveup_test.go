@@ -398,3 +398,110 @@ func TestGiveUpOnAFollower(t *testing.T) {
 		t.Fatal("a follower did not give the grant up")
 	}
 }
+
+// A later grant of the same role, by another person's approved request, is not the temporary
+// grant's to take away: after root was revoked and given back for good (#2, #3), giving up #1
+// no longer only removes what #1 added, so its Roll back is judged by the policy, says why,
+// and nothing is revoked until an approver agrees. A later change of anything else (a
+// rotation, another role) leaves the give-up as it was: at once.
+func TestGiveUpAfterALaterGrant(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app root --for 4h")
+	c1 := e.card("Request #1")
+	e.click(alice, c1, bot.TextApprove)
+	r1 := e.result(c1, "*Done*, journal #1")
+	e.command(bob, "revoke-role prod app root")
+	c2 := e.card("Request #2")
+	e.click(alice, c2, bot.TextApprove)
+	e.result(c2, "*Done*, journal #2")
+	e.command(bob, "grant-role prod app root")
+	c3 := e.card("Request #3")
+	e.click(alice, c3, bot.TextApprove)
+	e.result(c3, "*Done*, journal #3")
+	seq := e.emu.AppliedSeq()
+	e.click(dev, r1, bot.TextRollback)
+	e.private(dev, "Ending journal #1 early cannot skip the vote", "journal #3 (grant-role) changed app@admin since", "judged by the policy")
+	c4 := e.card("Request #4", "rollback of #1 (revoke-role)")
+	if got := e.roleChanges("app", seq); len(got) != 0 {
+		t.Fatalf("the server saw %v before any approval", got)
+	}
+	if !e.state("app").HasRole(rootRole) {
+		t.Fatal("root, given back by #3, was revoked without a vote")
+	}
+	if orig, _ := e.st.Entry(1); orig.State != store.EntryDone || orig.RolledBackBy != 0 {
+		t.Fatalf("journal #1 is %s (by #%d) before any approval", orig.State, orig.RolledBackBy)
+	}
+	// An approver agrees: the rollback runs as an ordinary one, with its vote on record.
+	e.click(alice, c4, bot.TextApprove)
+	e.result(c4, "*Done*", "rollback of #1")
+	if got := e.roleChanges("app", seq); len(got) != 1 || got[0] != "revoke root@admin" {
+		t.Fatalf("the server saw %v after approval, want the revoke of root", got)
+	}
+	if ends := e.endsOf(1); len(ends) != 1 || ends[0].Args["given_up_by"] != "" || len(ends[0].Approvers) == 0 {
+		t.Fatalf("the rollback of #1 is journaled as %+v, want one approved rollback", ends)
+	}
+}
+
+// What does not touch the role a temporary grant added, done through the bot after it, does
+// not stand in the way: a rotation and a grant of another role leave the give-up at once.
+func TestGiveUpAfterUnrelatedChanges(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app root --for 4h")
+	c1 := e.card("Request #1")
+	e.click(alice, c1, bot.TextApprove)
+	r1 := e.result(c1, "*Done*, journal #1")
+	e.command(bob, "grant-role prod app read@shop")
+	c2 := e.card("Request #2")
+	e.click(alice, c2, bot.TextApprove)
+	e.result(c2, "*Done*, journal #2")
+	seq := e.emu.AppliedSeq()
+	e.click(dev, r1, bot.TextRollback)
+	e.private(dev, "Ending journal #1 early needs no approval", "running it now")
+	e.result(c1, "given up early by <@"+dev+">")
+	if got := e.roleChanges("app", seq); len(got) != 1 || got[0] != "revoke root@admin" {
+		t.Fatalf("the server saw %v, want exactly the revoke of root", got)
+	}
+	if !e.state("app").HasRole(readShop) {
+		t.Fatal("the later grant of read@shop was taken away")
+	}
+}
+
+// The invariant checker through a give-up after a later grant of the same role: root granted
+// for a time (#1), revoked and given back for good by another person's approved requests; the
+// requester's Roll back of #1 must then ask for a vote, not revoke at once, and every check
+// (the server as the journal says, each end once) holds as time passes beyond #1's end.
+func TestInvariantsGiveUpAfterALaterGrant(t *testing.T) {
+	steps := []Step{
+		{Kind: "cmd", User: dev, Text: "grant-role prod u2 root --for 4h"},
+		{Kind: "approve", User: alice},
+		{Kind: "cmd", User: bob, Text: "revoke-role prod u2 root"},
+		{Kind: "approve", User: alice},
+		{Kind: "cmd", User: bob, Text: "grant-role prod u2 root"},
+		{Kind: "approve", User: alice},
+		{Kind: "giveup", N: 0, M: 0}, // dev, by the Roll back button: asks for a vote
+		{Kind: "approve", User: bob},
+		{Kind: "clock", N: 4},
+		{Kind: "clock", N: 5},
+	}
+	var givenUp, approved int
+	inspect := func(w *world) {
+		for _, e := range w.entries() {
+			if e.RollbackOf == 0 || e.Args["user"] != "u2" {
+				continue
+			}
+			if e.Args["given_up_by"] != "" {
+				givenUp++
+			} else if e.RequestID != 0 && e.State == store.EntryDone {
+				approved++
+			}
+		}
+	}
+	if v := runStepsWith(t, nil, steps, testing.Verbose(), inspect); len(v) > 0 {
+		t.Fatal(v)
+	}
+	if givenUp != 0 || approved != 1 {
+		t.Fatalf("u2's grant: %d given up without a vote (want 0), %d approved rollbacks (want 1)", givenUp, approved)
+	}
+}

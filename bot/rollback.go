@@ -332,6 +332,9 @@ func (b *Bot) endTemporary(ctx context.Context, m Mongo, ch connector.Change) (c
 	if now.Exists && !ch.After.SameUser(now) {
 		return gone(fmt.Sprintf("%s was dropped since and a different user now has its name", ch.User))
 	}
+	if now.Exists && ch.Undo.Action == connector.UndoDropUser && !sameAccessUser(ch.After, now) {
+		return gone(fmt.Sprintf("%s no longer carries the marker the access wrote into its customData, and the server reports no userId to tell whether it is the same user, so it was left in place", ch.User))
+	}
 	switch u := ch.Undo; u.Action {
 	case connector.UndoRevokeRole:
 		if !now.Exists || !now.HasRole(*u.Role) {
