@@ -646,7 +646,7 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 // lostMark is the error of a restore whose mark vanished after it wrote: unlike ErrNotEmpty,
 // something was changed.
 func lostMark(describe string) error {
-	return fmt.Errorf("%w: the mark of this restore vanished from %s after it began writing (another restore, a replica or a deletion changed it meanwhile), so it holds part of a backup or of something else; stop whatever writes there, delete the prefix (etcdctl del --prefix <prefix>journal/) and run restore again", ErrRestoreLost, describe)
+	return fmt.Errorf("%w: the mark of this restore vanished from %s after it began writing (another restore, a replica or a deletion changed it meanwhile), so it holds part of a backup or of something else: stop whatever writes there, empty the prefix and run restore again", ErrRestoreLost, describe)
 }
 
 // Snapshot calls fn with a consistent copy of the journal file, from one read transaction,

@@ -321,7 +321,7 @@ func TestRestoreSharedInterrupted(t *testing.T) {
 			}
 			return nil
 		}})
-		if !errors.Is(err, ErrRestoreLost) || errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "etcdctl del --prefix") {
+		if !errors.Is(err, ErrRestoreLost) || errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "empty the prefix") {
 			t.Errorf("a restore whose mark vanished after transaction %d: %v; want ErrRestoreLost with the advice", at, err)
 		}
 		if _, err := etcdClient.Delete(t.Context(), prefix, clientv3.WithPrefix()); err != nil {

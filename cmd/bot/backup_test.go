@@ -355,3 +355,65 @@ func waitFiled(t *testing.T, filed *atomic.Int64, n int64) {
 		}
 	}
 }
+
+// A shipper's cursor file that is ahead of a backup (it shipped what the journal recorded
+// after the backup was taken) still gets what the restored journal records: a restore moves
+// the audit cursor past any the old journal can have issued.
+func TestRestoreKeepsExportCursorGoing(t *testing.T) {
+	work := t.TempDir()
+	old, restored := filepath.Join(work, "data"), filepath.Join(work, "restored")
+	cursor := filepath.Join(work, "audit.cursor")
+	entry := func(dir, who string) {
+		t.Helper()
+		st, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e, err := st.BeginEntry(store.Entry{Action: "grant-role", Connector: "prod", Requester: who, Args: map[string]string{"user": "app"}}, "bot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: store.EntryDone}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(dir string, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), args, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	entry(old, "U0DEV")
+	backup := filepath.Join(work, "backup.jsonl")
+	do(old, "journal", "backup", "--out", backup)
+	entry(old, "U0DEV") // after the backup: shipped, then lost with the old journal
+	do(old, "journal", "export", "--cursor-file", cursor)
+	shipped, _ := os.ReadFile(cursor)
+
+	do(restored, "journal", "restore", backup, "--yes")
+	entry(restored, "U0NEW")
+	out := do(restored, "journal", "export", "--cursor-file", cursor)
+	if strings.Count(out, `"U0NEW"`) != 2 || strings.Contains(out, `"U0DEV"`) {
+		t.Errorf("export after the restore, from cursor %s: want the 2 new events and none before\n%s", bytes.TrimSpace(shipped), out)
+	}
+	if now, _ := os.ReadFile(cursor); string(now) == string(shipped) {
+		t.Errorf("the cursor file stayed at %s", now)
+	}
+}
+
+// A restore into etcd that lost its mark after it wrote never says nothing was changed: it
+// names the prefix to delete, and that no replica must start on it; one refused before it
+// wrote says nothing was changed.
+func TestSharedRestoreErrorWords(t *testing.T) {
+	lost := sharedRestoreError(fmt.Errorf("store: restore into etcd stopped after 3 transaction(s): %w: the mark vanished", store.ErrRestoreLost), "/bot/journal/")
+	if s := lost.Error(); strings.Contains(s, "nothing was changed") || !strings.Contains(s, "etcdctl del --prefix /bot/journal/") || !strings.Contains(s, "start no replica") {
+		t.Errorf("lost mark: %q", s)
+	}
+	refused := sharedRestoreError(fmt.Errorf("%w: etcd already holds a journal", store.ErrNotEmpty), "/bot/journal/")
+	if s := refused.Error(); !strings.HasSuffix(s, "nothing was changed") {
+		t.Errorf("refused: %q", s)
+	}
+}
