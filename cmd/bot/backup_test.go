@@ -417,3 +417,62 @@ func TestSharedRestoreErrorWords(t *testing.T) {
 		t.Errorf("refused: %q", s)
 	}
 }
+
+// The bot started on a restored journal says which requests the backup held approved and
+// not run, and that they were failed, not run; MongoDB never sees them.
+func TestServeSaysRestoreFailedRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bot process")
+	}
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if err := emu.CreateUser("app", "pw", "admin", nil); err != nil {
+		t.Fatal(err)
+	}
+	sl := slacktest.New()
+	defer sl.Close()
+	key := store.NewKey()
+	k, err := store.ParseKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	data, restored := filepath.Join(work, "data"), filepath.Join(work, "restored")
+	st, err := store.Open(data, store.Options{Key: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.CreateRequest(store.Request{Action: "lock-user", Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "app", "db": "admin"}}, "pending", "U0DEV")
+	if err == nil {
+		_, err = st.TransitionRequest(r.ID, []string{"pending"}, store.Step{State: "approved", By: "U0ALICE"}, func(r *store.Request) {
+			r.Votes = append(r.Votes, store.Vote{User: "U0ALICE", Approve: true, At: r.CreatedAt})
+		})
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLACK_APP_TOKEN": sl.AppToken, "SLACK_BOT_TOKEN": sl.BotToken, "SLACK_API_URL": sl.URL(),
+		"BOT_CONFIG": writeConfig(t), "BOT_DATA_DIR": data, "MONGO_URI": emu.URI(), "BOT_ENCRYPTION_KEY": key}
+	backup := filepath.Join(work, "backup.jsonl")
+	if code, _, errs := cli(t, work, env, "journal", "backup", "--out", backup); code != 0 {
+		t.Fatalf("backup: %d %s", code, errs)
+	}
+	renv := with(env, "BOT_DATA_DIR", restored)
+	if code, _, errs := cli(t, work, renv, "journal", "restore", backup, "--yes"); code != 0 {
+		t.Fatalf("restore: %d %s", code, errs)
+	}
+	bot := startChild(t, renv)
+	waitFor(t, sl, "the bot to start", func() bool { return strings.Contains(bot.log.String(), "msg=starting") })
+	bot.cmd.Process.Signal(os.Interrupt)
+	bot.cmd.Wait()
+	if l := bot.log.String(); !strings.Contains(l, "restored from a backup") || !strings.Contains(l, fmt.Sprintf("requests=[%d]", r.ID)) {
+		t.Errorf("the start on a restored journal does not say which requests it failed:\n%s", l)
+	}
+	if n := emu.Count("updateUser"); n != 0 {
+		t.Errorf("updateUser sent %d times: the old approval ran", n)
+	}
+}
