@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"mongobot/approvals"
 	"mongobot/bot"
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
@@ -169,5 +170,41 @@ func TestRestoredJournalKeepsDeliveryAndSchedule(t *testing.T) {
 	e.advance(time.Hour)
 	if runs := e.entriesOf("rotate-password"); len(runs) != 2 {
 		t.Fatalf("%d rotations in the journal, want the one before the backup and the next slot's", len(runs))
+	}
+}
+
+// A backup taken while a request is approved but has not begun (queued, or the bot stopped
+// before it ran): the old bot may have run it after the backup, so the bot started on the
+// restored journal does not run it on that old approval. It is failed, by "restore", and
+// MongoDB never sees the grant.
+func TestRestoredApprovedRequestIsNotRun(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("app")
+	r, err := e.st.CreateRequest(store.Request{Action: "grant-role", Connector: "prod", Requester: dev,
+		Args: map[string]string{"user": "app", "db": "admin", "roles": "read@shop"}}, approvals.Pending, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Approved in the journal only: this bot's queue never holds it, as if it waited
+	// behind a busy connector when the backup was taken.
+	if _, err := e.st.TransitionRequest(r.ID, []string{approvals.Pending}, store.Step{State: approvals.Approved, By: alice}, func(r *store.Request) {
+		r.Votes = append(r.Votes, store.Vote{User: alice, Approve: true, At: r.CreatedAt})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.restoreFrom()
+	got, err := e.st.Request(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := got.History[len(got.History)-1]; got.State != approvals.Failed || last.By != "restore" {
+		t.Fatalf("the request approved before the backup: %s, last step %+v; want failed by restore", got.State, last)
+	}
+	e.advance(time.Minute)
+	if n := e.emu.Count("grantRolesToUser"); n != 0 {
+		t.Fatalf("grantRolesToUser sent %d times on an approval from before the backup", n)
+	}
+	if e.state("app").HasRole(connector.Role{Name: "read", DB: "shop"}) {
+		t.Fatal("the restored journal ran the old approval")
 	}
 }

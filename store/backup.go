@@ -16,6 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mongobot/approvals"
 	"mongobot/kv"
 )
 
@@ -50,11 +51,25 @@ var (
 	// ErrRestoreUnfinished is returned by Open and OpenShared for a journal a restore began
 	// writing and did not finish: it holds part of a backup.
 	ErrRestoreUnfinished = errors.New("store: a restore into this journal did not finish")
+	// ErrRestoreLost is returned by RestoreShared when the mark of its restore vanished
+	// after it began writing: something else wrote to (or emptied) the prefix meanwhile,
+	// which now holds part of the backup, or of something else.
+	ErrRestoreLost = errors.New("store: the restore lost its journal while it wrote")
 )
 
 // keyRestoring, in meta, marks a journal a restore is writing; it is deleted by the restore's
 // last transaction. Its value is the restore's random id.
 var keyRestoring = []byte("restoring")
+
+// keyRestored, in meta, marks a journal restored from a backup and not yet opened for
+// writing since: the first writable open settles what the backup left between approval and
+// entry (settleRestored), then deletes it.
+var keyRestored = []byte("restored")
+
+// auditRestoreGap is added to the audit trail's sequence by a restore. The journal the backup
+// was taken from may have gone on issuing cursors after it; every cursor the restored one
+// issues is greater than those, so a shipper that kept the last one misses nothing.
+const auditRestoreGap = 1 << 32
 
 // BackupHeader is the first line of a backup.
 type BackupHeader struct {
@@ -64,8 +79,8 @@ type BackupHeader struct {
 	Backend string    `json:"backend"` // "bbolt" or "etcd": where it was taken
 	Source  string    `json:"source"`  // the file's path, or the etcd cluster and prefix
 	Created time.Time `json:"created"`
-	// Indexed says the indexes in the backup were kept by the journal's last write: a
-	// restore can then trust them, else the first writable open rebuilds them.
+	// Indexed says the indexes in the backup were kept by the journal's last write. For
+	// information only: a restore never trusts them, the first writable open rebuilds them.
 	Indexed bool `json:"indexed"`
 	// Counts is the number of keys of each bucket; Records their sum.
 	Counts  map[string]int `json:"counts"`
@@ -102,6 +117,21 @@ func backedUp() [][]byte {
 		}
 	}
 	return out
+}
+
+// backedUpName refuses a bucket a backup never holds: the claims (a live replica's, which a
+// restore must not bring back) and any name the journal does not have. The checksum is not
+// a signature, so whatever ReadBackup accepts must be something Backup could have written.
+func backedUpName(name string) error {
+	if name == string(bucketClaims) {
+		return errors.New("it holds a claims bucket, which no backup holds (claims belong to running replicas): it was not written by mongobot journal backup; use a backup it wrote")
+	}
+	for _, b := range backedUp() {
+		if name == string(b) {
+			return nil
+		}
+	}
+	return fmt.Errorf("it holds a bucket %q this journal does not have: it was not written by mongobot journal backup of this version; use a backup it wrote, or restore with the newer bot that took it", name)
 }
 
 // Backup writes the whole journal to w as a backup, from one read transaction: on bbolt one
@@ -229,6 +259,9 @@ func ReadBackup(r io.Reader) (*Backup, error) {
 		}
 		switch {
 		case l.Bucket != "":
+			if err := backedUpName(l.Bucket); err != nil {
+				return nil, bad(err.Error())
+			}
 			if _, dup := byName[l.Bucket]; dup {
 				return nil, bad("bucket " + l.Bucket + " appears twice")
 			}
@@ -364,7 +397,10 @@ func RestoreFile(dir string, b *Backup) error {
 		if err := createAll(tx); err != nil {
 			return err
 		}
-		return finishRestore(tx, b)
+		if err := tx.Bucket(bucketAudit).(kv.Sequencer).SetSequence(auditSeq(b)); err != nil {
+			return err
+		}
+		return finishRestore(tx)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -397,17 +433,90 @@ func createAll(tx kv.Tx) error {
 	return nil
 }
 
-// finishRestore is the last step of a restore: the indexes are marked kept when the backup
-// says they were, else left for the first writable open to rebuild; the restore's mark goes.
-func finishRestore(tx kv.Tx, b *Backup) error {
+// auditSeq is the audit trail's sequence in a journal restored from b: the backup's, past
+// every cursor the journal it was taken from can have issued since (auditRestoreGap).
+func auditSeq(b *Backup) uint64 {
+	for _, bk := range b.buckets {
+		if bk.name == string(bucketAudit) {
+			return bk.seq + auditRestoreGap
+		}
+	}
+	return auditRestoreGap
+}
+
+// finishRestore is the last step of a restore: the restore's mark goes, the journal is
+// marked restored (for the first writable open to settle, see settleRestored), and the
+// indexes are left for that open to rebuild from the records. Never trusted from the
+// backup, whatever its header says: its checksum is no signature, and a crafted index
+// that disagrees with the records (a temporary grant missing from the temporary index)
+// would hide an obligation for good.
+func finishRestore(tx kv.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if err := meta.Delete(keyRestoring); err != nil {
 		return err
 	}
-	if b.Header.Indexed {
-		return markIndexed(tx)
+	if err := meta.Put(keyRestored, []byte{1}); err != nil {
+		return err
 	}
 	return meta.Delete(keyIndexed)
+}
+
+// restoredNote is the step a restore's settling writes on a request it fails.
+const restoredNote = "it was approved before the journal was restored from a backup and was not run; ask again"
+
+// settleRestored, in the first writable open after a restore, fails every request the
+// backup held between approval and its journal entry (approved, or executing with no
+// entry): the journal the backup came from may have run it after the backup was taken, so
+// running it now on that old approval could do it twice. Entries that were executing are
+// left to reconciliation, which settles them from the server's actual state. It returns
+// the requests it failed, and deletes the mark, in tx.
+func settleRestored(tx kv.Tx, now time.Time) ([]uint64, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyRestored) == nil {
+		return nil, nil
+	}
+	var waiting []Request
+	err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+		var r Request
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("store: decode request %x: %w", k, err)
+		}
+		if runningState(r.State) && r.EntryID == 0 {
+			waiting = append(waiting, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	withEntry := map[uint64]bool{}
+	if len(waiting) > 0 {
+		err = tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			var e struct {
+				RequestID uint64 `json:"request_id"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: decode entry %x: %w", k, err)
+			}
+			withEntry[e.RequestID] = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var failed []uint64
+	for _, r := range waiting {
+		if withEntry[r.ID] {
+			continue // its entry is reconciliation's
+		}
+		r.step(Step{State: approvals.Failed, At: now, By: "restore", Note: restoredNote})
+		if err := put(tx, bucketRequests, r.ID, &r); err != nil {
+			return nil, err
+		}
+		failed = append(failed, r.ID)
+	}
+	return failed, meta.Delete(keyRestored)
 }
 
 // RestoreOptions tune RestoreShared.
@@ -467,6 +576,9 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 		if err := createAll(tx); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketAudit).(kv.Sequencer).SetSequence(auditSeq(b)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyRestoring, id)
 	})
 	if err != nil {
@@ -485,8 +597,8 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 			return nil
 		}
 		err := db.Update(func(tx kv.Tx) error {
-			if !bytes.Equal(tx.Bucket(bucketMeta).Get(keyRestoring), id) {
-				return fmt.Errorf("%w: another restore or a replica wrote to %s meanwhile; empty it and run restore again", ErrNotEmpty, describe)
+			if !restoring(tx, id) {
+				return lostMark(describe)
 			}
 			for _, p := range chunk {
 				if err := tx.Bucket(p.bucket).Put(p.kv[0], p.kv[1]); err != nil {
@@ -524,11 +636,17 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 		return err
 	}
 	return db.Update(func(tx kv.Tx) error {
-		if !bytes.Equal(tx.Bucket(bucketMeta).Get(keyRestoring), id) {
-			return fmt.Errorf("%w: another restore or a replica wrote to %s meanwhile; empty it and run restore again", ErrNotEmpty, describe)
+		if !restoring(tx, id) {
+			return lostMark(describe)
 		}
-		return finishRestore(tx, b)
+		return finishRestore(tx)
 	})
+}
+
+// lostMark is the error of a restore whose mark vanished after it wrote: unlike ErrNotEmpty,
+// something was changed.
+func lostMark(describe string) error {
+	return fmt.Errorf("%w: the mark of this restore vanished from %s after it began writing (another restore, a replica or a deletion changed it meanwhile), so it holds part of a backup or of something else: stop whatever writes there, empty the prefix and run restore again", ErrRestoreLost, describe)
 }
 
 // Snapshot calls fn with a consistent copy of the journal file, from one read transaction,
@@ -540,4 +658,10 @@ func (s *Store) Snapshot(fn func(size int64, wt io.WriterTo) error) error {
 		return errors.New("store: only a journal file (bbolt) can be snapshotted")
 	}
 	return d.db.View(func(tx *bolt.Tx) error { return fn(tx.Size(), tx) })
+}
+
+// restoring says the journal in tx bears the mark of restore id (and still has its meta).
+func restoring(tx kv.Tx, id []byte) bool {
+	meta := tx.Bucket(bucketMeta)
+	return meta != nil && bytes.Equal(meta.Get(keyRestoring), id)
 }

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"mongobot/ha"
+	"mongobot/kv"
 	"mongobot/store/storetest"
 )
 
@@ -301,6 +304,30 @@ func TestRestoreSharedInterrupted(t *testing.T) {
 	if _, err := etcdClient.Delete(t.Context(), prefix, clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
+	// A restore whose mark vanishes after it wrote (the prefix emptied, or another restore
+	// started there) says so, never that nothing was changed.
+	chunks := 0
+	if err := RestoreShared(db, "etcd (test)", b, RestoreOptions{MaxOps: 32, afterChunk: func(n int) error { chunks = n; return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcdClient.Delete(t.Context(), prefix, clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{1, chunks} { // then a data transaction fails, or the last one
+		err = RestoreShared(db, "etcd (test)", b, RestoreOptions{MaxOps: 32, afterChunk: func(n int) error {
+			if n == at {
+				_, err := etcdClient.Delete(t.Context(), prefix, clientv3.WithPrefix())
+				return err
+			}
+			return nil
+		}})
+		if !errors.Is(err, ErrRestoreLost) || errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "empty the prefix") {
+			t.Errorf("a restore whose mark vanished after transaction %d: %v; want ErrRestoreLost with the advice", at, err)
+		}
+		if _, err := etcdClient.Delete(t.Context(), prefix, clientv3.WithPrefix()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := RestoreShared(db, "etcd (test)", b, RestoreOptions{MaxOps: 32}); err != nil {
 		t.Fatalf("restore into the emptied prefix: %v", err)
 	}
@@ -314,5 +341,207 @@ func TestRestoreSharedInterrupted(t *testing.T) {
 	// A replica started on a non-empty prefix keeps it: a restore there is refused.
 	if err := RestoreShared(db, "etcd (test)", b, RestoreOptions{}); !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "empty prefix") {
 		t.Errorf("restore over a journal: %v", err)
+	}
+}
+
+// A backup can hold requests between approval and their entry: approved and queued, or
+// executing with no entry yet. The journal it came from may have run them after the backup,
+// so the first writable open of the restored journal fails them, with a step by "restore"
+// and its audit event, instead of leaving reconciliation to run them on the old approval.
+// A request whose entry was begun is left to reconciliation; a pending one is untouched.
+func TestRestoreFailsApprovedNotRun(t *testing.T) {
+	src, err := openOpts(t.TempDir(), Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	mk := func(states ...string) Request {
+		t.Helper()
+		r, err := src.CreateRequest(Request{Action: "grant-role", Connector: "c", Requester: "U1", Args: map[string]string{"user": "app"}}, "pending", "U1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := "pending"
+		for _, s := range states {
+			if r, err = src.TransitionRequest(r.ID, []string{from}, Step{State: s, By: "U2"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			from = s
+		}
+		return r
+	}
+	queued := mk("approved")
+	begun := mk("approved", "executing")
+	withEntry := mk("approved", "executing")
+	if _, err := src.BeginEntry(Entry{RequestID: withEntry.ID, Requester: "U1", Connector: "c", Action: "grant-role"}, "bot"); err != nil {
+		t.Fatal(err)
+	}
+	pending := mk()
+	b, _ := backupOf(t, src)
+
+	st := restoreInto(t, b, testKey, time.Now)
+	if got := st.RestoreFailed(); len(got) != 2 || got[0] != queued.ID || got[1] != begun.ID {
+		t.Errorf("failed by the open after the restore: %v, want [%d %d]", got, queued.ID, begun.ID)
+	}
+	for _, id := range []uint64{queued.ID, begun.ID} {
+		r, err := st.Request(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := r.History[len(r.History)-1]
+		if r.State != "failed" || last.By != "restore" || !strings.Contains(last.Note, "restored from a backup") || !strings.Contains(last.Note, "ask again") {
+			t.Errorf("request %d after the restore: %s, last step %+v; want failed by restore", id, r.State, last)
+		}
+	}
+	if r, _ := st.Request(withEntry.ID); r.State != "executing" {
+		t.Errorf("the request with an entry: %s; want it left executing for reconciliation", r.State)
+	}
+	if r, _ := st.Request(pending.ID); r.State != "pending" {
+		t.Errorf("the pending request: %s", r.State)
+	}
+	running, _, err := st.Requests(0, 100, "approved", "executing")
+	if err != nil || len(running) != 1 || running[0].ID != withEntry.ID {
+		t.Errorf("approved or executing after the restore: %+v %v; want only #%d", running, err, withEntry.ID)
+	}
+	if err := st.Check(); err != nil {
+		t.Errorf("consistency after settling: %v", err)
+	}
+	var out bytes.Buffer
+	if _, err := st.ExportAudit(&out, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `"by":"restore"`); n != 2 {
+		t.Errorf("%d audit events by restore, want 2:\n%s", n, out.String())
+	}
+	// The mark is gone: a later open settles nothing more.
+	if _, err := st.TransitionRequest(pending.ID, []string{"pending"}, Step{State: "approved"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.update(func(tx kv.Tx) error {
+		f, err := settleRestored(tx, time.Now())
+		if len(f) != 0 {
+			t.Errorf("settled again: %v", f)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A restore moves the audit cursor past any the journal the backup came from can have
+// issued since: a shipper whose cursor file is ahead of the backup still gets the events
+// the restored journal records.
+func TestRestoreAuditCursorMovesOn(t *testing.T) {
+	src, err := openOpts(t.TempDir(), Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	mk := func(s *Store, who string) {
+		t.Helper()
+		if _, err := s.CreateRequest(Request{Action: "grant-role", Connector: "c", Requester: who}, "pending", who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk(src, "U1")
+	b, _ := backupOf(t, src)
+	// The old journal goes on after the backup; the shipper ships it all.
+	for i := 0; i < 5; i++ {
+		mk(src, "U1")
+	}
+	shipped, err := src.ExportAudit(io.Discard, ExportOptions{ByCursor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	st := restoreInto(t, b, testKey, time.Now)
+	mk(st, "UNEW")
+	var out bytes.Buffer
+	if _, err := st.ExportAudit(&out, ExportOptions{After: shipped, ByCursor: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"UNEW"`) {
+		t.Errorf("the event after the restore is not exported after cursor %d:\n%s", shipped, out.String())
+	}
+	if c, err := st.AuditCursor(); err != nil || c <= shipped || c < auditRestoreGap {
+		t.Errorf("cursor after the restore: %d %v; want above %d and %d", c, err, shipped, uint64(auditRestoreGap))
+	}
+}
+
+// A crafted backup (the checksum is no signature) is held to what Backup writes: no claims,
+// no bucket the journal lacks; and its indexes are never trusted, whatever its header says,
+// so an index that disagrees with the records is rebuilt from them.
+func TestRestoreCraftedBackup(t *testing.T) {
+	src, err := openOpts(t.TempDir(), Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	e, err := src.BeginEntry(Entry{Requester: "U1", Connector: "c", Action: "grant-role", Args: map[string]string{"user": "app"}}, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone}, func(e *Entry) { e.UndoAt = time.Now().Add(8 * time.Hour) }); err != nil {
+		t.Fatal(err)
+	}
+	if temp, err := src.Temporary(); err != nil || len(temp) != 1 {
+		t.Fatalf("the grant to end: %d %v", len(temp), err)
+	}
+	_, raw := backupOf(t, src)
+
+	// resign edits the lines between header and trailer and signs the result again.
+	resign := func(edit func(lines [][]byte) [][]byte) []byte {
+		lines := bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n"))
+		body := edit(slices.Clone(lines[:len(lines)-1]))
+		all := append(bytes.Join(body, []byte("\n")), '\n')
+		sum := sha256.Sum256(all)
+		return append(all, []byte(fmt.Sprintf("{\"sha256\":%q}\n", hex.EncodeToString(sum[:])))...)
+	}
+	for name, want := range map[string]string{"claims": "claims bucket", "evil": `bucket "evil"`} {
+		crafted := resign(func(l [][]byte) [][]byte {
+			return append(l, []byte(fmt.Sprintf(`{"bucket":%q}`, name)))
+		})
+		if _, err := ReadBackup(bytes.NewReader(crafted)); !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), want) {
+			t.Errorf("a backup with a %s bucket: %v; want ErrBadBackup naming it", name, err)
+		}
+	}
+	// The grant's key left out of the temporary index, the header still saying indexed.
+	var dropped int
+	crafted := resign(func(l [][]byte) [][]byte {
+		var out [][]byte
+		for _, line := range l {
+			var bl backupLine
+			if json.Unmarshal(line, &bl) == nil && bl.B == string(bucketTemporary) {
+				dropped++
+				continue
+			}
+			out = append(out, line)
+		}
+		var h map[string]any
+		if err := json.Unmarshal(out[0], &h); err != nil {
+			t.Fatal(err)
+		}
+		h["indexed"] = true
+		h["records"] = h["records"].(float64) - float64(dropped)
+		h["counts"].(map[string]any)[string(bucketTemporary)] = 0
+		out[0], _ = json.Marshal(h)
+		return out
+	})
+	if dropped != 1 {
+		t.Fatalf("the temporary index held %d keys, want 1", dropped)
+	}
+	b, err := ReadBackup(bytes.NewReader(crafted))
+	if err != nil {
+		t.Fatalf("the crafted backup: %v", err)
+	}
+	if !b.Header.Indexed {
+		t.Fatal("the crafted header does not claim kept indexes")
+	}
+	st := restoreInto(t, b, testKey, time.Now)
+	if temp, err := st.Temporary(); err != nil || len(temp) != 1 || temp[0].ID != e.ID {
+		t.Errorf("the grant to end after restoring a crafted index: %+v %v; want entry #%d", temp, err, e.ID)
+	}
+	if err := st.Check(); err != nil {
+		t.Error(err)
 	}
 }

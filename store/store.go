@@ -127,7 +127,13 @@ type Store struct {
 	indexed bool
 	// shared says the journal is on a backend several replicas share (OpenShared).
 	shared bool
+	// restoreFailed are the requests this open failed as the first after a restore.
+	restoreFailed []uint64
 }
+
+// RestoreFailed are the requests this open failed because it was the first writable one
+// after a restore, and the backup held them approved but not run (see settleRestored).
+func (s *Store) RestoreFailed() []uint64 { return s.restoreFailed }
 
 // Open opens (creating if needed) the store in dir. The folder is created 0700 and the file
 // 0600. It returns ErrLocked when another process holds the file, and ErrNewerSchema for a
@@ -291,6 +297,12 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 				return fmt.Errorf("store: rebuild the indexes: %w", err)
 			}
 		}
+		// After the indexes, which put keeps from here.
+		failed, err := settleRestored(tx, s.now())
+		if err != nil {
+			return fmt.Errorf("store: settle the requests of a restored journal: %w", err)
+		}
+		s.restoreFailed = failed
 		return markIndexed(tx)
 	})
 }

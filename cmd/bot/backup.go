@@ -178,16 +178,26 @@ func journalRestore(args []string, env func(string) (string, bool), stdin io.Rea
 		defer c.Close()
 		db := ha.NewKV(c, cfg.Prefix+"journal/", ha.KVOptions{MaxOps: cfg.MaxTxnOps, Timeout: time.Minute})
 		if err := store.RestoreShared(db, cfg.String(), b, store.RestoreOptions{MaxOps: cfg.MaxTxnOps}); err != nil {
-			if errors.Is(err, store.ErrNotEmpty) {
-				return restoreError(err)
-			}
-			// Part of the backup may be in etcd, marked unfinished: no replica starts on it.
-			return fmt.Errorf("%w: the prefix may hold part of the backup, which no replica will start on; delete it (etcdctl del --prefix %s) and run restore again", err, cfg.Prefix+"journal/")
+			return sharedRestoreError(err, cfg.Prefix+"journal/")
 		}
 	}
 	fmt.Fprintf(w, "restored %d keys into %s: %s\n", b.Header.Records, target, counts(b.Header.Counts))
 	fmt.Fprintln(w, "start the bot with the same BOT_ENCRYPTION_KEY (or key file): it resumes the pending work (temporary ends, deliveries, schedules) from the journal")
 	return nil
+}
+
+// sharedRestoreError says how to fix a restore into etcd that failed: refused before it
+// wrote, stopped with its mark in place, or having lost its mark after it wrote.
+func sharedRestoreError(err error, prefix string) error {
+	switch {
+	case errors.Is(err, store.ErrRestoreLost):
+		// Its mark is gone: a replica started now would take part of a backup for a journal.
+		return fmt.Errorf("%w; start no replica on it: delete it (etcdctl del --prefix %s) and run restore again", err, prefix)
+	case errors.Is(err, store.ErrNotEmpty):
+		return restoreError(err)
+	}
+	// Part of the backup may be in etcd, marked unfinished: no replica starts on it.
+	return fmt.Errorf("%w: the prefix may hold part of the backup, which no replica will start on; delete it (etcdctl del --prefix %s) and run restore again", err, prefix)
 }
 
 // restoreError says how to fix a refused restore.

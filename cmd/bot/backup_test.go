@@ -22,7 +22,8 @@ import (
 
 // records reads a backup file's records (bucket -> key -> value), leaving out meta's
 // "indexed" mark, which names the transaction that kept the indexes and so differs from one
-// journal to another by design.
+// journal to another by design, and its "restored" mark, which a restore leaves for the
+// first writable open (none here: the journal commands only read).
 func records(t *testing.T, path string) map[string]map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -43,7 +44,7 @@ func records(t *testing.T, path string) map[string]map[string]string {
 			K []byte `json:"k"`
 			V []byte `json:"v"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) != nil || l.B == "" || (l.B == "meta" && string(l.K) == "indexed") {
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.B == "" || (l.B == "meta" && (string(l.K) == "indexed" || string(l.K) == "restored")) {
 			continue
 		}
 		if out[l.B] == nil {
@@ -352,5 +353,126 @@ func waitFiled(t *testing.T, filed *atomic.Int64, n int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d request(s) filed in a minute, want %d", filed.Load(), n)
 		}
+	}
+}
+
+// A shipper's cursor file that is ahead of a backup (it shipped what the journal recorded
+// after the backup was taken) still gets what the restored journal records: a restore moves
+// the audit cursor past any the old journal can have issued.
+func TestRestoreKeepsExportCursorGoing(t *testing.T) {
+	work := t.TempDir()
+	old, restored := filepath.Join(work, "data"), filepath.Join(work, "restored")
+	cursor := filepath.Join(work, "audit.cursor")
+	entry := func(dir, who string) {
+		t.Helper()
+		st, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		e, err := st.BeginEntry(store.Entry{Action: "grant-role", Connector: "prod", Requester: who, Args: map[string]string{"user": "app"}}, "bot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.TransitionEntry(e.ID, []string{store.EntryExecuting}, store.Step{State: store.EntryDone}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(dir string, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(t.Context(), args, envOf(map[string]string{"BOT_DATA_DIR": dir}), nil, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	entry(old, "U0DEV")
+	backup := filepath.Join(work, "backup.jsonl")
+	do(old, "journal", "backup", "--out", backup)
+	entry(old, "U0DEV") // after the backup: shipped, then lost with the old journal
+	do(old, "journal", "export", "--cursor-file", cursor)
+	shipped, _ := os.ReadFile(cursor)
+
+	do(restored, "journal", "restore", backup, "--yes")
+	entry(restored, "U0NEW")
+	out := do(restored, "journal", "export", "--cursor-file", cursor)
+	if strings.Count(out, `"U0NEW"`) != 2 || strings.Contains(out, `"U0DEV"`) {
+		t.Errorf("export after the restore, from cursor %s: want the 2 new events and none before\n%s", bytes.TrimSpace(shipped), out)
+	}
+	if now, _ := os.ReadFile(cursor); string(now) == string(shipped) {
+		t.Errorf("the cursor file stayed at %s", now)
+	}
+}
+
+// A restore into etcd that lost its mark after it wrote never says nothing was changed: it
+// names the prefix to delete, and that no replica must start on it; one refused before it
+// wrote says nothing was changed.
+func TestSharedRestoreErrorWords(t *testing.T) {
+	lost := sharedRestoreError(fmt.Errorf("store: restore into etcd stopped after 3 transaction(s): %w: the mark vanished", store.ErrRestoreLost), "/bot/journal/")
+	if s := lost.Error(); strings.Contains(s, "nothing was changed") || !strings.Contains(s, "etcdctl del --prefix /bot/journal/") || !strings.Contains(s, "start no replica") {
+		t.Errorf("lost mark: %q", s)
+	}
+	refused := sharedRestoreError(fmt.Errorf("%w: etcd already holds a journal", store.ErrNotEmpty), "/bot/journal/")
+	if s := refused.Error(); !strings.HasSuffix(s, "nothing was changed") {
+		t.Errorf("refused: %q", s)
+	}
+}
+
+// The bot started on a restored journal says which requests the backup held approved and
+// not run, and that they were failed, not run; MongoDB never sees them.
+func TestServeSaysRestoreFailedRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a bot process")
+	}
+	emu, err := mongotest.NewServer(mongotest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	if err := emu.CreateUser("app", "pw", "admin", nil); err != nil {
+		t.Fatal(err)
+	}
+	sl := slacktest.New()
+	defer sl.Close()
+	key := store.NewKey()
+	k, err := store.ParseKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	data, restored := filepath.Join(work, "data"), filepath.Join(work, "restored")
+	st, err := store.Open(data, store.Options{Key: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.CreateRequest(store.Request{Action: "lock-user", Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "app", "db": "admin"}}, "pending", "U0DEV")
+	if err == nil {
+		_, err = st.TransitionRequest(r.ID, []string{"pending"}, store.Step{State: "approved", By: "U0ALICE"}, func(r *store.Request) {
+			r.Votes = append(r.Votes, store.Vote{User: "U0ALICE", Approve: true, At: r.CreatedAt})
+		})
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLACK_APP_TOKEN": sl.AppToken, "SLACK_BOT_TOKEN": sl.BotToken, "SLACK_API_URL": sl.URL(),
+		"BOT_CONFIG": writeConfig(t), "BOT_DATA_DIR": data, "MONGO_URI": emu.URI(), "BOT_ENCRYPTION_KEY": key}
+	backup := filepath.Join(work, "backup.jsonl")
+	if code, _, errs := cli(t, work, env, "journal", "backup", "--out", backup); code != 0 {
+		t.Fatalf("backup: %d %s", code, errs)
+	}
+	renv := with(env, "BOT_DATA_DIR", restored)
+	if code, _, errs := cli(t, work, renv, "journal", "restore", backup, "--yes"); code != 0 {
+		t.Fatalf("restore: %d %s", code, errs)
+	}
+	bot := startChild(t, renv)
+	waitFor(t, sl, "the bot to start", func() bool { return strings.Contains(bot.log.String(), "msg=starting") })
+	bot.cmd.Process.Signal(os.Interrupt)
+	bot.cmd.Wait()
+	if l := bot.log.String(); !strings.Contains(l, "restored from a backup") || !strings.Contains(l, fmt.Sprintf("requests=[%d]", r.ID)) {
+		t.Errorf("the start on a restored journal does not say which requests it failed:\n%s", l)
+	}
+	if n := emu.Count("updateUser"); n != 0 {
+		t.Errorf("updateUser sent %d times: the old approval ran", n)
 	}
 }

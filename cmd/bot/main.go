@@ -382,6 +382,9 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer st.Close()
+	if ids := st.RestoreFailed(); len(ids) > 0 {
+		log.Warn("the journal was restored from a backup: the requests it held approved but not run were marked failed, not run (the old bot may have run them after the backup); their requesters must ask again", "requests", ids)
+	}
 	if sh == nil {
 		// Deferred after Close, so it runs before: no snapshot is being read when the
 		// file closes.
