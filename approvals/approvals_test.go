@@ -122,6 +122,25 @@ func TestCast(t *testing.T) {
 	}
 }
 
+// A ballot carrying one person's approval twice (a record altered in storage) counts that
+// person once: a quorum is of people, not of votes.
+func TestCastCountsDistinctApprovers(t *testing.T) {
+	e := Effective{Required: true, Approvers: Group{Users: []string{"UBOB", "UCAROL", "UDAVE"}}, Quorum: 3}
+	twice := []Vote{{User: "UBOB", Approve: true, At: t0}, {User: "UBOB", Approve: true, At: t0}}
+	b := Ballot{Requester: "UALICE", State: Pending, ExpiresAt: t0.Add(time.Hour), Votes: twice}
+	r, err := Cast(e, b, Who{User: "UCAROL"}, true, t0)
+	if err != nil || r.State != Pending || r.Approvals != 2 {
+		t.Fatalf("bob twice and carol: state %q, %d approvals, err %v; want pending with 2", r.State, r.Approvals, err)
+	}
+	b.Votes = r.Votes
+	if r, err = Cast(e, b, Who{User: "UDAVE"}, true, t0); err != nil || r.State != Approved || r.Approvals != 3 {
+		t.Fatalf("three distinct people: state %q, %d approvals, err %v; want approved with 3", r.State, r.Approvals, err)
+	}
+	if got := Approvers(twice); len(got) != 1 || got[0] != "UBOB" {
+		t.Fatalf("Approvers of bob's two votes = %v, want [UBOB]", got)
+	}
+}
+
 func TestCastDoesNotShareVotes(t *testing.T) {
 	votes := make([]Vote, 1, 10)
 	votes[0] = Vote{User: "UBOB", Approve: true}

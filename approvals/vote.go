@@ -3,6 +3,7 @@ package approvals
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -73,11 +74,7 @@ func Cast(e Effective, b Ballot, voter Who, approve bool, now time.Time) (Result
 	}
 	r := Result{Votes: append(append([]Vote{}, b.Votes...), Vote{User: voter.User, Approve: approve, At: now}),
 		State: Pending, Needed: e.Quorum}
-	for _, v := range r.Votes {
-		if v.Approve {
-			r.Approvals++
-		}
-	}
+	r.Approvals = len(Approvers(r.Votes))
 	switch {
 	case !approve:
 		r.State = Denied
@@ -87,11 +84,13 @@ func Cast(e Effective, b Ballot, voter Who, approve bool, now time.Time) (Result
 	return r, nil
 }
 
-// Approvers are the users who approved, in voting order.
+// Approvers are the distinct users who approved, in voting order. A quorum is counted over
+// people, never over votes: a record carrying two approvals by one person (written by whoever
+// can write the store, or by a bug) counts that person once.
 func Approvers(votes []Vote) []string {
 	var out []string
 	for _, v := range votes {
-		if v.Approve {
+		if v.Approve && !slices.Contains(out, v.User) {
 			out = append(out, v.User)
 		}
 	}

@@ -714,12 +714,9 @@ func (b *Bot) stillApproved(ctx context.Context, r store.Request) error {
 		return nil
 	}
 	lapsed := b.lapsedVoters(ctx, r, eff)
-	n := 0
-	for _, v := range r.Votes {
-		if v.Approve && !lapsed[v.User] {
-			n++
-		}
-	}
+	// Distinct people, not votes: the record may carry one person's approval twice.
+	counted := slices.DeleteFunc(votes(r.Votes), func(v approvals.Vote) bool { return lapsed[v.User] })
+	n := len(approvals.Approvers(counted))
 	if n < eff.Quorum {
 		return fmt.Errorf("the policy changed since it was approved: %d of its approvals come from people who are approvers now, and %d are needed; ask again", n, eff.Quorum)
 	}

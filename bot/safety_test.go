@@ -458,6 +458,36 @@ func TestLapsedApproverVoteDoesNotCount(t *testing.T) {
 	e.result(card, "*Done*")
 }
 
+// A request whose record carries one person's approval twice (altered by whoever can write
+// the store) does not reach a quorum of two: the check before acting counts people.
+func TestDuplicateVotesDoNotMakeAQuorum(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.createUser("old")
+	e.command(dev, "drop-user prod old")
+	card := e.card("Request #1", "0 of 2")
+	e.click(alice, card, bot.TextApprove)
+	e.cardSays(card, "1 of 2")
+	e.stop()
+	st, err := store.Open(e.dir, store.Options{Now: e.clock.Now, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateRequest(1, func(r *store.Request) error {
+		r.Votes = append(r.Votes, r.Votes[0])
+		r.State = approvals.Approved
+		r.History = append(r.History, store.Step{State: approvals.Approved, At: e.clock.Now(), By: alice})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	e.start(testPolicy()) // reconciles: the approved request is taken up
+	e.private(dev, "Request #1", "failed", "1 of its approvals come from people who are approvers now, and 2 are needed")
+	if !e.state("old").Exists {
+		t.Fatal("dropped on one person's two votes")
+	}
+}
+
 // A temporary grant whose Roll back is still being settled (MongoDB stopped answering during
 // it) is not ended while that lasts, and is overdue meanwhile: it says so, loudly. Found by the
 // invariant checker (seed 1098) once it could make a read outlast the action's time.
