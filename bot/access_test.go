@@ -208,6 +208,38 @@ func TestAccessGuards(t *testing.T) {
 	}
 }
 
+// An auto-approved access that duplicates one the same person already has, waiting or in
+// force, with the same roles is refused like any other duplicate; other roles, another
+// person, or the same roles after the first has ended are not duplicates.
+func TestAccessDuplicateRefused(t *testing.T) {
+	p := testPolicy()
+	j := p.JIT["prod"]
+	j.AutoApprove = []approvals.JITAuto{{Roles: []string{"read@*"}, Who: approvals.Group{Users: []string{dev, alice}}}}
+	p.JIT["prod"] = j
+	e := newEnv(t, envOptions{policy: &p})
+	e.command(dev, "access prod read@shop read@app --for 30m")
+	e.result(e.card("Request #1", "access `jit-u0dev-"), "*Done*")
+	e.command(dev, "access prod read@app read@shop --for 1h") // same roles, another order
+	e.private(dev, "Your access #1 to prod with the same roles", "in force until", "access-end 1", "Nothing was requested")
+	// A twin waiting for a vote is refused the same way, with how to cancel it.
+	e.command(dev, "access prod readWrite@shop --for 30m")
+	e.private(dev, "Request #2", "is waiting for approval")
+	e.command(dev, "access prod readWrite@shop --for 30m")
+	e.private(dev, "Your access #2 to prod with the same roles", "waiting for approval", "cancel 2", "Nothing was requested")
+	// Not twins: a subset of the roles, and another requester.
+	e.command(dev, "access prod read@shop --for 30m")
+	e.result(e.card("Request #3", "access `jit-u0dev-"), "*Done*")
+	e.command(alice, "access prod read@shop read@app --for 30m")
+	e.result(e.card("Request #4", "access `jit-u0alice-"), "*Done*")
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 4 {
+		t.Fatalf("%d requests, want 4: a duplicate was recorded", len(rs))
+	}
+	e.command(dev, "access-end 1")
+	e.private(dev, "Access #1 has ended")
+	e.command(dev, "access prod read@shop read@app --for 30m")
+	e.result(e.card("Request #5", "access `jit-u0dev-"), "*Done*")
+}
+
 // A policy that asks for a reason refuses a request without one, typed or through the form,
 // where the reason field is then not optional.
 func TestReasonRequired(t *testing.T) {

@@ -151,7 +151,24 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	// One pending request per change: a second one would ask approvers twice and, for a
 	// rotation, hand out a password the first would replace.
-	defer b.asks.lock(cmd.Verb + "\x00" + cmd.Connector + "\x00" + target(args).String())()
+	// An access names a fresh user each time: its twins are the same requester's for the
+	// same roles, so the lock is the requester's.
+	askKey := target(args).String()
+	if cmd.Verb == commands.Access {
+		askKey = "\x00" + in.User
+	}
+	defer b.asks.lock(cmd.Verb + "\x00" + cmd.Connector + "\x00" + askKey)()
+	if cmd.Verb == commands.Access {
+		if id, how, ok := b.accessTwin(cmd.Connector, in.User, args); ok {
+			undo := fmt.Sprintf("use it, or end it first (`%s access-end %d`)", b.cfg.Slash, id)
+			if how == accessWaiting {
+				undo = fmt.Sprintf("wait for it, or cancel it first (`%s cancel %d`)", b.cfg.Slash, id)
+			}
+			refuse("Your access #%d to %s with the same roles (`%s`) is %s; %s. Nothing was requested.",
+				id, esc(cmd.Connector), code(args["roles"]), how, undo)
+			return
+		}
+	}
 	if p, ok := b.pendingTwin(cmd.Verb, cmd.Connector, args); ok {
 		refuse("Request #%d (%s, by <@%s>) is already waiting for approval for the same change; approve or cancel it (`%s cancel %d`) instead. Nothing was requested.",
 			p.ID, summary(p.Action, p.Connector, p.Args), p.Requester, b.cfg.Slash, p.ID)
@@ -743,6 +760,47 @@ func (b *Bot) cancel(ctx context.Context, in Invocation, id uint64) {
 	b.cfg.Metrics.Decision(approvals.Cancelled)
 	b.refreshCard(ctx, r)
 	b.private(ctx, in.Channel, in.User, text("Request #%d is cancelled; nothing was changed.", id))
+}
+
+const accessWaiting = "waiting for approval"
+
+// accessTwin finds requester's access on conn to the same roles as args that is still
+// waiting, about to run, running or in force: a second one, voted or auto-approved, would
+// only make another user with the same powers. how says which, as a phrase.
+func (b *Bot) accessTwin(conn, requester string, args map[string]string) (id uint64, how string, ok bool) {
+	same := func(a map[string]string) bool {
+		x, y := slices.Clone(roleWords(a)), slices.Clone(roleWords(args))
+		slices.Sort(x)
+		slices.Sort(y)
+		return slices.Equal(slices.Compact(x), slices.Compact(y))
+	}
+	var before uint64
+	for {
+		rs, next, err := b.store.Requests(before, 200, approvals.Pending, approvals.Approved, approvals.Executing)
+		if err != nil {
+			break
+		}
+		for _, r := range rs {
+			if r.Action == commands.Access && r.Connector == conn && r.Requester == requester && same(r.Args) &&
+				(r.State != approvals.Pending || b.now().Before(r.ExpiresAt)) {
+				if r.State == approvals.Pending {
+					return r.ID, accessWaiting, true
+				}
+				return r.ID, "being set up", true
+			}
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	temp, _ := b.store.Temporary()
+	for _, e := range temp {
+		if e.Action == commands.Access && e.Connector == conn && e.Requester == requester && same(e.Args) && e.UndoAt.After(b.now()) {
+			return e.RequestID, "in force until " + clock(e.UndoAt), true
+		}
+	}
+	return 0, "", false
 }
 
 // PendingRequests counts the requests waiting for approval (for the metrics gauge).
