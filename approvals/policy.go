@@ -88,6 +88,10 @@ type Policy struct {
 	Rules   []Rule
 	// JIT is the just-in-time access policy, by connector (jit.go).
 	JIT map[string]JIT
+	// MaxOpen is how many requests one person may have open at once: waiting for approval,
+	// or approved and not finished (0: DefaultMaxOpen). One person cannot fill the approvers'
+	// queue or a connector's.
+	MaxOpen int
 }
 
 // DefaultRequire is every action that changes something. Rollback is not in it: a rollback
@@ -98,9 +102,18 @@ var DefaultRequire = []string{"rotate-password", "grant-role", "revoke-role", "c
 
 // Defaults of the policy.
 const (
-	DefaultQuorum = 1
-	DefaultExpiry = time.Hour
+	DefaultQuorum  = 1
+	DefaultExpiry  = time.Hour
+	DefaultMaxOpen = 10
 )
+
+// OpenBound is how many requests one person may have open at once.
+func (p Policy) OpenBound() int {
+	if p.MaxOpen > 0 {
+		return p.MaxOpen
+	}
+	return DefaultMaxOpen
+}
 
 // Effective is the policy for one action on one connector, rules applied.
 type Effective struct {
@@ -182,6 +195,9 @@ func (p Policy) Validate(actions, connectors []string) error {
 	}
 	if p.Quorum < 0 {
 		add("approvals.quorum must be at least 1")
+	}
+	if p.MaxOpen < 0 || p.MaxOpen > 1000 {
+		add("approvals.max_open_per_requester must be between 1 and 1000")
 	}
 	for _, a := range p.Require {
 		if !slices.Contains(actions, a) {

@@ -302,7 +302,9 @@ func passwordBlockOf(t *testing.T, m slacktest.Message) string {
 // A home with more than it can show stays within Slack's view limits (the stand-in refuses
 // more than 100 blocks): each list shows its first entries and says how many there are.
 func TestAppHomeFull(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	p := testPolicy()
+	p.MaxOpen = 12 // each of dev and bob has 12 open
+	e := newEnv(t, envOptions{policy: &p})
 	for i := 0; i < 12; i++ {
 		u := fmt.Sprintf("svc%02d", i)
 		e.createUser(u)

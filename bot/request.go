@@ -151,6 +151,14 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	}
 	// One pending request per change: a second one would ask approvers twice and, for a
 	// rotation, hand out a password the first would replace.
+	// A fair share: one person's requests cannot fill the approvers' queue or a connector's.
+	// Their requests are counted and created one at a time.
+	defer b.asks.lock("open\x00" + in.User)()
+	if n, bound := b.openRequests(in.User), b.cfg.Policy.OpenBound(); n >= bound {
+		refuse("You have %d requests open (waiting for approval, or approved and not finished), the most one person may have at once: cancel one you no longer need (`%s requests` lists them, `%s cancel <number>` withdraws one), or wait for one to finish. Nothing was requested.",
+			n, b.cfg.Slash, b.cfg.Slash)
+		return
+	}
 	// An access names a fresh user each time: its twins are the same requester's for the
 	// same roles, so the lock is the requester's.
 	askKey := target(args).String()
@@ -760,6 +768,27 @@ func (b *Bot) cancel(ctx context.Context, in Invocation, id uint64) {
 	b.cfg.Metrics.Decision(approvals.Cancelled)
 	b.refreshCard(ctx, r)
 	b.private(ctx, in.Channel, in.User, text("Request #%d is cancelled; nothing was changed.", id))
+}
+
+// openRequests counts requester's open requests: pending and not yet due, approved, executing.
+func (b *Bot) openRequests(requester string) int {
+	n := 0
+	var before uint64
+	for {
+		rs, next, err := b.store.Requests(before, 200, approvals.Pending, approvals.Approved, approvals.Executing)
+		if err != nil {
+			return n
+		}
+		for _, r := range rs {
+			if r.Requester == requester && (r.State != approvals.Pending || b.now().Before(r.ExpiresAt)) {
+				n++
+			}
+		}
+		if next == 0 {
+			return n
+		}
+		before = next
+	}
 }
 
 const accessWaiting = "waiting for approval"

@@ -488,6 +488,41 @@ func TestDuplicateVotesDoNotMakeAQuorum(t *testing.T) {
 	}
 }
 
+// One person cannot fill the queue: beyond their bound of open requests a new one is
+// refused, saying how to make room; cancelling one, or one finishing, makes room; other
+// people are not held back.
+func TestOpenRequestsBoundedPerRequester(t *testing.T) {
+	p := testPolicy()
+	p.MaxOpen = 2
+	e := newEnv(t, envOptions{policy: &p})
+	for _, u := range []string{"a", "b", "c"} {
+		e.createUser(u)
+	}
+	e.command(dev, "rotate-password prod a")
+	e.card("Request #1")
+	e.command(dev, "rotate-password prod b")
+	card2 := e.card("Request #2")
+	e.command(dev, "rotate-password prod c")
+	e.private(dev, "You have 2 requests open", "the most one person may have at once", "/mongo cancel <number>", "Nothing was requested")
+	e.command(bob, "rotate-password prod c") // someone else is not held back
+	card3 := e.card("Request #3")
+	e.command(dev, "cancel 1")
+	e.private(dev, "Request #1 is cancelled")
+	e.command(dev, "lock-user prod c")
+	e.card("Request #4")
+	e.command(dev, "lock-user prod a")
+	e.private(dev, "You have 2 requests open")
+	e.click(alice, card2, bot.TextApprove)
+	e.result(card2, "*Done*")
+	e.click(alice, card3, bot.TextApprove)
+	e.result(card3, "*Done*")
+	e.command(dev, "lock-user prod a")
+	e.card("Request #5")
+	if rs, _, _ := e.st.Requests(0, 100); len(rs) != 5 {
+		t.Fatalf("%d requests, want 5: a refused one was recorded", len(rs))
+	}
+}
+
 // A temporary grant whose Roll back is still being settled (MongoDB stopped answering during
 // it) is not ended while that lasts, and is overdue meanwhile: it says so, loudly. Found by the
 // invariant checker (seed 1098) once it could make a read outlast the action's time.

@@ -134,6 +134,8 @@ type Approvals struct {
 	RequireReason bool     `yaml:"require_reason"`
 	Require       []string `yaml:"require"`
 	Rules         []Rule   `yaml:"rules"`
+	// MaxOpenPerRequester bounds the requests one person has open at once (default 10).
+	MaxOpenPerRequester int `yaml:"max_open_per_requester"`
 }
 
 // Rule overrides the approvals policy for some actions and connectors.
@@ -544,6 +546,7 @@ func (c *Config) Policy() approvals.Policy {
 		AllowSelfApproval: a.AllowSelfApproval,
 		RequireReason:     a.RequireReason,
 		Require:           a.Require,
+		MaxOpen:           a.MaxOpenPerRequester,
 	}
 	for _, r := range a.Rules {
 		pr := approvals.Rule{Actions: r.Actions, Connectors: r.Connectors, Risk: approvals.Risk(r.Risk), Quorum: r.Quorum,

@@ -168,7 +168,7 @@ func TestMistakesNamePathAndLine(t *testing.T) {
 		{"misspelt key", head + "  quorom: 1\n", `approvals.quorom (line 7): unknown key; did you mean "quorum"?`},
 		{"swapped letters", head + "  approvers2: {}\naccess:\n  usres: [U1]\n", `access.usres (line 9): unknown key; did you mean "users"?`},
 		{"capitals", head + "  Quorum: 1\n", `approvals.Quorum (line 7): unknown key; did you mean "quorum"?`},
-		{"nothing close", head + "  colour: blue\n", "approvals.colour (line 7): unknown key; the keys here are allow_self_approval, approvers, channel, expire_after, quorum, require, require_reason, rules"},
+		{"nothing close", head + "  colour: blue\n", "approvals.colour (line 7): unknown key; the keys here are allow_self_approval, approvers, channel, expire_after, max_open_per_requester, quorum, require, require_reason, rules"},
 		{"in a list item", "connectors:\n  - name: a\n    connection_strng: x\n", `connectors[0].connection_strng (line 3): unknown key; did you mean "connection_string"?`},
 		{"in a rule", head + "  rules:\n    - actions: [drop-user]\n      quorun: 2\n", `approvals.rules[0].quorun (line 9): unknown key; did you mean "quorum"?`},
 		{"text for a number", head + "  quorum: two\n", `approvals.quorum (line 7): expected a whole number, got "two"`},
