@@ -22,8 +22,9 @@ type JIT struct {
 	// one rule covers every role it asks for and has the requester in it. It is still
 	// journaled and posted.
 	AutoApprove []JITAuto
-	// UserTemplate names the user created: {handle} is the requester's chat handle, {random}
-	// six random letters and digits (default DefaultJITTemplate).
+	// UserTemplate names the user created: {handle} is the requester's chat id, lower case
+	// (never a name its owner can change), {random} six random letters and digits (default
+	// DefaultJITTemplate).
 	UserTemplate string
 }
 

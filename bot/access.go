@@ -65,7 +65,7 @@ func (b *Bot) prepareAccess(in Invocation, cmd *commands.Command) error {
 			return fieldError{"roles", err}
 		}
 	}
-	name, err := jitName(j.UserTemplate, handleOf(in.UserName, in.User))
+	name, err := jitName(j.UserTemplate, handleOf(in.User))
 	if err != nil {
 		return err
 	}
@@ -73,29 +73,23 @@ func (b *Bot) prepareAccess(in Invocation, cmd *commands.Command) error {
 	return nil
 }
 
-// handleOf is a person's handle as it may appear in a user name: the chat handle when the
-// platform gave one, else their id; lower case letters, digits, '.', '_' and '-' only, at
-// most 20 of them.
-func handleOf(name, id string) string {
-	pick := func(s string) string {
-		var b strings.Builder
-		for _, r := range strings.ToLower(s) {
-			if b.Len() == 20 {
-				break
-			}
-			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
-				b.WriteRune(r)
-			}
+// handleOf is a person's handle as it may appear in a user name: their chat id, lower case
+// (letters, digits, '.', '_' and '-' only, at most 20). Never the chat's display or legacy
+// user name: its owner can change it, to look like someone else or to reuse a name.
+func handleOf(id string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(id) {
+		if b.Len() == 20 {
+			break
 		}
-		return b.String()
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
 	}
-	if h := pick(name); h != "" {
-		return h
+	if b.Len() == 0 {
+		return "someone"
 	}
-	if h := pick(id); h != "" {
-		return h
-	}
-	return "someone"
+	return b.String()
 }
 
 // jitName fills template: {handle} with handle, {random} with six random letters and digits.

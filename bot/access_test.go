@@ -208,6 +208,21 @@ func TestAccessGuards(t *testing.T) {
 	}
 }
 
+// A just-in-time user is named after its requester's Slack id, never after the legacy user
+// name Slack sends, which its owner can change (to "alice", say, to pass for her in the
+// journal and on the server).
+func TestAccessNamedAfterTheUserID(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.slack.SetUserName(dev, "alice")
+	e.command(dev, "access prod read@shop --for 1h")
+	card := e.card("Request #1", "access `jit-u0dev-")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	if name := e.accessEntry(1).Args["user"]; !strings.HasPrefix(name, "jit-u0dev-") || strings.Contains(name, "alice") {
+		t.Fatalf("the access user is named %q, not after U0DEV", name)
+	}
+}
+
 // An auto-approved access that duplicates one the same person already has, waiting or in
 // force, with the same roles is refused like any other duplicate; other roles, another
 // person, or the same roles after the first has ended are not duplicates.

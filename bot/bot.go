@@ -284,12 +284,9 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 
 // Invocation is one slash command as the chat platform delivered it.
 type Invocation struct {
-	User string
-	// UserName is the person's handle on the platform ("" when it gave none): just-in-time
-	// users are named after it.
-	UserName string
-	Channel  string
-	Text     string
+	User    string
+	Channel string
+	Text    string
 	// Key identifies the delivery (Slack's trigger or envelope id): a second delivery with
 	// the same key is ignored.
 	Key string

@@ -71,7 +71,7 @@ const (
 
 // FormSubmission is a filled-in form.
 type FormSubmission struct {
-	User, UserName string
+	User string
 	// Channel is where the form was opened from ("" for none): replies go there, privately.
 	Channel string
 	Values  map[string]string
@@ -371,7 +371,7 @@ func (b *Bot) SubmitForm(ctx context.Context, s FormSubmission) map[string]strin
 	if _, err := b.connector(cmd.Connector); err != nil {
 		return onShown(map[string]string{"connector": capital(err.Error()) + "."})
 	}
-	in := Invocation{User: s.User, UserName: s.UserName, Channel: s.Channel, Key: s.Key}
+	in := Invocation{User: s.User, Channel: s.Channel, Key: s.Key}
 	if cmd.Verb == commands.Access {
 		if err := b.prepareAccess(in, &cmd); err != nil {
 			return onShown(formError(err))

@@ -159,7 +159,9 @@ func TestRequestForm(t *testing.T) {
 	}
 
 	// Just-in-time access through the form, from the global shortcut: a role the policy does
-	// not offer is an error on the roles field; then a good one.
+	// not offer is an error on the roles field; then a good one. Bob's legacy user name,
+	// which he can change, says alice: the user is named after his id all the same.
+	e.slack.SetUserName(bob, "alice")
 	id, err := e.slack.Shortcut(bob, "mongobot_request")
 	if err != nil {
 		t.Fatal(err)

@@ -616,7 +616,7 @@ func (c *Adapter) do(ctx context.Context, line string, h bot.Handler) error {
 	case word == "home" && forms:
 		c.showHome(ctx, f)
 	case word == c.slash || word == "/mongo":
-		h.HandleCommand(ctx, bot.Invocation{User: c.current(), UserName: c.name(c.current()), Channel: "C0CONSOLE", Text: rest})
+		h.HandleCommand(ctx, bot.Invocation{User: c.current(), Channel: "C0CONSOLE", Text: rest})
 	case word == "as":
 		if err := c.SetUser(rest); err != nil {
 			return err

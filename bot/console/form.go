@@ -56,7 +56,7 @@ func (c *Adapter) askNext(ctx context.Context, f Forms) {
 			return
 		}
 	}
-	errs := f.SubmitForm(ctx, bot.FormSubmission{User: tf.user, UserName: c.name(tf.user), Channel: "C0CONSOLE", Values: tf.values})
+	errs := f.SubmitForm(ctx, bot.FormSubmission{User: tf.user, Channel: "C0CONSOLE", Values: tf.values})
 	if len(errs) == 0 {
 		c.form = nil
 		c.say("  (submitted)")

@@ -94,7 +94,7 @@ func (s *Adapter) interactive(ctx context.Context, evt socketmode.Event, receive
 		go func() {
 			actx, cancel := context.WithDeadline(wctx, received.Add(answerWithin))
 			defer cancel()
-			errs := f.SubmitForm(actx, bot.FormSubmission{User: cb.User.ID, UserName: cb.User.Name, Channel: meta.Channel,
+			errs := f.SubmitForm(actx, bot.FormSubmission{User: cb.User.ID, Channel: meta.Channel,
 				Values: formValues(cb.View.State), Key: deliveryKey(cb.TriggerID, evt.Request)})
 			if len(errs) > 0 {
 				ack(map[string]any{"response_action": "errors", "errors": errs})

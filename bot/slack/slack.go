@@ -352,7 +352,7 @@ func (s *Adapter) dispatch(ctx context.Context, evt socketmode.Event, h bot.Hand
 			go s.openForm(wctx, f, received, cmd.TriggerID, cmd.UserID, cmd.ChannelID)
 			return
 		}
-		in := bot.Invocation{User: cmd.UserID, UserName: cmd.UserName, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
+		in := bot.Invocation{User: cmd.UserID, Channel: cmd.ChannelID, Text: cmd.Text, Key: deliveryKey(cmd.TriggerID, evt.Request)}
 		go func() { s.slot(); defer s.free(); h.HandleCommand(wctx, in) }()
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slack.InteractionCallback)

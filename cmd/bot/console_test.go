@@ -43,7 +43,7 @@ func TestConsoleDemo(t *testing.T) {
 		"No rollback: the old password was never stored)",
 		"── direct message to @dev · private, only @dev sees this",
 		"Your new password",
-		"Request #4: access `jit-dev-", "approved by demo's just-in-time policy",
+		"Request #4: access `jit-u0dev-", "approved by demo's just-in-time policy",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the demo does not show %q", want)

@@ -1,6 +1,7 @@
 package slacktest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -121,6 +122,26 @@ type Server struct {
 	scopes   []string
 	outside  map[string]bool
 	disabled map[string]bool
+	// legacy are the users' legacy user names (SetUserName); absent: the user's id.
+	legacy map[string]string
+}
+
+// SetUserName makes Slack's legacy user_name (and username, name) of user say name in the
+// payloads it sends from now on: a field its owner can change, so the bot must not trust it.
+func (s *Server) SetUserName(user, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.legacy == nil {
+		s.legacy = map[string]string{}
+	}
+	s.legacy[user] = name
+}
+
+// userName is what the payloads say in user's legacy name fields.
+func (s *Server) userName(user string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cmp.Or(s.legacy[user], user)
 }
 
 // New starts a stand-in.

@@ -194,7 +194,7 @@ func (s *Server) SlashCommandFrom(team, app, user, channel, command, text string
 	id := s.nextID("env-")
 	payload := map[string]any{
 		"token": "deprecated-verification-token", "team_id": team, "team_domain": "standin",
-		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": user,
+		"channel_id": channel, "channel_name": "ops", "user_id": user, "user_name": s.userName(user),
 		"command": command, "text": text, "api_app_id": app, "is_enterprise_install": "false",
 		"response_url": "https://hooks.slack.test/commands/" + id, "trigger_id": s.newTrigger(user),
 	}

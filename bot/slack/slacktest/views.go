@@ -428,9 +428,11 @@ func (s *Server) lookup(v View) (*View, error) {
 	return cur, nil
 }
 
-func base(typ, user string) map[string]any {
+// base is the common part of an interactive payload from user. It takes s.mu.
+func (s *Server) base(typ, user string) map[string]any {
+	name := s.userName(user)
 	return map[string]any{"type": typ, "team": map[string]any{"id": Team, "domain": "standin"},
-		"user":       map[string]any{"id": user, "username": user, "name": user, "team_id": Team},
+		"user":       map[string]any{"id": user, "username": name, "name": name, "team_id": Team},
 		"api_app_id": App, "token": "deprecated-verification-token", "is_enterprise_install": false}
 }
 
@@ -443,7 +445,7 @@ func (s *Server) interactive(id string, payload map[string]any) error {
 // Shortcut delivers a global shortcut: user chose callbackID in the shortcuts menu.
 func (s *Server) Shortcut(user, callbackID string) (string, error) {
 	id := s.nextID("env-")
-	p := base("shortcut", user)
+	p := s.base("shortcut", user)
 	p["callback_id"], p["trigger_id"], p["action_ts"] = callbackID, s.newTrigger(user), fmt.Sprintf("%d.000000", time.Now().Unix())
 	return id, s.interactive(id, p)
 }
@@ -468,7 +470,7 @@ func (s *Server) ViewAction(user string, v View, actionID, value string) (string
 	payload := s.viewPayload(cur)
 	s.mu.Unlock()
 	id := s.nextID("env-")
-	p := base("block_actions", user)
+	p := s.base("block_actions", user)
 	p["container"] = map[string]any{"type": "view", "view_id": v.ID}
 	p["trigger_id"], p["view"], p["actions"] = s.newTrigger(user), payload, []any{action}
 	return id, s.interactive(id, p)
@@ -499,13 +501,13 @@ func (s *Server) answer(id string) (json.RawMessage, error) {
 // Suggest delivers block_suggestion: user typed query in search field actionID of modal v.
 // It returns the options the bot answered with (values), checked against Slack's limits.
 func (s *Server) Suggest(user string, v View, actionID, query string) ([]string, error) {
+	p := s.base("block_suggestion", user) // before s.mu: base takes it
 	s.mu.Lock()
 	cur, err := s.lookup(v)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	p := base("block_suggestion", user)
 	p["container"] = map[string]any{"type": "view", "view_id": v.ID}
 	p["action_id"], p["block_id"], p["value"], p["view"] = actionID, actionID, query, s.viewPayload(cur)
 	s.mu.Unlock()
@@ -541,6 +543,7 @@ func (s *Server) Suggest(user string, v View, actionID, query string) ([]string,
 // checks them: every key must be a block of the view.
 func (s *Server) Submit(user string, v View) (map[string]string, error) {
 	trig := s.newTrigger(user)
+	p := s.base("view_submission", user) // before s.mu: base takes it
 	s.mu.Lock()
 	cur, err := s.lookup(v)
 	if err != nil {
@@ -548,7 +551,6 @@ func (s *Server) Submit(user string, v View) (map[string]string, error) {
 		return nil, err
 	}
 	view := s.viewPayload(cur)
-	p := base("view_submission", user)
 	p["trigger_id"], p["view"], p["response_urls"] = trig, view, []any{}
 	s.mu.Unlock()
 	id := s.nextID("env-")
