@@ -106,6 +106,18 @@ func Members(c *clientv3.Client, timeout time.Duration) ([]Member, error) {
 	return out, nil
 }
 
+// AuthEnabled asks etcd whether it has authentication on. With it off, whoever reaches the
+// cluster can read and rewrite every key: bot check says so.
+func AuthEnabled(c *clientv3.Client, timeout time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := c.AuthStatus(ctx)
+	if err != nil {
+		return false, fmt.Errorf("ha: ask whether etcd has auth on: %w", err)
+	}
+	return resp.Enabled, nil
+}
+
 // LeaderOf names the replica leading the group under prefix (as Config.Prefix), "" when none
 // does: for bot check, which joins no group.
 func LeaderOf(c *clientv3.Client, prefix string, timeout time.Duration) (string, error) {

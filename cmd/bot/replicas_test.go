@@ -218,11 +218,15 @@ func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
 	}
 	env := map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir(), "MONGO_URI": emu.URI()}
 	var out bytes.Buffer
-	run(context.Background(), []string{"check"}, envOf(env), nil, &out, &out)
-	for _, want := range []string{"store: etcd http://", "3 member(s)", "(leads the cluster)", "bot leader: none"} {
+	code := run(context.Background(), []string{"check"}, envOf(env), nil, &out, &out)
+	for _, want := range []string{"store: etcd http://", "3 member(s)", "(leads the cluster)", "bot leader: none",
+		"etcd auth is OFF", "deploy/etcd/setup.sh", "limited to /mongobot/"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("bot check lacks %q:\n%s", want, out.String())
 		}
+	}
+	if code == 0 {
+		t.Errorf("bot check passes with etcd's auth off:\n%s", out.String())
 	}
 	out.Reset()
 	if code := run(context.Background(), []string{"journal", "list"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "no replica has started on it") {
@@ -231,6 +235,31 @@ func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"journal", "compact"}, envOf(env), nil, &out, &out); code == 0 || !strings.Contains(out.String(), "keeps the journal on etcd") {
 		t.Fatalf("journal compact with store.etcd: exit %d\n%s", code, out.String())
+	}
+}
+
+// With etcd's auth on and the bot logging in (mutual TLS, its certificate naming the user),
+// bot check says so and finds nothing wrong with the store.
+func TestCheckEtcdAuthOn(t *testing.T) {
+	cl := etcdtest.StartWith(t, 1, etcdtest.Options{TLS: true})
+	if err := cl.EnableAuth("etcd-root-pw-4f2a"); err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := cl.ClientCert("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "bot.yaml")
+	raw := fmt.Sprintf("connectors:\n  - name: prod\n    connection_string: mongodb://127.0.0.1:1/\napprovals:\n  channel: C0APPROVALS\n  approvers: {users: [U0ALICE]}\nstore:\n  etcd:\n    endpoints: [%s]\n    tls: {ca_file: %s, cert_file: %s, key_file: %s}\n",
+		strings.Join(cl.Endpoints(), ", "), cl.CAFile(), cert, key)
+	if err := os.WriteFile(cfg, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir()}), nil, &out, &out)
+	if got := out.String(); !strings.Contains(got, "store: etcd https://") || !strings.Contains(got, "  etcd auth: on\n") ||
+		strings.Contains(got, "auth is OFF") || strings.Contains(got, "etcd auth: cannot") || strings.Contains(got, "bot leader: ha:") {
+		t.Fatalf("bot check on etcd with auth on:\n%s", got)
 	}
 }
 

@@ -132,6 +132,15 @@ func checkShared(cfg *config.Etcd, w io.Writer, problem func(string, ...any)) {
 			fmt.Fprintf(w, "  member %s at %s\n", m.Name, m.Endpoint)
 		}
 	}
+	// Off, etcd lets anyone who reaches it rewrite the journal: forge a request, a vote.
+	switch on, err := ha.AuthEnabled(c, 5*time.Second); {
+	case err != nil:
+		problem("  etcd auth: cannot tell whether it is on: %v", err)
+	case !on:
+		problem("  etcd auth is OFF: whoever reaches the cluster can read and rewrite the bot's journal (forge requests and votes). Turn it on and give the bot a user limited to %s (deploy/etcd/setup.sh does both), then set store.etcd.username and its password, or a client certificate", cfg.Prefix)
+	default:
+		fmt.Fprintln(w, "  etcd auth: on")
+	}
 	switch leader, err := ha.LeaderOf(c, cfg.Prefix+"ha/", 5*time.Second); {
 	case err != nil:
 		problem("  bot leader: %v", err)

@@ -349,6 +349,9 @@ func serve(t *testing.T, cfg *config.Etcd, name string) {
 	if _, err := ha.Members(c, 5*time.Second); err != nil {
 		t.Errorf("%s: list the members as bot check does: %v", name, err)
 	}
+	if on, err := ha.AuthEnabled(c, 5*time.Second); err != nil || !on {
+		t.Errorf("%s: ask whether auth is on, as bot check does: %v, %v", name, on, err)
+	}
 }
 
 // key seals the journal's secrets, the same for every replica.
