@@ -61,6 +61,10 @@ func records(t *testing.T, path string) map[string]map[string]string {
 // empty data folder, then into an empty etcd prefix, and backed up from etcd and restored
 // into bbolt again: each copy holds exactly the records of the backup, and a bot serves the
 // restored journal. The refusals (a journal already there, a damaged backup) change nothing.
+// requesters file the tests' load in turn: one person may have only
+// approvals.max_open_per_requester (default 10) requests open at once.
+var requesters = [2]string{"U0DEV", "U0OPS"}
+
 func TestBackupWhileServeRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a bot process")
@@ -98,7 +102,9 @@ func TestBackupWhileServeRuns(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 1; i <= users && !stop.Load(); i++ {
-			if _, err := sl.SlashCommand("U0DEV", "C0OPS", "/mongo", fmt.Sprintf("lock-user prod app%d", i)); err != nil {
+			// Two requesters: one person may hold only approvals.max_open_per_requester (10)
+			// open requests, and these stay pending.
+			if _, err := sl.SlashCommand(requesters[i%2], "C0OPS", "/mongo", fmt.Sprintf("lock-user prod app%d", i)); err != nil {
 				t.Errorf("slash command: %v", err)
 				return
 			}
@@ -304,7 +310,7 @@ func TestBackupWhileReplicaServes(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 1; i <= users; i++ {
-			if _, err := r.sl.SlashCommand("U0DEV", "C0OPS", "/mongo", fmt.Sprintf("lock-user prod app%d", i)); err != nil {
+			if _, err := r.sl.SlashCommand(requesters[i%2], "C0OPS", "/mongo", fmt.Sprintf("lock-user prod app%d", i)); err != nil {
 				t.Errorf("slash command: %v", err)
 				return
 			}
