@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +74,10 @@ func startShell(t *testing.T, dir string, env []string) *shell {
 	sh := &shell{cmd: exec.Command("bash", "--noprofile", "--norc"), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	sh.cmd.Dir, sh.cmd.Env = dir, env
 	sh.cmd.Stdout, sh.cmd.Stderr = sh.out, sh.out
+	// Its own process group, which the jobs it starts share (no job control): when a block
+	// fails, set -e ends the shell and its background bot would outlive the test; the
+	// group is killed whole instead.
+	sh.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := sh.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,13 +88,14 @@ func startShell(t *testing.T, dir string, env []string) *shell {
 	}
 	go func() { _ = sh.cmd.Wait(); close(sh.done) }()
 	t.Cleanup(func() {
-		// Whatever the page left running in the background goes with the shell's group.
+		// Whatever the page left running in the background is asked to stop, then the
+		// group goes, shell or no shell.
 		_, _ = io.WriteString(sh.in, "kill $(jobs -p) 2>/dev/null; wait\nexit\n")
 		select {
 		case <-sh.done:
 		case <-time.After(30 * time.Second):
-			_ = sh.cmd.Process.Kill()
 		}
+		_ = syscall.Kill(-sh.cmd.Process.Pid, syscall.SIGKILL)
 	})
 	// A failing command fails the page: the shell exits and run reports it.
 	sh.send(t, "set -eo pipefail\n")
