@@ -3,6 +3,7 @@ package ha
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ type KVOptions struct {
 	// Session, when set, is the replica's session: its buckets are then kv.Leased, and the
 	// store binds its claims to the session's lease.
 	Session *Replica
+	// LoseReply, when set, is asked after each commit that etcd applied; true makes the
+	// commit's reply count as lost, as a cut connection would (tests: the read-back must
+	// find the commit applied).
+	LoseReply func() bool
 }
 
 // KV is the store's kv.DB on etcd, under prefix. Its transactions are optimistic: reads see
@@ -148,7 +153,15 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 	if err != nil {
 		return err
 	}
-	ops = append(ops, clientv3.OpPut(counter, string(binary.BigEndian.AppendUint64(nil, t.id))))
+	// The counter's new value is the transaction's id and a token no other commit carries:
+	// when the reply is lost, reading back which value followed counterRev says whether
+	// this commit was applied (settle).
+	token := make([]byte, 16)
+	if _, err := rand.Read(token); err != nil {
+		return err
+	}
+	mark := string(append(binary.BigEndian.AppendUint64(nil, t.id), token...))
+	ops = append(ops, clientv3.OpPut(counter, mark))
 	if len(ops) > d.opts.MaxOps {
 		return fmt.Errorf("ha: a journal transaction of %d operations exceeds the %d allowed: raise the cluster's --max-txn-ops and store.etcd.max_txn_ops together", len(ops), d.opts.MaxOps)
 	}
@@ -157,7 +170,19 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) && d.opts.Session != nil {
 		return fmt.Errorf("%w: it cannot claim what it would work on, so nothing was written", ErrSessionLost)
 	}
+	if err == nil && txn.Succeeded && d.opts.LoseReply != nil && d.opts.LoseReply() {
+		err = errLostReply
+	}
 	if err != nil {
+		// The commit may have been applied though its reply was lost: never guess.
+		switch applied, serr := d.settle(counter, counterRev, mark); {
+		case serr != nil:
+			return fmt.Errorf("%w (%v): %v", kv.ErrAmbiguous, d.wrap(err), serr)
+		case applied:
+			return nil
+		case errors.Is(err, errLostReply) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return errRetry // known not applied, and there is time: run it again
+		}
 		return d.wrap(err)
 	}
 	if txn.Succeeded {
@@ -174,6 +199,41 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 		}
 	}
 	return errRetry
+}
+
+// errLostReply is the error of a commit whose reply LoseReply dropped.
+var errLostReply = errors.New("ha: the commit's reply was lost (test)")
+
+// settle says whether the commit that set the counter to mark, conditioned on the counter's
+// revision being counterRev, was applied: the counter's first change after counterRev is
+// that commit, if it was applied, since it was conditioned on none coming before it. It reads
+// that change from etcd's history (a watch from counterRev+1), with a timeout of its own: the
+// transaction's may be spent. The history may have been compacted meanwhile; then it cannot
+// tell, and says so.
+func (d *KV) settle(counter string, counterRev int64, mark string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
+	defer cancel()
+	cur, err := d.c.Get(ctx, counter)
+	if err != nil {
+		return false, fmt.Errorf("read the counter back: %w", err)
+	}
+	if len(cur.Kvs) == 1 && cur.Kvs[0].ModRevision == counterRev || len(cur.Kvs) == 0 && counterRev == 0 {
+		return false, nil // nothing committed since the snapshot: not this commit either
+	}
+	if len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == mark {
+		return true, nil // this commit is the latest
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	for resp := range d.c.Watch(clientv3.WithRequireLeader(wctx), counter, clientv3.WithRev(counterRev+1)) {
+		if err := resp.Err(); err != nil {
+			return false, fmt.Errorf("read the counter's history back: %w", err)
+		}
+		for _, ev := range resp.Events {
+			return string(ev.Kv.Value) == mark, nil
+		}
+	}
+	return false, fmt.Errorf("read the counter's history back: %w", ctx.Err())
 }
 
 func (d *KV) wrap(err error) error {

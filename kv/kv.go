@@ -10,6 +10,11 @@ import (
 // of it was written.
 var ErrFenced = errors.New("the write's fence no longer holds")
 
+// ErrAmbiguous is the error (wrapped) of a commit whose outcome could not be established:
+// its reply was lost and reading it back failed too. It may or may not have been written;
+// the caller must not assume either (say so, and let a later read settle it).
+var ErrAmbiguous = errors.New("the journal could not tell whether the write was applied")
+
 // DB runs transactions. Both kinds see one consistent snapshot; Update's writes become
 // visible together or not at all.
 type DB interface {
