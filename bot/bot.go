@@ -94,6 +94,7 @@ type Bot struct {
 	panics  atomic.Int64
 	busy    atomic.Int64 // units of work begun and not done (for tests that wait for quiet)
 	entered atomic.Int64 // deliveries handed to HandleCommand or HandleClick
+	tamper  tamperLog    // records the store refused as not the bot's (tamper.go)
 }
 
 // add and done count one unit of work, for Shutdown and for Busy.
@@ -194,23 +195,50 @@ func (b *Bot) claimExecuting() ([]store.Entry, []func(), error) {
 // lockTarget serializes actions on one user of one connector, and says whether an earlier
 // action on it is still unsettled (left executing by an outage or a crash): acting then would
 // let that entry be reconciled against a state this action made, and journaled wrongly. On
-// ok false, unlock has already been called.
-func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), pending store.Entry, ok bool) {
-	unlock = b.targets.lock(conn + "\x00" + u.String())
+// ok false, unlock has already been called and why is the sentence for the refusal.
+//
+// One at a time means across replicas: besides this process's lock, the user is claimed in
+// the shared journal (store.Claim; nothing to claim on bbolt) for as long as the action
+// runs, so two replicas never change one user at once. A claim held elsewhere is waited for,
+// a while, as the lock is.
+func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), why string, ok bool) {
+	name := conn + "\x00" + u.String()
+	unlockLocal := b.targets.lock(name)
+	var release func()
+	var err error
+	for deadline := time.Now().Add(targetClaimWait); ; {
+		release, err = b.store.Claim("target/" + name)
+		if !errors.Is(err, store.ErrClaimed) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		unlockLocal()
+		b.log.Warn("claim a user for an action", "user", u.String(), "err", err)
+		if errors.Is(err, store.ErrClaimed) {
+			return func() {}, fmt.Sprintf("another replica of the bot is changing `%s` right now, so nothing was run; ask again in a moment", code(u.String())), false
+		}
+		return func() {}, unsettled(u, store.Entry{}), false
+	}
+	unlock = func() { release(); unlockLocal() }
 	es, err := b.store.Executing()
 	if err != nil {
 		unlock() // cannot tell: fail closed
 		b.log.Error("list executing entries", "err", err)
-		return func() {}, store.Entry{}, false
+		return func() {}, unsettled(u, store.Entry{}), false
 	}
 	for _, e := range es {
 		if e.Connector == conn && target(e.Args) == u {
 			unlock()
-			return func() {}, e, false
+			return func() {}, unsettled(u, e), false
 		}
 	}
-	return unlock, store.Entry{}, true
+	return unlock, "", true
 }
+
+// targetClaimWait bounds the wait for another replica's action on the same user.
+const targetClaimWait = 10 * time.Second
 
 // unsettled is the sentence for an action refused by lockTarget.
 func unsettled(u connector.UserRef, e store.Entry) string {
@@ -278,8 +306,12 @@ func New(cfg Config, st *store.Store, chat Chat, dir Directory) *Bot {
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	return &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel),
+	b := &Bot{cfg: cfg, store: st, chat: chat, dir: dir, log: cfg.Log, now: cfg.Now, scfg: cfg.Schedules.withDefaults(cfg.Channel),
 		tm: newTimers(), inflight: map[uint64]bool{}, noticed: map[uint64]bool{}, execs: executors{lim: cfg.Limits}}
+	if st != nil { // nil: a bot that only renders (tests)
+		st.WatchTamper(b.tampered)
+	}
+	return b
 }
 
 // Invocation is one slash command as the chat platform delivered it.

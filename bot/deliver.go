@@ -452,6 +452,18 @@ func (b *Bot) attemptDelivery(ctx context.Context, id uint64) store.Entry {
 		return e
 	}
 	defer b.deliveryLocks.lock(userDeliveryKey(e))()
+	// One attempt at a time across replicas too, however long a target takes: the user's
+	// delivery is claimed in the shared journal for the attempt (nothing to claim on bbolt),
+	// so the leader's takeover of an overdue delivery waits while another replica's attempt
+	// runs, and starts at once if that replica died.
+	release, err := b.store.Claim("delivery/" + userDeliveryKey(e))
+	if err != nil {
+		if !errors.Is(err, store.ErrClaimed) {
+			b.log.Warn("claim a delivery", "entry", id, "err", err)
+		}
+		return e // being attempted elsewhere; the timers ask again
+	}
+	defer release()
 	if e, err = b.store.Entry(id); err != nil || !e.AwaitsDelivery() {
 		return e // finished meanwhile
 	}

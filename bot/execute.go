@@ -77,9 +77,9 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 			return
 		}
 	}
-	unlock, pending, ok := b.lockTarget(r.Connector, target(args))
+	unlock, why, ok := b.lockTarget(r.Connector, target(args))
 	if !ok {
-		b.failRequest(ctx, r, 0, unsettled(target(args), pending))
+		b.failRequest(ctx, r, 0, why)
 		return
 	}
 	defer unlock()
@@ -488,6 +488,15 @@ func (b *Bot) offerReveal(ctx context.Context, e store.Entry, secretID string) {
 // cannot both deliver it.
 func (b *Bot) reveal(ctx context.Context, c Click) {
 	defer b.reveals.lock(c.Value)()
+	// Once across replicas too: the secret is claimed in the shared journal while it is
+	// shown and deleted (nothing to claim on bbolt, where the lock above is enough).
+	release, err := b.store.Claim("reveal/" + c.Value)
+	if err != nil {
+		b.log.Warn("claim a password to reveal it", "err", err)
+		b.private(ctx, c.Channel, c.User, text("This password is being revealed by another press of the button right now; if it does not appear, press Reveal password again in a moment."))
+		return
+	}
+	defer release()
 	if _, err := b.mayRequest(ctx, c.User); err != nil {
 		b.refusedClick(c, store.RefusedNotAllowed, fmt.Sprintf("Sorry, %v. The password stays sealed until it expires.", err))
 		b.private(ctx, c.Channel, c.User, text("Sorry, %v. The password stays sealed until it expires.", err))

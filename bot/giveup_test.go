@@ -399,6 +399,52 @@ func TestGiveUpOnAFollower(t *testing.T) {
 	}
 }
 
+// access-end and the Home's End now, on a replica that does not lead, end the access: a
+// person's verb is served by whichever replica Slack hands it to.
+func TestAccessEndOnAFollower(t *testing.T) {
+	follower := envOptions{timerJournal: func() (*store.Store, error) {
+		return nil, fmt.Errorf("%w: this replica does not lead (test)", kv.ErrFenced)
+	}}
+	t.Run("access-end", func(t *testing.T) {
+		e := newEnv(t, follower)
+		e.command(dev, "access prod read@shop --for 4h")
+		card := e.card("Request #1", "access")
+		e.click(alice, card, bot.TextApprove)
+		e.result(card, "*Done*")
+		name := e.accessEntry(1).Args["user"]
+		e.command(dev, "access-end 1")
+		e.private(dev, "Access #1 has ended", "was dropped from prod")
+		if e.exists(name) {
+			t.Fatal("access-end on a follower did not drop the user")
+		}
+	})
+	t.Run("End now", func(t *testing.T) {
+		e := newEnv(t, follower)
+		e.command(dev, "access prod read@shop --for 4h")
+		card := e.card("Request #1", "access")
+		e.click(alice, card, bot.TextApprove)
+		e.result(card, "*Done*")
+		name := e.accessEntry(1).Args["user"]
+		if _, err := e.slack.HomeOpened(dev); err != nil {
+			t.Fatal(err)
+		}
+		h := e.home(dev, "Your temporary grants and access* (1)")
+		end, ok := h.Find("End now", 0)
+		if !ok {
+			t.Fatalf("no End now on dev's home: %s", h.All())
+		}
+		id, err := e.slack.Press(dev, h, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.acked(id)
+		e.private(dev, "Access #1 has ended")
+		if e.exists(name) {
+			t.Fatal("End now on a follower did not drop the user")
+		}
+	})
+}
+
 // A later grant of the same role, by another person's approved request, is not the temporary
 // grant's to take away: after root was revoked and given back for good (#2, #3), giving up #1
 // no longer only removes what #1 added, so its Roll back is judged by the policy, says why,

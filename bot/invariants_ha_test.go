@@ -60,6 +60,23 @@ type haSide struct {
 	replicas int
 	stopped  int // the member a member step stopped, -1 when all run
 	leading  atomic.Pointer[replica]
+	// lossy is how many of the next commits, on any replica, lose their reply after etcd
+	// applied them (a lostreply step arms it): the journal must read each back.
+	lossy atomic.Int64
+}
+
+// loseReply is the KV's LoseReply: true for as many commits as a lostreply step armed.
+func (h *haSide) loseReply() bool {
+	for {
+		n := h.lossy.Load()
+		if n <= 0 {
+			return false
+		}
+		if h.lossy.CompareAndSwap(n, n-1) {
+			haStats.lostReplies.Add(1)
+			return true
+		}
+	}
 }
 
 // haStats counts, over a test, what the replicated worlds went through, for its log line.
@@ -67,6 +84,7 @@ var haStats struct {
 	terms, leaderKills, otherKills, memberStops, envelopes atomic.Int64
 	partitions, fencedRefusals                             atomic.Int64
 	rekeys, rekeysCut                                      atomic.Int64
+	lostReplies                                            atomic.Int64
 	byReplica                                              [3]atomic.Int64
 
 	mu       sync.Mutex
@@ -127,7 +145,7 @@ func (h *haSide) join(w *world, r *replica) (*store.Store, error) {
 		c.Close()
 		return nil, err
 	}
-	kv := ha.NewKV(c, h.prefix+"journal/", ha.KVOptions{Session: m})
+	kv := ha.NewKV(c, h.prefix+"journal/", ha.KVOptions{Session: m, LoseReply: h.loseReply})
 	st, err := store.OpenShared(kv, w.dir, "etcd "+h.prefix, store.Options{Now: w.clock.Now, Key: checkerKey, OldKeys: [][]byte{checkerNextKey}})
 	if err != nil {
 		m.Close()
@@ -363,7 +381,7 @@ func (h *haSide) raw(w *world) []byte {
 func genReplicated(seed uint64, n int) []Step {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	var out []Step
-	for _, s := range genSteps(seed, n) {
+	for _, s := range withTampering(seed, genSteps(seed, n)) {
 		if len(out) >= n {
 			break
 		}
@@ -374,6 +392,8 @@ func genReplicated(seed uint64, n int) []Step {
 			s = Step{Kind: "partition", N: r.IntN(len(jumps))}
 		case 3, 4:
 			s = Step{Kind: "rekey"}
+		case 5, 6:
+			s = Step{Kind: "lostreply", N: r.IntN(4)}
 		}
 		out = append(out, s)
 		if s.Kind == "cmd" && r.IntN(3) != 0 {
@@ -406,6 +426,7 @@ func TestInvariantsReplicated(t *testing.T) {
 	if v := run(t, seed7013, false); len(v) > 0 { // found on etcd; see TestScheduledRotationOfALockedPair
 		t.Fatalf("seed 7013's steps: %v", v)
 	}
+	tampered := tamperCounts()
 	before := [5]int64{done["prod"].Load(), done["cloud"].Load(), scheduleRuns.Load(), delivered.Load(), abandoned.Load()}
 	total := checkSeeds(t, seeds, func(seed uint64) []Step { return genReplicated(seed, steps) }, run)
 	t.Logf("invariant checker on etcd: %d steps over %d seed(s), 3 replicas sharing one journal on a 3-member etcd cluster (embedded, real), one Slack stand-in with a socket per replica, the emulator (%d journal entries not failed, %d of them scheduled runs) and an Atlas project (%d), race detector %v",
@@ -414,6 +435,8 @@ func TestInvariantsReplicated(t *testing.T) {
 		haStats.envelopes.Load(), haStats.byReplica[0].Load(), haStats.byReplica[1].Load(), haStats.byReplica[2].Load(),
 		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load(),
 		haStats.partitions.Load(), haStats.fencedRefusals.Load())
+	t.Logf("invariant checker on etcd: written straight into the prefix while the replicas served: %d requests forged, %d altered, %d copied under a new id; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2])
+	t.Logf("invariant checker on etcd: %d commits whose reply was lost after etcd applied them, each read back", haStats.lostReplies.Load())
 	t.Logf("invariant checker on etcd: %d key rotations while the replicas served, %d of them cut short, for the next to resume", haStats.rekeys.Load(), haStats.rekeysCut.Load())
 	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)
 	t.Logf("invariant checker on etcd: applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned", delivered.Load()-before[3], abandoned.Load()-before[4])

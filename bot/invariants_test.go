@@ -79,7 +79,7 @@ const (
 // Step is one thing that happens to the bot. Selectors (N, M) are resolved at run time modulo
 // what exists then (messages, buttons, envelopes), so a shrunk list still means something.
 type Step struct {
-	Kind string // cmd, click, approve, giveup, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member, partition
+	Kind string // cmd, click, approve, giveup, forge, redeliver, drop, fault, crash, reload, clock, drift, reveal, target, outage, member, partition, tamper, lostreply
 	User string
 	Text string
 	N, M int
@@ -251,6 +251,10 @@ type world struct {
 	generation atomic.Int64
 
 	problems []string
+	// forgedIDs are the request ids tamper steps wrote behind the bot's back (a forgery, or
+	// a copy of another's bytes under a new id), with what each was.
+	forgedIDs map[uint64]string
+	tampers   int // tamper steps applied
 	// What earlier steps saw, for the checks that judge a change at the step it happened.
 	seenVotes   map[uint64]int
 	seenReq     map[uint64]string
@@ -462,7 +466,11 @@ func (w *world) victim(m int) int {
 // crash stops process i the way SIGKILL does, as far as one process can: the socket and the
 // journal go away at once, nothing is finished. Its goroutines run on into a closed journal.
 // It is started again, as a supervisor would.
-func (w *world) crash(i int) error {
+func (w *world) crash(i int) error { return w.crashThen(i, nil) }
+
+// crashThen is crash with between run while the process is down and its journal closed (the
+// moment someone with the file may write it behind the bot's back).
+func (w *world) crashThen(i int, between func() error) error {
 	r := w.reps[i]
 	led := w.ha != nil && w.ha.leading.Load() == r
 	r.dead.Store(true) // its delivery targets and Atlas transport refuse from now on
@@ -483,6 +491,11 @@ func (w *world) crash(i int) error {
 	w.panics += r.b.Panics()
 	w.zombies = append(w.zombies, r.b)
 	r.st.Close()
+	if between != nil {
+		if err := between(); err != nil {
+			return err
+		}
+	}
 	if r.shared.client != nil {
 		w.ha.expire(w, r, led) // last, as its lease lapses after the process died
 	}
@@ -723,6 +736,8 @@ func (w *world) apply(s Step) error {
 		// The next step runs with the every-minute check of unsettled entries going round
 		// and round beside it, as the real timer may fire at any moment.
 		w.checkLoop = true
+	case "tamper":
+		return w.tamper(s.N, s.M)
 	case "crash":
 		if s.N%2 == 1 {
 			// Die in the middle of the next step, not between steps.
@@ -757,6 +772,10 @@ func (w *world) apply(s Step) error {
 	case "partition":
 		if w.ha != nil {
 			return w.ha.partition(w, jumps[s.N%len(jumps)])
+		}
+	case "lostreply":
+		if w.ha != nil {
+			w.ha.lossy.Store(int64(1 + s.N))
 		}
 	case "rekey":
 		if w.ha != nil {
@@ -1143,6 +1162,7 @@ func (w *world) check() {
 		return
 	}
 	es := w.entries()
+	w.checkTampered(es)
 	byID := map[uint64]store.Entry{}
 	for _, e := range es {
 		byID[e.ID] = e
@@ -1644,9 +1664,11 @@ func seedsFrom(n int) []uint64 {
 // logged so CI's output says how much was checked.
 func TestInvariants(t *testing.T) {
 	steps := checkerSteps(t, ciSteps)
-	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return genSteps(seed, steps) }, runSteps)
+	tampered := tamperCounts()
+	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return withTampering(seed, genSteps(seed, steps)) }, runSteps)
 	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs, %d temporary actions given up early without a vote), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v; applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned",
 		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), givenUp.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled, delivered.Load(), abandoned.Load())
+	t.Logf("invariant checker: written behind the bot's back into the bbolt file while it was down: %d requests forged, %d altered, %d copied under a new id; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2])
 }
 
 // checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with
@@ -1673,14 +1695,15 @@ func checkSeeds(t *testing.T, seeds []uint64, gen func(uint64) []Step, run func(
 			if len(problems) == 0 {
 				return
 			}
-			t.Errorf("seed %d: %d step(s); invariant violated:\n  %s", seed, len(list), strings.Join(problems, "\n  "))
+			// Each problem line says "violated:" so that .ci/run's filter keeps it.
+			t.Errorf("seed %d: %d step(s); invariant violated:\n  violated: %s", seed, len(list), strings.Join(problems, "\n  violated: "))
 			short := shrink(t, list, run)
 			var b strings.Builder
 			for _, s := range short {
 				fmt.Fprintf(&b, "\t\t%s,\n", s)
 			}
-			t.Errorf("shrunk to %d step(s) (paste into runSteps in a test):\n\t[]Step{\n%s\t}\nviolation:\n  %s",
-				len(short), b.String(), strings.Join(run(t, short, false), "\n  "))
+			t.Errorf("shrunk to %d step(s) (paste into runSteps in a test):\n\t[]Step{\n%s\t}\nviolation:\n  violated: %s",
+				len(short), b.String(), strings.Join(run(t, short, false), "\n  violated: "))
 		})
 	}
 	return total

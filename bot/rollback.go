@@ -205,9 +205,9 @@ func (b *Bot) runRollback(ctx context.Context, r store.Request, e store.Entry, c
 	if d := b.deliveryFor(e.Connector, target(e.Args)); d != nil && d.Alternating && ch.Undo.Action == connector.UndoRedeliver {
 		defer b.pairs.lock(d.key())() // before the user's lock, in the order execute takes them
 	}
-	unlock, pending, ok := b.lockTarget(e.Connector, target(e.Args))
+	unlock, why, ok := b.lockTarget(e.Connector, target(e.Args))
 	if !ok {
-		err := errors.New(unsettled(target(e.Args), pending))
+		err := errors.New(why)
 		if who := b.humanOf(by, e); who != "" {
 			b.dm(ctx, who, text("Journal #%d was not rolled back: %s.", e.ID, err))
 		}

@@ -257,8 +257,10 @@ func (b *Bot) RefreshTimers() error {
 	return nil
 }
 
-// deliveryTakeover is how long past its time a delivery waits before the leader retries it:
-// beyond the longest a first attempt on another replica may take.
+// deliveryTakeover is how long past its time a delivery waits before the leader retries it.
+// An attempt still running on another replica holds the delivery's claim (attemptDelivery),
+// so a takeover never overlaps it, however long a target takes; this only spares the leader
+// asking while a first attempt is likely under way.
 const deliveryTakeover = 5 * time.Minute
 
 // plan makes the in-memory plan of schedule sc: its parsed spec and next run.
@@ -306,6 +308,7 @@ func (b *Bot) markDue(due map[uint64]time.Time) error {
 // each on its own goroutine, and returns a WaitGroup that is done when they have finished.
 // A run still going when its schedule falls due again is not doubled: the slot is skipped.
 func (b *Bot) RunDue(ctx context.Context) *sync.WaitGroup {
+	b.announceTampered(ctx)
 	tm := b.tm
 	now := b.now()
 	var wg sync.WaitGroup
@@ -483,9 +486,9 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 		b.failedRun(ctx, sc, slot, err)
 		return
 	}
-	unlock, pending, ok := b.lockTarget(sc.Connector, target(args))
+	unlock, why, ok := b.lockTarget(sc.Connector, target(args))
 	if !ok {
-		b.failedRun(ctx, sc, slot, errors.New(unsettled(target(args), pending)))
+		b.failedRun(ctx, sc, slot, errors.New(why))
 		return
 	}
 	defer unlock()

@@ -51,6 +51,7 @@ const (
 	EventEntry        = "entry"         // a journal entry, as it was when its state changed
 	EventRefused      = "refused"       // a click the bot refused
 	EventReveal       = "reveal"        // a password was revealed to its owner (never the value)
+	EventAdopted      = "adopted"       // a journal older than record tags was adopted (Store.Adopt)
 )
 
 var (
@@ -118,7 +119,7 @@ func auditEntry(tx kv.Tx, e Entry) AuditEntry {
 	e.Token = "" // the Roll back button's proof of origin stays in the journal
 	a := AuditEntry{Entry: e, Reason: e.Args["reason"]}
 	if e.RequestID != 0 {
-		if r, err := get[Request](tx, bucketRequests, e.RequestID); err == nil {
+		if r, err := decode[Request](tx, bucketRequests, e.RequestID); err == nil {
 			if r.Reason != "" {
 				a.Reason = r.Reason
 			}
@@ -126,7 +127,7 @@ func auditEntry(tx kv.Tx, e Entry) AuditEntry {
 		}
 	}
 	if e.RolledBackBy != 0 {
-		if rb, err := get[Entry](tx, bucketEntries, e.RolledBackBy); err == nil {
+		if rb, err := decode[Entry](tx, bucketEntries, e.RolledBackBy); err == nil {
 			a.RolledBackByUser, a.RolledBackAt = rb.Requester, rb.CreatedAt
 		}
 	}

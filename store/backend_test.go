@@ -288,3 +288,64 @@ func TestSharedPurgeInPasses(t *testing.T) {
 		t.Fatalf("purged %+v, want %d entries and %d requests", st, n, n)
 	}
 }
+
+// One at a time across replicas: a name claimed by one replica (a user being changed, a
+// password being revealed) is refused to another, naming the holder, until released or the
+// holder's session ends; the holder's own claim counts as won (a release that failed).
+func TestSharedNamedClaims(t *testing.T) {
+	if etcdClient == nil {
+		t.Skip("a test of the shared journal: it runs in the etcd pass")
+	}
+	dir := t.TempDir()
+	replica := func(name string) (*Store, *ha.Replica) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		r, err := ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: "/store-test-named/", Name: name, TTL: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		s, err := OpenShared(ha.NewKV(etcdClient, "/store-test-named"+dir+"/", ha.KVOptions{Session: r}), dir, "etcd", Options{Key: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, r
+	}
+	a, ra := replica("replica-a")
+	b, _ := replica("replica-b")
+	release, err := a.Claim("target/prod\x00app@admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Claim("target/prod\x00app@admin"); !errors.Is(err, ErrClaimed) || !strings.Contains(err.Error(), "replica-a") {
+		t.Fatalf("replica-b claiming what replica-a holds: %v; want ErrClaimed by replica-a", err)
+	}
+	if _, err := b.Claim("target/prod\x00other@admin"); err != nil {
+		t.Fatalf("another name: %v", err)
+	}
+	if _, err := a.Claim("target/prod\x00app@admin"); err != nil {
+		t.Fatalf("replica-a's own claim: %v", err)
+	}
+	release()
+	rb, err := b.Claim("target/prod\x00app@admin")
+	if err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	rb()
+	// A holder that dies leaves nothing held.
+	if _, err := a.Claim("reveal/s1"); err != nil {
+		t.Fatal(err)
+	}
+	ra.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := b.Claim("reveal/s1")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a dead replica's claim outlived its session: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -400,7 +400,7 @@ func RestoreFile(dir string, b *Backup) error {
 		if err := tx.Bucket(bucketAudit).(kv.Sequencer).SetSequence(auditSeq(b)); err != nil {
 			return err
 		}
-		return finishRestore(tx)
+		return finishRestore(tx, b, time.Now())
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -420,6 +420,23 @@ func RestoreFile(dir string, b *Backup) error {
 		d.Close()
 	}
 	return nil
+}
+
+// untagged says b holds records but is of a journal whose records carried no tags (older
+// than them, or awaiting adoption).
+func (b *Backup) untagged() bool {
+	n, marked := 0, false
+	for _, bk := range b.buckets {
+		if bk.name == string(bucketMeta) {
+			for _, p := range bk.pairs {
+				marked = marked || bytes.Equal(p[0], keyTagged)
+			}
+		}
+		if tagged([]byte(bk.name)) {
+			n += len(bk.pairs)
+		}
+	}
+	return n > 0 && !marked
 }
 
 // createAll makes the buckets a backup leaves out (the claims) or a version before the
@@ -450,8 +467,19 @@ func auditSeq(b *Backup) uint64 {
 // backup, whatever its header says: its checksum is no signature, and a crafted index
 // that disagrees with the records (a temporary grant missing from the temporary index)
 // would hide an obligation for good.
-func finishRestore(tx kv.Tx) error {
+//
+// A backup of a journal from before record tags restores as one awaiting Adopt, as that
+// journal was.
+func finishRestore(tx kv.Tx, b *Backup, now time.Time) error {
 	meta := tx.Bucket(bucketMeta)
+	if b.untagged() {
+		if err := meta.Put(keyUnadopted, []byte(now.UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		if err := meta.Put(keyTagged, []byte{1}); err != nil {
+			return err
+		}
+	}
 	if err := meta.Delete(keyRestoring); err != nil {
 		return err
 	}
@@ -470,7 +498,7 @@ const restoredNote = "it was approved before the journal was restored from a bac
 // running it now on that old approval could do it twice. Entries that were executing are
 // left to reconciliation, which settles them from the server's actual state. It returns
 // the requests it failed, and deletes the mark, in tx.
-func settleRestored(tx kv.Tx, now time.Time) ([]uint64, error) {
+func settleRestored(s *Store, tx kv.Tx, now time.Time) ([]uint64, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta.Get(keyRestored) == nil {
 		return nil, nil
@@ -511,7 +539,7 @@ func settleRestored(tx kv.Tx, now time.Time) ([]uint64, error) {
 			continue // its entry is reconciliation's
 		}
 		r.step(Step{State: approvals.Failed, At: now, By: "restore", Note: restoredNote})
-		if err := put(tx, bucketRequests, r.ID, &r); err != nil {
+		if err := put(s, tx, bucketRequests, r.ID, &r); err != nil {
 			return nil, err
 		}
 		failed = append(failed, r.ID)
@@ -639,7 +667,7 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 		if !restoring(tx, id) {
 			return lostMark(describe)
 		}
-		return finishRestore(tx)
+		return finishRestore(tx, b, time.Now())
 	})
 }
 

@@ -102,6 +102,13 @@ func TestBackupRestoreKeepsPendingWork(t *testing.T) {
 	if err := st.Check(); err != nil {
 		t.Errorf("the restored journal's consistency: %v", err)
 	}
+	// v0.1.0's records were never authenticated: restored, they await adoption as they did.
+	if un, err := st.Unadopted(); err != nil || !un {
+		t.Errorf("restored v0.1.0 journal unadopted: %v %v, want true", un, err)
+	}
+	if _, err := st.Adopt("test"); err != nil {
+		t.Fatalf("adopt the restored journal: %v", err)
+	}
 	temp, err := st.Temporary()
 	if err != nil || len(temp) != 2 {
 		t.Errorf("temporary ends in the restored journal: %d %v, want the 8h grant and the 8h access", len(temp), err)
@@ -418,7 +425,7 @@ func TestRestoreFailsApprovedNotRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.update(func(tx kv.Tx) error {
-		f, err := settleRestored(tx, time.Now())
+		f, err := settleRestored(st, tx, time.Now())
 		if len(f) != 0 {
 			t.Errorf("settled again: %v", f)
 		}

@@ -36,7 +36,7 @@ func insert[T any, P interface {
 		}
 		setID(rec, id)
 		rec.step(first)
-		return put(tx, b, id, rec)
+		return put(s, tx, b, id, rec)
 	})
 	return *rec, err
 }
@@ -49,7 +49,7 @@ func update[T any, P interface {
 }](s *Store, b []byte, id uint64, fn func(P) error) (T, error) {
 	var out T
 	err := s.update(func(tx kv.Tx) error {
-		rec, err := get[T](tx, b, id)
+		rec, err := get[T](s, tx, b, id)
 		if err != nil {
 			return err
 		}
@@ -57,7 +57,7 @@ func update[T any, P interface {
 			return err
 		}
 		out = rec
-		return put(tx, b, id, P(&rec))
+		return put(s, tx, b, id, P(&rec))
 	})
 	return out, err
 }

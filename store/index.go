@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"mongobot/kv"
 
 	"bytes"
@@ -282,14 +283,23 @@ func reindex(tx kv.Tx) (ReindexStats, error) {
 }
 
 // checkIndexes compares every index with what the records say it should hold.
-func checkIndexes(tx kv.Tx) error {
+//
+// Records that fail their authentication (tags.go) are left out on both sides: the bot never
+// wrote them, so the indexes it keeps cannot match them, and the bot never acts on them.
+func checkIndexes(s *Store, tx kv.Tx) error {
 	want := map[string]map[string]uint64{} // bucket -> key -> record id
 	for _, b := range indexBuckets {
 		want[string(b)] = map[string]uint64{}
 	}
+	suspect := map[string]map[uint64]bool{}
 	for _, b := range [][]byte{bucketEntries, bucketRequests} {
+		suspect[string(b)] = map[uint64]bool{}
 		err := tx.Bucket(b).ForEach(func(k, v []byte) error {
 			id := binary.BigEndian.Uint64(k)
+			if len(s.keys.macs) > 0 && s.verifyTag(tx, b, k, v) != nil {
+				suspect[string(b)][id] = true
+				return nil
+			}
 			ks, err := storedKeys(b, id, v)
 			for _, ik := range ks {
 				want[string(ik.bucket)][string(ik.key)] = id
@@ -305,7 +315,14 @@ func checkIndexes(tx kv.Tx) error {
 			return fmt.Errorf("store: index %s is missing; run mongobot journal reindex", b)
 		}
 		missing := want[string(b)]
+		of := bucketEntries
+		if bytes.Equal(b, bucketRequestStates) {
+			of = bucketRequests
+		}
 		err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
+			if suspect[string(of)][idOf(k)] {
+				return nil
+			}
 			if _, ok := missing[string(k)]; !ok {
 				return fmt.Errorf("store: index %s has key %x, which no record gives (record %d); run mongobot journal reindex", b, k, idOf(k))
 			}
@@ -374,7 +391,10 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 				next = id + 1
 				return nil
 			}
-			r, err := get[Request](tx, bucketRequests, id)
+			r, err := get[Request](s, tx, bucketRequests, id)
+			if errors.Is(err, ErrTampered) {
+				continue // reported; never listed for work
+			}
 			if err != nil {
 				return err
 			}
@@ -386,10 +406,15 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 }
 
 // entriesIn returns the entries whose ids end the keys of index b, oldest (lowest id) first.
-func entriesIn(tx kv.Tx, b []byte) ([]Entry, error) {
+//
+// An entry that fails its authentication is left out (and reported): these lists are work.
+func entriesIn(s *Store, tx kv.Tx, b []byte) ([]Entry, error) {
 	var out []Entry
 	err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
-		e, err := get[Entry](tx, bucketEntries, idOf(k))
+		e, err := get[Entry](s, tx, bucketEntries, idOf(k))
+		if errors.Is(err, ErrTampered) {
+			return nil
+		}
 		out = append(out, e)
 		return err
 	})

@@ -328,11 +328,17 @@ func TestOpenRebuildsIndexesAfterAForeignWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What an older build's expiry pass writes: the record alone.
+	// What an older build's expiry pass writes: the record alone, without its index keys.
+	// (Tagged here, so that this test is about the indexes: an untagged record is refused
+	// altogether, see tags_test.go.)
 	err = s.db.Update(func(tx kv.Tx) error {
 		r.State = "expired"
 		raw, _ := json.Marshal(r)
-		return tx.Bucket(bucketRequests).Put(u64(r.ID), raw)
+		value, err := s.tag(tx, bucketRequests, u64(r.ID), raw)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRequests).Put(u64(r.ID), value)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 	base := r
 	err := s.update(func(tx kv.Tx) error {
 		r = base // a transaction run again starts from the entry as given
-		orig, err := get[Entry](tx, bucketEntries, of)
+		orig, err := get[Entry](s, tx, bucketEntries, of)
 		if err != nil {
 			return err
 		}
@@ -64,11 +64,11 @@ func (s *Store) BeginRollback(of uint64, r Entry, by string) (Entry, error) {
 		}
 		r.ID = id
 		r.step(Step{State: EntryExecuting, At: r.CreatedAt, By: by})
-		if err := put(tx, bucketEntries, id, &r); err != nil {
+		if err := put(s, tx, bucketEntries, id, &r); err != nil {
 			return err
 		}
 		orig.RolledBackBy = id
-		return put(tx, bucketEntries, of, &orig)
+		return put(s, tx, bucketEntries, of, &orig)
 	})
 	return r, err
 }
@@ -88,7 +88,7 @@ func (s *Store) ReleaseRollback(of, r uint64) error {
 func (s *Store) Entry(id uint64) (Entry, error) {
 	var e Entry
 	err := s.db.View(func(tx kv.Tx) (err error) {
-		e, err = get[Entry](tx, bucketEntries, id)
+		e, err = get[Entry](s, tx, bucketEntries, id)
 		return err
 	})
 	return e, err
@@ -118,7 +118,7 @@ var ErrClaimed = errors.New("store: the record is claimed")
 // of one process there is nothing to claim across processes, and it succeeds.
 func (s *Store) ClaimEntry(id uint64) error {
 	return s.claimIn(u64(id), true, func(tx kv.Tx) error {
-		e, err := get[Entry](tx, bucketEntries, id)
+		e, err := get[Entry](s, tx, bucketEntries, id)
 		if err == nil && e.State != EntryExecuting {
 			err = &ConflictError{Kind: "entry", ID: id, Want: []string{EntryExecuting}, Got: e.State}
 		}
@@ -132,7 +132,7 @@ func (s *Store) ClaimEntry(id uint64) error {
 // On a journal of one process it succeeds.
 func (s *Store) ClaimRequest(id uint64) error {
 	return s.claimIn(requestClaim(id), false, func(tx kv.Tx) error {
-		r, err := get[Request](tx, bucketRequests, id)
+		r, err := get[Request](s, tx, bucketRequests, id)
 		if err == nil && !runningState(r.State) {
 			err = &ConflictError{Kind: "request", ID: id, Want: []string{approvals.Approved, approvals.Executing}, Got: r.State}
 		}
@@ -194,7 +194,10 @@ func (s *Store) Executing() ([]Entry, error) {
 	var out []Entry
 	err := s.db.View(func(tx kv.Tx) error {
 		return tx.Bucket(bucketExecuting).ForEach(func(k, _ []byte) error {
-			e, err := get[Entry](tx, bucketEntries, binary.BigEndian.Uint64(k))
+			e, err := get[Entry](s, tx, bucketEntries, binary.BigEndian.Uint64(k))
+			if errors.Is(err, ErrTampered) {
+				return nil // reported; reconciliation is work
+			}
 			if err != nil {
 				return err
 			}
@@ -230,7 +233,7 @@ func (s *Store) indexedEntries(index []byte, match func(*Entry) bool) ([]Entry, 
 	var out []Entry
 	err := s.db.View(func(tx kv.Tx) (err error) {
 		if s.indexed {
-			out, err = entriesIn(tx, index)
+			out, err = entriesIn(s, tx, index)
 		} else {
 			out, err = scanEntries(tx, match)
 		}
@@ -276,7 +279,7 @@ func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) 
 			}
 		}
 		var err error
-		if e, err = get[Entry](tx, bucketEntries, id); err != nil {
+		if e, err = get[Entry](s, tx, bucketEntries, id); err != nil {
 			return err
 		}
 		ok = e.Action == commands.LockUser
@@ -392,4 +395,27 @@ func expired(v []byte, now time.Time) bool {
 		return true
 	}
 	return !now.Before(time.Unix(0, int64(binary.BigEndian.Uint64(v))))
+}
+
+// Claim makes this replica the one doing what name stands for ("reveal/<secret>", "target/…")
+// across the replicas of a shared journal, until release is called or its session ends (a
+// crash: the claim goes with the lease). It is ErrClaimed, naming the holder, while another
+// replica holds it. A claim this replica's own session holds counts as won: the caller
+// serializes its own claims of one name with a lock, so such a claim can only be one a
+// failed release left behind. On a journal of one process there is nobody else: the bot's
+// own locks serialize, and Claim always succeeds.
+func (s *Store) Claim(name string) (release func(), err error) {
+	key := append([]byte("x"), name...)
+	err = s.claimIn(key, true, func(kv.Tx) error { return nil })
+	if err != nil {
+		return func() {}, err
+	}
+	return func() {
+		s.withClaims(func(tx kv.Tx, claims kv.Leased) error {
+			if string(tx.Bucket(bucketClaims).Get(key)) != claims.Holder() {
+				return nil
+			}
+			return tx.Bucket(bucketClaims).Delete(key)
+		})
+	}, nil
 }

@@ -43,6 +43,9 @@ func (s *Store) Pair(key string) (p Pair, ok bool, err error) {
 			return nil
 		}
 		ok = true
+		if err := s.checkTag(tx, bucketPairs, []byte(key), raw); err != nil {
+			return err
+		}
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return fmt.Errorf("store: pair %q does not decode: %w", key, err)
 		}
@@ -74,6 +77,9 @@ func (s *Store) swapPair(tx kv.Tx, key, expect string, next PairUser) (Pair, err
 	var p Pair
 	b := tx.Bucket(bucketPairs)
 	if raw := b.Get([]byte(key)); raw != nil {
+		if err := s.checkTag(tx, bucketPairs, []byte(key), raw); err != nil {
+			return p, err
+		}
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return p, fmt.Errorf("store: pair %q does not decode: %w", key, err)
 		}
@@ -99,7 +105,11 @@ func (s *Store) swapPair(tx kv.Tx, key, expect string, next PairUser) (Pair, err
 	if err != nil {
 		return p, err
 	}
-	return p, b.Put([]byte(key), raw)
+	value, err := s.tag(tx, bucketPairs, []byte(key), raw)
+	if err != nil {
+		return p, err
+	}
+	return p, b.Put([]byte(key), value)
 }
 
 // FinishDelivery records, in one transaction, that every target has entry id's password:
@@ -152,7 +162,7 @@ func (s *Store) endDelivery(id uint64, step Step, fn func(kv.Tx, *Entry) error) 
 	var e Entry
 	err := s.update(func(tx kv.Tx) error {
 		var err error
-		if e, err = get[Entry](tx, bucketEntries, id); err != nil || e.DeliverySecret == "" {
+		if e, err = get[Entry](s, tx, bucketEntries, id); err != nil || e.DeliverySecret == "" {
 			return err
 		}
 		if err := fn(tx, &e); err != nil {
@@ -163,7 +173,7 @@ func (s *Store) endDelivery(id uint64, step Step, fn func(kv.Tx, *Entry) error) 
 			step.At = s.now()
 		}
 		e.History = append(e.History, step)
-		return put(tx, bucketEntries, id, &e)
+		return put(s, tx, bucketEntries, id, &e)
 	})
 	return e, err
 }

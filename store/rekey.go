@@ -133,7 +133,7 @@ func (s *Store) reseal(k string, rec sealed, keyID string, a cipher.AEAD) (seale
 
 // rekeyShared is Rekey on a shared journal. after, when set, is called after each batch
 // committed with the number of batches so far; an error from it stops the rotation there, as
-// a crash would (tests). It returns how many secrets it re-encrypted.
+// a crash would (tests). It returns how many secrets it re-encrypted and tags it remade.
 func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, error) {
 	if s.readOnly {
 		return 0, ErrReadOnly
@@ -166,54 +166,23 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("store: rekey: %w", err)
 	}
-	// The batches walk the secrets forward from where the last one stopped (from), so a
-	// rotation reads each secret about twice: once in its batch, and once in the last walk,
-	// from the start, which must find nothing left in the transaction that clears the mark.
+	// The batches walk the secrets, then the records' tags, forward from where the last one
+	// stopped (pos), so a rotation reads each about twice: once in its batch, and once in the
+	// last walk, from the start, which must find nothing left in the transaction that clears
+	// the mark.
 	total := 0
-	var from []byte
+	var pos walkPos
 	for batches := 1; ; batches++ {
 		var n int
 		var done bool
-		var next []byte
-		err := s.update(func(tx kv.Tx) error {
-			n, done, next = 0, false, nil // a transaction run again decides afresh
-			b := tx.Bucket(bucketSecrets)
-			var redo []string
-			var recs []sealed
-			c := b.Cursor()
-			var k, v []byte
-			if from == nil {
-				k, v = c.First()
-			} else {
-				k, v = c.Seek(from)
+		var next walkPos
+		err := s.update(func(tx kv.Tx) (err error) {
+			done = false // a transaction run again decides afresh
+			n, next, err = s.rekeyBatch(tx, pos, id, a)
+			if err != nil {
+				return err
 			}
-			for ; k != nil && len(redo) < rekeyBatch; k, v = c.Next() {
-				var rec sealed
-				if err := json.Unmarshal(v, &rec); err != nil {
-					return fmt.Errorf("store: decode secret: %w", err)
-				}
-				if rec.KeyID != id {
-					redo, recs = append(redo, string(k)), append(recs, rec)
-				}
-			}
-			if k != nil {
-				next = append([]byte(nil), k...)
-			}
-			for i, k := range redo {
-				rec, err := s.reseal(k, recs[i], id, a)
-				if err != nil {
-					return err
-				}
-				raw, err := json.Marshal(rec)
-				if err != nil {
-					return err
-				}
-				if err := b.Put([]byte(k), raw); err != nil {
-					return err
-				}
-			}
-			n = len(redo)
-			if n > 0 || next != nil || from != nil {
+			if n > 0 || next.phase < walkEnd || pos.phase != 0 || pos.from != nil {
 				// More to walk; or the walk reached the end from the middle, and one more
 				// from the start must find nothing before the mark goes.
 				return nil
@@ -235,13 +204,84 @@ func (s *Store) rekeyShared(newKey []byte, after func(batches int) error) (int, 
 		if done {
 			return total, nil
 		}
-		from = next
+		if pos = next; next.phase == walkEnd {
+			pos = walkPos{} // the end, reached from the middle: once more from the start
+		}
 		if after != nil {
 			if err := after(batches); err != nil {
 				return total, err
 			}
 		}
 	}
+}
+
+// walkPos is where a shared rotation's walk stands: in the secrets (phase 0) or the records
+// of tagged bucket phase-1, at key from (nil: the bucket's first); phase walkEnd is past all.
+type walkPos struct {
+	phase int
+	from  []byte
+}
+
+// walked are the buckets a shared rotation walks, in order.
+var walked = append([][]byte{bucketSecrets}, taggedBuckets...)
+
+var walkEnd = len(walked)
+
+// rekeyBatch re-seals, from pos on, up to rekeyBatch secrets not sealed with key id (a) and
+// remakes the tags of the records not made with it, and says where the walk stopped (the
+// first key it did not look at).
+func (s *Store) rekeyBatch(tx kv.Tx, pos walkPos, id string, a cipher.AEAD) (int, walkPos, error) {
+	n := 0
+	for pos.phase < walkEnd {
+		name := walked[pos.phase]
+		b := tx.Bucket(name)
+		var puts [][2][]byte
+		c := b.Cursor()
+		var k, v []byte
+		if pos.from == nil {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek(pos.from)
+		}
+		for ; k != nil && n < rekeyBatch; k, v = c.Next() {
+			if pos.phase > 0 {
+				if t, ok := s.retag(tx, name, k, v, id); ok {
+					puts, n = append(puts, [2][]byte{append([]byte(nil), k...), t}), n+1
+				}
+				continue
+			}
+			var rec sealed
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return 0, pos, fmt.Errorf("store: decode secret: %w", err)
+			}
+			if rec.KeyID == id {
+				continue
+			}
+			rec, err := s.reseal(string(k), rec, id, a)
+			if err != nil {
+				return 0, pos, err
+			}
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return 0, pos, err
+			}
+			puts, n = append(puts, [2][]byte{append([]byte(nil), k...), raw}), n+1
+		}
+		var stop []byte
+		if k != nil {
+			stop = append([]byte(nil), k...)
+		}
+		for _, p := range puts {
+			if err := b.Put(p[0], p[1]); err != nil {
+				return 0, pos, err
+			}
+		}
+		if stop != nil {
+			return n, walkPos{pos.phase, stop}, nil
+		}
+		pos = walkPos{phase: pos.phase + 1}
+	}
+	return n, pos, nil
 }
 
 // rekeyFile is Rekey on bbolt: one transaction, and the key file replaced around it.
@@ -296,6 +336,25 @@ func (s *Store) rekeyFile(newKey []byte) error {
 			}
 			if err := b.Put(r.k, raw); err != nil {
 				return err
+			}
+		}
+		// The records' tags, made again with the new key (those that hold: tags.go).
+		for _, name := range taggedBuckets {
+			bk := tx.Bucket(name)
+			var again [][2][]byte
+			err := bk.ForEach(func(k, v []byte) error {
+				if t, ok := s.retag(tx, name, k, v, id); ok {
+					again = append(again, [2][]byte{append([]byte(nil), k...), t})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, kv := range again {
+				if err := bk.Put(kv[0], kv[1]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

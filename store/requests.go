@@ -22,7 +22,7 @@ func (s *Store) CreateRequest(r Request, state, by string) (Request, error) {
 func (s *Store) Request(id uint64) (Request, error) {
 	var r Request
 	err := s.db.View(func(tx kv.Tx) (err error) {
-		r, err = get[Request](tx, bucketRequests, id)
+		r, err = get[Request](s, tx, bucketRequests, id)
 		return err
 	})
 	return r, err

@@ -72,7 +72,7 @@ func purgeOld(tx kv.Tx, cutoff time.Time, batch int) (entries, requests, secrets
 	}
 	err = tx.Bucket(bucketExecuting).ForEach(func(k, _ []byte) error {
 		// An index key without its entry is Check's to report; it undoes nothing.
-		if e, err := get[Entry](tx, bucketEntries, idOf(k)); err == nil {
+		if e, err := decode[Entry](tx, bucketEntries, idOf(k)); err == nil {
 			keepEntry[e.RollbackOf] = true
 		}
 		return nil
@@ -184,7 +184,7 @@ func stillNeeded(tx kv.Tx, e *Entry, cutoff time.Time) (bool, error) {
 	if next == nil || !bytes.HasPrefix(next, prefix) {
 		return true, nil
 	}
-	newer, err := get[Entry](tx, bucketEntries, idOf(next))
+	newer, err := decode[Entry](tx, bucketEntries, idOf(next))
 	if err != nil {
 		return false, err
 	}

@@ -22,7 +22,7 @@ func (s *Store) CreateSchedule(sc Schedule, by string) (Schedule, error) {
 func (s *Store) Schedule(id uint64) (Schedule, error) {
 	var sc Schedule
 	err := s.db.View(func(tx kv.Tx) (err error) {
-		sc, err = get[Schedule](tx, bucketSchedules, id)
+		sc, err = get[Schedule](s, tx, bucketSchedules, id)
 		return err
 	})
 	return sc, err
@@ -52,7 +52,7 @@ func (s *Store) MarkDue(due map[uint64]time.Time) error {
 	at := s.now()
 	return s.update(func(tx kv.Tx) error {
 		for id, slot := range due {
-			sc, err := get[Schedule](tx, bucketSchedules, id)
+			sc, err := get[Schedule](s, tx, bucketSchedules, id)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
@@ -63,7 +63,7 @@ func (s *Store) MarkDue(due map[uint64]time.Time) error {
 				continue
 			}
 			sc.DueSlot, sc.DueAt = slot.UTC(), at
-			if err := put(tx, bucketSchedules, id, &sc); err != nil {
+			if err := put(s, tx, bucketSchedules, id, &sc); err != nil {
 				return err
 			}
 		}
@@ -91,7 +91,7 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 	base := e
 	err := s.update(func(tx kv.Tx) error {
 		e = base // a transaction run again starts from the entry as given
-		sc, err := get[Schedule](tx, bucketSchedules, scheduleID)
+		sc, err := get[Schedule](s, tx, bucketSchedules, scheduleID)
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 			if !sc.Slot.Equal(slot) || sc.SlotEntry == 0 {
 				return fmt.Errorf("%w: schedule %d retry of slot %s, which is not its last", ErrSlotTaken, scheduleID, slot.UTC().Format(time.RFC3339))
 			}
-			prev, err := get[Entry](tx, bucketEntries, sc.SlotEntry)
+			prev, err := get[Entry](s, tx, bucketEntries, sc.SlotEntry)
 			if err != nil {
 				return err
 			}
@@ -119,12 +119,12 @@ func (s *Store) BeginRun(scheduleID uint64, slot time.Time, retry bool, e Entry,
 		}
 		e.ID = id
 		e.step(Step{State: EntryExecuting, At: e.CreatedAt, By: by})
-		if err := put(tx, bucketEntries, id, &e); err != nil {
+		if err := put(s, tx, bucketEntries, id, &e); err != nil {
 			return err
 		}
 		sc.Slot, sc.SlotEntry = slot.UTC(), id
 		sc.LastEntry = id
-		return put(tx, bucketSchedules, scheduleID, &sc)
+		return put(s, tx, bucketSchedules, scheduleID, &sc)
 	})
 	return e, err
 }

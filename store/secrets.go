@@ -80,6 +80,9 @@ type keyring struct {
 	current cipher.AEAD
 	id      string
 	byID    map[string]cipher.AEAD
+	// macs are the keys records are authenticated with (tags.go), by the id of the
+	// encryption key each is derived from.
+	macs map[string][]byte
 }
 
 func keyID(key []byte) string {
@@ -105,6 +108,10 @@ func (k *keyring) add(key []byte) (string, cipher.AEAD, error) {
 	}
 	id := keyID(key)
 	k.byID[id] = a
+	if k.macs == nil {
+		k.macs = map[string][]byte{}
+	}
+	k.macs[id] = macKey(key)
 	return id, a, nil
 }
 

@@ -40,7 +40,7 @@ func OpenShared(db kv.DB, dir, describe string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: a shared journal needs the same key on every replica: set BOT_ENCRYPTION_KEY (`openssl rand -hex 32`, the same on every replica) or copy %s into %s on each", KeyFileName, dir)
 	}
 	keys.pending = nil // a key file's rotation is bbolt's: a shared journal's is in its meta
-	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true, shared: true}
+	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true, shared: true, onTamper: &tamperHook{fn: opts.OnTamper}}
 	if err := s.migrate(); err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func openSharedReadOnly(db kv.DB, dir, describe string, opts Options) (*Store, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true, shared: true}
+	s := &Store{db: unowned{db}, path: describe, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true, shared: true, onTamper: &tamperHook{fn: opts.OnTamper}}
 	err = s.db.View(func(tx kv.Tx) error {
 		if err := checkRestored(tx, describe); err != nil {
 			return err

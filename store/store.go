@@ -108,6 +108,11 @@ type Options struct {
 	// file is ErrNoJournal. The key file is read when it exists, so its mode is still
 	// checked; without it, sealed secrets cannot be opened, which readers never need.
 	ReadOnly bool
+	// OnTamper, when set, is told of every record found failing its authentication as the
+	// store reads it for work (tags.go); the record is left alone. It may be called more
+	// than once for one record, and inside a transaction: it must be quick and not call the
+	// store.
+	OnTamper func(TamperError)
 	// NoSync skips fsync on commit. Only for benchmarks that want to measure the code, not
 	// the disk. IMPORTANT: a machine crash can then lose committed writes.
 	NoSync bool
@@ -129,6 +134,12 @@ type Store struct {
 	shared bool
 	// restoreFailed are the requests this open failed as the first after a restore.
 	restoreFailed []uint64
+	// untagged turns the tags off: only BenchmarkTags sets it, to measure their cost
+	// against none in the same run.
+	untagged bool
+	// onTamper holds Options.OnTamper, or what WatchTamper set: shared with the stores
+	// made from this one (Fenced).
+	onTamper *tamperHook
 }
 
 // RestoreFailed are the requests this open failed because it was the first writable one
@@ -168,7 +179,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
 	}
-	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true}
+	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, indexed: true, onTamper: &tamperHook{fn: opts.OnTamper}}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -203,7 +214,7 @@ func openReadOnly(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true}
+	s := &Store{db: boltDB{db}, path: path, now: opts.Now, retention: opts.Retention, keys: keys, readOnly: true, onTamper: &tamperHook{fn: opts.OnTamper}}
 	// Without migrate, the buckets must already be there: a file this version never set up
 	// is reported, not read as an empty journal.
 	err = s.db.View(func(tx kv.Tx) error {
@@ -275,6 +286,10 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 				return err
 			}
 		}
+		// Records written before tags: none is acted on until a person adopts them.
+		if err := markTagged(tx, s.now()); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		have := target
 		if v := meta.Get(keySchema); v != nil {
@@ -298,7 +313,7 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 			}
 		}
 		// After the indexes, which put keeps from here.
-		failed, err := settleRestored(tx, s.now())
+		failed, err := settleRestored(s, tx, s.now())
 		if err != nil {
 			return fmt.Errorf("store: settle the requests of a restored journal: %w", err)
 		}
@@ -345,7 +360,7 @@ func (s *Store) Check() error {
 			}
 		}
 		if s.indexed {
-			return checkIndexes(tx)
+			return checkIndexes(s, tx)
 		}
 		return nil
 	})
@@ -357,8 +372,9 @@ func u64(n uint64) []byte {
 	return b
 }
 
-// get decodes the record stored under id in bucket b.
-func get[T any](tx kv.Tx, b []byte, id uint64) (T, error) {
+// decode is the record stored under id in bucket b, as stored: unauthenticated, for what
+// only describes records (the audit trail's joins, retention's dates), never for work.
+func decode[T any](tx kv.Tx, b []byte, id uint64) (T, error) {
 	var v T
 	raw := tx.Bucket(b).Get(u64(id))
 	if raw == nil {
@@ -370,10 +386,30 @@ func get[T any](tx kv.Tx, b []byte, id uint64) (T, error) {
 	return v, nil
 }
 
+// get decodes the record stored under id in bucket b, once its tag says the bot wrote it
+// (a *TamperError when not).
+func get[T any](s *Store, tx kv.Tx, b []byte, id uint64) (T, error) {
+	var v T
+	raw := tx.Bucket(b).Get(u64(id))
+	if raw == nil {
+		return v, fmt.Errorf("%w: %s %d", ErrNotFound, kindOf(b), id)
+	}
+	if err := s.checkTag(tx, b, u64(id), raw); err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("store: decode %s %d: %w", kindOf(b), id, err)
+	}
+	return v, nil
+}
+
 // put stores v as record id of bucket b and, in the same transaction, moves its index keys
 // from those of the record it replaces: the write-ahead index among them, so an entry is
 // never executing without being listed by Executing.
-func put(tx kv.Tx, b []byte, id uint64, v any) error {
+//
+// The record is tagged in the same transaction (tags.go), after its audit events, whose
+// sequence is its version.
+func put(s *Store, tx kv.Tx, b []byte, id uint64, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
@@ -396,7 +432,11 @@ func put(tx kv.Tx, b []byte, id uint64, v any) error {
 	if err := auditPut(tx, bk.Get(u64(id)), v); err != nil {
 		return err
 	}
-	return bk.Put(u64(id), raw)
+	value, err := s.tag(tx, b, u64(id), raw)
+	if err != nil {
+		return err
+	}
+	return bk.Put(u64(id), value)
 }
 
 // requestClaim is a request's key in the claims bucket (an entry's is its bare id).
@@ -473,6 +513,8 @@ func kindOf(b []byte) string {
 		return "entry"
 	case string(bucketSchedules):
 		return "schedule"
+	case string(bucketPairs):
+		return "pair"
 	}
 	return string(b)
 }
@@ -501,6 +543,9 @@ func list[T any](s *Store, b []byte, before uint64, limit int, keep func(*T) boo
 			if len(out) == limit {
 				next = binary.BigEndian.Uint64(k) + 1
 				return nil
+			}
+			if s.checkTag(tx, b, k, v) != nil {
+				continue // reported; never listed for work
 			}
 			var rec T
 			if err := json.Unmarshal(v, &rec); err != nil {

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +53,39 @@ func TestJournalFromV010(t *testing.T) {
 	}
 	if err := st.Check(); err != nil {
 		t.Errorf("indexes after the upgrade: %v", err)
+	}
+	// Its records are not authenticated: nothing is taken for work until a person adopts it.
+	if un, err := st.Unadopted(); err != nil || !un {
+		t.Errorf("v0.1.0's journal unadopted: %v %v, want true", un, err)
+	}
+	var heard []TamperError
+	st.WatchTamper(func(e TamperError) { heard = append(heard, e) })
+	if temp, err := st.Temporary(); err != nil || len(temp) != 0 {
+		t.Errorf("temporary entries before adoption: %+v %v, want none", temp, err)
+	}
+	if _, err := st.Request(1); !errors.Is(err, ErrUnadopted) || !strings.Contains(err.Error(), "mongobot journal adopt") {
+		t.Errorf("a request before adoption: %v, want ErrUnadopted naming the command", err)
+	}
+	if len(heard) == 0 {
+		t.Error("OnTamper heard nothing of the unadopted records read for work")
+	}
+	v, err := st.Verify()
+	if err != nil || !v.Unadopted || len(v.Suspects) != v.Checked || v.Checked == 0 {
+		t.Errorf("verify before adoption: %+v %v, want every record listed", v, err)
+	}
+	ad, err := st.Adopt("ops@example")
+	if err != nil || ad.Tagged != v.Checked || ad.Verified != 0 {
+		t.Fatalf("adopt: %+v %v, want %d tagged", ad, err, v.Checked)
+	}
+	if _, err := st.Adopt("ops@example"); !errors.Is(err, ErrNothingToAdopt) {
+		t.Errorf("adopt again: %v, want ErrNothingToAdopt", err)
+	}
+	if v, err := st.Verify(); err != nil || v.Unadopted || len(v.Suspects) != 0 {
+		t.Errorf("verify after adoption: %+v %v", v, err)
+	}
+	var trail bytes.Buffer
+	if _, err := st.ExportAudit(&trail, ExportOptions{}); err != nil || !strings.Contains(trail.String(), `"kind":"adopted"`) || !strings.Contains(trail.String(), `"by":"ops@example"`) {
+		t.Errorf("the adoption is not in the audit trail (%v):\n%s", err, trail.String())
 	}
 	temp, err := st.Temporary()
 	if err != nil {

@@ -229,6 +229,17 @@ func checkData(env func(string) (string, bool), w io.Writer, problem func(string
 		} else {
 			fmt.Fprintf(w, "data: %s readable (schema %d)\n", st.Path(), v)
 		}
+		// Records the bot will not act on are a problem to see before serve starts.
+		if vf, err := st.Verify(); err == nil {
+			switch {
+			case vf.Unadopted:
+				problem("data: the journal was written by an older version and awaits adoption: serve refuses it until you run mongobot journal adopt (look at it first with mongobot journal list)")
+			case len(vf.Suspects) > 0:
+				problem("data: %d journal record(s) fail their authentication (written or changed outside the bot), and the bot will not act on them: run mongobot journal verify", len(vf.Suspects))
+			default:
+				fmt.Fprintf(w, "data: %d records, each written by the bot\n", vf.Checked)
+			}
+		}
 	case errors.Is(err, store.ErrNoJournal):
 		fmt.Fprintf(w, "data: no journal in %s yet: serve creates it there on its first start (set BOT_DATA_DIR if the bot keeps it elsewhere)\n", abs)
 	case errors.Is(err, store.ErrLocked):
@@ -264,7 +275,7 @@ func openJournal(env func(string) (string, bool), what string) (*store.Store, er
 // a running bot holds the file.
 func journal(args []string, env func(string) (string, bool), stdin io.Reader, w, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"journal needs list, show <id>, export, backup, restore <file>, reindex or compact; run mongobot journal --help for its usage"}
+		return usageError{"journal needs list, show <id>, export, backup, restore <file>, verify, adopt, reindex or compact; run mongobot journal --help for its usage"}
 	}
 	sub := args[0]
 	switch sub {
@@ -272,11 +283,15 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 		return journalBackup(args[1:], env, w, stderr)
 	case "restore":
 		return journalRestore(args[1:], env, stdin, w)
+	case "verify":
+		return journalVerify(args[1:], env, w, stderr)
+	case "adopt":
+		return journalAdopt(args[1:], env, stdin, w)
 	}
 	maxArgs := map[string]int{"list": 1, "show": 1, "export": 0, "reindex": 0, "compact": 0}
 	n, ok := maxArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, backup, restore <file>, reindex or compact; run mongobot journal --help for its usage", sub)}
+		return usageError{fmt.Sprintf("journal %s: use list, show <id>, export, backup, restore <file>, verify, adopt, reindex or compact; run mongobot journal --help for its usage", sub)}
 	}
 	fs := flags("journal " + sub)
 	yes := fs.Bool("yes", false, "go ahead without asking (compact)")
@@ -356,6 +371,14 @@ func journal(args []string, env func(string) (string, bool), stdin io.Reader, w,
 		}
 		if len(es) == 0 {
 			fmt.Fprintln(w, "the journal is empty")
+		}
+		// What is listed is what the journal holds; say when some of it is not the bot's.
+		if v, err := st.Verify(); err == nil && (v.Unadopted || len(v.Suspects) > 0) {
+			if v.Unadopted {
+				fmt.Fprintln(stderr, "note: this journal was written by an older version and awaits adoption (mongobot journal adopt); the bot acts on none of it until then")
+			} else {
+				fmt.Fprintf(stderr, "note: %d record(s) of this journal fail their authentication and the bot will not act on them: run mongobot journal verify\n", len(v.Suspects))
+			}
 		}
 	case "show":
 		e, err := st.Entry(id)

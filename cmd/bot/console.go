@@ -104,6 +104,9 @@ func runConsole(ctx context.Context, args []string, env func(string) (string, bo
 		return err
 	}
 	defer st.Close()
+	if err := refuseUnadopted(st); err != nil {
+		return err
+	}
 	if !*demo {
 		warnKeyFile(newLogger(cfg.Log, os.Stderr), st)
 	}

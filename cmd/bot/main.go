@@ -252,6 +252,17 @@ func openStoreWith(env func(string) (string, bool), dir string, opts store.Optio
 	return open(dir, opts)
 }
 
+// refuseUnadopted refuses to serve a journal whose records an older version wrote without
+// authenticating them: the bot would act on none of them, so it says what a person must do.
+func refuseUnadopted(st *store.Store) error {
+	un, err := st.Unadopted()
+	if err != nil || !un {
+		return err
+	}
+	return fmt.Errorf("the journal on %s was written by a version of the bot that did not authenticate its records, and the bot acts only on records it can authenticate: "+
+		"look at them (mongobot journal list, mongobot journal verify), then run mongobot journal adopt (with every replica of the old version stopped), and start the bot again", st.Path())
+}
+
 // withKey sets opts.Key from BOT_ENCRYPTION_KEY, when it is given, and adds the key of
 // BOT_NEW_ENCRYPTION_KEY to opts.OldKeys: the key a rotation moves to, which a replica of a
 // shared journal holds beside its own while one is under way (it seals with whichever the
@@ -382,6 +393,9 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	defer st.Close()
+	if err := refuseUnadopted(st); err != nil {
+		return err
+	}
 	if ids := st.RestoreFailed(); len(ids) > 0 {
 		log.Warn("the journal was restored from a backup: the requests it held approved but not run were marked failed, not run (the old bot may have run them after the backup); their requesters must ask again", "requests", ids)
 	}
@@ -414,6 +428,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 			}
 			return sh.leading()
 		})
+		metrics.GaugeFunc("mongobot_tampered_records", "Journal records this replica refused because they fail their authentication (written or changed outside the bot); mongobot journal verify lists them.", func() float64 { return float64(b.TamperedRecords()) })
 		metrics.CounterFunc("mongobot_socket_reconnects_total", "Socket Mode connections opened after the first.", func() float64 { return float64(sl.Reconnects.Load()) })
 		ready := func() error {
 			if !sl.Connected() {

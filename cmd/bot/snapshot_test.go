@@ -107,7 +107,8 @@ func TestStaleSocketReadsTheFile(t *testing.T) {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 	code, out, errs := cli(t, t.TempDir(), map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey}, "journal", "list", "100")
-	if code != 0 || errs != "" || !strings.Contains(out, "grant-role") {
+	// v0.1.0's journal awaits adoption, which list notes on stderr; of a snapshot, nothing.
+	if code != 0 || strings.Contains(errs, "snapshot") || !strings.Contains(out, "grant-role") {
 		t.Fatalf("journal list beside a stale socket: exit %d, %q\n%s", code, errs, out)
 	}
 }

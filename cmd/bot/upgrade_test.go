@@ -87,6 +87,47 @@ func TestUpgradeRule(t *testing.T) {
 			}
 			rest = rest[i+1:]
 		}
+		// Its records were never authenticated: verify says it awaits adoption, adopt asks
+		// (and without a terminal or --yes changes nothing), then adopts and says by whom.
+		sh := func(want int, args ...string) string {
+			t.Helper()
+			var out, errb bytes.Buffer
+			e := envOf(map[string]string{"BOT_DATA_DIR": dir, "BOT_ENCRYPTION_KEY": goldenKey, "USER": "ops"})
+			if code := run(context.Background(), args, e, nil, &out, &errb); code != want {
+				t.Fatalf("%v: exit %d, want %d: %s %s", args, code, want, out.String(), errb.String())
+			}
+			return out.String() + errb.String()
+		}
+		if got := sh(1, "journal", "verify"); !strings.Contains(got, "awaits adoption") || !strings.Contains(got, "mongobot journal adopt") {
+			t.Errorf("verify of v0.1.0's journal: %s", got)
+		}
+		before := fileSum(t, filepath.Join(dir, store.FileName))
+		if got := sh(2, "journal", "adopt"); !strings.Contains(got, "needs --yes") || fileSum(t, filepath.Join(dir, store.FileName)) != before {
+			t.Errorf("adopt without --yes or a terminal: %s", got)
+		}
+		if got := sh(0, "journal", "adopt", "--yes"); !strings.Contains(got, "adopted the journal") || !strings.Contains(got, "by cli:ops") {
+			t.Errorf("adopt --yes: %s", got)
+		}
+		if got := sh(0, "journal", "verify"); !strings.Contains(got, "every one was written by the bot") {
+			t.Errorf("verify after adoption: %s", got)
+		}
+		if got := sh(0, "journal", "export"); !strings.Contains(got, `"kind":"adopted","at"`) || !strings.Contains(got, `"by":"cli:ops"`) {
+			t.Errorf("the adoption is not in the trail:\n%s", got)
+		}
+		if got := sh(0, "journal", "adopt", "--yes"); !strings.Contains(got, "nothing to adopt") {
+			t.Errorf("adopt again: %s", got)
+		}
+		// A request written into the file behind the bot's back is listed by verify.
+		forged := []byte(`{"id":77,"action":"grant-role","connector":"demo","requester":"U0EVE","state":"approved","args":{"user":"eve","role":"root@admin"}}`)
+		if err := storetest.Put(dir, "requests", []byte{0, 0, 0, 0, 0, 0, 0, 77}, forged); err != nil {
+			t.Fatal(err)
+		}
+		if got := sh(1, "journal", "verify"); !strings.Contains(got, "request  77") || !strings.Contains(got, "it has no tag") {
+			t.Errorf("verify after a forgery: %s", got)
+		}
+		if got := sh(1, "journal", "adopt", "--yes"); !strings.Contains(got, "adopt never vouches") {
+			t.Errorf("adopt over a forgery: %s", got)
+		}
 	})
 	t.Run("newer journal", func(t *testing.T) {
 		dir := unpackV010(t)

@@ -21,6 +21,8 @@ Commands:
   journal export        the journal as JSON lines, oldest first (--since to limit it)
   journal backup        a portable, verified backup of the journal (the bot may run)
   journal restore <file>  restore a backup into an empty data folder or etcd prefix
+  journal verify        list the journal's records that the bot did not write
+  journal adopt         authenticate a journal an older version wrote (after looking at it)
   journal reindex       rebuild the journal's indexes (the bot stopped)
   journal compact       rewrite the journal file to reclaim space (the bot stopped)
   rekey                 re-encrypt the sealed passwords with a new key
@@ -129,7 +131,7 @@ Example:
   BOT_CONFIG=/etc/mongobot/bot.yaml mongobot check
 `,
 	"journal": `usage: mongobot journal list [n] | show <id> | export [--since <when>] | backup [--out <file>]
-       | restore <file> [--yes] | reindex | compact [--yes]
+       | restore <file> [--yes] | verify | adopt [--yes] | reindex | compact [--yes]
 
 Reads the journal, the record of every action the bot took. list, show, export and backup
 only read, and work while the bot runs: on etcd they read one revision; on bbolt, where the
@@ -144,6 +146,8 @@ Subcommands:
   export [--since <when>]  the audit trail as JSON lines, oldest first: every request, vote,
                         decision, refused click, reveal and entry (or those after a cursor,
                         a date or a span ago)
+  verify                check that every record was written by the bot, and list any that was not
+  adopt [--yes]         authenticate the records of a journal an older version wrote
   reindex               rebuild the indexes from the records, and say what they hold
   compact [--yes]       rewrite the file without the space of purged records
   backup [--out <file>] the whole journal, verified by a checksum, from one transaction
@@ -301,6 +305,50 @@ Environment:
 
 Example:
   BOT_DATA_DIR=/var/lib/mongobot-new mongobot journal restore /backups/mongobot-2026-12-07.jsonl --yes
+`,
+	"journal verify": `usage: mongobot journal verify
+
+Checks that every record of the journal (requests, entries, schedules, alternating pairs) was
+written by the bot: each carries a tag made with a key derived from the encryption key, over
+the record, its id and its version. Lists every record that fails (forged, altered, copied
+under another id, or from a journal cut back). A record deleted outside the bot leaves no
+trace it can check. The bot never acts on a record that fails; it says so in the approvals
+channel, its log and the mongobot_tampered_records metric. Exits 1 when any record fails or
+the journal awaits adoption. It only reads, and works while the bot runs.
+
+Flags: none.
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+  BOT_CONFIG            config file; with store.etcd, the shared journal there is checked
+  BOT_ENCRYPTION_KEY    the key, when it is not the key file (required on etcd)
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal verify
+`,
+	"journal adopt": `usage: mongobot journal adopt [--yes]
+
+Authenticates, as the bot's own, the records of a journal written by a version before
+records were authenticated, and records the adoption (by $USER) in the audit trail. Until
+then the bot acts on none of them and serve refuses to start, saying so. Look at the records
+first (mongobot journal list, mongobot journal export): adopting vouches for whatever the
+journal holds. It says what it will do, then asks; it changes nothing without --yes or a
+"yes" typed at a terminal. A journal whose records are already authenticated has nothing
+to adopt, and a record whose tag fails is never adopted.
+
+On bbolt the bot must be stopped. On etcd, stop every replica of the older version first:
+what they write afterwards is refused in turn.
+
+Flags:
+  --yes                 go ahead without asking
+
+Environment:
+  BOT_DATA_DIR          folder of the journal; default ./data
+  BOT_CONFIG            config file; with store.etcd, the shared journal there is adopted
+  BOT_ENCRYPTION_KEY    the key, when it is not the key file (required on etcd)
+
+Example:
+  BOT_DATA_DIR=/var/lib/mongobot mongobot journal verify; BOT_DATA_DIR=/var/lib/mongobot mongobot journal adopt
 `,
 	"journal reindex": `usage: mongobot journal reindex
 

@@ -75,3 +75,43 @@ func WriteV010(dir string) error {
 	}
 	return out.Close()
 }
+
+// Put writes value under key in bucket of the journal in dir, as someone who can write the
+// file would: no tag, no index, no audit event. The store must refuse what it did not write.
+func Put(dir, bucket string, key, value []byte) error {
+	db, err := bbolt.Open(filepath.Join(dir, "journal.db"), 0o600, nil)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return errors.New("storetest: the journal has no bucket " + bucket)
+		}
+		return b.Put(key, value)
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Get is the value under key in bucket of the journal in dir, as stored (nil when absent),
+// read as someone who can read the file would.
+func Get(dir, bucket string, key []byte) ([]byte, error) {
+	db, err := bbolt.Open(filepath.Join(dir, "journal.db"), 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var out []byte
+	err = db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			if v := b.Get(key); v != nil {
+				out = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,449 @@
+package store
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"mongobot/kv"
+)
+
+// Tags: every record the bot acts on is authenticated. The journal is a queue of work for
+// whoever can read it, so whoever can write it (the etcd prefix, the file) could otherwise
+// hand the bot work: an approved request nobody approved, a vote by someone who never
+// clicked, a schedule nobody made. As Vault's storage barrier does, the store keeps its
+// records authenticated with a key an attacker of the storage does not have: a writer can
+// destroy them, never forge them.
+//
+// Each record of the tagged buckets (requests, entries, schedules, pairs) carries its tag as
+// the last field of its JSON object, "_tag" (which the record types do not have, so decoding
+// ignores it): HMAC-SHA256, with a key derived from the encryption key, over the bucket, the
+// key, the record's version and its bytes without the tag. So a record cannot be written,
+// altered, or copied under another id or into another bucket without the store noticing,
+// and checking it costs no read beyond the record's own. The version is the audit trail's
+// sequence when the record was written: a record claiming a version the trail has not
+// reached is refused too (a copy of a journal whose trail was cut back).
+//
+// A record that fails its tag is never acted on: reading it for work returns a
+// *TamperError, lists for work leave it out, and Options.OnTamper hears of it (the bot says
+// so in the approvals channel, its log and a metric). `mongobot journal verify` lists them
+// all (Verify).
+//
+// Journals written before tags have none: they are adopted by an explicit step (Adopt, run
+// by `mongobot journal adopt` after a person has looked at them), never trusted by default.
+//
+// Not covered yet: a record put back as an older version of itself with its older tag, or
+// the whole journal set back to an earlier copy. The version is bound, but nothing records
+// the latest version of each record where the writer cannot reach it.
+
+var (
+	// keyTagged (meta) says the journal's records carry tags: set when a journal is made,
+	// or adopted.
+	keyTagged = []byte("tagged")
+	// keyUnadopted (meta) is set while the journal holds records written before tags, which
+	// Adopt tags. Its value is the time the mark was set.
+	keyUnadopted = []byte("tags-unadopted")
+
+	taggedBuckets = [][]byte{bucketRequests, bucketEntries, bucketSchedules, bucketPairs}
+)
+
+// ErrTampered is returned (wrapped in a *TamperError) for a record whose tag is missing or
+// wrong: it was written or changed by something other than the bot.
+var ErrTampered = errors.New("store: record fails its authentication")
+
+// ErrUnadopted is wrapped in the TamperError of a record of a journal written before tags,
+// not yet adopted (Store.Unadopted).
+var ErrUnadopted = errors.New("store: the journal was written by a version before records were authenticated")
+
+// TamperError names a record that failed its authentication and why.
+type TamperError struct {
+	Kind string // "request", "entry", "schedule", "pair"
+	Key  string // the id, or the pair's name
+	Why  string
+	err  error
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("%s %s fails its authentication (%s): it was written or changed outside the bot, so the bot will not act on it; see mongobot journal verify",
+		e.Kind, e.Key, e.Why)
+}
+
+// Unwrap makes errors.Is(err, ErrTampered) true, and ErrUnadopted for an unadopted journal.
+func (e *TamperError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrTampered, e.err}
+	}
+	return []error{ErrTampered}
+}
+
+// tagLen is a tag's length: format (1), version (8), key id (6), HMAC-SHA256 (32).
+const tagLen = 1 + 8 + 6 + sha256.Size
+
+// tagOpen and tagClose surround the tag, in hex, at the end of a tagged record's JSON.
+const (
+	tagOpen  = `,"_tag":"`
+	tagClose = `"}`
+)
+
+// tagSuffixLen is the length of what ends a tagged record: the tag's field and the closing
+// brace, which replace the record's own (a tag adds tagSuffixLen-1 bytes).
+const tagSuffixLen = len(tagOpen) + 2*tagLen + len(tagClose)
+
+// macKey derives the key tags are made with from an encryption key: never the key itself,
+// which seals secrets.
+func macKey(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("mongobot journal record tags v1"))
+	return m.Sum(nil)
+}
+
+func tagMAC(mk, b, key []byte, ver uint64, raw []byte) []byte {
+	m := hmac.New(sha256.New, mk)
+	m.Write([]byte("mongobot-tag-1\x00"))
+	m.Write(b)
+	m.Write([]byte{0})
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
+	m.Write(n[:])
+	m.Write(key)
+	binary.BigEndian.PutUint64(n[:], ver)
+	m.Write(n[:])
+	m.Write(raw)
+	return m.Sum(nil)
+}
+
+// tagged says records of bucket b carry tags.
+func tagged(b []byte) bool {
+	for _, t := range taggedBuckets {
+		if bytes.Equal(t, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// withTag is raw, a JSON object, with tag t as its last field.
+func withTag(raw, t []byte) []byte {
+	out := make([]byte, 0, len(raw)+tagSuffixLen-1)
+	out = append(out, raw[:len(raw)-1]...)
+	out = append(out, tagOpen...)
+	out = hex.AppendEncode(out, t)
+	return append(out, tagClose...)
+}
+
+// splitTag is value's record without its tag, and the tag; ok is false when value carries
+// none (or a malformed one).
+func splitTag(value []byte) (raw, t []byte, ok bool) {
+	n := len(value) - tagSuffixLen
+	if n < 1 || !bytes.HasPrefix(value[n:], []byte(tagOpen)) || !bytes.HasSuffix(value, []byte(tagClose)) {
+		return value, nil, false
+	}
+	t, err := hex.DecodeString(string(value[n+len(tagOpen) : len(value)-len(tagClose)]))
+	if err != nil || len(t) != tagLen {
+		return value, nil, false
+	}
+	return append(value[:n:n], '}'), t, true
+}
+
+// tag is raw, record key of bucket b, with its tag, made with the key the journal seals with
+// (Store.sealer: during a shared rotation, the new one): what is stored.
+func (s *Store) tag(tx kv.Tx, b, key, raw []byte) ([]byte, error) {
+	if s.untagged {
+		return raw, nil
+	}
+	id, _, err := s.sealer(tx)
+	if err != nil {
+		return nil, err
+	}
+	mk, ok := s.keys.macs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: no key to authenticate records with", ErrBadKey)
+	}
+	t, err := makeTag(b, key, raw, tx.Bucket(bucketAudit).Sequence(), id, mk)
+	if err != nil {
+		return nil, err
+	}
+	return withTag(raw, t), nil
+}
+
+func makeTag(b, key, raw []byte, ver uint64, keyID string, mk []byte) ([]byte, error) {
+	kid, err := hex.DecodeString(keyID)
+	if err != nil || len(kid) != 6 {
+		return nil, fmt.Errorf("%w: key id %q", ErrBadKey, keyID)
+	}
+	t := make([]byte, 0, tagLen)
+	t = append(t, 1)
+	t = binary.BigEndian.AppendUint64(t, ver)
+	t = append(t, kid...)
+	return append(t, tagMAC(mk, b, key, ver, raw)...), nil
+}
+
+// retag is value, record key of bucket b, with its tag made again with key keyID, for a key
+// rotation: the same record, the same version. ok is false when it needs nothing (made with
+// keyID already), and for a record that fails: a rotation never vouches for what the old
+// key did not.
+func (s *Store) retag(tx kv.Tx, b, key, value []byte, keyID string) (out []byte, ok bool) {
+	raw, t, found := splitTag(value)
+	if !found || hex.EncodeToString(t[9:15]) == keyID || s.verifyTag(tx, b, key, value) != nil {
+		return nil, false
+	}
+	nt, err := makeTag(b, key, raw, binary.BigEndian.Uint64(t[1:9]), keyID, s.keys.macs[keyID])
+	if err != nil {
+		return nil, false
+	}
+	return withTag(raw, nt), true
+}
+
+// checkTag says whether value, stored as record key of bucket b, carries a tag this store
+// made. A read-only store (the journal commands) lets every record through: it acts on
+// nothing, and shows a person what the journal holds, which Verify judges. A failure is
+// reported to Options.OnTamper.
+func (s *Store) checkTag(tx kv.Tx, b, key, value []byte) error {
+	if s.readOnly || s.untagged || len(s.keys.macs) == 0 {
+		return nil
+	}
+	err := s.verifyTag(tx, b, key, value)
+	var te *TamperError
+	if errors.As(err, &te) {
+		s.onTamper.report(*te)
+	}
+	return err
+}
+
+// verifyTag is checkTag without the report.
+func (s *Store) verifyTag(tx kv.Tx, b, key, value []byte) error {
+	fail := func(why string, err error) error {
+		return &TamperError{Kind: kindOf(b), Key: keyName(b, key), Why: why, err: err}
+	}
+	raw, t, ok := splitTag(value)
+	if !ok {
+		if unadopted(tx) {
+			return fail("the journal was written by an older version and has not been adopted: run mongobot journal adopt", ErrUnadopted)
+		}
+		return fail("it has no tag", nil)
+	}
+	if t[0] != 1 {
+		return fail("its tag is of an unknown format", nil)
+	}
+	ver := binary.BigEndian.Uint64(t[1:9])
+	kid := hex.EncodeToString(t[9:15])
+	mk, ok := s.keys.macs[kid]
+	if !ok {
+		return fail("it was authenticated with key "+kid+", which this bot was not given (it has "+s.keys.ids()+")", nil)
+	}
+	if !hmac.Equal(t[15:], tagMAC(mk, b, key, ver, raw)) {
+		return fail("its tag does not match its content", nil)
+	}
+	if a := tx.Bucket(bucketAudit); a != nil && ver > a.Sequence() {
+		return fail(fmt.Sprintf("it claims version %d, past the audit trail's %d: the journal was cut back", ver, a.Sequence()), nil)
+	}
+	return nil
+}
+
+// unadopted says the journal in tx holds records from before tags: marked so, or never
+// opened for writing by a version with tags.
+func unadopted(tx kv.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	return meta.Get(keyUnadopted) != nil || meta.Get(keyTagged) == nil
+}
+
+// keyName is how a record's key is printed: the id, or a pair's name.
+func keyName(b, key []byte) string {
+	if bytes.Equal(b, bucketPairs) || len(key) != 8 {
+		return strconv.Quote(string(key))
+	}
+	return strconv.FormatUint(binary.BigEndian.Uint64(key), 10)
+}
+
+// markTagged, in the migration of every writable open, says the journal's records carry
+// tags from now on; a journal that had records before (from an older version) is marked
+// unadopted as well.
+func markTagged(tx kv.Tx, now time.Time) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyTagged) != nil {
+		return nil
+	}
+	n := 0
+	for _, b := range taggedBuckets {
+		if bk := tx.Bucket(b); bk != nil {
+			n += bk.KeyN()
+		}
+	}
+	if n > 0 {
+		if err := meta.Put(keyUnadopted, []byte(now.UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyTagged, []byte{1})
+}
+
+// Unadopted says the journal holds records written before they were authenticated, which the
+// bot will not act on until Adopt: `serve` refuses to start on it, with the command to run.
+func (s *Store) Unadopted() (bool, error) {
+	var un bool
+	err := s.db.View(func(tx kv.Tx) error {
+		un = unadopted(tx)
+		return nil
+	})
+	return un, err
+}
+
+// Adopted says what Adopt did.
+type Adopted struct {
+	Tagged   int // records tagged by this adoption
+	Verified int // records already tagged, whose tags hold
+}
+
+// Adopt authenticates the records of a journal written before tags, after a person has
+// looked at them (`mongobot journal list` and `verify` read them while it is unadopted): it
+// tags every record that has no tag, clears the mark and records the adoption, by whom, in
+// the audit trail, in one transaction. A record whose tag exists but fails is not adopted:
+// Adopt refuses, naming it, since only a change outside the bot makes one; so does a journal
+// that is not awaiting adoption and holds an untagged record. by is who adopted (the
+// operator's name, for the trail).
+func (s *Store) Adopt(by string) (Adopted, error) {
+	var out Adopted
+	if s.readOnly {
+		return out, ErrReadOnly
+	}
+	err := s.update(func(tx kv.Tx) error {
+		out = Adopted{}
+		if !unadopted(tx) {
+			// Only records from before tags are adopted: an untagged record in a journal
+			// that has them was written outside the bot.
+			if v, err := s.verifyAll(tx); err != nil || len(v.Suspects) > 0 {
+				if err == nil {
+					err = fmt.Errorf("%w: %d record(s) fail, first %s %s (%s); nothing was adopted", ErrTampered, len(v.Suspects), v.Suspects[0].Kind, v.Suspects[0].Key, v.Suspects[0].Why)
+				}
+				return err
+			}
+			return ErrNothingToAdopt
+		}
+		for _, b := range taggedBuckets {
+			bk := tx.Bucket(b)
+			type rec struct{ k, v []byte }
+			var todo []rec
+			err := bk.ForEach(func(k, v []byte) error {
+				if _, _, ok := splitTag(v); !ok {
+					todo = append(todo, rec{append([]byte(nil), k...), append([]byte(nil), v...)})
+					return nil
+				}
+				if err := s.verifyTag(tx, b, k, v); err != nil {
+					return err
+				}
+				out.Verified++
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, r := range todo {
+				value, err := s.tag(tx, b, r.k, r.v)
+				if err != nil {
+					return err
+				}
+				if err := bk.Put(r.k, value); err != nil {
+					return err
+				}
+			}
+			out.Tagged += len(todo)
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete(keyUnadopted); err != nil {
+			return err
+		}
+		if err := meta.Put(keyTagged, []byte{1}); err != nil {
+			return err
+		}
+		return appendEvents(tx, []Event{{Kind: EventAdopted, At: s.now(), By: by,
+			Note: fmt.Sprintf("%d records authenticated, %d already were", out.Tagged, out.Verified)}})
+	})
+	return out, err
+}
+
+// Suspect is a record that fails its authentication, as Verify lists it.
+type Suspect struct {
+	Kind string `json:"kind"`
+	Key  string `json:"key"`
+	Why  string `json:"why"`
+}
+
+// Verification is what Verify found.
+type Verification struct {
+	Checked   int       // records read
+	Unadopted bool      // the journal awaits Adopt
+	Suspects  []Suspect // those that fail, in bucket and key order
+}
+
+// Verify checks the tag of every record in one read transaction and lists those that fail.
+// It needs the key: without one, it says so.
+func (s *Store) Verify() (Verification, error) {
+	var out Verification
+	if len(s.keys.macs) == 0 {
+		return out, fmt.Errorf("%w: verifying the journal needs its key (BOT_ENCRYPTION_KEY or the key file %s)", ErrBadKey, KeyFileName)
+	}
+	err := s.db.View(func(tx kv.Tx) (err error) {
+		out, err = s.verifyAll(tx)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) verifyAll(tx kv.Tx) (Verification, error) {
+	out := Verification{Unadopted: unadopted(tx)}
+	for _, b := range taggedBuckets {
+		bk := tx.Bucket(b)
+		if bk == nil {
+			continue
+		}
+		err := bk.ForEach(func(k, v []byte) error {
+			out.Checked++
+			var te *TamperError
+			if err := s.verifyTag(tx, b, k, v); errors.As(err, &te) {
+				out.Suspects = append(out.Suspects, Suspect{Kind: te.Kind, Key: te.Key, Why: te.Why})
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// ErrNothingToAdopt is Adopt's answer for a journal whose records are all authenticated.
+var ErrNothingToAdopt = errors.New("store: nothing to adopt: every record of the journal is authenticated")
+
+// WatchTamper makes fn hear of the records found failing their authentication from now on,
+// as Options.OnTamper does; the bot sets it once, before it serves. Stores made from this
+// one later (Fenced) share it.
+func (s *Store) WatchTamper(fn func(TamperError)) {
+	s.onTamper.mu.Lock()
+	s.onTamper.fn = fn
+	s.onTamper.mu.Unlock()
+}
+
+// tamperHook is who hears of records failing their authentication.
+type tamperHook struct {
+	mu sync.Mutex
+	fn func(TamperError)
+}
+
+func (h *tamperHook) report(e TamperError) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	fn := h.fn
+	h.mu.Unlock()
+	if fn != nil {
+		fn(e)
+	}
+}

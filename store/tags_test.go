@@ -1,0 +1,196 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"mongobot/approvals"
+	"mongobot/kv"
+)
+
+// raw writes straight into the journal's buckets, as someone who can write the file or the
+// etcd prefix would: no tag, no index, no audit event.
+func raw(t *testing.T, s *Store, fn func(tx kv.Tx) error) {
+	t.Helper()
+	if err := s.db.Update(fn); err != nil {
+		t.Fatalf("raw write: %v", err)
+	}
+}
+
+// Every way of writing a request behind the bot's back is refused when the bot reads it for
+// work, reported to OnTamper, left out of the lists it works from, and listed by Verify: a
+// forged record, one altered, one copied under another id, one moved into another bucket,
+// and one whose tag claims a version the audit trail has not reached.
+func TestTamperedRecordsAreRefused(t *testing.T) {
+	c := newClock()
+	var heard []TamperError
+	st, err := openOpts(t.TempDir(), Options{Now: c.Now, OnTamper: func(e TamperError) { heard = append(heard, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // not checked: the indexes do not match a journal written behind their back
+	mk := func(state string) Request {
+		r, err := st.CreateRequest(Request{Action: "grant-role", Connector: "prod", Requester: "U0DEV",
+			Args: map[string]string{"user": "app", "role": "read@app"}}, state, "U0DEV")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	honest := mk(approvals.Pending)
+	done := mk(approvals.Pending)
+	if _, err := st.TransitionRequest(done.ID, []string{approvals.Pending}, Step{State: approvals.Denied, By: "U0ALICE"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := st.Verify(); err != nil || len(v.Suspects) != 0 || v.Checked != 2 {
+		t.Fatalf("verify of an honest journal: %+v %v", v, err)
+	}
+
+	// Forged: a new approved request, root for the attacker, one vote by an approver.
+	forged := Request{ID: 90, Action: "grant-role", Connector: "prod", Requester: "U0EVE", State: approvals.Approved,
+		Args:  map[string]string{"user": "eve", "role": "root@admin"},
+		Votes: []Vote{{User: "U0ALICE", Approve: true, At: c.Now()}}}
+	// Altered: the honest pending request, approved and pointed at root.
+	var altered Request
+	// Replayed: the denied request's bytes, tag and all, under a new id; and moved: the same
+	// bytes under the entries bucket.
+	raw(t, st, func(tx kv.Tx) error {
+		b, _ := json.Marshal(forged)
+		if err := tx.Bucket(bucketRequests).Put(u64(forged.ID), b); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(tx.Bucket(bucketRequests).Get(u64(honest.ID)), &altered); err != nil {
+			return err
+		}
+		altered.State, altered.Args["role"] = approvals.Approved, "root@admin"
+		b, _ = json.Marshal(altered)
+		// The honest record's tag, kept: the bytes it covers changed.
+		_, tg, _ := splitTag(tx.Bucket(bucketRequests).Get(u64(honest.ID)))
+		if err := tx.Bucket(bucketRequests).Put(u64(honest.ID), withTag(b, tg)); err != nil {
+			return err
+		}
+		v := slices.Clone(tx.Bucket(bucketRequests).Get(u64(done.ID)))
+		if err := tx.Bucket(bucketRequests).Put(u64(91), v); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketEntries).Put(u64(done.ID), v)
+	})
+	for _, id := range []uint64{forged.ID, honest.ID, 91} {
+		_, err := st.Request(id)
+		var te *TamperError
+		if !errors.As(err, &te) || !errors.Is(err, ErrTampered) || te.Key == "" {
+			t.Errorf("request %d read for work: %v, want a TamperError", id, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "mongobot journal verify") {
+			t.Errorf("the refusal does not say what to run: %v", err)
+		}
+		// Nothing moves it: not a vote, not a transition.
+		if _, err := st.TransitionRequest(id, []string{approvals.Approved, approvals.Pending}, Step{State: approvals.Executing}, nil); !errors.Is(err, ErrTampered) {
+			t.Errorf("request %d moved on: %v", id, err)
+		}
+	}
+	if _, err := st.Entry(done.ID); !errors.Is(err, ErrTampered) {
+		t.Errorf("a request's bytes and tag moved into the entries: %v, want ErrTampered", err)
+	}
+	if _, err := st.Request(done.ID); err != nil {
+		t.Errorf("the untouched request: %v", err)
+	}
+	// The lists the bot works from leave them out.
+	for _, states := range [][]string{{approvals.Approved}, {approvals.Pending}, nil} {
+		rs, _, err := st.Requests(0, 100, states...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.ID != done.ID {
+				t.Errorf("requests %v list #%d (%s, %s)", states, r.ID, r.State, r.Args["role"])
+			}
+		}
+	}
+	if len(heard) == 0 {
+		t.Error("OnTamper heard nothing")
+	}
+	v, err := st.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range v.Suspects {
+		got = append(got, s.Kind+" "+s.Key)
+	}
+	want := []string{"request 1", "request 90", "request 91", "entry 2"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("verify lists %v, want %v (%+v)", got, want, v.Suspects)
+	}
+
+	// A tag claiming a version past the trail (a journal whose trail was cut back).
+	raw(t, st, func(tx kv.Tx) error {
+		r, _, _ := splitTag(tx.Bucket(bucketRequests).Get(u64(done.ID)))
+		tg, err := makeTag(bucketRequests, u64(done.ID), r, tx.Bucket(bucketAudit).Sequence()+5, st.keys.id, st.keys.macs[st.keys.id])
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRequests).Put(u64(done.ID), withTag(r, tg))
+	})
+	if _, err := st.Request(done.ID); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "cut back") {
+		t.Errorf("a record from past the trail: %v", err)
+	}
+	// Adopt never launders: this journal has tags, so untagged records are refused.
+	if _, err := st.Adopt("U0OPS"); !errors.Is(err, ErrTampered) {
+		t.Errorf("adopt over forged records: %v, want ErrTampered", err)
+	}
+	if _, err := st.Request(forged.ID); !errors.Is(err, ErrTampered) {
+		t.Errorf("the forged request after a refused adoption: %v", err)
+	}
+}
+
+// A key rotation remakes the tags with the new key, so the records are still the bot's with
+// only the new key; it never vouches for a record whose tag failed under the old one.
+func TestRekeyRetags(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	oldKey, newKey := bytes.Repeat([]byte{0xc3}, 32), bytes.Repeat([]byte{0xd4}, 32)
+	st, err := openOpts(dir, Options{Now: c.Now, Key: oldKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for range 30 { // more than a shared rotation's batch
+		r, err := st.CreateRequest(Request{Action: "drop-user", Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "old"}}, approvals.Pending, "U0DEV")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	raw(t, st, func(tx kv.Tx) error {
+		var r Request
+		v := tx.Bucket(bucketRequests).Get(u64(ids[3]))
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		r.Args["user"] = "admin"
+		b, _ := json.Marshal(r)
+		_, tg, _ := splitTag(v)
+		return tx.Bucket(bucketRequests).Put(u64(ids[3]), withTag(b, tg))
+	})
+	if err := st.Rekey(newKey); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = openOpts(dir, Options{Now: c.Now, Key: newKey})
+	st = checkOnCleanup(t, st, err)
+	v, err := st.Verify()
+	if err != nil || v.Checked != 30 || len(v.Suspects) != 1 || v.Suspects[0].Key != "4" {
+		t.Fatalf("verify with the new key only: %+v %v, want the altered request 4 alone", v, err)
+	}
+	if _, err := st.Request(ids[0]); err != nil {
+		t.Errorf("a record after the rotation: %v", err)
+	}
+}
