@@ -220,7 +220,7 @@ func TestCheckAndJournalCommandsOnEtcd(t *testing.T) {
 	var out bytes.Buffer
 	code := run(context.Background(), []string{"check"}, envOf(env), nil, &out, &out)
 	for _, want := range []string{"store: etcd http://", "3 member(s)", "(leads the cluster)", "bot leader: none",
-		"etcd auth is OFF", "deploy/etcd/setup.sh", "limited to /mongobot/"} {
+		"etcd auth is OFF", "deploy/etcd/setup.sh", "limited to /mongobot/", "is plain http", "use https://"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("bot check lacks %q:\n%s", want, out.String())
 		}
@@ -258,7 +258,7 @@ func TestCheckEtcdAuthOn(t *testing.T) {
 	var out bytes.Buffer
 	run(context.Background(), []string{"check"}, envOf(map[string]string{"BOT_CONFIG": cfg, "BOT_DATA_DIR": t.TempDir()}), nil, &out, &out)
 	if got := out.String(); !strings.Contains(got, "store: etcd https://") || !strings.Contains(got, "  etcd auth: on\n") ||
-		strings.Contains(got, "auth is OFF") || strings.Contains(got, "etcd auth: cannot") || strings.Contains(got, "bot leader: ha:") {
+		strings.Contains(got, "auth is OFF") || strings.Contains(got, "etcd auth: cannot") || strings.Contains(got, "bot leader: ha:") || strings.Contains(got, "plain http") {
 		t.Fatalf("bot check on etcd with auth on:\n%s", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -130,6 +131,12 @@ func checkShared(cfg *config.Etcd, w io.Writer, problem func(string, ...any)) {
 			fmt.Fprintf(w, "  member %s at %s (leads the cluster)\n", m.Name, m.Endpoint)
 		default:
 			fmt.Fprintf(w, "  member %s at %s\n", m.Name, m.Endpoint)
+		}
+	}
+	// In clear, the password and every record cross the network readable.
+	for _, ep := range cfg.Endpoints {
+		if strings.HasPrefix(strings.ToLower(ep), "http://") {
+			problem("  endpoint %s is plain http: the bot's etcd password and its journal cross the network in clear. Serve etcd over TLS and use https:// with store.etcd.tls.ca_file (and a client certificate)", ep)
 		}
 	}
 	// Off, etcd lets anyone who reaches it rewrite the journal: forge a request, a vote.
