@@ -129,11 +129,7 @@ func TestAccessEndRetriedUntilDone(t *testing.T) {
 // Refusals say why and change nothing.
 func TestAccessEndEarlyAndRefusals(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.command(dev, "access prod read@shop --for 4h")
-	card := e.card("Request #1", "access")
-	e.click(alice, card, bot.TextApprove)
-	e.result(card, "*Done*")
-	name := e.accessEntry(1).Args["user"]
+	name := e.approvedAccess(dev, "read@shop --for 4h")
 
 	e.command(eve, "access-end 1")
 	e.private(eve, "Sorry")
@@ -275,4 +271,15 @@ func TestReasonRequired(t *testing.T) {
 	}
 	e.command(dev, `access prod read@shop --for 1h --reason "INC-9"`)
 	e.card("Request #1", "INC-9")
+}
+
+// approvedAccess has who ask for access to prod (roles and --for in what), as request #1,
+// alice approve it, and returns the just-in-time user it made.
+func (e *env) approvedAccess(who, what string) string {
+	e.t.Helper()
+	e.command(who, "access prod "+what)
+	card := e.card("Request #1", "access")
+	e.click(alice, card, bot.TextApprove)
+	e.result(card, "*Done*")
+	return e.accessEntry(1).Args["user"]
 }

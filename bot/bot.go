@@ -202,26 +202,14 @@ func (b *Bot) claimExecuting() ([]store.Entry, []func(), error) {
 // runs, so two replicas never change one user at once. A claim held elsewhere is waited for,
 // a while, as the lock is.
 func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), why string, ok bool) {
-	name := conn + "\x00" + u.String()
-	unlockLocal := b.targets.lock(name)
-	var release func()
-	var err error
-	for deadline := time.Now().Add(targetClaimWait); ; {
-		release, err = b.store.Claim("target/" + name)
-		if !errors.Is(err, store.ErrClaimed) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	unlock, err := b.hold(&b.targets, "target/"+conn+"\x00"+u.String())
 	if err != nil {
-		unlockLocal()
 		b.log.Warn("claim a user for an action", "user", u.String(), "err", err)
 		if errors.Is(err, store.ErrClaimed) {
 			return func() {}, fmt.Sprintf("another replica of the bot is changing `%s` right now, so nothing was run; ask again in a moment", code(u.String())), false
 		}
 		return func() {}, unsettled(u, store.Entry{}), false
 	}
-	unlock = func() { release(); unlockLocal() }
 	es, err := b.store.Executing()
 	if err != nil {
 		unlock() // cannot tell: fail closed
@@ -237,8 +225,29 @@ func (b *Bot) lockTarget(conn string, u connector.UserRef) (unlock func(), why s
 	return unlock, "", true
 }
 
-// targetClaimWait bounds the wait for another replica's action on the same user.
-const targetClaimWait = 10 * time.Second
+// hold takes name's lock in l, for this process, and, on a shared journal, name's claim
+// across the replicas (store.Claim), waiting a while for another replica to release it:
+// "one at a time" then means across replicas. On an error nothing is held.
+func (b *Bot) hold(l *keyed, name string) (release func(), err error) {
+	unlockLocal := l.lock(name)
+	var unclaim func()
+	for deadline := time.Now().Add(claimWait); ; {
+		unclaim, err = b.store.Claim(name)
+		if !errors.Is(err, store.ErrClaimed) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		unlockLocal()
+		return func() {}, err
+	}
+	return func() { unclaim(); unlockLocal() }, nil
+}
+
+// claimWait bounds the wait for another replica's claim (an action on the same user, a
+// request being filed by the same person).
+const claimWait = 10 * time.Second
 
 // unsettled is the sentence for an action refused by lockTarget.
 func unsettled(u connector.UserRef, e store.Entry) string {

@@ -493,7 +493,11 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 	release, err := b.store.Claim("reveal/" + c.Value)
 	if err != nil {
 		b.log.Warn("claim a password to reveal it", "err", err)
-		b.private(ctx, c.Channel, c.User, text("This password is being revealed by another press of the button right now; if it does not appear, press Reveal password again in a moment."))
+		if errors.Is(err, store.ErrClaimed) {
+			b.private(ctx, c.Channel, c.User, text("This password is being revealed by another press of the button right now; if it does not appear, press Reveal password again in a moment."))
+		} else {
+			b.private(ctx, c.Channel, c.User, text("The journal could not be reached to reveal the password (%v); it is still sealed: press Reveal password again in a moment.", err))
+		}
 		return
 	}
 	defer release()

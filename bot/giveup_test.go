@@ -407,11 +407,7 @@ func TestAccessEndOnAFollower(t *testing.T) {
 	}}
 	t.Run("access-end", func(t *testing.T) {
 		e := newEnv(t, follower)
-		e.command(dev, "access prod read@shop --for 4h")
-		card := e.card("Request #1", "access")
-		e.click(alice, card, bot.TextApprove)
-		e.result(card, "*Done*")
-		name := e.accessEntry(1).Args["user"]
+		name := e.approvedAccess(dev, "read@shop --for 4h")
 		e.command(dev, "access-end 1")
 		e.private(dev, "Access #1 has ended", "was dropped from prod")
 		if e.exists(name) {
@@ -420,11 +416,7 @@ func TestAccessEndOnAFollower(t *testing.T) {
 	})
 	t.Run("End now", func(t *testing.T) {
 		e := newEnv(t, follower)
-		e.command(dev, "access prod read@shop --for 4h")
-		card := e.card("Request #1", "access")
-		e.click(alice, card, bot.TextApprove)
-		e.result(card, "*Done*")
-		name := e.accessEntry(1).Args["user"]
+		name := e.approvedAccess(dev, "read@shop --for 4h")
 		if _, err := e.slack.HomeOpened(dev); err != nil {
 			t.Fatal(err)
 		}

@@ -153,7 +153,16 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	// rotation, hand out a password the first would replace.
 	// A fair share: one person's requests cannot fill the approvers' queue or a connector's.
 	// Their requests are counted and created one at a time.
-	defer b.asks.lock("open\x00" + in.User)()
+	busy := func(err error) {
+		b.log.Warn("claim a request's filing", "user", in.User, "err", err)
+		refuse("Another request of yours, or one for the same change, is being filed right now (perhaps by another replica of the bot); ask again in a moment. Nothing was requested.")
+	}
+	release, err := b.hold(&b.asks, "ask/open\x00"+in.User)
+	if err != nil {
+		busy(err)
+		return
+	}
+	defer release()
 	if n, bound := b.openRequests(in.User), b.cfg.Policy.OpenBound(); n >= bound {
 		refuse("You have %d requests open (waiting for approval, or approved and not finished), the most one person may have at once: cancel one you no longer need (`%s requests` lists them, `%s cancel <number>` withdraws one), or wait for one to finish. Nothing was requested.",
 			n, b.cfg.Slash, b.cfg.Slash)
@@ -165,7 +174,12 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	if cmd.Verb == commands.Access {
 		askKey = "\x00" + in.User
 	}
-	defer b.asks.lock(cmd.Verb + "\x00" + cmd.Connector + "\x00" + askKey)()
+	releaseAsk, err := b.hold(&b.asks, "ask/"+cmd.Verb+"\x00"+cmd.Connector+"\x00"+askKey)
+	if err != nil {
+		busy(err)
+		return
+	}
+	defer releaseAsk()
 	if cmd.Verb == commands.Access {
 		if id, how, ok := b.accessTwin(cmd.Connector, in.User, args); ok {
 			undo := fmt.Sprintf("use it, or end it first (`%s access-end %d`)", b.cfg.Slash, id)

@@ -175,7 +175,7 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 	}
 	if err != nil {
 		// The commit may have been applied though its reply was lost: never guess.
-		switch applied, serr := d.settle(counter, counterRev, mark); {
+		switch applied, serr := d.settle(counter, counterRev, t.rev, mark); {
 		case serr != nil:
 			return fmt.Errorf("%w (%v): %v", kv.ErrAmbiguous, d.wrap(err), serr)
 		case applied:
@@ -205,27 +205,45 @@ func (d *KV) attempt(ctx context.Context, write bool, fn func(kv.Tx) error) erro
 var errLostReply = errors.New("ha: the commit's reply was lost (test)")
 
 // settle says whether the commit that set the counter to mark, conditioned on the counter's
-// revision being counterRev, was applied: the counter's first change after counterRev is
-// that commit, if it was applied, since it was conditioned on none coming before it. It reads
-// that change from etcd's history (a watch from counterRev+1), with a timeout of its own: the
-// transaction's may be spent. The history may have been compacted meanwhile; then it cannot
-// tell, and says so.
-func (d *KV) settle(counter string, counterRev int64, mark string) (bool, error) {
+// revision being counterRev (as of snapshot revision snapRev), was applied. The counter's
+// first change after counterRev is that commit, if it was applied, since it was conditioned
+// on none coming before it; that change is read from etcd's history (a watch from snapRev+1:
+// the counter had not moved by then). When the counter has not moved at all, the commit may
+// still be on its way: settle moves the counter itself, on the same condition, so that it
+// never applies, and answers not applied. It has a timeout of its own: the transaction's may
+// be spent. The history may have been compacted meanwhile; then it cannot tell, and says so.
+func (d *KV) settle(counter string, counterRev, snapRev int64, mark string) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
 	defer cancel()
-	cur, err := d.c.Get(ctx, counter)
-	if err != nil {
-		return false, fmt.Errorf("read the counter back: %w", err)
-	}
-	if len(cur.Kvs) == 1 && cur.Kvs[0].ModRevision == counterRev || len(cur.Kvs) == 0 && counterRev == 0 {
-		return false, nil // nothing committed since the snapshot: not this commit either
-	}
-	if len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == mark {
-		return true, nil // this commit is the latest
+	for {
+		cur, err := d.c.Get(ctx, counter)
+		if err != nil {
+			return false, fmt.Errorf("read the counter back: %w", err)
+		}
+		if len(cur.Kvs) == 1 && cur.Kvs[0].ModRevision == counterRev || len(cur.Kvs) == 0 && counterRev == 0 {
+			// Nothing committed since the snapshot, this commit neither, yet: fence it off.
+			value := []byte(mark[:8] + "fenced by a read-back") // the id of the last commit: unchanged
+			if len(cur.Kvs) == 1 {
+				value = cur.Kvs[0].Value
+			}
+			r, err := d.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(counter), "=", counterRev)).
+				Then(clientv3.OpPut(counter, string(value))).Commit()
+			if err != nil {
+				return false, fmt.Errorf("fence the lost commit off: %w", err)
+			}
+			if r.Succeeded {
+				return false, nil
+			}
+			continue // it moved meanwhile: perhaps by this commit
+		}
+		if len(cur.Kvs) == 1 && string(cur.Kvs[0].Value) == mark {
+			return true, nil // this commit is the latest
+		}
+		break
 	}
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	for resp := range d.c.Watch(clientv3.WithRequireLeader(wctx), counter, clientv3.WithRev(counterRev+1)) {
+	for resp := range d.c.Watch(clientv3.WithRequireLeader(wctx), counter, clientv3.WithRev(max(snapRev, counterRev)+1)) {
 		if err := resp.Err(); err != nil {
 			return false, fmt.Errorf("read the counter's history back: %w", err)
 		}

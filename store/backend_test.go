@@ -181,20 +181,7 @@ func TestSharedJournalClaims(t *testing.T) {
 		t.Skip("a test of the shared journal: it runs in the etcd pass")
 	}
 	dir := t.TempDir()
-	replica := func(name string) (*Store, *ha.Replica) {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		r, err := ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: "/store-test-claims/", Name: name, TTL: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		s, err := OpenShared(ha.NewKV(etcdClient, "/store-test-claims"+dir+"/", ha.KVOptions{Session: r}), dir, "etcd", Options{Key: testKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, r
-	}
+	replica := func(name string) (*Store, *ha.Replica) { return sharedReplica(t, "/store-test-claims", dir, name) }
 	a, ra := replica("replica-a")
 	b, _ := replica("replica-b")
 	e, err := a.BeginEntry(Entry{Action: "rotate-password", Connector: "prod", Requester: "U1"}, "U1")
@@ -297,20 +284,7 @@ func TestSharedNamedClaims(t *testing.T) {
 		t.Skip("a test of the shared journal: it runs in the etcd pass")
 	}
 	dir := t.TempDir()
-	replica := func(name string) (*Store, *ha.Replica) {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		r, err := ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: "/store-test-named/", Name: name, TTL: 30 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		s, err := OpenShared(ha.NewKV(etcdClient, "/store-test-named"+dir+"/", ha.KVOptions{Session: r}), dir, "etcd", Options{Key: testKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s, r
-	}
+	replica := func(name string) (*Store, *ha.Replica) { return sharedReplica(t, "/store-test-named", dir, name) }
 	a, ra := replica("replica-a")
 	b, _ := replica("replica-b")
 	release, err := a.Claim("target/prod\x00app@admin")
@@ -348,4 +322,22 @@ func TestSharedNamedClaims(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// sharedReplica is one replica of the shared journal of dir under prefix: its session in the
+// group (closed when the test ends) and its store.
+func sharedReplica(t *testing.T, prefix, dir, name string) (*Store, *ha.Replica) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r, err := ha.Join(ctx, ha.Config{Client: etcdClient, Prefix: prefix + "/", Name: name, TTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s, err := OpenShared(ha.NewKV(etcdClient, prefix+dir+"/", ha.KVOptions{Session: r}), dir, "etcd", Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r
 }

@@ -509,6 +509,12 @@ func settleRestored(s *Store, tx kv.Tx, now time.Time) ([]uint64, error) {
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("store: decode request %x: %w", k, err)
 		}
+		// A record that fails its tag is not the bot's to settle: writing it as failed
+		// would give it a valid tag. (On a journal awaiting adoption, nothing is tagged,
+		// and Adopt sees it as failed.)
+		if s.checkTag(tx, bucketRequests, k, v) != nil && !unadopted(tx) {
+			return nil
+		}
 		if runningState(r.State) && r.EntryID == 0 {
 			waiting = append(waiting, r)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"mongobot/kv"
+	"strconv"
 
 	"bytes"
 	"cmp"
@@ -380,7 +381,7 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 		}
 		for len(heads) > 0 {
 			top := slices.MaxFunc(heads, func(a, b *head) int { return cmp.Compare(idOf(a.k), idOf(b.k)) })
-			id := idOf(top.k)
+			id, key := idOf(top.k), slices.Clone(top.k)
 			if top.k, _ = top.c.Prev(); top.k == nil || !bytes.HasPrefix(top.k, top.prefix) {
 				heads = slices.DeleteFunc(heads, func(h *head) bool { return h == top })
 			}
@@ -398,6 +399,9 @@ func (s *Store) requestsIn(before uint64, limit int, states []string) (out []Req
 			if err != nil {
 				return err
 			}
+			if !s.indexedBy(bucketRequestStates, key, id, &r) {
+				continue // an index key the record does not give: reported, not followed
+			}
 			out = append(out, r)
 		}
 		return nil
@@ -412,7 +416,7 @@ func entriesIn(s *Store, tx kv.Tx, b []byte) ([]Entry, error) {
 	var out []Entry
 	err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
 		e, err := get[Entry](s, tx, bucketEntries, idOf(k))
-		if errors.Is(err, ErrTampered) {
+		if errors.Is(err, ErrTampered) || err == nil && !s.indexedBy(b, k, e.ID, &e) {
 			return nil
 		}
 		out = append(out, e)
@@ -437,4 +441,23 @@ func scanEntries(tx kv.Tx, keep func(*Entry) bool) ([]Entry, error) {
 		return nil
 	})
 	return out, err
+}
+
+// indexedBy says index key k of index b is one that rec, stored under id, gives (keysOf).
+// The indexes are not authenticated: they steer the bot to records, whose tags are checked,
+// but a key the record does not give (written outside the bot: a done entry put in the
+// temporary index to have it undone) must not choose the work. Such a key is reported, as a
+// record failing its tag is, and not followed.
+func (s *Store) indexedBy(b, k []byte, id uint64, rec any) bool {
+	for _, ik := range keysOf(id, rec) {
+		if bytes.Equal(ik.bucket, b) && bytes.Equal(ik.key, k) {
+			return true
+		}
+	}
+	if s.untagged || len(s.keys.macs) == 0 {
+		return true // a store that checks nothing (a reader without the key) reports nothing
+	}
+	s.onTamper.report(TamperError{Kind: "index " + string(b), Key: strconv.FormatUint(id, 10),
+		Why: "it names a record that does not belong in it"})
+	return false
 }

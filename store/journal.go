@@ -201,6 +201,9 @@ func (s *Store) Executing() ([]Entry, error) {
 			if err != nil {
 				return err
 			}
+			if !s.indexedBy(bucketExecuting, k, e.ID, &e) {
+				return nil // not executing, whatever the index says
+			}
 			out = append(out, e)
 			return nil
 		})
@@ -281,6 +284,9 @@ func (s *Store) LatestLock(conn, user, db string) (e Entry, ok bool, err error) 
 		var err error
 		if e, err = get[Entry](s, tx, bucketEntries, id); err != nil {
 			return err
+		}
+		if s.indexed && !s.indexedBy(bucketLocks, append(prefix[:len(prefix):len(prefix)], u64(id)...), id, &e) {
+			return fmt.Errorf("store: the index of locks names entry %d for %s, which is not such a lock or unlock: it was written outside the bot; run mongobot journal verify, then mongobot journal reindex", id, user)
 		}
 		ok = e.Action == commands.LockUser
 		return nil

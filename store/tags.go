@@ -154,8 +154,12 @@ func splitTag(value []byte) (raw, t []byte, ok bool) {
 
 // tag is raw, record key of bucket b, with its tag, made with the key the journal seals with
 // (Store.sealer: during a shared rotation, the new one): what is stored.
+//
+// A journal awaiting adoption is written untagged: the bot acts on none of it (serve refuses
+// it), and what it writes meanwhile (a restore's settling) is adopted with the rest, never
+// vouched for on its own.
 func (s *Store) tag(tx kv.Tx, b, key, raw []byte) ([]byte, error) {
-	if s.untagged {
+	if s.untagged || unadopted(tx) {
 		return raw, nil
 	}
 	id, _, err := s.sealer(tx)
@@ -297,16 +301,15 @@ func (s *Store) Unadopted() (bool, error) {
 
 // Adopted says what Adopt did.
 type Adopted struct {
-	Tagged   int // records tagged by this adoption
-	Verified int // records already tagged, whose tags hold
+	Tagged int // records tagged by this adoption
 }
 
 // Adopt authenticates the records of a journal written before tags, after a person has
 // looked at them (`mongobot journal list` and `verify` read them while it is unadopted): it
 // tags every record that has no tag, clears the mark and records the adoption, by whom, in
-// the audit trail, in one transaction. A record whose tag exists but fails is not adopted:
-// Adopt refuses, naming it, since only a change outside the bot makes one; so does a journal
-// that is not awaiting adoption and holds an untagged record. by is who adopted (the
+// the audit trail, in one transaction. It refuses, naming a record, when any record carries
+// a tag (a journal from before tags has none: the mark was set outside the bot), and when
+// the journal is not awaiting adoption and holds an untagged record. by is who adopted (the
 // operator's name, for the trail).
 func (s *Store) Adopt(by string) (Adopted, error) {
 	var out Adopted
@@ -326,6 +329,14 @@ func (s *Store) Adopt(by string) (Adopted, error) {
 			}
 			return ErrNothingToAdopt
 		}
+		// The mark goes first: tag writes nothing on a journal awaiting adoption.
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete(keyUnadopted); err != nil {
+			return err
+		}
+		if err := meta.Put(keyTagged, []byte{1}); err != nil {
+			return err
+		}
 		for _, b := range taggedBuckets {
 			bk := tx.Bucket(b)
 			type rec struct{ k, v []byte }
@@ -335,11 +346,10 @@ func (s *Store) Adopt(by string) (Adopted, error) {
 					todo = append(todo, rec{append([]byte(nil), k...), append([]byte(nil), v...)})
 					return nil
 				}
-				if err := s.verifyTag(tx, b, k, v); err != nil {
-					return err
-				}
-				out.Verified++
-				return nil
+				// A journal written before tags has none: one that holds a tag, valid
+				// or not, was marked for adoption by something other than an upgrade.
+				return fmt.Errorf("%w: %s %s carries a tag, so this journal was written by a version that authenticates its records and the mark asking for adoption was set outside the bot; nothing was adopted (run mongobot journal verify)",
+					ErrTampered, kindOf(b), keyName(b, k))
 			})
 			if err != nil {
 				return err
@@ -355,15 +365,8 @@ func (s *Store) Adopt(by string) (Adopted, error) {
 			}
 			out.Tagged += len(todo)
 		}
-		meta := tx.Bucket(bucketMeta)
-		if err := meta.Delete(keyUnadopted); err != nil {
-			return err
-		}
-		if err := meta.Put(keyTagged, []byte{1}); err != nil {
-			return err
-		}
 		return appendEvents(tx, []Event{{Kind: EventAdopted, At: s.now(), By: by,
-			Note: fmt.Sprintf("%d records authenticated, %d already were", out.Tagged, out.Verified)}})
+			Note: fmt.Sprintf("%d records authenticated", out.Tagged)}})
 	})
 	return out, err
 }

@@ -194,3 +194,68 @@ func TestRekeyRetags(t *testing.T) {
 		t.Errorf("a record after the rotation: %v", err)
 	}
 }
+
+// The indexes are not authenticated: an index key written outside the bot that names a
+// record which does not give it (a done entry put among the temporary ones, to have it
+// undone; among those executing, to have it reconciled) is reported and not followed.
+func TestForgedIndexKeysAreNotFollowed(t *testing.T) {
+	c := newClock()
+	var heard []TamperError
+	st, err := openOpts(t.TempDir(), Options{Now: c.Now, OnTamper: func(e TamperError) { heard = append(heard, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := st.BeginEntry(Entry{Action: "revoke-role", Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "app", "role": "root@admin"}}, "U0DEV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.TransitionEntry(e.ID, []string{EntryExecuting}, Step{State: EntryDone, By: "bot"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw(t, st, func(tx kv.Tx) error {
+		if err := tx.Bucket(bucketTemporary).Put(append(timeKey(c.Now()), u64(e.ID)...), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExecuting).Put(u64(e.ID), nil)
+	})
+	st.indexed = true // the bot's own open trusts its indexes; a foreign write is what is tested
+	if temp, err := st.Temporary(); err != nil || len(temp) != 0 {
+		t.Errorf("temporary entries after a forged index key: %+v %v, want none", temp, err)
+	}
+	if ex, err := st.Executing(); err != nil || len(ex) != 0 {
+		t.Errorf("entries executing after a forged index key: %+v %v, want none", ex, err)
+	}
+	if len(heard) < 2 {
+		t.Errorf("OnTamper heard %d reports, want the two forged keys: %+v", len(heard), heard)
+	}
+}
+
+// A mark asking for adoption, set on a journal whose records carry tags, is refused: Adopt
+// never vouches for an untagged record slipped into an authenticated journal.
+func TestAdoptRefusesAMarkSetOutsideTheBot(t *testing.T) {
+	c := newClock()
+	st, err := openOpts(t.TempDir(), Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.CreateRequest(Request{Action: "drop-user", Connector: "prod", Requester: "U0DEV", Args: map[string]string{"user": "old"}}, approvals.Pending, "U0DEV"); err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(Request{ID: 50, Action: "grant-role", Connector: "prod", Requester: "U0EVE", State: approvals.Approved,
+		Args: map[string]string{"user": "eve", "role": "root@admin"}})
+	raw(t, st, func(tx kv.Tx) error {
+		if err := tx.Bucket(bucketRequests).Put(u64(50), forged); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyUnadopted, []byte("now"))
+	})
+	if _, err := st.Adopt("U0OPS"); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "set outside the bot") {
+		t.Fatalf("adopt after a forged mark: %v, want a refusal naming the mark", err)
+	}
+	raw(t, st, func(tx kv.Tx) error { return tx.Bucket(bucketMeta).Delete(keyUnadopted) })
+	if _, err := st.Request(50); !errors.Is(err, ErrTampered) {
+		t.Errorf("the forged request after the refused adoption: %v", err)
+	}
+}

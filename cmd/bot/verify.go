@@ -114,8 +114,11 @@ func journalAdopt(args []string, env func(string) (string, bool), stdin io.Reade
 		fmt.Fprintf(w, "every record of the journal on %s is authenticated already: nothing to adopt\n", where)
 		return nil
 	}
-	fmt.Fprintf(w, "journal adopt will authenticate, as the bot's own, every record of the journal on %s that an older version wrote (%d records), and record the adoption in the audit trail.\n"+
-		"The bot will then act on them (pending requests, temporary grants to end, schedules): look at them first with mongobot journal list and mongobot journal export.\n", where, v.Checked)
+	fmt.Fprintf(w, "journal adopt will authenticate, as the bot's own, these %d records of the journal on %s, which an older version wrote, and record the adoption in the audit trail:\n", len(v.Suspects), where)
+	for _, s := range v.Suspects {
+		fmt.Fprintf(w, "  %s %s\n", s.Kind, s.Key)
+	}
+	fmt.Fprintln(w, "The bot will then act on them (pending requests, temporary grants to end, schedules): look at them first with mongobot journal list, show <id> and export.")
 	if err := confirm(stdin, w, *yes, "journal adopt", "vouches for every record of the journal"); err != nil {
 		return err
 	}
@@ -136,6 +139,6 @@ func journalAdopt(args []string, env func(string) (string, bool), stdin io.Reade
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "adopted the journal on %s: %d record(s) authenticated, %d already were; the adoption is in the audit trail (by %s)\n", where, ad.Tagged, ad.Verified, who)
+	fmt.Fprintf(w, "adopted the journal on %s: %d record(s) authenticated; the adoption is in the audit trail (by %s)\n", where, ad.Tagged, who)
 	return nil
 }
