@@ -94,6 +94,12 @@ func (w *world) tamper(kind, m int) error {
 			tamperStats.forged.Add(1)
 			return []rawWrite{{"requests", u64(newID), raw}}, err
 		case 1:
+			if w.altered == nil {
+				w.altered = map[uint64]store.Request{}
+			}
+			if _, ok := w.altered[pick.ID]; !ok {
+				w.altered[pick.ID] = pick
+			}
 			raw, err := get("requests", u64(pick.ID))
 			if err != nil || raw == nil {
 				return nil, err
@@ -179,4 +185,13 @@ func (w *world) checkTampered(es []store.Entry) {
 			w.problem("journal #%d (%s) acted on %q, which only tampered records name", e.ID, e.Action, tamperVictim)
 		}
 	}
+}
+
+// request is request id as the checks judge it: as it was before a tamper step altered it
+// (the bot, refusing the altered record, acted only on what it was), else the journal's.
+func (w *world) request(id uint64) (store.Request, error) {
+	if r, ok := w.altered[id]; ok {
+		return r, nil
+	}
+	return w.journal().Request(id)
 }

@@ -254,7 +254,10 @@ type world struct {
 	// forgedIDs are the request ids tamper steps wrote behind the bot's back (a forgery, or
 	// a copy of another's bytes under a new id), with what each was.
 	forgedIDs map[uint64]string
-	tampers   int // tamper steps applied
+	// altered are the requests a tamper step altered, as they were before: the bot acted
+	// on them as they were, and the checks judge that.
+	altered map[uint64]store.Request
+	tampers int // tamper steps applied
 	// What earlier steps saw, for the checks that judge a change at the step it happened.
 	seenVotes   map[uint64]int
 	seenReq     map[uint64]string
@@ -1381,7 +1384,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 		if !w.mayRequest(sc.Owner) {
 			w.problem("journal #%d: schedule #%d ran for %s, who may no longer use the bot", e.ID, sc.ID, sc.Owner)
 		}
-		if r, err := w.journal().Request(sc.RequestID); err != nil || !wasApproved(r) {
+		if r, err := w.request(sc.RequestID); err != nil || !wasApproved(r) {
 			w.problem("journal #%d: schedule #%d was never approved", e.ID, sc.ID)
 		}
 	case e.RequestID == 0:
@@ -1392,7 +1395,7 @@ func (w *world) authorized(e store.Entry, byID map[uint64]store.Entry) {
 			w.problem("journal #%d (%s) ran for %s, who may not use the bot", e.ID, e.Action, e.Requester)
 		}
 	default:
-		r, err := w.journal().Request(e.RequestID)
+		r, err := w.request(e.RequestID)
 		if err != nil || !wasApproved(r) {
 			w.problem("journal #%d ran for request #%d, which was never approved", e.ID, e.RequestID)
 			return
