@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -749,6 +750,34 @@ func TestHighRiskRuleNeedsTwoApprovals(t *testing.T) {
 	e.createUser("other")
 	e.command(dev, "grant-role prod other read@shop")
 	e.card("Request #3", "0 of 1")
+}
+
+// Risk is judged again when the request runs, from the user as the server shows it then: an
+// ordinary grant approved by one person, whose user was made root meanwhile (outside the
+// bot), is now high-risk and needs the two approvals the policy asks for then. It fails
+// before anything is sent, saying why.
+func TestRiskIsJudgedAgainWhenItRuns(t *testing.T) {
+	p := testPolicy()
+	p.Rules = append(p.Rules, approvals.Rule{Risk: approvals.RiskHigh, Quorum: 2})
+	e := newEnv(t, envOptions{policy: &p})
+	e.createUser("app")
+	e.command(dev, "grant-role prod app read@shop")
+	card := e.card("Request #1", "0 of 1")
+	if _, err := e.admin.GrantRole(t.Context(), connector.UserRef{User: "app", DB: "admin"}, connector.Role{Name: "root", DB: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	e.click(alice, card, bot.TextApprove)
+	e.cardSays(card, "Failed")
+	e.private(dev, "failed: It became high-risk after it was approved", "app@admin holds root@admin", "needs 2 approvals for that and it has 1")
+	if st := e.state("app"); slices.ContainsFunc(st.Roles, func(r connector.Role) bool { return r.Name == "read" }) {
+		t.Errorf("the grant ran: app has %v", st.Roles)
+	}
+	if ents, _, _ := e.st.History(0, 10); len(ents) != 0 {
+		t.Errorf("journal entries were written for a request that did not run: %+v", ents)
+	}
+	// Asked again, it is judged as high-risk from the start.
+	e.command(dev, "grant-role prod app read@shop")
+	e.card("Request #2", "*High risk*", "0 of 2")
 }
 
 // users prod shop lists the users holding a role on shop, whatever their authentication

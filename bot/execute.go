@@ -108,6 +108,10 @@ func (b *Bot) execute(ctx context.Context, id uint64) {
 			b.failRequest(ctx, r, 0, capital(sentence(err)))
 			return
 		}
+		if err := b.stillLowRisk(ctx, r, args, pre); err != nil {
+			b.failRequest(ctx, r, 0, capital(sentence(err)))
+			return
+		}
 	}
 	// The entry is claimed as it is created, and stays claimed until its outcome is recorded
 	// or checked, so the periodic check never runs beside it.

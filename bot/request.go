@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -748,16 +749,41 @@ func (b *Bot) stillApproved(ctx context.Context, r store.Request) error {
 			return nil
 		}
 	}
+	if n, need := b.approvalsNow(ctx, r); n < need {
+		return fmt.Errorf("the policy changed since it was approved: %d of its approvals come from people who are approvers now, and %d are needed; ask again", n, need)
+	}
+	return nil
+}
+
+// approvalsNow is how many distinct people who may approve r now approved it, and how many
+// the policy in force needs (0 when it needs no approval).
+func (b *Bot) approvalsNow(ctx context.Context, r store.Request) (n, need int) {
 	eff := b.policyFor(r.Action, r.Connector, r.Args)
 	if !eff.Required {
-		return nil
+		return 0, 0
 	}
 	lapsed := b.lapsedVoters(ctx, r, eff)
 	// Distinct people, not votes: the record may carry one person's approval twice.
 	counted := slices.DeleteFunc(votes(r.Votes), func(v approvals.Vote) bool { return lapsed[v.User] })
-	n := len(approvals.Approvers(counted))
-	if n < eff.Quorum {
-		return fmt.Errorf("the policy changed since it was approved: %d of its approvals come from people who are approvers now, and %d are needed; ask again", n, eff.Quorum)
+	return len(approvals.Approvers(counted)), eff.Quorum
+}
+
+// stillLowRisk judges request r again when its risk has risen since it was approved: the
+// risk is recomputed from what it will do (args, after planning) and the user as the server
+// shows it now (st, read just before the write-ahead step), never taken from the record
+// alone. A user made an administrator since the vote turns an ordinary change into a
+// high-risk one, which must then meet the policy's rules for high risk: an approval given
+// for the ordinary change does not carry over by itself.
+func (b *Bot) stillLowRisk(ctx context.Context, r store.Request, args map[string]string, st connector.UserState) error {
+	why := riskOf(r.Action, args, st)
+	if why == "" || r.Args["risk"] != "" {
+		return nil
+	}
+	high := r
+	high.Args = maps.Clone(r.Args)
+	high.Args["risk"] = "high"
+	if n, need := b.approvalsNow(ctx, high); n < need {
+		return fmt.Errorf("it became high-risk after it was approved (%s): the policy needs %d approvals for that and it has %d; ask again", why, need, n)
 	}
 	return nil
 }
