@@ -435,7 +435,7 @@ func TestInvariantsReplicated(t *testing.T) {
 		haStats.envelopes.Load(), haStats.byReplica[0].Load(), haStats.byReplica[1].Load(), haStats.byReplica[2].Load(),
 		haStats.terms.Load(), haStats.leaderKills.Load(), haStats.otherKills.Load(), haStats.memberStops.Load(),
 		haStats.partitions.Load(), haStats.fencedRefusals.Load())
-	t.Logf("invariant checker on etcd: written straight into the prefix while the replicas served: %d requests forged, %d altered, %d copied under a new id; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2])
+	t.Logf("invariant checker on etcd: written straight into the prefix while the replicas served: %d requests forged, %d altered, %d copied under a new id, %d put back to an older copy; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2], tamperCounts()[3]-tampered[3])
 	t.Logf("invariant checker on etcd: %d commits whose reply was lost after etcd applied them, each read back", haStats.lostReplies.Load())
 	t.Logf("invariant checker on etcd: %d key rotations while the replicas served, %d of them cut short, for the next to resume", haStats.rekeys.Load(), haStats.rekeysCut.Load())
 	t.Logf("invariant checker on etcd: requests by the state their runs ended in: %v", haStats.requests)

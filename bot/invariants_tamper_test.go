@@ -20,25 +20,27 @@ import (
 // while the bot is down (a crash, then the write, then the restart: bbolt holds the file
 // while it runs); on etcd, straight into the prefix while the replicas serve.
 //
-// Three kinds, each aimed at making the bot act on what nobody approved:
+// Four kinds, each aimed at making the bot act on what nobody approved:
 //   - forge: a new request, approved, with an approver's vote, granting root to "victim";
 //   - alter: an existing request's bytes changed: approved, and aimed at "victim" with root;
-//   - replay: an existing request's bytes, tag and all, copied under a new id.
+//   - replay: an existing request's bytes, tag and all, copied under a new id;
+//   - roll back: a request put back as an older copy of itself, tag and all, taken while it
+//     was pending (an approver's vote would run it again).
 //
-// The invariant: no journal entry ever acts on "victim" or names a forged or copied
-// request, and MongoDB applies nothing the journal cannot account for (check, 1). Rolling
-// a record back to an older version of itself, with its older tag, is not among them: the
-// tags bind a record's version but nothing yet remembers the latest one (store/tags.go).
+// The invariant: no journal entry ever acts on "victim", names a forged or copied request,
+// or runs a request put back again, and MongoDB applies nothing the journal cannot account
+// for (check, 1). A record put back together with its version record is not tried: the
+// store does not claim to notice it (store/versions.go).
 
 // tamperVictim is the user a tampered request aims at: no legitimate step names it.
 const tamperVictim = "victim"
 
 // tamperStats counts what the tamper steps did, over the test binary's run.
-var tamperStats struct{ forged, altered, replayed atomic.Int64 }
+var tamperStats struct{ forged, altered, replayed, rolledBack atomic.Int64 }
 
 // tamperCounts is tamperStats now, to log what one test added.
-func tamperCounts() [3]int64 {
-	return [3]int64{tamperStats.forged.Load(), tamperStats.altered.Load(), tamperStats.replayed.Load()}
+func tamperCounts() [4]int64 {
+	return [4]int64{tamperStats.forged.Load(), tamperStats.altered.Load(), tamperStats.replayed.Load(), tamperStats.rolledBack.Load()}
 }
 
 // withTampering inserts tamper steps into steps: about one in forty, from their own stream so
@@ -48,7 +50,7 @@ func withTampering(seed uint64, steps []Step) []Step {
 	var out []Step
 	for _, s := range steps {
 		if r.IntN(40) == 0 {
-			out = append(out, Step{Kind: "tamper", N: r.IntN(3), M: r.IntN(1 << 20)})
+			out = append(out, Step{Kind: "tamper", N: r.IntN(4), M: r.IntN(1 << 20)})
 		}
 		out = append(out, s)
 	}
@@ -64,10 +66,11 @@ type rawWrite struct {
 
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-// tamper applies tamper step kind (0 forge, 1 alter, 2 replay) on the request m picks.
+// tamper applies tamper step kind (0 forge, 1 alter, 2 replay, 3 roll back) on the request
+// m picks.
 func (w *world) tamper(kind, m int) error {
 	if w.forgedIDs == nil {
-		w.forgedIDs = map[uint64]string{}
+		w.forgedIDs, w.pendingCopies, w.putBack = map[uint64]string{}, map[uint64][]byte{}, map[uint64]int{}
 	}
 	rs, _, err := w.journal().Requests(0, 1<<20)
 	if err != nil {
@@ -79,9 +82,46 @@ func (w *world) tamper(kind, m int) error {
 	} else if kind != 0 {
 		kind = 0 // nothing to alter or copy yet
 	}
+	// A rollback puts back a copy taken by an earlier step while its request was pending,
+	// once the request has moved on; with none, the step forges.
+	var back []store.Request
+	for _, r := range rs {
+		if _, ok := w.pendingCopies[r.ID]; ok && r.State != approvals.Pending {
+			back = append(back, r)
+		}
+	}
+	if kind == 3 && len(back) == 0 {
+		kind = 0
+	}
+	if kind == 3 {
+		r := back[m%len(back)]
+		if w.altered == nil {
+			w.altered = map[uint64]store.Request{}
+		}
+		if _, ok := w.altered[r.ID]; !ok {
+			w.altered[r.ID] = r
+		}
+		if _, ok := w.putBack[r.ID]; !ok {
+			w.putBack[r.ID] = len(slices.DeleteFunc(w.entries(), func(e store.Entry) bool { return e.RequestID != r.ID }))
+		}
+	}
 	newID := uint64(5000 + w.stepNo)
 	build := func(get func(bucket string, key []byte) ([]byte, error)) ([]rawWrite, error) {
+		// Copies for later rollbacks: a few pending requests, as stored now.
+		for _, r := range rs {
+			if _, ok := w.pendingCopies[r.ID]; !ok && r.State == approvals.Pending && len(w.pendingCopies) < 64 {
+				raw, err := get("requests", u64(r.ID))
+				if err != nil {
+					return nil, err
+				}
+				w.pendingCopies[r.ID] = raw
+			}
+		}
 		switch kind {
+		case 3:
+			r := back[m%len(back)]
+			tamperStats.rolledBack.Add(1)
+			return []rawWrite{{"requests", u64(r.ID), w.pendingCopies[r.ID]}}, nil
 		case 0:
 			now := w.clock.Now()
 			r := store.Request{ID: newID, Action: "grant-role", Connector: "prod", Requester: dev, State: approvals.Approved,
@@ -177,6 +217,11 @@ func (h *haSide) tamper(build func(get func(bucket string, key []byte) ([]byte, 
 
 // checkTampered: nothing written behind the bot's back was acted on.
 func (w *world) checkTampered(es []store.Entry) {
+	for id, before := range w.putBack {
+		if n := len(slices.DeleteFunc(slices.Clone(es), func(e store.Entry) bool { return e.RequestID != id })); n > before {
+			w.problem("request #%d ran again (%d entries, %d before) after it was put back to an older copy of itself behind the bot's back", id, n, before)
+		}
+	}
 	for _, e := range es {
 		if what, ok := w.forgedIDs[e.RequestID]; ok {
 			w.problem("journal #%d ran request #%d, which is %s written into the journal's storage behind the bot's back", e.ID, e.RequestID, what)

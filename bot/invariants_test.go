@@ -257,7 +257,11 @@ type world struct {
 	// altered are the requests a tamper step altered, as they were before: the bot acted
 	// on them as they were, and the checks judge that.
 	altered map[uint64]store.Request
-	tampers int // tamper steps applied
+	// pendingCopies are requests as stored while pending, kept by tamper steps to put back
+	// later; putBack the requests put back, with how many entries named each then.
+	pendingCopies map[uint64][]byte
+	putBack       map[uint64]int
+	tampers       int // tamper steps applied
 	// What earlier steps saw, for the checks that judge a change at the step it happened.
 	seenVotes   map[uint64]int
 	seenReq     map[uint64]string
@@ -1671,7 +1675,7 @@ func TestInvariants(t *testing.T) {
 	total := checkSeeds(t, seedsToRun(), func(seed uint64) []Step { return withTampering(seed, genSteps(seed, steps)) }, runSteps)
 	t.Logf("invariant checker: %d steps over %d seed(s), against the emulator (mongotest; %d journal entries not failed, %d of them scheduled runs, %d temporary actions given up early without a vote), an Atlas project (the Administration API stand-in and its emulated cluster; %d entries not failed, %d changes applied) and the Slack stand-in, race detector %v; applications' logins judged at rest: %d after a delivery, %d after one the bot abandoned",
 		total, len(seedsToRun()), done["prod"].Load(), scheduleRuns.Load(), givenUp.Load(), done["cloud"].Load(), cloudApplied.Load(), raceEnabled, delivered.Load(), abandoned.Load())
-	t.Logf("invariant checker: written behind the bot's back into the bbolt file while it was down: %d requests forged, %d altered, %d copied under a new id; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2])
+	t.Logf("invariant checker: written behind the bot's back into the bbolt file while it was down: %d requests forged, %d altered, %d copied under a new id, %d put back to an older copy; none acted on", tamperCounts()[0]-tampered[0], tamperCounts()[1]-tampered[1], tamperCounts()[2]-tampered[2], tamperCounts()[3]-tampered[3])
 }
 
 // checkerSteps is how many steps each seed runs (-steps, else def); it skips the test with

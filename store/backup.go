@@ -443,6 +443,9 @@ func (b *Backup) untagged() bool {
 // backup's did not have yet: a journal is whole with all of them, as readers expect.
 func createAll(tx kv.Tx) error {
 	for _, name := range allBuckets {
+		if bytes.Equal(name, bucketVersions) {
+			continue // a backup from before them: the first open makes them (recordVersions)
+		}
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"mongobot/approvals"
 	"mongobot/kv"
 
@@ -39,14 +40,14 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketRequests, bucketEntries, bucketExecuting,
 		bucketSchedules, bucketSecrets, bucketDedupe, bucketOffers, bucketReplaced, bucketPairs,
-		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks, bucketClaims, bucketAudit}
+		bucketRequestStates, bucketTemporary, bucketDelivering, bucketLocks, bucketClaims, bucketAudit, bucketVersions}
 	// firstBuckets are those every journal of schema 1 has; the others were added later and
 	// are created at the next start: a read-only open reads their absence as empty, or, for
 	// an index, answers by reading every record.
 	firstBuckets = allBuckets[:7]
-	// sharedBuckets are those a shared journal has had from its start; the audit trail came
-	// later, and its absence reads as a journal older than the trail.
-	sharedBuckets = allBuckets[:len(allBuckets)-1]
+	// sharedBuckets are those a shared journal has had from its start; the audit trail and
+	// the versions came later, and their absence reads as a journal older than they are.
+	sharedBuckets = allBuckets[:15]
 
 	keySchema = []byte("schema")
 )
@@ -282,12 +283,18 @@ func (s *Store) migrateTo(target int, steps []migration) error {
 			}
 		}
 		for _, b := range allBuckets {
+			if bytes.Equal(b, bucketVersions) {
+				continue // made by recordVersions, whose cue is its absence
+			}
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		// Records written before tags: none is acted on until a person adopts them.
 		if err := markTagged(tx, s.now()); err != nil {
+			return err
+		}
+		if err := s.recordVersions(tx); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -392,6 +399,9 @@ func get[T any](s *Store, tx kv.Tx, b []byte, id uint64) (T, error) {
 	var v T
 	raw := tx.Bucket(b).Get(u64(id))
 	if raw == nil {
+		if err := s.checkGone(tx, b, u64(id)); err != nil {
+			return v, err
+		}
 		return v, fmt.Errorf("%w: %s %d", ErrNotFound, kindOf(b), id)
 	}
 	if err := s.checkTag(tx, b, u64(id), raw); err != nil {
@@ -500,6 +510,9 @@ func remove(tx kv.Tx, b []byte, id uint64) error {
 		return nil
 	}
 	if err := reindexRecord(tx, b, id, old, nil); err != nil {
+		return err
+	}
+	if err := dropVersion(tx, b, u64(id)); err != nil {
 		return err
 	}
 	return bk.Delete(u64(id))

@@ -39,9 +39,9 @@ import (
 // Journals written before tags have none: they are adopted by an explicit step (Adopt, run
 // by `mongobot journal adopt` after a person has looked at them), never trusted by default.
 //
-// Not covered yet: a record put back as an older version of itself with its older tag, or
-// the whole journal set back to an earlier copy. The version is bound, but nothing records
-// the latest version of each record where the writer cannot reach it.
+// A record put back as an older copy of itself, tag and all, fails too: the versions bucket
+// holds the latest version of every record (versions.go). Not covered: a record put back
+// together with its version record, and the whole journal set back to an earlier copy.
 
 var (
 	// keyTagged (meta) says the journal's records carry tags: set when a journal is made,
@@ -104,9 +104,13 @@ func macKey(key []byte) []byte {
 	return m.Sum(nil)
 }
 
-func tagMAC(mk, b, key []byte, ver uint64, raw []byte) []byte {
+// tagFormat is the format of the tags this version makes: 2, a record whose latest version
+// the versions bucket holds (versions.go). Format 1, which had none, was never released.
+const tagFormat = 2
+
+func tagMAC(mk []byte, format byte, b, key []byte, ver uint64, raw []byte) []byte {
 	m := hmac.New(sha256.New, mk)
-	m.Write([]byte("mongobot-tag-1\x00"))
+	m.Write([]byte{'m', 'o', 'n', 'g', 'o', 'b', 'o', 't', '-', 't', 'a', 'g', '-', '0' + format, 0})
 	m.Write(b)
 	m.Write([]byte{0})
 	var n [8]byte
@@ -162,6 +166,11 @@ func (s *Store) tag(tx kv.Tx, b, key, raw []byte) ([]byte, error) {
 	if s.untagged || unadopted(tx) {
 		return raw, nil
 	}
+	return s.tagAt(tx, b, key, raw, tx.Bucket(bucketAudit).Sequence())
+}
+
+// tagAt is raw with its tag for version ver, its version record written in tx.
+func (s *Store) tagAt(tx kv.Tx, b, key, raw []byte, ver uint64) ([]byte, error) {
 	id, _, err := s.sealer(tx)
 	if err != nil {
 		return nil, err
@@ -170,8 +179,11 @@ func (s *Store) tag(tx kv.Tx, b, key, raw []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: no key to authenticate records with", ErrBadKey)
 	}
-	t, err := makeTag(b, key, raw, tx.Bucket(bucketAudit).Sequence(), id, mk)
+	t, err := makeTag(b, key, raw, ver, id, mk)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.putVersion(tx, b, key, ver, id); err != nil {
 		return nil, err
 	}
 	return withTag(raw, t), nil
@@ -183,10 +195,10 @@ func makeTag(b, key, raw []byte, ver uint64, keyID string, mk []byte) ([]byte, e
 		return nil, fmt.Errorf("%w: key id %q", ErrBadKey, keyID)
 	}
 	t := make([]byte, 0, tagLen)
-	t = append(t, 1)
+	t = append(t, tagFormat)
 	t = binary.BigEndian.AppendUint64(t, ver)
 	t = append(t, kid...)
-	return append(t, tagMAC(mk, b, key, ver, raw)...), nil
+	return append(t, tagMAC(mk, tagFormat, b, key, ver, raw)...), nil
 }
 
 // retag is value, record key of bucket b, with its tag made again with key keyID, for a key
@@ -198,8 +210,13 @@ func (s *Store) retag(tx kv.Tx, b, key, value []byte, keyID string) (out []byte,
 	if !found || hex.EncodeToString(t[9:15]) == keyID || s.verifyTag(tx, b, key, value) != nil {
 		return nil, false
 	}
-	nt, err := makeTag(b, key, raw, binary.BigEndian.Uint64(t[1:9]), keyID, s.keys.macs[keyID])
+	ver := binary.BigEndian.Uint64(t[1:9])
+	nt, err := makeTag(b, key, raw, ver, keyID, s.keys.macs[keyID])
 	if err != nil {
+		return nil, false
+	}
+	// Its version record too, in the same transaction: the old key may be dropped next.
+	if err := s.putVersion(tx, b, key, ver, keyID); err != nil {
 		return nil, false
 	}
 	return withTag(raw, nt), true
@@ -223,32 +240,52 @@ func (s *Store) checkTag(tx kv.Tx, b, key, value []byte) error {
 
 // verifyTag is checkTag without the report.
 func (s *Store) verifyTag(tx kv.Tx, b, key, value []byte) error {
+	return s.verifyWith(tx, b, key, value, func(ver uint64) string { return s.checkVersion(tx, b, key, ver) })
+}
+
+// verifyWith is verifyTag with the version check given: version says why version ver of
+// the record is not the latest ("" when it is).
+func (s *Store) verifyWith(tx kv.Tx, b, key, value []byte, version func(ver uint64) string) error {
 	fail := func(why string, err error) error {
 		return &TamperError{Kind: kindOf(b), Key: keyName(b, key), Why: why, err: err}
 	}
+	_, t, ok := splitTag(value)
+	if !ok && unadopted(tx) {
+		return fail("the journal was written by an older version and has not been adopted: run mongobot journal adopt", ErrUnadopted)
+	}
+	if why := s.verifyMAC(b, key, value); why != "" {
+		return fail(why, nil)
+	}
+	ver := binary.BigEndian.Uint64(t[1:9])
+	if a := tx.Bucket(bucketAudit); a != nil && ver > a.Sequence() {
+		return fail(fmt.Sprintf("it claims version %d, past the audit trail's %d: the journal was cut back", ver, a.Sequence()), nil)
+	}
+	if why := version(ver); why != "" {
+		return fail(why, nil)
+	}
+	return nil
+}
+
+// verifyMAC says why value, stored as record key of bucket b, carries no tag this store
+// made, or "" when it does: the tag alone, not whether its version is the latest.
+func (s *Store) verifyMAC(b, key, value []byte) string {
 	raw, t, ok := splitTag(value)
 	if !ok {
-		if unadopted(tx) {
-			return fail("the journal was written by an older version and has not been adopted: run mongobot journal adopt", ErrUnadopted)
-		}
-		return fail("it has no tag", nil)
+		return "it has no tag"
 	}
-	if t[0] != 1 {
-		return fail("its tag is of an unknown format", nil)
+	if t[0] != tagFormat {
+		return "its tag is of an unknown format"
 	}
 	ver := binary.BigEndian.Uint64(t[1:9])
 	kid := hex.EncodeToString(t[9:15])
 	mk, ok := s.keys.macs[kid]
 	if !ok {
-		return fail("it was authenticated with key "+kid+", which this bot was not given (it has "+s.keys.ids()+")", nil)
+		return "it was authenticated with key " + kid + ", which this bot was not given (it has " + s.keys.ids() + ")"
 	}
-	if !hmac.Equal(t[15:], tagMAC(mk, b, key, ver, raw)) {
-		return fail("its tag does not match its content", nil)
+	if !hmac.Equal(t[15:], tagMAC(mk, t[0], b, key, ver, raw)) {
+		return "its tag does not match its content"
 	}
-	if a := tx.Bucket(bucketAudit); a != nil && ver > a.Sequence() {
-		return fail(fmt.Sprintf("it claims version %d, past the audit trail's %d: the journal was cut back", ver, a.Sequence()), nil)
-	}
-	return nil
+	return ""
 }
 
 // unadopted says the journal in tx holds records from before tags: marked so, or never
@@ -307,17 +344,23 @@ type Adopted struct {
 // Adopt authenticates the records of a journal written before tags, after a person has
 // looked at them (`mongobot journal list` and `verify` read them while it is unadopted): it
 // tags every record that has no tag, clears the mark and records the adoption, by whom, in
-// the audit trail, in one transaction. It refuses, naming a record, when any record carries
-// a tag (a journal from before tags has none: the mark was set outside the bot), and when
+// the audit trail. It refuses, naming a record, when any record carries a tag it did not
+// make (a journal from before tags has none: the mark was set outside the bot), and when
 // the journal is not awaiting adoption and holds an untagged record. by is who adopted (the
 // operator's name, for the trail).
+//
+// It works in batches (adoptBatch records a transaction), so a shared journal of any size
+// fits etcd's bound on a transaction: the first appends an event that begins the adoption,
+// whose cursor is the version of every record it tags; the last clears the mark. Until
+// then the journal stays unadopted (serve refuses it), and an interrupted adoption is
+// finished by running it again.
 func (s *Store) Adopt(by string) (Adopted, error) {
 	var out Adopted
 	if s.readOnly {
 		return out, ErrReadOnly
 	}
+	var ver uint64
 	err := s.update(func(tx kv.Tx) error {
-		out = Adopted{}
 		if !unadopted(tx) {
 			// Only records from before tags are adopted: an untagged record in a journal
 			// that has them was written outside the bot.
@@ -329,47 +372,106 @@ func (s *Store) Adopt(by string) (Adopted, error) {
 			}
 			return ErrNothingToAdopt
 		}
-		// The mark goes first: tag writes nothing on a journal awaiting adoption.
 		meta := tx.Bucket(bucketMeta)
-		if err := meta.Delete(keyUnadopted); err != nil {
+		if v := meta.Get(keyAdopting); len(v) == 8 {
+			ver = binary.BigEndian.Uint64(v) // an adoption interrupted: finish it
+			return nil
+		}
+		// The event that begins the adoption moves the trail past every version a record
+		// could carry already, so the records this adoption tags are told by their version.
+		if err := appendEvents(tx, []Event{{Kind: EventAdopted, At: s.now(), By: by, Note: "adoption begun"}}); err != nil {
 			return err
+		}
+		ver = tx.Bucket(bucketAudit).Sequence()
+		return meta.Put(keyAdopting, u64(ver))
+	})
+	if err != nil {
+		return out, err
+	}
+	for _, b := range taggedBuckets {
+		var from []byte
+		for first := true; first || from != nil; first = false {
+			var n int
+			err := s.update(func(tx kv.Tx) (err error) {
+				n, from, err = s.adoptBatch(tx, b, from, ver)
+				return err
+			})
+			if err != nil {
+				return out, err
+			}
+			out.Tagged += n
+		}
+	}
+	err = s.update(func(tx kv.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyAdopting); len(v) != 8 || binary.BigEndian.Uint64(v) != ver {
+			return fmt.Errorf("%w: another adoption ran at the same time; run mongobot journal verify", ErrConflict)
+		}
+		for _, k := range [][]byte{keyAdopting, keyUnadopted} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
 		}
 		if err := meta.Put(keyTagged, []byte{1}); err != nil {
 			return err
-		}
-		for _, b := range taggedBuckets {
-			bk := tx.Bucket(b)
-			type rec struct{ k, v []byte }
-			var todo []rec
-			err := bk.ForEach(func(k, v []byte) error {
-				if _, _, ok := splitTag(v); !ok {
-					todo = append(todo, rec{append([]byte(nil), k...), append([]byte(nil), v...)})
-					return nil
-				}
-				// A journal written before tags has none: one that holds a tag, valid
-				// or not, was marked for adoption by something other than an upgrade.
-				return fmt.Errorf("%w: %s %s carries a tag, so this journal was written by a version that authenticates its records and the mark asking for adoption was set outside the bot; nothing was adopted (run mongobot journal verify)",
-					ErrTampered, kindOf(b), keyName(b, k))
-			})
-			if err != nil {
-				return err
-			}
-			for _, r := range todo {
-				value, err := s.tag(tx, b, r.k, r.v)
-				if err != nil {
-					return err
-				}
-				if err := bk.Put(r.k, value); err != nil {
-					return err
-				}
-			}
-			out.Tagged += len(todo)
 		}
 		return appendEvents(tx, []Event{{Kind: EventAdopted, At: s.now(), By: by,
 			Note: fmt.Sprintf("%d records authenticated", out.Tagged)}})
 	})
 	return out, err
 }
+
+// keyAdopting (meta) holds, while an adoption runs, the version its records are tagged with.
+var keyAdopting = []byte("tags-adopting")
+
+// adoptBatch tags up to adoptBatch untagged records of bucket b, from key from on, with
+// version ver, and says where the next batch begins (nil: b is done). A record that carries
+// a tag must be one this adoption made.
+func (s *Store) adoptBatch(tx kv.Tx, b, from []byte, ver uint64) (n int, next []byte, err error) {
+	bk := tx.Bucket(b)
+	type rec struct{ k, v []byte }
+	var todo []rec
+	c := bk.Cursor()
+	k, v := c.First()
+	if from != nil {
+		k, v = c.Seek(from)
+	}
+	check := func(k, v []byte) error {
+		if _, t, ok := splitTag(v); ok {
+			if s.verifyMAC(b, k, v) == "" && binary.BigEndian.Uint64(t[1:9]) == ver {
+				return nil // tagged by this adoption, in an earlier batch
+			}
+			// A journal written before tags has none: one that holds a tag, valid or
+			// not, was marked for adoption by something other than an upgrade.
+			return fmt.Errorf("%w: %s %s carries a tag, so this journal was written by a version that authenticates its records and the mark asking for adoption was set outside the bot; nothing was adopted (run mongobot journal verify)",
+				ErrTampered, kindOf(b), keyName(b, k))
+		}
+		todo = append(todo, rec{append([]byte(nil), k...), append([]byte(nil), v...)})
+		return nil
+	}
+	for ; k != nil && len(todo) < adoptBatch; k, v = c.Next() {
+		if err := check(k, v); err != nil {
+			return 0, nil, err
+		}
+	}
+	if k != nil {
+		next = append([]byte(nil), k...)
+	}
+	for _, r := range todo {
+		value, err := s.tagAt(tx, b, r.k, r.v, ver)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := bk.Put(r.k, value); err != nil {
+			return 0, nil, err
+		}
+	}
+	return len(todo), next, nil
+}
+
+// adoptBatch is how many records one transaction of an adoption tags: with their version
+// records, well within etcd's default bound of 128 operations.
+const adoptBatch = 50
 
 // Suspect is a record that fails its authentication, as Verify lists it.
 type Suspect struct {
@@ -401,21 +503,51 @@ func (s *Store) Verify() (Verification, error) {
 
 func (s *Store) verifyAll(tx kv.Tx) (Verification, error) {
 	out := Verification{Unadopted: unadopted(tx)}
+	vb := tx.Bucket(bucketVersions)
 	for _, b := range taggedBuckets {
 		bk := tx.Bucket(b)
 		if bk == nil {
 			continue
 		}
+		// The versions bucket holds each bucket's version records in the bucket's own key
+		// order: both are walked side by side, one read of each, and a version record with
+		// no record is one deleted outside the bot.
+		var vc kv.Cursor
+		var vk, vv []byte
+		prefix := versionKey(b, nil)
+		if vb != nil {
+			vc = vb.Cursor()
+			vk, vv = vc.Seek(prefix)
+		}
+		next := func() { vk, vv = vc.Next() }
+		orphan := func(k []byte) {
+			out.Suspects = append(out.Suspects, Suspect{Kind: kindOf(b), Key: keyName(b, k), Why: goneWhy})
+		}
 		err := bk.ForEach(func(k, v []byte) error {
 			out.Checked++
+			want := versionKey(b, k)
+			for vk != nil && bytes.HasPrefix(vk, prefix) && bytes.Compare(vk, want) < 0 {
+				orphan(vk[len(prefix):])
+				next()
+			}
+			var head []byte
+			if vk != nil && bytes.Equal(vk, want) {
+				head = append([]byte(nil), vv...)
+				next()
+			}
+			version := func(ver uint64) string { return s.versionWhy(vb != nil, b, k, ver, head) }
 			var te *TamperError
-			if err := s.verifyTag(tx, b, k, v); errors.As(err, &te) {
+			if err := s.verifyWith(tx, b, k, v, version); errors.As(err, &te) {
 				out.Suspects = append(out.Suspects, Suspect{Kind: te.Kind, Key: te.Key, Why: te.Why})
 			}
 			return nil
 		})
 		if err != nil {
 			return out, err
+		}
+		for vk != nil && bytes.HasPrefix(vk, prefix) {
+			orphan(vk[len(prefix):])
+			next()
 		}
 	}
 	return out, nil

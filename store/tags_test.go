@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -257,5 +258,91 @@ func TestAdoptRefusesAMarkSetOutsideTheBot(t *testing.T) {
 	raw(t, st, func(tx kv.Tx) error { return tx.Bucket(bucketMeta).Delete(keyUnadopted) })
 	if _, err := st.Request(50); !errors.Is(err, ErrTampered) {
 		t.Errorf("the forged request after the refused adoption: %v", err)
+	}
+}
+
+// A record put back as an older copy of itself, tag and all, is refused: a request back to
+// approved after it ran, a version record deleted, a record deleted (listed by Verify), and
+// the whole versions bucket deleted (every record refused at the next open).
+func TestOlderCopiesAreRefused(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	var heard []TamperError
+	st, err := openOpts(dir, Options{Now: c.Now, OnTamper: func(e TamperError) { heard = append(heard, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func() Request {
+		r, err := st.CreateRequest(Request{Action: "grant-role", Connector: "prod", Requester: "U0DEV",
+			Args: map[string]string{"user": "app", "role": "root@admin"}}, approvals.Approved, "U0DEV")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ran, other, gone := mk(), mk(), mk()
+	var approved []byte // ran's record while it was approved
+	raw(t, st, func(tx kv.Tx) error {
+		approved = slices.Clone(tx.Bucket(bucketRequests).Get(u64(ran.ID)))
+		return nil
+	})
+	for _, step := range [][2]string{{approvals.Approved, approvals.Executing}, {approvals.Executing, approvals.Done}} {
+		if _, err := st.TransitionRequest(ran.ID, []string{step[0]}, Step{State: step[1], By: "bot"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw(t, st, func(tx kv.Tx) error {
+		if err := tx.Bucket(bucketRequests).Put(u64(ran.ID), approved); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketVersions).Delete(versionKey(bucketRequests, u64(other.ID))); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRequests).Delete(u64(gone.ID))
+	})
+	for id, why := range map[uint64]string{ran.ID: "put back to an older copy", other.ID: "holds no version of it", gone.ID: "deleted by something other than the bot"} {
+		_, err := st.Request(id)
+		if !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), why) {
+			t.Errorf("request %d read for work: %v, want a TamperError saying %q", id, err, why)
+		}
+		if _, err := st.TransitionRequest(id, []string{approvals.Approved}, Step{State: approvals.Executing, By: "bot"}, nil); !errors.Is(err, ErrTampered) {
+			t.Errorf("request %d moved on: %v", id, err)
+		}
+	}
+	if rs, _, err := st.Requests(0, 10, approvals.Approved); err != nil || len(rs) != 0 {
+		t.Errorf("approved requests listed for work: %+v %v, want none", rs, err)
+	}
+	v, err := st.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whys := map[string]string{}
+	for _, s := range v.Suspects {
+		whys[s.Key] = s.Why
+	}
+	for id, want := range map[uint64]string{ran.ID: "older copy", other.ID: "no version", gone.ID: "deleted by something other than the bot"} {
+		if got := whys[fmt.Sprint(id)]; !strings.Contains(got, want) {
+			t.Errorf("verify on request %d: %q, want %q (all: %+v)", id, got, want, v.Suspects)
+		}
+	}
+	if len(heard) == 0 {
+		t.Error("OnTamper heard nothing")
+	}
+
+	// The versions bucket deleted outside the bot: made again, empty, at the next open, so
+	// nothing is vouched for again and every record fails.
+	raw(t, st, func(tx kv.Tx) error { return tx.DeleteBucket(bucketVersions) })
+	st.Close()
+	heard = nil
+	st, err = openOpts(dir, Options{Now: c.Now, OnTamper: func(e TamperError) { heard = append(heard, e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !slices.ContainsFunc(heard, func(e TamperError) bool { return e.Key == "versions" }) {
+		t.Errorf("the open did not report the lost versions: %+v", heard)
+	}
+	if v, err := st.Verify(); err != nil || len(v.Suspects) != 2 {
+		t.Errorf("verify after the versions were deleted: %+v %v, want both remaining records", v, err)
 	}
 }
