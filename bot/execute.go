@@ -514,7 +514,7 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 		}
 		return
 	}
-	pw, err := b.store.PeekSecret(c.Value, c.User)
+	pw, err := b.store.RevealSecret(c.Value, c.User)
 	var msg string
 	switch {
 	case err == nil:
@@ -535,6 +535,12 @@ func (b *Bot) reveal(ctx context.Context, c Click) {
 	case errors.Is(err, store.ErrNotOwner):
 		b.refusedClick(c, store.RefusedNotOwner, "This password is not for you: only the person it was made for can reveal it.")
 		b.private(ctx, c.Channel, c.User, text("This password is not for you: only the person it was made for can reveal it."))
+		return
+	case errors.Is(err, store.ErrNotOffered):
+		why := "This password is one the bot keeps for itself (for a delivery or a recovery), not one offered to you: it is not shown. Nothing was revealed."
+		b.log.Warn("reveal refused: not an offered password", "user", c.User)
+		b.refusedClick(c, store.RefusedNotOwner, why)
+		b.private(ctx, c.Channel, c.User, text("%s", why))
 		return
 	case errors.Is(err, store.ErrExpired):
 		msg = "This password expired before it was revealed and is gone; rotate the password again to get a new one."

@@ -227,6 +227,10 @@ func (b *Bot) request(ctx context.Context, in Invocation, who approvals.Who, cmd
 	r, err = b.store.CreateRequest(r, state, in.User)
 	if err != nil {
 		b.log.Error("store request", "err", err)
+		if errors.Is(err, store.ErrAmbiguous) {
+			refuse("The journal could not tell whether the request was recorded (%v). Look for it (`%s requests`, or your App Home) before asking again.", err, b.cfg.Slash)
+			return
+		}
 		refuse("The request could not be recorded (%v); nothing was requested.", err)
 		return
 	}

@@ -139,7 +139,11 @@ func (b *Bot) startRollback(ctx context.Context, channel string, who approvals.W
 			pvRollback: "undo this rollback in turn, judged as the action that undo performs", pvRisk: esc(risk)}},
 		approvals.Pending, who.User)
 	if err != nil {
-		b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))
+		if errors.Is(err, store.ErrAmbiguous) {
+			b.private(ctx, channel, who.User, text("The journal could not tell whether the rollback request was recorded (%v); nothing was changed yet. Look for it (`%s requests`) before pressing Roll back again.", err, b.cfg.Slash))
+		} else {
+			b.private(ctx, channel, who.User, text("The rollback request could not be recorded (%v); nothing was changed.", err))
+		}
 		return
 	}
 	ref, err := b.chat.Post(ctx, b.cfg.Channel, b.card(r, eff))

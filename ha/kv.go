@@ -490,6 +490,45 @@ func (b *etcdBucket) Get(k []byte) []byte {
 	return v
 }
 
+// Prefetch reads refs in one etcd transaction at the snapshot's revision (kv.Prefetcher):
+// a record and its version record cost one round trip, not two.
+func (t *etcdTx) Prefetch(refs ...kv.Ref) {
+	if t.err != nil {
+		return
+	}
+	var ops []clientv3.Op
+	var keys []string
+	for _, r := range refs {
+		st, ok := t.buckets[string(r.Bucket)]
+		if t.Bucket(r.Bucket) == nil || ok && st.reset {
+			continue
+		}
+		key := t.d.dataKey(r.Bucket, r.Key)
+		if _, ok := t.writes[key]; ok {
+			continue
+		}
+		if _, ok := t.reads[key]; ok {
+			continue
+		}
+		ops = append(ops, clientv3.OpGet(key, clientv3.WithRev(t.rev), clientv3.WithSerializable()))
+		keys = append(keys, key)
+	}
+	if len(ops) < 2 {
+		return // one read costs the same either way
+	}
+	resp, err := t.d.c.Txn(t.ctx).Then(ops...).Commit()
+	if err != nil {
+		return // the Gets read them one by one, and a failure fails the transaction there
+	}
+	for i, r := range resp.Responses {
+		var v []byte
+		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+			v = nonNil(kvs[0].Value)
+		}
+		t.reads[keys[i]] = v
+	}
+}
+
 func nonNil(v []byte) []byte {
 	if v == nil {
 		return []byte{}

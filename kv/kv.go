@@ -41,6 +41,17 @@ type Tx interface {
 	Writable() bool
 }
 
+// Ref names one key of one bucket.
+type Ref struct{ Bucket, Key []byte }
+
+// Prefetcher is a Tx whose reads each cost a round trip (etcd's): Prefetch reads the keys
+// given in one, and the Gets of them that follow in the transaction read nothing more. A
+// key of a bucket that does not exist is skipped; a failed prefetch leaves the Gets to read
+// one by one.
+type Prefetcher interface {
+	Prefetch(refs ...Ref)
+}
+
 // Bucket is an ordered set of keys. Keys and values returned are valid only during the
 // transaction; copy them to keep them.
 type Bucket interface {

@@ -417,11 +417,19 @@ func (s *Store) Claim(name string) (release func(), err error) {
 		return func() {}, err
 	}
 	return func() {
-		s.withClaims(func(tx kv.Tx, claims kv.Leased) error {
-			if string(tx.Bucket(bucketClaims).Get(key)) != claims.Holder() {
-				return nil
+		// Tried a few times: a claim left behind blocks the next holder until this
+		// replica's session ends (its lease, seconds to a minute), never for good.
+		for try := range 3 {
+			err := s.withClaims(func(tx kv.Tx, claims kv.Leased) error {
+				if string(tx.Bucket(bucketClaims).Get(key)) != claims.Holder() {
+					return nil
+				}
+				return tx.Bucket(bucketClaims).Delete(key)
+			})
+			if err == nil {
+				return
 			}
-			return tx.Bucket(bucketClaims).Delete(key)
-		})
+			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		}
 	}, nil
 }

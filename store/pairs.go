@@ -40,7 +40,9 @@ func (s *Store) Pair(key string) (p Pair, ok bool, err error) {
 		}
 		raw := b.Get([]byte(key))
 		if raw == nil {
-			return nil
+			// Deleted behind the bot's back, the pair would look new: the next rotation
+			// could change the user applications use now.
+			return s.checkGone(tx, bucketPairs, []byte(key))
 		}
 		ok = true
 		if err := s.checkTag(tx, bucketPairs, []byte(key), raw); err != nil {
@@ -76,7 +78,11 @@ func (s *Store) SwapPair(key, expect string, next PairUser) (Pair, error) {
 func (s *Store) swapPair(tx kv.Tx, key, expect string, next PairUser) (Pair, error) {
 	var p Pair
 	b := tx.Bucket(bucketPairs)
-	if raw := b.Get([]byte(key)); raw != nil {
+	if raw := b.Get([]byte(key)); raw == nil {
+		if err := s.checkGone(tx, bucketPairs, []byte(key)); err != nil {
+			return p, err
+		}
+	} else {
 		if err := s.checkTag(tx, bucketPairs, []byte(key), raw); err != nil {
 			return p, err
 		}

@@ -127,7 +127,7 @@ func (s *Store) reseal(k string, rec sealed, keyID string, a cipher.AEAD) (seale
 		return sealed{}, err
 	}
 	rec.KeyID, rec.Nonce = keyID, nonce
-	rec.Box = a.Seal(nil, nonce, plain, aad(k, rec.Owner, rec.ExpiresAt))
+	rec.Box = a.Seal(nil, nonce, plain, aad(k, rec.Owner, rec.ExpiresAt, rec.Use))
 	return rec, nil
 }
 

@@ -278,7 +278,7 @@ func TestSharedRekeyWalksAgain(t *testing.T) {
 		if batches == 2 && !planted {
 			planted = true
 			// Sorted before every random id, so behind the walk.
-			rec, err := seal(oldID, s.keys.byID[oldID], "0000", "U0", time.Now().Add(time.Hour), []byte("behind"))
+			rec, err := seal(oldID, s.keys.byID[oldID], "0000", "U0", time.Now().Add(time.Hour), "", []byte("behind"))
 			if err != nil {
 				return err
 			}

@@ -44,6 +44,11 @@ var (
 type sealed struct {
 	Owner     string    `json:"owner"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Use is "reveal" for a password offered to its owner (ExtendSecret); empty for the
+	// bot's own copies (recovery, delivery, a pair's kept password), which no person
+	// reveals. Bound to the ciphertext with the rest: nobody without the key can make a
+	// copy the bot keeps for itself into one a person may reveal.
+	Use       string    `json:"use,omitempty"`
 	KeyID     string    `json:"key_id"`
 	Nonce     []byte    `json:"nonce"`
 	Box       []byte    `json:"box"`
@@ -259,18 +264,25 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-func aad(id, owner string, exp time.Time) []byte {
-	return []byte(id + "\x00" + owner + "\x00" + exp.UTC().Format(time.RFC3339Nano))
+func aad(id, owner string, exp time.Time, use string) []byte {
+	out := []byte(id + "\x00" + owner + "\x00" + exp.UTC().Format(time.RFC3339Nano))
+	if use != "" {
+		out = append(out, "\x00use="+use...) // none for a bot's copy, as sealed before uses
+	}
+	return out
 }
 
-// seal seals plain as secret id with the key keyID names, a (see Store.sealer).
-func seal(keyID string, a cipher.AEAD, id, owner string, exp time.Time, plain []byte) (sealed, error) {
+// useReveal is the use of a password offered to its owner.
+const useReveal = "reveal"
+
+// seal seals plain as secret id with the key keyID names, a (see Store.sealer), for use.
+func seal(keyID string, a cipher.AEAD, id, owner string, exp time.Time, use string, plain []byte) (sealed, error) {
 	nonce := make([]byte, a.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return sealed{}, err
 	}
-	return sealed{Owner: owner, ExpiresAt: exp.UTC(), KeyID: keyID, Nonce: nonce,
-		Box: a.Seal(nil, nonce, plain, aad(id, owner, exp))}, nil
+	return sealed{Owner: owner, ExpiresAt: exp.UTC(), Use: use, KeyID: keyID, Nonce: nonce,
+		Box: a.Seal(nil, nonce, plain, aad(id, owner, exp, use))}, nil
 }
 
 // sealer is the key new secrets are sealed with. On a shared journal it is the one the
@@ -320,7 +332,7 @@ func (k *keyring) open(id string, s sealed) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: secret %s was sealed with key %s, which this store was not given (it has %s)", ErrBadKey, id, s.KeyID, k.ids())
 	}
-	plain, err := a.Open(nil, s.Nonce, s.Box, aad(id, s.Owner, s.ExpiresAt))
+	plain, err := a.Open(nil, s.Nonce, s.Box, aad(id, s.Owner, s.ExpiresAt, s.Use))
 	if err != nil {
 		return nil, fmt.Errorf("%w: secret %s does not authenticate", ErrBadKey, id)
 	}
@@ -344,7 +356,7 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 		if err != nil {
 			return err
 		}
-		rec, err := seal(keyID, a, id, owner, exp, plain)
+		rec, err := seal(keyID, a, id, owner, exp, "", plain)
 		if err != nil {
 			return err
 		}
@@ -421,7 +433,7 @@ func (s *Store) OfferedTo(owner string) ([]SecretInfo, error) {
 			}
 			for _, o := range list {
 				rec, err := getSealed(secrets, o.ID)
-				if err == nil && rec.Owner == owner && now.Before(rec.ExpiresAt) {
+				if err == nil && rec.Owner == owner && now.Before(rec.ExpiresAt) && offered(rec, now) {
 					out = append(out, SecretInfo{ID: o.ID, Label: string(label), ExpiresAt: rec.ExpiresAt})
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"mongobot/approvals"
 	"mongobot/kv"
+	"slices"
 
 	"encoding/binary"
 	"encoding/json"
@@ -57,6 +58,10 @@ var (
 	// ErrLocked is returned by Open when another process holds the file's lock for longer
 	// than Options.LockTimeout, typically a running bot.
 	ErrLocked = errors.New("store: the journal file is locked by another process")
+	// ErrAmbiguous is the error (wrapped) of a write on a shared journal whose outcome etcd
+	// could not tell: its reply was lost and reading it back failed too. It may or may not
+	// have been written; say so, never "nothing was done".
+	ErrAmbiguous = kv.ErrAmbiguous
 	// ErrNotFound is returned when a record with the given id or key does not exist.
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict is returned (wrapped in *ConflictError) when a compare-and-set finds another
@@ -397,6 +402,9 @@ func decode[T any](tx kv.Tx, b []byte, id uint64) (T, error) {
 // (a *TamperError when not).
 func get[T any](s *Store, tx kv.Tx, b []byte, id uint64) (T, error) {
 	var v T
+	if p, ok := tx.(kv.Prefetcher); ok && tagged(b) {
+		p.Prefetch(kv.Ref{Bucket: b, Key: u64(id)}, kv.Ref{Bucket: bucketVersions, Key: versionKey(b, u64(id))})
+	}
 	raw := tx.Bucket(b).Get(u64(id))
 	if raw == nil {
 		if err := s.checkGone(tx, b, u64(id)); err != nil {
@@ -425,21 +433,29 @@ func put(s *Store, tx kv.Tx, b []byte, id uint64, v any) error {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
 	}
 	bk := tx.Bucket(b)
+	// What the record replaces decides its claims and its events: only when the bot wrote
+	// it. One written behind its back (a record planted at the next id) is replaced as if
+	// absent; its index keys still go.
+	stored := bk.Get(u64(id))
+	old := stored
+	if old != nil && tagged(b) && !unadopted(tx) && s.checkTag(tx, b, u64(id), old) != nil {
+		old = nil
+	}
 	switch rec := v.(type) {
 	case *Entry:
 		if err := claimWhileExecuting(tx, id, rec); err != nil {
 			return err
 		}
 	case *Request:
-		if err := claimWhileRunning(tx, id, rec); err != nil {
+		if err := claimWhileRunning(tx, id, old, rec); err != nil {
 			return err
 		}
 	}
-	if err := reindexRecord(tx, b, id, bk.Get(u64(id)), v); err != nil {
+	if err := reindexRecord(tx, b, id, stored, v); err != nil {
 		return err
 	}
 	// The record's events go with it: in this transaction, or not at all (audit.go).
-	if err := auditPut(tx, bk.Get(u64(id)), v); err != nil {
+	if err := auditPut(tx, old, v); err != nil {
 		return err
 	}
 	value, err := s.tag(tx, b, u64(id), raw)
@@ -458,14 +474,15 @@ func runningState(s string) bool { return s == approvals.Approved || s == approv
 
 // claimWhileRunning keeps, on a shared journal, request id claimed by the replica that
 // approved it while it waits for its turn and begins, as claimWhileExecuting does for an
-// entry: the leader's reconciliation leaves it alone until that replica's session ends.
-func claimWhileRunning(tx kv.Tx, id uint64, r *Request) error {
+// entry: the leader's reconciliation leaves it alone until that replica's session ends. raw
+// is the record it replaces, as the bot wrote it (nil for none).
+func claimWhileRunning(tx kv.Tx, id uint64, raw []byte, r *Request) error {
 	claims, ok := tx.Bucket(bucketClaims).(kv.Leased)
 	if !ok {
 		return nil
 	}
 	was := false
-	if raw := tx.Bucket(bucketRequests).Get(u64(id)); raw != nil {
+	if raw != nil {
 		var old Request
 		if err := json.Unmarshal(raw, &old); err != nil {
 			return fmt.Errorf("store: decode request %d: %w", id, err)
@@ -552,23 +569,50 @@ func list[T any](s *Store, b []byte, before uint64, limit int, keep func(*T) boo
 				k, v = c.Prev()
 			}
 		}
-		for ; k != nil; k, v = c.Prev() {
-			if len(out) == limit {
-				next = binary.BigEndian.Uint64(k) + 1
-				return nil
+		for k != nil {
+			// In chunks, whose version records are read together: one etcd round trip
+			// for a chunk rather than one per record.
+			var chunk [][2][]byte
+			for ; k != nil && len(chunk) < listChunk; k, v = c.Prev() {
+				chunk = append(chunk, [2][]byte{slices.Clone(k), slices.Clone(v)})
 			}
-			if s.checkTag(tx, b, k, v) != nil {
-				continue // reported; never listed for work
-			}
-			var rec T
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("store: decode %s %d: %w", kindOf(b), binary.BigEndian.Uint64(k), err)
-			}
-			if keep == nil || keep(&rec) {
-				out = append(out, rec)
+			prefetchVersions(tx, b, chunk)
+			for _, r := range chunk {
+				if len(out) == limit {
+					next = binary.BigEndian.Uint64(r[0]) + 1
+					return nil
+				}
+				if s.checkTag(tx, b, r[0], r[1]) != nil {
+					continue // reported; never listed for work
+				}
+				var rec T
+				if err := json.Unmarshal(r[1], &rec); err != nil {
+					return fmt.Errorf("store: decode %s %d: %w", kindOf(b), binary.BigEndian.Uint64(r[0]), err)
+				}
+				if keep == nil || keep(&rec) {
+					out = append(out, rec)
+				}
 			}
 		}
 		return nil
 	})
 	return out, next, err
+}
+
+// listChunk is how many records list reads before checking them, their version records in
+// one read (within etcd's default bound of 128 operations a transaction).
+const listChunk = 64
+
+// prefetchVersions reads the version records of the records of bucket b in chunk (key,
+// value pairs) in one round trip, where reads cost one each (etcd).
+func prefetchVersions(tx kv.Tx, b []byte, chunk [][2][]byte) {
+	p, ok := tx.(kv.Prefetcher)
+	if !ok || !tagged(b) {
+		return
+	}
+	refs := make([]kv.Ref, len(chunk))
+	for i, r := range chunk {
+		refs[i] = kv.Ref{Bucket: bucketVersions, Key: versionKey(b, r[0])}
+	}
+	p.Prefetch(refs...)
 }

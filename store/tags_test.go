@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mongobot/approvals"
 	"mongobot/kv"
@@ -344,5 +345,93 @@ func TestOlderCopiesAreRefused(t *testing.T) {
 	}
 	if v, err := st.Verify(); err != nil || len(v.Suspects) != 2 {
 		t.Errorf("verify after the versions were deleted: %+v %v, want both remaining records", v, err)
+	}
+}
+
+// A record planted where the bot's next record goes is replaced as if absent: the bot's
+// request gets its own creation event, not a transition from what the planted one said.
+func TestPlantedRecordIsReplacedAsAbsent(t *testing.T) {
+	c := newClock()
+	st := open(t, t.TempDir(), c)
+	raw(t, st, func(tx kv.Tx) error {
+		b, _ := json.Marshal(Request{ID: 1, Action: "grant-role", Connector: "prod", Requester: "U0EVE", State: approvals.Approved,
+			Args: map[string]string{"user": "eve", "role": "root@admin"}, History: []Step{{State: approvals.Approved, By: "U0ALICE"}}})
+		return tx.Bucket(bucketRequests).Put(u64(1), b)
+	})
+	r, err := st.CreateRequest(Request{Action: "lock-user", Connector: "prod", Requester: "U0DEV",
+		Args: map[string]string{"user": "app"}}, approvals.Pending, "U0DEV")
+	if err != nil || r.ID != 1 {
+		t.Fatalf("create over the planted record: %+v %v", r, err)
+	}
+	lines, _ := trail(t, st, ExportOptions{})
+	if got := kinds(lines); !slices.Contains(got, "request request_id=1 U0DEV") {
+		t.Errorf("the trail: %q, want the request's creation by U0DEV", got)
+	}
+	if got, err := st.Request(1); err != nil || got.Requester != "U0DEV" {
+		t.Errorf("request 1 now: %+v %v", got, err)
+	}
+}
+
+// A pair of alternating users deleted behind the bot's back does not read as new: the next
+// rotation would otherwise pick the user applications use now.
+func TestDeletedPairIsRefused(t *testing.T) {
+	st := open(t, t.TempDir(), newClock())
+	if _, err := st.SwapPair("prod/app", "app_a", PairUser{User: "app_b", Entry: 1}); err != nil {
+		t.Fatal(err)
+	}
+	raw(t, st, func(tx kv.Tx) error { return tx.Bucket(bucketPairs).Delete([]byte("prod/app")) })
+	if _, ok, err := st.Pair("prod/app"); !errors.Is(err, ErrTampered) {
+		t.Errorf("the deleted pair reads as ok=%v, %v; want ErrTampered", ok, err)
+	}
+	if _, err := st.SwapPair("prod/app", "app_a", PairUser{User: "app_b", Entry: 2}); !errors.Is(err, ErrTampered) {
+		t.Errorf("a swap of the deleted pair: %v, want ErrTampered", err)
+	}
+	if _, ok, err := st.Pair("prod/other"); ok || err != nil {
+		t.Errorf("a pair never made: ok=%v %v", ok, err)
+	}
+}
+
+// Only a password the bot offered is revealed to a person: not its own copies (recovery,
+// delivery, a pair's), whatever list or button points at them; and a copy's use cannot be
+// changed without the key.
+func TestOnlyOfferedPasswordsAreRevealed(t *testing.T) {
+	c := newClock()
+	st := open(t, t.TempDir(), c)
+	own, err := st.PutSecret("U0DEV", []byte("kept-for-a-delivery"), RecoveryTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RevealSecret(own, "U0DEV"); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("the bot's own copy revealed: %v, want ErrNotOffered", err)
+	}
+	if got, err := st.PeekSecret(own, "U0DEV"); err != nil || string(got) != "kept-for-a-delivery" {
+		t.Errorf("the bot reading its own copy: %q %v", got, err)
+	}
+	if l, err := st.OfferedTo("U0DEV"); err != nil || len(l) != 0 {
+		t.Errorf("the bot's own copy listed for a Reveal: %+v %v", l, err)
+	}
+	// Its use written as a reveal's, behind the bot's back: the seal no longer opens.
+	raw(t, st, func(tx kv.Tx) error {
+		var m map[string]any
+		if err := json.Unmarshal(tx.Bucket(bucketSecrets).Get([]byte(own)), &m); err != nil {
+			return err
+		}
+		m["use"] = "reveal"
+		b, _ := json.Marshal(m)
+		return tx.Bucket(bucketSecrets).Put([]byte(own), b)
+	})
+	if _, err := st.RevealSecret(own, "U0DEV"); !errors.Is(err, ErrBadKey) {
+		t.Errorf("a copy whose use was rewritten: %v, want ErrBadKey", err)
+	}
+	// Offered (the bot's ExtendSecret), it is the owner's to reveal.
+	offer, err := st.PutSecret("U0DEV", []byte("for-you"), RecoveryTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ExtendSecret(offer, "U0DEV", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.RevealSecret(offer, "U0DEV"); err != nil || string(got) != "for-you" {
+		t.Errorf("the offered password: %q %v", got, err)
 	}
 }
