@@ -57,7 +57,7 @@ func update[T any, P interface {
 			return err
 		}
 		out = rec
-		return put(s, tx, b, id, P(&rec))
+		return putOver(s, tx, b, id, P(&rec), true)
 	})
 	return out, err
 }

@@ -48,10 +48,10 @@ type sealed struct {
 	// bot's own copies (recovery, delivery, a pair's kept password), which no person
 	// reveals. Bound to the ciphertext with the rest: nobody without the key can make a
 	// copy the bot keeps for itself into one a person may reveal.
-	Use       string    `json:"use,omitempty"`
-	KeyID     string    `json:"key_id"`
-	Nonce     []byte    `json:"nonce"`
-	Box       []byte    `json:"box"`
+	Use   string `json:"use,omitempty"`
+	KeyID string `json:"key_id"`
+	Nonce []byte `json:"nonce"`
+	Box   []byte `json:"box"`
 }
 
 // ParseKey reads a 32-byte key written as 64 hex digits or base64 (standard or URL, padded or

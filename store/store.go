@@ -428,6 +428,12 @@ func get[T any](s *Store, tx kv.Tx, b []byte, id uint64) (T, error) {
 // The record is tagged in the same transaction (tags.go), after its audit events, whose
 // sequence is its version.
 func put(s *Store, tx kv.Tx, b []byte, id uint64, v any) error {
+	return putOver(s, tx, b, id, v, false)
+}
+
+// putOver is put; verified says the caller read the record it replaces with get in tx (so
+// its tag and version were checked already, and are not again).
+func putOver(s *Store, tx kv.Tx, b []byte, id uint64, v any, verified bool) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %s %d: %w", kindOf(b), id, err)
@@ -438,7 +444,7 @@ func put(s *Store, tx kv.Tx, b []byte, id uint64, v any) error {
 	// absent; its index keys still go.
 	stored := bk.Get(u64(id))
 	old := stored
-	if old != nil && tagged(b) && !unadopted(tx) && s.checkTag(tx, b, u64(id), old) != nil {
+	if old != nil && !verified && tagged(b) && !unadopted(tx) && s.checkTag(tx, b, u64(id), old) != nil {
 		old = nil
 	}
 	switch rec := v.(type) {

@@ -183,7 +183,7 @@ func (s *Store) tagAt(tx kv.Tx, b, key, raw []byte, ver uint64) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.putVersion(tx, b, key, ver, id); err != nil {
+	if err := putVersion(tx, b, key, ver); err != nil {
 		return nil, err
 	}
 	return withTag(raw, t), nil
@@ -213,10 +213,6 @@ func (s *Store) retag(tx kv.Tx, b, key, value []byte, keyID string) (out []byte,
 	ver := binary.BigEndian.Uint64(t[1:9])
 	nt, err := makeTag(b, key, raw, ver, keyID, s.keys.macs[keyID])
 	if err != nil {
-		return nil, false
-	}
-	// Its version record too, in the same transaction: the old key may be dropped next.
-	if err := s.putVersion(tx, b, key, ver, keyID); err != nil {
 		return nil, false
 	}
 	return withTag(raw, nt), true
@@ -535,7 +531,7 @@ func (s *Store) verifyAll(tx kv.Tx) (Verification, error) {
 				head = append([]byte(nil), vv...)
 				next()
 			}
-			version := func(ver uint64) string { return s.versionWhy(vb != nil, b, k, ver, head) }
+			version := func(ver uint64) string { return versionWhy(vb != nil, b, k, ver, head) }
 			var te *TamperError
 			if err := s.verifyWith(tx, b, k, v, version); errors.As(err, &te) {
 				out.Suspects = append(out.Suspects, Suspect{Kind: te.Kind, Key: te.Key, Why: te.Why})

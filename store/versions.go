@@ -1,9 +1,7 @@
 package store
 
 import (
-	"crypto/hmac"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 
 	"mongobot/kv"
@@ -14,9 +12,9 @@ import (
 // copy of itself, tag and all (etcd keeps old revisions; a file has copies): a request
 // back to approved after it ran, an entry back to done after its rollback, a schedule back
 // after it was stopped. So the store keeps, for every tagged record, the version it wrote
-// last, in the versions bucket, authenticated like the records, and written in the same
-// transaction as each record: a record whose version is not the one its version record
-// holds was put back, and fails as a forged one does. A record without a version record
+// last, in the versions bucket, written in the same transaction as each record: a record
+// whose (authenticated) version is not the one its version record holds was put back, and
+// fails as a forged one does. A record without a version record
 // was deleted and put back (retention deletes both), or written outside the bot.
 //
 // A record put back together with its version record, both older copies, passes: the two
@@ -26,8 +24,10 @@ import (
 // docs/security.md.
 
 // bucketVersions holds, for each record of a tagged bucket, the version the bot wrote last:
-// key versionKey(bucket, key), value a tag (format, version, key id, MAC) over the record's
-// bucket and key and that version.
+// key versionKey(bucket, key), value the version (8 bytes, big-endian). It carries no MAC of
+// its own: whoever could put back an older version record could as well put back an older
+// copy of a MAC'd one, and a version record names no work; the record's own tag binds the
+// version it is compared with.
 var bucketVersions = []byte("versions")
 
 // versionKey is the key of record key of bucket b in the versions bucket.
@@ -38,24 +38,14 @@ func versionKey(b, key []byte) []byte {
 	return append(out, key...)
 }
 
-// versionMAC is what a version record's MAC covers besides its version: its own bucket and
-// the record's bucket and key, so it vouches for that record only.
-func versionTag(b, key []byte, ver uint64, keyID string, mk []byte) ([]byte, error) {
-	return makeTag(bucketVersions, versionKey(b, key), []byte{'v'}, ver, keyID, mk)
-}
-
-// putVersion records, in tx, that version ver of record key of bucket b is the latest, made
-// with key keyID. Called wherever a tagged record is written (tag, retag).
-func (s *Store) putVersion(tx kv.Tx, b, key []byte, ver uint64, keyID string) error {
+// putVersion records, in tx, that version ver of record key of bucket b is the latest.
+// Called wherever a tagged record is written (tagAt).
+func putVersion(tx kv.Tx, b, key []byte, ver uint64) error {
 	vb := tx.Bucket(bucketVersions)
 	if vb == nil {
 		return nil // a journal from before versions, opened by a test writing raw records
 	}
-	t, err := versionTag(b, key, ver, keyID, s.keys.macs[keyID])
-	if err != nil {
-		return err
-	}
-	return vb.Put(versionKey(b, key), t)
+	return vb.Put(versionKey(b, key), u64(ver))
 }
 
 // dropVersion forgets record key of bucket b, deleted by the bot (retention): a copy put
@@ -75,46 +65,28 @@ func (s *Store) checkVersion(tx kv.Tx, b, key []byte, ver uint64) string {
 	if vb == nil {
 		return ""
 	}
-	return s.versionWhy(true, b, key, ver, vb.Get(versionKey(b, key)))
+	return versionWhy(true, b, key, ver, vb.Get(versionKey(b, key)))
 }
 
 // versionWhy is checkVersion with the version record read (t, nil when there is none;
 // kept false when the journal keeps no versions).
-func (s *Store) versionWhy(kept bool, b, key []byte, ver uint64, t []byte) string {
+func versionWhy(kept bool, b, key []byte, ver uint64, t []byte) string {
 	if !kept {
 		return ""
 	}
 	if t == nil {
 		return "the journal holds no version of it: it was deleted and put back, or written outside the bot"
 	}
-	latest, why := s.openVersion(b, key, t)
-	switch {
-	case why != "":
-		return why
+	if len(t) != 8 {
+		return "its version record is malformed"
+	}
+	switch latest := binary.BigEndian.Uint64(t); {
 	case latest > ver:
 		return fmt.Sprintf("it is version %d of itself, and the bot wrote version %d since: it was put back to an older copy", ver, latest)
 	case latest < ver:
 		return fmt.Sprintf("its version record says %d, older than the record's %d: the version record was set back", latest, ver)
 	}
 	return ""
-}
-
-// openVersion is the version a version record t of record key of bucket b holds, or why it
-// fails its own authentication.
-func (s *Store) openVersion(b, key, t []byte) (uint64, string) {
-	if len(t) != tagLen || t[0] != tagFormat {
-		return 0, "its version record is malformed"
-	}
-	ver := binary.BigEndian.Uint64(t[1:9])
-	kid := hex.EncodeToString(t[9:15])
-	mk, ok := s.keys.macs[kid]
-	if !ok {
-		return 0, "its version record was authenticated with key " + kid + ", which this bot was not given"
-	}
-	if !hmac.Equal(t[15:], tagMAC(mk, tagFormat, bucketVersions, versionKey(b, key), ver, []byte{'v'})) {
-		return 0, "its version record does not match"
-	}
-	return ver, ""
 }
 
 // recordVersions makes the versions bucket of a journal that has none: a new one, or one
