@@ -512,6 +512,14 @@ func (b *Bot) runSchedule(id uint64, slot time.Time, retry bool) {
 			b.failedRun(ctx, sc, slot, err)
 			return
 		}
+		// Approved for an ordinary user, a schedule does not rotate an administrator's
+		// password (and hand it to its owner) unless the policy for high risk is met.
+		if r, err := b.store.Request(sc.RequestID); err == nil {
+			if err := b.stillLowRisk(ctx, r, args, pre); err != nil {
+				b.failedRun(ctx, sc, slot, err)
+				return
+			}
+		}
 	}
 	// The entry is the claim on the slot: committed before MongoDB is touched, refused for
 	// a slot already claimed, whatever happened to the process since.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"mongobot/approvals"
 	"mongobot/bot"
 	"mongobot/bot/slack/slacktest"
 	"mongobot/connector"
@@ -289,5 +290,24 @@ func TestTemporaryGrantAndLock(t *testing.T) {
 	e.advance(time.Hour)
 	if es, _, _ := e.st.History(0, 100); len(es) != 4 {
 		t.Fatalf("%d journal entries, want 4: the cancelled timer ran", len(es))
+	}
+}
+
+// A schedule approved for an ordinary user does not rotate the password of one made an
+// administrator since (outside the bot): its runs fail, saying the policy for high risk
+// is not met, and the password is not changed.
+func TestScheduleOfAnAdministratorDoesNotRun(t *testing.T) {
+	p := testPolicy()
+	p.Rules = append(p.Rules, approvals.Rule{Risk: approvals.RiskHigh, Quorum: 2})
+	e := newEnv(t, envOptions{policy: &p})
+	old := e.createUser("svc")
+	e.schedule("svc", "@hourly")
+	if _, err := e.admin.GrantRole(t.Context(), connector.UserRef{User: "svc", DB: "admin"}, connector.Role{Name: "root", DB: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(time.Hour)
+	e.message("the run's failure", slacktest.Containing("Scheduled rotation #1", "FAILED", "became high-risk after it was approved", "needs 2 approvals"))
+	if err := e.login("svc", old); err != nil {
+		t.Errorf("the administrator's password was changed: %v", err)
 	}
 }

@@ -56,6 +56,9 @@ type KV struct {
 	writes chan struct{}
 }
 
+// MaxOps is the most operations one commit may carry (kv.Bounded).
+func (d *KV) MaxOps() int { return d.opts.MaxOps }
+
 // NewKV is the journal's kv.DB on etcd under prefix (which should end in "/").
 func NewKV(c *clientv3.Client, prefix string, opts KVOptions) *KV {
 	if opts.Timeout <= 0 {
@@ -513,19 +516,21 @@ func (t *etcdTx) Prefetch(refs ...kv.Ref) {
 		ops = append(ops, clientv3.OpGet(key, clientv3.WithRev(t.rev), clientv3.WithSerializable()))
 		keys = append(keys, key)
 	}
-	if len(ops) < 2 {
-		return // one read costs the same either way
-	}
-	resp, err := t.d.c.Txn(t.ctx).Then(ops...).Commit()
-	if err != nil {
-		return // the Gets read them one by one, and a failure fails the transaction there
-	}
-	for i, r := range resp.Responses {
-		var v []byte
-		if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
-			v = nonNil(kvs[0].Value)
+	// In groups within the cluster's bound on a transaction's operations.
+	for len(ops) >= 2 { // one read costs the same either way
+		n := min(len(ops), t.d.opts.MaxOps)
+		resp, err := t.d.c.Txn(t.ctx).Then(ops[:n]...).Commit()
+		if err != nil {
+			return // the Gets read them one by one, and a failure fails the transaction there
 		}
-		t.reads[keys[i]] = v
+		for i, r := range resp.Responses {
+			var v []byte
+			if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
+				v = nonNil(kvs[0].Value)
+			}
+			t.reads[keys[i]] = v
+		}
+		ops, keys = ops[n:], keys[n:]
 	}
 }
 

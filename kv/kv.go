@@ -52,6 +52,12 @@ type Prefetcher interface {
 	Prefetch(refs ...Ref)
 }
 
+// Bounded is a DB whose transactions carry at most MaxOps writes (etcd's --max-txn-ops):
+// work too big for one is done in batches sized from it.
+type Bounded interface {
+	MaxOps() int
+}
+
 // Bucket is an ordered set of keys. Keys and values returned are valid only during the
 // transaction; copy them to keep them.
 type Bucket interface {

@@ -400,6 +400,9 @@ func RestoreFile(dir string, b *Backup) error {
 		if err := tx.Bucket(bucketAudit).(kv.Sequencer).SetSequence(auditSeq(b)); err != nil {
 			return err
 		}
+		if err := gapVersions(tx, b); err != nil {
+			return err
+		}
 		return finishRestore(tx, b, time.Now())
 	})
 	if cerr := db.Close(); err == nil {
@@ -448,6 +451,22 @@ func createAll(tx kv.Tx) error {
 		}
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// gapVersions moves the version counter of a journal restored from b past every version the
+// journal it was taken from can have issued since, as auditSeq does the trail's: a record
+// of that journal written after the backup never shares a version with one of this.
+func gapVersions(tx kv.Tx, b *Backup) error {
+	vb := tx.Bucket(bucketVersions)
+	if vb == nil {
+		return nil // a backup from before versions: the first open makes them
+	}
+	for _, bk := range b.buckets {
+		if bk.name == string(bucketVersions) {
+			return vb.(kv.Sequencer).SetSequence(bk.seq + auditRestoreGap)
 		}
 	}
 	return nil
@@ -614,6 +633,9 @@ func RestoreShared(db kv.DB, describe string, b *Backup, opts RestoreOptions) er
 			return err
 		}
 		if err := tx.Bucket(bucketAudit).(kv.Sequencer).SetSequence(auditSeq(b)); err != nil {
+			return err
+		}
+		if err := gapVersions(tx, b); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyRestoring, id)

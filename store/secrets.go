@@ -44,9 +44,9 @@ var (
 type sealed struct {
 	Owner     string    `json:"owner"`
 	ExpiresAt time.Time `json:"expires_at"`
-	// Use is "reveal" for a password offered to its owner (ExtendSecret); empty for the
+	// Use is "reveal" for a password offered to its owner (ExtendSecret), "keep" for the
 	// bot's own copies (recovery, delivery, a pair's kept password), which no person
-	// reveals. Bound to the ciphertext with the rest: nobody without the key can make a
+	// reveals; empty for one sealed before uses were recorded. Bound to the ciphertext with the rest: nobody without the key can make a
 	// copy the bot keeps for itself into one a person may reveal.
 	Use   string `json:"use,omitempty"`
 	KeyID string `json:"key_id"`
@@ -272,8 +272,13 @@ func aad(id, owner string, exp time.Time, use string) []byte {
 	return out
 }
 
-// useReveal is the use of a password offered to its owner.
-const useReveal = "reveal"
+// Uses of a sealed password: offered to its owner (ExtendSecret), or kept by the bot for
+// itself (PutSecret: recovery, delivery, a pair's rollback). One sealed before uses were
+// recorded has none.
+const (
+	useReveal = "reveal"
+	useKeep   = "keep"
+)
 
 // seal seals plain as secret id with the key keyID names, a (see Store.sealer), for use.
 func seal(keyID string, a cipher.AEAD, id, owner string, exp time.Time, use string, plain []byte) (sealed, error) {
@@ -356,7 +361,7 @@ func (s *Store) PutSecret(owner string, plain []byte, ttl time.Duration) (string
 		if err != nil {
 			return err
 		}
-		rec, err := seal(keyID, a, id, owner, exp, "", plain)
+		rec, err := seal(keyID, a, id, owner, exp, useKeep, plain)
 		if err != nil {
 			return err
 		}

@@ -425,8 +425,7 @@ func get[T any](s *Store, tx kv.Tx, b []byte, id uint64) (T, error) {
 // from those of the record it replaces: the write-ahead index among them, so an entry is
 // never executing without being listed by Executing.
 //
-// The record is tagged in the same transaction (tags.go), after its audit events, whose
-// sequence is its version.
+// The record is tagged in the same transaction (tags.go), with a new version (versions.go).
 func put(s *Store, tx kv.Tx, b []byte, id uint64, v any) error {
 	return putOver(s, tx, b, id, v, false)
 }

@@ -27,9 +27,9 @@ import (
 // ignores it): HMAC-SHA256, with a key derived from the encryption key, over the bucket, the
 // key, the record's version and its bytes without the tag. So a record cannot be written,
 // altered, or copied under another id or into another bucket without the store noticing,
-// and checking it costs no read beyond the record's own. The version is the audit trail's
-// sequence when the record was written: a record claiming a version the trail has not
-// reached is refused too (a copy of a journal whose trail was cut back).
+// and checking it costs no read beyond the record's own. The version is drawn from the
+// versions bucket's counter at each write (versions.go): a record claiming a version the
+// counter has not reached is refused too (a copy of a journal that was cut back).
 //
 // A record that fails its tag is never acted on: reading it for work returns a
 // *TamperError, lists for work leave it out, and Options.OnTamper hears of it (the bot says
@@ -166,7 +166,15 @@ func (s *Store) tag(tx kv.Tx, b, key, raw []byte) ([]byte, error) {
 	if s.untagged || unadopted(tx) {
 		return raw, nil
 	}
-	return s.tagAt(tx, b, key, raw, tx.Bucket(bucketAudit).Sequence())
+	vb := tx.Bucket(bucketVersions)
+	if vb == nil {
+		return nil, errNoVersions
+	}
+	ver, err := vb.NextSequence()
+	if err != nil {
+		return nil, err
+	}
+	return s.tagAt(tx, b, key, raw, ver)
 }
 
 // tagAt is raw with its tag for version ver, its version record written in tx.
@@ -182,6 +190,11 @@ func (s *Store) tagAt(tx kv.Tx, b, key, raw []byte, ver uint64) ([]byte, error) 
 	t, err := makeTag(b, key, raw, ver, id, mk)
 	if err != nil {
 		return nil, err
+	}
+	// Versions only grow: a record whose latest version is already this one or later means
+	// the counter was set back, and writing would hand out versions older copies carry.
+	if cur := tx.Bucket(bucketVersions).Get(versionKey(b, key)); len(cur) == 8 && binary.BigEndian.Uint64(cur) >= ver {
+		return nil, &TamperError{Kind: kindOf(b), Key: keyName(b, key), Why: fmt.Sprintf("the journal's version counter (%d) is behind the record's latest version (%d): it was set back outside the bot, so nothing more is written", ver, binary.BigEndian.Uint64(cur))}
 	}
 	if err := putVersion(tx, b, key, ver); err != nil {
 		return nil, err
@@ -253,8 +266,8 @@ func (s *Store) verifyWith(tx kv.Tx, b, key, value []byte, version func(ver uint
 		return fail(why, nil)
 	}
 	ver := binary.BigEndian.Uint64(t[1:9])
-	if a := tx.Bucket(bucketAudit); a != nil && ver > a.Sequence() {
-		return fail(fmt.Sprintf("it claims version %d, past the audit trail's %d: the journal was cut back", ver, a.Sequence()), nil)
+	if vb := tx.Bucket(bucketVersions); vb != nil && ver > vb.Sequence() {
+		return fail(fmt.Sprintf("it claims version %d, past the journal's %d: the journal was cut back", ver, vb.Sequence()), nil)
 	}
 	if why := version(ver); why != "" {
 		return fail(why, nil)
@@ -345,7 +358,7 @@ type Adopted struct {
 // the journal is not awaiting adoption and holds an untagged record. by is who adopted (the
 // operator's name, for the trail).
 //
-// It works in batches (adoptBatch records a transaction), so a shared journal of any size
+// It works in batches (Store.adoptSize records a transaction), so a shared journal of any size
 // fits etcd's bound on a transaction: the first appends an event that begins the adoption,
 // whose cursor is the version of every record it tags; the last clears the mark. Until
 // then the journal stays unadopted (serve refuses it), and an interrupted adoption is
@@ -373,12 +386,22 @@ func (s *Store) Adopt(by string) (Adopted, error) {
 			ver = binary.BigEndian.Uint64(v) // an adoption interrupted: finish it
 			return nil
 		}
-		// The event that begins the adoption moves the trail past every version a record
-		// could carry already, so the records this adoption tags are told by their version.
+		// The adoption draws one version for every record it tags, past every version a
+		// record could carry already, so they are told by it if the adoption is resumed.
+		vb := tx.Bucket(bucketVersions)
+		if vb == nil {
+			return errNoVersions
+		}
+		if vb.KeyN() > 0 {
+			return fmt.Errorf("%w: the journal awaits adoption but already holds version records, which only the bot writes for authenticated records: the mark asking for adoption was set outside the bot; nothing was adopted (run mongobot journal verify)", ErrTampered)
+		}
+		var err error
+		if ver, err = vb.NextSequence(); err != nil {
+			return err
+		}
 		if err := appendEvents(tx, []Event{{Kind: EventAdopted, At: s.now(), By: by, Note: "adoption begun"}}); err != nil {
 			return err
 		}
-		ver = tx.Bucket(bucketAudit).Sequence()
 		return meta.Put(keyAdopting, u64(ver))
 	})
 	if err != nil {
@@ -445,7 +468,7 @@ func (s *Store) adoptBatch(tx kv.Tx, b, from []byte, ver uint64) (n int, next []
 		todo = append(todo, rec{append([]byte(nil), k...), append([]byte(nil), v...)})
 		return nil
 	}
-	for ; k != nil && len(todo) < adoptBatch; k, v = c.Next() {
+	for ; k != nil && len(todo) < s.adoptSize(); k, v = c.Next() {
 		if err := check(k, v); err != nil {
 			return 0, nil, err
 		}
@@ -465,9 +488,19 @@ func (s *Store) adoptBatch(tx kv.Tx, b, from []byte, ver uint64) (n int, next []
 	return len(todo), next, nil
 }
 
-// adoptBatch is how many records one transaction of an adoption tags: with their version
-// records, well within etcd's default bound of 128 operations.
-const adoptBatch = 50
+// adoptSize is how many records one transaction of an adoption tags: each with its version
+// record, within the backend's bound on a transaction (etcd's max_txn_ops), leaving room
+// for the counter, the bucket's sequence and the mark.
+func (s *Store) adoptSize() int {
+	db := s.db
+	if u, ok := db.(unowned); ok {
+		db = u.DB
+	}
+	if b, ok := db.(kv.Bounded); ok && b.MaxOps() > 0 {
+		return max(1, (b.MaxOps()-8)/2)
+	}
+	return 1000
+}
 
 // Suspect is a record that fails its authentication, as Verify lists it.
 type Suspect struct {

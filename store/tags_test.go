@@ -435,3 +435,34 @@ func TestOnlyOfferedPasswordsAreRevealed(t *testing.T) {
 		t.Errorf("the offered password: %q %v", got, err)
 	}
 }
+
+// Every write of a record gives it a new version, events or not: a schedule paused by the
+// bot, with no audit event between, cannot be put back active. A version counter set back
+// stops the bot writing rather than hand out versions older copies carry.
+func TestEveryWriteIsANewVersion(t *testing.T) {
+	st := open(t, t.TempDir(), newClock())
+	sc, err := st.CreateSchedule(Schedule{Connector: "prod", User: "app", DB: "admin", Spec: "@daily", Owner: "U0DEV"}, "U0DEV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []byte
+	raw(t, st, func(tx kv.Tx) error {
+		active = slices.Clone(tx.Bucket(bucketSchedules).Get(u64(sc.ID)))
+		return nil
+	})
+	if _, err := st.TransitionSchedule(sc.ID, []string{ScheduleActive}, Step{State: SchedulePaused, By: "bot"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw(t, st, func(tx kv.Tx) error { return tx.Bucket(bucketSchedules).Put(u64(sc.ID), active) })
+	if _, err := st.Schedule(sc.ID); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "older copy") {
+		t.Errorf("the active copy put back: %v, want refused as an older copy", err)
+	}
+	other, err := st.CreateSchedule(Schedule{Connector: "prod", User: "other", DB: "admin", Spec: "@daily", Owner: "U0DEV"}, "U0DEV")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw(t, st, func(tx kv.Tx) error { return tx.Bucket(bucketVersions).(kv.Sequencer).SetSequence(1) })
+	if _, err := st.UpdateSchedule(other.ID, func(*Schedule) error { return nil }); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "back") {
+		t.Errorf("a write after the counter was set back: %v, want refused", err)
+	}
+}

@@ -43,10 +43,14 @@ func versionKey(b, key []byte) []byte {
 func putVersion(tx kv.Tx, b, key []byte, ver uint64) error {
 	vb := tx.Bucket(bucketVersions)
 	if vb == nil {
-		return nil // a journal from before versions, opened by a test writing raw records
+		return errNoVersions
 	}
 	return vb.Put(versionKey(b, key), u64(ver))
 }
+
+// errNoVersions is the error of a write to a journal whose versions bucket is gone while the
+// bot runs: deleted outside it (on etcd, one key). Nothing more is written or vouched for.
+var errNoVersions = &TamperError{Kind: "journal", Key: "versions", Why: "its versions bucket is gone: it was deleted outside the bot, so the bot writes and acts on nothing; restore the journal from a backup"}
 
 // dropVersion forgets record key of bucket b, deleted by the bot (retention): a copy put
 // back later has no version record, and fails.
@@ -63,7 +67,10 @@ func dropVersion(tx kv.Tx, b, key []byte) error {
 func (s *Store) checkVersion(tx kv.Tx, b, key []byte, ver uint64) string {
 	vb := tx.Bucket(bucketVersions)
 	if vb == nil {
-		return ""
+		if s.readOnly {
+			return "" // a journal from before versions, read by the journal commands
+		}
+		return errNoVersions.Why
 	}
 	return versionWhy(true, b, key, ver, vb.Get(versionKey(b, key)))
 }
@@ -118,7 +125,14 @@ func (s *Store) recordVersions(tx kv.Tx) error {
 // an index or a person naming it meets a *TamperError, reported, rather than "not found".
 func (s *Store) checkGone(tx kv.Tx, b, key []byte) error {
 	vb := tx.Bucket(bucketVersions)
-	if s.readOnly || s.untagged || vb == nil || !tagged(b) || vb.Get(versionKey(b, key)) == nil {
+	if s.readOnly || s.untagged || !tagged(b) || unadopted(tx) {
+		return nil
+	}
+	if vb == nil {
+		s.onTamper.report(*errNoVersions)
+		return errNoVersions
+	}
+	if vb.Get(versionKey(b, key)) == nil {
 		return nil
 	}
 	te := TamperError{Kind: kindOf(b), Key: keyName(b, key), Why: goneWhy}
