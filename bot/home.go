@@ -147,6 +147,25 @@ type homes struct {
 	mu      sync.Mutex
 	seen    map[string]bool
 	pending map[string]bool
+	// publishing holds, per person, a lock held from reading their home to publishing it:
+	// two views of one home computed at once could otherwise be published out of order,
+	// the older last, and a password waiting for them would not show.
+	publishing map[string]*sync.Mutex
+}
+
+// publishLock is user's publishing lock.
+func (h *homes) publishLock(user string) *sync.Mutex {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.publishing == nil {
+		h.publishing = map[string]*sync.Mutex{}
+	}
+	m, ok := h.publishing[user]
+	if !ok {
+		m = &sync.Mutex{}
+		h.publishing[user] = m
+	}
+	return m
 }
 
 func (b *Bot) homeSeen(user string) {
@@ -200,6 +219,10 @@ func (b *Bot) refreshHome(ctx context.Context, user string) {
 	b.homes.pending[user] = true
 	b.homes.mu.Unlock()
 	b.spawn("home refresh", func() {
+		m := b.homes.publishLock(user)
+		m.Lock()
+		defer m.Unlock()
+		// From here on a change needs another refresh: this one may have read too early.
 		b.homes.mu.Lock()
 		delete(b.homes.pending, user)
 		b.homes.mu.Unlock()
@@ -221,6 +244,9 @@ func (b *Bot) HomeOpened(ctx context.Context, user string) {
 	if !ok {
 		return
 	}
+	m := b.homes.publishLock(user)
+	m.Lock()
+	defer m.Unlock()
 	if err := hh.PublishHome(ctx, user, b.Home(ctx, user)); err != nil {
 		b.log.Warn("publish home", "user", user, "err", err)
 	}
